@@ -1,0 +1,217 @@
+"""What every edge agent runs on: one MQTT connection, retained online/offline state with a last
+will, the durable alert outbox, a bounded telemetry queue, a health heartbeat and command
+dispatch. An agent's ``service.py`` owns an :class:`AgentRuntime` and adds its own sensing loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from edge.bus import Bus, BusError
+from edge.config import AgentConfig
+from edge.outbox import AlertDelivery, Outbox
+from edge.protocol import (
+    CHANNEL_QOS,
+    Alert,
+    Channel,
+    CmdChannel,
+    ConfigPush,
+    DeviceKind,
+    DeviceState,
+    DeviceStatus,
+    Health,
+    Message,
+    Position,
+    PositionBatch,
+    ProtocolError,
+    Reply,
+    channel_of,
+    cmd_filter,
+    decode_cmd_message,
+    device_topic,
+    encode,
+)
+from edge.queues import BoundedQueue
+
+log = logging.getLogger(__name__)
+
+try:
+    SW_VERSION = version("gridward")
+except PackageNotFoundError:  # running from a source tree without installing
+    SW_VERSION = "0+unknown"
+
+CommandHandler = Callable[[Message], None]
+
+
+class AgentRuntime:
+    def __init__(
+        self,
+        config: AgentConfig,
+        kind: DeviceKind,
+        *,
+        health_fields: Callable[[], dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.kind = kind
+        self.site = config.site
+        self.device = config.device
+        self._clock = clock
+        self._started_at = clock()
+        self._health_fields = health_fields
+        self.config_version: int | None = None
+        self.counters: Counter[str] = Counter()
+        self._handlers: dict[CmdChannel, CommandHandler] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+        self.state_topic = device_topic(self.site, kind, self.device, Channel.STATE)
+        will = (self.state_topic, self._state_payload(DeviceStatus.OFFLINE))
+        self.bus = Bus(config.mqtt, client_id=f"{self.site}-{self.device}", will=will,
+                       on_connected=self._on_connected)
+        self.outbox = Outbox(config.data_dir / f"{self.device}-outbox.sqlite",
+                             max_items=config.outbox_max_items)
+        self.delivery = AlertDelivery(self.bus, self.outbox, site=self.site, kind=kind,
+                                      device=self.device, resend_after_s=config.resend_after_s)
+        self.telemetry: BoundedQueue[tuple[str, bytes, int]] = BoundedQueue(
+            config.telemetry_queue_max
+        )
+        self.on_command(CmdChannel.CONFIG, self._apply_config)
+
+    # -- public API for agents ---------------------------------------------------------------
+
+    def on_command(self, channel: CmdChannel, handler: CommandHandler) -> None:
+        """Register the handler for one hub -> device channel (replaces the default)."""
+        self._handlers[channel] = handler
+
+    def start(self) -> None:
+        # One subscription for all commands: overlapping filters may get duplicate copies.
+        self.bus.subscribe(cmd_filter(self.site, self.device), self._on_command, qos=1)
+        self.bus.start()
+        self.delivery.start()
+        for target, name in ((self._telemetry_loop, "telemetry"), (self._health_loop, "health")):
+            thread = threading.Thread(target=target, name=f"{self.device}-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Say "stopped" (retained) and shut down; unacked alerts stay in the outbox."""
+        self._stop.set()
+        self.telemetry.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self.delivery.stop()
+        self.bus.stop(final=(self.state_topic, self._state_payload(DeviceStatus.STOPPED)))
+        self.outbox.close()
+
+    def alert(self, **fields: Any) -> Alert:
+        """Build an alert for this device (site/device filled in) and send it durably."""
+        alert = Alert(site=self.site, device=self.device, **fields)
+        self.send_alert(alert)
+        return alert
+
+    def send_alert(self, alert: Alert) -> None:
+        self.delivery.send(alert)
+        self.counters["alerts"] += 1
+
+    def send_positions(self, positions: Sequence[Position]) -> None:
+        """Queue positions (QoS 0, batched); oldest batches drop first when the queue is full."""
+        for start in range(0, len(positions), 500):
+            batch = PositionBatch(site=self.site, device=self.device,
+                                  positions=list(positions[start : start + 500]))
+            self._queue_telemetry(batch)
+
+    def send_reply(self, reply: Reply) -> None:
+        self._queue_telemetry(reply)
+
+    def publish_state(self) -> None:
+        try:
+            self.bus.publish(self.state_topic, self._state_payload(DeviceStatus.ONLINE), qos=1,
+                             retain=True)
+        except BusError as err:
+            log.info("state not published: %s", err)
+
+    def health_message(self) -> Health:
+        fields: dict[str, Any] = dict(self._health_fields() if self._health_fields else {})
+        dropped = {**self.telemetry.dropped, **fields.pop("dropped", {})}
+        dropped["bad_command"] = self.counters["bad_command"]
+        return Health(
+            site=self.site, device=self.device,
+            uptime_s=round(self._clock() - self._started_at, 3),
+            queue_depth=len(self.telemetry), outbox_depth=self.outbox.depth(),
+            dropped=dropped, cpu_temp_c=read_cpu_temp_c(), **fields,
+        )
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _state_payload(self, status: DeviceStatus) -> bytes:
+        return encode(DeviceState(site=self.site, device=self.device, state=status,
+                                  kind=self.kind, sw_version=SW_VERSION,
+                                  config_version=self.config_version))
+
+    def _queue_telemetry(self, message: Message) -> None:
+        channel = channel_of(message)
+        topic = device_topic(self.site, self.kind, self.device, channel)
+        self.telemetry.put_drop_oldest((topic, encode(message), CHANNEL_QOS[channel]),
+                                       reason=f"{channel}_queue_full")
+
+    def _on_connected(self) -> None:
+        self.delivery.on_connected()
+        self.publish_state()
+
+    def _on_command(self, topic: str, payload: bytes) -> None:
+        try:
+            parsed, message = decode_cmd_message(topic, payload)
+        except ProtocolError as err:
+            self.counters["bad_command"] += 1
+            log.warning("ignored bad command (%s): %s", err.reason, err)
+            return
+        if parsed.channel is CmdChannel.ACK:
+            self.delivery.apply_ack(message)
+            return
+        handler = self._handlers.get(parsed.channel)
+        if handler is None:
+            self.counters["unhandled_command"] += 1
+            log.info("no handler for %s on %s", parsed.channel, self.kind)
+            return
+        try:
+            handler(message)
+        except Exception:  # one bad command must not stop the agent
+            self.counters["command_error"] += 1
+            log.exception("handler for %s failed", parsed.channel)
+
+    def _apply_config(self, message: Message) -> None:
+        if isinstance(message, ConfigPush):
+            self.config_version = message.config_version
+            self.publish_state()
+
+    def _telemetry_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self.bus.connected:
+                self._stop.wait(0.2)
+                continue
+            for topic, payload, qos in self.telemetry.get_batch(200, timeout_s=0.5):
+                try:
+                    self.bus.publish(topic, payload, qos=qos)
+                except BusError:
+                    self.telemetry.dropped["telemetry_disconnected"] += 1
+
+    def _health_loop(self) -> None:
+        while not self._stop.wait(self.config.health_interval_s):
+            self._queue_telemetry(self.health_message())
+
+
+def read_cpu_temp_c() -> float | None:
+    """SoC temperature where the kernel exposes one (Raspberry Pi, Jetson), else None."""
+    try:
+        with open("/sys/class/thermal/thermal_zone0/temp", encoding="ascii") as fh:  # noqa: PTH123
+            return int(fh.read().strip()) / 1000.0
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,338 @@
+"""MQTT 5 client shared by every agent and the hub (paho-mqtt 2.x).
+
+- Own network-loop thread with full-jitter exponential reconnect backoff, so a hundred agents
+  that lose the broker together do not all come back in the same second.
+- Persistent session (``clean_start=False`` plus a session expiry), so QoS 1 acks and commands
+  queued by the broker while a device was away still arrive.
+- Publishing while disconnected raises :class:`NotConnectedError`; nothing is dropped silently.
+  Callers that must not lose a message (alerts) keep it in the durable outbox and retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class BusError(Exception):
+    """Base class for bus failures the caller can act on."""
+
+
+class NotConnectedError(BusError):
+    """Raised by :meth:`Bus.publish` while the broker connection is down."""
+
+
+class TlsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_hostname: bool = Field(
+        default=False, description="only for lab brokers whose certificate lacks the host name"
+    )
+
+    @model_validator(mode="after")
+    def _paired(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together: set both or neither")
+        return self
+
+
+class BusConfig(BaseModel):
+    """Broker connection. The password comes from ``password_file`` or the environment variable
+    named by ``password_env``, never from a committed config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: Annotated[str, Field(min_length=1, max_length=253)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    transport: Literal["tcp", "websockets"] = "tcp"
+    username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    password_file: Path | None = None
+    password_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GRIDWARD_MQTT_PASSWORD"
+    tls: TlsConfig | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    session_expiry_s: Annotated[int, Field(ge=0, le=7 * 86400)] = 3600
+    reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    max_inflight: Annotated[int, Field(ge=1, le=65535)] = 100
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        return self
+
+    def password(self) -> str | None:
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise BusError(f"cannot read MQTT password file {self.password_file}: {err}") from err
+        return os.environ.get(self.password_env)
+
+
+class Backoff:
+    """Full-jitter exponential backoff (AWS architecture blog): ``uniform(0, min(max, min*2^n))``.
+
+    A floor of ``min/2`` keeps a tight reconnect loop from spinning.
+    """
+
+    def __init__(
+        self, min_s: float, max_s: float, rng: Callable[[float, float], float] | None = None
+    ) -> None:
+        self.min_s = min_s
+        self.max_s = max_s
+        self.attempt = 0
+        self._rng = rng or random.uniform
+
+    def next_delay(self) -> float:
+        cap = min(self.max_s, self.min_s * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 32)
+        return max(self.min_s / 2, self._rng(0.0, cap))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Bus:
+    """One MQTT connection with its own loop thread.
+
+    ``will`` is the (topic, payload) the broker publishes, retained, if the connection dies.
+    Handlers run on the loop thread: keep them short (enqueue and return).
+    """
+
+    def __init__(
+        self,
+        config: BusConfig,
+        client_id: str,
+        *,
+        will: tuple[str, bytes] | None = None,
+        on_connected: Callable[[], None] | None = None,
+        rng: Callable[[float, float], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.client_id = client_id
+        self._subs: dict[str, tuple[int, MessageHandler]] = {}
+        self._subs_lock = threading.Lock()
+        self._on_connected = on_connected
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, rng)
+        self.connect_count = 0
+        self.last_error: str | None = None
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            transport=config.transport,
+            reconnect_on_failure=False,
+        )
+        if config.username is not None:
+            client.username_pw_set(config.username, config.password())
+        if config.tls is not None:
+            client.tls_set(
+                ca_certs=str(config.tls.ca_file),
+                certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
+                keyfile=str(config.tls.key_file) if config.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            if config.tls.insecure_skip_hostname:
+                client.tls_insecure_set(True)
+        if will is not None:
+            client.will_set(will[0], will[1], qos=1, retain=True)
+        client.max_inflight_messages_set(config.max_inflight)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        self._client = client
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise BusError("bus already started")
+        self._thread = threading.Thread(
+            target=self._run, name=f"mqtt-{self.client_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, final: tuple[str, bytes] | None = None, timeout_s: float = 5.0) -> None:
+        """Publish ``final`` (retained, QoS 1) if connected, then disconnect cleanly.
+
+        A clean disconnect suppresses the will, so ``final`` is how a device says "stopped".
+        """
+        if final is not None and self.connected:
+            try:
+                info = self._client.publish(final[0], final[1], qos=1, retain=True)
+                info.wait_for_publish(timeout=timeout_s)
+            except (RuntimeError, ValueError, OSError) as err:
+                log.warning("final state not published: %s", err)
+        self._stopping.set()
+        if self.connected:
+            self._client.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s + 2)
+            if self._thread.is_alive():
+                log.error("MQTT loop thread of %s did not stop", self.client_id)
+            self._thread = None
+        # Paho keeps the socket if the loop ended mid-connect; close it so nothing leaks.
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    # -- pub/sub --------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
+        """Register a handler; (re)subscribed on every connect."""
+        with self._subs_lock:
+            self._subs[topic_filter] = (qos, handler)
+        if self.connected:
+            self._client.subscribe(topic_filter, qos=qos)
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        if not self.connected:
+            raise NotConnectedError(f"not connected to {self.config.host}:{self.config.port}")
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            raise NotConnectedError(f"connection to {self.config.host} lost while publishing")
+        if info.rc == MQTTErrorCode.MQTT_ERR_PAYLOAD_SIZE:
+            raise BusError(f"payload of {len(payload)} bytes is too large for MQTT")
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            raise BusError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
+        return info
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        first = True
+        while not self._stopping.is_set():
+            if not self.connected and not self._connect_once(first):
+                first = False
+                self._stopping.wait(self._backoff.next_delay())
+                continue
+            first = False
+            rc = self._client.loop(timeout=0.2)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not self._stopping.is_set():
+                self._connected.clear()
+                self._stopping.wait(self._backoff.next_delay())
+        self._connected.clear()
+
+    def _connect_once(self, first: bool) -> bool:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        try:
+            if first:
+                rc = self._client.connect(
+                    self.config.host,
+                    self.config.port,
+                    keepalive=self.config.keepalive_s,
+                    clean_start=False,
+                    properties=props,
+                )
+            else:
+                rc = self._client.reconnect()
+        except (OSError, ssl.SSLError, ValueError) as err:
+            self.last_error = str(err)
+            log.info("broker %s:%s unreachable: %s", self.config.host, self.config.port, err)
+            return False
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.last_error = mqtt.error_string(rc)
+            return False
+        # Connected at the TCP level; CONNACK arrives through loop() and sets the event.
+        return self._await_connack()
+
+    def _await_connack(self) -> bool:
+        deadline_loops = 50
+        for _ in range(deadline_loops):
+            if self._connected.is_set():
+                return True
+            rc = self._client.loop(timeout=0.1)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._stopping.is_set():
+                return self._connected.is_set()
+        return self._connected.is_set()
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self.last_error = str(reason)
+            log.warning("broker refused %s: %s", self.client_id, reason)
+            return
+        self._backoff.reset()
+        self.connect_count += 1
+        with self._subs_lock:
+            subs = [(f, q) for f, (q, _) in self._subs.items()]
+        for topic_filter, qos in subs:
+            client.subscribe(topic_filter, qos=qos)
+        self._connected.set()
+        log.info("%s connected (session present: %s)", self.client_id, flags.session_present)
+        if self._on_connected is not None:
+            self._on_connected()
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            self.last_error = str(reason)
+            log.info("%s disconnected: %s", self.client_id, reason)
+
+    def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._subs_lock:
+            subs = list(self._subs.items())
+        for topic_filter, (_, handler) in subs:
+            plain = _strip_share(topic_filter)
+            if mqtt.topic_matches_sub(plain, msg.topic):
+                try:
+                    handler(msg.topic, msg.payload)
+                except Exception:  # a handler bug must not kill the network loop
+                    log.exception("handler for %s failed on %s", topic_filter, msg.topic)
+                return
+
+
+def _strip_share(topic_filter: str) -> str:
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2]
+    return topic_filter

@@ -1,0 +1,232 @@
+"""Durable alert delivery: write to disk first, send, delete only when the hub has stored it.
+
+:class:`Outbox` is a SQLite (WAL, ``synchronous=FULL``) table of messages not yet acknowledged by
+the hub. :class:`AlertDelivery` sends what is due over a :class:`~edge.bus.Bus`: everything
+never sent, everything sent before the latest (re)connect, and everything whose hub ack is
+overdue. The hub inserts idempotently by message id, so a resend is always safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.bus import Bus, BusError
+from edge.protocol import (
+    CHANNEL_QOS,
+    Alert,
+    Channel,
+    CmdChannel,
+    DeviceKind,
+    HubAck,
+    Message,
+    ProtocolError,
+    cmd_topic,
+    decode_cmd_message,
+    device_topic,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+
+class OutboxFullError(Exception):
+    """The outbox holds ``max_items`` unacknowledged alerts; the hub has been away too long."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: str
+    topic: str
+    payload: bytes
+    attempts: int
+
+
+class Outbox:
+    """Thread-safe durable queue of messages awaiting a hub ack."""
+
+    def __init__(self, path: Path, max_items: int = 100_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a message reported as stored survives power loss, not only a process crash.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox ("
+            " id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,"
+            " created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_sent REAL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_sent ON outbox(last_sent)")
+        self._depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def put(self, message_id: str, topic: str, payload: bytes) -> None:
+        """Store durably; returns only once the row is committed to disk."""
+        with self._lock:
+            if self._depth >= self.max_items:
+                raise OutboxFullError(
+                    f"outbox {self.path} holds {self._depth} unacknowledged alerts "
+                    f"(max_items={self.max_items}); check the hub and broker connection"
+                )
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO outbox(id, topic, payload, created) VALUES (?,?,?,?)",
+                (message_id, topic, payload, time.time()),
+            )
+            self._depth += cur.rowcount
+
+    def ack(self, ids: Iterable[str]) -> int:
+        """Delete acknowledged ids; unknown ids (already acked) are ignored."""
+        id_list = list(ids)
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in id_list])
+            self._db.execute("COMMIT")
+            removed = self._db.total_changes - before
+            self._depth -= removed
+        return removed
+
+    def due(self, sent_before: float, limit: int) -> list[OutboxItem]:
+        """Items never sent, or last sent before ``sent_before`` (epoch seconds), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, attempts FROM outbox"
+                " WHERE last_sent IS NULL OR last_sent < ? ORDER BY id LIMIT ?",
+                (sent_before, limit),
+            ).fetchall()
+        return [OutboxItem(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+    def mark_sent(self, ids: Iterable[str], when: float) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE outbox SET last_sent=?, attempts=attempts+1 WHERE id=?",
+                [(when, i) for i in ids],
+            )
+            self._db.execute("COMMIT")
+
+    def depth(self) -> int:
+        return self._depth
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM outbox ORDER BY id")]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class AlertDelivery:
+    """Moves alerts from the outbox to the broker and applies hub acks.
+
+    Runs one sender thread. :meth:`send` returns once the alert is durable, whether or not the
+    broker is reachable.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        outbox: Outbox,
+        *,
+        site: str,
+        kind: DeviceKind,
+        device: str,
+        resend_after_s: float = 30.0,
+        batch: int = 200,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bus = bus
+        self.outbox = outbox
+        self.site = site
+        self.kind = kind
+        self.device = device
+        self.resend_after_s = resend_after_s
+        self.batch = batch
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected_at = 0.0
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.acked = 0
+        self.bad_acks = 0
+        self.topic = device_topic(site, kind, device, Channel.ALERT)
+        self.ack_topic = cmd_topic(site, device, CmdChannel.ACK)
+
+    def attach(self) -> None:
+        """Subscribe to hub acks on their own; call before ``bus.start()``. Agents that
+        subscribe to all their commands route acks to :meth:`apply_ack` instead."""
+        self.bus.subscribe(self.ack_topic, self._on_ack, qos=1)
+
+    def on_connected(self) -> None:
+        """Call from the bus's on_connected hook: everything unacked goes out again."""
+        self._connected_at = self._clock()
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def send(self, alert: Alert) -> None:
+        if alert.device != self.device or alert.site != self.site:
+            raise ProtocolError("origin_mismatch", "an agent can only send its own alerts")
+        self.outbox.put(alert.id, self.topic, encode(alert))
+        self._wake.set()
+
+    def _on_ack(self, topic: str, payload: bytes) -> None:
+        try:
+            _, message = decode_cmd_message(topic, payload)
+        except ProtocolError as err:
+            self.bad_acks += 1
+            log.warning("ignored bad hub ack (%s): %s", err.reason, err)
+            return
+        self.apply_ack(message)
+
+    def apply_ack(self, message: Message) -> None:
+        if isinstance(message, HubAck) and message.device == self.device:
+            self.acked += self.outbox.ack(message.ids)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._flush()
+            except BusError as err:
+                log.info("alert delivery paused: %s", err)
+            except sqlite3.Error:
+                log.exception("outbox error; retrying")
+                self._stop.wait(1.0)
+
+    def _flush(self) -> None:
+        while self.bus.connected and not self._stop.is_set():
+            now = self._clock()
+            cutoff = max(self._connected_at, now - self.resend_after_s)
+            items = self.outbox.due(cutoff, self.batch)
+            if not items:
+                return
+            sent: list[str] = []
+            try:
+                for item in items:
+                    self.bus.publish(item.topic, item.payload, qos=CHANNEL_QOS[Channel.ALERT])
+                    sent.append(item.id)
+            finally:
+                self.outbox.mark_sent(sent, now)
+                self.sent += len(sent)

@@ -1,0 +1,574 @@
+"""The gridward wire contract, version 1: every MQTT topic and payload, in one place.
+
+Edge agents and the hub both import this module; ``docs/protocol.md`` and the JSON Schemas are
+generated from it (``gridward protocol schema``). No other module spells a topic string.
+
+Topic tree::
+
+    gw/v1/<site>/<kind>/<device>/<channel>     device -> hub   (kind: camera|lidar|wristband|glasses)
+    gw/v1/<site>/cmd/<device>/<channel>        hub -> device
+
+Every payload is UTF-8 JSON of a pydantic model with ``v``, ``id`` (UUIDv7), ``ts`` (UTC),
+``site`` and ``device``. Decoding never raises anything but :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.validators import (
+    MessageId,
+    SegmentId,
+    UtcDatetime,
+    check_segment,
+    new_id,
+    utcnow,
+)
+
+PROTOCOL_VERSION: Literal[1] = 1
+TOPIC_PREFIX = "gw/v1"
+HUB_SHARE_GROUP = "hub"
+CMD = "cmd"
+
+
+class ProtocolError(ValueError):
+    """A topic or payload that does not follow the contract. ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DeviceKind(StrEnum):
+    CAMERA = "camera"
+    LIDAR = "lidar"
+    WRISTBAND = "wristband"
+    GLASSES = "glasses"
+
+
+class Channel(StrEnum):
+    """Device -> hub channels."""
+
+    STATE = "state"
+    HEALTH = "health"
+    ALERT = "alert"
+    POS = "pos"
+    REPLY = "reply"
+
+
+class CmdChannel(StrEnum):
+    """Hub -> device channels."""
+
+    ACK = "ack"
+    CONFIG = "config"
+    WATCHLIST = "watchlist"
+    REQUEST = "request"
+    NOTIFY = "notify"
+
+
+# --------------------------------------------------------------------------------------------
+# Topics
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    site: str
+    kind: DeviceKind
+    device: str
+    channel: Channel
+
+    def __str__(self) -> str:
+        return f"{TOPIC_PREFIX}/{self.site}/{self.kind.value}/{self.device}/{self.channel.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class CmdTopic:
+    site: str
+    device: str
+    channel: CmdChannel
+
+    def __str__(self) -> str:
+        return f"{TOPIC_PREFIX}/{self.site}/{CMD}/{self.device}/{self.channel.value}"
+
+
+def device_topic(site: str, kind: DeviceKind | str, device: str, channel: Channel | str) -> str:
+    """Topic a device publishes on. Raises :class:`ProtocolError` for a bad id or name."""
+    try:
+        check_segment(site, "site")
+        check_segment(device, "device")
+        return str(DeviceTopic(site, DeviceKind(kind), device, Channel(channel)))
+    except ValueError as err:
+        raise ProtocolError("bad_topic", str(err)) from err
+
+
+def cmd_topic(site: str, device: str, channel: CmdChannel | str) -> str:
+    """Topic the hub publishes on for one device."""
+    try:
+        check_segment(site, "site")
+        check_segment(device, "device")
+        return str(CmdTopic(site, device, CmdChannel(channel)))
+    except ValueError as err:
+        raise ProtocolError("bad_topic", str(err)) from err
+
+
+def parse_topic(topic: str) -> DeviceTopic | CmdTopic:
+    """Parse any gridward topic; raise :class:`ProtocolError` for anything else."""
+    parts = topic.split("/")
+    if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX:
+        raise ProtocolError("bad_topic", f"topic {topic!r} is not gw/v1/<site>/<kind>/<id>/<ch>")
+    _, _, site, kind, device, channel = parts
+    try:
+        check_segment(site, "site")
+        check_segment(device, "device")
+        if kind == CMD:
+            return CmdTopic(site, device, CmdChannel(channel))
+        return DeviceTopic(site, DeviceKind(kind), device, Channel(channel))
+    except ValueError as err:
+        raise ProtocolError("bad_topic", f"topic {topic!r}: {err}") from err
+
+
+def device_filter(site: str = "+", channel: Channel | str = "+", *, shared: bool = False) -> str:
+    """Subscription filter for device -> hub traffic; ``shared`` adds ``$share/hub/``.
+
+    Shared subscriptions let several hub replicas split ingest: the broker hands each message
+    to exactly one member of the group.
+    """
+    if site != "+":
+        check_segment(site, "site")
+    ch = channel if channel == "+" else Channel(channel).value
+    base = f"{TOPIC_PREFIX}/{site}/+/+/{ch}"
+    return f"$share/{HUB_SHARE_GROUP}/{base}" if shared else base
+
+
+def cmd_filter(site: str, device: str) -> str:
+    """Everything the hub may send one device."""
+    check_segment(site, "site")
+    check_segment(device, "device")
+    return f"{TOPIC_PREFIX}/{site}/{CMD}/{device}/+"
+
+
+def device_acl(site: str, kind: DeviceKind | str, device: str) -> tuple[str, str]:
+    """(write filter, read filter) a device's broker credentials are limited to."""
+    write = f"{TOPIC_PREFIX}/{check_segment(site, 'site')}/{DeviceKind(kind).value}/" + (
+        f"{check_segment(device, 'device')}/+"
+    )
+    return write, cmd_filter(site, device)
+
+
+def hub_acl() -> str:
+    return f"{TOPIC_PREFIX}/#"
+
+
+# --------------------------------------------------------------------------------------------
+# Payloads
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+
+class Message(_Model):
+    """Fields every payload carries."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    id: MessageId = Field(default_factory=new_id, description="UUIDv7: unique and time-ordered")
+    ts: UtcDatetime = Field(default_factory=utcnow, description="UTC time the message was made")
+    site: SegmentId
+    device: SegmentId
+
+    MAX_BYTES: ClassVar[int] = 4096
+
+
+class DeviceStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"  # sent by the broker as the last will: the device vanished
+    STOPPED = "stopped"  # sent by the device itself on a clean shutdown
+
+
+class DeviceState(Message):
+    """Retained on ``.../state``; the offline variant is the connection's last will."""
+
+    state: DeviceStatus
+    kind: DeviceKind
+    sw_version: Annotated[str, Field(max_length=64)] = "0"
+    config_version: Annotated[int, Field(ge=0)] | None = None
+
+
+class Health(Message):
+    """Periodic heartbeat. Every counter is cumulative since the agent started."""
+
+    uptime_s: Annotated[float, Field(ge=0)]
+    fps: Annotated[float, Field(ge=0)] | None = None
+    inference_ms: Annotated[float, Field(ge=0)] | None = None
+    queue_depth: Annotated[int, Field(ge=0)] = 0
+    outbox_depth: Annotated[int, Field(ge=0)] = 0
+    dropped: dict[Annotated[str, Field(max_length=64)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=32
+    )
+    cpu_temp_c: float | None = None
+    metrics: dict[Annotated[str, Field(max_length=64)], float] = Field(
+        default_factory=dict, max_length=64
+    )
+
+    MAX_BYTES: ClassVar[int] = 8192
+
+
+class AlertKind(StrEnum):
+    INTRUSION = "intrusion"
+    LINE_CROSSING = "line_crossing"
+    LOITERING = "loitering"
+    FACE_MATCH = "face_match"
+    GEOFENCE_EXIT = "geofence_exit"
+    GEOFENCE_ENTRY = "geofence_entry"
+    SOS = "sos"
+    TAMPER = "tamper"
+    BATTERY_LOW = "battery_low"
+    SIGNAL_LOST = "signal_lost"
+    PERIMETER_BREACH = "perimeter_breach"
+    CLONED_DEVICE = "cloned_device"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Location(_Model):
+    """WGS84. Shifted datums (GCJ-02 etc.) are a display concern, never stored."""
+
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    accuracy_m: Annotated[float, Field(ge=0, le=100_000)] | None = None
+
+
+EVIDENCE_MAX_BYTES = 192 * 1024
+
+
+class Evidence(_Model):
+    """A small evidence snapshot carried inside an alert (never raw video)."""
+
+    content_type: Literal["image/jpeg"] = "image/jpeg"
+    data_b64: Annotated[str, Field(max_length=(EVIDENCE_MAX_BYTES * 4) // 3 + 4)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    width: Annotated[int, Field(gt=0, le=8192)] | None = None
+    height: Annotated[int, Field(gt=0, le=8192)] | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=None)
+
+    @classmethod
+    def from_jpeg(cls, data: bytes, width: int | None = None, height: int | None = None) -> Evidence:
+        if len(data) > EVIDENCE_MAX_BYTES:
+            raise ProtocolError(
+                "evidence_too_large",
+                f"snapshot is {len(data)} bytes; the limit is {EVIDENCE_MAX_BYTES}: "
+                "lower the JPEG quality or the snapshot size",
+            )
+        return cls(
+            data_b64=base64.b64encode(data).decode("ascii"),
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=width,
+            height=height,
+        )
+
+    @model_validator(mode="after")
+    def _check_digest(self) -> Evidence:
+        try:
+            raw = base64.b64decode(self.data_b64, validate=True)
+        except (binascii.Error, ValueError) as err:
+            raise ValueError("evidence data_b64 is not valid base64") from err
+        if hashlib.sha256(raw).hexdigest() != self.sha256:
+            raise ValueError("evidence sha256 does not match its data")
+        return self
+
+    def jpeg(self) -> bytes:
+        return base64.b64decode(self.data_b64)
+
+
+DetailValue = str | int | float | bool
+
+
+class Alert(Message):
+    """Something a person should look at. QoS 1, kept in the device outbox until the hub acks."""
+
+    kind: AlertKind
+    severity: Severity
+    title: Annotated[str, Field(max_length=200)] = ""
+    location: Location | None = None
+    zone: SegmentId | None = None
+    entity: SegmentId | None = Field(
+        default=None, description="track, wearer or watchlist-entry id the alert is about"
+    )
+    started_at: UtcDatetime | None = None
+    evidence: Evidence | None = None
+    details: dict[Annotated[str, Field(max_length=64)], DetailValue] = Field(
+        default_factory=dict, max_length=32
+    )
+
+    MAX_BYTES: ClassVar[int] = 272 * 1024
+
+    @field_validator("details")
+    @classmethod
+    def _short_details(cls, value: dict[str, DetailValue]) -> dict[str, DetailValue]:
+        for key, item in value.items():
+            if isinstance(item, str) and len(item) > 512:
+                raise ValueError(f"details[{key!r}] is longer than 512 characters")
+        return value
+
+
+class EntityKind(StrEnum):
+    WEARER = "wearer"
+    OFFICER = "officer"
+    TRACK = "track"
+
+
+class Position(_Model):
+    entity: SegmentId
+    entity_kind: EntityKind
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    accuracy_m: Annotated[float, Field(ge=0, le=100_000)] | None = None
+    heading_deg: Annotated[float, Field(ge=0, lt=360)] | None = None
+    speed_mps: Annotated[float, Field(ge=0, le=200)] | None = None
+    ts: UtcDatetime
+
+
+MAX_POSITIONS_PER_BATCH = 500
+
+
+class PositionBatch(Message):
+    """Positions are QoS 0 and batched: losing one batch costs a trail point, not an event."""
+
+    positions: list[Position] = Field(min_length=1, max_length=MAX_POSITIONS_PER_BATCH)
+
+    MAX_BYTES: ClassVar[int] = 96 * 1024
+
+
+class Reply(Message):
+    """A device's answer to a :class:`Request` (or a report such as an applied config)."""
+
+    request_id: MessageId
+    ok: bool
+    error: Annotated[str, Field(max_length=500)] | None = None
+    result: dict[Annotated[str, Field(max_length=64)], DetailValue] = Field(
+        default_factory=dict, max_length=32
+    )
+    evidence: Evidence | None = None
+
+    MAX_BYTES: ClassVar[int] = 272 * 1024
+
+
+MAX_ACK_IDS = 1000
+
+
+class HubAck(Message):
+    """Hub -> device: these alert ids are committed to the hub store; delete them from the outbox.
+
+    ``device`` is the device the ack is addressed to.
+    """
+
+    ids: list[MessageId] = Field(min_length=1, max_length=MAX_ACK_IDS)
+
+    MAX_BYTES: ClassVar[int] = 48 * 1024
+
+
+class ConfigPush(Message):
+    """Retained per-device configuration (zones, thresholds). The device reports the applied
+    version in its next :class:`DeviceState`."""
+
+    config_version: Annotated[int, Field(ge=1)]
+    config: dict[str, Any]
+
+    MAX_BYTES: ClassVar[int] = 256 * 1024
+
+
+class WatchlistBundleEnvelope(Message):
+    """Signed, encrypted bundle of watchlist embeddings (no photos). The edge refuses an unsigned,
+    stale or expired bundle; the crypto lives with the watchlist code, not here."""
+
+    bundle_version: Annotated[int, Field(ge=1)]
+    issued_at: UtcDatetime
+    expires_at: UtcDatetime
+    key_id: SegmentId
+    nonce_b64: Annotated[str, Field(max_length=64)]
+    ciphertext_b64: Annotated[str, Field(max_length=2_000_000)]
+    signature_b64: Annotated[str, Field(max_length=256)]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=None)
+    MAX_BYTES: ClassVar[int] = 2_100_000
+
+    @model_validator(mode="after")
+    def _check_window(self) -> WatchlistBundleEnvelope:
+        if self.expires_at <= self.issued_at:
+            raise ValueError("watchlist bundle expires_at must be after issued_at")
+        return self
+
+
+class RequestAction(StrEnum):
+    SNAPSHOT = "snapshot"
+    PING = "ping"
+    RELOAD = "reload"
+
+
+class Request(Message):
+    """Hub -> device request; the device answers on its ``reply`` channel with ``request_id``."""
+
+    action: RequestAction
+    args: dict[Annotated[str, Field(max_length=64)], DetailValue] = Field(
+        default_factory=dict, max_length=16
+    )
+    deadline: UtcDatetime | None = None
+
+
+class Notify(Message):
+    """Hub -> glasses: an alert meant for this officer's HUD."""
+
+    alert_id: MessageId
+    kind: AlertKind
+    severity: Severity
+    title: Annotated[str, Field(max_length=200)]
+    body: Annotated[str, Field(max_length=1000)] = ""
+    location: Location | None = None
+    evidence: Evidence | None = None
+
+    MAX_BYTES: ClassVar[int] = 272 * 1024
+
+
+M = TypeVar("M", bound=Message)
+
+CHANNEL_MODELS: dict[Channel, type[Message]] = {
+    Channel.STATE: DeviceState,
+    Channel.HEALTH: Health,
+    Channel.ALERT: Alert,
+    Channel.POS: PositionBatch,
+    Channel.REPLY: Reply,
+}
+
+CMD_MODELS: dict[CmdChannel, type[Message]] = {
+    CmdChannel.ACK: HubAck,
+    CmdChannel.CONFIG: ConfigPush,
+    CmdChannel.WATCHLIST: WatchlistBundleEnvelope,
+    CmdChannel.REQUEST: Request,
+    CmdChannel.NOTIFY: Notify,
+}
+
+ALL_MODELS: tuple[type[Message], ...] = (*CHANNEL_MODELS.values(), *CMD_MODELS.values())
+
+# QoS per channel: alerts, acks, requests and config are QoS 1; telemetry is QoS 0.
+CHANNEL_QOS: dict[Channel | CmdChannel, int] = {
+    Channel.STATE: 1,
+    Channel.HEALTH: 0,
+    Channel.ALERT: 1,
+    Channel.POS: 0,
+    Channel.REPLY: 1,
+    CmdChannel.ACK: 1,
+    CmdChannel.CONFIG: 1,
+    CmdChannel.WATCHLIST: 1,
+    CmdChannel.REQUEST: 1,
+    CmdChannel.NOTIFY: 1,
+}
+RETAINED: frozenset[Channel | CmdChannel] = frozenset(
+    {Channel.STATE, CmdChannel.CONFIG, CmdChannel.WATCHLIST}
+)
+MAX_PAYLOAD_BYTES = max(m.MAX_BYTES for m in ALL_MODELS)
+
+
+def encode(message: Message) -> bytes:
+    """Serialise a payload; refuses one over its type's size limit."""
+    data = message.model_dump_json(exclude_none=True).encode("utf-8")
+    if len(data) > message.MAX_BYTES:
+        raise ProtocolError(
+            "too_large",
+            f"{type(message).__name__} is {len(data)} bytes; the limit is {message.MAX_BYTES}",
+        )
+    return data
+
+
+def decode_as(model: type[M], payload: bytes) -> M:
+    """Parse ``payload`` as ``model``. Only ever raises :class:`ProtocolError`."""
+    if len(payload) > model.MAX_BYTES:
+        raise ProtocolError(
+            "too_large", f"{model.__name__} payload is {len(payload)} bytes (> {model.MAX_BYTES})"
+        )
+    try:
+        raw = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ProtocolError("bad_json", f"{model.__name__} payload is not UTF-8 JSON") from err
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_json", f"{model.__name__} payload must be a JSON object")
+    if raw.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            "bad_version", f"{model.__name__} has v={raw.get('v')!r}; this hub speaks v=1"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ProtocolError(
+            "invalid", f"{model.__name__}.{where}: {first['msg']} ({err.error_count()} errors)"
+        ) from err
+    except (ValueError, TypeError, RecursionError) as err:
+        raise ProtocolError("invalid", f"{model.__name__}: {err}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: DeviceTopic
+    message: Message
+
+
+def decode_device_message(topic: str, payload: bytes) -> Inbound:
+    """Parse device -> hub traffic and check the payload's origin matches its topic.
+
+    A device's broker ACL already limits it to its own topics; this second check catches a
+    forged ``device``/``site`` field inside an otherwise allowed publish.
+    """
+    parsed = parse_topic(topic)
+    if not isinstance(parsed, DeviceTopic):
+        raise ProtocolError("bad_topic", f"{topic!r} is a hub -> device topic")
+    message = decode_as(CHANNEL_MODELS[parsed.channel], payload)
+    if message.device != parsed.device or message.site != parsed.site:
+        raise ProtocolError(
+            "origin_mismatch",
+            f"payload says {message.site}/{message.device} but arrived on {topic!r}",
+        )
+    if isinstance(message, DeviceState) and message.kind != parsed.kind:
+        raise ProtocolError("origin_mismatch", f"state kind {message.kind} on {topic!r}")
+    return Inbound(parsed, message)
+
+
+def decode_cmd_message(topic: str, payload: bytes) -> tuple[CmdTopic, Message]:
+    parsed = parse_topic(topic)
+    if not isinstance(parsed, CmdTopic):
+        raise ProtocolError("bad_topic", f"{topic!r} is a device -> hub topic")
+    message = decode_as(CMD_MODELS[parsed.channel], payload)
+    if message.device != parsed.device or message.site != parsed.site:
+        raise ProtocolError("origin_mismatch", f"command for {message.device} on {topic!r}")
+    return parsed, message
+
+
+def channel_of(message: Message) -> Channel | CmdChannel:
+    for channel, model in CHANNEL_MODELS.items():
+        if type(message) is model:
+            return channel
+    for cmd, model in CMD_MODELS.items():
+        if type(message) is model:
+            return cmd
+    raise ProtocolError("unknown_model", f"{type(message).__name__} is not a contract model")
+
+
+def timestamp_skew_s(message: Message, now: datetime | None = None) -> float:
+    """Seconds the message's clock is ahead of ``now`` (negative: behind)."""
+    return (message.ts - (now or utcnow())).total_seconds()
