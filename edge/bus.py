@@ -135,6 +135,8 @@ class Bus:
         self._subs_lock = threading.Lock()
         self._on_connected = on_connected
         self._connected = threading.Event()
+        self._ready = threading.Event()  # connected and every subscription acknowledged
+        self._pending_subs: set[int] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, rng)
@@ -167,6 +169,7 @@ class Bus:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
         self._client = client
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -198,17 +201,17 @@ class Bus:
             if self._thread.is_alive():
                 log.error("MQTT loop thread of %s did not stop", self.client_id)
             self._thread = None
-        # Paho keeps the socket if the loop ended mid-connect; close it so nothing leaks.
-        sock = self._client.socket()
-        if sock is not None:
-            sock.close()
+        # Paho keeps its wake-up socket pair (loopback TCP) and, if the loop ended mid-connect,
+        # the broker socket until garbage collection; close both now so nothing leaks.
+        self._client._reset_sockets()  # noqa: SLF001 - paho has no public close
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        """Wait until connected *and* every registered subscription is acknowledged."""
+        return self._ready.wait(timeout_s)
 
     # -- pub/sub --------------------------------------------------------------------------
 
@@ -217,7 +220,9 @@ class Bus:
         with self._subs_lock:
             self._subs[topic_filter] = (qos, handler)
         if self.connected:
-            self._client.subscribe(topic_filter, qos=qos)
+            rc, mid = self._client.subscribe(topic_filter, qos=qos)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise BusError(f"subscribe to {topic_filter} failed: {mqtt.error_string(rc)}")
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False
@@ -246,8 +251,10 @@ class Bus:
             rc = self._client.loop(timeout=0.2)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not self._stopping.is_set():
                 self._connected.clear()
+                self._ready.clear()
                 self._stopping.wait(self._backoff.next_delay())
         self._connected.clear()
+        self._ready.clear()
 
     def _connect_once(self, first: bool) -> bool:
         props = Properties(PacketTypes.CONNECT)
@@ -299,9 +306,14 @@ class Bus:
         self.connect_count += 1
         with self._subs_lock:
             subs = [(f, q) for f, (q, _) in self._subs.items()]
+        self._pending_subs.clear()
         for topic_filter, qos in subs:
-            client.subscribe(topic_filter, qos=qos)
+            _, mid = client.subscribe(topic_filter, qos=qos)
+            if mid is not None:
+                self._pending_subs.add(mid)
         self._connected.set()
+        if not self._pending_subs:
+            self._ready.set()
         log.info("%s connected (session present: %s)", self.client_id, flags.session_present)
         if self._on_connected is not None:
             self._on_connected()
@@ -315,9 +327,26 @@ class Bus:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
+        self._ready.clear()
         if not self._stopping.is_set():
             self.last_error = str(reason)
             log.info("%s disconnected: %s", self.client_id, reason)
+
+    def _handle_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                # Loud: a refused subscription means the ACL and the code disagree.
+                log.error("%s: subscription refused by the broker: %s", self.client_id, reason)
+        self._pending_subs.discard(mid)
+        if not self._pending_subs and self._connected.is_set():
+            self._ready.set()
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._subs_lock:

@@ -4,6 +4,7 @@ entry-point group, so an edge box without the hub installed still has a working 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from edge.config import ConfigError, load_config
 
 Handler = Callable[[argparse.Namespace], int]
+AGENT_KINDS = ("camera", "lidar", "wristband", "glasses")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.add_argument("--validate-config", action="store_true",
                      help="check the config, print what is wrong with line numbers, and exit")
     sim.set_defaults(func=_edge_sim)
+    # Each agent adds its own `gridward edge <kind>` command from edge/<kind>/cli.py.
+    for kind in AGENT_KINDS:
+        try:
+            module = importlib.import_module(f"edge.{kind}.cli")
+        except ImportError as err:
+            logging.getLogger(__name__).debug("agent %s unavailable: %s", kind, err)
+            continue
+        module.register(esub)
 
 
 def _protocol_schema(args: argparse.Namespace) -> int:
