@@ -316,7 +316,7 @@ class Alert(Message):
         default_factory=dict, max_length=32
     )
 
-    MAX_BYTES: ClassVar[int] = 272 * 1024
+    MAX_BYTES: ClassVar[int] = 320 * 1024
 
     @field_validator("details")
     @classmethod
@@ -366,7 +366,7 @@ class Reply(Message):
     )
     evidence: Evidence | None = None
 
-    MAX_BYTES: ClassVar[int] = 272 * 1024
+    MAX_BYTES: ClassVar[int] = 320 * 1024
 
 
 MAX_ACK_IDS = 1000
@@ -442,7 +442,7 @@ class Notify(Message):
     location: Location | None = None
     evidence: Evidence | None = None
 
-    MAX_BYTES: ClassVar[int] = 272 * 1024
+    MAX_BYTES: ClassVar[int] = 320 * 1024
 
 
 M = TypeVar("M", bound=Message)
