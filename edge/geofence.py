@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.validators import SegmentId
 
@@ -236,8 +236,10 @@ class GeofenceEngine:
         self._tree = shapely.STRtree(self._outer)
         self._tz = [ZoneInfo(z.rule.timezone) for z in self.zones]
         self._index = {z.id: i for i, z in enumerate(self.zones)}
-        self._global_inclusion = [i for i, z in enumerate(self.zones)
-                                  if z.rule.kind is ZoneKind.INCLUSION and z.rule.applies_to is None]
+        self._global_inclusion = [
+            i for i, z in enumerate(self.zones)
+            if z.rule.kind is ZoneKind.INCLUSION and z.rule.applies_to is None
+        ]
         self._bound_inclusion: dict[str, list[int]] = {}
         self._restricted: dict[int, frozenset[str]] = {}
         for i, z in enumerate(self.zones):
@@ -328,15 +330,15 @@ class GeofenceEngine:
         for z in candidates:
             # True/False: definitely inside/outside; None: inside the hysteresis band.
             observed: bool | None = (True if near[z] else None) if z in near else False
-            self._step(entity, z, states, observed, t, events)
+            self._step(entity, z, states, observed=observed, t=t, events=events)
         # Drop exclusion states that are plainly settled outside: keeps memory per entity small.
         for z in [z for z, s in states.items()
                   if not s.inside and s.pending is None and not s.alerted
                   and self.zones[z].rule.kind is ZoneKind.EXCLUSION and z not in near]:
             del states[z]
 
-    def _step(self, entity: str, z: int, states: dict[int, _PairState], observed: bool | None,
-              t: float, events: list[GeofenceEvent]) -> None:
+    def _step(self, entity: str, z: int, states: dict[int, _PairState], *,
+              observed: bool | None, t: float, events: list[GeofenceEvent]) -> None:
         rule = self.zones[z].rule
         inclusion = rule.kind is ZoneKind.INCLUSION
         state = states.get(z)
