@@ -75,7 +75,7 @@ def fit_homography(src: Sequence[tuple[float, float]],
     h: Matrix = np.linalg.inv(td) @ hn @ ts
     if abs(h[2, 2]) < 1e-12:
         raise HomographyError("ground points give a homography at infinity")
-    return h / h[2, 2]
+    return np.asarray(h / h[2, 2], dtype=np.float64)
 
 
 def apply(h: Matrix, x: float, y: float) -> tuple[float, float]:

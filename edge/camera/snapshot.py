@@ -62,8 +62,9 @@ def encode_jpeg(image: Image, config: SnapshotConfig) -> Snapshot:
     img = image
     if img.shape[1] > config.max_width_px:
         scale = config.max_width_px / img.shape[1]
-        img = cv2.resize(img, (config.max_width_px, max(1, round(img.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA)
+        img = np.asarray(cv2.resize(img, (config.max_width_px,
+                                          max(1, round(img.shape[0] * scale))),
+                                    interpolation=cv2.INTER_AREA), dtype=np.uint8)
     while True:
         quality = config.quality
         while quality >= config.min_quality:
@@ -75,8 +76,9 @@ def encode_jpeg(image: Image, config: SnapshotConfig) -> Snapshot:
             quality -= 10
         if img.shape[1] <= 64:
             raise SnapshotError(f"snapshot does not fit {config.max_bytes} bytes even at 64 px")
-        img = cv2.resize(img, (max(64, img.shape[1] * 3 // 4), max(1, img.shape[0] * 3 // 4)),
-                         interpolation=cv2.INTER_AREA)
+        img = np.asarray(cv2.resize(img, (max(64, img.shape[1] * 3 // 4),
+                                          max(1, img.shape[0] * 3 // 4)),
+                                    interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def render_snapshot(frame: Image, boxes: Sequence[tuple[Box, str]], config: SnapshotConfig,

@@ -159,25 +159,34 @@ class ZoneEngine:
 
     def _check(self, zone: IntrusionZone | LoiteringZone | LineZone, track: Track,
                ts: float) -> ZoneEvent | None:
+        if isinstance(zone, LineZone):
+            return self._check_line(zone, track, ts)
+        return self._check_area(zone, track, ts)
+
+    def _check_line(self, zone: LineZone, track: Track, ts: float) -> ZoneEvent | None:
         key = (zone.id, track.id)
         p = track.foot
-        if isinstance(zone, LineZone):
-            dist, along = line_side(p, zone.a, zone.b)
-            length = ((zone.b[0] - zone.a[0]) ** 2 + (zone.b[1] - zone.a[1]) ** 2) ** 0.5
-            margin = zone.end_margin_px / length
-            if abs(dist) < zone.min_offset_px or not -margin <= along <= 1 + margin:
-                return None
-            side: Side = "left" if dist < 0 else "right"
-            before = self._side.get(key)
-            self._side[key] = side
-            if before is None or before == side:
-                return None
-            direction = f"{before}_to_{side}"
-            self.counts[zone.id][direction] += 1
-            if zone.alert_direction not in ("any", direction):
-                return None
-            return ZoneEvent(zone.id, AlertKind.LINE_CROSSING, zone.severity, track.id, ts, p,
-                             direction=direction)
+        dist, along = line_side(p, zone.a, zone.b)
+        length = ((zone.b[0] - zone.a[0]) ** 2 + (zone.b[1] - zone.a[1]) ** 2) ** 0.5
+        margin = zone.end_margin_px / length
+        if abs(dist) < zone.min_offset_px or not -margin <= along <= 1 + margin:
+            return None
+        side: Side = "left" if dist < 0 else "right"
+        before = self._side.get(key)
+        self._side[key] = side
+        if before is None or before == side:
+            return None
+        direction = f"{before}_to_{side}"
+        self.counts[zone.id][direction] += 1
+        if zone.alert_direction not in ("any", direction):
+            return None
+        return ZoneEvent(zone.id, AlertKind.LINE_CROSSING, zone.severity, track.id, ts, p,
+                         direction=direction)
+
+    def _check_area(self, zone: IntrusionZone | LoiteringZone, track: Track,
+                    ts: float) -> ZoneEvent | None:
+        key = (zone.id, track.id)
+        p = track.foot
         inside = point_in_polygon(p, zone.polygon)
         if not inside:
             self._inside_frames.pop(key, None)

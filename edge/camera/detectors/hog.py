@@ -35,7 +35,7 @@ class HogPeopleDetector:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
 
     def _search(self, image: Image) -> list[tuple[Box, float]]:
         cfg = self.config
@@ -63,12 +63,15 @@ class HogPeopleDetector:
             scale = min(cfg.max_roi_upscale, max(1.0, cfg.roi_height_px / (y2 - y1)))
             # a crop narrower than the window after scaling is padded, not skipped
             cw, ch = round((x2 - x1) * scale), round((y2 - y1) * scale)
-            img = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_LINEAR) if scale > 1 else crop
+            img: Image = np.asarray(
+                cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_LINEAR) if scale > 1 else crop,
+                dtype=np.uint8)
             if img.shape[1] < 72 or img.shape[0] < 136:
                 px = max(0, 72 - img.shape[1])
                 py = max(0, 136 - img.shape[0])
-                img = cv2.copyMakeBorder(img, py // 2, py - py // 2, px // 2, px - px // 2,
-                                         cv2.BORDER_REPLICATE)
+                img = np.asarray(cv2.copyMakeBorder(img, py // 2, py - py // 2, px // 2,
+                                                    px - px // 2, cv2.BORDER_REPLICATE),
+                                 dtype=np.uint8)
                 offx, offy = px // 2, py // 2
             else:
                 offx = offy = 0

@@ -61,9 +61,8 @@ def parse_yolo(output: Floats, *, input_size: tuple[int, int], frame_size: tuple
         raise ValueError(f"YOLO output must be [4 + classes, N] or [N, 4 + classes], got "
                          f"{np.asarray(output).shape}")
     n_attr = 4 + len(labels) if labels else None
-    if n_attr is not None and arr.shape[0] == n_attr and arr.shape[1] != n_attr:
-        arr = arr.T
-    elif n_attr is None and arr.shape[0] < arr.shape[1]:
+    if (n_attr is not None and arr.shape[0] == n_attr and arr.shape[1] != n_attr) or (
+            n_attr is None and arr.shape[0] < arr.shape[1]):
         arr = arr.T
     class_scores = arr[:, 4:]
     best = class_scores.argmax(axis=1)

@@ -1,0 +1,46 @@
+"""The camera agent's configuration (YAML, validated at start and by ``--validate-config``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from edge.camera.detectors import DetectorConfig
+from edge.camera.detectors.hog import Config as HogConfig
+from edge.camera.homography import HomographyConfig
+from edge.camera.ingest import IngestConfig, SourceConfig
+from edge.camera.motion import MotionConfig
+from edge.camera.snapshot import SnapshotConfig
+from edge.camera.tracker import TrackerConfig
+from edge.camera.zones import LineZone, ZoneConfig
+from edge.config import AgentConfig
+
+
+class CameraConfig(AgentConfig):
+    source: SourceConfig
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    detector: DetectorConfig = Field(default_factory=HogConfig)
+    detect_every_n_frames: Annotated[int, Field(ge=1, le=100)] = 1
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=64)
+    homography: HomographyConfig | None = None
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    position_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    send_positions: bool = True
+
+    @model_validator(mode="after")
+    def _zones_fit_frame(self) -> CameraConfig:
+        w, h = self.ingest.width_px, self.ingest.height_px
+        ids = [z.id for z in self.zones]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"zone ids must be unique, got {ids}")
+        for zone in self.zones:
+            points = [zone.a, zone.b] if isinstance(zone, LineZone) else zone.polygon
+            for x, y in points:
+                if not (0 <= x <= w and 0 <= y <= h):
+                    raise ValueError(
+                        f"zone {zone.id!r} point ({x:g}, {y:g}) is outside the {w}x{h} frame "
+                        "(zone coordinates are pixels of ingest.width_px x ingest.height_px)")
+        return self

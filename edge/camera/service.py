@@ -1,0 +1,213 @@
+"""The camera agent: ingest -> :class:`FrameProcessor` -> alerts (with a snapshot), positions
+and health through :class:`~edge.agent.AgentRuntime`. Raw video never leaves this process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from edge.agent import AgentRuntime
+from edge.camera.config import CameraConfig
+from edge.camera.ingest import Frame, FrameSource
+from edge.camera.pipeline import FrameProcessor, FrameResult
+from edge.camera.snapshot import SnapshotError, render_snapshot
+from edge.camera.zones import ZoneEvent
+from edge.protocol import (
+    CmdChannel,
+    DeviceKind,
+    EntityKind,
+    Location,
+    Message,
+    Position,
+    ProtocolError,
+    Reply,
+    Request,
+    RequestAction,
+)
+from edge.validators import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class CameraService:
+    def __init__(self, config: CameraConfig, *, runtime: AgentRuntime | None = None,
+                 source: FrameSource | None = None,
+                 processor: FrameProcessor | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.processor = processor or FrameProcessor(config)
+        self.source = source or FrameSource(config.source, config.ingest, name=config.device)
+        self.runtime = runtime or AgentRuntime(config, DeviceKind.CAMERA,
+                                               health_fields=self.health_fields)
+        self.runtime.on_command(CmdChannel.REQUEST, self._on_request)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._latest: tuple[Frame, FrameResult | None] | None = None
+        self._latest_lock = threading.Lock()
+        self._last_positions = 0.0
+        self._fps_window: list[float] = []
+        self.events: list[ZoneEvent] = []
+        self.alerts_sent = 0
+        self.finished = threading.Event()
+
+    def start(self) -> None:
+        self.runtime.start()
+        self.source.start()
+        self._thread = threading.Thread(target=self._loop, name=f"{self.config.device}-camera",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.source.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.runtime.stop()
+        self.processor.close()
+
+    # -- health -------------------------------------------------------------------------
+
+    def health_fields(self) -> dict[str, Any]:
+        now = self._clock()
+        recent = [t for t in self._fps_window if now - t <= 10.0]
+        fps = len(recent) / 10.0 if recent else 0.0
+        dropped = {f"ingest_{k}": v for k, v in self.source.dropped.items()}
+        metrics = {
+            "frames": float(self.source.counters["frames"]),
+            "reconnects": float(self.source.counters["reconnects"]),
+            "stream_errors": float(self.source.counters["stream_errors"]),
+            "detector_runs": float(self.processor.detector_runs),
+            "tracks": float(len(self.processor.tracker.tracks)),
+            "connected": 1.0 if self.source.connected.is_set() else 0.0,
+        }
+        for zone, counts in self.processor.zones.counts.items():
+            for name, value in counts.items():
+                metrics[f"zone_{zone}_{name}"[:64]] = float(value)
+        return {"fps": round(fps, 2), "inference_ms": round(self.processor.inference_ms_avg, 2),
+                "dropped": dropped, "metrics": dict(list(metrics.items())[:64])}
+
+    # -- frame loop ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self.source.read(timeout_s=0.5)
+            if frame is None:
+                if self.source.ended.is_set():
+                    self.finished.set()
+                    return
+                continue
+            try:
+                self._handle(frame)
+            except Exception:  # one bad frame must not kill the camera
+                self.runtime.counters["frame_errors"] += 1
+                log.exception("frame %s failed", frame.seq)
+
+    def _handle(self, frame: Frame) -> None:
+        now = self._clock()
+        self._fps_window.append(now)
+        if len(self._fps_window) > 2000:
+            del self._fps_window[:1000]
+        ts = frame.pts_s if frame.pts_s is not None else frame.monotonic_s
+        result = self.processor.process(frame.image, ts)
+        with self._latest_lock:
+            self._latest = (frame, result if result.detector_ran else None)
+        for event in result.events:
+            self.events.append(event)
+            self._alert(frame, result, event)
+        if (self.config.send_positions and result.tracks
+                and self.processor.homography is not None
+                and now - self._last_positions >= self.config.position_interval_s):
+            self._last_positions = now
+            self._send_positions(result)
+
+    def _send_positions(self, result: FrameResult) -> None:
+        positions = []
+        stamp = utcnow()
+        for track in result.tracks:
+            lonlat = self.processor.lonlat(track.foot)
+            if lonlat is None or not (-180 <= lonlat[0] <= 180 and -90 <= lonlat[1] <= 90):
+                continue
+            positions.append(Position(entity=f"{self.config.device}-t{track.id}",
+                                      entity_kind=EntityKind.TRACK, lon=lonlat[0],
+                                      lat=lonlat[1], accuracy_m=self._accuracy(), ts=stamp))
+        if positions:
+            self.runtime.send_positions(positions)
+
+    def _accuracy(self) -> float | None:
+        return self.config.homography.accuracy_m if self.config.homography else None
+
+    def _alert(self, frame: Frame, result: FrameResult, event: ZoneEvent) -> None:
+        boxes = [(t.box, f"#{t.id}") for t in result.tracks]
+        highlight = next((i for i, t in enumerate(result.tracks) if t.id == event.track_id), None)
+        evidence = None
+        try:
+            evidence = render_snapshot(frame.image, boxes, self.config.snapshot,
+                                       highlight).evidence()
+        except (SnapshotError, ProtocolError) as err:
+            self.runtime.counters["snapshot_failed"] += 1
+            log.warning("alert without snapshot: %s", err)
+        location = None
+        lonlat = self.processor.lonlat(event.point)
+        if lonlat is not None:
+            location = Location(lon=lonlat[0], lat=lonlat[1], accuracy_m=self._accuracy())
+        details: dict[str, str | int | float | bool] = {
+            "track_id": event.track_id, "x_px": round(event.point[0], 1),
+            "y_px": round(event.point[1], 1),
+        }
+        if event.direction is not None:
+            details["direction"] = event.direction
+        if event.dwell_s is not None:
+            details["dwell_s"] = round(event.dwell_s, 1)
+        started_at = None
+        if event.started_ts is not None:
+            started_at = utcnow() - timedelta(seconds=max(0.0, event.ts - event.started_ts))
+        title = {"line_crossing": f"person crossed {event.zone}",
+                 "intrusion": f"person entered {event.zone}",
+                 "loitering": f"person loitering in {event.zone}"}.get(event.kind.value,
+                                                                        event.kind.value)
+        self.runtime.alert(kind=event.kind, severity=event.severity, title=title,
+                           location=location, zone=event.zone,
+                           entity=f"{self.config.device}-t{event.track_id}",
+                           started_at=started_at, evidence=evidence, details=details)
+        self.alerts_sent += 1
+
+    # -- hub requests -------------------------------------------------------------------
+
+    def _on_request(self, message: Message) -> None:
+        if not isinstance(message, Request):
+            return
+        site, device = self.config.site, self.config.device
+        if message.action is RequestAction.PING:
+            self.runtime.send_reply(Reply(site=site, device=device, request_id=message.id,
+                                          ok=True, result={"frames": self.source.counters[
+                                              "frames"]}))
+            return
+        if message.action is not RequestAction.SNAPSHOT:
+            self.runtime.send_reply(Reply(site=site, device=device, request_id=message.id,
+                                          ok=False, error=f"{message.action} not supported"))
+            return
+        with self._latest_lock:
+            latest = self._latest
+        if latest is None:
+            self.runtime.send_reply(Reply(site=site, device=device, request_id=message.id,
+                                          ok=False, error="no frame received yet"))
+            return
+        frame, result = latest
+        boxes = [(t.box, f"#{t.id}") for t in result.tracks] if result else []
+        try:
+            snap = render_snapshot(frame.image, boxes, self.config.snapshot)
+            evidence = snap.evidence()
+        except (SnapshotError, ProtocolError) as err:
+            self.runtime.send_reply(Reply(site=site, device=device, request_id=message.id,
+                                          ok=False, error=str(err)[:500]))
+            return
+        self.runtime.send_reply(Reply(site=site, device=device, request_id=message.id, ok=True,
+                                      result={"frame_seq": frame.seq,
+                                              "tracks": len(boxes)},
+                                      evidence=evidence))
