@@ -103,8 +103,9 @@ class ZoneRule(_Rule):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
-                             "'Asia/Shanghai')") from err
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Asia/Shanghai')"
+            ) from err
         return value
 
 
@@ -153,8 +154,9 @@ class LocalProjection:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kx", EARTH_M_PER_DEG * math.cos(math.radians(self.lat0)))
 
-    def to_xy(self, lon: NDArray[np.float64], lat: NDArray[np.float64]
-              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def to_xy(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         return (lon - self.lon0) * self.kx, (lat - self.lat0) * EARTH_M_PER_DEG
 
     def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
@@ -193,7 +195,8 @@ def zones_from_geojson(data: str | bytes | dict[str, Any], source: str = "<zones
             raise GeofenceError(f"{where}.properties.{loc}: {first['msg']}") from err
         geometry = feat.get("geometry")
         if not isinstance(geometry, dict) or geometry.get("type") not in (
-            "Polygon", "MultiPolygon"
+            "Polygon",
+            "MultiPolygon",
         ):
             raise GeofenceError(f"{where} ({rule.id}): geometry must be a Polygon or MultiPolygon")
         try:
@@ -202,8 +205,10 @@ def zones_from_geojson(data: str | bytes | dict[str, Any], source: str = "<zones
             raise GeofenceError(f"{where} ({rule.id}): bad geometry: {err}") from err
         if polygon.is_empty or not polygon.is_valid:
             reason = shapely.is_valid_reason(polygon)
-            raise GeofenceError(f"{where} ({rule.id}): invalid polygon ({reason}); fix the "
-                                "ring (closed, not self-intersecting)")
+            raise GeofenceError(
+                f"{where} ({rule.id}): invalid polygon ({reason}); fix the "
+                "ring (closed, not self-intersecting)"
+            )
         if rule.id in seen:
             raise GeofenceError(f"{where}: zone id {rule.id!r} is used twice")
         seen.add(rule.id)
@@ -226,18 +231,27 @@ class GeofenceEngine:
         metric = [self.projection.geometry(z.polygon) for z in self.zones]
         self._metric = metric
         self._outer = np.array(
-            [g.buffer(z.rule.buffer_m) if z.rule.buffer_m else g
-             for g, z in zip(metric, self.zones, strict=True)], dtype=object)
+            [
+                g.buffer(z.rule.buffer_m) if z.rule.buffer_m else g
+                for g, z in zip(metric, self.zones, strict=True)
+            ],
+            dtype=object,
+        )
         self._inner = np.array(
-            [g.buffer(-z.rule.buffer_m) if z.rule.buffer_m else g
-             for g, z in zip(metric, self.zones, strict=True)], dtype=object)
+            [
+                g.buffer(-z.rule.buffer_m) if z.rule.buffer_m else g
+                for g, z in zip(metric, self.zones, strict=True)
+            ],
+            dtype=object,
+        )
         shapely.prepare(self._outer)
         shapely.prepare(self._inner)
         self._tree = shapely.STRtree(self._outer)
         self._tz = [ZoneInfo(z.rule.timezone) for z in self.zones]
         self._index = {z.id: i for i, z in enumerate(self.zones)}
         self._global_inclusion = [
-            i for i, z in enumerate(self.zones)
+            i
+            for i, z in enumerate(self.zones)
             if z.rule.kind is ZoneKind.INCLUSION and z.rule.applies_to is None
         ]
         self._bound_inclusion: dict[str, list[int]] = {}
@@ -252,8 +266,9 @@ class GeofenceEngine:
         self._active_cache: dict[int, tuple[int, bool]] = {}
 
     @classmethod
-    def from_geojson(cls, data: str | bytes | dict[str, Any],
-                     origin: tuple[float, float] | None = None) -> GeofenceEngine:
+    def from_geojson(
+        cls, data: str | bytes | dict[str, Any], origin: tuple[float, float] | None = None
+    ) -> GeofenceEngine:
         return cls(zones_from_geojson(data), origin)
 
     # -- queries ----------------------------------------------------------------------------
@@ -265,8 +280,11 @@ class GeofenceEngine:
         """Zones whose polygon contains the point (no hysteresis, no state)."""
         x, y = self.projection.to_xy(np.array([lon]), np.array([lat]))
         point = shapely.points(x[0], y[0])
-        return [self.zones[i].id for i in sorted(self._tree.query(point).tolist())
-                if self._metric[i].covers(point)]
+        return [
+            self.zones[i].id
+            for i in sorted(self._tree.query(point).tolist())
+            if self._metric[i].covers(point)
+        ]
 
     def schedule_active(self, zone_index: int, t: float) -> bool:
         rule = self.zones[zone_index].rule
@@ -294,8 +312,13 @@ class GeofenceEngine:
         """One position of one entity at epoch seconds ``t``."""
         return self.check_many([entity], np.array([lon]), np.array([lat]), t)
 
-    def check_many(self, entities: Sequence[str], lons: NDArray[np.float64],
-                   lats: NDArray[np.float64], t: float) -> list[GeofenceEvent]:
+    def check_many(
+        self,
+        entities: Sequence[str],
+        lons: NDArray[np.float64],
+        lats: NDArray[np.float64],
+        t: float,
+    ) -> list[GeofenceEvent]:
         """A batch of positions taken at ``t`` (one per entity)."""
         if len(entities) != len(lons) or len(lons) != len(lats):
             raise ValueError("entities, lons and lats must have the same length")
@@ -318,8 +341,9 @@ class GeofenceEngine:
         allowed = self._restricted.get(zone_index)
         return allowed is None or entity in allowed
 
-    def _update_entity(self, entity: str, near: dict[int, bool], t: float,
-                       events: list[GeofenceEvent]) -> None:
+    def _update_entity(
+        self, entity: str, near: dict[int, bool], t: float, events: list[GeofenceEvent]
+    ) -> None:
         states = self._state.get(entity)
         if states is None:
             states = self._state[entity] = {}
@@ -332,13 +356,27 @@ class GeofenceEngine:
             observed: bool | None = (True if near[z] else None) if z in near else False
             self._step(entity, z, states, observed=observed, t=t, events=events)
         # Drop exclusion states that are plainly settled outside: keeps memory per entity small.
-        for z in [z for z, s in states.items()
-                  if not s.inside and s.pending is None and not s.alerted
-                  and self.zones[z].rule.kind is ZoneKind.EXCLUSION and z not in near]:
+        for z in [
+            z
+            for z, s in states.items()
+            if not s.inside
+            and s.pending is None
+            and not s.alerted
+            and self.zones[z].rule.kind is ZoneKind.EXCLUSION
+            and z not in near
+        ]:
             del states[z]
 
-    def _step(self, entity: str, z: int, states: dict[int, _PairState], *,
-              observed: bool | None, t: float, events: list[GeofenceEvent]) -> None:
+    def _step(
+        self,
+        entity: str,
+        z: int,
+        states: dict[int, _PairState],
+        *,
+        observed: bool | None,
+        t: float,
+        events: list[GeofenceEvent],
+    ) -> None:
         rule = self.zones[z].rule
         inclusion = rule.kind is ZoneKind.INCLUSION
         state = states.get(z)
@@ -364,8 +402,9 @@ class GeofenceEngine:
                     state.alerted = True
                 elif not violation:
                     state.alerted = False
-                events.append(GeofenceEvent(entity, rule.id, kind, violation, alert, t,
-                                            rule.severity))
+                events.append(
+                    GeofenceEvent(entity, rule.id, kind, violation, alert, t, rule.severity)
+                )
                 return
         # A schedule that opens while the entity is already in violation raises the alert then.
         violation = state.inside != inclusion

@@ -59,7 +59,7 @@ def format_frame(frame: BridgeFrame) -> bytes:
 
 
 def _int(text: str, lo: int, hi: int, what: str) -> int:
-    if not re.fullmatch(r"-?[0-9]{1,10}", text):
+    if not re.fullmatch(r"-?[0-9]{1,13}", text):
         raise BridgeLineError("bad_field", f"{what} {text!r} is not an integer")
     value = int(text)
     if not lo <= value <= hi:

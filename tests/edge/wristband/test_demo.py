@@ -60,7 +60,8 @@ def test_demo_gateway_publishes_positions_and_exit_alert(broker: BrokerHarness, 
                            a.kind is AlertKind.GEOFENCE_EXIT for a in alerts)
             for track in positions.values():
                 for lon, lat in track:
-                    assert 114.053 < lon < 114.065 and 22.539 < lat < 22.547
+                    assert 114.053 < lon < 114.065
+                    assert 22.539 < lat < 22.547
     finally:
         if demo is not None:
             demo.stop()
