@@ -19,6 +19,7 @@ the only integrity check, so a decoder resynchronises by sliding one byte when t
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -36,6 +37,7 @@ class Command(IntEnum):
     FORCE_SCAN = 0x21
     GET_INFO = 0x50
     GET_HEALTH = 0x52
+    SET_MOTOR_PWM = 0xF0  # A2/A3 motor speed; carries a payload (bit 7 set)
 
 
 class DataType(IntEnum):
@@ -58,7 +60,9 @@ RESPONSES: dict[DataType, tuple[int, SendMode]] = {
 
 
 def encode_request(command: Command, payload: bytes = b"") -> bytes:
-    if command & 0x80 or payload:
+    if payload and not command & 0x80:
+        raise ValueError(f"command {command.name} takes no payload (only bit-7 commands do)")
+    if command & 0x80:
         body = bytes((SYNC, command, len(payload))) + payload
         checksum = 0
         for byte in body:
@@ -163,7 +167,7 @@ class RplidarDecoder:
     inside the node stream (the host re-sent ``SCAN`` after reopening the port) is recognised
     when the node check fails at its position.
 
-    ``samples_dropped`` is inferred from angle gaps larger than 2.5 typical steps.
+    ``samples_dropped`` is inferred from angle gaps larger than 1.6 typical steps.
     """
 
     stats: RplidarStats = field(default_factory=RplidarStats)
@@ -172,7 +176,7 @@ class RplidarDecoder:
     _in_scan: bool = False
     _last_q6: int | None = None
     _step_q6: float = 0.0
-    _rejects: int = 0
+    _synced: bool = False
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Response]:
         buf = self._buf
@@ -192,7 +196,8 @@ class RplidarDecoder:
                 pos += length
                 continue
             if self._in_scan:
-                if pos + NODE_LEN > n:
+                need = NODE_LEN if self._synced else NODE_LEN * SYNC_NODES
+                if pos + need > n:
                     break
                 node = self._node_at(buf, pos)
                 if node is not None:
@@ -213,6 +218,7 @@ class RplidarDecoder:
                 if not self._in_scan:
                     self._pending = desc
                 self._last_q6 = None
+                self._synced = False
                 continue
             self.stats.bytes_skipped += 1
             if self._in_scan:
@@ -229,6 +235,7 @@ class RplidarDecoder:
         self._pending = None
         self._in_scan = False
         self._last_q6 = None
+        self._synced = False
 
     def _single(self, desc: ResponseDescriptor, data: bytes) -> Response | None:
         if desc.data_type == DataType.HEALTH and len(data) == 3:
@@ -240,45 +247,67 @@ class RplidarDecoder:
         return None
 
     def _node_at(self, buf: bytearray, pos: int) -> ScanNode | None:
-        b0, b1 = buf[pos], buf[pos + 1]
-        if not node_is_valid(b0, b1):
+        """The node at ``pos`` if it is trusted. In sync, its check bits must pass and its angle
+        must follow the previous node's. Out of sync (at the start, or after a failure),
+        ``SYNC_NODES`` consecutive nodes must pass both tests: two check bits alone pass on a
+        misaligned position one time in four."""
+        if self._synced:
+            node = _parse_node(buf, pos)
+            if node is not None and _follows(self._last_q6, node.angle_q6):
+                self._advance(node)
+                return node
+            self._synced = False
             return None
-        q6 = (b1 >> 1) | (buf[pos + 2] << 7)
-        node = ScanNode(bool(b0 & 1), b0 >> 2, q6, buf[pos + 3] | (buf[pos + 4] << 8))
-        return node if self._plausible(node) else None
+        chain = [_parse_node(buf, pos + i * NODE_LEN) for i in range(SYNC_NODES)]
+        if any(c is None for c in chain):
+            return None
+        angles = [c.angle_q6 for c in chain if c is not None]
+        if not all(_follows(a, b) for a, b in itertools.pairwise(angles)):
+            return None
+        node = chain[0]
+        assert node is not None  # noqa: S101  (checked above)
+        self._synced = True
+        self._advance(node)
+        return node
 
-    def _plausible(self, node: ScanNode) -> bool:
-        """Check the node's angle against the rotation, and count inferred gaps.
-
-        Two check bits pass on a misaligned position one time in four, so after corruption
-        a node whose angle jumps far from the previous one is treated as misaligned; after
-        ``MAX_REJECTS`` such nodes in a row the stream is trusted again (a real long gap).
-        """
+    def _advance(self, node: ScanNode) -> None:
+        """Count revolutions and inferred gaps (angle jumps over 1.6 typical steps)."""
         last = self._last_q6
-        if last is not None:
-            step = (node.angle_q6 - last) % FULL_TURN_Q6
-            backwards = step > FULL_TURN_Q6 - MAX_BACKSTEP_Q6
-            if not backwards and step > MAX_STEP_Q6 and self._rejects < MAX_REJECTS:
-                self._rejects += 1  # the caller counts the skipped byte and the bad node
-                return False
-            typical = self._step_q6
-            if backwards:
-                pass
-            elif typical > 0 and step > 2.5 * typical:
-                self.stats.samples_dropped += round(step / typical) - 1
-            else:
-                self._step_q6 = step if typical == 0 else 0.98 * typical + 0.02 * step
-        self._rejects = 0
         self._last_q6 = node.angle_q6
         if node.start:
             self.stats.revolutions += 1
+        if last is None:
+            return
+        step = (node.angle_q6 - last) % FULL_TURN_Q6
+        if step > FULL_TURN_Q6 // 2:
+            return  # jitter backwards around a revolution start
+        typical = self._step_q6
+        if typical > 0 and step > 1.6 * typical:
+            self.stats.samples_dropped += round(step / typical) - 1
+        elif step > 0:
+            self._step_q6 = step if typical == 0 else 0.98 * typical + 0.02 * step
+
+
+def _parse_node(buf: bytearray, pos: int) -> ScanNode | None:
+    b0, b1 = buf[pos], buf[pos + 1]
+    if not node_is_valid(b0, b1):
+        return None
+    q6 = (b1 >> 1) | (buf[pos + 2] << 7)
+    return ScanNode(bool(b0 & 1), b0 >> 2, q6, buf[pos + 3] | (buf[pos + 4] << 8))
+
+
+def _follows(last_q6: int | None, q6: int) -> bool:
+    """Whether ``q6`` can be the next angle after ``last_q6`` of a clockwise sweep."""
+    if last_q6 is None:
         return True
+    step = (q6 - last_q6) % FULL_TURN_Q6
+    return step <= MAX_STEP_Q6 or step >= FULL_TURN_Q6 - MAX_BACKSTEP_Q6
 
 
 FULL_TURN_Q6 = 360 * 64
 MAX_STEP_Q6 = 30 * 64
 MAX_BACKSTEP_Q6 = 2 * 64
-MAX_REJECTS = 8
+SYNC_NODES = 3
 
 
 def _known_descriptor(data: bytes | bytearray | memoryview) -> ResponseDescriptor | None:
