@@ -73,12 +73,23 @@ class AgentRuntime:
 
         self.state_topic = device_topic(self.site, kind, self.device, Channel.STATE)
         will = (self.state_topic, self._state_payload(DeviceStatus.OFFLINE))
-        self.bus = Bus(config.mqtt, client_id=f"{self.site}-{self.device}", will=will,
-                       on_connected=self._on_connected)
-        self.outbox = Outbox(config.data_dir / f"{self.device}-outbox.sqlite",
-                             max_items=config.outbox_max_items)
-        self.delivery = AlertDelivery(self.bus, self.outbox, site=self.site, kind=kind,
-                                      device=self.device, resend_after_s=config.resend_after_s)
+        self.bus = Bus(
+            config.mqtt,
+            client_id=f"{self.site}-{self.device}",
+            will=will,
+            on_connected=self._on_connected,
+        )
+        self.outbox = Outbox(
+            config.data_dir / f"{self.device}-outbox.sqlite", max_items=config.outbox_max_items
+        )
+        self.delivery = AlertDelivery(
+            self.bus,
+            self.outbox,
+            site=self.site,
+            kind=kind,
+            device=self.device,
+            resend_after_s=config.resend_after_s,
+        )
         self.telemetry: BoundedQueue[tuple[str, bytes, int]] = BoundedQueue(
             config.telemetry_queue_max
         )
@@ -124,8 +135,9 @@ class AgentRuntime:
     def send_positions(self, positions: Sequence[Position]) -> None:
         """Queue positions (QoS 0, batched); oldest batches drop first when the queue is full."""
         for start in range(0, len(positions), 500):
-            batch = PositionBatch(site=self.site, device=self.device,
-                                  positions=list(positions[start : start + 500]))
+            batch = PositionBatch(
+                site=self.site, device=self.device, positions=list(positions[start : start + 500])
+            )
             self._queue_telemetry(batch)
 
     def send_reply(self, reply: Reply) -> None:
@@ -133,8 +145,9 @@ class AgentRuntime:
 
     def publish_state(self) -> None:
         try:
-            self.bus.publish(self.state_topic, self._state_payload(DeviceStatus.ONLINE), qos=1,
-                             retain=True)
+            self.bus.publish(
+                self.state_topic, self._state_payload(DeviceStatus.ONLINE), qos=1, retain=True
+            )
         except BusError as err:
             log.info("state not published: %s", err)
 
@@ -143,24 +156,36 @@ class AgentRuntime:
         dropped = {**self.telemetry.dropped, **fields.pop("dropped", {})}
         dropped["bad_command"] = self.counters["bad_command"]
         return Health(
-            site=self.site, device=self.device,
+            site=self.site,
+            device=self.device,
             uptime_s=round(self._clock() - self._started_at, 3),
-            queue_depth=len(self.telemetry), outbox_depth=self.outbox.depth(),
-            dropped=dropped, cpu_temp_c=read_cpu_temp_c(), **fields,
+            queue_depth=len(self.telemetry),
+            outbox_depth=self.outbox.depth(),
+            dropped=dropped,
+            cpu_temp_c=read_cpu_temp_c(),
+            **fields,
         )
 
     # -- internals -----------------------------------------------------------------------
 
     def _state_payload(self, status: DeviceStatus) -> bytes:
-        return encode(DeviceState(site=self.site, device=self.device, state=status,
-                                  kind=self.kind, sw_version=SW_VERSION,
-                                  config_version=self.config_version))
+        return encode(
+            DeviceState(
+                site=self.site,
+                device=self.device,
+                state=status,
+                kind=self.kind,
+                sw_version=SW_VERSION,
+                config_version=self.config_version,
+            )
+        )
 
     def _queue_telemetry(self, message: Message) -> None:
         channel = channel_of(message)
         topic = device_topic(self.site, self.kind, self.device, channel)
-        self.telemetry.put_drop_oldest((topic, encode(message), CHANNEL_QOS[channel]),
-                                       reason=f"{channel}_queue_full")
+        self.telemetry.put_drop_oldest(
+            (topic, encode(message), CHANNEL_QOS[channel]), reason=f"{channel}_queue_full"
+        )
 
     def _on_connected(self) -> None:
         self.delivery.on_connected()

@@ -21,8 +21,8 @@ from typing import Annotated, Literal, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,7 +67,7 @@ class BusConfig(BaseModel):
     transport: Literal["tcp", "websockets"] = "tcp"
     username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     password_file: Path | None = None
-    password_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GRIDWARD_MQTT_PASSWORD"
+    password_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GRIDWARD_MQTT_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
     tls: TlsConfig | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     session_expiry_s: Annotated[int, Field(ge=0, le=7 * 86400)] = 3600
@@ -86,7 +86,9 @@ class BusConfig(BaseModel):
             try:
                 return self.password_file.read_text(encoding="utf-8").strip()
             except OSError as err:
-                raise BusError(f"cannot read MQTT password file {self.password_file}: {err}") from err
+                raise BusError(
+                    f"cannot read MQTT password file {self.password_file}: {err.strerror}"
+                ) from err
         return os.environ.get(self.password_env)
 
 
@@ -203,7 +205,7 @@ class Bus:
             self._thread = None
         # Paho keeps its wake-up socket pair (loopback TCP) and, if the loop ended mid-connect,
         # the broker socket until garbage collection; close both now so nothing leaks.
-        self._client._reset_sockets()  # noqa: SLF001 - paho has no public close
+        self._client._reset_sockets()
 
     @property
     def connected(self) -> bool:
@@ -220,7 +222,7 @@ class Bus:
         with self._subs_lock:
             self._subs[topic_filter] = (qos, handler)
         if self.connected:
-            rc, mid = self._client.subscribe(topic_filter, qos=qos)
+            rc, _ = self._client.subscribe(topic_filter, qos=qos)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise BusError(f"subscribe to {topic_filter} failed: {mqtt.error_string(rc)}")
 
@@ -257,7 +259,7 @@ class Bus:
         self._ready.clear()
 
     def _connect_once(self, first: bool) -> bool:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
         try:
             if first:
@@ -355,7 +357,7 @@ class Bus:
             plain = _strip_share(topic_filter)
             if mqtt.topic_matches_sub(plain, msg.topic):
                 try:
-                    handler(msg.topic, msg.payload)
+                    handler(msg.topic, bytes(msg.payload))
                 except Exception:  # a handler bug must not kill the network loop
                     log.exception("handler for %s failed on %s", topic_filter, msg.topic)
                 return

@@ -32,8 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     esub = edge.add_subparsers(dest="kind", required=True)
     sim = esub.add_parser("sim", help="a simulated device walking a route (demo, tests)")
     sim.add_argument("--config", type=Path, required=True)
-    sim.add_argument("--validate-config", action="store_true",
-                     help="check the config, print what is wrong with line numbers, and exit")
+    sim.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="check the config, print what is wrong with line numbers, and exit",
+    )
     sim.set_defaults(func=_edge_sim)
     # Each agent adds its own `gridward edge <kind>` command from edge/<kind>/cli.py.
     for kind in AGENT_KINDS:

@@ -5,7 +5,7 @@ generated from it (``gridward protocol schema``). No other module spells a topic
 
 Topic tree::
 
-    gw/v1/<site>/<kind>/<device>/<channel>     device -> hub   (kind: camera|lidar|wristband|glasses)
+    gw/v1/<site>/<kind>/<device>/<channel>     device -> hub  (kind: camera|lidar|wristband|glasses)
     gw/v1/<site>/cmd/<device>/<channel>        hub -> device
 
 Every payload is UTF-8 JSON of a pydantic model with ``v``, ``id`` (UUIDv7), ``ts`` (UTC),
@@ -158,9 +158,9 @@ def cmd_filter(site: str, device: str) -> str:
 
 def device_acl(site: str, kind: DeviceKind | str, device: str) -> tuple[str, str]:
     """(write filter, read filter) a device's broker credentials are limited to."""
-    write = f"{TOPIC_PREFIX}/{check_segment(site, 'site')}/{DeviceKind(kind).value}/" + (
-        f"{check_segment(device, 'device')}/+"
-    )
+    check_segment(site, "site")
+    check_segment(device, "device")
+    write = f"{TOPIC_PREFIX}/{site}/{DeviceKind(kind).value}/{device}/+"
     return write, cmd_filter(site, device)
 
 
@@ -268,7 +268,9 @@ class Evidence(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=None)
 
     @classmethod
-    def from_jpeg(cls, data: bytes, width: int | None = None, height: int | None = None) -> Evidence:
+    def from_jpeg(
+        cls, data: bytes, width: int | None = None, height: int | None = None
+    ) -> Evidence:
         if len(data) > EVIDENCE_MAX_BYTES:
             raise ProtocolError(
                 "evidence_too_large",

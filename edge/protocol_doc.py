@@ -41,11 +41,11 @@ def write_schemas(out_dir: Path) -> list[Path]:
     return written
 
 
-def _type_of(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
+def _type_of(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:  # noqa: PLR0911
     if isinstance(prop, bool):
         return "any"
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         return " or ".join(_type_of(p, defs) for p in prop["anyOf"])
     if "enum" in prop:
@@ -62,8 +62,18 @@ def _type_of(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
     return str(kind)
 
 
-_LIMIT_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
-               "maxLength", "minItems", "maxItems", "maxProperties", "pattern")
+_LIMIT_KEYS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "maxProperties",
+    "pattern",
+)
 
 
 def _limits(prop: dict[str, Any]) -> str:

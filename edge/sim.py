@@ -61,8 +61,9 @@ class SimulatedDevice:
 
     def start(self) -> None:
         self.runtime.start()
-        self._thread = threading.Thread(target=self._run, name=f"sim-{self.config.device}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"sim-{self.config.device}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -78,15 +79,26 @@ class SimulatedDevice:
         while not self._stop.wait(cfg.position_interval_s):
             now = time.monotonic()
             lon, lat, heading = walk(cfg.route, (now - started) * cfg.speed_mps)
-            self.runtime.send_positions([
-                Position(entity=cfg.entity, entity_kind=cfg.entity_kind, lon=lon, lat=lat,
-                         accuracy_m=5.0, heading_deg=round(heading, 1), speed_mps=cfg.speed_mps,
-                         ts=utcnow())
-            ])
+            self.runtime.send_positions(
+                [
+                    Position(
+                        entity=cfg.entity,
+                        entity_kind=cfg.entity_kind,
+                        lon=lon,
+                        lat=lat,
+                        accuracy_m=5.0,
+                        heading_deg=round(heading, 1),
+                        speed_mps=cfg.speed_mps,
+                        ts=utcnow(),
+                    )
+                ]
+            )
             if now >= next_alert and cfg.alert_interval_s is not None:
                 next_alert = now + cfg.alert_interval_s
                 self.runtime.alert(
-                    kind=cfg.alert_kind, severity=Severity.HIGH, entity=cfg.entity,
+                    kind=cfg.alert_kind,
+                    severity=Severity.HIGH,
+                    entity=cfg.entity,
                     title=f"{cfg.alert_kind.value} from {cfg.entity}",
                     location=Location(lon=lon, lat=lat, accuracy_m=5.0),
                 )

@@ -57,15 +57,20 @@ class Account:
     write: tuple[str, ...] = ()
 
     @classmethod
-    def device(cls, site: str, kind: DeviceKind | str, device: str, password_hash: str | None
-               ) -> Account:
+    def device(
+        cls, site: str, kind: DeviceKind | str, device: str, password_hash: str | None
+    ) -> Account:
         write, read = device_acl(site, kind, device)
         return cls(check_segment(device, "device"), password_hash, read=(read,), write=(write,))
 
     @classmethod
     def hub(cls, username: str, password_hash: str | None) -> Account:
-        return cls(check_segment(username, "username"), password_hash,
-                   read=(hub_acl(), "$SYS/#"), write=(hub_acl(),))
+        return cls(
+            check_segment(username, "username"),
+            password_hash,
+            read=(hub_acl(), "$SYS/#"),
+            write=(hub_acl(),),
+        )
 
 
 def free_port() -> int:
@@ -100,10 +105,15 @@ class BrokerLayout:
         return self.directory / "acl"
 
     @classmethod
-    def with_tls(cls, directory: Path, ca: SiteCA, *, websockets: bool = True,
-                 persistence: bool = False) -> BrokerLayout:
-        layout = cls(directory, tls_port=free_port(), ws_port=free_port() if websockets else None,
-                     persistence=persistence)
+    def with_tls(
+        cls, directory: Path, ca: SiteCA, *, websockets: bool = True, persistence: bool = False
+    ) -> BrokerLayout:
+        layout = cls(
+            directory,
+            tls_port=free_port(),
+            ws_port=free_port() if websockets else None,
+            persistence=persistence,
+        )
         layout.server_cert = ca.issue_server("localhost", directory / "tls")
         layout.ca_file = ca.cert_file
         return layout

@@ -9,8 +9,12 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="run broker, hub and simulated devices on this machine")
     demo.add_argument("--run-dir", type=Path, default=Path(".gridward/demo"))
-    demo.add_argument("--duration-s", type=float, default=None,
-                      help="stop after this many seconds (default: run until Ctrl+C)")
+    demo.add_argument(
+        "--duration-s",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl+C)",
+    )
     demo.set_defaults(func=_demo)
 
     hub = sub.add_parser("hub", help="hub services")

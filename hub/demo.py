@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 DEMO_SITE = "demo"
 # A few blocks of a district (WGS84). Any place works; the map is drawn from these.
 DEMO_ROUTES: dict[str, list[tuple[float, float]]] = {
-    "officer-1": [(114.0550, 22.5420), (114.0590, 22.5420), (114.0590, 22.5450),
-                  (114.0550, 22.5450)],
+    "officer-1": [
+        (114.0550, 22.5420),
+        (114.0590, 22.5420),
+        (114.0590, 22.5450),
+        (114.0550, 22.5450),
+    ],
     "officer-2": [(114.0600, 22.5400), (114.0640, 22.5410), (114.0630, 22.5440)],
 }
 
@@ -63,8 +67,11 @@ class DemoStack:
         for name in names:
             device = f"glasses-{name}"
             device_pw[device] = new_password()
-            accounts.append(Account.device(DEMO_SITE, DeviceKind.GLASSES, device,
-                                           hash_password(device_pw[device])))
+            accounts.append(
+                Account.device(
+                    DEMO_SITE, DeviceKind.GLASSES, device, hash_password(device_pw[device])
+                )
+            )
         layout.write_config()
         layout.write_accounts(accounts)
         self.broker = Mosquitto(layout)
@@ -73,8 +80,11 @@ class DemoStack:
         hub_cfg = HubConfig(
             site=DEMO_SITE,
             database_url=f"sqlite:///{self.run_dir / 'hub.sqlite'}",
-            mqtt=BusConfig(port=layout.port, username="hub",
-                           password_file=_secret_file(secrets_dir / "hub.mqtt", hub_pw)),
+            mqtt=BusConfig(
+                port=layout.port,
+                username="hub",
+                password_file=_secret_file(secrets_dir / "hub.mqtt", hub_pw),
+            ),
         )
         self.hub = HubService(hub_cfg)
         self.hub.start()
@@ -82,14 +92,20 @@ class DemoStack:
         for name in names:
             device = f"glasses-{name}"
             cfg = SimulatedDeviceConfig(
-                site=DEMO_SITE, device=device, kind=DeviceKind.GLASSES,
-                entity=name, entity_kind=EntityKind.OFFICER,
+                site=DEMO_SITE,
+                device=device,
+                kind=DeviceKind.GLASSES,
+                entity=name,
+                entity_kind=EntityKind.OFFICER,
                 route=[RoutePoint(lon=lon, lat=lat) for lon, lat in DEMO_ROUTES[name]],
                 data_dir=self.run_dir / "edge",
-                health_interval_s=5.0, alert_interval_s=alert_interval_s,
-                mqtt=BusConfig(port=layout.port, username=device,
-                               password_file=_secret_file(secrets_dir / f"{device}.mqtt",
-                                                          device_pw[device])),
+                health_interval_s=5.0,
+                alert_interval_s=alert_interval_s,
+                mqtt=BusConfig(
+                    port=layout.port,
+                    username=device,
+                    password_file=_secret_file(secrets_dir / f"{device}.mqtt", device_pw[device]),
+                ),
             )
             sim = SimulatedDevice(cfg)
             sim.start()
@@ -123,21 +139,25 @@ def run_demo(run_dir: Path, duration_s: float | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     print(f"gridward demo: starting in {run_dir} ...", flush=True)
     stack.start()
-    assert stack.broker is not None and stack.hub is not None
+    if stack.broker is None or stack.hub is None:
+        raise RuntimeError("demo stack did not start")
     layout = stack.broker.layout
     print(
-        "\n".join([
-            "",
-            "gridward demo is running.",
-            f"  broker      mqtt://127.0.0.1:{layout.port}  (TLS with client certs on "
-            f":{layout.tls_port}, websockets on :{layout.ws_port})",
-            f"  hub store   {run_dir / 'hub.sqlite'}",
-            f"  devices     {', '.join(d.config.device for d in stack.devices)}",
-            "  watch live  mosquitto_sub -h 127.0.0.1 -p "
-            f"{layout.port} -u hub -P \"$(cat {run_dir / 'secrets/hub.mqtt'})\" -t 'gw/v1/#' -v",
-            "Press Ctrl+C to stop.",
-            "",
-        ]),
+        "\n".join(
+            [
+                "",
+                "gridward demo is running.",
+                f"  broker      mqtt://127.0.0.1:{layout.port}  (TLS with client certs on "
+                f":{layout.tls_port}, websockets on :{layout.ws_port})",
+                f"  hub store   {run_dir / 'hub.sqlite'}",
+                f"  devices     {', '.join(d.config.device for d in stack.devices)}",
+                "  watch live  mosquitto_sub -h 127.0.0.1 -p "
+                f"{layout.port} -u hub -P \"$(cat {run_dir / 'secrets/hub.mqtt'})\""
+                " -t 'gw/v1/#' -v",
+                "Press Ctrl+C to stop.",
+                "",
+            ]
+        ),
         flush=True,
     )
     started = time.monotonic()

@@ -50,10 +50,13 @@ class IngestStats:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "received": self.received, "stored_alerts": self.stored_alerts,
+            "received": self.received,
+            "stored_alerts": self.stored_alerts,
             "duplicate_alerts": self.duplicate_alerts,
-            "stored_positions": self.stored_positions, "acks_sent": self.acks_sent,
-            "rejected": dict(self.rejected), "store_errors": self.store_errors,
+            "stored_positions": self.stored_positions,
+            "acks_sent": self.acks_sent,
+            "rejected": dict(self.rejected),
+            "store_errors": self.store_errors,
         }
 
 

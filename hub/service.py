@@ -18,8 +18,11 @@ class HubService:
         self.store = store or Store(config.database_url)
         self.bus = Bus(config.mqtt, client_id=config.client_id)
         self.ingest = Ingest(
-            self.bus, self.store, site=config.site or "+",
-            queue_max=config.ingest_queue_max, batch_max=config.ingest_batch_max,
+            self.bus,
+            self.store,
+            site=config.site or "+",
+            queue_max=config.ingest_queue_max,
+            batch_max=config.ingest_batch_max,
         )
 
     def start(self) -> None:

@@ -61,8 +61,9 @@ alerts = Table(
 positions = Table(
     "positions",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("msg_id", String(36), nullable=False),
     Column("site", String(64), nullable=False),
     Column("device", String(64), nullable=False),
@@ -171,16 +172,30 @@ class Store:
             elif isinstance(msg, PositionBatch):
                 pos_rows.extend(_position_rows(msg))
             elif isinstance(msg, Health):
-                health_rows.append({"id": msg.id, "site": msg.site, "device": msg.device,
-                                    "ts": msg.ts, "payload": msg.model_dump(mode="json")})
+                health_rows.append(
+                    {
+                        "id": msg.id,
+                        "site": msg.site,
+                        "device": msg.device,
+                        "ts": msg.ts,
+                        "payload": msg.model_dump(mode="json"),
+                    }
+                )
             elif isinstance(msg, DeviceState):
                 key = (msg.site, msg.device)
                 if key not in states or states[key].ts <= msg.ts:
                     states[key] = msg
             elif isinstance(msg, Reply):
-                reply_rows.append({"id": msg.id, "request_id": msg.request_id, "site": msg.site,
-                                   "device": msg.device, "ts": msg.ts,
-                                   "payload": msg.model_dump_json()})
+                reply_rows.append(
+                    {
+                        "id": msg.id,
+                        "request_id": msg.request_id,
+                        "site": msg.site,
+                        "device": msg.device,
+                        "ts": msg.ts,
+                        "payload": msg.model_dump_json(),
+                    }
+                )
         with self.engine.begin() as conn:
             if alert_rows:
                 unique = {r["id"]: r for r in alert_rows}
@@ -205,16 +220,24 @@ class Store:
         return result
 
     def _upsert_state(self, conn: Connection, msg: DeviceState) -> None:
-        row = {"site": msg.site, "device": msg.device, "kind": msg.kind.value,
-               "state": msg.state.value, "ts": msg.ts, "sw_version": msg.sw_version,
-               "config_version": msg.config_version}
+        row = {
+            "site": msg.site,
+            "device": msg.device,
+            "kind": msg.kind.value,
+            "state": msg.state.value,
+            "ts": msg.ts,
+            "sw_version": msg.sw_version,
+            "config_version": msg.config_version,
+        }
         stmt = self._insert(device_state)
-        update = {k: stmt.excluded[k] for k in ("kind", "state", "ts", "sw_version",
-                                                "config_version")}
+        update = {
+            k: stmt.excluded[k] for k in ("kind", "state", "ts", "sw_version", "config_version")
+        }
         # A retained state replayed after a newer one (reconnect races) must not win.
         conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=["site", "device"], set_=update,
+                index_elements=["site", "device"],
+                set_=update,
                 where=device_state.c.ts <= stmt.excluded.ts,
             ),
             row,
@@ -247,19 +270,35 @@ class Store:
 def _alert_row(msg: Alert, now: datetime) -> dict[str, Any]:
     payload = json.loads(msg.model_dump_json(exclude_none=True))
     return {
-        "id": msg.id, "site": msg.site, "device": msg.device, "kind": msg.kind.value,
-        "severity": msg.severity.value, "ts": msg.ts, "received_at": now,
+        "id": msg.id,
+        "site": msg.site,
+        "device": msg.device,
+        "kind": msg.kind.value,
+        "severity": msg.severity.value,
+        "ts": msg.ts,
+        "received_at": now,
         "lon": msg.location.lon if msg.location else None,
         "lat": msg.location.lat if msg.location else None,
-        "zone": msg.zone, "entity": msg.entity, "payload": payload,
+        "zone": msg.zone,
+        "entity": msg.entity,
+        "payload": payload,
     }
 
 
 def _position_rows(msg: PositionBatch) -> list[dict[str, Any]]:
     return [
-        {"msg_id": msg.id, "site": msg.site, "device": msg.device, "entity": p.entity,
-         "entity_kind": p.entity_kind.value, "lon": p.lon, "lat": p.lat,
-         "accuracy_m": p.accuracy_m, "heading_deg": p.heading_deg, "speed_mps": p.speed_mps,
-         "ts": p.ts}
+        {
+            "msg_id": msg.id,
+            "site": msg.site,
+            "device": msg.device,
+            "entity": p.entity,
+            "entity_kind": p.entity_kind.value,
+            "lon": p.lon,
+            "lat": p.lat,
+            "accuracy_m": p.accuracy_m,
+            "heading_deg": p.heading_deg,
+            "speed_mps": p.speed_mps,
+            "ts": p.ts,
+        }
         for p in msg.positions
     ]

@@ -40,7 +40,7 @@ def _snapshot() -> tuple[set[int], set[int], int]:
     me = psutil.Process()
     threads = {t.ident for t in threading.enumerate() if t.ident is not None}
     children = {p.pid for p in me.children(recursive=True)}
-    sockets = len([c for c in me.net_connections(kind="inet")])
+    sockets = len(me.net_connections(kind="inet"))
     return threads, children, sockets
 
 

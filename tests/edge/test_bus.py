@@ -63,8 +63,10 @@ def test_wrong_password_and_anonymous_are_refused(broker: BrokerHarness, site: s
     good = broker.add_device(site, DeviceKind.LIDAR, f"{site}-l")
     bad_pw = broker.directory / "wrong.pw"
     bad_pw.write_text("not-the-password")
-    for cfg in (good.model_copy(update={"password_file": bad_pw}),
-                good.model_copy(update={"username": None, "password_file": None})):
+    for cfg in (
+        good.model_copy(update={"password_file": bad_pw}),
+        good.model_copy(update={"username": None, "password_file": None}),
+    ):
         bus = Bus(cfg, client_id=f"{site}-refused")
         bus.start()
         try:
@@ -92,13 +94,19 @@ def test_tls_client_certificate_accepted(broker: BrokerHarness, site: str) -> No
         hub.stop()
 
 
-def test_certificate_from_another_ca_is_refused(broker: BrokerHarness, tmp_path: Path,
-                                                site: str) -> None:
+def test_certificate_from_another_ca_is_refused(
+    broker: BrokerHarness, tmp_path: Path, site: str
+) -> None:
     rogue = SiteCA(tmp_path / "rogue-ca")
     pair = rogue.issue_client(f"{site}-rogue", tmp_path / "rogue")
-    cfg = BusConfig(port=broker.layout.tls_port or 0, reconnect_min_s=0.05, reconnect_max_s=0.2,
-                    tls=TlsConfig(ca_file=broker.ca.cert_file, cert_file=pair.cert_file,
-                                  key_file=pair.key_file))
+    cfg = BusConfig(
+        port=broker.layout.tls_port or 0,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.2,
+        tls=TlsConfig(
+            ca_file=broker.ca.cert_file, cert_file=pair.cert_file, key_file=pair.key_file
+        ),
+    )
     bus = Bus(cfg, client_id=f"{site}-rogue")
     bus.start()
     try:
@@ -145,7 +153,8 @@ def test_last_will_marks_a_killed_device_offline(broker: BrokerHarness, site: st
     topic = device_topic(site, DeviceKind.LIDAR, device, Channel.STATE)
     proc = subprocess.Popen(
         [sys.executable, "-c", AGENT_THAT_DIES, cfg.model_dump_json(), site, device, topic],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     hub = Bus(broker.hub_config(), client_id=f"{site}-hub")
     states: list[DeviceStatus] = []
@@ -157,8 +166,7 @@ def test_last_will_marks_a_killed_device_offline(broker: BrokerHarness, site: st
         proc.kill()
         proc.wait(5)
         # keepalive 5 s: the broker notices within 1.5 x keepalive and publishes the will
-        wait_until(lambda: states[-1] == DeviceStatus.OFFLINE, timeout_s=10,
-                   message="last will")
+        wait_until(lambda: states[-1] == DeviceStatus.OFFLINE, timeout_s=10, message="last will")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -28,22 +28,41 @@ RATE = 250.0  # alerts/s per agent: ~8 s of sending, so the faults land mid-stre
 def _spawn(config: AgentConfig, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.support.alert_agent", config.model_dump_json(),
-             str(PER_DEVICE), str(RATE)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "tests.support.alert_agent",
+                config.model_dump_json(),
+                str(PER_DEVICE),
+                str(RATE),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
 @pytest.mark.slow
-def test_no_alert_lost_or_duplicated_through_crashes(own_broker: BrokerHarness, site: str,
-                                                     tmp_path: Path) -> None:
-    hub = HubService(HubConfig(site=site, database_url=f"sqlite:///{tmp_path}/hub.sqlite",
-                               mqtt=own_broker.hub_config(), client_id=f"{site}-hub"))
+def test_no_alert_lost_or_duplicated_through_crashes(
+    own_broker: BrokerHarness, site: str, tmp_path: Path
+) -> None:
+    hub = HubService(
+        HubConfig(
+            site=site,
+            database_url=f"sqlite:///{tmp_path}/hub.sqlite",
+            mqtt=own_broker.hub_config(),
+            client_id=f"{site}-hub",
+        )
+    )
     hub.start()
     configs = [
-        AgentConfig(site=site, device=f"{site}-d{i}", data_dir=tmp_path / f"d{i}",
-                    resend_after_s=5.0,
-                    mqtt=own_broker.add_device(site, DeviceKind.CAMERA, f"{site}-d{i}"))
+        AgentConfig(
+            site=site,
+            device=f"{site}-d{i}",
+            data_dir=tmp_path / f"d{i}",
+            resend_after_s=5.0,
+            mqtt=own_broker.add_device(site, DeviceKind.CAMERA, f"{site}-d{i}"),
+        )
         for i in range(3)
     ]
     logs = [tmp_path / f"agent{i}.log" for i in range(3)]
@@ -65,11 +84,15 @@ def test_no_alert_lost_or_duplicated_through_crashes(own_broker: BrokerHarness, 
         own_broker.start()
         for proc in procs:
             assert proc.wait(timeout=120) == 0, [p.read_text() for p in logs]
-        wait_until(lambda: hub.store.count_alerts(site) >= 3 * PER_DEVICE, timeout_s=30,
-                   message="6,000 alerts stored")
+        wait_until(
+            lambda: hub.store.count_alerts(site) >= 3 * PER_DEVICE,
+            timeout_s=30,
+            message="6,000 alerts stored",
+        )
         with hub.store.engine.connect() as conn:
-            rows = conn.execute(select(alerts.c.id, alerts.c.device, alerts.c.payload)
-                                .where(alerts.c.site == site)).all()
+            rows = conn.execute(
+                select(alerts.c.id, alerts.c.device, alerts.c.payload).where(alerts.c.site == site)
+            ).all()
         ids = [r.id for r in rows]
         seqs = Counter((r.device, r.payload["details"]["seq"]) for r in rows)
         assert len(ids) == 3 * PER_DEVICE
@@ -79,8 +102,10 @@ def test_no_alert_lost_or_duplicated_through_crashes(own_broker: BrokerHarness, 
         assert "started at 0" in logs[1].read_text()
         restarted_at = [ln for ln in logs[1].read_text().splitlines() if ln.startswith("started")]
         assert len(restarted_at) == 2 and restarted_at[1] != "started at 0"
-        print(f"\ndelivery: stored {len(ids)} distinct alerts, 0 duplicates; hub saw "
-              f"{hub.ingest.stats.duplicate_alerts} redeliveries; restarts: {restarted_at}")
+        print(
+            f"\ndelivery: stored {len(ids)} distinct alerts, 0 duplicates; hub saw "
+            f"{hub.ingest.stats.duplicate_alerts} redeliveries; restarts: {restarted_at}"
+        )
     finally:
         for proc in procs:
             if proc.poll() is None:

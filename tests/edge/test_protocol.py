@@ -26,8 +26,8 @@ from edge.protocol import (
     DeviceState,
     DeviceStatus,
     DeviceTopic,
-    Evidence,
     EntityKind,
+    Evidence,
     Health,
     HubAck,
     Location,
@@ -61,27 +61,63 @@ JPEG = b"\xff\xd8\xff\xe0fake-but-bounded-jpeg\xff\xd9"
 def examples() -> list[Message]:
     """One valid instance of every contract model."""
     base = {"site": "north", "device": "cam-7"}
-    pos = Position(entity="w-1", entity_kind=EntityKind.WEARER, lon=114.05, lat=22.54,
-                   accuracy_m=3.0, heading_deg=90.0, speed_mps=1.2, ts=NOW)
+    pos = Position(
+        entity="w-1",
+        entity_kind=EntityKind.WEARER,
+        lon=114.05,
+        lat=22.54,
+        accuracy_m=3.0,
+        heading_deg=90.0,
+        speed_mps=1.2,
+        ts=NOW,
+    )
     return [
         DeviceState(**base, state=DeviceStatus.ONLINE, kind=DeviceKind.CAMERA, config_version=3),
-        Health(**base, uptime_s=12.5, fps=9.8, inference_ms=41.0, queue_depth=2,
-               outbox_depth=0, dropped={"pos_queue_full": 1}, metrics={"crossings": 4.0}),
-        Alert(**base, kind=AlertKind.INTRUSION, severity=Severity.HIGH, title="person in zone",
-              location=Location(lon=114.05, lat=22.54, accuracy_m=2.0), zone="gate-a",
-              entity="track-12", started_at=NOW, evidence=Evidence.from_jpeg(JPEG, 64, 48),
-              details={"score": 0.91, "class": "person"}),
+        Health(
+            **base,
+            uptime_s=12.5,
+            fps=9.8,
+            inference_ms=41.0,
+            queue_depth=2,
+            outbox_depth=0,
+            dropped={"pos_queue_full": 1},
+            metrics={"crossings": 4.0},
+        ),
+        Alert(
+            **base,
+            kind=AlertKind.INTRUSION,
+            severity=Severity.HIGH,
+            title="person in zone",
+            location=Location(lon=114.05, lat=22.54, accuracy_m=2.0),
+            zone="gate-a",
+            entity="track-12",
+            started_at=NOW,
+            evidence=Evidence.from_jpeg(JPEG, 64, 48),
+            details={"score": 0.91, "class": "person"},
+        ),
         PositionBatch(**base, positions=[pos, pos.model_copy(update={"entity": "w-2"})]),
         Reply(**base, request_id=new_id(), ok=True, result={"frames": 3}),
         HubAck(**base, ids=[new_id(), new_id()]),
         ConfigPush(**base, config_version=4, config={"zones": [{"id": "a"}]}),
-        WatchlistBundleEnvelope(**base, bundle_version=2, issued_at=NOW,
-                                expires_at=NOW + timedelta(hours=1), key_id="k1",
-                                nonce_b64="bm9uY2U=", ciphertext_b64="Y2lwaGVy",
-                                signature_b64="c2ln"),
+        WatchlistBundleEnvelope(
+            **base,
+            bundle_version=2,
+            issued_at=NOW,
+            expires_at=NOW + timedelta(hours=1),
+            key_id="k1",
+            nonce_b64="bm9uY2U=",
+            ciphertext_b64="Y2lwaGVy",
+            signature_b64="c2ln",
+        ),
         Request(**base, action=RequestAction.SNAPSHOT),
-        Notify(**base, alert_id=new_id(), kind=AlertKind.SOS, severity=Severity.CRITICAL,
-               title="SOS", location=Location(lon=1.0, lat=2.0)),
+        Notify(
+            **base,
+            alert_id=new_id(),
+            kind=AlertKind.SOS,
+            severity=Severity.CRITICAL,
+            title="SOS",
+            location=Location(lon=1.0, lat=2.0),
+        ),
     ]
 
 
@@ -121,9 +157,17 @@ def test_topics() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["gw/v1/s1/lidar/l 1/alert", "gw/v1/s1/lidar/+/alert", "gw/v1/s1/drone/x/alert",
-     "gw/v2/s1/lidar/x/alert", "gw/v1/s1/lidar/x/alert/extra", "gw/v1/s1/cmd/x/pos",
-     "gw/v1/s1/lidar/x/ack", "gw/v1//lidar/x/alert", "gw/v1/" + "a" * 65 + "/lidar/x/alert"],
+    [
+        "gw/v1/s1/lidar/l 1/alert",
+        "gw/v1/s1/lidar/+/alert",
+        "gw/v1/s1/drone/x/alert",
+        "gw/v2/s1/lidar/x/alert",
+        "gw/v1/s1/lidar/x/alert/extra",
+        "gw/v1/s1/cmd/x/pos",
+        "gw/v1/s1/lidar/x/ack",
+        "gw/v1//lidar/x/alert",
+        "gw/v1/" + "a" * 65 + "/lidar/x/alert",
+    ],
 )
 def test_bad_topics_rejected(bad: str) -> None:
     with pytest.raises(ProtocolError) as err:
@@ -180,8 +224,14 @@ def test_size_limits() -> None:
         decode_as(Health, b" " * (Health.MAX_BYTES + 1))
     assert err.value.reason == "too_large"
     big = Evidence.from_jpeg(b"\xff" * EVIDENCE_MAX_BYTES)
-    alert = Alert(site="s", device="d", kind=AlertKind.INTRUSION, severity=Severity.LOW,
-                  evidence=big, details={f"k{i}": "x" * 512 for i in range(32)})
+    alert = Alert(
+        site="s",
+        device="d",
+        kind=AlertKind.INTRUSION,
+        severity=Severity.LOW,
+        evidence=big,
+        details={f"k{i}": "x" * 512 for i in range(32)},
+    )
     assert len(encode(alert)) <= Alert.MAX_BYTES
 
 
@@ -214,12 +264,15 @@ def test_generated_protocol_doc_is_current() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                      children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
-FIELD_NAMES = sorted({name for model in ALL_MODELS for name in model.model_fields}
-                     | {"lon", "lat", "entity", "entity_kind", "data_b64", "sha256"})
+FIELD_NAMES = sorted(
+    {name for model in ALL_MODELS for name in model.model_fields}
+    | {"lon", "lat", "entity", "entity_kind", "data_b64", "sha256"}
+)
 
 
 def _mutated(model: type[Message], data: st.DataObject) -> dict[str, Any]:
@@ -259,8 +312,24 @@ def test_fuzz_decode_mutated_payloads(model: type[Message], data: st.DataObject)
         assert decode_as(model, encode(decoded)) == decoded
 
 
-topic_parts = st.sampled_from(["gw", "v1", "s", "cam", "camera", "cmd", "alert", "ack", "+",
-                               "#", "", "x" * 70, "pos", "state"]) | st.text(max_size=12)
+topic_parts = st.sampled_from(
+    [
+        "gw",
+        "v1",
+        "s",
+        "cam",
+        "camera",
+        "cmd",
+        "alert",
+        "ack",
+        "+",
+        "#",
+        "",
+        "x" * 70,
+        "pos",
+        "state",
+    ]
+) | st.text(max_size=12)
 
 
 @settings(max_examples=2500, deadline=None)
@@ -283,10 +352,10 @@ def test_fuzz_decode_with_topic(channel: Channel | CmdChannel, data: st.DataObje
     device = data.draw(st.sampled_from(["cam-7", "cam-8"]))
     try:
         if isinstance(channel, Channel):
-            decode_device_message(device_topic("north", DeviceKind.CAMERA, device, channel),
-                                  payload)
+            decode_device_message(
+                device_topic("north", DeviceKind.CAMERA, device, channel), payload
+            )
         else:
             decode_cmd_message(cmd_topic("north", device, channel), payload)
     except ProtocolError as err:
-        assert err.reason in {"bad_json", "bad_version", "invalid", "origin_mismatch",
-                              "too_large"}
+        assert err.reason in {"bad_json", "bad_version", "invalid", "origin_mismatch", "too_large"}

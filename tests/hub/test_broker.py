@@ -78,8 +78,8 @@ def test_device_cannot_read_another_devices_commands(broker: BrokerHarness, site
 
 @pytest.mark.parametrize("bad", ["a/b", "#", ""])
 def test_accounts_refuse_unsafe_usernames(bad: str) -> None:
-    from hub.broker import Account
     from edge.validators import InvalidSegmentError
+    from hub.broker import Account
 
     with pytest.raises(InvalidSegmentError):
         Account.device("s", DeviceKind.CAMERA, bad, None)

@@ -36,18 +36,34 @@ from tests.support.waiting import wait_until
 
 @pytest.fixture
 def hub(broker: BrokerHarness, site: str, tmp_path: Path) -> Iterator[HubService]:
-    service = HubService(HubConfig(site=site, database_url=f"sqlite:///{tmp_path}/hub.sqlite",
-                                   mqtt=broker.hub_config(), client_id=f"{site}-hub"))
+    service = HubService(
+        HubConfig(
+            site=site,
+            database_url=f"sqlite:///{tmp_path}/hub.sqlite",
+            mqtt=broker.hub_config(),
+            client_id=f"{site}-hub",
+        )
+    )
     service.start()
     assert service.bus.wait_connected(5)
     yield service
     service.stop()
 
 
-def _agent(broker: BrokerHarness, site: str, device: str, tmp_path: Path,
-           kind: DeviceKind = DeviceKind.CAMERA) -> AgentRuntime:
-    cfg = AgentConfig(site=site, device=device, mqtt=broker.add_device(site, kind, device),
-                      data_dir=tmp_path / device, health_interval_s=0.2)
+def _agent(
+    broker: BrokerHarness,
+    site: str,
+    device: str,
+    tmp_path: Path,
+    kind: DeviceKind = DeviceKind.CAMERA,
+) -> AgentRuntime:
+    cfg = AgentConfig(
+        site=site,
+        device=device,
+        mqtt=broker.add_device(site, kind, device),
+        data_dir=tmp_path / device,
+        health_interval_s=0.2,
+    )
     return AgentRuntime(cfg, kind)
 
 
@@ -59,18 +75,29 @@ def test_alerts_positions_health_state_stored_and_acked(
     try:
         assert agent.bus.wait_connected(5)
         sent = [agent.alert(kind=AlertKind.INTRUSION, severity=Severity.HIGH) for _ in range(20)]
-        agent.send_positions([Position(entity="t1", entity_kind=EntityKind.TRACK, lon=1.0,
-                                       lat=2.0, ts=utcnow())])
+        agent.send_positions(
+            [Position(entity="t1", entity_kind=EntityKind.TRACK, lon=1.0, lat=2.0, ts=utcnow())]
+        )
         wait_until(lambda: agent.outbox.depth() == 0, message="outbox drained by hub acks")
         assert sorted(hub.store.alert_ids(site)) == sorted(a.id for a in sent)
         wait_until(lambda: hub.ingest.stats.stored_positions == 1, message="position stored")
-        wait_until(lambda: any(s["device"] == f"{site}-cam" and s["state"] == "online"
-                               for s in hub.store.device_states()), message="online state")
+        wait_until(
+            lambda: any(
+                s["device"] == f"{site}-cam" and s["state"] == "online"
+                for s in hub.store.device_states()
+            ),
+            message="online state",
+        )
         wait_until(lambda: hub.ingest.stats.received >= 23, message="health heartbeat")
     finally:
         agent.stop()
-    wait_until(lambda: any(s["device"] == f"{site}-cam" and s["state"] == "stopped"
-                           for s in hub.store.device_states()), message="stopped state")
+    wait_until(
+        lambda: any(
+            s["device"] == f"{site}-cam" and s["state"] == "stopped"
+            for s in hub.store.device_states()
+        ),
+        message="stopped state",
+    )
 
 
 def test_forged_and_malformed_payloads_are_rejected_and_counted(
@@ -82,8 +109,9 @@ def test_forged_and_malformed_payloads_are_rejected_and_counted(
     try:
         assert bus.wait_connected(5)
         topic = device_topic(site, DeviceKind.CAMERA, device, Channel.ALERT)
-        forged = Alert(site=site, device=f"{site}-other", kind=AlertKind.SOS,
-                       severity=Severity.HIGH)
+        forged = Alert(
+            site=site, device=f"{site}-other", kind=AlertKind.SOS, severity=Severity.HIGH
+        )
         bus.publish(topic, encode(forged), qos=1)
         bus.publish(topic, b"\x00not json", qos=1)
         bus.publish(topic, json.dumps({"v": 1, "site": site}).encode(), qos=1)
@@ -113,23 +141,43 @@ def test_duplicates_stored_once_and_acked_every_time(
         topic = device_topic(site, DeviceKind.CAMERA, device, Channel.ALERT)
         for _ in range(3):
             bus.publish(topic, encode(alert), qos=1).wait_for_publish(5)
-            wait_until(lambda n=len(acks): len(acks) > n, message="ack")
+            before = len(acks)
+            wait_until(lambda: len(acks) > before, message="ack")  # noqa: B023
         assert hub.store.count_alerts(site) == 1
         assert all(alert.id in json.loads(a)["ids"] for a in acks)
     finally:
         bus.stop()
 
 
-@settings(max_examples=400, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(topic=st.sampled_from(["gw/v1/s/camera/d/alert", "gw/v1/s/camera/d/pos",
-                              "gw/v1/s/lidar/d/state", "gw/v1/s/glasses/d/health",
-                              "gw/v1/s/camera/d/reply", "gw/v1/s/cmd/d/ack", "bad/topic"]),
-       payload=st.binary(max_size=200) | st.builds(
-           lambda d: json.dumps(d).encode(),
-           st.dictionaries(st.sampled_from(["v", "id", "ts", "site", "device", "kind",
-                                            "severity", "positions", "state"]),
-                           st.integers() | st.text(max_size=5) | st.none(), max_size=9)))
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    topic=st.sampled_from(
+        [
+            "gw/v1/s/camera/d/alert",
+            "gw/v1/s/camera/d/pos",
+            "gw/v1/s/lidar/d/state",
+            "gw/v1/s/glasses/d/health",
+            "gw/v1/s/camera/d/reply",
+            "gw/v1/s/cmd/d/ack",
+            "bad/topic",
+        ]
+    ),
+    payload=st.binary(max_size=200)
+    | st.builds(
+        lambda d: json.dumps(d).encode(),
+        st.dictionaries(
+            st.sampled_from(
+                ["v", "id", "ts", "site", "device", "kind", "severity", "positions", "state"]
+            ),
+            st.integers() | st.text(max_size=5) | st.none(),
+            max_size=9,
+        ),
+    ),
+)
 def test_fuzz_every_rejection_is_counted(topic: str, payload: bytes, tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/fuzz.sqlite")
     bus = Bus(BusConfig(), client_id="fuzz")

@@ -9,7 +9,6 @@ a crash would; a restart resumes from the last sequence number it recorded as du
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
@@ -31,15 +30,20 @@ def main() -> int:
     print(f"started at {start}", flush=True)
     t0 = time.monotonic()
     for seq in range(start, count):
-        runtime.send_alert(Alert(
-            id=str(uuid.uuid5(NAMESPACE, f"{config.device}/{seq}")),
-            site=config.site, device=config.device, kind=AlertKind.INTRUSION,
-            severity=Severity.MEDIUM, details={"seq": seq},
-        ))
+        runtime.send_alert(
+            Alert(
+                id=str(uuid.uuid5(NAMESPACE, f"{config.device}/{seq}")),
+                site=config.site,
+                device=config.device,
+                kind=AlertKind.INTRUSION,
+                severity=Severity.MEDIUM,
+                details={"seq": seq},
+            )
+        )
         # Record progress only after the alert is durable in the outbox.
         tmp = progress.with_suffix(".tmp")
         tmp.write_text(str(seq + 1))
-        os.replace(tmp, progress)
+        tmp.replace(progress)
         delay = t0 + (seq - start + 1) / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)

@@ -50,8 +50,9 @@ class BrokerHarness:
     def add_account(self, account: Account, username: str) -> str:
         password = new_password()
         self.passwords[username] = password
-        self.accounts[username] = Account(account.username, hash_password(password),
-                                          account.read, account.write)
+        self.accounts[username] = Account(
+            account.username, hash_password(password), account.read, account.write
+        )
         self.layout.write_accounts(self.accounts.values())
         return password
 
@@ -67,18 +68,27 @@ class BrokerHarness:
         secret = self.directory / f"{username}.pw"
         secret.write_text(self.passwords[username], encoding="utf-8")
         values: dict[str, object] = {
-            "port": self.port, "username": username, "password_file": secret,
-            "reconnect_min_s": 0.05, "reconnect_max_s": 0.5, "keepalive_s": 5,
+            "port": self.port,
+            "username": username,
+            "password_file": secret,
+            "reconnect_min_s": 0.05,
+            "reconnect_max_s": 0.5,
+            "keepalive_s": 5,
         }
         values.update(overrides)
         return BusConfig.model_validate(values)
 
     def tls_config_for(self, device: str) -> BusConfig:
         pair = self.ca.issue_client(device, self.directory / "clients")
-        return BusConfig(port=self.layout.tls_port or 0, reconnect_min_s=0.05,
-                         reconnect_max_s=0.5, keepalive_s=5,
-                         tls=TlsConfig(ca_file=self.ca.cert_file, cert_file=pair.cert_file,
-                                       key_file=pair.key_file))
+        return BusConfig(
+            port=self.layout.tls_port or 0,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.5,
+            keepalive_s=5,
+            tls=TlsConfig(
+                ca_file=self.ca.cert_file, cert_file=pair.cert_file, key_file=pair.key_file
+            ),
+        )
 
     def hub_config(self, **overrides: object) -> BusConfig:
         return self.config_for("hub", **overrides)

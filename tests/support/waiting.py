@@ -6,8 +6,12 @@ import time
 from collections.abc import Callable
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, interval_s: float = 0.02,
-               message: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], object],
+    timeout_s: float = 10.0,
+    interval_s: float = 0.02,
+    message: str = "condition",
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
