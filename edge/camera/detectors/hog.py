@@ -35,7 +35,8 @@ class HogPeopleDetector:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
+        self._hog.setSVMDetector(
+            np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), dtype=np.float32))
 
     def _search(self, image: Image) -> list[tuple[Box, float]]:
         cfg = self.config

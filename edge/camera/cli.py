@@ -1,0 +1,110 @@
+# ruff: noqa: T201  (a CLI prints for its operator; pyproject exempts edge/cli.py the same way)
+"""``gridward edge camera``: run the camera agent, check its config, manage detector models."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge.config import ConfigError, load_config
+
+
+def register(esub: Any) -> None:
+    cam = esub.add_parser("camera", help="camera box: person detection, tracking, zones")
+    cam.add_argument("--config", type=Path, help="camera YAML config")
+    cam.add_argument("--validate-config", action="store_true",
+                     help="check the config, print what is wrong with line numbers, and exit")
+    cam.set_defaults(func=_run)
+    msub = cam.add_subparsers(dest="camera_cmd")
+    models = msub.add_parser("models", help="production detector models (models/manifest.yaml)")
+    mm = models.add_subparsers(dest="models_cmd", required=True)
+    listing = mm.add_parser("list", help="print the manifest and what is cached")
+    listing.set_defaults(func=_models_list)
+    fetch = mm.add_parser("fetch", help="download and verify models (needs internet)")
+    fetch.add_argument("names", nargs="*", help="model names (default: all)")
+    fetch.add_argument("--pin", action="store_true",
+                       help="accept an unpinned entry and record its sha256 in the cache lock")
+    fetch.set_defaults(func=_models_fetch)
+    verify = mm.add_parser("verify", help="re-check the sha256 of cached models")
+    verify.set_defaults(func=_models_verify)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge.camera.config import CameraConfig
+    from edge.camera.ingest import pipeline_description
+
+    if args.config is None:
+        print("gridward edge camera: --config is required", file=sys.stderr)
+        return 2
+    config = load_config(args.config, CameraConfig)
+    if args.validate_config:
+        print(f"{args.config}: OK")
+        print(f"  pipeline: {pipeline_description(config.source, config.ingest)}")
+        print(f"  detector: {config.detector.type}, zones: {[z.id for z in config.zones]}")
+        return 0
+    from edge.camera.service import CameraService
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service = CameraService(config)
+    service.start()
+    try:
+        while not stop.wait(0.5):
+            if service.finished.is_set():
+                break
+    finally:
+        service.stop()
+    return 0
+
+
+def _manifest() -> Any:
+    from edge.camera.models import load_manifest
+
+    return load_manifest()
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from edge.camera.models import verify
+
+    for entry in _manifest().models:
+        print(f"{entry.name:24} {entry.kind:7} {entry.licence:12} "
+              f"{entry.input_size[0]}x{entry.input_size[1]:<5} {verify(entry):9} {entry.source}")
+    return 0
+
+
+def _models_fetch(args: argparse.Namespace) -> int:
+    from edge.camera.models import ModelError, fetch
+
+    entries = [e for e in _manifest().models if not args.names or e.name in args.names]
+    unknown = set(args.names) - {e.name for e in entries}
+    if unknown:
+        print(f"unknown model(s): {sorted(unknown)}", file=sys.stderr)
+        return 2
+    failed = 0
+    for entry in entries:
+        try:
+            path = fetch(entry, pin=args.pin)
+            print(f"{entry.name}: {path}")
+        except ModelError as err:
+            failed += 1
+            print(f"{entry.name}: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _models_verify(args: argparse.Namespace) -> int:
+    from edge.camera.models import verify
+
+    bad = 0
+    for entry in _manifest().models:
+        status = verify(entry)
+        print(f"{entry.name}: {status}")
+        bad += status == "mismatch"
+    return 1 if bad else 0
+
+
+__all__ = ["ConfigError", "register"]
