@@ -54,6 +54,8 @@ class V4l2Source(StrictModel):
 
 
 class TestPatternSource(StrictModel):
+    __test__ = False  # not a pytest test class despite the name
+
     type: Literal["test"] = "test"
     pattern: Literal["ball", "smpte", "snow", "black"] = "ball"
     fps: Annotated[int, Field(ge=1, le=120)] = 10
