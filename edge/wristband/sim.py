@@ -124,3 +124,51 @@ class SimulatedAirwaves:
             now = self._clock()
             for heard in self.adverts_at(now - self._t0, now):
                 sink(heard)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodError:
+    method: str
+    samples: int
+    median_m: float
+    p90_m: float
+
+
+def evaluate_methods(config: WristbandConfig, keys: Mapping[int, tuple[bytes, ...]],
+                     duration_s: float = 300.0) -> list[MethodError]:
+    """Walk the simulated wearers with a fake clock and score each position method against the
+    known truth: nearest receiver, Kalman-smoothed WLS trilateration, and GNSS (for GNSS bands).
+    Every tick evaluates all the methods that apply to the same readings."""
+    from edge.wristband.tracker import WristbandTracker
+
+    air = SimulatedAirwaves(config, keys)
+    tracker = WristbandTracker(config, keys)
+    errors: dict[str, list[float]] = {"nearest": [], "trilateration": [], "gnss": []}
+    step = air.sim.advert_interval_s
+    t = 0.0
+    next_tick = config.position_interval_s
+    while t < duration_s:
+        for heard in air.adverts_at(t, t):
+            tracker.on_advert(heard)
+        if t >= next_tick:
+            next_tick += config.position_interval_s
+            for band_id, band in tracker.bands.items():
+                if band_id not in air.bands:
+                    continue
+                tx, ty = (float(v[0]) for v in tracker.projection.to_xy(
+                    *(np.array([c]) for c in air.truth(band_id, t))))
+                fresh = tracker.fresh_rssi(band, t)
+                if not fresh:
+                    continue
+                near = tracker.receivers[max(fresh, key=lambda r: fresh[r])]
+                errors["nearest"].append(math.hypot(near.x - tx, near.y - ty))
+                if len(fresh) >= 3:
+                    est = tracker.trilaterate(fresh)
+                    errors["trilateration"].append(math.hypot(est.x - tx, est.y - ty))
+                if band.gnss is not None:
+                    gx, gy = (float(v[0]) for v in tracker.projection.to_xy(
+                        np.array([band.gnss.lon]), np.array([band.gnss.lat])))
+                    errors["gnss"].append(math.hypot(gx - tx, gy - ty))
+        t += step
+    return [MethodError(m, len(e), float(np.median(e)), float(np.percentile(e, 90)))
+            for m, e in errors.items() if e]

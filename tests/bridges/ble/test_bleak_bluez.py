@@ -4,8 +4,9 @@ The test starts its own dbus-daemon (a private bus standing in for the system bu
 dbusmock BlueZ server, points ``DBUS_SYSTEM_BUS_ADDRESS`` at it, and tears both down. Two mock
 quirks are handled here: ``AddDevice`` creates ManufacturerData/ServiceData as *lists* (bleak
 expects dicts), so the band object is added with dict properties through the generic
-``AddObject`` (then announced with ``InterfacesAdded``, which AddObject does not emit); and bleak reports a device only when its properties change during the scan, so
-each advert is a ``PropertiesChanged`` (``UpdateProperties``).
+``AddObject`` and announced with ``InterfacesAdded`` (AddObject does not emit it); and bleak
+reports a device only when its properties change during the scan, so each advert is a
+``PropertiesChanged`` (``UpdateProperties``).
 """
 
 from __future__ import annotations
