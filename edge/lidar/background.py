@@ -32,6 +32,7 @@ class BackgroundModel:
         self.p = params
         self.n_bins = max(1, round(360.0 / params.bin_deg))
         self._learning: list[FloatArray] = []
+        self._sampled = np.zeros(self.n_bins, dtype=np.int64)
         self._learn_until: float | None = None
         self.range_m: FloatArray | None = None  # inf: nothing static in that direction
         self._fg_since = np.full(self.n_bins, np.nan)
@@ -49,20 +50,24 @@ class BackgroundModel:
         )
         return idx
 
-    def bin_minimum(self, scan: Scan) -> FloatArray:
-        """Nearest valid return per bin in this scan (NaN where none)."""
+    def bin_minimum(self, scan: Scan) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Nearest valid return per bin in this scan (NaN where none), and which bins were
+        sampled at all (a scanner coarser than the bins leaves some bins unsampled)."""
         out = np.full(self.n_bins, np.inf)
+        bins = self.bins_of(scan.angles_deg)
         valid = ~np.isnan(scan.ranges_m)
-        np.minimum.at(out, self.bins_of(scan.angles_deg[valid]), scan.ranges_m[valid])
+        np.minimum.at(out, bins[valid], scan.ranges_m[valid])
         out[np.isinf(out)] = np.nan
-        return out
+        sampled = np.zeros(self.n_bins, dtype=np.bool_)
+        sampled[bins] = True
+        return out, sampled
 
     def foreground(self, scan: Scan) -> npt.NDArray[np.bool_]:
         """Learn or update with ``scan``; return the mask of its foreground samples (all False
         while still learning)."""
-        per_bin = self.bin_minimum(scan)
+        per_bin, sampled = self.bin_minimum(scan)
         if self.range_m is None:
-            self._learn(scan.t_s, per_bin)
+            self._learn(scan.t_s, per_bin, sampled)
             return np.zeros(len(scan), dtype=np.bool_)
         bg = self.range_m
         near = np.minimum(np.minimum(bg, np.roll(bg, 1)), np.roll(bg, -1))
@@ -72,17 +77,18 @@ class BackgroundModel:
         self._update(scan.t_s, per_bin)
         return mask
 
-    def _learn(self, t_s: float, per_bin: FloatArray) -> None:
+    def _learn(self, t_s: float, per_bin: FloatArray, sampled: npt.NDArray[np.bool_]) -> None:
         if self._learn_until is None:
             self._learn_until = t_s + self.p.learn_s
         self._learning.append(per_bin)
+        self._sampled += sampled
         if t_s < self._learn_until:
             return
         stack = np.vstack(self._learning)
         seen = np.sum(~np.isnan(stack), axis=0)
         bg = np.full(self.n_bins, np.inf)
-        # A bin that returned in at most half the scans is open space.
-        steady = seen > stack.shape[0] / 2
+        # A bin that returned in at most half the scans that sampled it is open space.
+        steady = (seen > self._sampled / 2) & (seen > 0)
         if np.any(steady):
             bg[steady] = np.nanmedian(stack[:, steady], axis=0)
         self.range_m = bg
