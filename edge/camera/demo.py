@@ -36,7 +36,7 @@ def demo_homography(origin: tuple[float, float]) -> HomographyConfig:
                                     for px, (lon, lat) in corners], accuracy_m=3.0)
 
 
-def demo_config(site: str, device: str, mqtt: BusConfig, data_dir: Path,
+def demo_config(site: str, device: str, mqtt: BusConfig, data_dir: Path, *,
                 origin: tuple[float, float], video: Path) -> CameraConfig:
     return CameraConfig(
         site=site, device=device, mqtt=mqtt, data_dir=data_dir, health_interval_s=5.0,
@@ -56,7 +56,8 @@ def start_demo(site: str, mqtt_for: Callable[[str], BusConfig], data_dir: Path,
     """Start the demo camera (returns something with ``.stop()``)."""
     device = DEMO_DEVICES[0]
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = demo_config(site, device, mqtt_for(device), data_dir, origin, vtest_path())
+    config = demo_config(site, device, mqtt_for(device), data_dir, origin=origin,
+                         video=vtest_path())
     service = CameraService(config)
     service.start()
     return service

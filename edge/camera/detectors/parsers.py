@@ -57,10 +57,10 @@ def parse_yolo(output: Floats, *, input_size: tuple[int, int], frame_size: tuple
     arr = np.asarray(output, dtype=np.float64)
     if arr.ndim == 3:
         arr = arr[0]
-    if arr.ndim != 2 or min(arr.shape) < 5:
+    n_attr = 4 + len(labels) if labels else None
+    if arr.ndim != 2 or max(arr.shape) < 5 or (n_attr is not None and n_attr not in arr.shape):
         raise ValueError(f"YOLO output must be [4 + classes, N] or [N, 4 + classes], got "
                          f"{np.asarray(output).shape}")
-    n_attr = 4 + len(labels) if labels else None
     if (n_attr is not None and arr.shape[0] == n_attr and arr.shape[1] != n_attr) or (
             n_attr is None and arr.shape[0] < arr.shape[1]):
         arr = arr.T

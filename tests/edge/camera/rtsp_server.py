@@ -23,7 +23,8 @@ def main() -> int:
     if source:
         head = f'filesrc location="{source}" ! decodebin ! videoconvert'
     else:
-        head = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1"
+        head = ("videotestsrc is-live=true pattern=ball ! "
+                "video/x-raw,width=320,height=240,framerate=15/1")
     factory.set_launch(f"( {head} ! x264enc tune=zerolatency speed-preset=ultrafast "
                        "key-int-max=15 ! rtph264pay name=pay0 pt=96 )")
     factory.set_shared(True)
