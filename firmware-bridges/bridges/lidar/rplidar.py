@@ -217,7 +217,7 @@ class RplidarDecoder:
                 self._in_scan = desc.data_type == DataType.SCAN and desc.length == NODE_LEN
                 if not self._in_scan:
                     self._pending = desc
-                self._last_q6 = None
+                # The head kept turning: angle gaps across a restarted scan still count.
                 self._synced = False
                 continue
             self.stats.bytes_skipped += 1

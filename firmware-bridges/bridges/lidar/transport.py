@@ -70,7 +70,10 @@ class SerialLidarTransport:
         self._thread: threading.Thread | None = None
         self.counters: Counter[str] = Counter()
         self.connected = threading.Event()
-        self.disconnected_s = 0.0  # cumulative time without an open port (after the first open)
+        # Cumulative time without data because the port was lost (from the last byte received
+        # to the reopen), after the first open.
+        self.disconnected_s = 0.0
+        self._last_data_at = clock()
         self.last_error: str | None = None
 
     def start(self) -> None:
@@ -136,7 +139,7 @@ class SerialLidarTransport:
             if not self._pump():
                 self._close()
                 self.counters["disconnects"] += 1
-                lost_at = self._clock()
+                lost_at = self._last_data_at
                 log.warning("lidar port %s lost (%s); reopening", self.port, self.last_error)
 
     def _pump(self) -> bool:
@@ -168,7 +171,7 @@ class SerialLidarTransport:
                         return False
                 continue
             stalls = 0
-            last_data = now
+            last_data = self._last_data_at = now
             self.counters["bytes"] += len(data)
             block = self.driver.decode(data)
             if len(block):
