@@ -24,9 +24,9 @@ Image = NDArray[np.uint8]
 
 
 class SnapshotConfig(StrictModel):
-    max_bytes: Annotated[int, Field(ge=4096, le=EVIDENCE_MAX_BYTES)] = 64 * 1024
-    max_width_px: Annotated[int, Field(ge=64, le=4096)] = 640
-    quality: Annotated[int, Field(ge=20, le=100)] = 80
+    max_bytes: Annotated[int, Field(ge=4096, le=EVIDENCE_MAX_BYTES)] = 48 * 1024
+    max_width_px: Annotated[int, Field(ge=64, le=4096)] = 480
+    quality: Annotated[int, Field(ge=20, le=100)] = 70
     min_quality: Annotated[int, Field(ge=5, le=100)] = 30
 
 
