@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -270,10 +270,16 @@ class Outcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
+    """How one delivery went. On RETRY, ``remainder`` holds the lines still to send (all of
+    them, or the tail of a batch that was split after HTTP 413 and partly written)."""
+
     outcome: Outcome
     status: int | None = None
     retry_after_s: float | None = None
     reason: str = ""
+    written: int = 0
+    remainder: bytes = b""
+    remainder_points: int = 0
 
 
 def classify_status(status: int) -> Outcome:
@@ -308,6 +314,7 @@ class WriterStats(TypedDict):
     invalid_rows: int  # rows that could not be encoded (never became points)
     split_batches: int  # batches split in two after HTTP 413
     queued_points: int
+    in_flight_points: int
     spool_pending_points: int
     spool_pending_records: int
     spool_bytes: int
@@ -361,6 +368,8 @@ class TimeSeriesWriter:
         self._first_queued_at: float | None = None
         self._cond = threading.Condition()
         self._stopping = False
+        self._closed = False
+        self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._spool: Spool | None = None
         self._client: Any = None
@@ -386,6 +395,7 @@ class TimeSeriesWriter:
             raise TimeSeriesError(str(err)) from err
         self._client, self._send = self._make_client()
         self._stopping = False
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._thread.start()
         log.info(
@@ -436,6 +446,14 @@ class TimeSeriesWriter:
             log.error("time-series writer did not stop within %.1fs", limit)
             return
         self._thread = None
+        with self._cond:
+            # Rows handed over after the thread's last look at the queue: keep them on disk.
+            self._closed = True
+            leftover = list(self._queue)
+            self._queue.clear()
+            self._first_queued_at = None
+        if leftover:
+            self._spool_lines(leftover)
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -478,7 +496,7 @@ class TimeSeriesWriter:
             return
         overflow: list[str] = []
         with self._cond:
-            if self._spool is None or (self._thread is None and self._stopping):
+            if self._spool is None or self._closed:
                 raise TimeSeriesError("the time-series writer is not running")
             room = self.config.queue_max_points - len(self._queue)
             if room < len(lines):
@@ -507,7 +525,11 @@ class TimeSeriesWriter:
         while True:
             batch, stopping = self._take_batch()
             if batch:
-                self._handle_batch(batch, stopping)
+                try:
+                    self._handle_batch(batch, stopping)
+                finally:
+                    with self._cond:
+                        self._in_flight = 0
             spool = self._spool
             if (
                 not stopping
@@ -547,6 +569,7 @@ class TimeSeriesWriter:
     def _pop(self, size: int) -> list[str]:
         count = min(size, len(self._queue))
         batch = [self._queue.popleft() for _ in range(count)]
+        self._in_flight = count
         self._first_queued_at = self._clock() if self._queue else None
         return batch
 
@@ -559,12 +582,12 @@ class TimeSeriesWriter:
             return
         payload = "\n".join(lines).encode("utf-8")
         result = self._deliver(payload, len(lines))
-        if result.outcome is Outcome.WRITTEN:
-            self._written(len(lines))
-        elif result.outcome is Outcome.RETRY:
-            self._spool_lines(lines)
+        if result.written:
+            self._written(result.written)
+        if result.outcome is Outcome.RETRY:
+            self._spool_payload(result.remainder, result.remainder_points)
             self._schedule_retry(result, stopping)
-        # REJECTED was dead-lettered and counted inside _deliver.
+        # REJECTED points were dead-lettered and counted inside _deliver.
 
     def _replay_one(self) -> None:
         spool = self._spool
@@ -573,16 +596,20 @@ class TimeSeriesWriter:
         if record is None:
             return
         result = self._deliver(record.payload, record.points)
+        if result.written:
+            self._written(result.written)
+            with self._count_lock:
+                self._counts.replayed_points += result.written
         if result.outcome is Outcome.RETRY:
             self._schedule_retry(result, stopping=False)
-            return
+            if result.remainder_points == record.points:
+                return  # nothing of it went through: keep the record as it is
+            # Part of a split record went through: keep only the rest (a crash between these
+            # two steps resends the written part, which the server deduplicates).
+            self._spool_payload(result.remainder, result.remainder_points)
         spool.ack(record)
-        if result.outcome is Outcome.WRITTEN:
-            self._written(record.points)
-            with self._count_lock:
-                self._counts.replayed_points += record.points
-            if spool.pending_records == 0:
-                log.info("time-series spool replayed completely")
+        if spool.pending_records == 0:
+            log.info("time-series spool replayed completely")
 
     def _written(self, points: int) -> None:
         self._backoff.reset()
@@ -612,16 +639,22 @@ class TimeSeriesWriter:
                 self._counts.split_batches += 1
             lines = payload.split(b"\n")
             half = len(lines) // 2
-            for part in (lines[:half], lines[half:]):
-                sub = self._deliver(b"\n".join(part), len(part))
-                if sub.outcome is Outcome.RETRY:
-                    # A resend of the first half is harmless: same points, deduplicated.
-                    return sub
-            return SendResult(Outcome.WRITTEN, 204)
-        if result.outcome is Outcome.REJECTED or (result.status == 413 and points <= 1):
+            first = self._deliver(b"\n".join(lines[:half]), half)
+            if first.outcome is Outcome.RETRY:
+                rest = [first.remainder, *lines[half:]]
+                return replace(
+                    first,
+                    remainder=b"\n".join(rest),
+                    remainder_points=first.remainder_points + len(lines) - half,
+                )
+            second = self._deliver(b"\n".join(lines[half:]), len(lines) - half)
+            return replace(second, written=first.written + second.written)
+        if result.outcome is Outcome.REJECTED or result.status == 413:
             self._dead_letter(payload, points, result.reason)
             return SendResult(Outcome.REJECTED, result.status, reason=result.reason)
-        return result
+        if result.outcome is Outcome.RETRY:
+            return replace(result, remainder=payload, remainder_points=points)
+        return replace(result, written=points)
 
     def _send_once(self, payload: bytes) -> SendResult:
         from influxdb_client.rest import ApiException
@@ -654,22 +687,25 @@ class TimeSeriesWriter:
         return SendResult(Outcome.WRITTEN, 204)
 
     def _spool_lines(self, lines: list[str]) -> bool:
+        return self._spool_payload("\n".join(lines).encode("utf-8"), len(lines))
+
+    def _spool_payload(self, payload: bytes, points: int) -> bool:
         spool = self._spool
         assert spool is not None  # noqa: S101
         try:
-            spool.append("\n".join(lines).encode("utf-8"), len(lines))
+            spool.append(payload, points)
         except SpoolFullError as err:
             with self._count_lock:
-                self._counts.lost_points += len(lines)
+                self._counts.lost_points += points
             self._loud("%s", err)
             return False
         except SpoolError as err:
             with self._count_lock:
-                self._counts.lost_points += len(lines)
+                self._counts.lost_points += points
             self._loud("time-series points lost: %s", err)
             return False
         with self._count_lock:
-            self._counts.spooled_points += len(lines)
+            self._counts.spooled_points += points
         return True
 
     def _dead_letter(self, payload: bytes, points: int, reason: str) -> None:
@@ -716,6 +752,7 @@ class TimeSeriesWriter:
             c = _Counters(**vars(self._counts))
         with self._cond:
             queued = len(self._queue)
+            in_flight = self._in_flight
         now = self._clock()
         return WriterStats(
             written_points=c.written_points,
@@ -730,6 +767,7 @@ class TimeSeriesWriter:
             invalid_rows=c.invalid_rows,
             split_batches=c.split_batches,
             queued_points=queued,
+            in_flight_points=in_flight,
             spool_pending_points=spool.pending_points if spool else 0,
             spool_pending_records=spool.pending_records if spool else 0,
             spool_bytes=spool.size_bytes if spool else 0,
@@ -744,8 +782,8 @@ class TimeSeriesWriter:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing spooled: every point so far was delivered or counted."""
+        """Nothing queued, in flight or spooled: every point so far was delivered or counted."""
         spool = self._spool
         with self._cond:
-            empty = not self._queue
+            empty = not self._queue and not self._in_flight
         return empty and (spool is None or spool.pending_records == 0)

@@ -820,6 +820,31 @@ def test_a_batch_too_large_for_the_server_is_split(scripted: Scripted, tmp_path:
     assert writer.stats()["split_batches"] == 1
 
 
+def test_a_split_record_that_half_fails_keeps_only_the_unsent_half(
+    scripted: Scripted, tmp_path: Path
+) -> None:
+    # fresh batch: 503 -> spooled; replay: 413 -> split; first half 204; second half 503 ->
+    # only those 5 stay in the spool; their replay: 204.
+    scripted.script = [(503, {}), (413, {}), (204, {}), (503, {}), (204, {})]
+    writer = TimeSeriesWriter(_config(tmp_path, scripted.url, flush_interval_s=0.5))
+    writer.start()
+    try:
+        for n in range(10):
+            writer.write_health(_health(n))
+        wait_until(lambda: writer.idle and len(scripted.requests) == 5, 10, message="written")
+    finally:
+        writer.stop()
+    bodies = [body.splitlines() for *_, body in scripted.requests]
+    assert [len(b) for b in bodies] == [10, 10, 5, 5, 5]
+    assert bodies[3] == bodies[4] == bodies[0][5:]
+    stats = writer.stats()
+    assert stats["written_points"] == 10
+    assert stats["replayed_points"] == 10
+    assert stats["spooled_points"] == 15  # the batch, then the unsent half of it
+    assert stats["failed_points"] == 0
+    assert stats["spool_pending_points"] == 0
+
+
 def test_auth_failures_keep_points_and_never_log_the_token(
     scripted: Scripted,
     tmp_path: Path,
