@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edge.agent import AgentRuntime
 from edge.config import AgentConfig
 from edge.protocol import Alert, AlertKind, DeviceKind, Severity, encode
-from hub.config import HubConfig
+from hub.config import ApiConfig, HubConfig
 from hub.service import HubService
 from tests.support.broker import BrokerHarness
 
@@ -72,7 +72,7 @@ def raw_paho(broker: BrokerHarness, count: int, payload: bytes) -> float:
 def end_to_end(broker: BrokerHarness, count: int, work: Path, db_url: str) -> float:
     site = "bench"
     hub = HubService(
-        HubConfig(site=site, database_url=db_url, mqtt=broker.hub_config(), client_id="bench-hub")
+        HubConfig(site=site, database_url=db_url, mqtt=broker.hub_config(), client_id="bench-hub", accept_unprovisioned=True, api=ApiConfig(port=0))
     )
     hub.start()
     cfg = AgentConfig(

@@ -152,7 +152,7 @@ def run_demo(run_dir: Path, duration_s: float | None = None) -> int:
                 f"  hub store   {run_dir / 'hub.sqlite'}",
                 f"  devices     {', '.join(d.config.device for d in stack.devices)}",
                 "  watch live  mosquitto_sub -h 127.0.0.1 -p "
-                f"{layout.port} -u hub -P \"$(cat {run_dir / 'secrets/hub.mqtt'})\""
+                f'{layout.port} -u hub -P "$(cat {run_dir / "secrets/hub.mqtt"})"'
                 " -t 'gw/v1/#' -v",
                 "Press Ctrl+C to stop.",
                 "",

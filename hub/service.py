@@ -1,36 +1,133 @@
-"""The hub process: one MQTT connection, the store, and ingest."""
+"""The hub process: MQTT ingest, the store, the REST/WebSocket API and housekeeping."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
+
+import uvicorn
 
 from edge.bus import Bus
+from hub import retention
+from hub.api.app import create_app
+from hub.audit import AuditTrail
+from hub.auth import LoginRateLimiter
 from hub.config import HubConfig
+from hub.context import HubContext
 from hub.ingest import Ingest
+from hub.live import LiveBroadcaster
+from hub.pki import SiteCA
+from hub.provisioning import DeviceDirectory, DeviceRegistry
 from hub.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class HubService:
-    def __init__(self, config: HubConfig, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        store: Store | None = None,
+        broker_reload: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
-        self.store = store or Store(config.database_url)
+        self.store = store or Store(config.resolved_database_url())
         self.bus = Bus(config.mqtt, client_id=config.client_id)
+        self.audit = AuditTrail(self.store.engine, config.audit_head_file)
+        self.directory = DeviceDirectory(self.store.engine)
+        self.registry = DeviceRegistry(
+            self.store.engine,
+            self.audit,
+            config.broker,
+            ca=SiteCA(config.ca_dir) if config.ca_dir else None,
+            reload=broker_reload,
+            directory=self.directory,
+        )
+        self.live = LiveBroadcaster(config.api.ws_queue_max)
         self.ingest = Ingest(
             self.bus,
             self.store,
             site=config.site or "+",
             queue_max=config.ingest_queue_max,
             batch_max=config.ingest_batch_max,
+            gate=None if config.accept_unprovisioned else self.directory.gate,
+            on_stored=self.live.on_stored,
         )
+        self.ctx = HubContext(
+            config=config,
+            store=self.store,
+            audit=self.audit,
+            registry=self.registry,
+            live=self.live,
+            login_limiter=LoginRateLimiter(
+                config.api.login_max_failures, config.api.login_window_s
+            ),
+            bus=self.bus,
+            ingest=self.ingest,
+        )
+        self.app = create_app(self.ctx)
+        self._server: uvicorn.Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
 
-    def start(self) -> None:
+    @property
+    def api_port(self) -> int:
+        """The port the API listens on (useful when configured as 0)."""
+        if self._server is None or not self._server.servers:
+            raise RuntimeError("API server not started")
+        sock = self._server.servers[0].sockets[0]
+        return int(sock.getsockname()[1])
+
+    def start(self, *, api: bool = True) -> None:
+        self.directory.refresh()
         self.ingest.attach()
         self.ingest.start()
         self.bus.start()
+        if api:
+            self._start_api()
+        thread = threading.Thread(target=self._housekeeping, name="hub-retention", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start_api(self) -> None:
+        api = self.config.api
+        config = uvicorn.Config(
+            self.app,
+            host=api.host,
+            port=api.port,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(api.tls_cert_file) if api.tls_cert_file else None,
+            ssl_keyfile=str(api.tls_key_file) if api.tls_key_file else None,
+            ws_max_size=64 * 1024,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        thread = threading.Thread(target=self._server.run, name="hub-api", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"API server did not start on {api.host}:{api.port}")
+            time.sleep(0.02)
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(min(self.config.retention.run_every_s, 3600)):
+            try:
+                retention.enforce(self.store.engine, self.config.retention)
+            except Exception:  # keep the hub running; the next pass retries
+                log.exception("retention pass failed")
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
         # Store and ack what is queued while the connection is still up; anything arriving
         # after that is not acked, so its device sends it again.
         self.ingest.stop()

@@ -8,110 +8,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from edge.protocol import Alert, DeviceState, Health, Inbound, PositionBatch, Reply
 from edge.validators import utcnow
+from hub.schema import alerts, device_state, health, latest_positions, positions, replies
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-TS = DateTime(timezone=True)
-
-alerts = Table(
-    "alerts",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("site", String(64), nullable=False),
-    Column("device", String(64), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("severity", String(16), nullable=False),
-    Column("ts", TS, nullable=False),
-    Column("received_at", TS, nullable=False),
-    Column("lon", Float),
-    Column("lat", Float),
-    Column("zone", String(64)),
-    Column("entity", String(64)),
-    Column("payload", JSON, nullable=False),
-    Index("alerts_site_ts", "site", "ts"),
-    Index("alerts_device_ts", "device", "ts"),
-)
-
-positions = Table(
-    "positions",
-    metadata,
-    Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("msg_id", String(36), nullable=False),
-    Column("site", String(64), nullable=False),
-    Column("device", String(64), nullable=False),
-    Column("entity", String(64), nullable=False),
-    Column("entity_kind", String(16), nullable=False),
-    Column("lon", Float, nullable=False),
-    Column("lat", Float, nullable=False),
-    Column("accuracy_m", Float),
-    Column("heading_deg", Float),
-    Column("speed_mps", Float),
-    Column("ts", TS, nullable=False),
-    Index("positions_entity_ts", "entity", "ts"),
-    Index("positions_ts", "ts"),
-)
-
-health = Table(
-    "health",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("site", String(64), nullable=False),
-    Column("device", String(64), nullable=False),
-    Column("ts", TS, nullable=False),
-    Column("payload", JSON, nullable=False),
-    Index("health_device_ts", "device", "ts"),
-)
-
-device_state = Table(
-    "device_state",
-    metadata,
-    Column("site", String(64), primary_key=True),
-    Column("device", String(64), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("ts", TS, nullable=False),
-    Column("sw_version", String(64)),
-    Column("config_version", Integer),
-)
-
-replies = Table(
-    "replies",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("request_id", String(36), nullable=False, index=True),
-    Column("site", String(64), nullable=False),
-    Column("device", String(64), nullable=False),
-    Column("ts", TS, nullable=False),
-    Column("payload", Text, nullable=False),
-)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 @dataclass(slots=True)
@@ -144,11 +55,23 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._dialect = self.engine.dialect.name
-        metadata.create_all(self.engine)
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest Alembic revision (idempotent; safe on every start)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            if self._dialect == "postgresql":
+                # Two hub replicas starting together must not both run the migration.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
     def _insert(self, table: Table) -> Any:
         if self._dialect == "postgresql":
@@ -206,6 +129,7 @@ class Store:
                 result.alerts_duplicate = len(alert_rows) - new
             if pos_rows:
                 conn.execute(positions.insert(), pos_rows)
+                self._upsert_latest(conn, pos_rows)
                 result.positions = len(pos_rows)
             if health_rows:
                 stmt = self._insert(health).on_conflict_do_nothing(index_elements=["id"])
@@ -219,6 +143,32 @@ class Store:
                 result.states += 1
         return result
 
+    def _upsert_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (row["site"], row["entity"])
+            if key not in latest or latest[key]["ts"] <= row["ts"]:
+                latest[key] = row
+        stmt = self._insert(latest_positions)
+        cols = (
+            "entity_kind",
+            "device",
+            "lon",
+            "lat",
+            "accuracy_m",
+            "heading_deg",
+            "speed_mps",
+            "ts",
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["site", "entity"],
+                set_={c: stmt.excluded[c] for c in cols},
+                where=latest_positions.c.ts <= stmt.excluded.ts,
+            ),
+            [{k: v for k, v in r.items() if k != "msg_id"} for r in latest.values()],
+        )
+
     def _upsert_state(self, conn: Connection, msg: DeviceState) -> None:
         row = {
             "site": msg.site,
@@ -226,13 +176,13 @@ class Store:
             "kind": msg.kind.value,
             "state": msg.state.value,
             "ts": msg.ts,
+            "received_at": utcnow(),
             "sw_version": msg.sw_version,
             "config_version": msg.config_version,
         }
         stmt = self._insert(device_state)
-        update = {
-            k: stmt.excluded[k] for k in ("kind", "state", "ts", "sw_version", "config_version")
-        }
+        cols = ("kind", "state", "ts", "received_at", "sw_version", "config_version")
+        update = {k: stmt.excluded[k] for k in cols}
         # A retained state replayed after a newer one (reconnect races) must not win.
         conn.execute(
             stmt.on_conflict_do_update(

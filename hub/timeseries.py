@@ -22,12 +22,13 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypedDict, cast
@@ -128,6 +129,8 @@ class InfluxConfig(StrictModel):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\\": "\\\\"})
 _LINE_BREAKS = str.maketrans({"\n": " ", "\r": " "})
+_NEEDS_ESCAPE = re.compile(r"[,= \\\n\r]")
+_TAG_CACHE_MAX = 100_000
 POSITION_TAGS = ("device", "entity", "entity_kind", "site")  # sorted: InfluxDB's fast path
 POSITION_FIELDS = ("lon", "lat", "accuracy_m", "heading_deg", "speed_mps")
 HEALTH_FLOAT_FIELDS = ("uptime_s", "fps", "inference_ms", "cpu_temp_c")
@@ -140,6 +143,8 @@ class EncodeError(ValueError):
 
 def escape_key(text: str) -> str:
     """Escape a tag key, tag value or field key (line breaks cannot be escaped: replaced)."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return text  # the common case (ids are [A-Za-z0-9_-]): skip two translate passes
     return text.translate(_LINE_BREAKS).translate(_KEY_ESCAPES)
 
 
@@ -152,7 +157,8 @@ def sanitize_field_key(text: str) -> str:
 def timestamp_ns(ts: datetime) -> int:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise EncodeError("timestamp has no time zone; expected aware UTC")
-    return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
+    delta = ts - _EPOCH  # exact integer arithmetic: a float timestamp would lose nanoseconds
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
 
 
 def format_float(value: float) -> str | None:
@@ -176,24 +182,45 @@ def encode_line(
     return f"{measurement}{tag_part} {field_part} {ts_ns}"
 
 
+_tag_cache: dict[tuple[str, ...], str] = {}
+
+
+def _position_head(measurement: str, values: tuple[str, ...]) -> str:
+    """``measurement,tag=value,...`` for one entity; cached, the same few thousand repeat."""
+    key = (measurement, *values)
+    head = _tag_cache.get(key)
+    if head is None:
+        tags = "".join(
+            f",{k}={escape_key(v)}" for k, v in zip(POSITION_TAGS, values, strict=True) if v
+        )
+        head = f"{measurement}{tags}"
+        if len(_tag_cache) >= _TAG_CACHE_MAX:
+            _tag_cache.clear()
+        _tag_cache[key] = head
+    return head
+
+
 def position_line(row: Mapping[str, Any], measurement: str) -> str:
-    """A row of :func:`hub.store._position_rows` as one point."""
+    """A row of :func:`hub.store._position_rows` as one point (the hot path of the writer:
+    the same text as :func:`encode_line`, built with fewer steps)."""
     try:
-        tags = [(k, str(row[k])) for k in POSITION_TAGS]
+        head = _position_head(measurement, tuple(str(row[k]) for k in POSITION_TAGS))
         fields = []
         for name in POSITION_FIELDS:
             value = row.get(name)
             if value is None:
                 continue
-            text = format_float(float(value))
-            if text is not None:
-                fields.append((name, text))
+            number = float(value)
+            if math.isfinite(number):
+                fields.append(f"{name}={number!r}")
         ts = row["ts"]
     except (KeyError, TypeError, ValueError) as err:
         raise EncodeError(f"position row is missing or has a bad {err}") from err
     if not isinstance(ts, datetime):
         raise EncodeError("position row ts is not a datetime")
-    return encode_line(measurement, tags, fields, timestamp_ns(ts))
+    if not fields:
+        raise EncodeError(f"a {measurement} point needs at least one field")
+    return f"{head} {','.join(fields)} {timestamp_ns(ts)}"
 
 
 def health_line(msg: Health, measurement: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from edge.config import AgentConfig
 from edge.protocol import DeviceKind
-from hub.config import HubConfig
+from hub.config import ApiConfig, HubConfig
 from hub.service import HubService
 from hub.store import alerts
 from tests.support.broker import BrokerHarness
@@ -51,7 +51,7 @@ def test_no_alert_lost_or_duplicated_through_crashes(
             site=site,
             database_url=f"sqlite:///{tmp_path}/hub.sqlite",
             mqtt=own_broker.hub_config(),
-            client_id=f"{site}-hub",
+            client_id=f"{site}-hub", accept_unprovisioned=True, api=ApiConfig(port=0),
         )
     )
     hub.start()

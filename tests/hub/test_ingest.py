@@ -26,7 +26,7 @@ from edge.protocol import (
     encode,
 )
 from edge.validators import utcnow
-from hub.config import HubConfig
+from hub.config import ApiConfig, HubConfig
 from hub.ingest import Ingest
 from hub.service import HubService
 from hub.store import Store
@@ -42,6 +42,8 @@ def hub(broker: BrokerHarness, site: str, tmp_path: Path) -> Iterator[HubService
             database_url=f"sqlite:///{tmp_path}/hub.sqlite",
             mqtt=broker.hub_config(),
             client_id=f"{site}-hub",
+            accept_unprovisioned=True,
+            api=ApiConfig(port=0),
         )
     )
     service.start()

@@ -206,6 +206,41 @@ def test_position_row_becomes_one_point_with_optional_fields_left_out() -> None:
     )
 
 
+optional_float = st.none() | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@given(
+    tags=st.tuples(key_text, key_text, key_text, key_text),
+    lon=st.floats(-180, 180),
+    rest=st.tuples(optional_float, optional_float, optional_float, optional_float),
+    ts=st.datetimes(timezones=st.just(UTC), min_value=datetime(1970, 1, 2)),  # noqa: DTZ001
+)
+def test_position_fast_path_matches_the_generic_encoder(
+    tags: tuple[str, str, str, str],
+    lon: float,
+    rest: tuple[float | None, ...],
+    ts: datetime,
+) -> None:
+    row: dict[str, Any] = dict(zip(("device", "entity", "entity_kind", "site"), tags, strict=True))
+    row.update(zip(("lat", "accuracy_m", "heading_deg", "speed_mps"), rest, strict=True))
+    row.update(lon=lon, ts=ts)
+    fields = [
+        (name, text)
+        for name in ("lon", "lat", "accuracy_m", "heading_deg", "speed_mps")
+        if row[name] is not None and (text := repr(float(row[name]))) not in ("nan", "inf", "-inf")
+    ]
+    expected = encode_line(
+        "gw_position",
+        [(k, row[k]) for k in ("device", "entity", "entity_kind", "site")],
+        fields,
+        timestamp_ns(ts),
+    )
+    assert position_line(row, "gw_position") == expected
+    _, got_tags, got_fields, _ = parse_line(expected)
+    assert got_tags == dict(zip(("device", "entity", "entity_kind", "site"), tags, strict=True))
+    assert float(got_fields["lon"]) == lon
+
+
 def test_position_row_without_fields_or_time_is_refused() -> None:
     row = {"site": "s", "device": "d", "entity": "e", "entity_kind": "person"}
     with pytest.raises(EncodeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class BrokerHarness:
     proc: Mosquitto = field(init=False)
     accounts: dict[str, Account] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
+    # Other writers of this broker's accounts (a hub's device registry) whose accounts must
+    # survive when the harness rewrites the files.
+    extra_sources: list[Callable[[], list[Account]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ca = SiteCA(self.directory / "ca")
@@ -53,8 +57,14 @@ class BrokerHarness:
         self.accounts[username] = Account(
             account.username, hash_password(password), account.read, account.write
         )
-        self.layout.write_accounts(self.accounts.values())
+        self.write_accounts()
         return password
+
+    def write_accounts(self) -> None:
+        extra = [a for source in self.extra_sources for a in source()]
+        names = {a.username for a in extra}
+        own = [a for a in self.accounts.values() if a.username not in names]
+        self.layout.write_accounts(own + extra)
 
     def add_device(self, site: str, kind: DeviceKind | str, device: str) -> BusConfig:
         """Provision a device account and reload the broker; returns its connection config."""

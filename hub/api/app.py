@@ -1,0 +1,153 @@
+"""The hub's FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from hub.api import routes_auth, routes_data, routes_devices, routes_geo, routes_system
+from hub.api.deps import enforce_access
+from hub.context import HubContext
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
+GEOJSON_PREFIXES = ("/api/v1/zones", "/api/v1/grid-cells", "/api/v1/poi")
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, geojson_max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.geojson_max_bytes = geojson_max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        limit = self.geojson_max_bytes if path.startswith(GEOJSON_PREFIXES) else self.max_bytes
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = limit + 1
+                if declared > limit:
+                    await _too_large(send, limit)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if not started:
+                await _too_large(send, limit)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = (
+        b'{"detail":"request body too large: the limit for this endpoint is '
+        + str(limit).encode()
+        + b' bytes"}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(ctx: HubContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.live.attach_loop(asyncio.get_running_loop())
+        yield
+
+    app = FastAPI(
+        title="gridward hub API",
+        version="1",
+        description=(
+            "Devices, positions, alerts, zones and grid cells, users and the audit log of a "
+            "gridward site. Every route needs a session or API token unless marked public; "
+            "`x-permission` on each operation names the permission it needs."
+        ),
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    guard = [Depends(enforce_access)]
+    for router in (
+        routes_auth.router,
+        routes_auth.users_router,
+        routes_devices.router,
+        routes_data.router,
+        routes_geo.router,
+        routes_system.router,
+    ):
+        app.include_router(router, dependencies=guard)
+    ws = APIRouter(prefix="/api/v1", tags=["live"])
+    ws.add_api_websocket_route("/live", routes_system.live_stream)
+    app.include_router(ws)
+
+    dashboard = ctx.config.api.dashboard_dir or DASHBOARD_DIR
+    index = dashboard / "index.html"
+
+    @app.get("/", include_in_schema=False, response_model=None)
+    def index_page() -> FileResponse | HTMLResponse:
+        if index.exists():
+            return FileResponse(index, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse("<h1>gridward hub</h1><p>API: <a href='/docs'>/docs</a></p>")
+
+    if dashboard.is_dir():
+        app.mount("/ui", StaticFiles(directory=dashboard), name="ui")
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Any, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=ctx.config.api.max_body_bytes,
+        geojson_max_bytes=ctx.config.api.max_geojson_bytes,
+    )
+    return app

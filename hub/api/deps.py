@@ -1,0 +1,185 @@
+"""Authentication, authorisation and pagination shared by every route.
+
+Deny by default: an app-wide dependency authenticates every request whose route is not in
+``PUBLIC_ROUTES``; a route that declares no permission is admin-only. Routes declare their
+permission with ``**guarded(Permission.X)``, which also documents it in OpenAPI
+(``x-permission``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Query, Request, WebSocket, status
+from fastapi.routing import APIRoute
+from sqlalchemy import update
+
+from edge.validators import utcnow
+from hub.auth import Permission, Principal, Role, resolve_token
+from hub.context import HubContext
+from hub.schema import api_tokens
+
+SESSION_COOKIE = "gw_session"
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/v1/health"),
+        ("POST", "/api/v1/auth/login"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/"),
+    }
+)
+PERMISSION_KEY = "x-permission"
+
+
+def ctx_of(request: Request) -> HubContext:
+    ctx: HubContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[HubContext, Depends(ctx_of)]
+
+
+def _bearer(request: Request | WebSocket) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            return value.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def authenticate(ctx: HubContext, token: str | None) -> Principal | None:
+    if not token:
+        return None
+    with ctx.engine.begin() as conn:
+        principal = resolve_token(conn, token)
+        if principal is not None:
+            conn.execute(
+                update(api_tokens)
+                .where(api_tokens.c.id == principal.token_id)
+                .values(last_used_at=utcnow())
+            )
+    return principal
+
+
+def required_permission(request: Request) -> Permission | None:
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and route.openapi_extra:
+        value = route.openapi_extra.get(PERMISSION_KEY)
+        return Permission(value) if value else None
+    return None
+
+
+async def enforce_access(request: Request) -> None:
+    """App-wide dependency: 401 without valid credentials, 403 without the permission."""
+    route = request.scope.get("route")
+    path = route.path if isinstance(route, APIRoute) else request.url.path
+    if (request.method, path) in PUBLIC_ROUTES:
+        return
+    ctx = ctx_of(request)
+    principal = authenticate(ctx, _bearer(request))
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "authentication required: log in or send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    permission = required_permission(request)
+    allowed = principal.can(permission) if permission else principal.role is Role.ADMIN
+    if not allowed:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"role {principal.role.value} may not do this "
+            f"(needs {permission.value if permission else 'admin'})",
+        )
+    request.state.principal = principal
+
+
+def current_principal(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # only reachable from a public route that asked for a principal
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required")
+    return principal
+
+
+Me = Annotated[Principal, Depends(current_principal)]
+
+
+def guarded(
+    permission: Permission, responses: dict[int | str, Any] | None = None
+) -> dict[str, Any]:
+    """Route keyword arguments that declare (and document) the permission a route needs."""
+    return {
+        "openapi_extra": {PERMISSION_KEY: permission.value},
+        "responses": {
+            401: {"description": "not authenticated"},
+            403: {"description": f"needs {permission.value}"},
+            **(responses or {}),
+        },
+    }
+
+
+# --- pagination --------------------------------------------------------------------------------
+
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    after: list[Any] | None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+) -> Page:
+    return Page(limit, decode_cursor(cursor) if cursor else None)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as err:
+        raise HTTPException(
+            422, "cursor is not one this API issued: pass next_cursor as is"
+        ) from err
+    if not isinstance(values, list) or len(values) > 4:
+        raise HTTPException(422, "cursor is not one this API issued: pass next_cursor as is")
+    return values
+
+
+def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    if bbox is None:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in bbox.split(","))
+    except ValueError as err:
+        raise HTTPException(422, "bbox must be 'west,south,east,north' in degrees") from err
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise HTTPException(422, "bbox must satisfy -180<=west<=east<=180, -90<=south<=north<=90")
+    return west, south, east, north
+
+
+BBoxQuery = Annotated[
+    str | None,
+    Query(
+        description="west,south,east,north (WGS84 degrees)", examples=["114.05,22.53,114.07,22.55"]
+    ),
+]

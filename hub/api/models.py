@@ -1,0 +1,222 @@
+"""Request and response bodies of the REST API (documented in OpenAPI with examples)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.protocol import DeviceKind
+from edge.validators import SEGMENT_PATTERN
+from hub.auth import Role
+
+T = TypeVar("T")
+Id = Annotated[str, Field(pattern=SEGMENT_PATTERN, examples=["cam-north-1"])]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(Body):
+    username: Annotated[str, Field(min_length=1, max_length=64, examples=["admin"])]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class TokenResponse(BaseModel):
+    token: str = Field(description="shown once; send as 'Authorization: Bearer <token>'")
+    token_id: str
+    expires_at: datetime | None
+    username: str
+    role: Role
+
+
+class MeResponse(BaseModel):
+    username: str
+    role: Role
+    permissions: list[str]
+    display_name: str
+
+
+class TokenCreate(Body):
+    name: Annotated[str, Field(min_length=1, max_length=200, examples=["vms-integration"])]
+    ttl_days: Annotated[int, Field(ge=1, le=3650)] | None = 365
+
+
+class TokenInfo(BaseModel):
+    id: str
+    name: str
+    kind: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class UserCreate(Body):
+    username: Id
+    password: Annotated[str, Field(min_length=12, max_length=256)]
+    role: Role
+    display_name: Annotated[str, Field(max_length=200)] = ""
+
+
+class UserUpdate(Body):
+    role: Role | None = None
+    active: bool | None = None
+    password: Annotated[str, Field(min_length=12, max_length=256)] | None = None
+    display_name: Annotated[str, Field(max_length=200)] | None = None
+
+
+class UserInfo(BaseModel):
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+
+class DeviceCreate(Body):
+    id: Id
+    site: Id
+    kind: DeviceKind
+    name: Annotated[str, Field(max_length=200)] = ""
+    with_password: bool = True
+    with_certificate: bool = False
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"id": "cam-north-1", "site": "demo", "kind": "camera", "name": "North gate camera"}
+            ]
+        },
+    )
+
+
+class DeviceRetire(Body):
+    reason: Annotated[str, Field(min_length=3, max_length=500, examples=["stolen"])]
+
+
+class DeviceCredentials(BaseModel):
+    device: str
+    mqtt_username: str
+    mqtt_password: str | None = Field(description="shown once; the hub keeps only a hash")
+    cert_pem: str | None = None
+    key_pem: str | None = Field(default=None, description="shown once; the hub keeps no copy")
+    ca_pem: str | None = None
+
+
+class DeviceInfo(BaseModel):
+    id: str
+    site: str
+    kind: str
+    name: str
+    status: str
+    created_at: datetime
+    retired_at: datetime | None
+    online: Literal["online", "offline", "stopped", "unknown"]
+    last_seen: datetime | None
+    sw_version: str | None
+    config_version_applied: int | None
+    config_version_pushed: int | None
+
+
+class ConfigPushBody(Body):
+    config: dict[str, Any] = Field(examples=[{"zones": [{"id": "gate-a", "kind": "intrusion"}]}])
+
+
+class ConfigPushInfo(BaseModel):
+    device: str
+    version: int
+    created_by: str
+    created_at: datetime
+    config: dict[str, Any]
+    applied_version: int | None
+
+
+class AckBody(Body):
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class NoteBody(Body):
+    text: Annotated[str, Field(min_length=1, max_length=2000, examples=["patrol sent"])]
+
+
+class NoteInfo(BaseModel):
+    id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+class AlertInfo(BaseModel):
+    id: str
+    site: str
+    device: str
+    kind: str
+    severity: str
+    title: str
+    ts: datetime
+    received_at: datetime
+    lon: float | None
+    lat: float | None
+    zone: str | None
+    entity: str | None
+    status: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    has_evidence: bool
+    details: dict[str, Any]
+
+
+class AlertDetail(AlertInfo):
+    notes: list[NoteInfo]
+
+
+class PositionInfo(BaseModel):
+    site: str
+    entity: str
+    entity_kind: str
+    device: str
+    lon: float
+    lat: float
+    accuracy_m: float | None
+    heading_deg: float | None
+    speed_mps: float | None
+    ts: datetime
+
+
+class Paged(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null: end")
+
+
+class AuditRecord(BaseModel):
+    seq: int
+    ts: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    hash: str
+
+
+class AuditVerify(BaseModel):
+    ok: bool
+    records: int
+    problems: list[str]
+    head_hash: str
+
+
+class WarningBody(Body):
+    level: Literal["red", "orange", "yellow"] | None = Field(
+        description="null clears the manual warning"
+    )
+    reason: Annotated[str, Field(min_length=3, max_length=500, examples=["crowd at festival"])]
+
+
+class HealthRecord(BaseModel):
+    id: str
+    ts: datetime
+    payload: dict[str, Any]

@@ -1,0 +1,309 @@
+"""Users, roles, passwords (argon2id), session and API tokens, login rate limiting.
+
+Tokens are random 256-bit strings shown to their owner once; only their SHA-256 is stored.
+Every API route names one permission; a role is a set of permissions (``ROLE_PERMISSIONS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Connection, select, update
+
+from edge.validators import new_id, utcnow
+from hub.schema import api_tokens, users
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    COMMANDER = "commander"
+    OPERATOR = "operator"
+    OFFICER = "officer"
+    INSTALLER = "installer"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    DEVICES_READ = "devices:read"
+    DEVICES_WRITE = "devices:write"
+    DEVICES_CONFIG = "devices:config"
+    POSITIONS_READ = "positions:read"
+    ALERTS_READ = "alerts:read"
+    ALERTS_ACK = "alerts:ack"
+    ZONES_READ = "zones:read"
+    ZONES_WRITE = "zones:write"
+    CELLS_READ = "cells:read"
+    CELLS_WRITE = "cells:write"
+    CELLS_WARN = "cells:warn"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    AUDIT_READ = "audit:read"
+    LIVE_READ = "live:read"
+    STATS_READ = "stats:read"
+    SELF = "self"  # one's own profile and tokens
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.COMMANDER: frozenset(
+        {
+            P.DEVICES_READ,
+            P.DEVICES_CONFIG,
+            P.POSITIONS_READ,
+            P.ALERTS_READ,
+            P.ALERTS_ACK,
+            P.ZONES_READ,
+            P.ZONES_WRITE,
+            P.CELLS_READ,
+            P.CELLS_WRITE,
+            P.CELLS_WARN,
+            P.LIVE_READ,
+            P.STATS_READ,
+            P.SELF,
+        }
+    ),
+    Role.OPERATOR: frozenset(
+        {
+            P.DEVICES_READ,
+            P.POSITIONS_READ,
+            P.ALERTS_READ,
+            P.ALERTS_ACK,
+            P.ZONES_READ,
+            P.CELLS_READ,
+            P.LIVE_READ,
+            P.STATS_READ,
+            P.SELF,
+        }
+    ),
+    Role.OFFICER: frozenset(
+        {
+            P.POSITIONS_READ,
+            P.ALERTS_READ,
+            P.ALERTS_ACK,
+            P.ZONES_READ,
+            P.CELLS_READ,
+            P.LIVE_READ,
+            P.SELF,
+        }
+    ),
+    Role.INSTALLER: frozenset(
+        {
+            P.DEVICES_READ,
+            P.DEVICES_WRITE,
+            P.DEVICES_CONFIG,
+            P.ZONES_READ,
+            P.CELLS_READ,
+            P.STATS_READ,
+            P.SELF,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            P.AUDIT_READ,
+            P.ALERTS_READ,
+            P.USERS_READ,
+            P.DEVICES_READ,
+            P.SELF,
+        }
+    ),
+}
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+MIN_PASSWORD_LENGTH = 12
+TOKEN_PREFIX = "gw_"  # noqa: S105 - a prefix, not a secret
+
+
+class AuthError(Exception):
+    """Credentials that do not authenticate; the message never says which part was wrong."""
+
+
+class WeakPasswordError(ValueError):
+    pass
+
+
+def check_password_strength(password: str, username: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPasswordError(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if username.lower() in password.lower():
+        raise WeakPasswordError("password must not contain the username")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+# A fixed hash to verify against when the user does not exist, so response time does not
+# reveal which usernames exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    username: str
+    role: Role
+    token_id: str
+    token_kind: str
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+
+def create_user(
+    conn: Connection, username: str, password: str, role: Role, display_name: str = ""
+) -> None:
+    check_password_strength(password, username)
+    conn.execute(
+        users.insert().values(
+            username=username,
+            display_name=display_name,
+            role=role.value,
+            password_hash=hash_password(password),
+            active=True,
+            created_at=utcnow(),
+        )
+    )
+
+
+def authenticate_password(conn: Connection, username: str, password: str) -> Role:
+    row = conn.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        verify_password(_DUMMY_HASH, password)
+        raise AuthError("unknown user or wrong password")
+    if not verify_password(row.password_hash, password) or not row.active:
+        raise AuthError("unknown user or wrong password")
+    if _hasher.check_needs_rehash(row.password_hash):
+        conn.execute(
+            update(users)
+            .where(users.c.username == username)
+            .values(password_hash=hash_password(password))
+        )
+    return Role(row.role)
+
+
+def issue_token(
+    conn: Connection, username: str, kind: str, name: str, ttl: timedelta | None
+) -> tuple[str, str, datetime | None]:
+    """Create a session or API token; returns (token, token id, expiry). Store only its hash."""
+    token = new_token()
+    token_id = new_id()
+    expires = utcnow() + ttl if ttl is not None else None
+    conn.execute(
+        api_tokens.insert().values(
+            id=token_id,
+            username=username,
+            name=name,
+            kind=kind,
+            token_hash=token_digest(token),
+            created_at=utcnow(),
+            expires_at=expires,
+            revoked=False,
+        )
+    )
+    return token, token_id, expires
+
+
+def resolve_token(conn: Connection, token: str) -> Principal | None:
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        return None
+    row = conn.execute(
+        select(
+            api_tokens.c.id,
+            api_tokens.c.kind,
+            api_tokens.c.expires_at,
+            api_tokens.c.revoked,
+            users.c.username,
+            users.c.role,
+            users.c.active,
+        )
+        .join(users, users.c.username == api_tokens.c.username)
+        .where(api_tokens.c.token_hash == token_digest(token))
+    ).first()
+    if row is None or row.revoked or not row.active:
+        return None
+    if row.expires_at is not None and _aware(row.expires_at) < utcnow():
+        return None
+    return Principal(row.username, Role(row.role), row.id, row.kind)
+
+
+def _aware(ts: datetime) -> datetime:
+    from datetime import UTC
+
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class LoginRateLimiter:
+    """Sliding-window limit on failed logins per username (``user:`` keys) and, more loosely,
+    per client address (``addr:`` keys: one address may serve a whole control room)."""
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_s: float = 300.0,
+        clock: Any = time.monotonic,
+        address_factor: int = 4,
+    ) -> None:
+        self.max_failures = max_failures
+        self.address_factor = address_factor
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self.blocked = 0
+
+    def _window(self, key: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def retry_after_s(self, *keys: str) -> float:
+        """0 if a login may be tried now, else seconds until it may."""
+        now = self._clock()
+        with self._lock:
+            wait = 0.0
+            for key in keys:
+                q = self._window(key, now)
+                limit = self.max_failures * (self.address_factor if key.startswith("addr:") else 1)
+                if len(q) >= limit:
+                    wait = max(wait, q[0] + self.window_s - now)
+            if wait > 0:
+                self.blocked += 1
+            return wait
+
+    def failed(self, *keys: str) -> None:
+        now = self._clock()
+        with self._lock:
+            for key in keys:
+                self._window(key, now).append(now)
+            if len(self._failures) > 100_000:  # bound memory under a username-spraying attack
+                self._failures = {k: v for k, v in self._failures.items() if v}
+
+    def succeeded(self, username_key: str) -> None:
+        with self._lock:
+            self._failures.pop(username_key, None)

@@ -1,0 +1,32 @@
+"""Everything a request handler may use, built once per hub process by :class:`HubService`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from edge.bus import Bus
+from hub.audit import AuditTrail
+from hub.auth import LoginRateLimiter
+from hub.config import HubConfig
+from hub.ingest import Ingest
+from hub.live import LiveBroadcaster
+from hub.provisioning import DeviceRegistry
+from hub.store import Store
+
+
+@dataclass
+class HubContext:
+    config: HubConfig
+    store: Store
+    audit: AuditTrail
+    registry: DeviceRegistry
+    live: LiveBroadcaster
+    login_limiter: LoginRateLimiter
+    bus: Bus
+    ingest: Ingest
+
+    @property
+    def engine(self) -> Engine:
+        return self.store.engine

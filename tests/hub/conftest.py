@@ -1,0 +1,92 @@
+"""A running hub (real broker, real SQLite, real uvicorn) and HTTP clients per role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub.auth import Role, create_user
+from hub.config import ApiConfig, BrokerFilesConfig, HubConfig
+from hub.service import HubService
+from tests.support.broker import BrokerHarness
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass
+class RunningHub:
+    service: HubService
+    site: str
+    base_url: str
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, role: Role | None = Role.ADMIN) -> httpx.Client:
+        """A client logged in as a user of ``role`` (None: anonymous)."""
+        client = httpx.Client(base_url=self.base_url, timeout=30)
+        self.clients.append(client)
+        if role is not None:
+            res = client.post(
+                "/api/v1/auth/login",
+                json={"username": f"{self.site}-{role.value}", "password": PASSWORD},
+            )
+            res.raise_for_status()
+            client.headers["Authorization"] = f"Bearer {res.json()['token']}"
+        return client
+
+    @property
+    def port(self) -> int:
+        return self.service.api_port
+
+
+def start_hub(
+    broker: BrokerHarness,
+    site: str,
+    tmp_path: Path,
+    database_url: str | None = None,
+    **overrides: object,
+) -> RunningHub:
+    values: dict[str, object] = {
+        "site": site,
+        "database_url": database_url or f"sqlite:///{tmp_path}/hub.sqlite",
+        "mqtt": broker.hub_config(),
+        "client_id": f"{site}-hub",
+        "api": ApiConfig(port=0),
+        "broker": BrokerFilesConfig(
+            password_file=broker.layout.password_file, acl_file=broker.layout.acl_file
+        ),
+        "ca_dir": broker.ca.directory,
+        "audit_head_file": tmp_path / "audit.head",
+    }
+    values.update(overrides)
+    config = HubConfig.model_validate(values)
+    service = HubService(config, broker_reload=broker.proc.reload)
+    # Hub and harness both write this shared broker's accounts: each keeps the other's.
+    service.registry.extra_accounts = lambda: list(broker.accounts.values())
+    broker.extra_sources.append(service.registry.device_accounts)
+    with service.store.engine.begin() as conn:
+        for role in Role:
+            create_user(conn, f"{site}-{role.value}", PASSWORD, role)
+    service.start()
+    assert service.bus.wait_connected(10)
+    return RunningHub(service, site, f"http://127.0.0.1:{service.api_port}")
+
+
+@pytest.fixture
+def hub(broker: BrokerHarness, site: str, tmp_path: Path) -> Iterator[RunningHub]:
+    running = start_hub(broker, site, tmp_path)
+    yield running
+    stop_hub(broker, running)
+
+
+def stop_hub(broker: BrokerHarness, running: RunningHub) -> None:
+    for client in running.clients:
+        client.close()
+    broker.extra_sources.remove(running.service.registry.device_accounts)
+    running.service.stop()
+
+
+HubFactory = Callable[..., RunningHub]
