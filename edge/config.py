@@ -59,6 +59,18 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def _line_of(index: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    """Line of the deepest key of ``path`` present in the file. Elements that are not keys in
+    the YAML (a tagged union's tag, e.g. ``source.rtsp.url``) are skipped, not stopped at."""
+    kept: tuple[str, ...] = ()
+    line = index.get(kept)
+    for part in path:
+        if (*kept, part) in index:
+            kept = (*kept, part)
+            line = index[kept]
+    return line
+
+
 def parse_config(text: str, model: type[C], source: str = "<config>") -> C:
     try:
         data: Any = yaml.safe_load(text)
@@ -73,11 +85,7 @@ def parse_config(text: str, model: type[C], source: str = "<config>") -> C:
         problems = []
         for e in err.errors():
             path = tuple(str(p) for p in e["loc"])
-            line = None
-            for n in range(len(path), -1, -1):
-                if path[:n] in index:
-                    line = index[path[:n]]
-                    break
+            line = _line_of(index, path)
             key = ".".join(path) or "<top>"
             where = f"line {line}" if line is not None else "?"
             problems.append(f"  {source}:{where}: {key}: {e['msg']}")

@@ -253,10 +253,10 @@ def test_config_errors_name_key_and_line() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(CONFIG_WITH_MISTAKES, CameraConfig, "cam.yaml")
     text = str(info.value)
-    # The foundation loader resolves a discriminated union's tag ("rtsp", "hog") in the error
-    # path to the enclosing key's line; see the camera report for the one-line fix.
-    assert "cam.yaml:line 3: source.rtsp.url" in text
-    assert "cam.yaml:line 11: detector.hog.colour" in text
+    # A discriminated union's tag ("rtsp", "hog") is in the error path but not in the file:
+    # the loader skips it and names the line of the offending key itself.
+    assert "cam.yaml:line 5: source.rtsp.url" in text
+    assert "cam.yaml:line 13: detector.hog.colour" in text
 
 
 def test_zone_outside_the_frame_is_refused() -> None:

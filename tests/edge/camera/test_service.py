@@ -34,7 +34,7 @@ from edge.protocol import (
     device_filter,
     encode,
 )
-from hub.config import HubConfig
+from hub.config import ApiConfig, HubConfig
 from hub.service import HubService
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
@@ -67,7 +67,8 @@ def test_vtest_line_crossings_match_the_hand_count(broker: BrokerHarness, site: 
             GroundPoint(px=(0, 575), lon=114.0566, lat=22.5430)]),
     )
     hub = HubService(HubConfig(site=site, database_url=f"sqlite:///{tmp_path / 'hub.sqlite'}",
-                               mqtt=broker.hub_config(), client_id=f"{site}-hub"))
+                               mqtt=broker.hub_config(), client_id=f"{site}-hub",
+                               accept_unprovisioned=True, api=ApiConfig(port=0)))
     watcher = Bus(broker.hub_config(), client_id=f"{site}-watch")
     alerts_q = _collect(watcher, site, Channel.ALERT)
     pos_q = _collect(watcher, site, Channel.POS)
