@@ -496,15 +496,17 @@ class TimeSeriesWriter:
         measurement = self.config.positions_measurement
         lines = []
         bad = 0
+        first_error: EncodeError | None = None
         for row in rows:
             try:
                 lines.append(position_line(row, measurement))
             except EncodeError as err:
                 bad += 1
-                log.warning("position row not written as a time series: %s", err)
+                first_error = first_error or err
         if bad:
             with self._count_lock:
                 self._counts.invalid_rows += bad
+            log.warning("%s position rows not written as time series: %s", bad, first_error)
         self._enqueue(lines)
         return len(lines)
 
