@@ -726,6 +726,39 @@ def test_overflow_of_the_memory_queue_goes_to_disk_not_away(
     assert writer.stats()["failed_points"] == 0
 
 
+def test_a_full_spool_counts_every_lost_point(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = _config(
+        tmp_path,
+        dead,
+        spool_max_bytes=1024 * 1024,
+        spool_segment_bytes=64 * 1024,
+        retry_initial_s=5.0,
+        retry_max_s=5.0,
+    )
+    writer = TimeSeriesWriter(config)
+    writer.start()
+    start = datetime.now(UTC).replace(microsecond=0)
+    rows = _positions("s6", "cam-4", 12_000, start)
+    bad = {**rows[0], "ts": datetime(2024, 1, 1)}  # noqa: DTZ001  (naive: refused)
+    try:
+        assert writer.write_positions([*rows, bad]) == 12_000
+        wait_until(
+            lambda: writer.stats()["queued_points"] == 0 and writer.stats()["lost_points"] > 0,
+            10,
+            message="spool full",
+        )
+    finally:
+        writer.stop()
+    stats = writer.stats()
+    assert stats["invalid_rows"] == 1
+    assert stats["written_points"] == 0
+    assert stats["spool_bytes"] <= 1024 * 1024
+    # Every point is somewhere: on disk, or counted as lost. None vanished.
+    assert stats["spool_pending_points"] + stats["lost_points"] == 12_000
+    assert stats["failed_points"] == stats["lost_points"]
+
+
 # -- protocol edge cases against a scripted HTTP server ---------------------------------------
 
 
