@@ -36,7 +36,7 @@ from typing import Annotated, Any, TypedDict, cast
 from pydantic import Field, model_validator
 
 from edge.config import StrictModel
-from edge.protocol import Health
+from edge.protocol import Health, PositionBatch
 from hub.timeseries_spool import Spool, SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
@@ -510,6 +510,23 @@ class TimeSeriesWriter:
         self._enqueue(lines)
         return len(lines)
 
+    def write_messages(self, messages: Iterable[object]) -> int:
+        """Queue the time-series part of stored ingest messages (``PositionBatch`` and
+        ``Health``; others are ignored). Call after the store committed them. Returns points."""
+        from hub.store import _position_rows
+
+        rows: list[dict[str, Any]] = []
+        points = 0
+        for msg in messages:
+            if isinstance(msg, PositionBatch):
+                rows.extend(_position_rows(msg))
+            elif isinstance(msg, Health):
+                self.write_health(msg)
+                points += 1
+        if rows:
+            points += self.write_positions(rows)
+        return points
+
     def write_health(self, msg: Health) -> None:
         try:
             line = health_line(msg, self.config.health_measurement)
@@ -566,7 +583,12 @@ class TimeSeriesWriter:
                 and spool.pending_records
                 and self._clock() >= self._next_attempt
             ):
-                self._replay_one()
+                try:
+                    self._replay_one()
+                except (SpoolError, OSError) as err:
+                    # The records stay on disk; try again after a backoff step.
+                    self._loud("time-series spool replay failed: %s", err)
+                    self._schedule_retry(SendResult(Outcome.RETRY, reason=str(err)), stopping)
             if stopping:
                 with self._cond:
                     if not self._queue:
@@ -709,6 +731,14 @@ class TimeSeriesWriter:
             return SendResult(outcome, status, retry_after, reason)
         except (HTTPError, OSError) as err:
             reason = f"server unreachable: {type(err).__name__}"
+            self._last_error = reason
+            self._last_status = None
+            return SendResult(Outcome.RETRY, None, None, reason)
+        except Exception as err:
+            # Anything else the client library raises must not kill the only sender thread
+            # (everything queued after it would never leave): keep the points, retry later.
+            log.exception("unexpected error from influxdb-client; points kept for a retry")
+            reason = f"client error: {type(err).__name__}"
             self._last_error = reason
             self._last_status = None
             return SendResult(Outcome.RETRY, None, None, reason)

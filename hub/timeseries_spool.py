@@ -20,6 +20,7 @@ directory. A record whose CRC does not match is skipped, counted and logged.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -34,6 +35,7 @@ MAGIC = b"GWL1"
 HEADER = struct.Struct(">4sIII")
 SEGMENT_SUFFIX = ".seg"
 CURSOR_NAME = "cursor"
+LOCK_NAME = "lock"
 
 
 class SpoolError(Exception):
@@ -99,24 +101,17 @@ class Spool:
         self._active: int | None = None  # segment appends go to
         self._active_fd: int | None = None
         self._segments: dict[int, int] = {}  # seq -> size in bytes
+        self._lock_fd: int | None = None
+        self._cursor = (1, 0)
+        self._pending_points = self._pending_records = 0
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
-                stem = path.name.removesuffix(SEGMENT_SUFFIX)
-                if not stem.isdigit():
-                    raise SpoolError(f"{path} is not a spool segment: move it out of {directory}")
-                self._segments[int(stem)] = path.stat().st_size
-            self._cursor = self._load_cursor()
-            self._repair_tail()
-            self._pending_points, self._pending_records = self._count_pending()
-            if self._pending_records == 0:
-                nxt = max(self._segments, default=self._cursor[0] - 1) + 1
-                self._drop_before(nxt)
-                self._cursor = (nxt, 0)
-            else:
-                self._drop_before(self._cursor[0])
+            self._open()
         except OSError as err:
+            self._release_directory()
             raise SpoolError(f"cannot use spool directory {directory}: {err}") from err
+        except SpoolError:
+            self._release_directory()
+            raise
         if self._pending_records:
             log.warning(
                 "time-series spool holds %s unsent points in %s records; they are replayed "
@@ -124,6 +119,43 @@ class Spool:
                 self._pending_points,
                 self._pending_records,
             )
+
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._take_directory()
+        for path in self.directory.glob(f"*{SEGMENT_SUFFIX}"):
+            stem = path.name.removesuffix(SEGMENT_SUFFIX)
+            if not stem.isdigit():
+                raise SpoolError(f"{path} is not a spool segment: move it out of {self.directory}")
+            self._segments[int(stem)] = path.stat().st_size
+        self._cursor = self._load_cursor()
+        self._repair_tail()
+        self._pending_points, self._pending_records = self._count_pending()
+        if self._pending_records == 0:
+            nxt = max(self._segments, default=self._cursor[0] - 1) + 1
+            self._drop_before(nxt)
+            self._cursor = (nxt, 0)
+        else:
+            self._drop_before(self._cursor[0])
+
+    def _take_directory(self) -> None:
+        """One spool, one process: two writers appending to the same segments would
+        interleave records and replay each other's points."""
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            os.close(fd)
+            raise SpoolError(
+                f"spool directory {self.directory} is in use by another process: give each "
+                "hub process its own spool_dir"
+            ) from err
+        self._lock_fd = fd
+
+    def _release_directory(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -327,4 +359,5 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._close_active()
+            self._release_directory()
             self._closed = True

@@ -495,6 +495,23 @@ def test_spool_ack_must_follow_peek(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_one_spool_directory_serves_one_writer(tmp_path: Path) -> None:
+    first = Spool(tmp_path, max_bytes=10_000, segment_bytes=1000)
+    with pytest.raises(SpoolError, match="in use by another process"):
+        Spool(tmp_path, max_bytes=10_000, segment_bytes=1000)
+    first.close()
+    second = Spool(tmp_path, max_bytes=10_000, segment_bytes=1000)
+    second.close()
+
+
+def test_a_stranger_file_in_the_spool_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.seg").write_text("mine", encoding="utf-8")
+    with pytest.raises(SpoolError, match="not a spool segment"):
+        Spool(tmp_path, max_bytes=10_000, segment_bytes=1000)
+    (tmp_path / "notes.seg").unlink()
+    Spool(tmp_path, max_bytes=10_000, segment_bytes=1000).close()  # the lock was released
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     ops=st.lists(
@@ -934,6 +951,37 @@ def test_auth_failures_keep_points_and_never_log_the_token(
     assert "HTTP 401" in caplog.text
     assert "s3cr3t-t0ken" not in caplog.text
     assert "s3cr3t-t0ken" not in repr(writer.stats())
+
+
+def test_ingest_messages_become_points(scripted: Scripted, tmp_path: Path) -> None:
+    config = _config(tmp_path, scripted.url)
+    writer = TimeSeriesWriter(config)
+    ts = datetime(2024, 5, 1, tzinfo=UTC)
+    batch = PositionBatch(
+        site="s7",
+        device="band-gw",
+        positions=[
+            Position(entity=f"w{i}", entity_kind=EntityKind.WEARER, lon=1.0, lat=2.0, ts=ts)
+            for i in range(3)
+        ],
+    )
+    writer.start()
+    try:
+        assert writer.write_messages([batch, _health(1), "not a time series"]) == 4
+        wait_until(lambda: writer.stats()["written_points"] == 4, 10, message="written")
+    finally:
+        writer.stop()
+    lines = [
+        parse_line(line) for *_, body in scripted.requests for line in body.decode().splitlines()
+    ]
+    assert sorted(m for m, *_ in lines) == sorted(
+        [config.positions_measurement] * 3 + [config.health_measurement]
+    )
+    assert {t["entity"] for m, t, *_ in lines if m == config.positions_measurement} == {
+        "w0",
+        "w1",
+        "w2",
+    }
 
 
 def test_writes_need_a_running_writer(tmp_path: Path) -> None:
