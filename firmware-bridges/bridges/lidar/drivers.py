@@ -70,6 +70,9 @@ class SampleBlock:
 
 class LidarDriver(Protocol):
     model: ScannerModel
+    # DTR level to set after opening (None: leave it). The RPLIDAR A1/A2 USB adapters wire DTR
+    # to the motor enable: DTR low starts the motor.
+    motor_dtr: bool | None
 
     def start_bytes(self) -> bytes:
         """Sent right after the port opens (and again when the stream stalls)."""
@@ -89,6 +92,8 @@ class LidarDriver(Protocol):
 
 
 class Ld06Driver:
+    motor_dtr: bool | None = None
+
     def __init__(self, model: ScannerModel) -> None:
         self.model = model
         self.decoder = ld06.Ld06Decoder()
@@ -128,6 +133,8 @@ class Ld06Driver:
 
 
 class RplidarDriver:
+    motor_dtr: bool | None = False
+
     def __init__(self, model: ScannerModel) -> None:
         self.model = model
         self.decoder = rplidar.RplidarDecoder()

@@ -94,6 +94,8 @@ class SerialLidarTransport:
     def _open(self) -> bool:
         try:
             ser = self._factory(self.port, self.baud_rate, timeout=self._read_timeout_s)
+            if self.driver.motor_dtr is not None:
+                self._set_dtr(ser, self.driver.motor_dtr)
             start = self.driver.start_bytes()
             if start:
                 ser.write(start)
@@ -107,6 +109,15 @@ class SerialLidarTransport:
         self.connected.set()
         log.info("lidar port %s open at %s baud", self.port, self.baud_rate)
         return True
+
+    def _set_dtr(self, ser: Any, level: bool) -> None:
+        try:
+            ser.dtr = level
+        except OSError as err:
+            # A port without modem lines (native UART, pseudo-terminal): the motor is wired
+            # to power instead, so there is nothing to switch.
+            self.counters["dtr_unsupported"] += 1
+            log.debug("cannot set DTR on %s: %s", self.port, err)
 
     def _close(self, *, send_stop: bool = False) -> None:
         ser, self._serial = self._serial, None
