@@ -407,7 +407,7 @@ class TimeSeriesWriter:
         self._last_error = ""
         self._last_status: int | None = None
         self._last_success: datetime | None = None
-        self._last_loud_log = -math.inf
+        self._last_loud_log: dict[str, float] = {}
 
     # -- life -------------------------------------------------------------------------------
 
@@ -796,10 +796,11 @@ class TimeSeriesWriter:
         )
 
     def _loud(self, fmt: str, *args: object) -> None:
-        """ERROR logs that could repeat thousands of times a second: at most one per 10 s."""
+        """ERROR logs that could repeat thousands of times a second: each message at most once
+        per 10 s (the counters in :meth:`stats` carry the totals)."""
         now = self._clock()
-        if now - self._last_loud_log >= 10.0:
-            self._last_loud_log = now
+        if now - self._last_loud_log.get(fmt, -math.inf) >= 10.0:
+            self._last_loud_log[fmt] = now
             log.error(fmt, *args)
 
     # -- observability ----------------------------------------------------------------------
