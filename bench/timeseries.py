@@ -15,6 +15,7 @@ Also reported: what a ``write_positions`` call costs the ingest thread per point
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -142,6 +143,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5000)
     args = parser.parse_args()
+    # The replay run stops the server on purpose: its retry warnings are expected noise.
+    logging.basicConfig(level=logging.ERROR)
 
     with tempfile.TemporaryDirectory(prefix="gw-bench-ts-") as tmp:
         root = Path(tmp)
