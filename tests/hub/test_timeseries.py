@@ -9,6 +9,8 @@ import itertools
 import logging
 import math
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -715,6 +717,79 @@ def test_spooled_points_survive_a_writer_restart(victoria: VictoriaMetrics, tmp_
     assert _stored_positions(victoria, up.positions_measurement) == _expected_positions(rows)
     assert again.stats()["replayed_points"] == 900
     assert list((tmp_path / "spool").glob("*.seg")) == []
+
+
+_CRASHING_WRITER = """
+import json, sys, time
+from datetime import datetime, timedelta, UTC
+from hub.timeseries import InfluxConfig, TimeSeriesWriter
+config = InfluxConfig.model_validate_json(sys.argv[1])
+start = datetime.fromisoformat(sys.argv[2])
+count = int(sys.argv[3])
+writer = TimeSeriesWriter(config)
+writer.start()
+rows = [
+    {"site": "s8", "device": "gw-1", "entity": f"e{i % 7}", "entity_kind": "wearer",
+     "lon": 100.0 + i * 1e-6, "lat": 30.0, "accuracy_m": None, "heading_deg": None,
+     "speed_mps": None, "ts": start + timedelta(milliseconds=i)}
+    for i in range(count)
+]
+writer.write_positions(rows)
+while writer.stats()["spool_pending_points"] < count:
+    time.sleep(0.01)
+print("spooled", flush=True)
+time.sleep(60)  # killed here, never stopped
+"""
+
+
+def test_the_spool_survives_a_crash_of_the_hub_process(
+    victoria: VictoriaMetrics, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = _config(tmp_path, dead, retry_initial_s=5.0, retry_max_s=5.0)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=25)
+    count = 1500
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _CRASHING_WRITER,
+            config.model_dump_json(),
+            start.isoformat(),
+            str(count),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"spooled"
+    finally:
+        proc.kill()  # SIGKILL: no stop(), no flush, no cursor written
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    up = config.model_copy(update={"url": victoria.url})
+    writer = TimeSeriesWriter(up)
+    writer.start()
+    try:
+        wait_until(lambda: writer.idle, 15, message="replayed after the crash")
+        wait_until(
+            lambda: len(_stored_positions(victoria, up.positions_measurement)) == count,
+            10,
+            message="every position readable",
+        )
+    finally:
+        writer.stop()
+    stored = _stored_positions(victoria, up.positions_measurement)
+    assert stored == {
+        (f"e{i % 7}", "wearer", _ms(start + timedelta(milliseconds=i))): pytest.approx(
+            100.0 + i * 1e-6, abs=1e-12
+        )
+        for i in range(count)
+    }
+    assert writer.stats()["replayed_points"] == count
 
 
 def test_overflow_of_the_memory_queue_goes_to_disk_not_away(
