@@ -12,6 +12,7 @@ from edge.bus import BusConfig
 from edge.config import StrictModel
 from edge.validators import SegmentId
 from hub.broker import Account
+from hub.timeseries import InfluxConfig
 
 
 class BrokerFilesConfig(StrictModel):
@@ -95,6 +96,9 @@ class HubConfig(StrictModel):
     ca_dir: Path | None = None
     audit_head_file: Path | None = None
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    influx: InfluxConfig | None = Field(
+        default=None, description="also write positions and health to InfluxDB (docs/influxdb.md)"
+    )
 
     def resolved_database_url(self) -> str:
         """The URL from the environment (so a PostgreSQL password stays out of files) or config."""

@@ -14,6 +14,7 @@ from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.provisioning import DeviceRegistry
 from hub.store import Store
+from hub.timeseries import TimeSeriesWriter
 
 
 @dataclass
@@ -26,6 +27,7 @@ class HubContext:
     login_limiter: LoginRateLimiter
     bus: Bus
     ingest: Ingest
+    timeseries: TimeSeriesWriter | None = None
 
     @property
     def engine(self) -> Engine:

@@ -59,13 +59,13 @@ def validate_polygon(geometry: Any) -> dict[str, Any]:
     if vertices > MAX_VERTICES:
         raise GeoJSONError(f"geometry has {vertices} vertices; the limit is {MAX_VERTICES}")
     geom = shape(geometry)
+    if geom.convex_hull.area == 0:
+        raise GeoJSONError("polygon has zero area (are all its points on one line?)")
     if not geom.is_valid:
         raise GeoJSONError(
             f"polygon is not valid: {explain_validity(geom)} (a ring may cross "
             "itself, or a hole lies outside its shell)"
         )
-    if geom.area == 0:
-        raise GeoJSONError("polygon has zero area")
     return {"type": kind, "coordinates": coords}
 
 

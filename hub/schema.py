@@ -247,3 +247,16 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_audit_log_actor_ts", "actor", "ts"),
 )
+
+pois = Table(
+    "pois",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("site", ID, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import uvicorn
 
 from edge.bus import Bus
+from edge.protocol import Inbound
 from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
@@ -20,7 +21,8 @@ from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.pki import SiteCA
 from hub.provisioning import DeviceDirectory, DeviceRegistry
-from hub.store import Store
+from hub.store import BatchResult, Store
+from hub.timeseries import TimeSeriesWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class HubService:
             directory=self.directory,
         )
         self.live = LiveBroadcaster(config.api.ws_queue_max)
+        self.timeseries = TimeSeriesWriter(config.influx) if config.influx else None
         self.ingest = Ingest(
             self.bus,
             self.store,
@@ -53,7 +56,7 @@ class HubService:
             queue_max=config.ingest_queue_max,
             batch_max=config.ingest_batch_max,
             gate=None if config.accept_unprovisioned else self.directory.gate,
-            on_stored=self.live.on_stored,
+            on_stored=self._on_stored,
         )
         self.ctx = HubContext(
             config=config,
@@ -66,11 +69,18 @@ class HubService:
             ),
             bus=self.bus,
             ingest=self.ingest,
+            timeseries=self.timeseries,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+
+    def _on_stored(self, batch: list[Inbound], result: BatchResult) -> None:
+        """After each committed ingest batch: live map, then time series (never blocking)."""
+        self.live.on_stored(batch, result)
+        if self.timeseries is not None:
+            self.timeseries.write_messages(item.message for item in batch)
 
     @property
     def api_port(self) -> int:
@@ -81,6 +91,8 @@ class HubService:
         return int(sock.getsockname()[1])
 
     def start(self, *, api: bool = True) -> None:
+        if self.timeseries is not None:
+            self.timeseries.start()  # first: fails fast on a missing token
         self.directory.refresh()
         self.ingest.attach()
         self.ingest.start()
@@ -131,5 +143,7 @@ class HubService:
         # Store and ack what is queued while the connection is still up; anything arriving
         # after that is not acked, so its device sends it again.
         self.ingest.stop()
+        if self.timeseries is not None:
+            self.timeseries.stop()  # after ingest: nothing writes to it any more
         self.bus.stop()
         self.store.close()

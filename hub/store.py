@@ -93,7 +93,7 @@ class Store:
                 alert_rows.append(_alert_row(msg, now))
                 result.acks.setdefault((msg.site, msg.device), []).append(msg.id)
             elif isinstance(msg, PositionBatch):
-                pos_rows.extend(_position_rows(msg))
+                pos_rows.extend(position_rows(msg))
             elif isinstance(msg, Health):
                 health_rows.append(
                     {
@@ -235,7 +235,7 @@ def _alert_row(msg: Alert, now: datetime) -> dict[str, Any]:
     }
 
 
-def _position_rows(msg: PositionBatch) -> list[dict[str, Any]]:
+def position_rows(msg: PositionBatch) -> list[dict[str, Any]]:
     return [
         {
             "msg_id": msg.id,

@@ -201,7 +201,7 @@ def _position_head(measurement: str, values: tuple[str, ...]) -> str:
 
 
 def position_line(row: Mapping[str, Any], measurement: str) -> str:
-    """A row of :func:`hub.store._position_rows` as one point (the hot path of the writer:
+    """A row of :func:`hub.store.position_rows` as one point (the hot path of the writer:
     the same text as :func:`encode_line`, built with fewer steps)."""
     try:
         head = _position_head(measurement, tuple(str(row[k]) for k in POSITION_TAGS))
@@ -482,6 +482,7 @@ class TimeSeriesWriter:
         if leftover:
             self._spool_lines(leftover)
         if self._client is not None:
+            _close_connection_pools(self._client)
             self._client.close()
             self._client = None
         if self._spool is not None:
@@ -491,7 +492,7 @@ class TimeSeriesWriter:
     # -- input ------------------------------------------------------------------------------
 
     def write_positions(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Queue position rows (as made by ``hub.store._position_rows``); returns how many
+        """Queue position rows (as made by ``hub.store.position_rows``); returns how many
         became points. Bad rows are counted (``invalid_rows``) and logged, not raised."""
         measurement = self.config.positions_measurement
         lines = []
@@ -513,13 +514,13 @@ class TimeSeriesWriter:
     def write_messages(self, messages: Iterable[object]) -> int:
         """Queue the time-series part of stored ingest messages (``PositionBatch`` and
         ``Health``; others are ignored). Call after the store committed them. Returns points."""
-        from hub.store import _position_rows
+        from hub.store import position_rows
 
         rows: list[dict[str, Any]] = []
         points = 0
         for msg in messages:
             if isinstance(msg, PositionBatch):
-                rows.extend(_position_rows(msg))
+                rows.extend(position_rows(msg))
             elif isinstance(msg, Health):
                 self.write_health(msg)
                 points += 1
@@ -847,3 +848,19 @@ class TimeSeriesWriter:
         with self._cond:
             empty = not self._queue and not self._in_flight
         return empty and (spool is None or spool.pending_records == 0)
+
+
+def _close_connection_pools(client: Any) -> None:
+    """Close influxdb-client's pooled HTTP connections now.
+
+    ``InfluxDBClient.close()`` only clears urllib3's pool registry; with urllib3 2.x that no
+    longer closes the pools, so the keep-alive socket would stay open until process exit.
+    """
+    try:
+        manager = client.api_client.rest_client.pool_manager
+        for key in list(manager.pools.keys()):
+            pool = manager.pools.get(key)
+            if pool is not None:
+                pool.close()
+    except AttributeError:  # a future client without these internals: nothing to do
+        return

@@ -64,4 +64,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     names = [t.name for t in threading.enumerate() if t.ident in new_threads]
     assert not names, f"test leaked threads: {names}"
     assert not new_children, f"test leaked child processes: {sorted(new_children)}"
-    assert sockets <= sockets0, f"test leaked {sockets - sockets0} socket(s)"
+    assert sockets <= sockets0, (
+        f"test leaked {sockets - sockets0} socket(s): "
+        f"{psutil.Process().net_connections(kind='inet')}"
+    )

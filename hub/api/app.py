@@ -12,7 +12,14 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from hub.api import routes_auth, routes_data, routes_devices, routes_geo, routes_system
+from hub.api import (
+    routes_auth,
+    routes_data,
+    routes_devices,
+    routes_geo,
+    routes_poi,
+    routes_system,
+)
 from hub.api.deps import enforce_access
 from hub.context import HubContext
 
@@ -24,10 +31,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
 GEOJSON_PREFIXES = ("/api/v1/zones", "/api/v1/grid-cells", "/api/v1/poi")
-
-
-class BodyTooLargeError(Exception):
-    pass
 
 
 class BodyLimit:
@@ -53,29 +56,33 @@ class BodyLimit:
                 if declared > limit:
                     await _too_large(send, limit)
                     return
+        # Read the whole body first (it is bounded by the limit), so an over-long chunked
+        # upload is refused with 413 before any handler sees a byte of it.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLargeError:
-            if not started:
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
                 await _too_large(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -122,6 +129,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         routes_devices.router,
         routes_data.router,
         routes_geo.router,
+        routes_poi.router,
         routes_system.router,
     ):
         app.include_router(router, dependencies=guard)

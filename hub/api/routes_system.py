@@ -36,6 +36,7 @@ def stats(ctx: Ctx) -> dict[str, Any]:
         "live_clients": ctx.live.client_count,
         "mqtt_connected": ctx.bus.connected,
         "login_blocked": ctx.login_limiter.blocked,
+        "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
     }
 
 

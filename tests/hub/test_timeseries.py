@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from edge.protocol import EntityKind, Health, Position, PositionBatch
 from hub.broker import free_port
-from hub.store import _position_rows
+from hub.store import position_rows
 from hub.timeseries import (
     Backoff,
     EncodeError,
@@ -179,13 +179,13 @@ def _positions(
                 for j in range(i, min(i + 400, count))
             ],
         )
-        rows.extend(_position_rows(batch))
+        rows.extend(position_rows(batch))
     return rows
 
 
 def test_position_row_becomes_one_point_with_optional_fields_left_out() -> None:
     ts = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
-    rows = _position_rows(
+    rows = position_rows(
         PositionBatch(
             site="s1",
             device="cam-1",

@@ -1,0 +1,238 @@
+"""Device provisioning through the API against the real broker: credentials work, retirement
+revokes access within seconds, config pushes are versioned and the applied version comes back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edge.agent import AgentRuntime
+from edge.bus import Bus, BusConfig, TlsConfig
+from edge.config import AgentConfig
+from edge.protocol import Alert, AlertKind, Channel, DeviceKind, Severity, device_topic, encode
+from hub.auth import Role
+from tests.hub.conftest import RunningHub
+from tests.support.broker import BrokerHarness
+from tests.support.waiting import wait_until
+
+
+def _can_connect(port: int, username: str, password_file: Path) -> bool:
+    bus = Bus(
+        BusConfig(
+            port=port,
+            username=username,
+            password_file=password_file,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.1,
+        ),
+        client_id=f"{username}-probe",
+    )
+    bus.start()
+    try:
+        return bus.wait_connected(0.5)
+    finally:
+        bus.stop()
+
+
+def _provision(hub: RunningHub, device: str, **extra: object) -> dict[str, str]:
+    installer = hub.client(Role.INSTALLER)
+    res = installer.post(
+        "/api/v1/devices",
+        json={"id": device, "site": hub.site, "kind": "camera", "name": "Gate", **extra},
+    )
+    assert res.status_code == 201, res.text
+    body: dict[str, str] = res.json()
+    return body
+
+
+def test_provision_connect_retire(hub: RunningHub, broker: BrokerHarness, tmp_path: Path) -> None:
+    device = f"{hub.site}-cam"
+    creds = _provision(hub, device)
+    assert creds["mqtt_password"] and creds["key_pem"] is None
+    pw = tmp_path / "pw"
+    pw.write_text(creds["mqtt_password"])
+    cfg = AgentConfig(
+        site=hub.site,
+        device=device,
+        data_dir=tmp_path / "edge",
+        mqtt=BusConfig(
+            port=broker.port,
+            username=device,
+            password_file=pw,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.3,
+        ),
+    )
+    agent = AgentRuntime(cfg, DeviceKind.CAMERA)
+    agent.start()
+    admin = hub.client(Role.ADMIN)
+    try:
+        wait_until(
+            lambda: admin.get(f"/api/v1/devices/{device}").json()["online"] == "online",
+            message="device online on the API",
+        )
+        first = agent.alert(kind=AlertKind.TAMPER, severity=Severity.HIGH)
+        wait_until(lambda: agent.outbox.depth() == 0, message="alert stored and acked")
+        assert admin.get(f"/api/v1/alerts/{first.id}").status_code == 200
+        # a second provisioning of the same id is refused
+        again = hub.client(Role.INSTALLER).post(
+            "/api/v1/devices", json={"id": device, "site": hub.site, "kind": "camera"}
+        )
+        assert again.status_code == 409
+        res = hub.client(Role.INSTALLER).post(
+            f"/api/v1/devices/{device}/retire", json={"reason": "stolen from pole 4"}
+        )
+        assert res.status_code == 204
+        # Within seconds the broker refuses the identity...
+        refused_at = time.monotonic()
+        wait_until(
+            lambda: not _can_connect(broker.port, device, pw),
+            timeout_s=5,
+            message="broker refuses the retired device",
+        )
+        assert time.monotonic() - refused_at < 5
+        # ...and an alert the still-running agent sends is never stored.
+        sent_before = agent.delivery.sent
+        late = agent.alert(kind=AlertKind.TAMPER, severity=Severity.HIGH)
+        wait_until(lambda: agent.delivery.sent > sent_before or not agent.bus.connected)
+        time.sleep(1.0)  # a negative: give a wrongly accepted alert time to be stored
+        assert admin.get(f"/api/v1/alerts/{late.id}").status_code == 404
+        assert agent.outbox.depth() >= 1
+        assert admin.get(f"/api/v1/devices/{device}").json()["status"] == "retired"
+        # and the hub's own gate refuses it even if a broker let it through
+        topic = device_topic(hub.site, DeviceKind.CAMERA, device, Channel.ALERT)
+        hub.service.ingest.handle(
+            topic,
+            encode(Alert(site=hub.site, device=device, kind=AlertKind.SOS, severity=Severity.LOW)),
+        )
+        assert hub.service.ingest.stats.rejected["retired_device"] >= 1
+    finally:
+        agent.stop()
+    audit = hub.client(Role.AUDITOR).get("/api/v1/audit", params={"target": device}).json()
+    assert [r["action"] for r in audit["items"]][:2] == ["device.retire", "device.provision"]
+    assert creds["mqtt_password"] not in str(audit)
+
+
+def test_certificate_provisioning(hub: RunningHub, broker: BrokerHarness, tmp_path: Path) -> None:
+    device = f"{hub.site}-tls"
+    creds = _provision(hub, device, with_password=False, with_certificate=True)
+    assert creds["mqtt_password"] is None
+    for name in ("cert_pem", "key_pem", "ca_pem"):
+        (tmp_path / name).write_text(creds[name])
+    cfg = BusConfig(
+        port=broker.layout.tls_port or 0,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.3,
+        tls=TlsConfig(
+            ca_file=tmp_path / "ca_pem",
+            cert_file=tmp_path / "cert_pem",
+            key_file=tmp_path / "key_pem",
+        ),
+    )
+    bus = Bus(cfg, client_id=device)
+    got: list[bytes] = []
+    watcher = Bus(broker.hub_config(), client_id=f"{device}-watch")
+    topic = device_topic(hub.site, DeviceKind.CAMERA, device, Channel.HEALTH)
+    watcher.subscribe(topic, lambda t, p: got.append(p))
+    watcher.start()
+    bus.start()
+    try:
+        assert bus.wait_connected(5)
+        assert watcher.wait_connected(5)
+        bus.publish(topic, b"x", qos=1).wait_for_publish(5)
+        wait_until(lambda: got == [b"x"], message="publish allowed by the cert's ACL")
+    finally:
+        bus.stop()
+        watcher.stop()
+    assert not list((broker.ca.directory / "issued").glob("*.key")), "hub kept a private key"
+
+
+def test_config_push_reports_applied_version(
+    hub: RunningHub, broker: BrokerHarness, tmp_path: Path
+) -> None:
+    device = f"{hub.site}-cfg"
+    creds = _provision(hub, device)
+    pw = tmp_path / "pw"
+    pw.write_text(creds["mqtt_password"])
+    cfg = AgentConfig(
+        site=hub.site,
+        device=device,
+        data_dir=tmp_path / "edge",
+        health_interval_s=0.3,
+        mqtt=BusConfig(port=broker.port, username=device, password_file=pw),
+    )
+    agent = AgentRuntime(cfg, DeviceKind.CAMERA)
+    agent.start()
+    commander = hub.client(Role.COMMANDER)
+    try:
+        assert agent.bus.wait_connected(5)
+        for expected in (1, 2):
+            res = commander.post(
+                f"/api/v1/devices/{device}/config",
+                json={"config": {"zones": [{"id": f"z{expected}"}]}},
+            )
+            assert res.status_code == 201
+            assert res.json()["version"] == expected
+        wait_until(
+            lambda: (
+                commander.get(f"/api/v1/devices/{device}/config").json()["applied_version"] == 2
+            ),
+            message="applied version reported back",
+        )
+        info = commander.get(f"/api/v1/devices/{device}").json()
+        assert info["config_version_pushed"] == 2
+        assert info["config_version_applied"] == 2
+        wait_until(
+            lambda: commander.get(f"/api/v1/devices/{device}/health").json()["items"],
+            message="health history",
+        )
+        assert (
+            hub.client(Role.OPERATOR)
+            .post(f"/api/v1/devices/{device}/config", json={"config": {}})
+            .status_code
+            == 403
+        )
+    finally:
+        agent.stop()
+
+
+def test_unknown_devices_are_rejected_and_counted(hub: RunningHub, broker: BrokerHarness) -> None:
+    device = f"{hub.site}-ghost"
+    cfg = broker.add_device(hub.site, DeviceKind.CAMERA, device)  # broker knows it, hub does not
+    bus = Bus(cfg, client_id=device)
+    bus.start()
+    try:
+        assert bus.wait_connected(5)
+        alert = Alert(site=hub.site, device=device, kind=AlertKind.SOS, severity=Severity.HIGH)
+        bus.publish(
+            device_topic(hub.site, DeviceKind.CAMERA, device, Channel.ALERT), encode(alert), qos=1
+        )
+        wait_until(lambda: hub.service.ingest.stats.rejected["unknown_device"] == 1)
+        assert hub.client().get(f"/api/v1/alerts/{alert.id}").status_code == 404
+    finally:
+        bus.stop()
+
+
+def test_device_listing_and_validation(hub: RunningHub) -> None:
+    installer = hub.client(Role.INSTALLER)
+    for i in range(3):
+        _provision(hub, f"{hub.site}-d{i}")
+    page1 = installer.get("/api/v1/devices", params={"site": hub.site, "limit": 2}).json()
+    assert len(page1["items"]) == 2 and page1["next_cursor"]
+    page2 = installer.get(
+        "/api/v1/devices", params={"site": hub.site, "limit": 2, "cursor": page1["next_cursor"]}
+    ).json()
+    ids = [d["id"] for d in page1["items"] + page2["items"]]
+    assert ids == sorted({f"{hub.site}-d{i}" for i in range(3)})
+    bad = installer.post(
+        "/api/v1/devices", json={"id": "bad/id", "site": hub.site, "kind": "camera"}
+    )
+    assert bad.status_code == 422
+    assert "pattern" in bad.text
+    assert (
+        installer.post(
+            "/api/v1/devices", json={"id": "x", "site": hub.site, "kind": "drone"}
+        ).status_code
+        == 422
+    )
+    assert installer.get("/api/v1/devices", params={"cursor": "!!"}).status_code == 422
