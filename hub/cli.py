@@ -1,9 +1,19 @@
-"""``gridward hub ...`` and ``gridward demo``."""
+"""``gridward demo``, ``gridward hub ...``, ``gridward device ...``, ``gridward user ...`` and
+``gridward audit verify``. Every command that changes something is audited as ``cli:<user>``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
+from typing import Any
+
+from edge.config import load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,31 +25,95 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="stop after this many seconds (default: run until Ctrl+C)",
     )
+    demo.add_argument("--port", type=int, default=8080, help="dashboard/API port (0: any free)")
     demo.set_defaults(func=_demo)
 
     hub = sub.add_parser("hub", help="hub services")
     hsub = hub.add_subparsers(dest="hub_cmd", required=True)
-    ingest = hsub.add_parser("ingest", help="run MQTT ingest into the store")
-    ingest.add_argument("--config", type=Path, required=True)
-    ingest.add_argument("--validate-config", action="store_true")
-    ingest.set_defaults(func=_ingest)
+    serve = hsub.add_parser("serve", help="run ingest, the API and the live stream")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="check the config, print problems with line numbers, exit",
+    )
+    serve.add_argument("--no-api", action="store_true", help="ingest only (extra replicas)")
+    serve.set_defaults(func=_serve)
+    migrate = hsub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--config", type=Path, required=True)
+    migrate.set_defaults(func=_migrate)
+
+    device = sub.add_parser("device", help="provision and retire devices")
+    dsub = device.add_subparsers(dest="device_cmd", required=True)
+    add = dsub.add_parser("add", help="create a device identity and its broker credentials")
+    add.add_argument("--config", type=Path, required=True, help="hub config")
+    add.add_argument("--site", required=True)
+    add.add_argument("--kind", required=True, choices=["camera", "lidar", "wristband", "glasses"])
+    add.add_argument("--id", required=True, dest="device_id")
+    add.add_argument("--name", default="")
+    add.add_argument("--certificate", action="store_true", help="also issue a client cert")
+    add.add_argument("--no-password", action="store_true", help="certificate only")
+    add.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the credential files (0600); default: print once",
+    )
+    add.set_defaults(func=_device_add)
+    retire = dsub.add_parser("retire", help="revoke a device's access within seconds")
+    retire.add_argument("--config", type=Path, required=True)
+    retire.add_argument("--id", required=True, dest="device_id")
+    retire.add_argument("--reason", required=True)
+    retire.set_defaults(func=_device_retire)
+    dlist = dsub.add_parser("list", help="list devices")
+    dlist.add_argument("--config", type=Path, required=True)
+    dlist.set_defaults(func=_device_list)
+
+    user = sub.add_parser("user", help="hub users")
+    usub = user.add_subparsers(dest="user_cmd", required=True)
+    uadd = usub.add_parser("add", help="add a user (password read from stdin or prompted)")
+    uadd.add_argument("--config", type=Path, required=True)
+    uadd.add_argument("--username", required=True)
+    uadd.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "commander", "operator", "officer", "installer", "auditor"],
+    )
+    uadd.set_defaults(func=_user_add)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    asub = audit.add_subparsers(dest="audit_cmd", required=True)
+    verify = asub.add_parser("verify", help="detect edited or deleted audit records")
+    verify.add_argument("--config", type=Path, required=True)
+    verify.set_defaults(func=_audit_verify)
+
+
+def _config(path: Path) -> Any:
+    from hub.config import HubConfig
+
+    return load_config(path, HubConfig)
+
+
+def _actor() -> str:
+    return f"cli-{getpass.getuser()}"[:64].replace(".", "_")
+
+
+def _store(path: Path) -> Any:
+    from hub.store import Store
+
+    return Store(_config(path).resolved_database_url())
 
 
 def _demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
-    return run_demo(args.run_dir.resolve(), args.duration_s)
+    return run_demo(args.run_dir.resolve(), args.duration_s, api_port=args.port)
 
 
-def _ingest(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from edge.config import load_config
-    from hub.config import HubConfig
+def _serve(args: argparse.Namespace) -> int:
     from hub.service import HubService
 
-    config = load_config(args.config, HubConfig)
+    config = _config(args.config)
     if args.validate_config:
         print(f"{args.config}: OK")
         return 0
@@ -47,7 +121,153 @@ def _ingest(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     service = HubService(config)
-    service.start()
+    service.start(api=not args.no_api)
+    if not args.no_api:
+        print(f"gridward hub: API on {config.api.host}:{service.api_port}", flush=True)
+    print("gridward hub: ingesting", flush=True)
     stop.wait()
     service.stop()
     return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    store = _store(args.config)
+    store.close()
+    print("schema up to date")
+    return 0
+
+
+def _registry(config_path: Path) -> Any:
+    from hub.audit import AuditTrail
+    from hub.pki import SiteCA
+    from hub.provisioning import DeviceRegistry
+    from hub.store import Store
+
+    config = _config(config_path)
+    store = Store(config.resolved_database_url())
+    audit = AuditTrail(store.engine, config.audit_head_file)
+    ca = SiteCA(config.ca_dir) if config.ca_dir else None
+    return DeviceRegistry(store.engine, audit, config.broker, ca=ca), store
+
+
+def _device_add(args: argparse.Namespace) -> int:
+    from hub.provisioning import ProvisioningError
+
+    registry, store = _registry(args.config)
+    try:
+        creds = registry.add(
+            _actor(),
+            args.site,
+            args.kind,
+            args.device_id,
+            args.name,
+            with_password=not args.no_password,
+            with_certificate=args.certificate,
+        )
+    except (ProvisioningError, ValueError) as err:
+        print(f"gridward: {err}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    secrets = {
+        "mqtt_password": creds.mqtt_password,
+        "cert.pem": creds.cert_pem,
+        "key.pem": creds.key_pem,
+        "ca.pem": creds.ca_pem,
+    }
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, value in secrets.items():
+            if value:
+                fd = os.open(args.out / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(value)
+        print(f"device {creds.device} provisioned; credentials written to {args.out}/ (0600)")
+    else:
+        print(
+            json.dumps(
+                {"device": creds.device, **{k: v for k, v in secrets.items() if v}}, indent=2
+            )
+        )
+        print(
+            "store these now: the hub keeps only a hash of the password and no private key",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _device_retire(args: argparse.Namespace) -> int:
+    from hub.provisioning import ProvisioningError
+
+    registry, store = _registry(args.config)
+    try:
+        registry.retire(_actor(), args.device_id, args.reason)
+    except ProvisioningError as err:
+        print(f"gridward: {err}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"device {args.device_id} retired; the broker no longer accepts it")
+    return 0
+
+
+def _device_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from hub.schema import devices
+
+    store = _store(args.config)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(devices).order_by(devices.c.site, devices.c.id)).all()
+    store.close()
+    for r in rows:
+        print(f"{r.site:16} {r.id:32} {r.kind:10} {r.status}")
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import IntegrityError
+
+    from hub.audit import AuditTrail
+    from hub.auth import Role, WeakPasswordError, create_user
+
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else getpass.getpass(f"password for {args.username}: ")
+    )
+    config = _config(args.config)
+    store = _store(args.config)
+    try:
+        with AuditTrail(store.engine, config.audit_head_file).change(
+            _actor(), "user.create", args.username, {"role": args.role}
+        ) as conn:
+            create_user(conn, args.username, password, Role(args.role))
+    except WeakPasswordError as err:
+        print(f"gridward: {err}", file=sys.stderr)
+        return 2
+    except IntegrityError:
+        print(f"gridward: user {args.username!r} already exists", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"user {args.username} ({args.role}) added")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from hub import audit
+
+    config = _config(args.config)
+    store = _store(args.config)
+    try:
+        result = audit.verify(store.engine, config.audit_head_file)
+    finally:
+        store.close()
+    if result.ok:
+        print(f"audit log OK: {result.records} records, head {result.head_hash[:16]}")
+        return 0
+    print(f"audit log BROKEN ({result.records} records):", file=sys.stderr)
+    for problem in result.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1

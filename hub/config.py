@@ -12,6 +12,7 @@ from edge.bus import BusConfig
 from edge.config import StrictModel
 from edge.validators import SegmentId
 from hub.broker import Account
+from hub.dashboard_config import DashboardConfig
 from hub.timeseries import InfluxConfig
 
 
@@ -98,6 +99,9 @@ class HubConfig(StrictModel):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     influx: InfluxConfig | None = Field(
         default=None, description="also write positions and health to InfluxDB (docs/influxdb.md)"
+    )
+    ui: DashboardConfig = Field(
+        default_factory=DashboardConfig, description="the command dashboard (docs/dashboard.md)"
     )
 
     def resolved_database_url(self) -> str:

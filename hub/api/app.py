@@ -19,6 +19,7 @@ from hub.api import (
     routes_geo,
     routes_poi,
     routes_system,
+    routes_ui,
 )
 from hub.api.deps import enforce_access
 from hub.context import HubContext
@@ -131,6 +132,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         routes_geo.router,
         routes_poi.router,
         routes_system.router,
+        routes_ui.router,
     ):
         app.include_router(router, dependencies=guard)
     ws = APIRouter(prefix="/api/v1", tags=["live"])
