@@ -139,9 +139,10 @@ class DemoStack:
 
         passwords: dict[str, Path] = {}
 
+        hub = self.hub
+
         def provision(kind: DeviceKind, device: str, name: str) -> None:
-            assert self.hub is not None
-            creds = self.hub.registry.add("demo", DEMO_SITE, kind, device, name)
+            creds = hub.registry.add("demo", DEMO_SITE, kind, device, name)
             passwords[device] = _secret_file(secrets / f"{device}.mqtt", creds.mqtt_password or "")
 
         def mqtt_for(device: str) -> BusConfig:
@@ -174,7 +175,7 @@ class DemoStack:
                 piece = module.start_demo(
                     DEMO_SITE, mqtt_for, self.run_dir / "edge" / kind.value, ORIGIN
                 )
-            except Exception as err:  # one missing optional part must not stop the demo
+            except Exception as err:  # noqa: BLE001 - a missing optional part must not stop the demo
                 log.warning("demo %s not started: %s", kind.value, err)
                 self.skipped.append(f"{kind.value} ({err})")
                 continue
@@ -182,7 +183,8 @@ class DemoStack:
 
     def _seed_map(self) -> None:
         """Grid cells over the demo district, points of interest and the wristband zones."""
-        assert self.hub is not None
+        if self.hub is None:
+            raise RuntimeError("hub not created")
         from edge.validators import utcnow
 
         now = utcnow()
