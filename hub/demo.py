@@ -188,21 +188,20 @@ class DemoStack:
         from edge.validators import utcnow
 
         now = utcnow()
-        cells = []
         teams = ["North team", "Central team", "South team"]
-        for row in range(3):
-            for col in range(4):
-                cells.append(
-                    {
-                        "id": f"cell-{'abc'[row]}{col + 1}",
-                        "site": DEMO_SITE,
-                        "name": f"{'ABC'[row]}{col + 1}",
-                        "team": teams[row],
-                        "geometry": _square(-200 + col * 100, 100 - row * 100, 100),
-                        "properties": {},
-                        "updated_at": now,
-                    }
-                )
+        cells = [
+            {
+                "id": f"cell-{'abc'[row]}{col + 1}",
+                "site": DEMO_SITE,
+                "name": f"{'ABC'[row]}{col + 1}",
+                "team": teams[row],
+                "geometry": _square(-200 + col * 100, 100 - row * 100, 100),
+                "properties": {},
+                "updated_at": now,
+            }
+            for row in range(3)
+            for col in range(4)
+        ]
         cells[5].update(
             warning_level="orange",
             warning_reason="market day crowds",
