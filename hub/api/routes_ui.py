@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -17,7 +17,6 @@ from edge.validators import SEGMENT_PATTERN, utcnow
 from hub.api.deps import Ctx, PageDep, encode_cursor, guarded
 from hub.auth import Permission
 from hub.dashboard_config import DashboardConfig
-from hub.geojson import feature
 from hub.schema import alerts, config_pushes, device_state, devices, health, latest_positions
 
 log = logging.getLogger(__name__)
@@ -133,6 +132,11 @@ def device_status(
     return ("degraded" if reasons else "online"), reasons
 
 
+def _aware(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the store only ever writes UTC."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
 def config_location(config: Any) -> tuple[float, float] | None:
     """``location: {lon, lat}`` from a pushed device config, if present and plausible."""
     if not isinstance(config, dict):
@@ -141,9 +145,13 @@ def config_location(config: Any) -> tuple[float, float] | None:
     if not isinstance(loc, dict):
         return None
     lon, lat = loc.get("lon"), loc.get("lat")
-    if isinstance(lon, int | float) and isinstance(lat, int | float):
-        if -180 <= lon <= 180 and -90 <= lat <= 90:
-            return float(lon), float(lat)
+    if (
+        isinstance(lon, int | float)
+        and isinstance(lat, int | float)
+        and -180 <= lon <= 180
+        and -90 <= lat <= 90
+    ):
+        return float(lon), float(lat)
     return None
 
 
@@ -212,7 +220,7 @@ def _latest_per_device(conn: Any, ids: list[str]) -> dict[str, Any]:
         payload = r.payload or {}
         temp = payload.get("cpu_temp_c")
         rows.setdefault(r.device, {})["health"] = HealthSummary(
-            ts=r.ts,
+            ts=_aware(r.ts),
             outbox_depth=int(payload.get("outbox_depth") or 0),
             cpu_temp_c=float(temp) if isinstance(temp, int | float) else None,
         )
@@ -254,19 +262,20 @@ def devices_on_map(
         point: tuple[float, float] | None = None
         for key in ("config", "positions", "alert"):
             if key in info:
-                source, point = key, info[key]  # type: ignore[assignment]
+                source, point = key, info[key]
                 break
         last: HealthSummary | None = info.get("health")
         status, reasons = device_status(r.state, last, now, ctx.config.ui)
         last_seen = max(
-            (t for t in (r.received_at, last.ts if last else None) if t is not None),
+            (_aware(t) for t in (r.received_at, last.ts if last else None) if t is not None),
             default=None,
         )
         features.append(
-            feature(
-                r.id,
-                {"type": "Point", "coordinates": list(point)} if point else None,
-                {
+            {
+                "type": "Feature",
+                "id": r.id,
+                "geometry": {"type": "Point", "coordinates": list(point)} if point else None,
+                "properties": {
                     "site": r.site,
                     "kind": r.kind,
                     "name": r.name,
@@ -275,7 +284,7 @@ def devices_on_map(
                     "last_seen": last_seen.isoformat() if last_seen else None,
                     "location_source": source,
                 },
-            )
+            }
         )
     nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
     return {"type": "FeatureCollection", "features": features, "next_cursor": nxt}

@@ -1,0 +1,342 @@
+// The command dashboard: boot, login, the map and its layers, live updates, panels.
+import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
+import { api, ApiError, fetchAll } from "./api.js";
+import { displayProjector } from "./datum.js";
+import { t, setLanguage, preferredLanguage, onLanguage, translateDom, formatTime, formatAgo } from "./i18n.js";
+import { AlertsLayer, CellsLayer, DevicesLayer, OutlineLayer, PoisLayer, esc, severityBadge } from "./layers.js";
+import { LiveStream } from "./live.js";
+import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
+import { Panels } from "./panels.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+const LAYERS = [
+  { id: "cells", perm: "cells:read" },
+  { id: "devices", perm: "devices:read" },
+  { id: "officers", perm: "positions:read", kind: "officer" },
+  { id: "wearers", perm: "positions:read", kind: "wearer" },
+  { id: "tracks", perm: "positions:read", kind: "track" },
+  { id: "trails", perm: "positions:read" },
+  { id: "alerts", perm: "alerts:read" },
+  { id: "pois", perm: "zones:read" },
+];
+
+class Dashboard {
+  constructor(me, config) {
+    this.me = me;
+    this.config = config;
+    this.perms = new Set(me.permissions);
+    this.toDisplay = displayProjector(config.tile_datum);
+    this.alerts = new Map(); // id -> alert (newest first by id)
+    this.timers = [];
+    window.__gw = this; // tests and the benchmark read counters from here
+    this.ready = false;
+  }
+
+  can(p) {
+    return this.perms.has(p);
+  }
+
+  async start() {
+    this.initMap();
+    this.panels = new Panels(this);
+    this.buildToggles();
+    this.buildLegend();
+    await this.loadInitial();
+    this.startLive();
+    this.panels.bindSearch();
+    this.bindKeys();
+    this.tickClock();
+    this.timers.push(setInterval(() => this.tickClock(), 1000));
+    if (this.can("devices:read")) this.timers.push(setInterval(() => this.refreshDevices(), 30000));
+    onLanguage(() => this.relabel());
+    this.ready = true;
+    document.body.dataset.ready = "1";
+  }
+
+  initMap() {
+    const c = this.config;
+    const map = L.map("map", {
+      center: this.toDisplay(c.center[0], c.center[1]),
+      zoom: c.zoom,
+      minZoom: c.min_zoom,
+      maxZoom: c.max_zoom,
+      zoomControl: true,
+      keyboard: true,
+      attributionControl: true,
+      preferCanvas: true,
+    });
+    map.attributionControl.setPrefix("");
+    const base = c.base_layer;
+    if (base.kind === "url" || base.kind === "local_tiles") {
+      L.tileLayer(base.url, {
+        attribution: esc(base.attribution),
+        subdomains: base.subdomains || "abc",
+        maxZoom: c.max_zoom,
+        minZoom: c.min_zoom,
+      }).addTo(map);
+    } else {
+      document.getElementById("map").classList.add("no-tiles");
+    }
+    this.map = map;
+    this.outline = new OutlineLayer(this.toDisplay);
+    this.outline.group.addTo(map);
+    this.cells = new CellsLayer(this.toDisplay, (f, ev) => {
+      if (ev && this.positions?.nearest(ev.containerPoint)) return; // the entity wins the click
+      this.panels.showCell(f);
+    });
+    this.devices = new DevicesLayer(this.toDisplay, (id) => this.panels.showDevice(id));
+    this.alertMarkers = new AlertsLayer(this.toDisplay, (id) => this.panels.showAlert(id));
+    this.pois = new PoisLayer(this.toDisplay);
+    this.positions = new PositionsLayer({
+      toDisplay: this.toDisplay,
+      trailPoints: c.trail_points,
+      trailMaxAgeS: c.trail_max_age_s,
+      staleAfterS: c.position_stale_after_s,
+      onSelect: (e) => this.panels.showEntity(e.id),
+    });
+    this.playback = L.layerGroup().addTo(map);
+    this.layerObjects = {
+      cells: this.cells.group,
+      devices: this.devices.group,
+      alerts: this.alertMarkers.group,
+      pois: this.pois.group,
+    };
+    for (const def of LAYERS) {
+      if (!this.can(def.perm)) continue;
+      if (this.layerObjects[def.id]) this.layerObjects[def.id].addTo(map);
+    }
+    if (this.can("positions:read")) this.positions.addTo(map);
+  }
+
+  buildToggles() {
+    const box = $("#layer-toggles");
+    box.innerHTML = "";
+    for (const def of LAYERS) {
+      if (!this.can(def.perm)) continue; // never offer a layer the API would refuse
+      const label = document.createElement("label");
+      label.className = `toggle toggle-${def.id}`;
+      label.innerHTML = `<input type="checkbox" id="layer-${def.id}" checked> <span class="swatch swatch-${def.id}" aria-hidden="true"></span> <span data-i18n="layers.${def.id}">${esc(
+        t(`layers.${def.id}`),
+      )}</span>`;
+      label.querySelector("input").addEventListener("change", (ev) => this.setLayer(def, ev.target.checked));
+      box.appendChild(label);
+    }
+    $("#poi-import").hidden = !this.can("zones:write");
+  }
+
+  setLayer(def, on) {
+    if (def.kind) {
+      this.positions.setKindVisible(def.kind, on);
+    } else if (def.id === "trails") {
+      this.positions.trailPoints = on ? this.config.trail_points : 0;
+      if (!on) for (const e of this.positions.entities.values()) e.trail.length = 0;
+      this.positions.requestDraw();
+    } else {
+      const layer = this.layerObjects[def.id];
+      if (on) layer.addTo(this.map);
+      else this.map.removeLayer(layer);
+    }
+  }
+
+  buildLegend() {
+    const rows = [];
+    if (this.can("alerts:read")) {
+      rows.push(`<div class="legend-row"><span data-i18n="legend.severity">${esc(t("legend.severity"))}</span> ${[
+        "critical", "high", "medium", "low", "info",
+      ].map(severityBadge).join(" ")}</div>`);
+    }
+    if (this.can("cells:read")) {
+      rows.push(`<div class="legend-row"><span data-i18n="legend.warning">${esc(t("legend.warning"))}</span> ${[
+        "red", "orange", "yellow",
+      ].map((w) => `<span class="warn warn-${w}">${esc(t(`warning.${w}`))}</span>`).join(" ")}</div>`);
+    }
+    if (this.can("positions:read")) {
+      rows.push(`<div class="legend-row">${Object.entries(ENTITY_STYLE).map(([k, s]) =>
+        `<span class="ent"><i class="shape-${s.shape}" style="background:${s.fill}"></i>${esc(t(`entity.${k}`))}</span>`,
+      ).join(" ")}</div>`);
+    }
+    if (this.can("devices:read")) {
+      rows.push(`<div class="legend-row">${["online", "degraded", "offline"].map((s) =>
+        `<span class="ent"><i class="dev-dot dev-${s}"></i>${esc(t(`status.${s}`))}</span>`,
+      ).join(" ")}</div>`);
+    }
+    $("#legend").innerHTML = rows.join("");
+  }
+
+  async loadInitial() {
+    const jobs = [];
+    const site = this.config.site ? { site: this.config.site } : {};
+    if (this.config.has_outline) jobs.push(api("/api/v1/ui/outline").then((fc) => this.outline.set(fc.features)));
+    if (this.can("cells:read")) jobs.push(fetchAll("/api/v1/grid-cells", site).then((f) => this.cells.set(f)));
+    if (this.can("devices:read")) jobs.push(this.refreshDevices());
+    if (this.can("zones:read")) jobs.push(fetchAll("/api/v1/poi", site).then((f) => this.pois.set(f)));
+    if (this.can("positions:read")) {
+      const since = new Date(Date.now() - this.config.position_stale_after_s * 4000).toISOString();
+      jobs.push(
+        fetchAll("/api/v1/positions/latest", { ...site, since }).then((items) => {
+          for (const p of items) this.positions.update(p);
+        }),
+      );
+    }
+    if (this.can("alerts:read")) jobs.push(this.reloadAlerts());
+    const results = await Promise.allSettled(jobs);
+    for (const r of results) if (r.status === "rejected") console.error("initial load:", r.reason);
+  }
+
+  async refreshDevices() {
+    const site = this.config.site ? { site: this.config.site } : {};
+    this.devices.set(await fetchAll("/api/v1/ui/devices", site));
+  }
+
+  async reloadAlerts() {
+    const site = this.config.site ? { site: this.config.site } : {};
+    const q = new URLSearchParams({ ...site, limit: String(this.config.alert_feed_max) });
+    const page = await api(`/api/v1/alerts?${q}`);
+    this.alerts.clear();
+    for (const a of page.items.reverse()) this.addAlert(a, false);
+    this.panels.renderFeed();
+  }
+
+  addAlert(a, render = true) {
+    const known = this.alerts.get(a.id);
+    const merged = { status: "new", ...known, ...a };
+    this.alerts.set(a.id, merged);
+    while (this.alerts.size > this.config.alert_feed_max) {
+      const oldest = [...this.alerts.keys()].sort()[0];
+      this.alerts.delete(oldest);
+      this.alertMarkers.remove(oldest);
+    }
+    this.alertMarkers.upsert(merged);
+    if (render) this.panels.renderFeed(known ? null : a.id);
+  }
+
+  startLive() {
+    if (!this.can("live:read")) {
+      this.setConn("polling");
+      if (this.can("alerts:read")) this.timers.push(setInterval(() => this.reloadAlerts(), 15000));
+      return;
+    }
+    const layers = [];
+    if (this.can("positions:read")) layers.push("positions");
+    if (this.can("alerts:read")) layers.push("alerts");
+    if (this.can("devices:read")) layers.push("devices");
+    this.live = new LiveStream({
+      layers,
+      onEvent: (ev) => this.onEvent(ev),
+      onState: (state, reason) => this.setConn(state, reason),
+      onResync: () => this.loadInitial(),
+    });
+    this.live.start();
+  }
+
+  onEvent(ev) {
+    if (this.config.site && ev.site && ev.site !== this.config.site) return;
+    if (ev.layer === "positions") this.positions.update(ev);
+    else if (ev.layer === "alerts") this.addAlert(ev);
+    else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
+  }
+
+  setConn(state, reason) {
+    const el = $("#conn");
+    el.dataset.state = state;
+    el.textContent = t(`conn.${state}`);
+    el.title = reason || "";
+  }
+
+  tickClock() {
+    const now = new Date();
+    $("#clock").textContent = formatTime(now.toISOString());
+    $("#clock").dateTime = now.toISOString();
+  }
+
+  bindKeys() {
+    document.addEventListener("keydown", (ev) => {
+      const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+      if (ev.key === "/" && !typing) {
+        ev.preventDefault();
+        $("#search-input").focus();
+      } else if (ev.key === "Escape") {
+        this.panels.closeDetail();
+      }
+    });
+  }
+
+  relabel() {
+    this.buildToggles();
+    this.buildLegend();
+    this.cells.relabel();
+    this.devices.relabel();
+    this.pois.relabel();
+    this.panels.renderFeed();
+    this.panels.rerender();
+    if (this.live) this.setConn($("#conn").dataset.state || "connecting");
+    $("#who").textContent = `${this.me.display_name || this.me.username} · ${t(`role.${this.me.role}`)}`;
+  }
+
+  stop() {
+    for (const id of this.timers) clearInterval(id);
+    if (this.live) this.live.stop();
+  }
+}
+
+async function showLogin(message) {
+  $("#app-view").hidden = true;
+  $("#login-view").hidden = false;
+  $("#login-error").textContent = message || "";
+  $("#login-user").focus();
+}
+
+async function boot() {
+  const langSelects = document.querySelectorAll(".lang-select");
+  for (const sel of langSelects) sel.addEventListener("change", (ev) => setLanguage(ev.target.value));
+  let me;
+  try {
+    me = await api("/api/v1/auth/me");
+  } catch (err) {
+    await setLanguage(preferredLanguage("en"));
+    if (err instanceof ApiError && err.status === 401) return showLogin();
+    return showLogin(t("login.hub_unreachable"));
+  }
+  const config = await api("/api/v1/ui/config");
+  await setLanguage(preferredLanguage(config.language));
+  $("#login-view").hidden = true;
+  $("#app-view").hidden = false;
+  $("#site-name").textContent = config.site || t("header.all_sites");
+  $("#who").textContent = `${me.display_name || me.username} · ${t(`role.${me.role}`)}`;
+  translateDom(document);
+  const dash = new Dashboard(me, config);
+  await dash.start();
+}
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    await api("/api/v1/auth/login", {
+      method: "POST",
+      body: { username: $("#login-user").value, password: $("#login-pass").value },
+    });
+  } catch (err) {
+    const key = err.status === 429 ? "login.too_many" : err.status === 401 ? "login.wrong" : "login.hub_unreachable";
+    $("#login-error").textContent = t(key);
+    return;
+  }
+  $("#login-pass").value = "";
+  await boot();
+});
+
+$("#logout").addEventListener("click", async () => {
+  try {
+    await api("/api/v1/auth/logout", { method: "POST" });
+  } finally {
+    location.reload();
+  }
+});
+
+boot().catch((err) => {
+  console.error(err);
+  showLogin(String(err.message || err));
+});
+
+export { Dashboard, formatAgo };

@@ -1,0 +1,261 @@
+// Map layers other than live positions: grid cells, devices, alerts, points of interest,
+// and the operator's outline. Colours are from the Okabe-Ito colour-blind-safe palette and
+// every colour is paired with a text label or a shape.
+import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
+import { t, formatAgo } from "./i18n.js";
+
+export const SEVERITY = {
+  critical: { color: "#D55E00", ink: "#ffffff", rank: 4 },
+  high: { color: "#E69F00", ink: "#111111", rank: 3 },
+  medium: { color: "#F0E442", ink: "#111111", rank: 2 },
+  low: { color: "#0072B2", ink: "#ffffff", rank: 1 },
+  info: { color: "#9AA5B1", ink: "#111111", rank: 0 },
+};
+export const WARNING = {
+  red: { color: "#D55E00" },
+  orange: { color: "#E69F00" },
+  yellow: { color: "#F0E442" },
+};
+export const DEVICE_STATUS = {
+  online: { color: "#009E73" },
+  degraded: { color: "#E69F00" },
+  offline: { color: "#6B7280" },
+  unknown: { color: "#6B7280" },
+};
+
+export function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+  })[c]);
+}
+
+export function severityBadge(sev) {
+  const s = SEVERITY[sev] || SEVERITY.info;
+  return `<span class="sev sev-${esc(sev)}" style="background:${s.color};color:${s.ink}">${esc(
+    t(`severity.${sev}`),
+  )}</span>`;
+}
+
+// Coordinates in a GeoJSON geometry, mapped into Leaflet [lat, lng] in the tile datum.
+function geoLatLngs(coords, depth, toDisplay) {
+  if (depth === 0) return toDisplay(coords[0], coords[1]);
+  return coords.map((c) => geoLatLngs(c, depth - 1, toDisplay));
+}
+
+function polygonLayer(geometry, toDisplay, style) {
+  if (geometry.type === "Polygon") return L.polygon(geoLatLngs(geometry.coordinates, 2, toDisplay), style);
+  if (geometry.type === "MultiPolygon") {
+    return L.polygon(geoLatLngs(geometry.coordinates, 3, toDisplay), style);
+  }
+  if (geometry.type === "LineString") return L.polyline(geoLatLngs(geometry.coordinates, 1, toDisplay), style);
+  if (geometry.type === "MultiLineString") {
+    return L.polyline(geoLatLngs(geometry.coordinates, 2, toDisplay), style);
+  }
+  if (geometry.type === "Point") {
+    return L.circleMarker(toDisplay(geometry.coordinates[0], geometry.coordinates[1]), { ...style, radius: 3 });
+  }
+  return null;
+}
+
+export class OutlineLayer {
+  constructor(toDisplay) {
+    this.group = L.layerGroup();
+    this.toDisplay = toDisplay;
+  }
+
+  set(features) {
+    this.group.clearLayers();
+    for (const f of features) {
+      if (!f.geometry) continue;
+      const layer = polygonLayer(f.geometry, this.toDisplay, {
+        color: "#5b6b82", weight: 1.5, fill: false, interactive: false,
+      });
+      if (layer) this.group.addLayer(layer);
+    }
+  }
+}
+
+export class CellsLayer {
+  constructor(toDisplay, onSelect) {
+    this.group = L.layerGroup();
+    this.toDisplay = toDisplay;
+    this.onSelect = onSelect;
+    this.cells = new Map();
+  }
+
+  set(features) {
+    this.group.clearLayers();
+    this.cells.clear();
+    for (const f of features) this.upsert(f);
+  }
+
+  upsert(f) {
+    const old = this.cells.get(f.id);
+    if (old) this.group.removeLayer(old.layer);
+    const level = f.properties.warning_level;
+    const w = WARNING[level];
+    const layer = polygonLayer(f.geometry, this.toDisplay, {
+      color: w ? w.color : "#7D8AA0",
+      weight: w ? 3 : 1.5,
+      dashArray: w ? null : "4 4",
+      fillColor: w ? w.color : "#7D8AA0",
+      fillOpacity: w ? 0.22 : 0.04,
+    });
+    if (!layer) return;
+    layer.bindTooltip(this.label(f), {
+      permanent: true, direction: "center", className: `cell-label ${level ? `cell-${level}` : ""}`,
+    });
+    layer.on("click", (ev) => this.onSelect(f, ev));
+    this.group.addLayer(layer);
+    this.cells.set(f.id, { feature: f, layer });
+  }
+
+  label(f) {
+    const level = f.properties.warning_level;
+    const name = esc(f.properties.name || f.id);
+    return level ? `${name} · ${esc(t(`warning.${level}`))}` : name;
+  }
+
+  relabel() {
+    for (const { feature, layer } of this.cells.values()) layer.setTooltipContent(this.label(feature));
+  }
+}
+
+function deviceIcon(props) {
+  const status = props.status || "unknown";
+  const letter = t(`kind.${props.kind}.short`);
+  return L.divIcon({
+    className: "",
+    html: `<div class="dev dev-${esc(status)}" role="img" aria-label="${esc(
+      `${t(`kind.${props.kind}`)} ${props.name || ""} ${t(`status.${status}`)}`,
+    )}"><span>${esc(letter)}</span></div>`,
+    iconSize: [26, 26],
+    iconAnchor: [13, 13],
+  });
+}
+
+export class DevicesLayer {
+  constructor(toDisplay, onSelect) {
+    this.group = L.layerGroup();
+    this.toDisplay = toDisplay;
+    this.onSelect = onSelect;
+    this.devices = new Map();
+  }
+
+  set(features) {
+    this.group.clearLayers();
+    this.devices.clear();
+    for (const f of features) this.upsert(f);
+  }
+
+  upsert(f) {
+    const old = this.devices.get(f.id);
+    if (old?.marker) this.group.removeLayer(old.marker);
+    const entry = { feature: f, marker: null };
+    if (f.geometry) {
+      const [lon, lat] = f.geometry.coordinates;
+      entry.marker = L.marker(this.toDisplay(lon, lat), {
+        icon: deviceIcon(f.properties), keyboard: true, title: f.properties.name || f.id, zIndexOffset: 200,
+      });
+      entry.marker.bindTooltip(() => this.tooltip(f), { direction: "top", offset: [0, -12] });
+      entry.marker.on("click", () => this.onSelect(f.id));
+      this.group.addLayer(entry.marker);
+    }
+    this.devices.set(f.id, entry);
+  }
+
+  tooltip(f) {
+    const p = f.properties;
+    return `<strong>${esc(p.name || f.id)}</strong><br>${esc(t(`kind.${p.kind}`))} · ${esc(
+      t(`status.${p.status}`),
+    )}<br>${esc(t("device.last_seen"))}: ${esc(formatAgo(p.last_seen))}`;
+  }
+
+  // A state event from the live stream: online/offline/stopped.
+  applyState(ev) {
+    const entry = this.devices.get(ev.device);
+    if (!entry) return false;
+    const p = entry.feature.properties;
+    p.status = ev.state === "online" ? "online" : "offline";
+    p.last_seen = ev.ts;
+    this.upsert(entry.feature);
+    return true;
+  }
+
+  relabel() {
+    for (const { feature } of this.devices.values()) this.upsert(feature);
+  }
+}
+
+export class AlertsLayer {
+  constructor(toDisplay, onSelect) {
+    this.group = L.layerGroup();
+    this.toDisplay = toDisplay;
+    this.onSelect = onSelect;
+    this.markers = new Map();
+  }
+
+  upsert(alert) {
+    const old = this.markers.get(alert.id);
+    if (old) this.group.removeLayer(old);
+    if (alert.lon == null || alert.lat == null) return;
+    const open = alert.status !== "acknowledged";
+    const sev = SEVERITY[alert.severity] ? alert.severity : "info";
+    const marker = L.marker(this.toDisplay(alert.lon, alert.lat), {
+      icon: L.divIcon({
+        className: "",
+        html: `<div class="al al-${sev} ${open ? "pulse" : "acked"}" style="--sev:${SEVERITY[sev].color};--ink:${
+          SEVERITY[sev].ink
+        }"><span>!</span></div>`,
+        iconSize: [28, 28],
+        iconAnchor: [14, 14],
+      }),
+      title: `${t(`severity.${sev}`)}: ${alert.title || t(`alert_kind.${alert.kind}`)}`,
+      zIndexOffset: 1000 + SEVERITY[sev].rank * 10,
+      keyboard: true,
+    });
+    marker.on("click", () => this.onSelect(alert.id));
+    this.group.addLayer(marker);
+    this.markers.set(alert.id, marker);
+  }
+
+  remove(id) {
+    const m = this.markers.get(id);
+    if (m) this.group.removeLayer(m);
+    this.markers.delete(id);
+  }
+}
+
+export class PoisLayer {
+  constructor(toDisplay) {
+    this.group = L.layerGroup();
+    this.toDisplay = toDisplay;
+    this.features = [];
+  }
+
+  set(features) {
+    this.features = features;
+    this.group.clearLayers();
+    for (const f of features) {
+      const [lon, lat] = f.geometry.coordinates;
+      const cat = f.properties.category || "place";
+      const label = t(`poi.category.${cat}`) === `poi.category.${cat}` ? cat : t(`poi.category.${cat}`);
+      const marker = L.marker(this.toDisplay(lon, lat), {
+        icon: L.divIcon({
+          className: "",
+          html: `<div class="poi" role="img" aria-label="${esc(label)}">${esc(label.slice(0, 1).toUpperCase())}</div>`,
+          iconSize: [22, 22],
+          iconAnchor: [11, 11],
+        }),
+        title: f.properties.name,
+        keyboard: true,
+      });
+      marker.bindPopup(`<strong>${esc(f.properties.name)}</strong><br>${esc(label)}`);
+      this.group.addLayer(marker);
+    }
+  }
+
+  relabel() {
+    this.set(this.features);
+  }
+}

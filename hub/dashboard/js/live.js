@@ -1,0 +1,59 @@
+// The live stream: one WebSocket, reconnect with backoff, resync after a gap.
+export class LiveStream {
+  constructor({ layers, onEvent, onState, onResync }) {
+    this.layers = layers;
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.onResync = onResync;
+    this.ws = null;
+    this.backoffMs = 500;
+    this.stopped = false;
+    this.received = 0;
+    this.hadConnection = false;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.ws) this.ws.close();
+  }
+
+  connect() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const url = `${proto}://${location.host}/api/v1/live?layers=${this.layers.join(",")}`;
+    this.onState("connecting");
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.onmessage = (msg) => {
+      let event;
+      try {
+        event = JSON.parse(msg.data);
+      } catch {
+        return;
+      }
+      if (event.layer === "hello") {
+        this.backoffMs = 500;
+        this.onState("live");
+        if (this.hadConnection) this.onResync();
+        this.hadConnection = true;
+        return;
+      }
+      this.received += 1;
+      this.onEvent(event);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.stopped) return;
+      // 1008: not allowed (logged out); 1013: this client fell behind and must resync.
+      this.onState(ev.code === 1008 ? "denied" : "reconnecting", ev.reason);
+      if (ev.code === 1008) return;
+      setTimeout(() => this.connect(), this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, 10000);
+    };
+  }
+}

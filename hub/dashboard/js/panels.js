@@ -1,0 +1,430 @@
+// Side panels: the live alert feed, alert / device / entity / cell details, track playback,
+// search and POI import. Controls are rendered only when the role holds the permission.
+import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
+import { api, fetchAll } from "./api.js";
+import { t, formatTime, formatDateTime, formatAgo } from "./i18n.js";
+import { esc, severityBadge, DEVICE_STATUS, WARNING } from "./layers.js";
+import { ENTITY_STYLE } from "./positions-layer.js";
+
+const $ = (sel) => document.querySelector(sel);
+const HEALTH_METRICS = ["fps", "inference_ms", "outbox_depth", "queue_depth", "cpu_temp_c"];
+
+function toLocalInput(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(
+    d.getMinutes(),
+  )}`;
+}
+
+export function sparkline(values, width = 320, height = 64) {
+  const pts = values.filter((v) => Number.isFinite(v));
+  if (pts.length < 2) return `<p class="muted">${esc(t("device.no_health"))}</p>`;
+  const lo = Math.min(...pts);
+  const hi = Math.max(...pts);
+  const span = hi - lo || 1;
+  const step = width / (pts.length - 1);
+  const d = pts.map((v, i) => `${(i * step).toFixed(1)},${(height - 4 - ((v - lo) / span) * (height - 8)).toFixed(1)}`);
+  return `<svg class="spark" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(
+    t("device.sparkline_label", { lo: lo.toFixed(1), hi: hi.toFixed(1), last: pts[pts.length - 1].toFixed(1) }),
+  )}"><polyline points="${d.join(" ")}" /></svg>
+  <div class="spark-scale"><span>${esc(t("device.min"))} ${lo.toFixed(1)}</span><span>${esc(t("device.last"))} ${pts[
+    pts.length - 1
+  ].toFixed(1)}</span><span>${esc(t("device.max"))} ${hi.toFixed(1)}</span></div>`;
+}
+
+export class Panels {
+  constructor(dash) {
+    this.dash = dash;
+    this.current = null; // {type, id}
+    this.play = null;
+    $("#feed-open-only").addEventListener("change", () => this.renderFeed());
+    $("#poi-file").addEventListener("change", (ev) => this.importPois(ev.target.files[0]));
+  }
+
+  // --- feed -------------------------------------------------------------------------------
+  renderFeed(flashId) {
+    const d = this.dash;
+    const openOnly = $("#feed-open-only").checked;
+    const items = [...d.alerts.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
+    const shown = items.filter((a) => !openOnly || a.status !== "acknowledged");
+    const open = items.filter((a) => a.status !== "acknowledged").length;
+    $("#feed-count").textContent = t("feed.count", { n: open });
+    const canAck = d.can("alerts:ack");
+    $("#feed-list").innerHTML = shown.length
+      ? shown.map((a) => this.feedItem(a, canAck, a.id === flashId)).join("")
+      : `<li class="muted">${esc(t("feed.empty"))}</li>`;
+    for (const btn of document.querySelectorAll("#feed-list [data-open]")) {
+      btn.addEventListener("click", () => this.showAlert(btn.dataset.open));
+    }
+    for (const btn of document.querySelectorAll("#feed-list [data-ack]")) {
+      btn.addEventListener("click", () => this.ack(btn.dataset.ack));
+    }
+  }
+
+  feedItem(a, canAck, flash) {
+    const acked = a.status === "acknowledged";
+    const title = a.title || t(`alert_kind.${a.kind}`);
+    return `<li class="alert-item sevrow-${esc(a.severity)} ${acked ? "is-acked" : ""} ${flash ? "flash" : ""}" data-alert="${esc(a.id)}">
+      <button type="button" class="alert-open" data-open="${esc(a.id)}">
+        ${severityBadge(a.severity)}
+        <span class="alert-title">${esc(title)}</span>
+        <span class="alert-meta">${esc(t(`alert_kind.${a.kind}`))} · ${esc(a.device)} · <time datetime="${esc(a.ts)}">${esc(formatTime(a.ts))}</time></span>
+        ${acked ? `<span class="acked-by">${esc(t("alert.acked_by", { who: a.acknowledged_by || "" }))}</span>` : ""}
+      </button>
+      ${canAck && !acked ? `<button type="button" class="ack" data-ack="${esc(a.id)}">${esc(t("alert.ack"))}</button>` : ""}
+    </li>`;
+  }
+
+  async ack(id, note) {
+    const body = note ? { note } : {};
+    const detail = await api(`/api/v1/alerts/${encodeURIComponent(id)}/ack`, { method: "POST", body });
+    this.dash.addAlert(detail);
+    if (this.current?.type === "alert" && this.current.id === id) this.renderAlert(detail);
+  }
+
+  // --- detail container -------------------------------------------------------------------
+  openDetail(type, id, html) {
+    this.current = { type, id };
+    const box = $("#detail");
+    box.hidden = false;
+    box.dataset.type = type;
+    box.innerHTML = `<div class="detail-head"><h2>${esc(t(`detail.${type}`))}</h2>
+      <button type="button" class="close" data-close aria-label="${esc(t("detail.close"))}">×</button></div>${html}`;
+    box.querySelector("[data-close]").addEventListener("click", () => this.closeDetail());
+    return box;
+  }
+
+  closeDetail() {
+    $("#detail").hidden = true;
+    this.current = null;
+    this.dash.positions?.select(null);
+    this.stopPlayback();
+    this.dash.playback.clearLayers();
+  }
+
+  rerender() {
+    const c = this.current;
+    if (!c) return;
+    if (c.type === "alert") this.showAlert(c.id);
+    else if (c.type === "device") this.showDevice(c.id);
+    else if (c.type === "entity") this.showEntity(c.id);
+    else if (c.type === "cell") this.showCell(this.dash.cells.cells.get(c.id)?.feature);
+  }
+
+  // --- alert ------------------------------------------------------------------------------
+  async showAlert(id) {
+    const detail = await api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+    this.renderAlert(detail);
+    if (detail.lon != null) this.dash.map.panTo(this.dash.toDisplay(detail.lon, detail.lat));
+  }
+
+  renderAlert(a) {
+    const d = this.dash;
+    const acked = a.status === "acknowledged";
+    const rows = [
+      [t("alert.kind"), t(`alert_kind.${a.kind}`)],
+      [t("alert.device"), a.device],
+      [t("alert.time"), formatDateTime(a.ts)],
+      [t("alert.location"), a.lon != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "—"],
+      [t("alert.zone"), a.zone || "—"],
+      [t("alert.entity"), a.entity || "—"],
+      [t("alert.status"), acked ? t("alert.acked_by_at", { who: a.acknowledged_by, at: formatTime(a.acknowledged_at) }) : t("alert.open")],
+    ];
+    const notes = (a.notes || []).map((n) => `<li><strong>${esc(n.author)}</strong> <time>${esc(formatTime(n.created_at))}</time><br>${esc(n.text)}</li>`).join("");
+    const box = this.openDetail("alert", a.id, `
+      <p class="detail-title">${severityBadge(a.severity)} ${esc(a.title || t(`alert_kind.${a.kind}`))}</p>
+      ${a.has_evidence ? `<figure class="evidence"><img alt="${esc(t("alert.evidence_alt"))}" src="/api/v1/alerts/${encodeURIComponent(a.id)}/evidence"><figcaption>${esc(t("alert.evidence"))}</figcaption></figure>` : ""}
+      <dl class="kv">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("")}</dl>
+      ${notes ? `<h3>${esc(t("alert.notes"))}</h3><ul class="notes">${notes}</ul>` : ""}
+      ${d.can("alerts:ack") && !acked ? `<form class="ack-form">
+          <label for="ack-note">${esc(t("alert.note"))}</label>
+          <textarea id="ack-note" rows="2" maxlength="2000"></textarea>
+          <button type="submit" class="primary ack-detail">${esc(t("alert.ack"))}</button></form>` : ""}
+    `);
+    const form = box.querySelector(".ack-form");
+    if (form) {
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        await this.ack(a.id, box.querySelector("#ack-note").value.trim() || undefined);
+      });
+    }
+    box.focus();
+  }
+
+  // --- device -----------------------------------------------------------------------------
+  async showDevice(id) {
+    const d = this.dash;
+    const info = await api(`/api/v1/devices/${encodeURIComponent(id)}`);
+    const onMap = d.devices.devices.get(id)?.feature;
+    const status = onMap?.properties.status || info.online;
+    const reasons = onMap?.properties.status_reasons || [];
+    const metric = this.metric || "fps";
+    const box = this.openDetail("device", id, `
+      <p class="detail-title"><span class="dev-dot dev-${esc(status)}"></span> ${esc(info.name || info.id)}
+        <span class="status-label status-${esc(status)}" style="border-color:${(DEVICE_STATUS[status] || DEVICE_STATUS.unknown).color}">${esc(t(`status.${status}`))}</span></p>
+      ${reasons.length && status !== "online" ? `<p class="muted">${reasons.map(esc).join("; ")}</p>` : ""}
+      <dl class="kv">
+        <dt>${esc(t("device.id"))}</dt><dd>${esc(info.id)}</dd>
+        <dt>${esc(t("device.kind"))}</dt><dd>${esc(t(`kind.${info.kind}`))}</dd>
+        <dt>${esc(t("device.last_seen"))}</dt><dd>${esc(formatAgo(onMap?.properties.last_seen || info.last_seen))}</dd>
+        <dt>${esc(t("device.software"))}</dt><dd>${esc(info.sw_version || "—")}</dd>
+        <dt>${esc(t("device.config"))}</dt><dd>${esc(t("device.config_versions", { applied: info.config_version_applied ?? "—", pushed: info.config_version_pushed ?? "—" }))}</dd>
+      </dl>
+      <h3>${esc(t("device.health"))}</h3>
+      <label for="health-metric">${esc(t("device.metric"))}</label>
+      <select id="health-metric">${HEALTH_METRICS.map((m) => `<option value="${m}" ${m === metric ? "selected" : ""}>${esc(t(`metric.${m}`))}</option>`).join("")}</select>
+      <div id="health-spark" class="spark-box">${esc(t("detail.loading"))}</div>
+    `);
+    const health = await api(`/api/v1/devices/${encodeURIComponent(id)}/health?limit=120`);
+    const records = health.items.slice().reverse();
+    const draw = () => {
+      const m = box.querySelector("#health-metric").value;
+      this.metric = m;
+      box.querySelector("#health-spark").innerHTML = sparkline(records.map((r) => Number(r.payload[m])));
+    };
+    box.querySelector("#health-metric").addEventListener("change", draw);
+    draw();
+    if (onMap?.geometry) d.map.panTo(d.toDisplay(...onMap.geometry.coordinates));
+  }
+
+  // --- entity and track playback ----------------------------------------------------------
+  showEntity(id) {
+    const d = this.dash;
+    const e = d.positions.entities.get(id);
+    if (!e) return;
+    d.positions.select(id);
+    const now = new Date();
+    const from = new Date(now.getTime() - 15 * 60000);
+    const box = this.openDetail("entity", id, `
+      <p class="detail-title"><i class="shape-${ENTITY_STYLE[e.kind]?.shape}" style="background:${ENTITY_STYLE[e.kind]?.fill}"></i> ${esc(id)}</p>
+      <dl class="kv">
+        <dt>${esc(t("entity.kind"))}</dt><dd>${esc(t(`entity.${e.kind}`))}</dd>
+        <dt>${esc(t("alert.device"))}</dt><dd>${esc(e.device)}</dd>
+        <dt>${esc(t("entity.last_fix"))}</dt><dd>${esc(formatTime(e.ts))} (${esc(formatAgo(e.ts))})</dd>
+        <dt>${esc(t("entity.position"))}</dt><dd>${e.lat.toFixed(5)}, ${e.lon.toFixed(5)}</dd>
+        <dt>${esc(t("entity.speed"))}</dt><dd>${e.speed != null ? `${e.speed.toFixed(1)} m/s` : "—"}</dd>
+      </dl>
+      <h3>${esc(t("playback.title"))}</h3>
+      <form class="playback-form">
+        <label for="pb-from">${esc(t("playback.from"))}</label><input id="pb-from" type="datetime-local" value="${toLocalInput(from)}">
+        <label for="pb-to">${esc(t("playback.to"))}</label><input id="pb-to" type="datetime-local" value="${toLocalInput(new Date(now.getTime() + 60000))}">
+        <button type="submit" class="primary">${esc(t("playback.load"))}</button>
+      </form>
+      <div id="pb-controls" class="pb-controls" hidden>
+        <button type="button" id="pb-play">${esc(t("playback.play"))}</button>
+        <label for="pb-slider" class="sr-only">${esc(t("playback.position"))}</label>
+        <input id="pb-slider" type="range" min="0" value="0">
+        <output id="pb-time"></output>
+      </div>
+      <p id="pb-status" class="muted" role="status"></p>
+    `);
+    box.querySelector(".playback-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.loadPlayback(id, new Date(box.querySelector("#pb-from").value), new Date(box.querySelector("#pb-to").value));
+    });
+  }
+
+  async loadPlayback(id, from, to) {
+    const d = this.dash;
+    this.stopPlayback();
+    d.playback.clearLayers();
+    const status = $("#pb-status");
+    status.textContent = t("detail.loading");
+    const points = await fetchAll("/api/v1/positions/history", {
+      entity: id, since: from.toISOString(), until: to.toISOString(),
+    }, 20000);
+    status.textContent = t("playback.points", { n: points.length });
+    if (points.length === 0) return;
+    const latlngs = points.map((p) => d.toDisplay(p.lon, p.lat));
+    L.polyline(latlngs, { color: "#ffffff", weight: 3, opacity: 0.85, dashArray: "6 4" }).addTo(d.playback);
+    const marker = L.circleMarker(latlngs[0], { radius: 9, color: "#ffffff", weight: 3, fillColor: "#0072B2", fillOpacity: 1 })
+      .addTo(d.playback);
+    d.map.fitBounds(L.latLngBounds(latlngs).pad(0.2), { maxZoom: d.config.max_zoom });
+    const slider = $("#pb-slider");
+    slider.max = String(points.length - 1);
+    slider.value = "0";
+    $("#pb-controls").hidden = false;
+    const show = (i) => {
+      marker.setLatLng(latlngs[i]);
+      $("#pb-time").textContent = formatDateTime(points[i].ts);
+    };
+    show(0);
+    slider.oninput = () => show(Number(slider.value));
+    this.play = { timer: null, points, show };
+    $("#pb-play").onclick = () => {
+      if (this.play.timer) return this.stopPlayback();
+      $("#pb-play").textContent = t("playback.pause");
+      if (Number(slider.value) >= points.length - 1) slider.value = "0";
+      this.play.timer = setInterval(() => {
+        const i = Number(slider.value) + 1;
+        if (i >= points.length) return this.stopPlayback();
+        slider.value = String(i);
+        show(i);
+      }, 200);
+    };
+  }
+
+  stopPlayback() {
+    if (this.play?.timer) clearInterval(this.play.timer);
+    if (this.play) this.play.timer = null;
+    const btn = $("#pb-play");
+    if (btn) btn.textContent = t("playback.play");
+  }
+
+  // --- grid cell --------------------------------------------------------------------------
+  showCell(f) {
+    if (!f) return;
+    const d = this.dash;
+    const p = f.properties;
+    const level = p.warning_level;
+    const box = this.openDetail("cell", f.id, `
+      <p class="detail-title">${esc(p.name || f.id)} ${level ? `<span class="warn warn-${level}">${esc(t(`warning.${level}`))}</span>` : ""}</p>
+      <dl class="kv">
+        <dt>${esc(t("cell.team"))}</dt><dd>${esc(p.team || "—")}</dd>
+        <dt>${esc(t("cell.warning"))}</dt><dd>${esc(level ? t(`warning.${level}`) : t("warning.none"))}</dd>
+        ${level ? `<dt>${esc(t("cell.reason"))}</dt><dd>${esc(p.warning_reason || "—")}</dd>
+        <dt>${esc(t("cell.set_by"))}</dt><dd>${esc(p.warning_set_by || "—")} ${esc(p.warning_set_at ? formatTime(p.warning_set_at) : "")}</dd>` : ""}
+      </dl>
+      ${d.can("cells:warn") ? `<form class="warn-form">
+        <label for="warn-level">${esc(t("cell.set_warning"))}</label>
+        <select id="warn-level"><option value="">${esc(t("warning.none"))}</option>${Object.keys(WARNING).map((w) => `<option value="${w}" ${w === level ? "selected" : ""}>${esc(t(`warning.${w}`))}</option>`).join("")}</select>
+        <label for="warn-reason">${esc(t("cell.reason"))}</label>
+        <input id="warn-reason" minlength="3" maxlength="500" required>
+        <button type="submit" class="primary">${esc(t("cell.apply"))}</button>
+        <p id="warn-error" class="error" role="alert"></p></form>` : ""}
+    `);
+    const form = box.querySelector(".warn-form");
+    if (form) {
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        try {
+          const updated = await api(`/api/v1/grid-cells/${encodeURIComponent(f.id)}/warning`, {
+            method: "POST",
+            body: { level: box.querySelector("#warn-level").value || null, reason: box.querySelector("#warn-reason").value },
+          });
+          d.cells.upsert(updated);
+          this.showCell(updated);
+        } catch (err) {
+          box.querySelector("#warn-error").textContent = err.message;
+        }
+      });
+    }
+  }
+
+  // --- POI import -------------------------------------------------------------------------
+  async importPois(file) {
+    if (!file) return;
+    const d = this.dash;
+    const out = $("#poi-import-result");
+    const csv = file.name.toLowerCase().endsWith(".csv");
+    const site = d.config.site || "default";
+    try {
+      const res = await api(`/api/v1/poi/import?site=${encodeURIComponent(site)}`, {
+        method: "POST",
+        body: await file.text(),
+        headers: { "Content-Type": csv ? "text/csv" : "application/geo+json" },
+      });
+      out.textContent = t("poi.imported", { n: res.imported });
+      d.pois.set(await fetchAll("/api/v1/poi", d.config.site ? { site: d.config.site } : {}));
+    } catch (err) {
+      out.textContent = err.message;
+    }
+  }
+
+  // --- search -----------------------------------------------------------------------------
+  bindSearch() {
+    const input = $("#search-input");
+    const list = $("#search-results");
+    let timer = null;
+    let active = -1;
+    const close = () => {
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      active = -1;
+    };
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.search(input.value.trim()), 200);
+    });
+    input.addEventListener("keydown", (ev) => {
+      const options = [...list.querySelectorAll("[role=option]")];
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        ev.preventDefault();
+        if (!options.length) return;
+        active = (active + (ev.key === "ArrowDown" ? 1 : -1) + options.length) % options.length;
+        options.forEach((o, i) => o.setAttribute("aria-selected", String(i === active)));
+        input.setAttribute("aria-activedescendant", options[active].id);
+      } else if (ev.key === "Enter") {
+        ev.preventDefault();
+        const pick = options[active >= 0 ? active : 0];
+        if (pick) pick.click();
+      } else if (ev.key === "Escape") {
+        close();
+      }
+    });
+    input.addEventListener("blur", () => setTimeout(close, 200));
+  }
+
+  async search(q) {
+    const d = this.dash;
+    const list = $("#search-results");
+    const input = $("#search-input");
+    if (!q) {
+      list.hidden = true;
+      return;
+    }
+    const needle = q.toLowerCase();
+    const results = [];
+    for (const e of d.positions.entities.values()) {
+      if (results.length >= 8) break;
+      if (e.id.toLowerCase().includes(needle)) results.push({ type: "entity", id: e.id, label: e.id, sub: t(`entity.${e.kind}`) });
+    }
+    if (d.can("devices:read")) {
+      try {
+        const page = await api(`/api/v1/devices?${new URLSearchParams({ q, limit: "8" })}`);
+        for (const dev of page.items) {
+          results.push({ type: "device", id: dev.id, label: dev.name || dev.id, sub: `${t(`kind.${dev.kind}`)} · ${dev.id}` });
+        }
+      } catch (err) {
+        console.warn("device search:", err);
+      }
+    }
+    for (const { feature } of d.cells.cells.values()) {
+      const name = feature.properties.name || feature.id;
+      if (`${name} ${feature.id}`.toLowerCase().includes(needle)) results.push({ type: "cell", id: feature.id, label: name, sub: t("detail.cell") });
+    }
+    for (const f of d.pois.features) {
+      if (`${f.properties.name} ${f.id}`.toLowerCase().includes(needle)) results.push({ type: "poi", id: f.id, label: f.properties.name, sub: t("detail.poi"), f });
+    }
+    list.innerHTML = results.length
+      ? results.slice(0, 20).map((r, i) => `<li id="sr-${i}" role="option" aria-selected="false" data-i="${i}"><strong>${esc(r.label)}</strong> <span class="muted">${esc(r.sub)}</span></li>`).join("")
+      : `<li class="muted">${esc(t("search.none"))}</li>`;
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+    for (const li of list.querySelectorAll("[role=option]")) {
+      li.addEventListener("mousedown", (ev) => ev.preventDefault());
+      li.addEventListener("click", () => {
+        list.hidden = true;
+        this.pick(results[Number(li.dataset.i)]);
+      });
+    }
+  }
+
+  pick(r) {
+    const d = this.dash;
+    if (r.type === "entity") {
+      const e = d.positions.entities.get(r.id);
+      d.map.setView(d.toDisplay(e.lon, e.lat), Math.max(d.map.getZoom(), 17));
+      this.showEntity(r.id);
+    } else if (r.type === "device") {
+      this.showDevice(r.id);
+    } else if (r.type === "cell") {
+      const c = d.cells.cells.get(r.id);
+      d.map.fitBounds(c.layer.getBounds().pad(0.3));
+      this.showCell(c.feature);
+    } else if (r.type === "poi") {
+      const [lon, lat] = r.f.geometry.coordinates;
+      d.map.setView(d.toDisplay(lon, lat), Math.max(d.map.getZoom(), 17));
+    }
+  }
+}
