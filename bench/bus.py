@@ -72,7 +72,14 @@ def raw_paho(broker: BrokerHarness, count: int, payload: bytes) -> float:
 def end_to_end(broker: BrokerHarness, count: int, work: Path, db_url: str) -> float:
     site = "bench"
     hub = HubService(
-        HubConfig(site=site, database_url=db_url, mqtt=broker.hub_config(), client_id="bench-hub", accept_unprovisioned=True, api=ApiConfig(port=0))
+        HubConfig(
+            site=site,
+            database_url=db_url,
+            mqtt=broker.hub_config(),
+            client_id="bench-hub",
+            accept_unprovisioned=True,
+            api=ApiConfig(port=0),
+        )
     )
     hub.start()
     cfg = AgentConfig(

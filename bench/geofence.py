@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware-bridges")
 
 from bridges.ble.advert import BandAdvert, encode_advert
 from bridges.ble.sources import HeardAdvert
-
 from edge.bus import BusConfig
 from edge.geofence import (
     GeofenceEngine,

@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from bridges.lidar.drivers import MODELS, driver_for
-
 from edge.lidar.config import LidarConfig
 from edge.lidar.pipeline import PerimeterPipeline
 from edge.lidar.scan import ScanAssembler

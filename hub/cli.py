@@ -127,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
     print("gridward hub: ingesting", flush=True)
     stop.wait()
     service.stop()
+    print(f"gridward hub: stopped; ingest {json.dumps(service.ingest.stats.as_dict())}", flush=True)
     return 0
 
 

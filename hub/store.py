@@ -123,8 +123,10 @@ class Store:
             if alert_rows:
                 unique = {r["id"]: r for r in alert_rows}
                 stmt = self._insert(alerts).on_conflict_do_nothing(index_elements=["id"])
-                res = conn.execute(stmt, list(unique.values()))
-                new = max(res.rowcount, 0)
+                # RETURNING counts the rows really inserted on every backend (executemany
+                # rowcount is -1 on PostgreSQL).
+                res = conn.execute(stmt.returning(alerts.c.id), list(unique.values()))
+                new = len(res.all())
                 result.alerts_new = new
                 result.alerts_duplicate = len(alert_rows) - new
             if pos_rows:

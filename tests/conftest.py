@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from tests.support.broker import BrokerHarness, unique_site
+from tests.support.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,24 @@ def own_broker(tmp_path: Path) -> Iterator[BrokerHarness]:
     harness.start()
     yield harness
     harness.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster for the session (initdb + pg_ctl on a free port)."""
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on the embedded SQLite store and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hub.sqlite"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database()
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from bridges.lidar.drivers import MODELS
 from pydantic import Field, model_validator
 
+from bridges.lidar.drivers import MODELS
 from edge.config import AgentConfig, StrictModel
 from edge.protocol import Severity
 from edge.validators import SegmentId

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from bridges.lidar.drivers import SampleBlock
 
+from bridges.lidar.drivers import SampleBlock
 from edge.lidar.geometry import FloatArray
 
 

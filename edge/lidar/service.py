@@ -18,7 +18,6 @@ from typing import Any
 
 from bridges.lidar.drivers import SampleBlock, driver_for
 from bridges.lidar.transport import SerialFactory, SerialLidarTransport
-
 from edge.agent import AgentRuntime
 from edge.lidar.config import LidarConfig, ZoneConfig
 from edge.lidar.geometry import LocalProjection

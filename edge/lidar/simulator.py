@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+
 from bridges.lidar import ld06, rplidar
 from bridges.lidar.drivers import MODELS, ScannerModel, line_bytes_per_s
-
 from edge.lidar.scene import SceneConfig, SceneRenderer
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ def register(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from bridges.ble.keys import KeyFileError, load_keys
     from bridges.ble.sources import AdvertSource
-
     from edge.geofence import GeofenceError
     from edge.wristband.config import WristbandConfig
     from edge.wristband.service import WristbandError, WristbandService, load_engine

@@ -12,7 +12,6 @@ from typing import Any
 
 from bridges.ble.keys import load_keys
 from bridges.ble.sources import AdvertSource, HeardAdvert
-
 from edge.agent import AgentRuntime
 from edge.geofence import GeofenceEngine, zones_from_geojson
 from edge.protocol import DeviceKind

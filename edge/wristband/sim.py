@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
 from bridges.ble.advert import BandAdvert, GnssFix, encode_advert
 from bridges.ble.sources import AdvertSink, HeardAdvert
-
 from edge.geofence import LocalProjection
 from edge.sim import RoutePoint, walk
 from edge.wristband.config import SimulatedWearer, WristbandConfig

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+
 from bridges.ble.advert import AdvertError, BandAdvert, GnssFix, decode_advert
 from bridges.ble.auth import AdvertVerifier, Verdict
 from bridges.ble.sources import HeardAdvert
-
 from edge.geofence import GeofenceEngine, LocalProjection
 from edge.protocol import AlertKind, EntityKind, Location, Position, Severity
 from edge.wristband.config import WristbandConfig

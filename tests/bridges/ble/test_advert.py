@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bridges.ble.adstruct import (
     AdItem,
     AdStructureError,
@@ -22,8 +25,6 @@ from bridges.ble.advert import (
     encode_advert,
 )
 from bridges.ble.auth import AdvertVerifier, Verdict
-from hypothesis import given
-from hypothesis import strategies as st
 
 KEY = bytes(range(16))
 OTHER_KEY = bytes(range(1, 17))

@@ -28,7 +28,6 @@ pytest.importorskip("dbusmock", reason="python-dbusmock is a test dependency")
 from bridges.ble.advert import BandAdvert, decode_advert, encode_advert  # noqa: E402
 from bridges.ble.bleak_transport import BleakAdvertSource, ScannerError  # noqa: E402
 from bridges.ble.sources import HeardAdvert  # noqa: E402
-
 from tests.support.waiting import wait_until  # noqa: E402
 
 KEY = bytes(range(16))

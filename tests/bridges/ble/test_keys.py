@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bridges.ble.keys import (
     ENV_KEYS,
     ENV_KEYS_FILE,
@@ -14,8 +17,6 @@ from bridges.ble.keys import (
     load_keys,
     parse_keys,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 SECRET = "00112233445566778899aabbccddeeff"
 

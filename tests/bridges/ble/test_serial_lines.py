@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bridges.ble.serial_lines import (
     MAX_LINE,
     BridgeAdvert,
@@ -12,8 +15,6 @@ from bridges.ble.serial_lines import (
     format_frame,
     parse_line,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 macs = st.lists(st.integers(0, 255), min_size=6, max_size=6).map(
     lambda b: ":".join(f"{x:02X}" for x in b))

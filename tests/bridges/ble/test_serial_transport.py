@@ -8,12 +8,12 @@ import tty
 from collections.abc import Iterator
 
 import pytest
+
 from bridges.ble.adstruct import AdItem, build_ad, manufacturer_item
 from bridges.ble.advert import BandAdvert, encode_advert
 from bridges.ble.serial_lines import BridgeAdvert, BridgeHeartbeat, format_frame
 from bridges.ble.serial_transport import SerialBridgeError, SerialBridgeSource
 from bridges.ble.sources import HeardAdvert
-
 from tests.support.waiting import wait_until
 
 KEY = bytes(16)

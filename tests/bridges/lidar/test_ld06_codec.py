@@ -6,9 +6,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from bridges.lidar import ld06
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bridges.lidar import ld06
 
 # First 32 entries of CrcTable[] in the LD06/LD19 development manual.
 DOCUMENTED_TABLE_HEAD = bytes([

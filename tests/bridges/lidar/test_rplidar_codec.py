@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from bridges.lidar import rplidar
-from bridges.lidar.drivers import MODELS, RplidarDriver, driver_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bridges.lidar import rplidar
+from bridges.lidar.drivers import MODELS, RplidarDriver, driver_for
 
 
 def nodes(n: int, first: int = 0, step_q6: int = 64) -> list[rplidar.ScanNode]:

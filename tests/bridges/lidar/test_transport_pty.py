@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from bridges.lidar.drivers import SampleBlock, driver_for
 from bridges.lidar.transport import SerialLidarTransport
-
 from edge.lidar.scene import SceneConfig
 from edge.lidar.simulator import SimulatedScanner
 from tests.support.waiting import wait_until

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridges.lidar.drivers import LidarDriver, driver_for
-
 from edge.lidar.config import LidarConfig
 from edge.lidar.pipeline import PerimeterPipeline
 from edge.lidar.scan import ScanAssembler

@@ -9,10 +9,10 @@ from typing import get_args
 
 import numpy as np
 import pytest
-from bridges.lidar.drivers import MODELS
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridges.lidar.drivers import MODELS
 from edge.cli import main
 from edge.config import ConfigError, parse_config
 from edge.lidar.background import BackgroundModel, BackgroundParams

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bridges.ble.advert import BandAdvert, GnssFix, encode_advert
 from bridges.ble.sources import HeardAdvert
-
 from edge.bus import BusConfig
 from edge.geofence import GeofenceEngine, LocalProjection, zones_from_geojson
 from edge.protocol import AlertKind, Severity

@@ -1,0 +1,226 @@
+"""Real Chromium (Debian's, driven by Playwright) against a real hub and broker, plus a small
+simulated district: grid cells with warnings, points of interest, devices that publish."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from edge.agent import AgentRuntime
+from edge.bus import BusConfig
+from edge.config import AgentConfig
+from edge.protocol import EntityKind, Position
+from edge.validators import utcnow
+from hub.auth import Role
+from tests.hub.conftest import PASSWORD, RunningHub
+from tests.support.broker import BrokerHarness
+from tests.support.waiting import wait_until
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+ORIGIN = (114.0570, 22.5430)  # the dashboard's default centre
+M_PER_DEG = 111_320.0
+
+
+def offset(east_m: float, north_m: float) -> tuple[float, float]:
+    lon0, lat0 = ORIGIN
+    return (
+        lon0 + east_m / (M_PER_DEG * math.cos(math.radians(lat0))),
+        lat0 + north_m / M_PER_DEG,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (bootstrap does)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[list[Page]]:
+    """Pages opened by a test; their contexts are closed afterwards, console errors fail it."""
+    opened: list[Page] = []
+    yield opened
+    for page in opened:
+        page.context.close()
+
+
+def open_dashboard(
+    pages: list[Page],
+    browser: Browser,
+    hub: RunningHub,
+    role: Role,
+    width: int = 1920,
+    height: int = 1080,
+) -> Page:
+    """Log in through the form like a user and wait until the dashboard has loaded."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.errors = errors  # type: ignore[attr-defined]
+    pages.append(page)
+    page.goto(hub.base_url + "/")
+    page.locator("#login-user").wait_for(state="visible")
+    page.fill("#login-user", f"{hub.site}-{role.value}")
+    page.fill("#login-pass", PASSWORD)
+    page.press("#login-pass", "Enter")
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    # Before login the page asks who is logged in and gets the expected 401; not an error.
+    errors[:] = [e for e in errors if "401 (Unauthorized)" not in e]
+    return page
+
+
+def evidence_jpeg() -> bytes:
+    """A small real JPEG (a drawn scene), so the browser can decode the evidence."""
+    img = np.full((180, 240, 3), (40, 52, 64), np.uint8)
+    cv2.rectangle(img, (20, 110), (220, 170), (90, 110, 120), -1)
+    cv2.circle(img, (120, 60), 18, (200, 200, 210), -1)
+    cv2.rectangle(img, (105, 78), (135, 140), (60, 120, 220), -1)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(buf)
+
+
+@dataclass
+class District:
+    hub: RunningHub
+    broker: BrokerHarness
+    tmp_path: Path
+    agents: dict[str, AgentRuntime] = field(default_factory=dict)
+
+    def device(self, device: str, kind: str, location: tuple[float, float] | None) -> AgentRuntime:
+        """Provision through the API, push its map location, start a real agent."""
+        admin = self.hub.client(Role.ADMIN)
+        res = admin.post(
+            "/api/v1/devices",
+            json={"id": device, "site": self.hub.site, "kind": kind, "name": device.title()},
+        )
+        res.raise_for_status()
+        creds = res.json()
+        if location is not None:
+            admin.post(
+                f"/api/v1/devices/{device}/config",
+                json={"config": {"location": {"lon": location[0], "lat": location[1]}}},
+            ).raise_for_status()
+        pw = self.tmp_path / f"{device}.pw"
+        pw.write_text(creds["mqtt_password"])
+        cfg = AgentConfig(
+            site=self.hub.site,
+            device=device,
+            data_dir=self.tmp_path / device,
+            mqtt=BusConfig(port=self.broker.port, username=device, password_file=pw),
+            health_interval_s=1.0,
+        )
+        agent = AgentRuntime(cfg, kind)  # type: ignore[arg-type]
+        agent.start()
+        assert agent.bus.wait_connected(5)
+        self.agents[device] = agent
+        return agent
+
+    def cells(self) -> None:
+        commander = self.hub.client(Role.COMMANDER)
+        levels = {"a1": "red", "a2": None, "b1": "yellow", "b2": "orange"}
+        for i, (name, level) in enumerate(levels.items()):
+            col, row = i % 2, i // 2
+            w, s = offset(-300 + col * 300, -250 + row * 250)
+            e, n = offset(col * 300, row * 250)
+            cid = f"{self.hub.site}-{name}"
+            commander.put(
+                f"/api/v1/grid-cells/{cid}",
+                json={
+                    "type": "Feature",
+                    "id": cid,
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+                    },
+                    "properties": {
+                        "site": self.hub.site,
+                        "name": name.upper(),
+                        "team": f"Team {name[0].upper()}",
+                    },
+                },
+            ).raise_for_status()
+            if level:
+                commander.post(
+                    f"/api/v1/grid-cells/{cid}/warning",
+                    json={"level": level, "reason": "open incidents"},
+                ).raise_for_status()
+
+    def pois(self) -> None:
+        rows = [
+            ("shelter-1", "Community hall shelter", "shelter", 80, 120),
+            ("aed-1", "Metro exit AED", "aed", -150, -60),
+            ("supplies-1", "Flood barrier store", "supplies", 200, -180),
+            ("org-1", "Residents' committee", "organisation", -220, 170),
+        ]
+        csv = "id,name,category,lon,lat\n" + "".join(
+            f"{pid},{name},{cat},{offset(e, n)[0]:.6f},{offset(e, n)[1]:.6f}\n"
+            for pid, name, cat, e, n in rows
+        )
+        self.hub.client(Role.COMMANDER).post(
+            "/api/v1/poi/import",
+            params={"site": self.hub.site},
+            content=csv.encode(),
+            headers={"Content-Type": "text/csv"},
+        ).raise_for_status()
+
+    def stop(self) -> None:
+        for agent in self.agents.values():
+            agent.stop()
+        self.agents.clear()
+
+
+@pytest.fixture
+def district(hub: RunningHub, broker: BrokerHarness, tmp_path: Path) -> Iterator[District]:
+    d = District(hub, broker, tmp_path)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def position(
+    entity: str, kind: EntityKind, east_m: float, north_m: float, dt_s: float = 0.0
+) -> Position:
+    lon, lat = offset(east_m, north_m)
+    return Position(
+        entity=entity,
+        entity_kind=kind,
+        lon=lon,
+        lat=lat,
+        accuracy_m=3.0,
+        speed_mps=1.4,
+        ts=utcnow() + timedelta(seconds=dt_s),
+    )
+
+
+def wait_outbox_empty(agent: AgentRuntime) -> None:
+    wait_until(lambda: agent.outbox.depth() == 0, 10, message="the hub to store the alert")
+
+
+def js(page: Page, expression: str, arg: Any = None) -> Any:
+    return page.evaluate(expression, arg)

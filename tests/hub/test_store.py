@@ -1,0 +1,151 @@
+"""The relational store on SQLite and on a real PostgreSQL: migrations, idempotent ingest,
+newest-wins upserts, retention, and the audit chain."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import delete, func, select, update
+
+from edge.protocol import (
+    Alert,
+    AlertKind,
+    DeviceKind,
+    DeviceState,
+    DeviceStatus,
+    EntityKind,
+    Health,
+    Inbound,
+    Position,
+    PositionBatch,
+    Severity,
+    decode_device_message,
+    device_topic,
+    encode,
+)
+from edge.validators import utcnow
+from hub import audit, retention
+from hub.config import RetentionConfig
+from hub.schema import alerts, audit_log, device_state, latest_positions, metadata, positions
+from hub.store import Store
+
+
+def _in(msg: Alert | DeviceState | PositionBatch | Health, kind: str = "camera") -> Inbound:
+    channel = {Alert: "alert", DeviceState: "state", PositionBatch: "pos", Health: "health"}[
+        type(msg)
+    ]
+    return decode_device_message(device_topic(msg.site, kind, msg.device, channel), encode(msg))
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    s = Store(db_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_migrations_match_the_schema(store: Store) -> None:
+    store.migrate()  # a second run is a no-op
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_alerts_are_idempotent(store: Store) -> None:
+    a = Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH)
+    b = Alert(site="s", device="d", kind=AlertKind.TAMPER, severity=Severity.LOW)
+    first = store.write_batch([_in(a), _in(b), _in(a)])
+    assert first.acks == {("s", "d"): [a.id, b.id, a.id]}
+    again = store.write_batch([_in(a)])
+    assert again.acks == {("s", "d"): [a.id]}
+    assert store.count_alerts("s") == 2
+    with store.engine.connect() as conn:
+        payload = conn.execute(select(alerts.c.payload).where(alerts.c.id == a.id)).scalar_one()
+    assert payload["kind"] == "sos"
+
+
+def test_latest_position_and_state_newest_wins(store: Store) -> None:
+    now = utcnow()
+    new = Position(entity="w1", entity_kind=EntityKind.WEARER, lon=2.0, lat=2.0, ts=now)
+    old = new.model_copy(update={"lon": 1.0, "ts": now - timedelta(seconds=5)})
+    store.write_batch([_in(PositionBatch(site="s", device="d", positions=[new]))])
+    store.write_batch([_in(PositionBatch(site="s", device="d", positions=[old]))])
+    with store.engine.connect() as conn:
+        assert conn.execute(select(latest_positions.c.lon)).scalar_one() == 2.0
+        assert conn.execute(select(func.count()).select_from(positions)).scalar_one() == 2
+    online = DeviceState(
+        site="s", device="d", state=DeviceStatus.ONLINE, kind=DeviceKind.CAMERA, ts=now
+    )
+    stale = online.model_copy(
+        update={"state": DeviceStatus.OFFLINE, "ts": now - timedelta(seconds=1)}
+    )
+    store.write_batch([_in(online)])
+    store.write_batch([_in(stale)])  # a replayed retained state must not win
+    with store.engine.connect() as conn:
+        assert conn.execute(select(device_state.c.state)).scalar_one() == "online"
+
+
+def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
+    old_ts = utcnow() - timedelta(days=400)
+    acked = Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH, ts=old_ts)
+    open_ = Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH, ts=old_ts)
+    pos = Position(
+        entity="w", entity_kind=EntityKind.WEARER, lon=0, lat=0, ts=utcnow() - timedelta(days=40)
+    )
+    store.write_batch(
+        [
+            _in(acked),
+            _in(open_),
+            _in(PositionBatch(site="s", device="d", positions=[pos])),
+            _in(Health(site="s", device="d", uptime_s=1, ts=utcnow())),
+        ]
+    )
+    with store.engine.begin() as conn:
+        conn.execute(update(alerts).where(alerts.c.id == acked.id).values(status="acknowledged"))
+    deleted = retention.enforce(store.engine, RetentionConfig())
+    assert deleted == {"positions": 1, "health": 0, "replies": 0, "alerts": 1}
+    assert store.alert_ids("s") == [open_.id]
+
+
+def test_audit_chain_detects_edits_and_deletions(store: Store, tmp_path: Path) -> None:
+    head = tmp_path / "audit.head"
+    trail = audit.AuditTrail(store.engine, head)
+    for i in range(6):
+        trail.record("alice", "thing.done", f"t{i}", {"n": i, "note": "检查"})
+    result = audit.verify(store.engine, head)
+    assert result.ok and result.records == 6
+    with store.engine.begin() as conn:  # an insider edits one record's details
+        conn.execute(
+            update(audit_log).where(audit_log.c.seq == 3).values(details={"n": 99, "note": "检查"})
+        )
+    broken = audit.verify(store.engine, head)
+    assert not broken.ok
+    assert any("record 3" in p and "edited" in p for p in broken.problems)
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(audit_log).where(audit_log.c.seq == 3).values(details={"n": 2, "note": "检查"})
+        )
+    assert audit.verify(store.engine, head).ok
+    with store.engine.begin() as conn:  # deletes one in the middle
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
+    problems = audit.verify(store.engine, head).problems
+    assert any("missing" in p for p in problems)
+    assert any("record 5" in p and "link broken" in p for p in problems)
+
+
+def test_audit_head_file_catches_tail_deletion(store: Store, tmp_path: Path) -> None:
+    head = tmp_path / "audit.head"
+    trail = audit.AuditTrail(store.engine, head)
+    for i in range(3):
+        trail.record("bob", "x", str(i))
+    with store.engine.begin() as conn:
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 3))
+    result = audit.verify(store.engine, head)
+    assert not result.ok
+    assert "newest records deleted" in result.problems[0]
+    assert json.loads(head.read_text())["records"] == 3
