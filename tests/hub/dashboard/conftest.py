@@ -47,8 +47,10 @@ def offset(east_m: float, north_m: float) -> tuple[float, float]:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """One Chromium per test: its renderer processes are children of this process, and the
+    leak check needs them gone at the end of each test."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: apt-get install chromium (bootstrap does)")
     with sync_playwright() as pw:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from edge.protocol import AlertKind, EntityKind, Evidence, Location, Severity
 from hub.auth import ROLE_PERMISSIONS, Permission, Role
@@ -112,13 +112,13 @@ def test_alert_appears_in_feed_and_ack_is_recorded_by_hub(
         location=Location(lon=lon, lat=lat),
         entity="band-12",
         evidence=Evidence.from_jpeg(evidence_jpeg(), width=240, height=180),
-    )
+    ).id
     wait_outbox_empty(gate)
     item = page.locator(f"#feed-list [data-alert='{alert_id}']")
     item.wait_for(timeout=5000)
     assert "SOS pressed by resident 12" in item.inner_text()
     assert item.locator(".sev").inner_text().strip().lower() == "critical"  # colour + label
-    assert page.locator(".al.al-critical.pulse").count() == 1
+    expect(page.locator(".al.al-critical.pulse")).to_have_count(1)
 
     item.locator(".alert-open").click()
     page.locator("#detail .evidence img").wait_for()
@@ -139,8 +139,8 @@ def test_alert_appears_in_feed_and_ack_is_recorded_by_hub(
     assert [r["target"] for r in audit["items"]] == [alert_id]
     # Open-only feed hides it now; the marker stops pulsing.
     page.wait_for_function(f"!document.querySelector(\"#feed-list [data-alert='{alert_id}']\")")
-    assert page.locator(".al.al-critical.pulse").count() == 0
-    assert page.locator(".al.al-critical.acked").count() == 1
+    expect(page.locator(".al.al-critical.pulse")).to_have_count(0)
+    expect(page.locator(".al.al-critical.acked")).to_have_count(1)
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -160,24 +160,24 @@ def test_layer_toggles_hide_and_show_each_layer(
     page = open_dashboard(pages, browser, hub, Role.COMMANDER)
     page.wait_for_function("__gw.positions.entities.has('officer-3')")
     cells = page.locator(".leaflet-tooltip.cell-label")
-    assert cells.count() == 4
+    expect(cells).to_have_count(4)
     assert page.locator(".leaflet-tooltip.cell-red").inner_text() == "A1 · Red"
-    assert page.locator(".poi").count() == 4
-    assert page.locator(".dev").count() == 1
+    expect(page.locator(".poi")).to_have_count(4)
+    expect(page.locator(".dev")).to_have_count(1)
 
     def toggle(layer: str) -> None:
         page.click(f"#layer-{layer}")
 
     toggle("cells")
-    assert cells.count() == 0
+    expect(cells).to_have_count(0)
     toggle("cells")
-    assert cells.count() == 4
+    expect(cells).to_have_count(4)
     toggle("pois")
-    assert page.locator(".poi").count() == 0
+    expect(page.locator(".poi")).to_have_count(0)
     toggle("devices")
-    assert page.locator(".dev").count() == 0
+    expect(page.locator(".dev")).to_have_count(0)
     toggle("devices")
-    assert page.locator(".dev").count() == 1
+    expect(page.locator(".dev")).to_have_count(1)
     point = _entity(page, "officer-3")
     assert point is not None
     assert _pixel(page, point["x"], point["y"])[:3] == OFFICER_BLUE
