@@ -15,6 +15,7 @@ import os
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -140,6 +141,7 @@ class Bus:
         self._ready = threading.Event()  # connected and every subscription acknowledged
         self._pending_subs: set[int] = set()
         self._stopping = threading.Event()
+        self._closing = threading.Event()  # stop() began: never reconnect again
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, rng)
         self.connect_count = 0
@@ -184,10 +186,18 @@ class Bus:
         )
         self._thread.start()
 
-    def stop(self, final: tuple[str, bytes] | None = None, timeout_s: float = 5.0) -> None:
+    def stop(
+        self,
+        final: tuple[str, bytes] | None = None,
+        timeout_s: float = 5.0,
+        *,
+        end_session: bool = False,
+    ) -> None:
         """Publish ``final`` (retained, QoS 1) if connected, then disconnect cleanly.
 
         A clean disconnect suppresses the will, so ``final`` is how a device says "stopped".
+        ``end_session`` asks the broker to drop the persistent session: a hub replica that
+        leaves must not keep receiving its share of a shared subscription.
         """
         if final is not None and self.connected:
             try:
@@ -195,9 +205,18 @@ class Bus:
                 info.wait_for_publish(timeout=timeout_s)
             except (RuntimeError, ValueError, OSError) as err:
                 log.warning("final state not published: %s", err)
-        self._stopping.set()
+        self._closing.set()
         if self.connected:
-            self._client.disconnect()
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            if end_session:
+                props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
+            # The loop thread sends DISCONNECT; wait for it, or the broker sees a dropped
+            # connection and publishes the will after our "stopped".
+            deadline = time.monotonic() + timeout_s
+            while self.connected and time.monotonic() < deadline:
+                time.sleep(0.01)
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s + 2)
             if self._thread.is_alive():
@@ -245,6 +264,9 @@ class Bus:
     def _run(self) -> None:
         first = True
         while not self._stopping.is_set():
+            if self._closing.is_set() and not self.connected:
+                self._stopping.wait(0.02)
+                continue
             if not self.connected and not self._connect_once(first):
                 first = False
                 self._stopping.wait(self._backoff.next_delay())

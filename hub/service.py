@@ -145,5 +145,5 @@ class HubService:
         self.ingest.stop()
         if self.timeseries is not None:
             self.timeseries.stop()  # after ingest: nothing writes to it any more
-        self.bus.stop()
+        self.bus.stop(end_session=True)
         self.store.close()

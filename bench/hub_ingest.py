@@ -1,0 +1,197 @@
+"""Hub ingest throughput (positions stored per second, SQLite and PostgreSQL) and the delay from
+a device's publish to a WebSocket client, against raw broker throughput in the same run.
+
+    .venv/bin/python bench/hub_ingest.py [--batches 400] [--per-batch 100]
+
+Positions travel as the contract's PositionBatch (QoS 0). Baseline: the same payloads published
+by paho to a plain subscriber on the same broker (nothing decoded or stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from websockets.sync.client import connect
+
+from edge.protocol import (
+    Channel,
+    DeviceKind,
+    EntityKind,
+    Position,
+    PositionBatch,
+    device_topic,
+    encode,
+)
+from edge.validators import utcnow
+from hub.auth import Role, create_user, issue_token
+from hub.config import ApiConfig, HubConfig
+from hub.service import HubService
+from tests.support.broker import BrokerHarness
+from tests.support.postgres import PostgresCluster
+
+SITE = "bench"
+DEVICE = "bench-gw"
+
+
+def _client(broker: BrokerHarness, user: str, name: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name,
+                    protocol=MQTTProtocolVersion.MQTTv5)
+    c.username_pw_set(user, broker.passwords[user])
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    deadline = time.monotonic() + 10
+    while not c.is_connected():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} could not connect")
+        time.sleep(0.01)
+    return c
+
+
+def _payloads(batches: int, per_batch: int) -> list[bytes]:
+    out = []
+    for b in range(batches):
+        now = utcnow()
+        out.append(encode(PositionBatch(site=SITE, device=DEVICE, positions=[
+            Position(entity=f"e{b % 50}-{i}", entity_kind=EntityKind.WEARER,
+                     lon=114.05 + i * 1e-5, lat=22.54, ts=now) for i in range(per_batch)])))
+    return out
+
+
+def raw_broker(broker: BrokerHarness, payloads: list[bytes], per_batch: int) -> float:
+    done = threading.Event()
+    got = 0
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        nonlocal got
+        got += 1
+        if got >= len(payloads):
+            done.set()
+
+    sub = _client(broker, "hub", "bench-raw-sub")
+    sub.on_message = on_message
+    sub.subscribe(f"gw/v1/{SITE}/+/+/pos", qos=0)
+    pub = _client(broker, DEVICE, "bench-raw-pub")
+    time.sleep(0.5)
+    topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
+    t0 = time.perf_counter()
+    for p in payloads:
+        pub.publish(topic, p, qos=0)
+    done.wait(60)
+    elapsed = time.perf_counter() - t0
+    for c in (pub, sub):
+        c.loop_stop()
+        c.disconnect()
+    return got * per_batch / elapsed
+
+
+def hub_ingest(broker: BrokerHarness, db_url: str, payloads: list[bytes], per_batch: int
+               ) -> tuple[float, float]:
+    hub = HubService(HubConfig(site=SITE, database_url=db_url, mqtt=broker.hub_config(),
+                               client_id="bench-hub", accept_unprovisioned=True,
+                               api=ApiConfig(port=0), ingest_batch_max=5000))
+    hub.start()
+    assert hub.bus.wait_connected(10)
+    pub = _client(broker, DEVICE, "bench-pub")
+    time.sleep(0.3)
+    topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
+    want = len(payloads) * per_batch
+    t0 = time.perf_counter()
+    for p in payloads:
+        pub.publish(topic, p, qos=0)
+    deadline = time.monotonic() + 120
+    while hub.ingest.stats.stored_positions < want and time.monotonic() < deadline:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    stored = hub.ingest.stats.stored_positions
+    pub.loop_stop()
+    pub.disconnect()
+    hub.stop()
+    return stored / elapsed, stored / want
+
+
+def ws_latency(broker: BrokerHarness, db_url: str, samples: int) -> list[float]:
+    hub = HubService(HubConfig(site=SITE, database_url=db_url, mqtt=broker.hub_config(),
+                               client_id="bench-hub-ws", accept_unprovisioned=True,
+                               api=ApiConfig(port=0)))
+    with hub.store.engine.begin() as conn:
+        create_user(conn, "bench-op", "benchmark-password", Role.OPERATOR)
+        token = issue_token(conn, "bench-op", "api", "bench", None)[0]
+    hub.start()
+    assert hub.bus.wait_connected(10)
+    pub = _client(broker, DEVICE, "bench-ws-pub")
+    topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
+    sent: dict[str, float] = {}
+    delays: list[float] = []
+    url = f"ws://127.0.0.1:{hub.api_port}/api/v1/live?token={token}&layers=positions"
+    with connect(url) as ws:
+        ws.recv(timeout=5)
+        for i in range(samples):
+            entity = f"lat{i}"
+            payload = encode(PositionBatch(site=SITE, device=DEVICE, positions=[
+                Position(entity=entity, entity_kind=EntityKind.OFFICER, lon=114.05, lat=22.54,
+                         ts=utcnow())]))
+            sent[entity] = time.perf_counter()
+            pub.publish(topic, payload, qos=0)
+            while True:
+                event = json.loads(ws.recv(timeout=5))
+                if event.get("entity") == entity:
+                    delays.append((time.perf_counter() - sent[entity]) * 1000)
+                    break
+            time.sleep(0.01)
+    pub.loop_stop()
+    pub.disconnect()
+    hub.stop()
+    return delays
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=400)
+    parser.add_argument("--per-batch", type=int, default=100)
+    parser.add_argument("--latency-samples", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        broker = BrokerHarness(work / "broker")
+        broker.start()
+        broker.add_device(SITE, DeviceKind.WRISTBAND, DEVICE)
+        pg = PostgresCluster()
+        pg.start()
+        try:
+            payloads = _payloads(args.batches, args.per_batch)
+            raw = raw_broker(broker, payloads, args.per_batch)
+            sqlite_rate, sqlite_frac = hub_ingest(broker, f"sqlite:///{work}/hub.sqlite",
+                                                  payloads, args.per_batch)
+            pg_rate, pg_frac = hub_ingest(broker, pg.new_database(), payloads, args.per_batch)
+            delays = ws_latency(broker, f"sqlite:///{work}/ws.sqlite", args.latency_samples)
+        finally:
+            pg.stop()
+            broker.stop()
+    n = args.batches * args.per_batch
+    q = statistics.quantiles(delays, n=100)
+    print(f"positions                {n} in {args.batches} PositionBatch messages of "
+          f"{args.per_batch} ({len(payloads[0])} bytes each)")
+    print(f"raw broker (baseline)    {raw:10.0f} positions/s delivered to a subscriber")
+    print(f"hub ingest, SQLite       {sqlite_rate:10.0f} positions/s stored "
+          f"({sqlite_frac:.1%} of sent)   ratio {sqlite_rate / raw:.3f}")
+    print(f"hub ingest, PostgreSQL   {pg_rate:10.0f} positions/s stored "
+          f"({pg_frac:.1%} of sent)   ratio {pg_rate / raw:.3f}")
+    print(f"publish -> WebSocket     p50 {q[49]:.1f} ms   p99 {q[98]:.1f} ms   "
+          f"max {max(delays):.1f} ms  ({len(delays)} samples, one at a time)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
