@@ -1,0 +1,66 @@
+"""`gridward demo` (the README's main command after set-up) brings up the whole stack: broker,
+hub with API, and every simulated device online and reporting, then stops cleanly."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_stack(tmp_path: Path) -> None:
+    run_dir = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "demo", "--run-dir", str(run_dir), "--port", "0",
+         "--duration-s", "45"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    url = password = None
+    checked_api = False
+    for line in proc.stdout:
+        lines.append(line)
+        if m := re.search(r"Dashboard\s+(http://127\.0\.0\.1:\d+/)", line):
+            url = m.group(1)
+        if m := re.search(r"Log in as\s+admin / (\S+)", line):
+            password = m.group(1)
+        if url and password and not checked_api and "received" in line:
+            with httpx.Client(base_url=url, timeout=10) as client:
+                assert client.get("/api/v1/devices").status_code == 401
+                token = client.post("/api/v1/auth/login", json={
+                    "username": "admin", "password": password}).json()["token"]
+                client.headers["Authorization"] = f"Bearer {token}"
+                devices = client.get("/api/v1/devices").json()["items"]
+                assert {d["id"] for d in devices} == {
+                    "camera-vtest", "lidar-yard", "wristband-gw-1", "glasses-officer-1",
+                    "glasses-officer-2"}
+                assert all(d["online"] == "online" for d in devices), devices
+                cells = client.get("/api/v1/grid-cells").json()["features"]
+                assert len(cells) == 12
+                assert client.get("/").status_code == 200
+            checked_api = True
+    assert proc.wait(timeout=60) == 0, "".join(lines)
+    output = "".join(lines)
+    assert checked_api, output
+    assert "Not started" not in output, output
+    assert "gridward demo stopped." in output
+    db = sqlite3.connect(run_dir / "hub.sqlite")
+    try:
+        kinds = {r[0] for r in db.execute("SELECT DISTINCT device FROM positions")}
+        alerts = {r[0] for r in db.execute("SELECT DISTINCT device FROM alerts")}
+        states = dict(db.execute("SELECT device, state FROM device_state").fetchall())
+    finally:
+        db.close()
+    assert kinds == {"camera-vtest", "lidar-yard", "wristband-gw-1", "glasses-officer-1",
+                     "glasses-officer-2"}
+    assert {"camera-vtest", "wristband-gw-1"} <= alerts
+    assert set(states.values()) == {"stopped"}
