@@ -56,7 +56,9 @@ def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
                                                      "mqtt_password"]
     assert (out / "key.pem").stat().st_mode & 0o077 == 0
     acl = (tmp_path / "broker/acl").read_text()
-    assert "user cam-1\ntopic read gw/v1/north/cmd/cam-1/+\ntopic write gw/v1/north/camera/cam-1/+" in acl
+    assert (
+        "user cam-1\ntopic read gw/v1/north/cmd/cam-1/+\ntopic write gw/v1/north/camera/cam-1/+"
+    ) in acl
     assert "cam-1:$7$" in (tmp_path / "broker/passwd").read_text()
     again = _gw("device", "add", "--config", str(cfg), "--site", "north", "--kind", "camera",
                 "--id", "cam-1")
