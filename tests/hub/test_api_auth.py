@@ -34,7 +34,8 @@ def _routes(hub: RunningHub) -> list[tuple[str, str, Permission | None]]:
 
 
 def _url(path: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path)
+    # Path parameters without a sample (e.g. tile coordinates) get a plain number.
+    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE.get(m.group(1), "1"), path)
 
 
 def test_every_non_public_route_declares_a_permission(hub: RunningHub) -> None:
