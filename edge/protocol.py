@@ -63,6 +63,7 @@ class Channel(StrEnum):
     ALERT = "alert"
     POS = "pos"
     REPLY = "reply"
+    SIGHTINGS = "sightings"
 
 
 class CmdChannel(StrEnum):
@@ -357,6 +358,43 @@ class PositionBatch(Message):
     MAX_BYTES: ClassVar[int] = 96 * 1024
 
 
+class Sighting(_Model):
+    """One receiver's smoothed RSSI of one band, with what the hub needs to range it.
+
+    Distance follows the log-distance path-loss model of that receiver's calibration:
+    ``rssi = tx_power_1m_dbm - 10 * path_loss_exponent * log10(d / 1 m)``.
+    """
+
+    entity: SegmentId = Field(description="wearer id of the band")
+    receiver: SegmentId = Field(description="receiver id, unique within the site")
+    lon: Annotated[float, Field(ge=-180, le=180)] = Field(description="receiver longitude")
+    lat: Annotated[float, Field(ge=-90, le=90)] = Field(description="receiver latitude")
+    rssi_dbm: Annotated[float, Field(ge=-150, le=20)] = Field(description="smoothed RSSI")
+    rssi_sigma_db: Annotated[float, Field(gt=0, le=30)] | None = Field(
+        default=None, description="shadowing sigma to weight this range by (absent: hub default)"
+    )
+    tx_power_1m_dbm: Annotated[float, Field(ge=-100, le=0)] = Field(
+        description="receiver calibration: RSSI at 1 m"
+    )
+    path_loss_exponent: Annotated[float, Field(ge=1.5, le=5.0)] = Field(
+        description="receiver calibration: path-loss exponent"
+    )
+    ts: UtcDatetime = Field(description="when the receiver last heard the band")
+
+
+MAX_SIGHTINGS_PER_BATCH = 500
+
+
+class SightingBatch(Message):
+    """Per-receiver sightings a gateway heard (QoS 0, batched): the hub fuses the sightings of
+    every gateway of a site into one position when three or more receivers hear a band."""
+
+    sightings: list[Sighting] = Field(min_length=1, max_length=MAX_SIGHTINGS_PER_BATCH)
+
+    # 500 sightings with 64-character ids and full-precision numbers stay under this.
+    MAX_BYTES: ClassVar[int] = 224 * 1024
+
+
 class Reply(Message):
     """A device's answer to a :class:`Request` (or a report such as an applied config)."""
 
@@ -455,6 +493,7 @@ CHANNEL_MODELS: dict[Channel, type[Message]] = {
     Channel.ALERT: Alert,
     Channel.POS: PositionBatch,
     Channel.REPLY: Reply,
+    Channel.SIGHTINGS: SightingBatch,
 }
 
 CMD_MODELS: dict[CmdChannel, type[Message]] = {
@@ -474,6 +513,7 @@ CHANNEL_QOS: dict[Channel | CmdChannel, int] = {
     Channel.ALERT: 1,
     Channel.POS: 0,
     Channel.REPLY: 1,
+    Channel.SIGHTINGS: 0,
     CmdChannel.ACK: 1,
     CmdChannel.CONFIG: 1,
     CmdChannel.WATCHLIST: 1,

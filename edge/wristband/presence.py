@@ -1,28 +1,9 @@
-"""RSSI smoothing, the path-loss model and zone-level presence (pure, clock passed in)."""
+"""RSSI smoothing and zone-level presence (pure, clock passed in). The path-loss model lives in
+:mod:`edge.positioning`."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """Log-distance path loss: rssi(d) = tx_power_1m_dbm - 10 * n * log10(d / 1 m)."""
-
-    tx_power_1m_dbm: float = -59.0
-    path_loss_exponent: float = 2.0
-
-    def distance_m(self, rssi_dbm: float) -> float:
-        return float(10 ** ((self.tx_power_1m_dbm - rssi_dbm) / (10 * self.path_loss_exponent)))
-
-    def rssi_dbm(self, distance_m: float) -> float:
-        return self.tx_power_1m_dbm - 10 * self.path_loss_exponent * math.log10(
-            max(distance_m, 0.1))
-
-    def distance_sigma_m(self, distance_m: float, rssi_sigma_db: float) -> float:
-        # Shadowing is log-normal: a dB error scales the distance, so sigma grows with d.
-        return distance_m * math.log(10) / (10 * self.path_loss_exponent) * rssi_sigma_db
 
 
 class RssiKalman:

@@ -20,9 +20,9 @@ import numpy as np
 from bridges.ble.advert import BandAdvert, GnssFix, encode_advert
 from bridges.ble.sources import AdvertSink, HeardAdvert
 from edge.geofence import LocalProjection
+from edge.positioning import Calibration
 from edge.sim import RoutePoint, walk
 from edge.wristband.config import SimulatedWearer, WristbandConfig
-from edge.wristband.presence import Calibration
 
 log = logging.getLogger(__name__)
 

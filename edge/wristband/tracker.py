@@ -16,10 +16,10 @@ from bridges.ble.advert import AdvertError, BandAdvert, GnssFix, decode_advert
 from bridges.ble.auth import AdvertVerifier, Verdict
 from bridges.ble.sources import HeardAdvert
 from edge.geofence import GeofenceEngine, LocalProjection
+from edge.positioning import Calibration, Estimate, RangeReading, locate
 from edge.protocol import AlertKind, EntityKind, Location, Position, Severity
 from edge.wristband.config import WristbandConfig
-from edge.wristband.positioning import Estimate, trilaterate
-from edge.wristband.presence import Calibration, RssiKalman, ZonePresence
+from edge.wristband.presence import RssiKalman, ZonePresence
 
 log = logging.getLogger(__name__)
 
@@ -238,12 +238,9 @@ class WristbandTracker:
                         "nearest")
 
     def trilaterate(self, fresh: Mapping[str, float]) -> Estimate:
-        recs = [self.receivers[r] for r in fresh]
-        anchors = np.array([[r.x, r.y] for r in recs])
-        dist = np.array([r.calibration.distance_m(fresh[r.id]) for r in recs])
-        sigma = np.array([r.calibration.distance_sigma_m(d, self.config.rssi_measurement_sigma_db)
-                          for r, d in zip(recs, dist, strict=True)])
-        return trilaterate(anchors, dist, sigma)
+        sigma_db = self.config.rssi_measurement_sigma_db
+        return locate([RangeReading(rec.x, rec.y, rssi, rec.calibration, sigma_db)
+                       for rec, rssi in ((self.receivers[r], v) for r, v in fresh.items())])
 
     def _location(self, band: _Band) -> Location | None:
         est = band.estimate

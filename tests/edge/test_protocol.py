@@ -40,6 +40,8 @@ from edge.protocol import (
     Request,
     RequestAction,
     Severity,
+    Sighting,
+    SightingBatch,
     WatchlistBundleEnvelope,
     channel_of,
     cmd_topic,
@@ -97,6 +99,22 @@ def examples() -> list[Message]:
         ),
         PositionBatch(**base, positions=[pos, pos.model_copy(update={"entity": "w-2"})]),
         Reply(**base, request_id=new_id(), ok=True, result={"frames": 3}),
+        SightingBatch(
+            **base,
+            sightings=[
+                Sighting(
+                    entity="w-1",
+                    receiver="rx-hall",
+                    lon=114.0565,
+                    lat=22.5427,
+                    rssi_dbm=-71.5,
+                    rssi_sigma_db=2.1,
+                    tx_power_1m_dbm=-59.0,
+                    path_loss_exponent=2.2,
+                    ts=NOW,
+                )
+            ],
+        ),
         HubAck(**base, ids=[new_id(), new_id()]),
         ConfigPush(**base, config_version=4, config={"zones": [{"id": "a"}]}),
         WatchlistBundleEnvelope(

@@ -12,11 +12,11 @@ from bridges.ble.advert import BandAdvert, GnssFix, encode_advert
 from bridges.ble.sources import HeardAdvert
 from edge.bus import BusConfig
 from edge.geofence import GeofenceEngine, LocalProjection, zones_from_geojson
+from edge.positioning import Calibration, trilaterate
 from edge.protocol import AlertKind, Severity
 from edge.wristband.config import BandConfig, ReceiverConfig, WristbandConfig
 from edge.wristband.demo import demo_config, demo_zones
-from edge.wristband.positioning import trilaterate
-from edge.wristband.presence import Calibration, RssiKalman, ZonePresence
+from edge.wristband.presence import RssiKalman, ZonePresence
 from edge.wristband.sim import evaluate_methods
 from edge.wristband.tracker import WristbandTracker
 
