@@ -31,6 +31,8 @@ from edge.protocol import (
     PositionBatch,
     ProtocolError,
     Reply,
+    Sighting,
+    SightingBatch,
     channel_of,
     cmd_filter,
     decode_cmd_message,
@@ -72,11 +74,10 @@ class AgentRuntime:
         self._threads: list[threading.Thread] = []
 
         self.state_topic = device_topic(self.site, kind, self.device, Channel.STATE)
-        will = (self.state_topic, self._state_payload(DeviceStatus.OFFLINE))
         self.bus = Bus(
             config.mqtt,
             client_id=f"{self.site}-{self.device}",
-            will=will,
+            will=lambda: (self.state_topic, self._state_payload(DeviceStatus.OFFLINE)),
             on_connected=self._on_connected,
         )
         self.outbox = Outbox(
@@ -137,6 +138,14 @@ class AgentRuntime:
         for start in range(0, len(positions), 500):
             batch = PositionBatch(
                 site=self.site, device=self.device, positions=list(positions[start : start + 500])
+            )
+            self._queue_telemetry(batch)
+
+    def send_sightings(self, sightings: Sequence[Sighting]) -> None:
+        """Queue per-receiver sightings for hub fusion (QoS 0, batched, like positions)."""
+        for start in range(0, len(sightings), 500):
+            batch = SightingBatch(
+                site=self.site, device=self.device, sightings=list(sightings[start : start + 500])
             )
             self._queue_telemetry(batch)
 

@@ -119,7 +119,8 @@ class Backoff:
 class Bus:
     """One MQTT connection with its own loop thread.
 
-    ``will`` is the (topic, payload) the broker publishes, retained, if the connection dies.
+    ``will`` is the (topic, payload) the broker publishes, retained, if the connection dies;
+    a callable is asked again before every connection attempt, so the will's timestamp is fresh.
     Handlers run on the loop thread: keep them short (enqueue and return).
     """
 
@@ -128,7 +129,7 @@ class Bus:
         config: BusConfig,
         client_id: str,
         *,
-        will: tuple[str, bytes] | None = None,
+        will: tuple[str, bytes] | Callable[[], tuple[str, bytes]] | None = None,
         on_connected: Callable[[], None] | None = None,
         rng: Callable[[float, float], float] | None = None,
     ) -> None:
@@ -166,8 +167,7 @@ class Bus:
             )
             if config.tls.insecure_skip_hostname:
                 client.tls_insecure_set(True)
-        if will is not None:
-            client.will_set(will[0], will[1], qos=1, retain=True)
+        self._will = will
         client.max_inflight_messages_set(config.max_inflight)
         client.max_queued_messages_set(0)
         client.on_connect = self._handle_connect
@@ -281,6 +281,9 @@ class Bus:
         self._ready.clear()
 
     def _connect_once(self, first: bool) -> bool:
+        if self._will is not None:
+            topic, payload = self._will() if callable(self._will) else self._will
+            self._client.will_set(topic, payload, qos=1, retain=True)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
         try:

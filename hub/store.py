@@ -17,7 +17,7 @@ from sqlalchemy import Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from edge.protocol import Alert, DeviceState, Health, Inbound, PositionBatch, Reply
+from edge.protocol import Alert, DeviceState, DeviceStatus, Health, Inbound, PositionBatch, Reply
 from edge.validators import utcnow
 from hub.schema import alerts, device_state, health, latest_positions, positions, replies
 
@@ -185,12 +185,15 @@ class Store:
         stmt = self._insert(device_state)
         cols = ("kind", "state", "ts", "received_at", "sw_version", "config_version")
         update = {k: stmt.excluded[k] for k in cols}
-        # A retained state replayed after a newer one (reconnect races) must not win.
+        # A retained state replayed after a newer one (reconnect races) must not win. The
+        # broker's last will ("offline") always does: it was composed when the connection was
+        # made, so its timestamp predates the "online" it overrides.
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["site", "device"],
                 set_=update,
-                where=device_state.c.ts <= stmt.excluded.ts,
+                where=(device_state.c.ts <= stmt.excluded.ts)
+                | (stmt.excluded.state == DeviceStatus.OFFLINE.value),
             ),
             row,
         )

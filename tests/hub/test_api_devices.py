@@ -236,3 +236,52 @@ def test_device_listing_and_validation(hub: RunningHub) -> None:
         == 422
     )
     assert installer.get("/api/v1/devices", params={"cursor": "!!"}).status_code == 422
+
+
+AGENT_PROCESS = """
+import sys, time
+from edge.agent import AgentRuntime
+from edge.config import AgentConfig
+cfg = AgentConfig.model_validate_json(sys.argv[1])
+agent = AgentRuntime(cfg, "camera")
+agent.start()
+assert agent.bus.wait_connected(10)
+print("up", flush=True)
+time.sleep(120)
+"""
+
+
+def test_killed_device_shows_offline_within_one_and_a_half_keepalives(
+    hub: RunningHub, broker: BrokerHarness, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    device = f"{hub.site}-lwt"
+    creds = _provision(hub, device)
+    pw = tmp_path / "pw"
+    pw.write_text(creds["mqtt_password"])
+    keepalive_s = 5
+    cfg = AgentConfig(site=hub.site, device=device, data_dir=tmp_path / "edge",
+                      mqtt=BusConfig(port=broker.port, username=device, password_file=pw,
+                                     keepalive_s=keepalive_s))
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_PROCESS, cfg.model_dump_json()],
+                            stdout=subprocess.PIPE, text=True)
+    admin = hub.client(Role.OPERATOR)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "up"
+        wait_until(lambda: admin.get(f"/api/v1/devices/{device}").json()["online"] == "online")
+        proc.kill()
+        proc.wait(10)
+        killed_at = time.monotonic()
+        wait_until(lambda: admin.get(f"/api/v1/devices/{device}").json()["online"] == "offline",
+                   timeout_s=keepalive_s * 1.5 + 3, message="offline via the last will")
+        print(f"\noffline shown {time.monotonic() - killed_at:.1f}s after the kill "
+              f"(keepalive {keepalive_s}s)")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()

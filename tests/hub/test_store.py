@@ -82,12 +82,18 @@ def test_latest_position_and_state_newest_wins(store: Store) -> None:
         site="s", device="d", state=DeviceStatus.ONLINE, kind=DeviceKind.CAMERA, ts=now
     )
     stale = online.model_copy(
-        update={"state": DeviceStatus.OFFLINE, "ts": now - timedelta(seconds=1)}
+        update={"state": DeviceStatus.STOPPED, "ts": now - timedelta(seconds=1)}
     )
     store.write_batch([_in(online)])
-    store.write_batch([_in(stale)])  # a replayed retained state must not win
+    store.write_batch([_in(stale)])  # a replayed older state must not win
     with store.engine.connect() as conn:
         assert conn.execute(select(device_state.c.state)).scalar_one() == "online"
+    # The last will was composed at connect time, before "online": it wins all the same.
+    will = online.model_copy(update={"state": DeviceStatus.OFFLINE,
+                                     "ts": now - timedelta(seconds=30)})
+    store.write_batch([_in(will)])
+    with store.engine.connect() as conn:
+        assert conn.execute(select(device_state.c.state)).scalar_one() == "offline"
 
 
 def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
