@@ -223,8 +223,22 @@ class AgentRuntime:
 
     def _apply_config(self, message: Message) -> None:
         if isinstance(message, ConfigPush):
-            self.config_version = message.config_version
-            self.publish_state()
+            self.config_applied(message)
+
+    def config_applied(self, push: ConfigPush) -> None:
+        """Report a pushed config as applied: the retained state carries its version, and the
+        hub shows it as ``config_version_applied``."""
+        self.config_version = push.config_version
+        self.publish_state()
+        self.send_reply(Reply(site=self.site, device=self.device, request_id=push.id, ok=True,
+                              result={"config_version": push.config_version}))
+
+    def config_rejected(self, push: ConfigPush, error: str) -> None:
+        """Report a pushed config as refused (the old one stays in force), with the reason."""
+        self.counters["config_rejected"] += 1
+        log.warning("config version %d refused: %s", push.config_version, error)
+        self.send_reply(Reply(site=self.site, device=self.device, request_id=push.id, ok=False,
+                              error=error[:500], result={"config_version": push.config_version}))
 
     def _telemetry_loop(self) -> None:
         while not self._stop.is_set():
