@@ -204,6 +204,7 @@ config_pushes = Table(
     Column("id", SEQ, primary_key=True, autoincrement=True),
     Column("device", ID, ForeignKey("devices.id"), nullable=False, index=True),
     Column("version", Integer, nullable=False),
+    Column("message_id", String(36)),  # the ConfigPush id; the device's Reply cites it
     Column("config", JSON, nullable=False),
     Column("created_by", ID, nullable=False),
     Column("created_at", TS, nullable=False),

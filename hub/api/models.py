@@ -133,6 +133,10 @@ class ConfigPushInfo(BaseModel):
     created_at: datetime
     config: dict[str, Any]
     applied_version: int | None
+    status: Literal["pending", "applied", "rejected"] = Field(
+        description="the device's answer to this version (rejected: the old config stays)"
+    )
+    error: str | None = None
 
 
 class AckBody(Body):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from hub.api.models import (
 )
 from hub.auth import Permission
 from hub.provisioning import ProvisioningError
-from hub.schema import config_pushes, device_state, devices, health
+from hub.schema import config_pushes, device_state, devices, health, replies
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 DeviceId = Annotated[str, Path(pattern=SEGMENT_PATTERN)]
@@ -196,17 +197,17 @@ def push_config(device_id: DeviceId, body: ConfigPushBody, me: Me, ctx: Ctx) -> 
             or 0
         ) + 1
         try:
-            payload = encode(
-                ConfigPush(
-                    site=dev.site, device=device_id, config_version=version, config=body.config
-                )
+            push = ConfigPush(
+                site=dev.site, device=device_id, config_version=version, config=body.config
             )
+            payload = encode(push)
         except (ProtocolError, ValueError) as err:
             raise HTTPException(413 if "limit" in str(err) else 422, str(err)) from err
         conn.execute(
             config_pushes.insert().values(
                 device=device_id,
                 version=version,
+                message_id=push.id,
                 config=body.config,
                 created_by=me.username,
                 created_at=now,
@@ -225,6 +226,7 @@ def push_config(device_id: DeviceId, body: ConfigPushBody, me: Me, ctx: Ctx) -> 
         created_at=now,
         config=body.config,
         applied_version=None,
+        status="pending",
     )
 
 
@@ -242,8 +244,22 @@ def latest_config(device_id: DeviceId, ctx: Ctx) -> ConfigPushInfo:
         applied = conn.execute(
             select(device_state.c.config_version).where(device_state.c.device == device_id)
         ).scalar()
+        reply = (
+            conn.execute(
+                select(replies.c.payload).where(replies.c.request_id == row.message_id)
+            ).scalar()
+            if row is not None and row.message_id
+            else None
+        )
     if row is None:
         raise HTTPException(404, f"no config pushed to {device_id!r} yet")
+    status, error = "pending", None
+    if reply is not None:
+        answer = json.loads(reply)
+        status = "applied" if answer.get("ok") else "rejected"
+        error = answer.get("error")
+    elif applied is not None and applied >= row.version:
+        status = "applied"
     return ConfigPushInfo(
         device=device_id,
         version=row.version,
@@ -251,4 +267,6 @@ def latest_config(device_id: DeviceId, ctx: Ctx) -> ConfigPushInfo:
         created_at=row.created_at,
         config=row.config,
         applied_version=applied,
+        status=status,
+        error=error,
     )

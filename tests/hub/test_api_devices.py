@@ -179,6 +179,8 @@ def test_config_push_reports_applied_version(
             ),
             message="applied version reported back",
         )
+        wait_until(lambda: commander.get(f"/api/v1/devices/{device}/config").json()[
+            "status"] == "applied", message="the device's reply is shown")
         info = commander.get(f"/api/v1/devices/{device}").json()
         assert info["config_version_pushed"] == 2
         assert info["config_version_applied"] == 2
@@ -285,3 +287,35 @@ def test_killed_device_shows_offline_within_one_and_a_half_keepalives(
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_refused_config_is_reported_with_the_reason(hub: RunningHub, broker: BrokerHarness,
+                                                    tmp_path: Path) -> None:
+    from edge.protocol import CmdChannel, ConfigPush
+
+    device = f"{hub.site}-refuse"
+    creds = _provision(hub, device)
+    pw = tmp_path / "pw"
+    pw.write_text(creds["mqtt_password"])
+    agent = AgentRuntime(AgentConfig(site=hub.site, device=device, data_dir=tmp_path / "edge",
+                                     mqtt=BusConfig(port=broker.port, username=device,
+                                                    password_file=pw)), DeviceKind.CAMERA)
+
+    def refuse(message: object) -> None:
+        assert isinstance(message, ConfigPush)
+        agent.config_rejected(message, "zones[0].kind: 'moat' is not a zone kind")
+
+    agent.on_command(CmdChannel.CONFIG, refuse)
+    agent.start()
+    commander = hub.client(Role.COMMANDER)
+    try:
+        assert agent.bus.wait_connected(5)
+        commander.post(f"/api/v1/devices/{device}/config",
+                       json={"config": {"zones": [{"kind": "moat"}]}})
+        wait_until(lambda: commander.get(f"/api/v1/devices/{device}/config").json()[
+            "status"] == "rejected", message="refusal reported")
+        latest = commander.get(f"/api/v1/devices/{device}/config").json()
+        assert latest["error"] == "zones[0].kind: 'moat' is not a zone kind"
+        assert latest["applied_version"] is None
+    finally:
+        agent.stop()
