@@ -65,8 +65,18 @@ class Dashboard {
       keyboard: true,
       attributionControl: true,
       preferCanvas: true,
+      zoomSnap: 0.25,
     });
     map.attributionControl.setPrefix("");
+    // Cell names sit above the cell fills but below every marker, so they never hide one.
+    map.createPane("gwCellLabels").style.zIndex = 450;
+    const legend = L.control({ position: "bottomleft" });
+    legend.onAdd = () => {
+      const div = L.DomUtil.create("div", "legend map-legend");
+      div.id = "legend";
+      return div;
+    };
+    legend.addTo(map);
     const base = c.base_layer;
     if (base.kind === "url" || base.kind === "local_tiles") {
       L.tileLayer(base.url, {
@@ -182,6 +192,17 @@ class Dashboard {
     if (this.can("alerts:read")) jobs.push(this.reloadAlerts());
     const results = await Promise.allSettled(jobs);
     for (const r of results) if (r.status === "rejected") console.error("initial load:", r.reason);
+    if (!this.fitted) this.fitToContent();
+  }
+
+  // Start on the whole district (cells, devices, points of interest) rather than a fixed zoom.
+  fitToContent() {
+    this.fitted = true;
+    const bounds = L.latLngBounds([]);
+    for (const { layer } of this.cells.cells.values()) bounds.extend(layer.getBounds());
+    for (const { marker } of this.devices.devices.values()) if (marker) bounds.extend(marker.getLatLng());
+    this.pois.group.eachLayer((m) => bounds.extend(m.getLatLng()));
+    if (bounds.isValid()) this.map.fitBounds(bounds.pad(0.08), { maxZoom: this.config.max_zoom });
   }
 
   async refreshDevices() {

@@ -103,7 +103,7 @@ export class CellsLayer {
     });
     if (!layer) return;
     layer.bindTooltip(this.label(f), {
-      permanent: true, direction: "center", className: `cell-label ${level ? `cell-${level}` : ""}`,
+      permanent: true, direction: "center", pane: "gwCellLabels", className: `cell-label ${level ? `cell-${level}` : ""}`,
     });
     layer.on("click", (ev) => this.onSelect(f, ev));
     this.group.addLayer(layer);

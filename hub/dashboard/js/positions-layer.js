@@ -10,6 +10,53 @@ export const ENTITY_STYLE = {
   track: { fill: "#D9DEE4", stroke: "#0b1320", shape: "square", r: 3.5 },
 };
 const SAMPLE_MAX = 4096;
+const TRAIL_BUDGET = 1500;
+const sprites = new Map();
+
+function spriteFor(kind, stale, ratio) {
+  const key = `${kind}:${stale}:${ratio}`;
+  let sprite = sprites.get(key);
+  if (sprite) return sprite;
+  const style = ENTITY_STYLE[kind];
+  if (!style) return null;
+  const size = Math.ceil(style.r * 2 + 4);
+  const canvas = document.createElement("canvas");
+  canvas.width = size * ratio;
+  canvas.height = size * ratio;
+  const c = canvas.getContext("2d");
+  c.scale(ratio, ratio);
+  const path = new Path2D();
+  addShape(path, style.shape, size / 2, size / 2, style.r);
+  if (stale) {
+    c.setLineDash([3, 2]);
+    c.strokeStyle = style.fill;
+    c.lineWidth = 1.5;
+    c.stroke(path);
+  } else {
+    c.fillStyle = style.fill;
+    c.strokeStyle = style.stroke;
+    c.lineWidth = 1.5;
+    c.fill(path);
+    c.stroke(path);
+  }
+  // Keep the shape's pixels (opaque enough to see) as offsets and packed RGBA values.
+  const n = size * ratio;
+  const data = new Uint32Array(c.getImageData(0, 0, n, n).data.buffer);
+  const offsets = [];
+  const colours = [];
+  for (let yy = 0; yy < n; yy++) {
+    for (let xx = 0; xx < n; xx++) {
+      const v = data[yy * n + xx];
+      if (v >>> 24 >= 96) {
+        offsets.push(xx, yy);
+        colours.push((v | 0xff000000) >>> 0);
+      }
+    }
+  }
+  sprite = { size: n, half: Math.floor(n / 2), offsets: Int32Array.from(offsets), colours: Uint32Array.from(colours) };
+  sprites.set(key, sprite);
+  return sprite;
+}
 
 function mercator(lon, lat) {
   const s = Math.sin((Math.max(-85.0511, Math.min(85.0511, lat)) * Math.PI) / 180);
@@ -27,7 +74,9 @@ export const PositionsLayer = L.Layer.extend({
     this.selected = null;
     this.dirty = false;
     this.pendingUpdates = [];
-    this.perf = { frames: 0, drawMs: [], recvToDrawMs: [], tsToDrawMs: [], updates: 0 };
+    this.perf = {
+      frames: 0, drawMs: new Samples(), recvToDrawMs: new Samples(), tsToDrawMs: new Samples(), updates: 0,
+    };
     this.onSelect = options.onSelect || (() => {});
   },
 
@@ -136,16 +185,55 @@ export const PositionsLayer = L.Layer.extend({
     ctx.clearRect(0, 0, w, h);
     const now = Date.now();
     const pad = 20;
-    // Trails first, one stroke per kind.
+    // Which entities are on screen (cheap arithmetic; nothing is rasterised yet).
+    const onScreen = [];
+    for (const e of this.entities.values()) {
+      if (!this.visibleKinds.has(e.kind)) continue;
+      const x = e.m[0] * scale - ox;
+      const y = e.m[1] * scale - oy;
+      if (x < -pad || y < -pad || x > w + pad || y > h + pad) continue;
+      onScreen.push([e, x, y]);
+    }
+    // Markers: without a GPU, rasterising thousands of vector shapes per frame is what costs.
+    // Each (kind, fresh|stale) shape is rasterised once into a pixel list and copied into one
+    // ImageData buffer, which is put on the canvas in a single call.
+    const W = this.canvas.width;
+    const H = this.canvas.height;
+    if (!this.img || this.img.width !== W || this.img.height !== H) {
+      this.img = ctx.createImageData(W, H);
+      this.px = new Uint32Array(this.img.data.buffer);
+    }
+    const px = this.px;
+    px.fill(0);
+    for (const [e, x, y] of onScreen) {
+      const sprite = spriteFor(e.kind, now - e.tsMs > this.staleMs, ratio);
+      if (!sprite) continue;
+      const x0 = Math.round(x * ratio) - sprite.half;
+      const y0 = Math.round(y * ratio) - sprite.half;
+      const { offsets, colours } = sprite;
+      if (x0 >= 0 && y0 >= 0 && x0 + sprite.size < W && y0 + sprite.size < H) {
+        const base = y0 * W + x0;
+        for (let k = 0; k < offsets.length; k += 2) px[base + offsets[k + 1] * W + offsets[k]] = colours[k >> 1];
+      } else {
+        for (let k = 0; k < offsets.length; k += 2) {
+          const xx = x0 + offsets[k];
+          const yy = y0 + offsets[k + 1];
+          if (xx >= 0 && yy >= 0 && xx < W && yy < H) px[yy * W + xx] = colours[k >> 1];
+        }
+      }
+    }
+    ctx.putImageData(this.img, 0, 0);
+    // Trails: rasterising thousands of anti-aliased polylines is what costs in a software
+    // canvas, so at most TRAIL_BUDGET trails are drawn, officers first, then wearers, tracks.
     if (this.trailPoints > 0) {
-      ctx.lineWidth = 2;
-      ctx.lineJoin = "round";
-      for (const kind of this.visibleKinds) {
-        const style = ENTITY_STYLE[kind];
-        if (!style) continue;
+      ctx.lineWidth = 1.5;
+      ctx.globalAlpha = 0.55;
+      let budget = TRAIL_BUDGET;
+      for (const kind of ["officer", "wearer", "track"]) {
+        if (!this.visibleKinds.has(kind) || budget <= 0) continue;
         ctx.beginPath();
-        for (const e of this.entities.values()) {
-          if (e.kind !== kind || e.trail.length < 2) continue;
+        for (const [e] of onScreen) {
+          if (e.kind !== kind || e.trail.length < 2 || budget <= 0) continue;
           let started = false;
           for (const [mx, my, tms] of e.trail) {
             if (now - tms > this.trailMaxAgeMs) continue;
@@ -157,36 +245,12 @@ export const PositionsLayer = L.Layer.extend({
               started = true;
             }
           }
+          budget -= 1;
         }
-        ctx.strokeStyle = style.fill;
-        ctx.globalAlpha = 0.55;
+        ctx.strokeStyle = ENTITY_STYLE[kind].fill;
         ctx.stroke();
       }
       ctx.globalAlpha = 1;
-    }
-    // Markers: fresh ones filled, stale ones hollow; one path per (kind, freshness).
-    for (const kind of this.visibleKinds) {
-      const style = ENTITY_STYLE[kind];
-      if (!style) continue;
-      const fresh = new Path2D();
-      const stale = new Path2D();
-      for (const e of this.entities.values()) {
-        if (e.kind !== kind) continue;
-        const x = e.m[0] * scale - ox;
-        const y = e.m[1] * scale - oy;
-        if (x < -pad || y < -pad || x > w + pad || y > h + pad) continue;
-        const path = now - e.tsMs > this.staleMs ? stale : fresh;
-        addShape(path, style.shape, x, y, style.r);
-      }
-      ctx.fillStyle = style.fill;
-      ctx.strokeStyle = style.stroke;
-      ctx.lineWidth = 1.5;
-      ctx.fill(fresh);
-      ctx.stroke(fresh);
-      ctx.setLineDash([3, 2]);
-      ctx.strokeStyle = style.fill;
-      ctx.stroke(stale);
-      ctx.setLineDash([]);
     }
     const sel = this.selected && this.entities.get(this.selected);
     if (sel && this.visibleKinds.has(sel.kind)) {
@@ -201,11 +265,11 @@ export const PositionsLayer = L.Layer.extend({
     const t1 = performance.now();
     const perf = this.perf;
     perf.frames += 1;
-    push(perf.drawMs, t1 - t0);
+    perf.drawMs.add(t1 - t0);
     const wall = Date.now();
     for (const [recv, tsMs] of this.pendingUpdates) {
-      push(perf.recvToDrawMs, t1 - recv);
-      push(perf.tsToDrawMs, wall - tsMs);
+      perf.recvToDrawMs.add(t1 - recv);
+      perf.tsToDrawMs.add(wall - tsMs);
     }
     this.pendingUpdates.length = 0;
   },
@@ -266,7 +330,23 @@ function addShape(path, shape, x, y, r) {
   }
 }
 
-function push(arr, v) {
-  arr.push(v);
-  if (arr.length > SAMPLE_MAX) arr.splice(0, arr.length - SAMPLE_MAX);
+// The newest SAMPLE_MAX measurements in a ring: O(1) per sample at thousands per second.
+class Samples {
+  constructor() {
+    this.buf = new Float64Array(SAMPLE_MAX);
+    this.n = 0;
+  }
+
+  add(v) {
+    this.buf[this.n % SAMPLE_MAX] = v;
+    this.n += 1;
+  }
+
+  reset() {
+    this.n = 0;
+  }
+
+  values() {
+    return Array.from(this.buf.subarray(0, Math.min(this.n, SAMPLE_MAX)));
+  }
 }

@@ -73,6 +73,7 @@ def open_dashboard(
     browser: Browser,
     hub: RunningHub,
     role: Role,
+    *,
     width: int = 1920,
     height: int = 1080,
 ) -> Page:

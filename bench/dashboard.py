@@ -1,0 +1,242 @@
+"""Dashboard: 5,000 live markers updating once a second, measured in Debian's Chromium.
+
+    .venv/bin/python bench/dashboard.py [--entities 5000] [--seconds 10]
+
+One real broker, one real hub, one logged-in dashboard (1920x1080). Three phases, same page:
+
+  baseline  the dashboard with an empty positions layer (its frame time is the reference)
+  inject    N entities move once a second, fed in the page through the same handler the
+            WebSocket calls (Dashboard.onEvent): the browser's own cost
+  e2e       N entities move once a second, published over MQTT as PositionBatch (500 per
+            message) -> broker -> hub ingest (SQLite) -> live WebSocket -> canvas
+
+Frame time = interval between requestAnimationFrame callbacks (60 Hz display: 16.7 ms ideal);
+draw = time the positions canvas takes per frame; latency = wall clock from the position's
+timestamp (set when published) to the end of the frame that drew it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playwright.sync_api import Page, sync_playwright
+
+from edge.agent import AgentRuntime
+from edge.config import AgentConfig
+from edge.protocol import DeviceKind, EntityKind, Position
+from edge.validators import utcnow
+from hub.auth import Role, create_user
+from hub.config import ApiConfig, HubConfig
+from hub.service import HubService
+from tests.support.broker import BrokerHarness
+
+SITE = "bench"
+PASSWORD = "bench-password-long-enough"  # noqa: S105 - throwaway user of a temp hub
+ORIGIN = (114.0570, 22.5430)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+MEASURE_JS = """(seconds) => new Promise((resolve) => {
+  const perf = __gw.positions.perf;
+  perf.drawMs.reset(); perf.recvToDrawMs.reset(); perf.tsToDrawMs.reset();
+  const frames = [];
+  let last = performance.now();
+  const end = last + seconds * 1000;
+  const updates0 = perf.updates;
+  function tick(now) {
+    frames.push(now - last); last = now;
+    if (now < end) requestAnimationFrame(tick);
+    else resolve({frames, draw: perf.drawMs.values(), latency: perf.tsToDrawMs.values(),
+                  recv: perf.recvToDrawMs.values(), updates: perf.updates - updates0,
+                  entities: __gw.positions.entities.size});
+  }
+  requestAnimationFrame(tick);
+})"""
+
+INJECT_JS = """([n, seconds, lon0, lat0]) => {
+  // Same shape as the hub's live events; 1 Hz per entity, spread over the second in 10 slices.
+  let step = 0;
+  const kinds = ["officer", "wearer", "track"];
+  const timer = setInterval(() => {
+    const slice = step % 10;
+    const ts = new Date().toISOString();
+    for (let i = slice; i < n; i += 10) {
+      const a = (i / n) * Math.PI * 2 + step * 0.002;
+      const r = 0.002 + (i % 50) * 0.00008;
+      __gw.onEvent({layer: "positions", site: "bench", entity: `e-${i}`, entity_kind: kinds[i % 3],
+        device: "bench-dev", lon: lon0 + r * Math.cos(a), lat: lat0 + r * Math.sin(a) * 0.9,
+        accuracy_m: 3, heading_deg: null, speed_mps: 1.2, ts});
+    }
+    step += 1;
+  }, 100);
+  setTimeout(() => clearInterval(timer), seconds * 1000 + 50);
+}"""
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+
+
+def summary(result: dict[str, Any]) -> dict[str, float]:
+    frames = result["frames"][1:]
+    return {
+        "frame_p50": pct(frames, 0.5),
+        "frame_p95": pct(frames, 0.95),
+        "frame_max": max(frames) if frames else float("nan"),
+        "fps": 1000 / statistics.mean(frames) if frames else 0.0,
+        "draw_p50": pct(result["draw"], 0.5),
+        "draw_p95": pct(result["draw"], 0.95),
+        "lat_p50": pct(result["latency"], 0.5),
+        "lat_p95": pct(result["latency"], 0.95),
+        "updates_per_s": result["updates"],
+        "entities": result["entities"],
+    }
+
+
+def publisher(agent: AgentRuntime, n: int, seconds: float, stop: threading.Event) -> None:
+    """Every entity moves once a second; batches of 500 spread over the second."""
+    lon0, lat0 = ORIGIN
+    step = 0
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end and not stop.is_set():
+        tick = time.monotonic()
+        for start in range(0, n, 500):
+            ts = utcnow()
+            batch = []
+            for i in range(start, min(n, start + 500)):
+                a = (i / n) * math.tau + step * 0.002
+                r = 0.002 + (i % 50) * 0.00008
+                batch.append(
+                    Position(
+                        entity=f"m-{i}",
+                        entity_kind=(EntityKind.OFFICER, EntityKind.WEARER, EntityKind.TRACK)[
+                            i % 3
+                        ],
+                        lon=lon0 + r * math.cos(a),
+                        lat=lat0 + r * math.sin(a) * 0.9,
+                        accuracy_m=3.0,
+                        ts=ts,
+                    )
+                )
+            agent.send_positions(batch)
+            time.sleep(max(0.0, 1.0 / math.ceil(n / 500) - 0.002))
+        step += 1
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+
+
+def run(page: Page, seconds: float) -> dict[str, float]:
+    return summary(page.evaluate(MEASURE_JS, seconds))
+
+
+def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, print
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--entities", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--trail-points", type=int, default=None, help="override ui.trail_points")
+    args = parser.parse_args()
+    n = args.entities
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        broker = BrokerHarness(work / "broker")
+        broker.start()
+        hub = HubService(
+            HubConfig(
+                site=SITE,
+                database_url=f"sqlite:///{work}/hub.sqlite",
+                mqtt=broker.hub_config(),
+                client_id="bench-hub",
+                accept_unprovisioned=True,
+                api=ApiConfig(port=0, ws_queue_max=100_000),
+            )
+        )
+        with hub.store.engine.begin() as conn:
+            create_user(conn, "bench-admin", PASSWORD, Role.ADMIN)
+        hub.start()
+        agent = AgentRuntime(
+            AgentConfig(
+                site=SITE,
+                device="bench-dev",
+                data_dir=work / "edge",
+                mqtt=broker.add_device(SITE, DeviceKind.WRISTBAND, "bench-dev"),
+                telemetry_queue_max=10_000,
+            ),
+            DeviceKind.WRISTBAND,
+        )
+        agent.start()
+        stop = threading.Event()
+        try:
+            assert hub.bus.wait_connected(10)
+            assert agent.bus.wait_connected(10)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                page.goto(f"http://127.0.0.1:{hub.api_port}/")
+                page.fill("#login-user", "bench-admin")
+                page.fill("#login-pass", PASSWORD)
+                page.press("#login-pass", "Enter")
+                page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+                page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+                page.evaluate("__gw.map.setView([22.5430, 114.0570], 15)")
+                if args.trail_points is not None:
+                    page.evaluate(f"__gw.positions.trailPoints = {args.trail_points}")
+                base = run(page, min(args.seconds, 5))
+                page.evaluate(INJECT_JS, [n, args.seconds + 1, *ORIGIN])
+                time.sleep(1.0)  # every entity present before measuring
+                inject = run(page, args.seconds)
+                time.sleep(1.2)
+                page.evaluate("__gw.positions.clear()")
+                pub = threading.Thread(
+                    target=publisher, args=(agent, n, args.seconds + 3, stop), daemon=True
+                )
+                pub.start()
+                time.sleep(2.0)
+                e2e = run(page, args.seconds)
+                stop.set()
+                pub.join()
+                dropped = hub.live.stats.get("clients_dropped_slow", 0)
+                browser.close()
+        finally:
+            stop.set()
+            agent.stop()
+            hub.stop()
+            broker.stop()
+    print(f"entities {n}, each moving once a second; {args.seconds:.0f} s per phase; 1920x1080")
+    head = f"{'phase':10} {'fps':>6} {'frame p50':>10} {'p95':>7} {'max':>7} {'draw p50':>9} "
+    head += f"{'p95':>7} {'latency p50':>12} {'p95':>8} {'updates/s':>10} {'on map':>7}"
+    print(head)
+    for name, s in (("baseline", base), ("inject", inject), ("e2e", e2e)):
+        print(
+            f"{name:10} {s['fps']:6.1f} {s['frame_p50']:8.1f}ms {s['frame_p95']:5.1f}ms "
+            f"{s['frame_max']:5.0f}ms {s['draw_p50']:7.1f}ms {s['draw_p95']:5.1f}ms "
+            f"{s['lat_p50']:10.0f}ms {s['lat_p95']:6.0f}ms "
+            f"{s['updates_per_s'] / args.seconds:10.0f} {s['entities']:7.0f}"
+        )
+    print(f"ratio frame p95 inject / baseline   {inject['frame_p95'] / base['frame_p95']:.2f}")
+    print(f"ratio frame p95 e2e / baseline      {e2e['frame_p95'] / base['frame_p95']:.2f}")
+    print(f"live clients dropped as too slow    {dropped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
