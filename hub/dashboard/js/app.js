@@ -198,6 +198,7 @@ class Dashboard {
   // Start on the whole district (cells, devices, points of interest) rather than a fixed zoom.
   fitToContent() {
     this.fitted = true;
+    this.map.invalidateSize(); // the map was laid out while the login view was showing
     const bounds = L.latLngBounds([]);
     for (const { layer } of this.cells.cells.values()) bounds.extend(layer.getBounds());
     for (const { marker } of this.devices.devices.values()) if (marker) bounds.extend(marker.getLatLng());
