@@ -68,6 +68,13 @@ class FrameProcessor:
         self.zones.forget({t.id for t in self.tracker.tracks})
         return FrameResult(ts, detections, tracks, events, regions or [], ran, elapsed_ms)
 
+    def replace_zones(self, config: CameraConfig, zones: ZoneEngine,
+                      homography: CameraHomography | None) -> None:
+        """Swap in pushed zones and homography (the caller holds the frame lock, so no frame
+        sees half of it). Tracks keep their ids; zone state carries over by zone id."""
+        zones.carry_over(self.zones)
+        self.config, self.zones, self.homography = config, zones, homography
+
     def lonlat(self, point: tuple[float, float]) -> tuple[float, float] | None:
         if self.homography is None:
             return None

@@ -12,10 +12,12 @@ from typing import Any
 
 from edge.agent import AgentRuntime
 from edge.camera.config import CameraConfig
+from edge.camera.homography import CameraHomography
 from edge.camera.ingest import Frame, FrameSource
 from edge.camera.pipeline import FrameProcessor, FrameResult
+from edge.camera.reload import ConfigReloader, PushedConfigFile, parse_push
 from edge.camera.snapshot import SnapshotError, render_snapshot
-from edge.camera.zones import ZoneEvent
+from edge.camera.zones import ZoneEngine, ZoneEvent
 from edge.protocol import (
     CmdChannel,
     DeviceKind,
@@ -44,6 +46,15 @@ class CameraService:
         self.runtime = runtime or AgentRuntime(config, DeviceKind.CAMERA,
                                                health_fields=self.health_fields)
         self.runtime.on_command(CmdChannel.REQUEST, self._on_request)
+        # Held while a frame is processed and its alerts are built: a pushed config swaps in
+        # between two frames, never in the middle of one.
+        self._frame_lock = threading.Lock()
+        self.file_config = config
+        self.reloader: ConfigReloader[CameraConfig] = ConfigReloader(
+            self.runtime, PushedConfigFile(config.data_dir / f"{config.device}-pushed-config.json"),
+            lambda raw: parse_push(self.file_config, raw), self.apply_config)
+        self.runtime.on_command(CmdChannel.CONFIG, self.reloader.handle)
+        self.reloader.restore()
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,6 +81,15 @@ class CameraService:
             self._thread = None
         self.runtime.stop()
         self.processor.close()
+
+    def apply_config(self, config: CameraConfig) -> None:
+        """Put a validated effective config's zones and homography in force between frames."""
+        zones = ZoneEngine(config.zones)
+        homography = (CameraHomography(config.homography)
+                      if config.homography is not None else None)
+        with self._frame_lock:
+            self.processor.replace_zones(config, zones, homography)
+            self.config = config
 
     # -- health -------------------------------------------------------------------------
 
@@ -103,7 +123,8 @@ class CameraService:
                     return
                 continue
             try:
-                self._handle(frame)
+                with self._frame_lock:
+                    self._handle(frame)
             except Exception:  # one bad frame must not kill the camera
                 self.runtime.counters["frame_errors"] += 1
                 log.exception("frame %s failed", frame.seq)

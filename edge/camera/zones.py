@@ -88,6 +88,14 @@ class ZoneEvent:
     started_ts: float | None = None
 
 
+def zone_geometry(zone: IntrusionZone | LoiteringZone | LineZone) -> tuple[object, ...]:
+    """What a zone's per-track state depends on: its type and its points (and for a line the
+    thresholds that decide the side a track is on)."""
+    if isinstance(zone, LineZone):
+        return (zone.type, zone.a, zone.b, zone.min_offset_px, zone.end_margin_px)
+    return (zone.type, tuple(zone.polygon))
+
+
 def polygon_area(poly: Sequence[Point]) -> float:
     s = 0.0
     for (x1, y1), (x2, y2) in zip(poly, [*poly[1:], poly[0]], strict=True):
@@ -140,6 +148,22 @@ class ZoneEngine:
                 if event is not None and self._cooled(zone, track.id, ts):
                     events.append(event)
         return events
+
+    def carry_over(self, old: ZoneEngine) -> None:
+        """Take over the per-track state of ``old`` (a hot reload swaps engines between two
+        frames). Counts and cool-downs follow a zone id; side, frames-inside and entry time
+        only follow a zone whose geometry is unchanged, because against moved geometry they
+        would raise a crossing or an entry that never happened."""
+        before = {z.id: z for z in old.zones}
+        same_id = {z.id for z in self.zones if z.id in before}
+        same_shape = {z.id for z in self.zones
+                      if z.id in before and zone_geometry(z) == zone_geometry(before[z.id])}
+        for zone_id in same_id:
+            self.counts[zone_id] = old.counts[zone_id].copy()
+        self._last_alert = {k: v for k, v in old._last_alert.items() if k[0] in same_id}
+        self._side = {k: v for k, v in old._side.items() if k[0] in same_shape}
+        self._inside_frames = {k: v for k, v in old._inside_frames.items() if k[0] in same_shape}
+        self._entered_ts = {k: v for k, v in old._entered_ts.items() if k[0] in same_shape}
 
     def forget(self, live_ids: set[int]) -> None:
         """Drop per-track state of tracks the tracker no longer has."""

@@ -28,6 +28,14 @@ class ScanResult:
     crossings: list[Crossing]
 
 
+def build_rules(config: LidarConfig) -> tuple[list[ZoneRule], list[LineRule]]:
+    zones = [ZoneRule(z.id, [(p.x_m, p.y_m) for p in z.polygon], z.min_dwell_s)
+             for z in config.zones]
+    lines = [LineRule(ln.id, (ln.a.x_m, ln.a.y_m), (ln.b.x_m, ln.b.y_m), ln.hysteresis_m,
+                      ln.in_name, ln.out_name) for ln in config.lines]
+    return zones, lines
+
+
 class PerimeterPipeline:
     def __init__(self, config: LidarConfig, *, track_id_prefix: str | None = None) -> None:
         b, c, t = config.background, config.clustering, config.tracking
@@ -38,10 +46,7 @@ class PerimeterPipeline:
         self.cluster_params = ClusterParams(c.join_m, c.merge_m, c.min_points, c.max_extent_m)
         self.tracker = Tracker(TrackerParams(t.gate_m, t.confirm_hits, t.max_missed_s,
                                              t.max_speed_mps), id_prefix=track_id_prefix)
-        self.zones = [ZoneRule(z.id, [(p.x_m, p.y_m) for p in z.polygon], z.min_dwell_s)
-                      for z in config.zones]
-        self.lines = [LineRule(ln.id, (ln.a.x_m, ln.a.y_m), (ln.b.x_m, ln.b.y_m),
-                               ln.hysteresis_m, ln.in_name, ln.out_name) for ln in config.lines]
+        self.zones, self.lines = build_rules(config)
         self.scans = 0
         self.samples = 0
         self.events: Counter[str] = Counter()
@@ -61,6 +66,20 @@ class PerimeterPipeline:
         self.events["intrusions"] += len(intrusions)
         self.events["crossings"] += len(crossings)
         return ScanResult(scan.t_s, int(np.sum(mask)), clusters, tracks, intrusions, crossings)
+
+    def replace_rules(self, zones: list[ZoneRule], lines: list[LineRule]) -> None:
+        """Swap in pushed zones and lines between two scans (the caller serialises this with
+        :meth:`process`). Background, clusters and tracks are untouched; rule state carries
+        over by id (see :meth:`ZoneRule.carry_over`, :meth:`LineRule.carry_over`)."""
+        old_zones = {z.id: z for z in self.zones}
+        old_lines = {ln.id: ln for ln in self.lines}
+        for zone in zones:
+            if zone.id in old_zones:
+                zone.carry_over(old_zones[zone.id])
+        for line in lines:
+            if line.id in old_lines:
+                line.carry_over(old_lines[line.id])
+        self.zones, self.lines = zones, lines
 
     def line_counts(self) -> dict[str, int]:
         """``<line>.<direction>`` -> crossings since start."""

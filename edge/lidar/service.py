@@ -21,11 +21,12 @@ from bridges.lidar.transport import SerialFactory, SerialLidarTransport
 from edge.agent import AgentRuntime
 from edge.lidar.config import LidarConfig, ZoneConfig
 from edge.lidar.geometry import LocalProjection
-from edge.lidar.pipeline import PerimeterPipeline, ScanResult
+from edge.lidar.pipeline import PerimeterPipeline, ScanResult, build_rules
+from edge.lidar.reload import ConfigReloader, PushedConfigFile, parse_push
 from edge.lidar.scan import Scan, ScanAssembler
 from edge.lidar.tracking import Track
 from edge.lidar.zones import Intrusion
-from edge.protocol import AlertKind, DeviceKind, EntityKind, Location, Position
+from edge.protocol import AlertKind, CmdChannel, DeviceKind, EntityKind, Location, Position
 from edge.queues import BoundedQueue
 from edge.validators import utcnow
 
@@ -63,6 +64,15 @@ class LidarService:
         self._rate_mark: tuple[float, int, int] = (clock(), 0, 0)
         self._rates = (0.0, 0.0)
         self.last_result: ScanResult | None = None
+        # Held while a scan is processed and its alerts raised: pushed rules swap in between
+        # two scans, never in the middle of one.
+        self._scan_lock = threading.Lock()
+        self.file_config = config
+        self.reloader: ConfigReloader[LidarConfig] = ConfigReloader(
+            self.runtime, PushedConfigFile(config.data_dir / f"{config.device}-pushed-config.json"),
+            lambda raw: parse_push(self.file_config, raw), self.apply_config)
+        self.runtime.on_command(CmdChannel.CONFIG, self.reloader.handle)
+        self.reloader.restore()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -98,18 +108,27 @@ class LidarService:
         next_positions = self._clock()
         while not self._stop.is_set():
             for scan in self.scans.get_batch(8, timeout_s=0.2):
-                started = time.perf_counter()
-                result = self.pipeline.process(scan)
-                with self._lock:
-                    self._processing_s += time.perf_counter() - started
-                    self._processed += 1
-                    self.last_result = result
-                for intrusion in result.intrusions:
-                    self._raise_intrusion(intrusion)
+                with self._scan_lock:
+                    started = time.perf_counter()
+                    result = self.pipeline.process(scan)
+                    with self._lock:
+                        self._processing_s += time.perf_counter() - started
+                        self._processed += 1
+                        self.last_result = result
+                    for intrusion in result.intrusions:
+                        self._raise_intrusion(intrusion)
             now = self._clock()
             if now >= next_positions:
                 next_positions = now + self.config.position_interval_s
                 self._publish_positions(now)
+
+    def apply_config(self, config: LidarConfig) -> None:
+        """Put a validated effective config's zones and lines in force between scans."""
+        zones, lines = build_rules(config)
+        with self._scan_lock:
+            self.pipeline.replace_rules(zones, lines)
+            self._zones = {z.id: z for z in config.zones}
+            self.config = config
 
     def _raise_intrusion(self, event: Intrusion) -> None:
         zone = self._zones[event.zone]

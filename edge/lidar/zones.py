@@ -39,6 +39,15 @@ class ZoneRule:
     _alerted: set[str] = field(default_factory=set)
     inside_now: int = 0
 
+    def carry_over(self, old: ZoneRule) -> None:
+        """Take over ``old``'s per-track state when the polygon is unchanged (a dwell edit
+        keeps who is inside since when). A moved polygon starts afresh: a person already
+        inside it is alerted again after ``min_dwell_s``."""
+        if old.polygon == self.polygon:
+            self._entered = dict(old._entered)
+            self._alerted = set(old._alerted)
+            self.inside_now = old.inside_now
+
     def update(self, tracks: list[Track], t_s: float) -> list[Intrusion]:
         events: list[Intrusion] = []
         present: set[str] = set()
@@ -70,6 +79,14 @@ class LineRule:
     out_name: str = "out"
     counts: Counter[str] = field(default_factory=Counter)
     _side: dict[str, tuple[int, Point]] = field(default_factory=dict)
+
+    def carry_over(self, old: LineRule) -> None:
+        """Counts follow the line id (when the direction names stay); the side each track is
+        on only follows an unchanged line, as a moved line would count crossings nobody made."""
+        if (old.in_name, old.out_name) == (self.in_name, self.out_name):
+            self.counts = old.counts.copy()
+        if (old.a, old.b, old.hysteresis_m) == (self.a, self.b, self.hysteresis_m):
+            self._side = dict(old._side)
 
     def update(self, tracks: list[Track], t_s: float) -> list[Crossing]:
         events: list[Crossing] = []
