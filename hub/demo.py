@@ -51,6 +51,12 @@ OFFICER_ROUTES: dict[str, list[tuple[float, float]]] = {
     ],
     "officer-2": [(114.0600, 22.5400), (114.0640, 22.5410), (114.0630, 22.5440)],
 }
+# Where the fixed demo devices are mounted, metres east/north of ORIGIN.
+DEVICE_MOUNTS: dict[str, tuple[float, float]] = {
+    "camera-vtest": (5.0, 5.0),
+    "lidar-yard": (40.0, 20.0),
+    "wristband-gw-1": (0.0, 0.0),
+}
 # Agents with a demo piece: kind -> module exposing DEMO_DEVICES and start_demo().
 AGENT_DEMOS: dict[DeviceKind, str] = {
     DeviceKind.CAMERA: "edge.camera.demo",
@@ -142,7 +148,10 @@ class DemoStack:
         hub = self.hub
 
         def provision(kind: DeviceKind, device: str, name: str) -> None:
-            creds = hub.registry.add("demo", DEMO_SITE, kind, device, name)
+            mount = DEVICE_MOUNTS.get(device)
+            creds = hub.registry.add(
+                "demo", DEMO_SITE, kind, device, name, location=_offset(*mount) if mount else None
+            )
             passwords[device] = _secret_file(secrets / f"{device}.mqtt", creds.mqtt_password or "")
 
         def mqtt_for(device: str) -> BusConfig:

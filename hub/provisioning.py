@@ -114,6 +114,7 @@ class DeviceRegistry:
         *,
         with_password: bool = True,
         with_certificate: bool = False,
+        location: tuple[float, float] | None = None,
     ) -> Credentials:
         check_segment(site, "site")
         check_segment(device, "device")
@@ -159,6 +160,8 @@ class DeviceRegistry:
                     status="active",
                     mqtt_password_hash=hash_password(password) if password else None,
                     cert_serial=serial,
+                    lon=location[0] if location else None,
+                    lat=location[1] if location else None,
                     created_at=utcnow(),
                     created_by=actor,
                 )

@@ -54,6 +54,8 @@ devices = Table(
     Column("kind", String(16), nullable=False),
     Column("name", String(200), nullable=False, default=""),
     Column("status", String(16), nullable=False, default="active"),  # active | retired
+    Column("lon", Float),  # where it is mounted (WGS84), set by the installer
+    Column("lat", Float),
     Column("mqtt_password_hash", String(256)),
     Column("cert_serial", String(64)),
     Column("created_at", TS, nullable=False),

@@ -76,11 +76,17 @@ class UserInfo(BaseModel):
     created_at: datetime
 
 
+class LonLat(Body):
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+
+
 class DeviceCreate(Body):
     id: Id
     site: Id
     kind: DeviceKind
     name: Annotated[str, Field(max_length=200)] = ""
+    location: LonLat | None = Field(default=None, description="where it is mounted (WGS84)")
     with_password: bool = True
     with_certificate: bool = False
 
@@ -88,10 +94,21 @@ class DeviceCreate(Body):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"id": "cam-north-1", "site": "demo", "kind": "camera", "name": "North gate camera"}
+                {
+                    "id": "cam-north-1",
+                    "site": "demo",
+                    "kind": "camera",
+                    "name": "North gate camera",
+                    "location": {"lon": 114.0571, "lat": 22.5433},
+                }
             ]
         },
     )
+
+
+class DeviceUpdate(Body):
+    name: Annotated[str, Field(max_length=200)] | None = None
+    location: LonLat | None = None
 
 
 class DeviceRetire(Body):
@@ -113,6 +130,7 @@ class DeviceInfo(BaseModel):
     kind: str
     name: str
     status: str
+    location: LonLat | None
     created_at: datetime
     retired_at: datetime | None
     online: Literal["online", "offline", "stopped", "unknown"]

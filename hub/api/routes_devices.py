@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 
 from edge.bus import BusError
 from edge.protocol import CmdChannel, ConfigPush, ProtocolError, cmd_topic, encode
@@ -20,7 +20,9 @@ from hub.api.models import (
     DeviceCredentials,
     DeviceInfo,
     DeviceRetire,
+    DeviceUpdate,
     HealthRecord,
+    LonLat,
     Paged,
 )
 from hub.auth import Permission
@@ -55,7 +57,9 @@ def _device_query() -> Any:
 
 
 def _info(row: Any) -> DeviceInfo:
+    located = row.lon is not None and row.lat is not None
     return DeviceInfo(
+        location=LonLat(lon=row.lon, lat=row.lat) if located else None,
         id=row.id,
         site=row.site,
         kind=row.kind,
@@ -150,6 +154,7 @@ def provision_device(body: DeviceCreate, me: Me, ctx: Ctx) -> DeviceCredentials:
             body.name,
             with_password=body.with_password,
             with_certificate=body.with_certificate,
+            location=(body.location.lon, body.location.lat) if body.location else None,
         )
     except ProvisioningError as err:
         code = 409 if "already exists" in str(err) else 422
@@ -162,6 +167,23 @@ def provision_device(body: DeviceCreate, me: Me, ctx: Ctx) -> DeviceCredentials:
         key_pem=creds.key_pem,
         ca_pem=creds.ca_pem,
     )
+
+
+@router.patch("/{device_id}", response_model=DeviceInfo, **guarded(Permission.DEVICES_WRITE))
+def update_device(device_id: DeviceId, body: DeviceUpdate, me: Me, ctx: Ctx) -> DeviceInfo:
+    """Rename a device or record where it is mounted (shown on the map)."""
+    values: dict[str, Any] = {}
+    if body.name is not None:
+        values["name"] = body.name
+    if body.location is not None:
+        values.update(lon=body.location.lon, lat=body.location.lat)
+    if not values:
+        raise HTTPException(422, "nothing to change: send name or location")
+    with ctx.audit.change(me.username, "device.update", device_id, values) as conn:
+        res = conn.execute(update(devices).where(devices.c.id == device_id).values(**values))
+        if res.rowcount != 1:
+            raise HTTPException(404, f"no device {device_id!r}")
+    return get_device(device_id, ctx)
 
 
 @router.post("/{device_id}/retire", status_code=204, **guarded(Permission.DEVICES_WRITE))

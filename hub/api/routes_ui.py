@@ -17,14 +17,14 @@ from edge.validators import SEGMENT_PATTERN, utcnow
 from hub.api.deps import Ctx, PageDep, encode_cursor, guarded
 from hub.auth import Permission
 from hub.dashboard_config import DashboardConfig
-from hub.schema import alerts, config_pushes, device_state, devices, health, latest_positions
+from hub.schema import alerts, device_state, devices, health, latest_positions
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/ui", tags=["dashboard"])
 MAX_TILE_ZOOM = 22
 DeviceStatus = Literal["online", "offline", "degraded", "unknown"]
-LocationSource = Literal["config", "positions", "alert"]
+LocationSource = Literal["registry", "positions", "alert"]
 
 
 @router.get("/config", **guarded(Permission.SELF))
@@ -137,46 +137,10 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-def config_location(config: Any) -> tuple[float, float] | None:
-    """``location: {lon, lat}`` from a pushed device config, if present and plausible."""
-    if not isinstance(config, dict):
-        return None
-    loc = config.get("location")
-    if not isinstance(loc, dict):
-        return None
-    lon, lat = loc.get("lon"), loc.get("lat")
-    if (
-        isinstance(lon, int | float)
-        and isinstance(lat, int | float)
-        and -180 <= lon <= 180
-        and -90 <= lat <= 90
-    ):
-        return float(lon), float(lat)
-    return None
-
-
 def _latest_per_device(conn: Any, ids: list[str]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     if not ids:
         return rows
-    newest_cfg = (
-        select(config_pushes.c.device, func.max(config_pushes.c.version).label("v"))
-        .where(config_pushes.c.device.in_(ids))
-        .group_by(config_pushes.c.device)
-        .subquery()
-    )
-    for r in conn.execute(
-        select(config_pushes.c.device, config_pushes.c.config).join(
-            newest_cfg,
-            and_(
-                newest_cfg.c.device == config_pushes.c.device,
-                newest_cfg.c.v == config_pushes.c.version,
-            ),
-        )
-    ):
-        loc = config_location(r.config)
-        if loc is not None:
-            rows.setdefault(r.device, {})["config"] = loc
     newest_pos = (
         select(latest_positions.c.device, func.max(latest_positions.c.ts).label("ts"))
         .where(latest_positions.c.device.in_(ids))
@@ -233,9 +197,10 @@ def devices_on_map(
     page: PageDep,
     site: Annotated[str | None, Query(pattern=SEGMENT_PATTERN)] = None,
 ) -> dict[str, Any]:
-    """Active devices as GeoJSON: placed at ``location`` from their pushed config, else where
-    their entities were last seen, else at their last located alert; status is online, offline,
-    degraded (online with a stale heartbeat, a backed-up outbox or a hot CPU) or unknown.
+    """Active devices as GeoJSON: placed where the installer recorded them (``location`` at
+    provisioning or ``PATCH /devices/{id}``), else where their entities were last seen, else
+    at their last located alert; status is online, offline, degraded (online with a stale
+    heartbeat, a backed-up outbox or a hot CPU) or unknown.
     Devices with no known place have ``geometry: null``."""
     stmt = (
         select(devices, device_state.c.state, device_state.c.received_at)
@@ -258,9 +223,11 @@ def devices_on_map(
     features = []
     for r in rows:
         info = extra.get(r.id, {})
+        if r.lon is not None and r.lat is not None:
+            info = {**info, "registry": (r.lon, r.lat)}
         source: LocationSource | None = None
         point: tuple[float, float] | None = None
-        for key in ("config", "positions", "alert"):
+        for key in ("registry", "positions", "alert"):
             if key in info:
                 source, point = key, info[key]
                 break

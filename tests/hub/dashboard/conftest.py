@@ -115,19 +115,19 @@ class District:
     agents: dict[str, AgentRuntime] = field(default_factory=dict)
 
     def device(self, device: str, kind: str, location: tuple[float, float] | None) -> AgentRuntime:
-        """Provision through the API, push its map location, start a real agent."""
+        """Provision through the API with its mount location, start a real agent."""
         admin = self.hub.client(Role.ADMIN)
-        res = admin.post(
-            "/api/v1/devices",
-            json={"id": device, "site": self.hub.site, "kind": kind, "name": device.title()},
-        )
+        body: dict[str, object] = {
+            "id": device,
+            "site": self.hub.site,
+            "kind": kind,
+            "name": device.title(),
+        }
+        if location is not None:
+            body["location"] = {"lon": location[0], "lat": location[1]}
+        res = admin.post("/api/v1/devices", json=body)
         res.raise_for_status()
         creds = res.json()
-        if location is not None:
-            admin.post(
-                f"/api/v1/devices/{device}/config",
-                json={"config": {"location": {"lon": location[0], "lat": location[1]}}},
-            ).raise_for_status()
         pw = self.tmp_path / f"{device}.pw"
         pw.write_text(creds["mqtt_password"])
         cfg = AgentConfig(
