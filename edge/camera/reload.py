@@ -32,7 +32,7 @@ from pydantic import Field, ValidationError
 from edge.agent import AgentRuntime
 from edge.camera.config import CameraConfig
 from edge.camera.homography import HomographyConfig
-from edge.camera.zones import ZoneConfig
+from edge.camera.zones import LineZone, ZoneConfig
 from edge.config import StrictModel
 from edge.protocol import ConfigPush, Message
 
@@ -99,25 +99,39 @@ def parse_push(base: CameraConfig, raw: Mapping[str, Any]) -> CameraConfig:
         push = CameraPush.model_validate(raw)
     except ValidationError as err:
         raise PushRejectedError(describe(err, raw) + hint) from err
+    w, h = base.ingest.width_px, base.ingest.height_px
+    where = "pixels of the file's ingest.width_px x ingest.height_px"
+    zones = push.zones or []
+    seen: set[str] = set()
+    for i, zone in enumerate(zones):
+        if zone.id in seen:
+            raise PushRejectedError(f"config.zones[{i}].id: zone ids must be unique, "
+                                    f"{zone.id!r} is used twice" + hint)
+        seen.add(zone.id)
+        named = ("a", "b") if isinstance(zone, LineZone) else None
+        points = [zone.a, zone.b] if isinstance(zone, LineZone) else zone.polygon
+        for j, (x, y) in enumerate(points):
+            if not (0 <= x <= w and 0 <= y <= h):
+                at = f".{named[j]}" if named else f".polygon[{j}]"
+                raise PushRejectedError(
+                    f"config.zones[{i}] ({zone.id!r}){at}: ({x:g}, {y:g}) is outside the "
+                    f"{w}x{h} frame; zone points are {where}" + hint)
+    if push.homography is not None:
+        for i, point in enumerate(push.homography.points):
+            x, y = point.px
+            if not (0 <= x <= w and 0 <= y <= h):
+                raise PushRejectedError(
+                    f"config.homography.points[{i}].px: ({x:g}, {y:g}) is outside the {w}x{h} "
+                    f"frame; ground points are {where}" + hint)
     merged = base.model_dump(mode="python")
     for key in push.model_fields_set:
         merged[key] = getattr(push, key)
     if merged.get("zones") is None:
         merged["zones"] = []
-    try:
-        effective = CameraConfig.model_validate(merged)
+    try:  # the file's own checks on the result, so a push accepts what the file accepts
+        return CameraConfig.model_validate(merged)
     except ValidationError as err:
         raise PushRejectedError(describe(err, raw) + hint) from err
-    w, h = effective.ingest.width_px, effective.ingest.height_px
-    if "homography" in push.model_fields_set and effective.homography is not None:
-        for i, point in enumerate(effective.homography.points):
-            x, y = point.px
-            if not (0 <= x <= w and 0 <= y <= h):
-                raise PushRejectedError(
-                    f"config.homography.points[{i}].px: ({x:g}, {y:g}) is outside the {w}x{h} "
-                    f"frame; ground points are pixels of ingest.width_px x ingest.height_px"
-                    + hint)
-    return effective
 
 
 class PushedConfigFile:
