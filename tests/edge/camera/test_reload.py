@@ -30,7 +30,7 @@ from tests.support.waiting import wait_until
 
 W, H = 384, 288
 # the footpath where people walk in vtest.avi, at half resolution
-WALKWAY = [[0, 110], [384, 110], [384, 288], [0, 288]]
+WALKWAY: list[list[float]] = [[0, 110], [384, 110], [384, 288], [0, 288]]
 HOMOGRAPHY = {"points": [
     {"px": [0, 75], "lon": 114.0565, "lat": 22.5433},
     {"px": [383, 75], "lon": 114.0570, "lat": 22.5433},
@@ -166,7 +166,7 @@ def vtest_slice(vtest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Frames 100-399 of vtest.avi at half resolution, as a 10 fps MJPEG AVI (30 s)."""
     path = tmp_path_factory.mktemp("video") / "vtest-slice.avi"
     cap = cv2.VideoCapture(str(vtest))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (W, H))
     try:
         for i in range(400):
             ok, frame = cap.read()
@@ -257,7 +257,7 @@ def test_pushed_zone_alerts_nonsense_refused_removed_zone_silent(
         wait_until(lambda: service.source.counters["frames"] >= frames + 20, 10,
                    message="more frames")
         assert sum(1 for e in service.events if e.zone == "walkway") == walkway_events
-        assert service.processor.homography is None
+        assert service.config.homography is None
         assert service.runtime.counters["config_applied"] == 2
         assert service.runtime.counters["config_rejected"] == 1
     finally:
