@@ -43,13 +43,10 @@ DEMO_SITE = "demo"
 ORIGIN = (114.0570, 22.5430)  # a few blocks of a district (WGS84); any place works
 M_PER_DEG = 111_320.0
 OFFICER_ROUTES: dict[str, list[tuple[float, float]]] = {
-    "officer-1": [
-        (114.0550, 22.5420),
-        (114.0590, 22.5420),
-        (114.0590, 22.5450),
-        (114.0550, 22.5450),
-    ],
-    "officer-2": [(114.0600, 22.5400), (114.0640, 22.5410), (114.0630, 22.5440)],
+    "officer-1": [(114.0550, 22.5420), (114.0590, 22.5420), (114.0590, 22.5450),
+                  (114.0550, 22.5450)],
+    "officer-2": [(114.0580, 22.5405), (114.0605, 22.5405), (114.0605, 22.5425),
+                  (114.0580, 22.5425)],
 }
 # Where the fixed demo devices are mounted, metres east/north of ORIGIN.
 DEVICE_MOUNTS: dict[str, tuple[float, float]] = {
@@ -204,16 +201,27 @@ class DemoStack:
                 "site": DEMO_SITE,
                 "name": f"{'ABC'[row]}{col + 1}",
                 "team": teams[row],
-                "geometry": _square(-200 + col * 100, 100 - row * 100, 100),
+                "geometry": _square(-400 + col * 200, 100 - row * 200, 200),
                 "properties": {},
                 "updated_at": now,
+                # every row names every column: a multi-row insert takes its columns from row 1
+                "warning_level": None,
+                "warning_reason": None,
+                "warning_set_by": None,
+                "warning_set_at": None,
             }
             for row in range(3)
             for col in range(4)
         ]
-        cells[5].update(
+        cells[6].update(
             warning_level="orange",
             warning_reason="market day crowds",
+            warning_set_by="admin",
+            warning_set_at=now,
+        )
+        cells[1].update(
+            warning_level="yellow",
+            warning_reason="school-run traffic",
             warning_set_by="admin",
             warning_set_at=now,
         )
