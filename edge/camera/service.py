@@ -93,6 +93,13 @@ class CameraService:
 
     # -- health -------------------------------------------------------------------------
 
+    def _config_metrics(self) -> dict[str, float]:
+        """Pushed-config bookkeeping (first, so a long zone list cannot crowd it out)."""
+        c = self.runtime.counters
+        return {"config_version": float(self.reloader.applied_version),
+                **{name: float(c[name]) for name in ("config_applied", "config_rejected",
+                                                     "config_stale", "config_restore_failed")}}
+
     def health_fields(self) -> dict[str, Any]:
         now = self._clock()
         recent = [t for t in self._fps_window if now - t <= 10.0]
@@ -106,6 +113,7 @@ class CameraService:
             "tracks": float(len(self.processor.tracker.tracks)),
             "connected": 1.0 if self.source.connected.is_set() else 0.0,
         }
+        metrics.update(self._config_metrics())
         for zone, counts in self.processor.zones.counts.items():
             for name, value in counts.items():
                 metrics[f"zone_{zone}_{name}"[:64]] = float(value)

@@ -178,6 +178,13 @@ class LidarService:
         c["scan_queue_full"] = self.scans.dropped["scan_queue_full"]
         return c
 
+    def _config_metrics(self) -> dict[str, float]:
+        """Pushed-config bookkeeping (first, so a long zone list cannot crowd it out)."""
+        c = self.runtime.counters
+        return {"config_version": float(self.reloader.applied_version),
+                **{name: float(c[name]) for name in ("config_applied", "config_rejected",
+                                                     "config_stale", "config_restore_failed")}}
+
     def health_fields(self) -> dict[str, Any]:
         c = self.counters()
         now = self._clock()
@@ -189,8 +196,9 @@ class LidarService:
                            (c["samples"] - samples0) / (now - t0))
             self._rate_mark = (now, processed, c["samples"])
         scan_rate, sample_rate = self._rates
-        metrics: dict[str, float] = {f"count.{k}": float(v)
-                                     for k, v in self.pipeline.line_counts().items()}
+        metrics: dict[str, float] = self._config_metrics()
+        metrics.update({f"count.{k}": float(v)
+                        for k, v in self.pipeline.line_counts().items()})
         for zone in self.pipeline.zones:
             metrics[f"zone.{zone.id}.inside"] = float(zone.inside_now)
         result = self.last_result
