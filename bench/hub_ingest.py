@@ -144,11 +144,13 @@ def ws_latency(broker: BrokerHarness, db_url: str, samples: int) -> list[float]:
                          ts=utcnow())]))
             sent[entity] = time.perf_counter()
             pub.publish(topic, payload, qos=0)
-            while True:
-                event = json.loads(ws.recv(timeout=5))
-                if event.get("entity") == entity:
-                    delays.append((time.perf_counter() - sent[entity]) * 1000)
-                    break
+            seen = False
+            while not seen:
+                frame = json.loads(ws.recv(timeout=5))
+                for event in frame["events"] if frame["layer"] == "batch" else [frame]:
+                    if event.get("entity") == entity:
+                        delays.append((time.perf_counter() - sent[entity]) * 1000)
+                        seen = True
             time.sleep(0.01)
     pub.loop_stop()
     pub.disconnect()

@@ -147,9 +147,10 @@ def test_positions_latest_history_bbox_pages(
 def _recv(ws: ClientConnection, layer: str, timeout_s: float = 5.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout_s
     while True:
-        event = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if event["layer"] == layer:
-            return event  # type: ignore[no-any-return]
+        frame = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        for event in frame["events"] if frame["layer"] == "batch" else [frame]:
+            if event["layer"] == layer:
+                return event  # type: ignore[no-any-return]
 
 
 def test_live_stream_filters_by_layer_and_bbox(

@@ -42,8 +42,12 @@ export class LiveStream {
         this.hadConnection = true;
         return;
       }
-      this.received += 1;
-      this.onEvent(event);
+      // Events that queued up together on the hub arrive as one batch frame.
+      const events = event.layer === "batch" ? event.events : [event];
+      for (const one of events) {
+        this.received += 1;
+        this.onEvent(one);
+      }
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
