@@ -35,7 +35,14 @@ from hub.store import BatchResult, Store
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBED_CHANNELS = (Channel.STATE, Channel.HEALTH, Channel.ALERT, Channel.POS, Channel.REPLY)
+SUBSCRIBED_CHANNELS = (
+    Channel.STATE,
+    Channel.HEALTH,
+    Channel.ALERT,
+    Channel.POS,
+    Channel.REPLY,
+    Channel.SIGHTINGS,
+)
 
 
 @dataclass(slots=True)

@@ -10,15 +10,16 @@ from collections.abc import Callable
 import uvicorn
 
 from edge.bus import Bus
-from edge.protocol import Inbound
+from edge.protocol import MAX_POSITIONS_PER_BATCH, Inbound, PositionBatch
 from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.config import HubConfig
 from hub.context import HubContext
+from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
-from hub.live import LiveBroadcaster
+from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
 from hub.provisioning import DeviceDirectory, DeviceRegistry
 from hub.store import BatchResult, Store
@@ -48,6 +49,7 @@ class HubService:
             directory=self.directory,
         )
         self.live = LiveBroadcaster(config.api.ws_queue_max)
+        self.fusion = SightingFusion()
         self.timeseries = TimeSeriesWriter(config.influx) if config.influx else None
         self.ingest = Ingest(
             self.bus,
@@ -81,6 +83,37 @@ class HubService:
         self.live.on_stored(batch, result)
         if self.timeseries is not None:
             self.timeseries.write_messages(item.message for item in batch)
+        self._fuse(batch)
+
+    def _fuse(self, batch: list[Inbound]) -> None:
+        """Multi-gateway wristband positions from the batch's sightings (hub/fusion.py)."""
+        try:
+            fused = self.fusion.on_batch(batch)
+            if not fused:
+                return
+            self.store.write_fused_positions(
+                [(f.site, f.position) for f in fused],
+                device=FUSION_DEVICE,
+                supersede_within_s=self.fusion.window_s,
+            )
+        except Exception:  # a fusion or store failure must not stop ingest
+            self.fusion.stats["errors"] += 1
+            log.exception("sighting fusion failed for a batch of %d", len(batch))
+            return
+        self.live.publish([_live_position(f) for f in fused])
+        if self.timeseries is not None:
+            by_site: dict[str, list[FusedPosition]] = {}
+            for f in fused:
+                by_site.setdefault(f.site, []).append(f)
+            self.timeseries.write_messages(
+                PositionBatch(
+                    site=site,
+                    device=FUSION_DEVICE,
+                    positions=[f.position for f in fs[start : start + MAX_POSITIONS_PER_BATCH]],
+                )
+                for site, fs in by_site.items()
+                for start in range(0, len(fs), MAX_POSITIONS_PER_BATCH)
+            )
 
     @property
     def api_port(self) -> int:
@@ -147,3 +180,26 @@ class HubService:
             self.timeseries.stop()  # after ingest: nothing writes to it any more
         self.bus.stop(end_session=True)
         self.store.close()
+
+
+def _live_position(fused: FusedPosition) -> LiveEvent:
+    p = fused.position
+    return LiveEvent(
+        Layer.POSITIONS,
+        fused.site,
+        {
+            "entity": p.entity,
+            "entity_kind": p.entity_kind.value,
+            "device": FUSION_DEVICE,
+            "lon": p.lon,
+            "lat": p.lat,
+            "accuracy_m": p.accuracy_m,
+            "heading_deg": p.heading_deg,
+            "speed_mps": p.speed_mps,
+            "ts": p.ts.isoformat(),
+            "receivers": fused.receivers,
+            "gateways": fused.gateways,
+        },
+        p.lon,
+        p.lat,
+    )

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,17 @@ from sqlalchemy import Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from edge.protocol import Alert, DeviceState, DeviceStatus, Health, Inbound, PositionBatch, Reply
-from edge.validators import utcnow
+from edge.protocol import (
+    Alert,
+    DeviceState,
+    DeviceStatus,
+    Health,
+    Inbound,
+    Position,
+    PositionBatch,
+    Reply,
+)
+from edge.validators import new_id, utcnow
 from hub.schema import alerts, device_state, health, latest_positions, positions, replies
 
 log = logging.getLogger(__name__)
@@ -79,7 +88,11 @@ class Store:
         return sqlite.insert(table)
 
     def write_batch(self, items: Sequence[Inbound]) -> BatchResult:
-        """Store one batch in a single transaction; safe to call again with the same items."""
+        """Store one batch in a single transaction; safe to call again with the same items.
+
+        :class:`SightingBatch` items are not stored raw: :mod:`hub.fusion` turns them into
+        positions, stored with :meth:`write_fused_positions`.
+        """
         result = BatchResult()
         alert_rows: list[dict[str, Any]] = []
         pos_rows: list[dict[str, Any]] = []
@@ -144,6 +157,87 @@ class Store:
                 self._upsert_state(conn, state)
                 result.states += 1
         return result
+
+    def write_fused_positions(
+        self,
+        items: Sequence[tuple[str, Position]],
+        *,
+        device: str,
+        supersede_within_s: float,
+    ) -> int:
+        """Store positions the hub computed itself (e.g. multi-gateway fusion) as ``device``.
+
+        History always gets them. A band's latest position is replaced when it is not newer,
+        or when it is less accurate (or of unknown accuracy) and at most ``supersede_within_s``
+        newer: a gateway's coarse guess made a moment later must not hide a better hub fix.
+        """
+        if not items:
+            return 0
+        msg_id = new_id()
+        rows: list[dict[str, Any]] = [
+            {
+                "msg_id": msg_id,
+                "site": site,
+                "device": device,
+                "entity": p.entity,
+                "entity_kind": p.entity_kind.value,
+                "lon": p.lon,
+                "lat": p.lat,
+                "accuracy_m": p.accuracy_m,
+                "heading_deg": p.heading_deg,
+                "speed_mps": p.speed_mps,
+                "ts": p.ts,
+            }
+            for site, p in items
+        ]
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (row["site"], row["entity"])
+            if key not in newest or newest[key]["ts"] <= row["ts"]:
+                newest[key] = row
+        grace = timedelta(seconds=supersede_within_s)
+        t = latest_positions
+        with self.engine.begin() as conn:
+            conn.execute(positions.insert(), rows)
+            current: dict[tuple[str, str], tuple[datetime, float | None]] = {}
+            for site in {k[0] for k in newest}:
+                ents = [k[1] for k in newest if k[0] == site]
+                stmt = select(t.c.entity, t.c.ts, t.c.accuracy_m).where(
+                    t.c.site == site, t.c.entity.in_(ents)
+                )
+                for entity, ts, acc in conn.execute(stmt):
+                    current[(site, entity)] = (_aware(ts), acc)
+            replace = []
+            for key, row in newest.items():
+                old = current.get(key)
+                if old is None or old[0] <= row["ts"]:
+                    replace.append(row)
+                    continue
+                worse = old[1] is None or (
+                    row["accuracy_m"] is not None and old[1] > row["accuracy_m"]
+                )
+                if worse and old[0] <= row["ts"] + grace:
+                    replace.append(row)
+            if replace:
+                stmt = self._insert(t)
+                cols = (
+                    "entity_kind",
+                    "device",
+                    "lon",
+                    "lat",
+                    "accuracy_m",
+                    "heading_deg",
+                    "speed_mps",
+                    "ts",
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["site", "entity"],
+                        set_={c: stmt.excluded[c] for c in cols},
+                    ),
+                    [{k: v for k, v in r.items() if k != "msg_id"} for r in replace],
+                )
+        return len(rows)
 
     def _upsert_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -238,6 +332,11 @@ def _alert_row(msg: Alert, now: datetime) -> dict[str, Any]:
         "entity": msg.entity,
         "payload": payload,
     }
+
+
+def _aware(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def position_rows(msg: PositionBatch) -> list[dict[str, Any]]:

@@ -99,6 +99,11 @@ class WristbandConfig(AgentConfig):
     duplicate_window_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     clone_alert_cooldown_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     queue_max: Annotated[int, Field(ge=10, le=1_000_000)] = 10_000
+    publish_sightings: bool = Field(
+        default=True,
+        description="send each receiver's smoothed RSSI to the hub, which fuses the sightings "
+        "of every gateway of the site into one position per band",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WristbandConfig:

@@ -127,10 +127,15 @@ class WristbandService:
             now = self._clock()
             if now >= next_tick:
                 next_tick = now + self.config.position_interval_s
-                alerts, positions = self.tracker.tick(now, self._wall())
+                wall = self._wall()
+                alerts, positions = self.tracker.tick(now, wall)
                 self._emit(alerts)
                 if positions:
                     self.runtime.send_positions(positions)
+                if self.config.publish_sightings:
+                    sightings = self.tracker.sightings(now, wall)
+                    if sightings:
+                        self.runtime.send_sightings(sightings)
 
     def _emit(self, alerts: list[AlertIntent]) -> None:
         for intent in alerts:

@@ -17,7 +17,7 @@ from bridges.ble.auth import AdvertVerifier, Verdict
 from bridges.ble.sources import HeardAdvert
 from edge.geofence import GeofenceEngine, LocalProjection
 from edge.positioning import Calibration, Estimate, RangeReading, locate
-from edge.protocol import AlertKind, EntityKind, Location, Position, Severity
+from edge.protocol import AlertKind, EntityKind, Location, Position, Severity, Sighting
 from edge.wristband.config import WristbandConfig
 from edge.wristband.presence import RssiKalman, ZonePresence
 
@@ -214,6 +214,25 @@ class WristbandTracker:
                     f"{band.wearer} {verb} zone {ev.zone}", self._location(band), ev.zone,
                     {"method": band.estimate.method if band.estimate else "unknown"}))
         return alerts, positions
+
+    def sightings(self, t_s: float, wall_s: float) -> list[Sighting]:
+        """Every fresh (band, receiver) smoothed RSSI with the receiver's place and calibration,
+        for the hub to fuse with other gateways' receivers (:mod:`hub.fusion`)."""
+        out: list[Sighting] = []
+        sigma = self.config.rssi_measurement_sigma_db
+        for band in self.bands.values():
+            for rid, reading in band.readings.items():
+                value = reading.kalman.value
+                if value is None or t_s - reading.last_s > self.config.reading_max_age_s:
+                    continue
+                rec = self.receivers[rid]
+                out.append(Sighting(
+                    entity=band.wearer, receiver=rid, lon=rec.lon, lat=rec.lat,
+                    rssi_dbm=round(min(max(value, -150.0), 20.0), 2), rssi_sigma_db=sigma,
+                    tx_power_1m_dbm=rec.calibration.tx_power_1m_dbm,
+                    path_loss_exponent=rec.calibration.path_loss_exponent,
+                    ts=datetime.fromtimestamp(wall_s - (t_s - reading.last_s), UTC)))
+        return out
 
     def fresh_rssi(self, band: _Band, t_s: float) -> dict[str, float]:
         return {rid: r.kalman.value for rid, r in band.readings.items()
