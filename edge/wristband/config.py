@@ -40,6 +40,14 @@ class SerialTransport(StrictModel):
     baudrate: Annotated[int, Field(ge=1200, le=4_000_000)] = 115_200
 
 
+class BumbleTransport(StrictModel):
+    """A Bluetooth controller driven by Google's bumble host stack (no BlueZ needed)."""
+
+    type: Literal["bumble"] = "bumble"
+    hci: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        default="usb:0", description="bumble transport name: usb:0, serial:/dev/ttyACM0, ...")
+
+
 class ReceiverConfig(StrictModel):
     """A place where adverts are heard: this box's radio or a bridge board, at a known spot."""
 
@@ -49,7 +57,7 @@ class ReceiverConfig(StrictModel):
     zone: SegmentId | None = Field(default=None, description="presence zone this receiver covers")
     tx_power_1m_dbm: Annotated[float, Field(ge=-100, le=0)] = -59.0
     path_loss_exponent: Annotated[float, Field(ge=1.5, le=5.0)] = 2.0
-    transport: BleakTransport | SerialTransport | None = Field(
+    transport: BleakTransport | SerialTransport | BumbleTransport | None = Field(
         default=None, discriminator="type",
         description="absent: fed by the built-in simulation (demo) or by tests",
     )

@@ -48,6 +48,10 @@ def build_sources(config: WristbandConfig) -> list[AdvertSource]:
             sources.append(BleakAdvertSource(r.id, adapter=r.transport.adapter,
                                              scanning_mode=r.transport.scanning_mode,
                                              company_id=config.company_id))
+        elif r.transport.type == "bumble":
+            from bridges.ble.bumble_transport import BumbleAdvertSource
+
+            sources.append(BumbleAdvertSource(r.id, hci=r.transport.hci))
         else:
             from bridges.ble.serial_transport import SerialBridgeSource
 

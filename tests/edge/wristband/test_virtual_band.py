@@ -7,6 +7,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -197,3 +198,20 @@ def test_bumble_advert_source_feeds_the_pipeline_from_its_own_thread() -> None:
         assert _verdicts(heard[:1], verifier) == [(1, Verdict.ACCEPTED)]
     with pytest.raises(ValueError, match="exactly one"):
         BumbleAdvertSource("rx", hci="usb:0", device_factory=factory)
+
+
+def test_config_builds_a_bumble_receiver_that_reports_a_missing_controller(
+    tmp_path: Path,
+) -> None:
+    from edge.bus import BusConfig
+    from edge.wristband.config import WristbandConfig
+    from edge.wristband.service import build_sources
+
+    cfg = WristbandConfig.model_validate({
+        "site": "s", "device": "gw", "mqtt": BusConfig(), "data_dir": tmp_path,
+        "receivers": [{"id": "rx-1", "lon": 114.0, "lat": 22.5,
+                       "transport": {"type": "bumble", "hci": "serial:/dev/no-such-dongle"}}]})
+    [source] = build_sources(cfg)
+    assert isinstance(source, BumbleAdvertSource)
+    with pytest.raises(BumbleError, match="HCI transport"):
+        source.start(lambda _h: None)
