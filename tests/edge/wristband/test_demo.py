@@ -12,6 +12,7 @@ from edge.protocol import (
     Channel,
     DeviceKind,
     PositionBatch,
+    SightingBatch,
     decode_device_message,
     device_filter,
 )
@@ -28,6 +29,7 @@ def test_demo_gateway_publishes_positions_and_exit_alert(broker: BrokerHarness, 
     lock = threading.Lock()
     positions: dict[str, list[tuple[float, float]]] = {}
     alerts: list[Alert] = []
+    receivers: dict[str, set[str]] = {}
 
     def on_message(topic: str, payload: bytes) -> None:
         inbound = decode_device_message(topic, payload)
@@ -37,10 +39,14 @@ def test_demo_gateway_publishes_positions_and_exit_alert(broker: BrokerHarness, 
                     positions.setdefault(p.entity, []).append((p.lon, p.lat))
             elif isinstance(inbound.message, Alert):
                 alerts.append(inbound.message)
+            elif isinstance(inbound.message, SightingBatch):
+                for sg in inbound.message.sightings:
+                    receivers.setdefault(sg.entity, set()).add(sg.receiver)
 
     hub = Bus(broker.hub_config(), client_id=f"{site}-hub")
     hub.subscribe(device_filter(site, Channel.POS), on_message, qos=1)
     hub.subscribe(device_filter(site, Channel.ALERT), on_message, qos=1)
+    hub.subscribe(device_filter(site, Channel.SIGHTINGS), on_message, qos=0)
     hub.start()
     demo = None
     try:
@@ -48,6 +54,9 @@ def test_demo_gateway_publishes_positions_and_exit_alert(broker: BrokerHarness, 
         demo = start_demo(site, configs.__getitem__, tmp_path, ORIGIN)
         wait_until(lambda: {"resident-1", "resident-2", "resident-3"} <= set(positions),
                    timeout_s=15, message="positions of all three residents")
+        # sightings for hub fusion: every receiver's smoothed RSSI of resident-1
+        wait_until(lambda: len(receivers.get("resident-1", ())) == 4, timeout_s=15,
+                   message="sightings of resident-1 from all four receivers")
         wait_until(lambda: any(a.kind is AlertKind.GEOFENCE_EXIT and a.entity == "resident-3"
                                for a in alerts), timeout_s=45, message="resident-3 exit alert")
         with lock:
