@@ -1,32 +1,58 @@
 """ONNX detectors through onnxruntime (CPU provider by default): SSD-style post-processed
-outputs or raw YOLO heads, chosen by ``output_format``."""
+outputs or raw YOLO heads, chosen by ``output_format``.
+
+The input tensor's layout (``input_layout``), float scaling (``input_scale``) and resize mode
+(``resize``) come from the config; its dtype (float32, float16 or uint8) and size come from the
+model, or from ``input_size_px`` when the model was exported with dynamic height and width.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import cv2
 import numpy as np
 from pydantic import Field
 
 from edge.camera.boxes import Box, Detection
 from edge.camera.detectors.base import DetectorError, DetectorUnavailableError, Image
 from edge.camera.detectors.parsers import parse_ssd, parse_yolo
+from edge.camera.detectors.preprocess import (
+    InputFit,
+    InputScale,
+    Resize,
+    normalise,
+    to_frame_detections,
+    to_input_rgb,
+)
 from edge.camera.detectors.tflite import read_labels
 from edge.config import StrictModel
 
 KEY = "onnx"
+INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                "tensor(uint8)": np.uint8}
+
+log = logging.getLogger(__name__)
+
+Size = tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
 
 
 class Config(StrictModel):
     type: Literal["onnx"] = "onnx"
     model: Path
     output_format: Literal["ssd", "yolo"] = "yolo"
+    output_names: list[str] = Field(
+        default_factory=list, max_length=4,
+        description="outputs in the order boxes, classes, scores[, count] (ssd) or the head "
+                    "(yolo); empty: the model's own order")
     input_layout: Literal["nchw", "nhwc"] = "nchw"
-    input_scale: Literal["unit", "byte"] = Field(
-        default="unit", description="unit: float 0..1, byte: float 0..255")
+    input_scale: InputScale = Field(
+        default="unit", description="float inputs: unit 0..1, byte 0..255, signed -1..1")
+    input_size_px: Size | None = Field(
+        default=None, description="[width, height] for a model with dynamic input size")
+    resize: Resize = "stretch"
     labels: list[str] = Field(default_factory=list)
     labels_file: Path | None = None
     keep_labels: list[str] = Field(default_factory=lambda: ["person"])
@@ -34,6 +60,14 @@ class Config(StrictModel):
     nms_iou: Annotated[float, Field(gt=0, le=1)] = 0.45
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     intra_op_threads: Annotated[int, Field(ge=0, le=64)] = 2
+
+
+def _dim(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _describe(args: Sequence[Any]) -> str:
+    return ", ".join(f"{a.name!r} {list(a.shape)} {a.type}" for a in args)
 
 
 class OnnxDetector:
@@ -56,39 +90,93 @@ class OnnxDetector:
                                                       providers=config.providers)
         except Exception as err:  # onnxruntime raises its own untyped exception classes
             raise DetectorError(f"onnxruntime could not load {config.model}: {err}") from err
-        inp = self._session.get_inputs()[0]
-        self._input_name = inp.name
-        shape = list(inp.shape)
-        if config.input_layout == "nchw":
-            self.input_h, self.input_w = int(shape[2]), int(shape[3])
-        else:
-            self.input_h, self.input_w = int(shape[1]), int(shape[2])
+        self._check_input()
+        self._output_names = self._pick_outputs()
         self.labels = read_labels(config.labels, config.labels_file)
         self._keep = set(config.keep_labels) if config.keep_labels else None
+        self._fit: InputFit | None = None
+        log.info("onnx detector %s: input %dx%d %s %s, outputs %s (%s)", config.model.name,
+                 self.input_w, self.input_h, config.input_layout, self._input_dtype.name,
+                 self._output_names, config.output_format)
 
-    def _prepare(self, frame: Image) -> Any:
-        rgb = cv2.cvtColor(cv2.resize(frame, (self.input_w, self.input_h)), cv2.COLOR_BGR2RGB)
-        x = rgb.astype(np.float32)
-        if self.config.input_scale == "unit":
-            x /= 255.0
+    def _check_input(self) -> None:
+        cfg, inputs = self.config, self._session.get_inputs()
+        shape = list(inputs[0].shape)
+        if len(inputs) != 1 or len(shape) != 4:
+            raise DetectorError(f"{cfg.model} takes {_describe(inputs)}; a detector here takes "
+                                "one image tensor of rank 4")
+        self._input_name: str = inputs[0].name
+        channels, h, w = ((shape[1], shape[2], shape[3]) if cfg.input_layout == "nchw"
+                          else (shape[3], shape[1], shape[2]))
+        if _dim(channels) not in (3, None):
+            other = "nhwc" if cfg.input_layout == "nchw" else "nchw"
+            raise DetectorError(f"{cfg.model} takes {_describe(inputs)}: that is not a 3-channel "
+                                f"{cfg.input_layout} image; is it {other}? (input_layout)")
+        if cfg.input_size_px is not None:
+            if (_dim(w), _dim(h)) not in ((None, None), cfg.input_size_px):
+                raise DetectorError(f"{cfg.model} takes a fixed {w}x{h} input; input_size_px "
+                                    f"{list(cfg.input_size_px)} disagrees (remove it)")
+            self.input_w, self.input_h = cfg.input_size_px
+        elif _dim(w) is None or _dim(h) is None:
+            raise DetectorError(f"{cfg.model} has a dynamic input size ({_describe(inputs)}): "
+                                "set input_size_px: [width, height] to the size it was "
+                                "trained at")
+        else:
+            self.input_w, self.input_h = int(w), int(h)
+        dtype = INPUT_DTYPES.get(inputs[0].type)
+        if dtype is None:
+            raise DetectorError(f"{cfg.model} takes {inputs[0].type} input; float, float16 "
+                                "and uint8 are supported")
+        self._input_dtype = np.dtype(dtype)
+
+    def _pick_outputs(self) -> list[str]:
+        cfg, outputs = self.config, self._session.get_outputs()
+        names = [o.name for o in outputs]
+        if cfg.output_names:
+            unknown = [n for n in cfg.output_names if n not in names]
+            if unknown:
+                raise DetectorError(f"{cfg.model} has no output {unknown}; its outputs are "
+                                    f"{_describe(outputs)}")
+            names = list(cfg.output_names)
+        if cfg.output_format == "ssd" and len(names) < 3:
+            raise DetectorError(f"{cfg.model} has outputs {_describe(outputs)}; output_format "
+                                "ssd needs boxes, classes and scores (and optionally count); "
+                                "name them in output_names if the order differs")
+        return names[:4] if cfg.output_format == "ssd" else names[:1]
+
+    def _fit_for(self, frame: Image) -> InputFit:
+        size = (int(frame.shape[1]), int(frame.shape[0]))
+        fit = self._fit
+        if fit is None or (fit.frame_w, fit.frame_h) != size:
+            fit = self._fit = InputFit.compute(size, (self.input_w, self.input_h),
+                                               self.config.resize)
+        return fit
+
+    def prepare(self, frame: Image) -> Any:
+        """The input tensor this model gets for ``frame`` (batch of one)."""
+        x = normalise(to_input_rgb(frame, self._fit_for(frame)), self.config.input_scale,
+                      self._input_dtype)
         if self.config.input_layout == "nchw":
             x = x.transpose(2, 0, 1)
-        return x[np.newaxis]
+        return np.ascontiguousarray(x[np.newaxis])
 
     def detect(self, frame: Image, regions: Sequence[Box] | None = None) -> list[Detection]:
-        outputs = self._session.run(None, {self._input_name: self._prepare(frame)})
-        size = (frame.shape[1], frame.shape[0])
+        # the model sees the whole frame at its input size; regions only gate whether it runs
+        x = self.prepare(frame)
+        outputs = self._session.run(self._output_names, {self._input_name: x})
+        size = (self.input_w, self.input_h)
         cfg = self.config
         if cfg.output_format == "ssd":
             count = int(np.asarray(outputs[3]).reshape(-1)[0]) if len(outputs) > 3 else None
-            return parse_ssd(outputs[0], outputs[1], outputs[2], count, frame_size=size,
+            dets = parse_ssd(outputs[0], outputs[1], outputs[2], count, frame_size=size,
                              labels=self.labels, min_score=cfg.min_score, keep=self._keep)
-        return parse_yolo(outputs[0], input_size=(self.input_w, self.input_h), frame_size=size,
-                          labels=self.labels, min_score=cfg.min_score, nms_iou=cfg.nms_iou,
-                          keep=self._keep)
+        else:
+            dets = parse_yolo(outputs[0], input_size=size, frame_size=size, labels=self.labels,
+                              min_score=cfg.min_score, nms_iou=cfg.nms_iou, keep=self._keep)
+        return to_frame_detections(dets, self._fit_for(frame))
 
     def close(self) -> None:
-        return None
+        self._session = None
 
 
 def create(config: Config) -> OnnxDetector:

@@ -5,10 +5,15 @@
   ``ymin, xmin, ymax, xmax``, class indices ``[N]``, scores ``[N]``, and a valid count.
 - YOLO-style raw heads (``[1, 4 + C, N]`` or ``[1, N, 4 + C]``): centre x/y, width, height in
   input pixels, then one score per class; these need non-maximum suppression here.
+- Raw anchor heads of MediaPipe-style SSDs (BlazeFace and the other Blaze* detectors):
+  regressors ``[1, N, 4 + 2K]`` (box centre offset and size in input pixels relative to
+  fixed-size anchors, then K keypoints that are ignored here) and score logits ``[1, N, C]``;
+  the anchors come from :func:`ssd_anchors`, and non-maximum suppression runs here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,4 +84,69 @@ def parse_yolo(output: Floats, *, input_size: tuple[int, int], frame_size: tuple
             continue
         dets.append(Detection(((cx - w / 2) * sx, (cy - h / 2) * sy, (cx + w / 2) * sx,
                                (cy + h / 2) * sy), float(best_score[i]), label))
+    return nms(dets, nms_iou)
+
+
+def ssd_anchors(input_size: tuple[int, int], strides: Sequence[int], *,
+                anchors_per_layer: int = 2, offset: float = 0.5) -> NDArray[np.float64]:
+    """Anchor centres ``[N, 2]`` (x, y normalised to the input) as MediaPipe's
+    ``SsdAnchorsCalculator`` makes them with ``fixed_anchor_size``: consecutive layers of equal
+    stride share one grid and each adds ``anchors_per_layer`` anchors per cell (2 when
+    ``interpolated_scale_aspect_ratio`` is 1.0 with one aspect ratio, else 1)."""
+    if not strides or min(strides) <= 0 or anchors_per_layer <= 0:
+        raise ValueError(f"strides must be positive and non-empty, got {list(strides)}")
+    width, height = input_size
+    parts: list[NDArray[np.float64]] = []
+    i = 0
+    while i < len(strides):
+        j, per_cell = i, 0
+        while j < len(strides) and strides[j] == strides[i]:
+            per_cell += anchors_per_layer
+            j += 1
+        grid_h, grid_w = math.ceil(height / strides[i]), math.ceil(width / strides[i])
+        ys, xs = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
+        centres = np.stack([(xs.reshape(-1) + offset) / grid_w,
+                            (ys.reshape(-1) + offset) / grid_h], axis=1)
+        parts.append(np.repeat(centres, per_cell, axis=0))
+        i = j
+    return np.concatenate(parts).astype(np.float64)
+
+
+def parse_raw_ssd(regressors: Floats, scores: Floats, anchors: Floats, *,
+                  input_size: tuple[int, int], labels: Sequence[str], min_score: float,
+                  nms_iou: float, keep: set[str] | None = None, logits: bool = True,
+                  logit_clip: float = 80.0) -> list[Detection]:
+    """Raw anchor head to detections in model input pixels (the caller maps them to the frame).
+
+    Box ``i`` is centred at ``anchor_i * input_size + (dx, dy)`` with size ``(w, h)``, all in
+    input pixels (MediaPipe's ``TensorsToDetectionsCalculator`` with x/y/w/h scale equal to the
+    input size and fixed anchors). Scores are logits unless ``logits`` is False; they are
+    clipped to ``logit_clip`` first, as MediaPipe does, so the sigmoid cannot overflow."""
+    anc = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
+    n = len(anc)
+    reg = np.asarray(regressors, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64)
+    if reg.size % max(n, 1) or reg.size // max(n, 1) < 4:
+        raise ValueError(f"regressors {reg.shape} do not hold 4+ values for each of {n} anchors")
+    if sc.size % max(n, 1) or sc.size == 0:
+        raise ValueError(f"scores {sc.shape} do not hold a score per class for {n} anchors")
+    reg = reg.reshape(n, -1)
+    sc = sc.reshape(n, -1)
+    if logits:
+        sc = 1.0 / (1.0 + np.exp(-np.clip(sc, -logit_clip, logit_clip)))
+    best = sc.argmax(axis=1)
+    best_score = sc[np.arange(n), best]
+    width, height = input_size
+    dets: list[Detection] = []
+    for i in np.nonzero(best_score >= min_score)[0]:
+        label = label_for(int(best[i]), labels)
+        if keep is not None and label not in keep:
+            continue
+        w, h = float(reg[i, 2]), float(reg[i, 3])
+        if not (w > 0 and h > 0):
+            continue
+        cx = float(anc[i, 0]) * width + float(reg[i, 0])
+        cy = float(anc[i, 1]) * height + float(reg[i, 1])
+        dets.append(Detection((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
+                              float(best_score[i]), label))
     return nms(dets, nms_iou)
