@@ -15,7 +15,7 @@ from edge.camera.config import CameraConfig
 from edge.camera.homography import CameraHomography
 from edge.camera.ingest import Frame, FrameSource
 from edge.camera.pipeline import FrameProcessor, FrameResult
-from edge.camera.reload import ConfigReloader, PushedConfigFile, parse_push
+from edge.camera.reload import parse_push
 from edge.camera.snapshot import SnapshotError, render_snapshot
 from edge.camera.zones import ZoneEngine, ZoneEvent
 from edge.protocol import (
@@ -30,6 +30,7 @@ from edge.protocol import (
     Request,
     RequestAction,
 )
+from edge.pushed_config import ConfigReloader, PushedConfigFile
 from edge.validators import utcnow
 
 log = logging.getLogger(__name__)

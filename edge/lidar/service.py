@@ -22,11 +22,12 @@ from edge.agent import AgentRuntime
 from edge.lidar.config import LidarConfig, ZoneConfig
 from edge.lidar.geometry import LocalProjection
 from edge.lidar.pipeline import PerimeterPipeline, ScanResult, build_rules
-from edge.lidar.reload import ConfigReloader, PushedConfigFile, parse_push
+from edge.lidar.reload import parse_push
 from edge.lidar.scan import Scan, ScanAssembler
 from edge.lidar.tracking import Track
 from edge.lidar.zones import Intrusion
 from edge.protocol import AlertKind, CmdChannel, DeviceKind, EntityKind, Location, Position
+from edge.pushed_config import ConfigReloader, PushedConfigFile
 from edge.queues import BoundedQueue
 from edge.validators import utcnow
 

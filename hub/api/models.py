@@ -141,7 +141,29 @@ class DeviceInfo(BaseModel):
 
 
 class ConfigPushBody(Body):
-    config: dict[str, Any] = Field(examples=[{"zones": [{"id": "gate-a", "kind": "intrusion"}]}])
+    config: dict[str, Any] = Field(
+        description="the agent's pushable settings (docs/camera.md, docs/lidar.md)",
+        examples=[
+            {
+                "zones": [
+                    {
+                        "type": "line",
+                        "id": "gate",
+                        "a": [320, 470],
+                        "b": [320, 200],
+                        "alert_direction": "left_to_right",
+                        "cooldown_s": 30,
+                    },
+                    {
+                        "type": "intrusion",
+                        "id": "yard",
+                        "polygon": [[0, 300], [640, 300], [640, 480], [0, 480]],
+                        "severity": "high",
+                    },
+                ]
+            }
+        ],
+    )
 
 
 class ConfigPushInfo(BaseModel):

@@ -19,10 +19,11 @@ from edge.bus import BusConfig
 from edge.config import parse_config
 from edge.lidar.config import LidarConfig
 from edge.lidar.pipeline import PerimeterPipeline, build_rules
-from edge.lidar.reload import LidarPush, PushedConfigFile, PushRejectedError, parse_push
+from edge.lidar.reload import LidarPush, parse_push
 from edge.lidar.service import LidarService
 from edge.lidar.simulator import SimulatedScanner
 from edge.lidar.tracking import Track
+from edge.pushed_config import PushedConfigFile, PushRejectedError
 from hub.auth import Role
 from tests.edge.lidar.scenarios import config, pt, scene
 from tests.hub.conftest import RunningHub, start_hub, stop_hub
