@@ -126,12 +126,13 @@ def parse_raw_ssd(regressors: Floats, scores: Floats, anchors: Floats, *,
     n = len(anc)
     reg = np.asarray(regressors, dtype=np.float64)
     sc = np.asarray(scores, dtype=np.float64)
-    if reg.size % max(n, 1) or reg.size // max(n, 1) < 4:
+    if reg.ndim < 2 or reg.shape[-1] < 4 or reg.size != n * reg.shape[-1]:
         raise ValueError(f"regressors {reg.shape} do not hold 4+ values for each of {n} anchors")
-    if sc.size % max(n, 1) or sc.size == 0:
-        raise ValueError(f"scores {sc.shape} do not hold a score per class for {n} anchors")
+    classes = sc.shape[-1] if sc.ndim >= 2 and sc.size != n else 1
+    if sc.size == 0 or sc.size != n * classes:
+        raise ValueError(f"scores {sc.shape} do not hold the scores of {n} anchors")
     reg = reg.reshape(n, -1)
-    sc = sc.reshape(n, -1)
+    sc = sc.reshape(n, classes)
     if logits:
         sc = 1.0 / (1.0 + np.exp(-np.clip(sc, -logit_clip, logit_clip)))
     best = sc.argmax(axis=1)
