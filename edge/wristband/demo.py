@@ -74,6 +74,9 @@ def demo_config(site: str, mqtt: BusConfig, data_dir: Path,
         bands=[BandConfig(band_id=band, wearer=w) for w, (band, *_rest) in _WEARERS.items()],
         simulation=SimulationConfig(wearers=wearers, advert_interval_s=0.5, rssi_sigma_db=3.0),
         position_interval_s=1.0, signal_lost_after_s=20.0,
+        # One gateway already trilaterates with all four receivers itself; hub fusion only
+        # adds information across gateways, so the single-gateway demo does not send sightings.
+        publish_sightings=False,
     )
 
 
