@@ -105,30 +105,34 @@ class HealthSummary:
     cpu_temp_c: float | None
 
 
+StatusReason = dict[str, str | int | float]
+
+
 def device_status(
     state: str | None,
     last_health: HealthSummary | None,
     now: datetime,
     ui: DashboardConfig,
-) -> tuple[DeviceStatus, list[str]]:
-    """Online, offline, degraded (online but something is wrong) or unknown, with the reasons."""
+) -> tuple[DeviceStatus, list[StatusReason]]:
+    """Online, offline, degraded (online but something is wrong) or unknown, with the reasons
+    as codes plus values: the dashboard words them in the user's language."""
     if state is None:
-        return "unknown", ["never connected"]
+        return "unknown", [{"code": "never_connected"}]
     if state in ("offline", "stopped"):
-        return "offline", [state]
-    reasons: list[str] = []
+        return "offline", [{"code": state}]
+    reasons: list[StatusReason] = []
     if last_health is None:
-        reasons.append("no heartbeat yet")
+        reasons.append({"code": "no_heartbeat"})
     else:
         age_s = (now - last_health.ts).total_seconds()
         if age_s > ui.device_degraded_after_s:
-            reasons.append(f"no heartbeat for {int(age_s)} s")
+            reasons.append({"code": "stale_heartbeat", "age_s": int(age_s)})
         if last_health.outbox_depth >= ui.device_outbox_degraded:
-            reasons.append(f"{last_health.outbox_depth} alerts waiting in the outbox")
+            reasons.append({"code": "outbox_backlog", "n": last_health.outbox_depth})
         if last_health.cpu_temp_c is not None and (
             last_health.cpu_temp_c >= ui.device_cpu_temp_degraded_c
         ):
-            reasons.append(f"CPU at {last_health.cpu_temp_c:.0f} °C")
+            reasons.append({"code": "cpu_hot", "c": round(last_health.cpu_temp_c)})
     return ("degraded" if reasons else "online"), reasons
 
 

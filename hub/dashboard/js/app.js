@@ -68,6 +68,12 @@ class Dashboard {
       zoomSnap: 0.25,
     });
     map.attributionControl.setPrefix("");
+    this.map = map;
+    this.relabelZoom();
+    map.on("popupopen", (ev) => {
+      const close = ev.popup.getElement()?.querySelector(".leaflet-popup-close-button");
+      if (close) close.setAttribute("aria-label", t("detail.close"));
+    });
     // Cell names sit above the cell fills but below every marker, so they never hide one.
     map.createPane("gwCellLabels").style.zIndex = 450;
     const legend = L.control({ position: "bottomleft" });
@@ -192,18 +198,35 @@ class Dashboard {
     if (this.can("alerts:read")) jobs.push(this.reloadAlerts());
     const results = await Promise.allSettled(jobs);
     for (const r of results) if (r.status === "rejected") console.error("initial load:", r.reason);
-    if (!this.fitted) this.fitToContent();
+    if (!this.fitted) await this.fitToContent();
   }
 
-  // Start on the whole district (cells, devices, points of interest) rather than a fixed zoom.
-  fitToContent() {
-    this.fitted = true;
-    this.map.invalidateSize(); // the map was laid out while the login view was showing
+  // Start on the whole district: the union of cells, outline, devices and points of interest,
+  // fitted once the page has been laid out (the map's size is only final after the login view
+  // is gone and the side panel has rendered), with the legend's height kept clear at the bottom.
+  contentBounds() {
     const bounds = L.latLngBounds([]);
     for (const { layer } of this.cells.cells.values()) bounds.extend(layer.getBounds());
+    this.outline.group.eachLayer((l) => bounds.extend(l.getBounds ? l.getBounds() : l.getLatLng()));
     for (const { marker } of this.devices.devices.values()) if (marker) bounds.extend(marker.getLatLng());
     this.pois.group.eachLayer((m) => bounds.extend(m.getLatLng()));
-    if (bounds.isValid()) this.map.fitBounds(bounds.pad(0.08), { maxZoom: this.config.max_zoom });
+    return bounds;
+  }
+
+  async fitToContent() {
+    this.fitted = true;
+    await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+    this.map.invalidateSize({ pan: false });
+    const bounds = this.contentBounds();
+    if (!bounds.isValid()) return;
+    const legend = document.getElementById("legend");
+    const pad = 28;
+    this.map.fitBounds(bounds, {
+      paddingTopLeft: [pad, pad],
+      paddingBottomRight: [pad, pad + (legend ? legend.offsetHeight : 0)],
+      maxZoom: Math.min(this.config.max_zoom, 19),
+      animate: false,
+    });
   }
 
   async refreshDevices() {
@@ -284,7 +307,16 @@ class Dashboard {
     });
   }
 
+  relabelZoom() {
+    const zc = this.map.zoomControl;
+    for (const [el, key] of [[zc._zoomInButton, "map.zoom_in"], [zc._zoomOutButton, "map.zoom_out"]]) {
+      el.title = t(key);
+      el.setAttribute("aria-label", t(key));
+    }
+  }
+
   relabel() {
+    this.relabelZoom();
     this.buildToggles();
     this.buildLegend();
     this.cells.relabel();

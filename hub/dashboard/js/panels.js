@@ -38,7 +38,10 @@ export class Panels {
     this.current = null; // {type, id}
     this.play = null;
     $("#feed-open-only").addEventListener("change", () => this.renderFeed());
-    $("#poi-file").addEventListener("change", (ev) => this.importPois(ev.target.files[0]));
+    $("#poi-file").addEventListener("change", async (ev) => {
+      await this.importPois(ev.target.files[0]);
+      ev.target.value = ""; // choosing the same (fixed) file again imports it again
+    });
   }
 
   // --- feed -------------------------------------------------------------------------------
@@ -83,13 +86,17 @@ export class Panels {
   }
 
   // --- detail container -------------------------------------------------------------------
-  openDetail(type, id, html) {
+  // The body scrolls when it is tall (an evidence image at 1080p); the actions below it
+  // (acknowledge, set warning, playback) always stay in view.
+  openDetail(type, id, html, actions = "") {
     this.current = { type, id };
     const box = $("#detail");
     box.hidden = false;
     box.dataset.type = type;
     box.innerHTML = `<div class="detail-head"><h2>${esc(t(`detail.${type}`))}</h2>
-      <button type="button" class="close" data-close aria-label="${esc(t("detail.close"))}">×</button></div>${html}`;
+      <button type="button" class="close" data-close aria-label="${esc(t("detail.close"))}" title="${esc(
+        t("detail.close"),
+      )}">×</button></div><div class="detail-body">${html}</div><div class="detail-actions">${actions}</div>`;
     box.querySelector("[data-close]").addEventListener("click", () => this.closeDetail());
     return box;
   }
@@ -111,11 +118,19 @@ export class Panels {
     else if (c.type === "cell") this.showCell(this.dash.cells.cells.get(c.id)?.feature);
   }
 
+  // Pan only when the point is off screen (or asked to centre): the district view the
+  // command room is watching should not jump at every click.
+  reveal(lon, lat, centre = false) {
+    const map = this.dash.map;
+    const at = this.dash.toDisplay(lon, lat);
+    if (centre || !map.getBounds().pad(-0.1).contains(at)) map.panTo(at, { animate: false });
+  }
+
   // --- alert ------------------------------------------------------------------------------
   async showAlert(id) {
     const detail = await api(`/api/v1/alerts/${encodeURIComponent(id)}`);
     this.renderAlert(detail);
-    if (detail.lon != null) this.dash.map.panTo(this.dash.toDisplay(detail.lon, detail.lat));
+    if (detail.lon != null) this.reveal(detail.lon, detail.lat);
   }
 
   renderAlert(a) {
@@ -136,6 +151,7 @@ export class Panels {
       ${a.has_evidence ? `<figure class="evidence"><img alt="${esc(t("alert.evidence_alt"))}" src="/api/v1/alerts/${encodeURIComponent(a.id)}/evidence"><figcaption>${esc(t("alert.evidence"))}</figcaption></figure>` : ""}
       <dl class="kv">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("")}</dl>
       ${notes ? `<h3>${esc(t("alert.notes"))}</h3><ul class="notes">${notes}</ul>` : ""}
+    `, `
       ${d.can("alerts:ack") && !acked ? `<form class="ack-form">
           <label for="ack-note">${esc(t("alert.note"))}</label>
           <textarea id="ack-note" rows="2" maxlength="2000"></textarea>
@@ -152,7 +168,7 @@ export class Panels {
   }
 
   // --- device -----------------------------------------------------------------------------
-  async showDevice(id) {
+  async showDevice(id, centre = false) {
     const d = this.dash;
     const info = await api(`/api/v1/devices/${encodeURIComponent(id)}`);
     const onMap = d.devices.devices.get(id)?.feature;
@@ -162,7 +178,7 @@ export class Panels {
     const box = this.openDetail("device", id, `
       <p class="detail-title"><span class="dev-dot dev-${esc(status)}"></span> ${esc(info.name || info.id)}
         <span class="status-label status-${esc(status)}" style="border-color:${(DEVICE_STATUS[status] || DEVICE_STATUS.unknown).color}">${esc(t(`status.${status}`))}</span></p>
-      ${reasons.length && status !== "online" ? `<p class="muted">${reasons.map(esc).join("; ")}</p>` : ""}
+      ${reasons.length && status !== "online" ? `<p class="muted status-why">${reasons.map((r) => esc(t(`reason.${r.code}`, r))).join("; ")}</p>` : ""}
       <dl class="kv">
         <dt>${esc(t("device.id"))}</dt><dd>${esc(info.id)}</dd>
         <dt>${esc(t("device.kind"))}</dt><dd>${esc(t(`kind.${info.kind}`))}</dd>
@@ -184,7 +200,7 @@ export class Panels {
     };
     box.querySelector("#health-metric").addEventListener("change", draw);
     draw();
-    if (onMap?.geometry) d.map.panTo(d.toDisplay(...onMap.geometry.coordinates));
+    if (onMap?.geometry) this.reveal(...onMap.geometry.coordinates, centre);
   }
 
   // --- entity and track playback ----------------------------------------------------------
@@ -202,8 +218,9 @@ export class Panels {
         <dt>${esc(t("alert.device"))}</dt><dd>${esc(e.device)}</dd>
         <dt>${esc(t("entity.last_fix"))}</dt><dd>${esc(formatTime(e.ts))} (${esc(formatAgo(e.ts))})</dd>
         <dt>${esc(t("entity.position"))}</dt><dd>${e.lat.toFixed(5)}, ${e.lon.toFixed(5)}</dd>
-        <dt>${esc(t("entity.speed"))}</dt><dd>${e.speed != null ? `${e.speed.toFixed(1)} m/s` : "—"}</dd>
+        <dt>${esc(t("entity.speed"))}</dt><dd>${e.speed != null ? esc(t("entity.speed_value", { v: e.speed.toFixed(1) })) : "—"}</dd>
       </dl>
+    `, `
       <h3>${esc(t("playback.title"))}</h3>
       <form class="playback-form">
         <label for="pb-from">${esc(t("playback.from"))}</label><input id="pb-from" type="datetime-local" value="${toLocalInput(from)}">
@@ -285,6 +302,7 @@ export class Panels {
         ${level ? `<dt>${esc(t("cell.reason"))}</dt><dd>${esc(p.warning_reason || "—")}</dd>
         <dt>${esc(t("cell.set_by"))}</dt><dd>${esc(p.warning_set_by || "—")} ${esc(p.warning_set_at ? formatTime(p.warning_set_at) : "")}</dd>` : ""}
       </dl>
+    `, `
       ${d.can("cells:warn") ? `<form class="warn-form">
         <label for="warn-level">${esc(t("cell.set_warning"))}</label>
         <select id="warn-level"><option value="">${esc(t("warning.none"))}</option>${Object.keys(WARNING).map((w) => `<option value="${w}" ${w === level ? "selected" : ""}>${esc(t(`warning.${w}`))}</option>`).join("")}</select>
@@ -316,6 +334,8 @@ export class Panels {
     if (!file) return;
     const d = this.dash;
     const out = $("#poi-import-result");
+    out.className = "";
+    out.textContent = t("detail.loading");
     const csv = file.name.toLowerCase().endsWith(".csv");
     const site = d.config.site || "default";
     try {
@@ -325,9 +345,12 @@ export class Panels {
         headers: { "Content-Type": csv ? "text/csv" : "application/geo+json" },
       });
       out.textContent = t("poi.imported", { n: res.imported });
+      out.className = "ok";
       d.pois.set(await fetchAll("/api/v1/poi", d.config.site ? { site: d.config.site } : {}));
     } catch (err) {
-      out.textContent = err.message;
+      // The hub's 422 says what to fix in the file (line, column); show it as it is.
+      out.textContent = t("poi.import_failed", { reason: err.message });
+      out.className = "error";
     }
   }
 
@@ -417,7 +440,7 @@ export class Panels {
       d.map.setView(d.toDisplay(e.lon, e.lat), Math.max(d.map.getZoom(), 17));
       this.showEntity(r.id);
     } else if (r.type === "device") {
-      this.showDevice(r.id);
+      this.showDevice(r.id, true);
     } else if (r.type === "cell") {
       const c = d.cells.cells.get(r.id);
       d.map.fitBounds(c.layer.getBounds().pad(0.3));

@@ -3,16 +3,21 @@ simulated district: grid cells with warnings, points of interest, devices that p
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import cv2
 import numpy as np
 import pytest
+from anyio._backends._asyncio import WorkerThread
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from edge.agent import AgentRuntime
@@ -21,8 +26,8 @@ from edge.config import AgentConfig
 from edge.protocol import EntityKind, Position
 from edge.validators import utcnow
 from hub.auth import Role
-from tests.hub.conftest import PASSWORD, RunningHub
-from tests.support.broker import BrokerHarness
+from tests.hub.conftest import PASSWORD, RunningHub, start_hub, stop_hub
+from tests.support.broker import BrokerHarness, unique_site
 from tests.support.waiting import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -114,14 +119,23 @@ class District:
     tmp_path: Path
     agents: dict[str, AgentRuntime] = field(default_factory=dict)
 
-    def device(self, device: str, kind: str, location: tuple[float, float] | None) -> AgentRuntime:
+    def device(
+        self,
+        device: str,
+        kind: str,
+        location: tuple[float, float] | None,
+        *,
+        name: str | None = None,
+        health_fields: Callable[[], dict[str, Any]] | None = None,
+        health_interval_s: float = 1.0,
+    ) -> AgentRuntime:
         """Provision through the API with its mount location, start a real agent."""
         admin = self.hub.client(Role.ADMIN)
         body: dict[str, object] = {
             "id": device,
             "site": self.hub.site,
             "kind": kind,
-            "name": device.title(),
+            "name": name or device.title(),
         }
         if location is not None:
             body["location"] = {"lon": location[0], "lat": location[1]}
@@ -135,9 +149,9 @@ class District:
             device=device,
             data_dir=self.tmp_path / device,
             mqtt=BusConfig(port=self.broker.port, username=device, password_file=pw),
-            health_interval_s=1.0,
+            health_interval_s=health_interval_s,
         )
-        agent = AgentRuntime(cfg, kind)  # type: ignore[arg-type]
+        agent = AgentRuntime(cfg, kind, health_fields=health_fields)  # type: ignore[arg-type]
         agent.start()
         assert agent.bus.wait_connected(5)
         self.agents[device] = agent
@@ -195,6 +209,41 @@ class District:
         for agent in self.agents.values():
             agent.stop()
         self.agents.clear()
+
+
+@pytest.fixture(scope="module")
+def module_hub(
+    broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
+    """One hub shared by a module's tests that do not interfere (each makes its own data):
+    starting a hub per test would cost more than the browser work it serves."""
+    running = start_hub(broker, unique_site(), tmp_path_factory.mktemp("hub"))
+    # FastAPI runs sync routes on AnyIO worker threads, spawned on demand and pruned when idle:
+    # threads that a long-lived hub creates during one test would fail that test's leak check.
+    # So the pool is fixed before the first test: PINNED_WORKERS threads, never pruned.
+    idle_s = WorkerThread.MAX_IDLE_TIME
+    WorkerThread.MAX_IDLE_TIME = math.inf
+    try:
+        server = running.service._server  # noqa: SLF001 - the test harness needs its loop
+        assert server is not None and server.servers
+        loop = server.servers[0].get_loop()
+        asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
+        yield running
+    finally:
+        stop_hub(broker, running)
+        WorkerThread.MAX_IDLE_TIME = idle_s
+
+
+PINNED_WORKERS = 8
+
+
+async def _pin_workers(n: int) -> None:
+    """Limit the hub's thread pool to ``n`` and start all ``n`` workers now."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = n
+    barrier = threading.Barrier(n)
+    async with anyio.create_task_group() as group:
+        for _ in range(n):
+            group.start_soon(anyio.to_thread.run_sync, barrier.wait)
 
 
 @pytest.fixture
