@@ -89,25 +89,40 @@ export class CellsLayer {
     for (const f of features) this.upsert(f);
   }
 
+  // A changed cell is restyled in place: removing and re-adding it would leave its old
+  // permanent label fading out on top of the new one.
   upsert(f) {
-    const old = this.cells.get(f.id);
-    if (old) this.group.removeLayer(old.layer);
     const level = f.properties.warning_level;
     const w = WARNING[level];
-    const layer = polygonLayer(f.geometry, this.toDisplay, {
+    const style = {
       color: w ? w.color : "#7D8AA0",
       weight: w ? 3 : 1.5,
       dashArray: w ? null : "4 4",
       fillColor: w ? w.color : "#7D8AA0",
       fillOpacity: w ? 0.22 : 0.04,
-    });
+    };
+    const labelClass = `cell-label ${level ? `cell-${level}` : ""}`;
+    const old = this.cells.get(f.id);
+    if (old && JSON.stringify(old.feature.geometry) === JSON.stringify(f.geometry)) {
+      old.feature = f;
+      old.layer.setStyle(style);
+      const tip = old.layer.getTooltip();
+      tip.options.className = labelClass;
+      const el = tip.getElement();
+      if (el) el.className = el.className.replace(/\bcell-(red|orange|yellow)\b/g, "").trim() + (level ? ` cell-${level}` : "");
+      old.layer.setTooltipContent(this.label(f));
+      return;
+    }
+    if (old) this.group.removeLayer(old.layer);
+    const layer = polygonLayer(f.geometry, this.toDisplay, style);
     if (!layer) return;
     layer.bindTooltip(this.label(f), {
-      permanent: true, direction: "center", pane: "gwCellLabels", className: `cell-label ${level ? `cell-${level}` : ""}`,
+      permanent: true, direction: "center", pane: "gwCellLabels", className: labelClass,
     });
-    layer.on("click", (ev) => this.onSelect(f, ev));
+    const entry = { feature: f, layer };
+    layer.on("click", (ev) => this.onSelect(entry.feature, ev));
     this.group.addLayer(layer);
-    this.cells.set(f.id, { feature: f, layer });
+    this.cells.set(f.id, entry);
   }
 
   label(f) {

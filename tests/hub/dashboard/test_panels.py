@@ -12,9 +12,12 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -37,6 +40,11 @@ from tests.support.waiting import wait_until
 I18N = Path(__file__).resolve().parents[3] / "hub" / "dashboard" / "i18n"
 OFFICER = "officer-9"
 SPARK_W, SPARK_H = 320, 64  # panels.js sparkline() viewBox
+PLAYBACK_BLUE = (0x00, 0x72, 0xB2)
+
+
+def _close(rgb: tuple[int, ...], want: tuple[int, int, int], tol: int = 6) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(rgb, want, strict=True))
 
 
 @dataclass
@@ -98,6 +106,16 @@ def scene(
         yield Scene(hub, district, cam, path, evidence_alert)
     finally:
         district.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_clients(module_hub: RunningHub) -> Iterator[None]:
+    """API clients a test opens on the shared hub are closed with the test (leak check)."""
+    known = len(module_hub.clients)
+    yield
+    for client in module_hub.clients[known:]:
+        client.close()
+    del module_hub.clients[known:]
 
 
 def _open(pages: list[Page], browser: Browser, scene: Scene, **size: int) -> Page:
@@ -196,3 +214,281 @@ def test_district_fits_and_detail_keeps_actions_in_view(
         page.evaluate("document.activeElement.blur()")
         page.screenshot(path=str(Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard-detail-1080p.png"))
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def _search_and_pick(page: Page, query: str, label: str) -> None:
+    """Type into the search box like a user, then choose the result with ``label``."""
+    page.fill("#search-input", query)
+    option = page.locator("#search-results [role=option]", has_text=label)
+    option.first.wait_for()
+    option.first.click()
+
+
+def _sparkline_values(page: Page) -> list[float]:
+    """The values the sparkline draws, read back from its polyline and printed scale."""
+    drawn = js(
+        page,
+        """() => {
+            const poly = document.querySelector('#health-spark svg.spark polyline');
+            const scale = [...document.querySelectorAll('#health-spark .spark-scale span')]
+                .map((s) => parseFloat(s.textContent.replace(/[^0-9.+-]+/g, ' ').trim()));
+            return {points: poly.getAttribute('points'), lo: scale[0], last: scale[1], hi: scale[2]};
+        }""",
+    )
+    lo, hi = drawn["lo"], drawn["hi"]
+    span = (hi - lo) or 1.0
+    values = []
+    for pair in drawn["points"].split():
+        y = float(pair.split(",")[1])
+        values.append(lo + (SPARK_H - 4 - y) / (SPARK_H - 8) * span)
+    assert values[-1] == pytest.approx(drawn["last"], abs=0.06)
+    return values
+
+
+def test_search_finds_device_by_name_and_id_and_shows_its_health(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    hub = scene.hub
+    fps = itertools.cycle([12.0, 15.5, 9.0, 20.0, 14.0, 11.5, 18.0])
+    latency = itertools.cycle([48.0, 51.0, 55.5, 53.0])
+    device = f"{hub.site}-cam-gate"
+    cam = scene.district.device(
+        device,
+        "camera",
+        offset(240, 180),
+        name="North gate camera",
+        health_fields=lambda: {"fps": next(fps), "inference_ms": next(latency)},
+        health_interval_s=0.1,
+    )
+    admin = hub.client(Role.ADMIN)
+
+    def heartbeats() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = admin.get(
+            f"/api/v1/devices/{device}/health", params={"limit": 120}
+        ).json()["items"]
+        return items
+
+    try:
+        wait_until(lambda: len(heartbeats()) >= 9, 10, message="nine heartbeats stored")
+    finally:
+        # Stopped, so the hub's record is final: what the panel draws must be exactly that.
+        cam.stop()
+        scene.district.agents.pop(device)
+    stored = list(reversed(heartbeats()))
+    page = _open(pages, browser, scene)
+    page.fill("#search-input", "north gate")
+    option = page.locator("#search-results [role=option]")
+    expect(option).to_have_count(1)
+    assert "North gate camera" in option.inner_text() and device in option.inner_text()
+    page.keyboard.press("Enter")  # the first result
+    expect(page.locator("#detail .detail-title")).to_contain_text("North gate camera")
+    expect(page.locator("#detail .status-label")).to_have_text("Offline")
+    page.locator("#health-spark svg.spark").wait_for()
+    assert _sparkline_values(page) == pytest.approx([h["payload"]["fps"] for h in stored], abs=0.06)
+    # Centred on the device, so the operator sees where it is.
+    centre = js(
+        page,
+        """(id) => {
+            const m = __gw.devices.devices.get(id).marker;
+            const p = __gw.map.latLngToContainerPoint(m.getLatLng());
+            const s = __gw.map.getSize();
+            return [p.x - s.x / 2, p.y - s.y / 2];
+        }""",
+        device,
+    )
+    assert abs(centre[0]) <= 2 and abs(centre[1]) <= 2, centre
+    page.select_option("#health-metric", "inference_ms")
+    assert _sparkline_values(page) == pytest.approx(
+        [h["payload"]["inference_ms"] for h in stored], abs=0.06
+    )
+    page.click("#detail [data-close]")
+    expect(page.locator("#detail")).to_be_hidden()
+    # By id: the name does not contain it, so this finds it through the id.
+    _search_and_pick(page, device, "North gate camera")
+    expect(page.locator("#detail .detail-title")).to_contain_text("North gate camera")
+    expect(page.locator("#detail dd").first).to_have_text(device)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def _local_input(page: Page, iso: str) -> str:
+    """The browser's datetime-local value for an instant (the user's local time)."""
+    value: str = js(
+        page,
+        """(iso) => {
+            const d = new Date(iso);
+            const p = (n) => String(n).padStart(2, '0');
+            return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+        }""",
+        iso,
+    )
+    return value
+
+
+def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    page = _open(pages, browser, scene)
+    page.wait_for_function(f"__gw.positions.entities.has('{OFFICER}')")
+    # Click the officer's marker on the map, as a user would.
+    point = js(page, f"__gw.positions.screenPoint('{OFFICER}')")
+    page.locator("#map").click(position={"x": point["x"], "y": point["y"]})
+    expect(page.locator("#detail[data-type=entity] .detail-title")).to_contain_text(OFFICER)
+    first, last = scene.path[0].ts, scene.path[-1].ts
+    # A window that holds the walk (12 to 5 minutes ago) but not the fixes before and after.
+    from_iso = (first - timedelta(seconds=50)).isoformat()
+    to_iso = (last + timedelta(seconds=70)).isoformat()
+    page.fill("#pb-from", _local_input(page, from_iso))
+    page.fill("#pb-to", _local_input(page, to_iso))
+    page.click("#detail .playback-form button[type=submit]")
+    expect(page.locator("#pb-status")).to_have_text(f"{len(scene.path)} positions")
+    drawn = js(
+        page,
+        """() => {
+            const layers = __gw.playback.getLayers();
+            const line = layers.find((l) => l.getLatLngs);
+            const marker = layers.find((l) => l.setRadius);
+            return {line: line.getLatLngs().map((p) => [p.lng, p.lat]),
+                    marker: [marker.getLatLng().lng, marker.getLatLng().lat]};
+        }""",
+    )
+    expected = [[p.lon, p.lat] for p in scene.path]
+    assert len(drawn["line"]) == len(expected)
+    for got, want in zip(drawn["line"], expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-9)
+    assert drawn["marker"] == pytest.approx(expected[0], abs=1e-9)
+
+    def marker_on_screen() -> tuple[float, float, tuple[int, ...]]:
+        """Where the playback marker is, and the colour a user sees at its centre."""
+        seen = js(
+            page,
+            """async () => {
+                // Leaflet's canvas renderer redraws on the next animation frame.
+                for (let i = 0; i < 3; i++) await new Promise((r) => requestAnimationFrame(r));
+                const m = __gw.playback.getLayers().find((l) => l.setRadius);
+                const p = __gw.map.latLngToContainerPoint(m.getLatLng());
+                const mr = __gw.map.getContainer().getBoundingClientRect();
+                return {x: p.x + mr.left, y: p.y + mr.top};
+            }""",
+        )
+        png = page.screenshot(clip={"x": seen["x"] - 1, "y": seen["y"] - 1, "width": 3, "height": 3})
+        bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[1, 1]
+        return seen["x"], seen["y"], (int(bgr[2]), int(bgr[1]), int(bgr[0]))
+
+    x0, y0, px0 = marker_on_screen()
+    assert _close(px0, PLAYBACK_BLUE), px0  # the playback marker's fill is what one sees
+    # Play to the end: the marker walks the whole path.
+    page.click("#pb-play")
+    expect(page.locator("#pb-slider")).to_have_value(str(len(scene.path) - 1), timeout=5000)
+    x1, y1, px1 = marker_on_screen()
+    assert _close(px1, PLAYBACK_BLUE), px1
+    assert x1 > x0 and y1 < y0  # the walk went north-east
+    end = js(page, "__gw.playback.getLayers().find((l) => l.setRadius).getLatLng()")
+    assert [end["lng"], end["lat"]] == pytest.approx(expected[-1], abs=1e-9)
+    # The slider scrubs to any fix; the time shown is that fix's time.
+    page.focus("#pb-slider")
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    here = js(page, "__gw.playback.getLayers().find((l) => l.setRadius).getLatLng()")
+    assert [here["lng"], here["lat"]] == pytest.approx(expected[2], abs=1e-9)
+    shown = page.locator("#pb-time").inner_text()
+    assert shown == js(
+        page,
+        """(iso) => new Intl.DateTimeFormat('en', {year: 'numeric', month: '2-digit', day: '2-digit',
+            hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false}).format(new Date(iso))""",
+        scene.path[2].ts.isoformat(),
+    )
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    hub = scene.hub
+    cid = f"{hub.site}-c9"
+    w, s = offset(-300, 250)
+    e, n = offset(0, 400)
+    commander = hub.client(Role.COMMANDER)
+    commander.put(
+        f"/api/v1/grid-cells/{cid}",
+        json={
+            "type": "Feature",
+            "id": cid,
+            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+            "properties": {"site": hub.site, "name": "C9", "team": "Team C"},
+        },
+    ).raise_for_status()
+    page = _open(pages, browser, scene)
+    _search_and_pick(page, "C9", "C9")
+    detail = page.locator("#detail[data-type=cell]")
+    expect(detail.locator(".detail-title")).to_have_text("C9")
+    label = page.locator(".leaflet-tooltip.cell-label", has_text="C9")
+    expect(label).to_have_text("C9")
+    page.select_option("#warn-level", "red")
+    page.fill("#warn-reason", "Flooding reported on two streets")
+    page.click("#detail .warn-form button[type=submit]")
+    expect(detail.locator(".detail-title .warn-red")).to_have_text("Red")
+    expect(label).to_have_text("C9 · Red")
+    expect(label).to_have_class(re.compile(r"\bcell-red\b"))
+    style = js(
+        page,
+        f"""() => {{ const o = __gw.cells.cells.get('{cid}').layer.options;
+                 return [o.color, o.fillColor, o.weight]; }}""",
+    )
+    assert style == ["#D55E00", "#D55E00", 3]
+    stored = commander.get(f"/api/v1/grid-cells/{cid}").json()["properties"]
+    assert stored["warning_level"] == "red"
+    assert stored["warning_reason"] == "Flooding reported on two streets"
+    assert stored["warning_set_by"] == f"{hub.site}-commander"
+    audit = hub.client(Role.ADMIN).get(
+        "/api/v1/audit", params={"action": "cell.warning", "limit": 200}
+    ).json()["items"]
+    ours = [r for r in audit if r["target"] == cid]
+    assert len(ours) == 1 and ours[0]["actor"] == f"{hub.site}-commander"
+    assert ours[0]["details"] == {"level": "red", "reason": "Flooding reported on two streets"}
+    # Clearing it again goes through the same form.
+    page.select_option("#warn-level", "")
+    page.fill("#warn-reason", "Water pumped out")
+    page.click("#detail .warn-form button[type=submit]")
+    expect(label).to_have_text("C9")
+    assert commander.get(f"/api/v1/grid-cells/{cid}").json()["properties"]["warning_level"] is None
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_poi_import_form_shows_the_points_and_the_hubs_reason_for_a_bad_file(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    hub = scene.hub
+    page = _open(pages, browser, scene)
+    before = page.locator(".poi").count()
+    rows = [("water-7", "Bottled water store", "supplies", 60, -40), ("aed-7", "Library AED", "aed", -80, 60)]
+    good = "id,name,category,lon,lat\n" + "".join(
+        f"{pid},{name},{cat},{offset(e, n)[0]:.6f},{offset(e, n)[1]:.6f}\n"
+        for pid, name, cat, e, n in rows
+    )
+    page.set_input_files(
+        "#poi-file", files=[{"name": "supplies.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+    )
+    expect(page.locator("#poi-import-result")).to_have_text("2 imported")
+    expect(page.locator(".poi")).to_have_count(before + 2)
+    expect(page.locator(".leaflet-marker-icon[title='Library AED'] .poi")).to_have_text("D")
+    stored = hub.client(Role.ADMIN).get("/api/v1/poi", params={"site": hub.site}).json()
+    names = {f["id"]: f["properties"]["name"] for f in stored["features"]}
+    assert names["water-7"] == "Bottled water store" and names["aed-7"] == "Library AED"
+    # A file without the lat column: nothing is imported and the hub's reason is shown.
+    bad = "id,name,category,lon\nx-1,Somewhere,place,114.05\n"
+    page.set_input_files(
+        "#poi-file", files=[{"name": "broken.csv", "mimeType": "text/csv", "buffer": bad.encode()}]
+    )
+    refused = hub.client(Role.ADMIN).post(
+        "/api/v1/poi/import",
+        params={"site": hub.site},
+        content=bad.encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert refused.status_code == 422
+    result = page.locator("#poi-import-result")
+    expect(result).to_have_text(f"Not imported: {refused.json()['detail']}")
+    expect(result).to_have_class("error")
+    expect(page.locator(".poi")).to_have_count(before + 2)
+    assert page.errors == [e for e in page.errors if "422" in e]  # type: ignore[attr-defined]
