@@ -322,6 +322,7 @@ class Dashboard {
     this.cells.relabel();
     this.devices.relabel();
     this.pois.relabel();
+    for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
     this.panels.renderFeed();
     this.panels.rerender();
     if (this.live) this.setConn($("#conn").dataset.state || "connecting");

@@ -492,3 +492,123 @@ def test_poi_import_form_shows_the_points_and_the_hubs_reason_for_a_bad_file(
     expect(result).to_have_class("error")
     expect(page.locator(".poi")).to_have_count(before + 2)
     assert page.errors == [e for e in page.errors if "422" in e]  # type: ignore[attr-defined]
+
+
+def _catalogue(code: str) -> dict[str, str]:
+    data: dict[str, str] = json.loads((I18N / f"{code}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_catalogues_have_the_same_keys_and_placeholders() -> None:
+    en, zh = _catalogue("en"), _catalogue("zh-CN")
+    assert sorted(en) == sorted(zh)
+    for key in en:
+        assert set(re.findall(r"\{(\w+)\}", en[key])) == set(re.findall(r"\{(\w+)\}", zh[key])), key
+        assert zh[key].strip(), key
+
+
+# Every visible text node and every title / aria-label / placeholder / alt of a visible element.
+SCAN_TEXT = """() => {
+    const out = [];
+    const shown = (el) => el && el.getClientRects().length > 0
+        && getComputedStyle(el).visibility !== 'hidden' && !el.closest('[hidden]');
+    const where = (el) => el.id ? '#' + el.id : el.tagName.toLowerCase() + '.' + [...el.classList].join('.');
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const text = n.nodeValue.trim();
+        const el = n.parentElement;
+        if (!text || el.closest('script, style')) continue;
+        const host = el.closest('select') || el;
+        if (shown(host)) out.push([where(el), text]);
+    }
+    for (const el of document.querySelectorAll('[title], [aria-label], [placeholder], [alt]')) {
+        if (!shown(el)) continue;
+        for (const a of ['title', 'aria-label', 'placeholder', 'alt']) {
+            const v = el.getAttribute(a);
+            if (v && v.trim()) out.push([where(el) + '@' + a, v.trim()]);
+        }
+    }
+    return out;
+}"""
+
+
+def test_switching_to_chinese_leaves_no_english_in_the_chrome(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    hub = scene.hub
+    page = _open(pages, browser, scene)
+    page.wait_for_function(f"__gw.positions.entities.has('{OFFICER}')")
+    page.select_option("#app-view .lang-select", "zh-CN")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    zh = _catalogue("zh-CN")
+    # Latin words the Chinese catalogue itself uses (CPU, GeoJSON, AR, v1, °C...).
+    allowed = {w for v in zh.values() for w in re.findall(r"[A-Za-z]+", re.sub(r"\{\w+\}", "", v))}
+    # Data, not chrome: ids, names and titles the test created, the brand, language names.
+    data = sorted(
+        {
+            "gridward",
+            "English",
+            "Person in the rail yard",
+            "Loitering by the substation",
+            "open incidents",
+            "Team A",
+            "Team B",
+            "Team C",
+            OFFICER,
+            *(f["properties"]["name"] for f in hub.client(Role.ADMIN).get(
+                "/api/v1/poi", params={"site": hub.site}).json()["features"]),
+            *(d["name"] for d in hub.client(Role.ADMIN).get(
+                "/api/v1/devices", params={"site": hub.site}).json()["items"]),
+        },
+        key=len,
+        reverse=True,
+    )
+    site_ids = re.compile(re.escape(hub.site) + r"[\w-]*")
+    cell_names = re.compile(r"\b[A-C][0-9]\b")
+
+    def english_left(state: str) -> list[tuple[str, str]]:
+        left = []
+        for where, text in js(page, SCAN_TEXT):
+            rest = site_ids.sub(" ", text)
+            for d in data:
+                rest = rest.replace(d, " ")
+            rest = cell_names.sub(" ", rest)
+            words = [w for w in re.findall(r"[A-Za-z]+", rest) if w not in allowed]
+            if words:
+                left.append((f"{state}: {where}", text))
+        return left
+
+    found = english_left("feed")
+    page.locator(".leaflet-marker-icon:has(.dev)").first.hover(timeout=5000)
+    page.locator(".leaflet-tooltip:not(.cell-label)").wait_for(timeout=5000)
+    found += english_left("device tooltip")
+    page.locator(".leaflet-marker-icon:has(.poi)").first.click(timeout=5000)
+    page.locator(".leaflet-popup").wait_for(timeout=5000)
+    found += english_left("poi popup")
+    # Every panel, each in turn: alert with evidence, device with health, entity with a loaded
+    # playback, cell with the warning form, search results, a POI popup, a device tooltip.
+    page.locator(f"#feed-list [data-alert='{scene.evidence_alert}'] .alert-open").click()
+    page.locator("#detail .evidence img").wait_for()
+    found += english_left("alert")
+    page.fill("#search-input", "cam-yard")
+    page.locator("#search-results [role=option]").first.wait_for()
+    found += english_left("search")
+    page.keyboard.press("Enter")
+    page.locator("#health-spark svg.spark, #health-spark p").first.wait_for()
+    found += english_left("device")
+    _search_and_pick(page, OFFICER, OFFICER)
+    page.click("#detail .playback-form button[type=submit]")
+    page.locator("#pb-controls:not([hidden])").wait_for()
+    found += english_left("entity")
+    _search_and_pick(page, "A1", "A1")
+    page.locator("#detail .warn-form").wait_for()
+    found += english_left("cell")
+    page.keyboard.press("Escape")
+    assert found == [], "\n".join(map(str, found))
+    # And back: the English catalogue returns everywhere, no Chinese left in the chrome.
+    page.select_option("#app-view .lang-select", "en")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.locator(".leaflet-popup").wait_for(state="detached")  # rebuilt markers, popup closed
+    cjk = [(w, t) for w, t in js(page, SCAN_TEXT) if re.search(r"[\u4e00-\u9fff]", t)]
+    assert cjk and {t for _, t in cjk} == {"简体中文"}, cjk  # only the language's own name
+    assert page.errors == []  # type: ignore[attr-defined]
