@@ -612,3 +612,125 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
     cjk = [(w, t) for w, t in js(page, SCAN_TEXT) if re.search(r"[\u4e00-\u9fff]", t)]
     assert cjk and {t for _, t in cjk} == {"简体中文"}, cjk  # only the language's own name
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+# Records every element that takes focus and whether a focus ring is drawn for it.
+TRACK_FOCUS = """() => {
+    window.__focusLog = [];
+    document.addEventListener('focusin', (ev) => {
+        const el = ev.target;
+        // A visually hidden file input shows its ring on the label that stands for it.
+        const ringed = el.matches('input[type=file]') ? document.querySelector(`label[for='${el.id}']`) : el;
+        const cs = getComputedStyle(ringed);
+        const ring = (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2)
+            || cs.boxShadow !== 'none';
+        const name = el.id ? '#' + el.id : el.className && typeof el.className === 'string'
+            ? el.tagName.toLowerCase() + '.' + el.className.split(/\\s+/).join('.') : el.tagName.toLowerCase();
+        window.__focusLog.push({name, ring, visible: el.matches(':focus-visible')});
+    });
+}"""
+
+
+def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    hub = scene.hub
+    lon, lat = offset(20, 30)
+    alert_id = scene.cam.alert(
+        kind=AlertKind.LOITERING,
+        severity=Severity.MEDIUM,
+        title="Keyboard check at the kiosk",
+        location=Location(lon=lon, lat=lat),
+    ).id
+    wait_outbox_empty(scene.cam)
+    page = _open(pages, browser, scene)
+    page.locator(f"#feed-list [data-alert='{alert_id}']").wait_for()
+    js(page, TRACK_FOCUS)
+    # Tab through the whole page once.
+    page.evaluate("document.activeElement.blur()")
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        if js(page, "document.activeElement.id === 'feed-list' || !!document.activeElement.closest('#feed-list')"):
+            break
+    for _ in range(8):  # into the feed: open and acknowledge buttons
+        page.keyboard.press("Tab")
+    log = js(page, "window.__focusLog")
+    names = [e["name"] for e in log]
+    for control in (
+        "#search-input",
+        "select.lang-select",
+        "#logout",
+        "#map",
+        "#layer-cells",
+        "#layer-officers",
+        "#layer-pois",
+        "#poi-file",
+        "#feed-open-only",
+    ):
+        assert control in names, (control, names)
+    assert any(n.startswith("button.alert-open") for n in names), names
+    assert any(n.startswith("button.ack") for n in names), names
+    assert any("leaflet-control-zoom-in" in n for n in names), names
+    no_ring = [e["name"] for e in log if not (e["ring"] and e["visible"])]
+    assert no_ring == [], no_ring
+    # Space toggles a layer.
+    page.focus("#layer-cells")
+    page.keyboard.press("Space")
+    expect(page.locator(".leaflet-tooltip.cell-label")).to_have_count(0)
+    page.keyboard.press("Space")
+    expect(page.locator(".leaflet-tooltip.cell-label").first).to_be_visible()
+    # The language switch works with the arrow keys.
+    page.focus("#app-view .lang-select")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'", timeout=5000)
+    page.select_option("#app-view .lang-select", "en")
+    page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
+    # "/" focuses search; arrows + Enter pick a result; Tab reaches the playback controls.
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("/")
+    page.keyboard.type(OFFICER)
+    page.locator("#search-results [role=option]").first.wait_for()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail[data-type=entity]")).to_be_visible()
+    js(page, "window.__focusLog.length = 0")
+    page.focus("#detail [data-close]")
+    # Tab walks into each date field (its day, hour, minute parts are separate stops).
+    reached = []
+    for _ in range(16):
+        page.keyboard.press("Tab")
+        reached.append(js(page, "document.activeElement.id || document.activeElement.className"))
+        if js(page, "document.activeElement.matches('.playback-form button')"):
+            break
+    assert "pb-from" in reached and "pb-to" in reached, reached
+    assert js(page, "document.activeElement.matches('.playback-form button')"), reached
+    page.keyboard.press("Enter")  # the default window: the last 15 minutes (the walk + now)
+    expect(page.locator("#pb-status")).to_have_text(f"{len(scene.path) + 1} positions")
+    page.keyboard.press("Tab")
+    assert js(page, "document.activeElement.id") == "pb-play"
+    page.keyboard.press("Space")
+    expect(page.locator("#pb-slider")).to_have_value(str(len(scene.path)), timeout=5000)
+    page.keyboard.press("Tab")
+    assert js(page, "document.activeElement.id") == "pb-slider"
+    page.keyboard.press("Home")
+    expect(page.locator("#pb-slider")).to_have_value("0")
+    log = js(page, "window.__focusLog")
+    assert {e["name"] for e in log} >= {"#pb-from", "#pb-to", "#pb-play", "#pb-slider"}, log
+    assert [e["name"] for e in log if not (e["ring"] and e["visible"])] == []
+    # Escape closes the detail; the alert opens with Enter and is acknowledged from its form.
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+    page.focus(f"#feed-list [data-alert='{alert_id}'] .alert-open")
+    page.keyboard.press("Enter")
+    page.locator("#detail .ack-form").wait_for()
+    page.focus("#ack-note")
+    page.keyboard.type("Seen on camera, patrol informed")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        f"__gw.alerts.get('{alert_id}').status === 'acknowledged'", timeout=5000
+    )
+    stored = hub.client(Role.ADMIN).get(f"/api/v1/alerts/{alert_id}").json()
+    assert stored["status"] == "acknowledged"
+    assert [n["text"] for n in stored["notes"]] == ["Seen on camera, patrol informed"]
+    assert page.errors == []  # type: ignore[attr-defined]
