@@ -9,6 +9,7 @@ model, or from ``input_size_px`` when the model was exported with dynamic height
 from __future__ import annotations
 
 import logging
+import mmap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -62,6 +63,51 @@ class Config(StrictModel):
     intra_op_threads: Annotated[int, Field(ge=0, le=64)] = 2
 
 
+MODEL_GRAPH_FIELD = 7  # ModelProto.graph in onnx.proto
+
+
+def _varint(data: Any, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("a varint runs past the end")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def framing_problem(data: Any) -> str | None:
+    """Why ``data`` cannot be a serialised ONNX ModelProto, judged by its top-level protobuf
+    framing alone (no parsing of the graph), or None. This catches garbage and truncated files
+    before onnxruntime sees them: its parser has been seen to abort the whole process on such
+    input once GStreamer has run in it, instead of raising."""
+    pos, fields = 0, set()
+    try:
+        while pos < len(data):
+            key, pos = _varint(data, pos)
+            field, wire = key >> 3, key & 7
+            if field == 0 or wire not in (0, 1, 2, 5):
+                return f"byte {pos}: field {field} with wire type {wire} is not protobuf"
+            if wire == 0:
+                _, pos = _varint(data, pos)
+            elif wire == 2:
+                size, pos = _varint(data, pos)
+                pos += size
+            else:
+                pos += 8 if wire == 1 else 4
+            if pos > len(data):
+                return f"truncated: a field of {field} ends at byte {pos} of {len(data)}"
+            fields.add(field)
+    except ValueError as err:
+        return f"truncated: {err}"
+    if MODEL_GRAPH_FIELD not in fields:
+        return "no graph in it"
+    return None
+
+
 def _dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
@@ -83,6 +129,15 @@ class OnnxDetector:
         if not config.model.is_file():
             raise DetectorError(f"ONNX model {config.model} not found: run "
                                 "`gridward edge camera models fetch` on a connected machine")
+        try:
+            with config.model.open("rb") as fh, mmap.mmap(fh.fileno(), 0,
+                                                          access=mmap.ACCESS_READ) as data:
+                problem = framing_problem(data)
+        except (OSError, ValueError) as err:  # mmap refuses an empty file with ValueError
+            problem = str(err)
+        if problem is not None:
+            raise DetectorError(f"{config.model} is not an ONNX model ({problem}): fetch it "
+                                "again and check its sha256")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = config.intra_op_threads
         try:
