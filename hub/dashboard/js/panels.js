@@ -266,7 +266,10 @@ export class Panels {
       $("#pb-time").textContent = formatDateTime(points[i].ts);
     };
     show(0);
-    slider.oninput = () => show(Number(slider.value));
+    slider.oninput = () => {
+      this.stopPlayback(); // scrubbing takes over from play
+      show(Number(slider.value));
+    };
     this.play = { timer: null, points, show };
     $("#pb-play").onclick = () => {
       if (this.play.timer) return this.stopPlayback();
@@ -277,6 +280,7 @@ export class Panels {
         if (i >= points.length) return this.stopPlayback();
         slider.value = String(i);
         show(i);
+        if (i === points.length - 1) this.stopPlayback(); // at the end, not one tick later
       }, 200);
     };
   }

@@ -222,9 +222,9 @@ def module_hub(
     # threads that a long-lived hub creates during one test would fail that test's leak check.
     # So the pool is fixed before the first test: PINNED_WORKERS threads, never pruned.
     idle_s = WorkerThread.MAX_IDLE_TIME
-    WorkerThread.MAX_IDLE_TIME = math.inf
+    WorkerThread.MAX_IDLE_TIME = 10**9  # seconds: never, within a module
     try:
-        server = running.service._server  # noqa: SLF001 - the test harness needs its loop
+        server = running.service._server
         assert server is not None and server.servers
         loop = server.servers[0].get_loop()
         asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
@@ -243,7 +243,11 @@ async def _pin_workers(n: int) -> None:
     barrier = threading.Barrier(n)
     async with anyio.create_task_group() as group:
         for _ in range(n):
-            group.start_soon(anyio.to_thread.run_sync, barrier.wait)
+            group.start_soon(_wait_in_worker, barrier)
+
+
+async def _wait_in_worker(barrier: threading.Barrier) -> None:
+    await anyio.to_thread.run_sync(barrier.wait)
 
 
 @pytest.fixture

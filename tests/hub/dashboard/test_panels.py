@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from edge.agent import AgentRuntime
 from edge.protocol import AlertKind, EntityKind, Evidence, Location, Position, Severity
@@ -78,12 +78,14 @@ def scene(
         cam.send_positions([before, *path, now])
         admin = hub.client(Role.ADMIN)
         wait_until(
-            lambda: len(
-                admin.get(
-                    "/api/v1/positions/history", params={"entity": OFFICER, "limit": 100}
-                ).json()["items"]
-            )
-            == 10,
+            lambda: (
+                len(
+                    admin.get(
+                        "/api/v1/positions/history", params={"entity": OFFICER, "limit": 100}
+                    ).json()["items"]
+                )
+                == 10
+            ),
             10,
             message="the hub to store officer-9's path",
         )
@@ -136,7 +138,7 @@ def _rect(page: Page, selector: str) -> dict[str, float]:
     return rect
 
 
-def _inside(inner: dict[str, float], outer: dict[str, float], slack: float = 1.0) -> bool:
+def _inside(inner: Mapping[str, float], outer: Mapping[str, float], slack: float = 1.0) -> bool:
     return (
         inner["left"] >= outer["left"] - slack
         and inner["top"] >= outer["top"] - slack
@@ -191,9 +193,7 @@ def test_district_fits_and_detail_keeps_actions_in_view(
     _assert_district_fits(page)
     item = page.locator(f"#feed-list [data-alert='{scene.evidence_alert}']")
     item.locator(".alert-open").click()
-    page.wait_for_function(
-        "document.querySelector('#detail .evidence img')?.naturalWidth === 240"
-    )
+    page.wait_for_function("document.querySelector('#detail .evidence img')?.naturalWidth === 240")
     viewport = {"left": 0, "top": 0, "right": size[0], "bottom": size[1]}
     detail = _rect(page, "#detail")
     assert _inside(detail, viewport), detail
@@ -201,7 +201,14 @@ def test_district_fits_and_detail_keeps_actions_in_view(
     for control in ("#detail .ack-detail", "#detail #ack-note", "#detail [data-close]"):
         assert _inside(_rect(page, control), detail), control
         expect(page.locator(control)).to_be_visible()
-    assert js(page, "document.elementFromPoint(...(() => { const r = document.querySelector('#detail .ack-detail').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()).closest('.ack-detail') !== null")
+    assert js(
+        page,
+        """() => {
+            const r = document.querySelector('#detail .ack-detail').getBoundingClientRect();
+            const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+            return hit.closest('.ack-detail') !== null;
+        }""",
+    )
     # The evidence itself starts in view, and the alert feed keeps room below the detail.
     img = _rect(page, "#detail .evidence img")
     body = _rect(page, "#detail .detail-body")
@@ -212,7 +219,13 @@ def test_district_fits_and_detail_keeps_actions_in_view(
     assert js(page, "document.documentElement.scrollHeight") <= size[1]
     if size == (1920, 1080):
         page.evaluate("document.activeElement.blur()")
-        page.screenshot(path=str(Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard-detail-1080p.png"))
+        page.screenshot(
+            path=str(
+                Path(__file__).resolve().parents[3]
+                / "test-artifacts"
+                / "dashboard-detail-1080p.png"
+            )
+        )
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -232,7 +245,8 @@ def _sparkline_values(page: Page) -> list[float]:
             const poly = document.querySelector('#health-spark svg.spark polyline');
             const scale = [...document.querySelectorAll('#health-spark .spark-scale span')]
                 .map((s) => parseFloat(s.textContent.replace(/[^0-9.+-]+/g, ' ').trim()));
-            return {points: poly.getAttribute('points'), lo: scale[0], last: scale[1], hi: scale[2]};
+            return {points: poly.getAttribute('points'),
+                    lo: scale[0], last: scale[1], hi: scale[2]};
         }""",
     )
     lo, hi = drawn["lo"], drawn["hi"]
@@ -317,7 +331,8 @@ def _local_input(page: Page, iso: str) -> str:
         """(iso) => {
             const d = new Date(iso);
             const p = (n) => String(n).padStart(2, '0');
-            return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+            const day = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+            return `${day}T${p(d.getHours())}:${p(d.getMinutes())}`;
         }""",
         iso,
     )
@@ -370,8 +385,12 @@ def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
                 return {x: p.x + mr.left, y: p.y + mr.top};
             }""",
         )
-        png = page.screenshot(clip={"x": seen["x"] - 1, "y": seen["y"] - 1, "width": 3, "height": 3})
-        bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[1, 1]
+        png = page.screenshot(
+            clip={"x": seen["x"] - 1, "y": seen["y"] - 1, "width": 3, "height": 3}
+        )
+        img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None
+        bgr = img[1, 1]
         return seen["x"], seen["y"], (int(bgr[2]), int(bgr[1]), int(bgr[0]))
 
     x0, y0, px0 = marker_on_screen()
@@ -394,8 +413,9 @@ def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
     shown = page.locator("#pb-time").inner_text()
     assert shown == js(
         page,
-        """(iso) => new Intl.DateTimeFormat('en', {year: 'numeric', month: '2-digit', day: '2-digit',
-            hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false}).format(new Date(iso))""",
+        """(iso) => new Intl.DateTimeFormat('en', {
+            year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit',
+            minute: '2-digit', second: '2-digit', hour12: false}).format(new Date(iso))""",
         scene.path[2].ts.isoformat(),
     )
     assert page.errors == []  # type: ignore[attr-defined]
@@ -414,7 +434,10 @@ def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
         json={
             "type": "Feature",
             "id": cid,
-            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+            },
             "properties": {"site": hub.site, "name": "C9", "team": "Team C"},
         },
     ).raise_for_status()
@@ -440,9 +463,11 @@ def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
     assert stored["warning_level"] == "red"
     assert stored["warning_reason"] == "Flooding reported on two streets"
     assert stored["warning_set_by"] == f"{hub.site}-commander"
-    audit = hub.client(Role.ADMIN).get(
-        "/api/v1/audit", params={"action": "cell.warning", "limit": 200}
-    ).json()["items"]
+    audit = (
+        hub.client(Role.ADMIN)
+        .get("/api/v1/audit", params={"action": "cell.warning", "limit": 200})
+        .json()["items"]
+    )
     ours = [r for r in audit if r["target"] == cid]
     assert len(ours) == 1 and ours[0]["actor"] == f"{hub.site}-commander"
     assert ours[0]["details"] == {"level": "red", "reason": "Flooding reported on two streets"}
@@ -461,13 +486,17 @@ def test_poi_import_form_shows_the_points_and_the_hubs_reason_for_a_bad_file(
     hub = scene.hub
     page = _open(pages, browser, scene)
     before = page.locator(".poi").count()
-    rows = [("water-7", "Bottled water store", "supplies", 60, -40), ("aed-7", "Library AED", "aed", -80, 60)]
+    rows = [
+        ("water-7", "Bottled water store", "supplies", 60, -40),
+        ("aed-7", "Library AED", "aed", -80, 60),
+    ]
     good = "id,name,category,lon,lat\n" + "".join(
         f"{pid},{name},{cat},{offset(e, n)[0]:.6f},{offset(e, n)[1]:.6f}\n"
         for pid, name, cat, e, n in rows
     )
     page.set_input_files(
-        "#poi-file", files=[{"name": "supplies.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+        "#poi-file",
+        files=[FilePayload(name="supplies.csv", mimeType="text/csv", buffer=good.encode())],
     )
     expect(page.locator("#poi-import-result")).to_have_text("2 imported")
     expect(page.locator(".poi")).to_have_count(before + 2)
@@ -478,7 +507,8 @@ def test_poi_import_form_shows_the_points_and_the_hubs_reason_for_a_bad_file(
     # A file without the lat column: nothing is imported and the hub's reason is shown.
     bad = "id,name,category,lon\nx-1,Somewhere,place,114.05\n"
     page.set_input_files(
-        "#poi-file", files=[{"name": "broken.csv", "mimeType": "text/csv", "buffer": bad.encode()}]
+        "#poi-file",
+        files=[FilePayload(name="broken.csv", mimeType="text/csv", buffer=bad.encode())],
     )
     refused = hub.client(Role.ADMIN).post(
         "/api/v1/poi/import",
@@ -512,7 +542,8 @@ SCAN_TEXT = """() => {
     const out = [];
     const shown = (el) => el && el.getClientRects().length > 0
         && getComputedStyle(el).visibility !== 'hidden' && !el.closest('[hidden]');
-    const where = (el) => el.id ? '#' + el.id : el.tagName.toLowerCase() + '.' + [...el.classList].join('.');
+    const where = (el) => el.id ? '#' + el.id
+        : el.tagName.toLowerCase() + '.' + [...el.classList].join('.');
     const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
         const text = n.nodeValue.trim();
@@ -555,10 +586,18 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
             "Team B",
             "Team C",
             OFFICER,
-            *(f["properties"]["name"] for f in hub.client(Role.ADMIN).get(
-                "/api/v1/poi", params={"site": hub.site}).json()["features"]),
-            *(d["name"] for d in hub.client(Role.ADMIN).get(
-                "/api/v1/devices", params={"site": hub.site}).json()["items"]),
+            *(
+                f["properties"]["name"]
+                for f in hub.client(Role.ADMIN)
+                .get("/api/v1/poi", params={"site": hub.site})
+                .json()["features"]
+            ),
+            *(
+                d["name"]
+                for d in hub.client(Role.ADMIN)
+                .get("/api/v1/devices", params={"site": hub.site})
+                .json()["items"]
+            ),
         },
         key=len,
         reverse=True,
@@ -620,12 +659,14 @@ TRACK_FOCUS = """() => {
     document.addEventListener('focusin', (ev) => {
         const el = ev.target;
         // A visually hidden file input shows its ring on the label that stands for it.
-        const ringed = el.matches('input[type=file]') ? document.querySelector(`label[for='${el.id}']`) : el;
+        const ringed = el.matches('input[type=file]')
+            ? document.querySelector(`label[for='${el.id}']`) : el;
         const cs = getComputedStyle(ringed);
         const ring = (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2)
             || cs.boxShadow !== 'none';
         const name = el.id ? '#' + el.id : el.className && typeof el.className === 'string'
-            ? el.tagName.toLowerCase() + '.' + el.className.split(/\\s+/).join('.') : el.tagName.toLowerCase();
+            ? el.tagName.toLowerCase() + '.' + el.className.split(/\\s+/).join('.')
+            : el.tagName.toLowerCase();
         window.__focusLog.push({name, ring, visible: el.matches(':focus-visible')});
     });
 }"""
@@ -650,7 +691,10 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     page.evaluate("document.activeElement.blur()")
     for _ in range(120):
         page.keyboard.press("Tab")
-        if js(page, "document.activeElement.id === 'feed-list' || !!document.activeElement.closest('#feed-list')"):
+        if js(
+            page,
+            "!!document.activeElement.closest('#feed-list')",
+        ):
             break
     for _ in range(8):  # into the feed: open and acknowledge buttons
         page.keyboard.press("Tab")
@@ -727,9 +771,7 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     page.keyboard.type("Seen on camera, patrol informed")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        f"__gw.alerts.get('{alert_id}').status === 'acknowledged'", timeout=5000
-    )
+    page.wait_for_function(f"__gw.alerts.get('{alert_id}').status === 'acknowledged'", timeout=5000)
     stored = hub.client(Role.ADMIN).get(f"/api/v1/alerts/{alert_id}").json()
     assert stored["status"] == "acknowledged"
     assert [n["text"] for n in stored["notes"]] == ["Seen on camera, patrol informed"]
