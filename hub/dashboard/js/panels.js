@@ -256,7 +256,7 @@ export class Panels {
     L.polyline(latlngs, { color: "#ffffff", weight: 3, opacity: 0.85, dashArray: "6 4" }).addTo(d.playback);
     const marker = L.circleMarker(latlngs[0], { radius: 9, color: "#ffffff", weight: 3, fillColor: "#0072B2", fillOpacity: 1 })
       .addTo(d.playback);
-    d.map.fitBounds(L.latLngBounds(latlngs).pad(0.2), { maxZoom: d.config.max_zoom });
+    d.map.fitBounds(L.latLngBounds(latlngs).pad(0.2), { maxZoom: d.config.max_zoom, animate: false });
     const slider = $("#pb-slider");
     slider.max = String(points.length - 1);
     slider.value = "0";

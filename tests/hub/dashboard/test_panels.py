@@ -378,6 +378,9 @@ def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
             page,
             """async () => {
                 // Leaflet's canvas renderer redraws on the next animation frame.
+                while (__gw.map._animatingZoom || __gw.positions.dirty) {
+                    await new Promise((r) => requestAnimationFrame(r));
+                }
                 for (let i = 0; i < 3; i++) await new Promise((r) => requestAnimationFrame(r));
                 const m = __gw.playback.getLayers().find((l) => l.setRadius);
                 const p = __gw.map.latLngToContainerPoint(m.getLatLng());
