@@ -37,6 +37,14 @@ INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
 
 log = logging.getLogger(__name__)
 
+# Imported with the plugin, i.e. before GStreamer is initialised: onnxruntime first imported
+# into a process where cv2 is loaded and Gst.init() has run aborts the whole process on the
+# first exception it throws (a bad model, a bad input) instead of raising it.
+try:
+    import onnxruntime as _ort
+except ImportError:  # reported when an onnx detector is built, not fatal to other plugins
+    _ort = None
+
 Size = tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
 
 
@@ -82,8 +90,7 @@ def _varint(data: Any, pos: int) -> tuple[int, int]:
 def framing_problem(data: Any) -> str | None:
     """Why ``data`` cannot be a serialised ONNX ModelProto, judged by its top-level protobuf
     framing alone (no parsing of the graph), or None. This catches garbage and truncated files
-    before onnxruntime sees them: its parser has been seen to abort the whole process on such
-    input once GStreamer has run in it, instead of raising."""
+    before onnxruntime sees them, with a sentence that says what is wrong with the file."""
     pos, fields = 0, set()
     try:
         while pos < len(data):
@@ -121,11 +128,10 @@ class OnnxDetector:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
+        ort: Any = _ort
+        if ort is None:
             raise DetectorUnavailableError("onnxruntime is not installed: pip install "
-                                           "onnxruntime") from err
+                                           "onnxruntime")
         if not config.model.is_file():
             raise DetectorError(f"ONNX model {config.model} not found: run "
                                 "`gridward edge camera models fetch` on a connected machine")
