@@ -76,6 +76,21 @@ class Config(StrictModel):
         return self
 
 
+def _preload_runtime() -> None:
+    """Import the first TFLite runtime with the plugin, i.e. before GStreamer is initialised:
+    a runtime first imported into a process where cv2 is loaded and Gst.init() has run aborts
+    the whole process on the first C++ exception it throws (a corrupt model, a bad input)."""
+    for name in RUNTIMES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        return
+
+
+_preload_runtime()
+
+
 def load_interpreter_class() -> tuple[Any, str]:
     """The first installed TFLite runtime's ``Interpreter`` class and that runtime's module."""
     errors = []

@@ -565,6 +565,18 @@ def only_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
 
 
+def test_tflite_corrupt_model_after_gstreamer_is_a_clear_error(tmp_path: Path) -> None:
+    """LiteRT throws a C++ exception for a corrupt file; imported with the plugin (before
+    GStreamer initialises) it arrives as a DetectorError even once GStreamer has run here."""
+    from edge.camera.ingest import gst
+
+    gst()
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    with pytest.raises(detectors.DetectorError, match=r"TFLite could not load .*Flatbuffer"):
+        detectors.build_detector(camera_config({"type": "tflite", "model": str(bad)}).detector)
+
+
 @pytest.mark.parametrize("model", BLAZEFACE, ids=[m.name for m in BLAZEFACE])
 def test_blazeface_finds_the_face_in_a_real_photo(blazeface: dict[str, Path], model: BlazeFaceModel,
                                                   portrait: NDArray[np.uint8],
