@@ -164,16 +164,14 @@ class AgentRuntime:
         fields: dict[str, Any] = dict(self._health_fields() if self._health_fields else {})
         dropped = {**self.telemetry.dropped, **fields.pop("dropped", {})}
         dropped["bad_command"] = self.counters["bad_command"]
-        return Health(
-            site=self.site,
-            device=self.device,
-            uptime_s=round(self._clock() - self._started_at, 3),
-            queue_depth=len(self.telemetry),
-            outbox_depth=self.outbox.depth(),
-            dropped=dropped,
-            cpu_temp_c=read_cpu_temp_c(),
-            **fields,
-        )
+        # The runtime's own readings are defaults; whatever the agent reports wins.
+        base: dict[str, Any] = {
+            "uptime_s": round(self._clock() - self._started_at, 3),
+            "queue_depth": len(self.telemetry),
+            "outbox_depth": self.outbox.depth(),
+            "cpu_temp_c": read_cpu_temp_c(),
+        }
+        return Health(site=self.site, device=self.device, dropped=dropped, **{**base, **fields})
 
     # -- internals -----------------------------------------------------------------------
 
