@@ -7,8 +7,8 @@ photo, prints per-frame ``detect()`` latency (median and p95 over N frames, afte
 - HOG, full frame, no motion gate: the baseline (the always-available default detector);
 - each BlazeFace variant (TFLite through ai_edge_litert, raw_ssd decoding, letterbox), plus the
   bare ``invoke()`` share of it, so pre/post-processing overhead is visible;
-- the ONNX grid graph from the tests (onnxruntime): what the plugin's own overhead costs when
-  the model does next to nothing.
+- the ONNX grid graph and the TFLite grid model with the TFLite_Detection_PostProcess op from
+  the tests: what each plugin's own overhead costs when the model does next to nothing.
 Each figure is also given as a ratio to the HOG baseline on the same frame.
 """
 
@@ -86,12 +86,18 @@ def main() -> int:
                   f"(invoke {invoke_ms:.2f} ms, {found} face box(es))")
             det.close()
         with tempfile.TemporaryDirectory() as tmp:
-            from tests.edge.camera.test_detectors_real import build_yolo_graph
+            from tests.edge.camera.test_detectors_real import build_tflite_ssd, build_yolo_graph
 
             graph = build_yolo_graph(Path(tmp) / "grid.onnx")
             det = detectors.build_detector(onnx.Config(model=graph, labels=["person", "car"]))
             ms, p95 = timed(lambda f=frame, d=det: d.detect(f), args.frames)
             print(f"  {'onnx grid graph 64x48 (plugin overhead)':38s} {ms:8.2f} / {p95:8.2f}  "
+                  f"{ms / hog_ms:5.3f}x")
+            det.close()
+            ssd = build_tflite_ssd(Path(tmp) / "grid.tflite")
+            det = detectors.build_detector(tflite.Config(model=ssd, min_score=0.3))
+            ms, p95 = timed(lambda f=frame, d=det: d.detect(f), args.frames)
+            print(f"  {'tflite grid + PostProcess op 64x48':38s} {ms:8.2f} / {p95:8.2f}  "
                   f"{ms / hog_ms:5.3f}x")
             det.close()
     return 0

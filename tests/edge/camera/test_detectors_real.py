@@ -281,6 +281,30 @@ def test_onnx_yolo_graph_two_classes(tmp_path: Path, rows_first: bool) -> None:
     assert [d.label for d in people] == ["person", "person"]
 
 
+def test_onnx_letterbox_maps_cells_back_to_a_square_frame(tmp_path: Path) -> None:
+    """A 128x128 frame into the 64x48 input: scaled by 0.375 to 48x48, 8 px black bars left
+    and right. A red square over what becomes cell (1, 1) comes back as that cell mapped
+    to frame pixels; the bars themselves never score."""
+    model = build_yolo_graph(tmp_path / "yolo.onnx")
+    det = detectors.build_detector(camera_config(
+        {"type": "onnx", "model": str(model), "labels": ["person", "car"], "min_score": 0.2,
+         "resize": "letterbox"}).detector)
+    frame = np.zeros((128, 128, 3), dtype=np.uint8)
+    scale, pad_x = 48 / 128, 8
+    cell = ((16 - pad_x) / scale, 16 / scale, (32 - pad_x) / scale, 32 / scale)
+    frame[round(cell[1]):round(cell[3]), round(cell[0]):round(cell[2])] = RED
+    try:
+        assert isinstance(det, onnx_plugin.OnnxDetector)
+        x = det.prepare(frame)
+        got = det.detect(frame)
+    finally:
+        det.close()
+    assert x.shape == (1, 3, IN_H, IN_W)
+    assert not x[..., :pad_x].any() and not x[..., IN_W - pad_x:].any()  # black bars
+    assert len(got) == 1 and got[0].label == "person" and got[0].score > 0.8
+    assert got[0].box == pytest.approx(cell, abs=1e-3)
+
+
 def test_onnx_detector_inside_the_frame_processor(tmp_path: Path) -> None:
     """The pipeline builds the detector from its config and tracks what it finds."""
     model = build_yolo_graph(tmp_path / "yolo.onnx")
