@@ -732,6 +732,22 @@ def test_parse_raw_ssd_decodes_offsets_sizes_and_logits() -> None:
                       min_score=0.5, nms_iou=0.3)
 
 
+@given(st.integers(0, 10_000), st.floats(0.05, 0.95), st.floats(0.1, 0.9))
+def test_parse_raw_ssd_properties(seed: int, min_score: float, nms_iou: float) -> None:
+    rng = np.random.default_rng(seed)
+    anchors = ssd_anchors((64, 64), [16, 32], anchors_per_layer=2)  # 32 + 8 anchors
+    n = len(anchors)
+    reg = rng.normal(0, 8, (1, n, 4)) + np.array([0, 0, 20, 20])
+    logits = rng.normal(0, 4, (1, n, 2))
+    dets = parse_raw_ssd(reg, logits, anchors, input_size=(64, 64), labels=["a", "b"],
+                         min_score=min_score, nms_iou=nms_iou)
+    for i, d in enumerate(dets):
+        assert d.score >= min_score and d.label in ("a", "b")
+        assert d.box[2] > d.box[0] and d.box[3] > d.box[1]
+        for other in dets[i + 1:]:
+            assert other.label != d.label or iou(d.box, other.box) <= nms_iou + 1e-9
+
+
 sizes = st.integers(min_value=8, max_value=2000)
 
 
