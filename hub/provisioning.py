@@ -30,6 +30,10 @@ from hub.schema import devices
 log = logging.getLogger(__name__)
 
 
+# Positions fused at the hub are stored under this device label (hub/fusion.py).
+RESERVED_DEVICE_IDS = frozenset({"fusion"})
+
+
 class ProvisioningError(ValueError):
     """A device that cannot be provisioned or retired as asked."""
 
@@ -118,6 +122,10 @@ class DeviceRegistry:
     ) -> Credentials:
         check_segment(site, "site")
         check_segment(device, "device")
+        if device in RESERVED_DEVICE_IDS:
+            raise ProvisioningError(
+                f"device id {device!r} is reserved for positions the hub computes itself"
+            )
         try:
             kind = DeviceKind(kind)
         except ValueError as err:

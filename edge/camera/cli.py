@@ -42,6 +42,13 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     config = load_config(args.config, CameraConfig)
     if args.validate_config:
+        from edge.camera.detectors import DetectorError, build_detector
+
+        try:  # a missing or corrupt model file is a config error too
+            build_detector(config.detector).close()
+        except DetectorError as err:
+            print(f"gridward: {args.config}: detector: {err}", file=sys.stderr)
+            return 2
         print(f"{args.config}: OK")
         print(f"  pipeline: {pipeline_description(config.source, config.ingest)}")
         print(f"  detector: {config.detector.type}, zones: {[z.id for z in config.zones]}")

@@ -15,6 +15,8 @@ and printed with ``--validate-config``.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import threading
 import time
@@ -132,6 +134,11 @@ def gst() -> Any:
     global _gst  # noqa: PLW0603 - one process-wide initialisation
     with _gst_lock:
         if _gst is None:
+            # libgstreamer pulls in libunwind, whose unwinder C++ runtimes loaded later
+            # (onnxruntime, LiteRT) would pick up: their first exception then aborts the
+            # process. Loading libgcc_s globally first keeps the standard unwinder in front.
+            with contextlib.suppress(OSError):
+                ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
             try:
                 import gi
 
