@@ -24,14 +24,15 @@ from edge.validators import check_segment, utcnow
 from hub.audit import AuditTrail
 from hub.broker import Account, hash_password, new_password, write_accounts
 from hub.config import BrokerFilesConfig
+from hub.fusion import FUSION_DEVICE
 from hub.pki import SiteCA
 from hub.schema import devices
 
 log = logging.getLogger(__name__)
 
 
-# Positions fused at the hub are stored under this device label (hub/fusion.py).
-RESERVED_DEVICE_IDS = frozenset({"fusion"})
+# Labels the hub stores its own computed data under; no device may take them.
+RESERVED_DEVICE_IDS = frozenset({FUSION_DEVICE})
 
 
 class ProvisioningError(ValueError):
