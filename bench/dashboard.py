@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import secrets
 import statistics
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from hub.service import HubService
 from tests.support.broker import BrokerHarness
 
 SITE = "bench"
-PASSWORD = "bench-password-long-enough"  # noqa: S105 - throwaway user of a temp hub
+PASSWORD = secrets.token_urlsafe(18)  # a throwaway user of a temporary hub
 ORIGIN = (114.0570, 22.5430)
 CHROMIUM_ARGS = [
     "--no-sandbox",

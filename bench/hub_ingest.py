@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import statistics
 import sys
 import tempfile
@@ -126,7 +127,7 @@ def ws_latency(broker: BrokerHarness, db_url: str, samples: int) -> list[float]:
                                client_id="bench-hub-ws", accept_unprovisioned=True,
                                api=ApiConfig(port=0)))
     with hub.store.engine.begin() as conn:
-        create_user(conn, "bench-op", "benchmark-password", Role.OPERATOR)
+        create_user(conn, "bench-op", secrets.token_urlsafe(18), Role.OPERATOR)
         token = issue_token(conn, "bench-op", "api", "bench", None)[0]
     hub.start()
     assert hub.bus.wait_connected(10)
