@@ -238,6 +238,10 @@ def test_device_listing_and_validation(hub: RunningHub) -> None:
         == 422
     )
     assert installer.get("/api/v1/devices", params={"cursor": "!!"}).status_code == 422
+    reserved = installer.post("/api/v1/devices", json={"id": "fusion", "site": hub.site,
+                                                       "kind": "wristband"})
+    assert reserved.status_code == 422
+    assert "reserved" in reserved.json()["detail"]
 
 
 AGENT_PROCESS = """
