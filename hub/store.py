@@ -31,6 +31,16 @@ from edge.validators import new_id, utcnow
 from hub.schema import alerts, device_state, health, latest_positions, positions, replies
 
 log = logging.getLogger(__name__)
+LATEST_COLUMNS = (
+    "entity_kind",
+    "device",
+    "lon",
+    "lat",
+    "accuracy_m",
+    "heading_deg",
+    "speed_mps",
+    "ts",
+)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -174,22 +184,7 @@ class Store:
         if not items:
             return 0
         msg_id = new_id()
-        rows: list[dict[str, Any]] = [
-            {
-                "msg_id": msg_id,
-                "site": site,
-                "device": device,
-                "entity": p.entity,
-                "entity_kind": p.entity_kind.value,
-                "lon": p.lon,
-                "lat": p.lat,
-                "accuracy_m": p.accuracy_m,
-                "heading_deg": p.heading_deg,
-                "speed_mps": p.speed_mps,
-                "ts": p.ts,
-            }
-            for site, p in items
-        ]
+        rows = [position_row(msg_id, site, device, p) for site, p in items]
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for row in rows:
             key = (row["site"], row["entity"])
@@ -219,48 +214,25 @@ class Store:
                 if worse and old[0] <= row["ts"] + grace:
                     replace.append(row)
             if replace:
-                stmt = self._insert(t)
-                cols = (
-                    "entity_kind",
-                    "device",
-                    "lon",
-                    "lat",
-                    "accuracy_m",
-                    "heading_deg",
-                    "speed_mps",
-                    "ts",
-                )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["site", "entity"],
-                        set_={c: stmt.excluded[c] for c in cols},
-                    ),
-                    [{k: v for k, v in r.items() if k != "msg_id"} for r in replace],
-                )
+                self._upsert_latest(conn, replace, newer_only=False)
         return len(rows)
 
-    def _upsert_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def _upsert_latest(
+        self, conn: Connection, rows: list[dict[str, Any]], *, newer_only: bool = True
+    ) -> None:
+        """Make each (site, entity)'s newest row in ``rows`` its latest position; with
+        ``newer_only`` an older row never replaces a newer stored one."""
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         for row in rows:
             key = (row["site"], row["entity"])
             if key not in latest or latest[key]["ts"] <= row["ts"]:
                 latest[key] = row
         stmt = self._insert(latest_positions)
-        cols = (
-            "entity_kind",
-            "device",
-            "lon",
-            "lat",
-            "accuracy_m",
-            "heading_deg",
-            "speed_mps",
-            "ts",
-        )
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["site", "entity"],
-                set_={c: stmt.excluded[c] for c in cols},
-                where=latest_positions.c.ts <= stmt.excluded.ts,
+                set_={c: stmt.excluded[c] for c in LATEST_COLUMNS},
+                where=(latest_positions.c.ts <= stmt.excluded.ts) if newer_only else None,
             ),
             [{k: v for k, v in r.items() if k != "msg_id"} for r in latest.values()],
         )
@@ -339,20 +311,21 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
+def position_row(msg_id: str, site: str, device: str, p: Position) -> dict[str, Any]:
+    return {
+        "msg_id": msg_id,
+        "site": site,
+        "device": device,
+        "entity": p.entity,
+        "entity_kind": p.entity_kind.value,
+        "lon": p.lon,
+        "lat": p.lat,
+        "accuracy_m": p.accuracy_m,
+        "heading_deg": p.heading_deg,
+        "speed_mps": p.speed_mps,
+        "ts": p.ts,
+    }
+
+
 def position_rows(msg: PositionBatch) -> list[dict[str, Any]]:
-    return [
-        {
-            "msg_id": msg.id,
-            "site": msg.site,
-            "device": msg.device,
-            "entity": p.entity,
-            "entity_kind": p.entity_kind.value,
-            "lon": p.lon,
-            "lat": p.lat,
-            "accuracy_m": p.accuracy_m,
-            "heading_deg": p.heading_deg,
-            "speed_mps": p.speed_mps,
-            "ts": p.ts,
-        }
-        for p in msg.positions
-    ]
+    return [position_row(msg.id, msg.site, msg.device, p) for p in msg.positions]
