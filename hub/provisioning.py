@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from edge.protocol import DeviceKind, Inbound
 from edge.validators import check_segment, utcnow
@@ -77,7 +78,11 @@ class DeviceDirectory:
     def gate(self, inbound: Inbound) -> str | None:
         """Ingest gate: None to accept, else the rejection reason."""
         if self._clock() - self._loaded_at > self.refresh_s:
-            self.refresh()
+            try:
+                self.refresh()
+            except SQLAlchemyError as err:
+                # Keep judging with the cache we have; the next message retries the refresh.
+                log.warning("device registry refresh failed, using the cached list: %s", err)
         topic = inbound.topic
         with self._lock:
             entry = self._active.get(topic.device)
