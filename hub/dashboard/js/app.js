@@ -2,8 +2,9 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { api, ApiError, fetchAll } from "./api.js";
 import { displayProjector } from "./datum.js";
-import { t, setLanguage, preferredLanguage, onLanguage, translateDom, formatTime, formatAgo } from "./i18n.js";
-import { AlertsLayer, CellsLayer, DevicesLayer, OutlineLayer, PoisLayer, esc, severityBadge } from "./layers.js";
+import { t, setLanguage, preferredLanguage, onLanguage, translateDom, formatTime } from "./i18n.js";
+import { escapeHtml, fill, h } from "./dom.js";
+import { AlertsLayer, CellsLayer, DevicesLayer, OutlineLayer, PoisLayer, severityBadge } from "./layers.js";
 import { LiveStream } from "./live.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
@@ -29,8 +30,6 @@ class Dashboard {
     this.toDisplay = displayProjector(config.tile_datum);
     this.alerts = new Map(); // id -> alert (newest first by id)
     this.timers = [];
-    window.__gw = this; // tests and the benchmark read counters from here
-    this.ready = false;
   }
 
   can(p) {
@@ -50,8 +49,9 @@ class Dashboard {
     this.timers.push(setInterval(() => this.tickClock(), 1000));
     if (this.can("devices:read")) this.timers.push(setInterval(() => this.refreshDevices(), 30000));
     onLanguage(() => this.relabel());
-    this.ready = true;
-    document.body.dataset.ready = "1";
+    // Loaded: assistive technology may read the page now (and anyone waiting for it knows).
+    $("#app-view").setAttribute("aria-busy", "false");
+    publishDiagnostics(this);
   }
 
   initMap() {
@@ -69,6 +69,7 @@ class Dashboard {
     });
     map.attributionControl.setPrefix("");
     this.map = map;
+    this.bindViewToUrl();
     this.relabelZoom();
     map.on("popupopen", (ev) => {
       const close = ev.popup.getElement()?.querySelector(".leaflet-popup-close-button");
@@ -86,7 +87,7 @@ class Dashboard {
     const base = c.base_layer;
     if (base.kind === "url" || base.kind === "local_tiles") {
       L.tileLayer(base.url, {
-        attribution: esc(base.attribution),
+        attribution: escapeHtml(base.attribution), // Leaflet renders attribution as HTML
         subdomains: base.subdomains || "abc",
         maxZoom: c.max_zoom,
         minZoom: c.min_zoom,
@@ -125,19 +126,38 @@ class Dashboard {
     if (this.can("positions:read")) this.positions.addTo(map);
   }
 
+  // The view lives in the address (#map=zoom/lat/lon, as on openstreetmap.org): a link or a
+  // bookmark opens the same view, a reload keeps it, and a wall display can be pointed at a
+  // fixed view. Coordinates are the map's own (the tile datum).
+  bindViewToUrl() {
+    this.urlView = viewFromHash(location.hash); // a view in the address wins over the fit
+    const apply = () => {
+      const view = viewFromHash(location.hash);
+      if (view) this.map.setView([view.lat, view.lon], view.zoom, { animate: false });
+    };
+    apply();
+    this.map.on("moveend", () => {
+      const c = this.map.getCenter();
+      const zoom = Math.round(this.map.getZoom() * 100) / 100;
+      history.replaceState(null, "", `#map=${zoom}/${c.lat.toFixed(6)}/${c.lng.toFixed(6)}`);
+    });
+    window.addEventListener("hashchange", apply);
+  }
+
   buildToggles() {
     const box = $("#layer-toggles");
-    box.innerHTML = "";
+    const previous = new Map([...box.querySelectorAll("input")].map((i) => [i.id, i.checked]));
+    const labels = [];
     for (const def of LAYERS) {
       if (!this.can(def.perm)) continue; // never offer a layer the API would refuse
-      const label = document.createElement("label");
-      label.className = `toggle toggle-${def.id}`;
-      label.innerHTML = `<input type="checkbox" id="layer-${def.id}" checked> <span class="swatch swatch-${def.id}" aria-hidden="true"></span> <span data-i18n="layers.${def.id}">${esc(
-        t(`layers.${def.id}`),
-      )}</span>`;
-      label.querySelector("input").addEventListener("change", (ev) => this.setLayer(def, ev.target.checked));
-      box.appendChild(label);
+      const input = h("input", { type: "checkbox", id: `layer-${def.id}` });
+      input.checked = previous.get(input.id) ?? true;
+      input.addEventListener("change", (ev) => this.setLayer(def, ev.target.checked));
+      labels.push(h("label", { class: `toggle toggle-${def.id}` },
+        input, " ", h("span", { class: `swatch swatch-${def.id}`, "aria-hidden": "true" }), " ",
+        h("span", { "data-i18n": `layers.${def.id}` }, t(`layers.${def.id}`))));
     }
+    fill(box, labels);
     $("#poi-import").hidden = !this.can("zones:write");
   }
 
@@ -156,28 +176,26 @@ class Dashboard {
   }
 
   buildLegend() {
+    const spaced = (nodes) => nodes.flatMap((n, i) => (i ? [" ", n] : [n]));
+    const row = (...children) => h("div", { class: "legend-row" }, children);
     const rows = [];
     if (this.can("alerts:read")) {
-      rows.push(`<div class="legend-row"><span data-i18n="legend.severity">${esc(t("legend.severity"))}</span> ${[
-        "critical", "high", "medium", "low", "info",
-      ].map(severityBadge).join(" ")}</div>`);
+      rows.push(row(h("span", { "data-i18n": "legend.severity" }, t("legend.severity")), " ",
+        spaced(["critical", "high", "medium", "low", "info"].map(severityBadge))));
     }
     if (this.can("cells:read")) {
-      rows.push(`<div class="legend-row"><span data-i18n="legend.warning">${esc(t("legend.warning"))}</span> ${[
-        "red", "orange", "yellow",
-      ].map((w) => `<span class="warn warn-${w}">${esc(t(`warning.${w}`))}</span>`).join(" ")}</div>`);
+      rows.push(row(h("span", { "data-i18n": "legend.warning" }, t("legend.warning")), " ",
+        spaced(["red", "orange", "yellow"].map((w) => h("span", { class: `warn warn-${w}` }, t(`warning.${w}`))))));
     }
     if (this.can("positions:read")) {
-      rows.push(`<div class="legend-row">${Object.entries(ENTITY_STYLE).map(([k, s]) =>
-        `<span class="ent"><i class="shape-${s.shape}" style="background:${s.fill}"></i>${esc(t(`entity.${k}`))}</span>`,
-      ).join(" ")}</div>`);
+      rows.push(row(spaced(Object.entries(ENTITY_STYLE).map(([k, s]) => h("span", { class: "ent" },
+        h("i", { class: `shape-${s.shape}`, style: { background: s.fill } }), t(`entity.${k}`))))));
     }
     if (this.can("devices:read")) {
-      rows.push(`<div class="legend-row">${["online", "degraded", "offline"].map((s) =>
-        `<span class="ent"><i class="dev-dot dev-${s}"></i>${esc(t(`status.${s}`))}</span>`,
-      ).join(" ")}</div>`);
+      rows.push(row(spaced(["online", "degraded", "offline"].map((s) => h("span", { class: "ent" },
+        h("i", { class: `dev-dot dev-${s}` }), t(`status.${s}`))))));
     }
-    $("#legend").innerHTML = rows.join("");
+    fill($("#legend"), rows);
   }
 
   async loadInitial() {
@@ -217,6 +235,11 @@ class Dashboard {
     this.fitted = true;
     await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
     this.map.invalidateSize({ pan: false });
+    if (this.urlView) {
+      const { lat, lon, zoom } = this.urlView;
+      this.map.setView([lat, lon], zoom, { animate: false });
+      return;
+    }
     const bounds = this.contentBounds();
     if (!bounds.isValid()) return;
     const legend = document.getElementById("legend");
@@ -335,6 +358,26 @@ class Dashboard {
   }
 }
 
+// A read-only diagnostic for whoever looks after a wall display: in the browser's console,
+// gridwardDiagnostics.render() tells whether the map keeps up (entities drawn, frames, draw
+// time, delay from a device's timestamp to the frame that drew it). It returns copies and
+// offers no way to change the page (docs/dashboard.md).
+function publishDiagnostics(dash) {
+  if (window.gridwardDiagnostics) return;
+  const diagnostics = Object.freeze({
+    render: () => (dash.positions ? dash.positions.diagnostics() : null),
+  });
+  Object.defineProperty(window, "gridwardDiagnostics", { value: diagnostics, enumerable: false });
+}
+
+function viewFromHash(hash) {
+  const m = /^#map=(\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)$/.exec(hash);
+  if (!m) return null;
+  const [zoom, lat, lon] = m.slice(1).map(Number);
+  if (Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+  return { zoom, lat, lon };
+}
+
 async function showLogin(message) {
   $("#app-view").hidden = true;
   $("#login-view").hidden = false;
@@ -394,4 +437,4 @@ boot().catch((err) => {
   showLogin(String(err.message || err));
 });
 
-export { Dashboard, formatAgo };
+

@@ -1,7 +1,7 @@
 // WGS84 -> GCJ-02 for tile sources drawn in the shifted datum (display only; storage stays
 // WGS84). The published approximation; the offset is zero outside mainland China.
 const A = 6378245.0;
-const EE = 0.00669342162296594323;
+const EE = 0.006693421622965943;
 
 function outOfChina(lon, lat) {
   return lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271;

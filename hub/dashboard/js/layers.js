@@ -2,6 +2,7 @@
 // and the operator's outline. Colours are from the Okabe-Ito colour-blind-safe palette and
 // every colour is paired with a text label or a shape.
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
+import { h } from "./dom.js";
 import { t, formatAgo } from "./i18n.js";
 
 export const SEVERITY = {
@@ -23,17 +24,18 @@ export const DEVICE_STATUS = {
   unknown: { color: "#6B7280" },
 };
 
-export function esc(s) {
-  return String(s ?? "").replace(/[&<>"']/g, (c) => ({
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
-  })[c]);
+// A status the styles know (a class name is never made from a value the hub did not define).
+export function deviceStatus(status) {
+  return Object.hasOwn(DEVICE_STATUS, status) || status === "stopped" ? status : "unknown";
 }
 
+// A severity as colour and text; an unknown value is shown as "info" (the class and colour
+// come from the fixed table, never from the value).
 export function severityBadge(sev) {
-  const s = SEVERITY[sev] || SEVERITY.info;
-  return `<span class="sev sev-${esc(sev)}" style="background:${s.color};color:${s.ink}">${esc(
-    t(`severity.${sev}`),
-  )}</span>`;
+  const known = Object.hasOwn(SEVERITY, sev) ? sev : "info";
+  const s = SEVERITY[known];
+  return h("span", { class: `sev sev-${known}`, style: { background: s.color, color: s.ink } },
+    t(`severity.${known}`));
 }
 
 // Coordinates in a GeoJSON geometry, mapped into Leaflet [lat, lng] in the tile datum.
@@ -126,9 +128,9 @@ export class CellsLayer {
   }
 
   label(f) {
-    const level = f.properties.warning_level;
-    const name = esc(f.properties.name || f.id);
-    return level ? `${name} · ${esc(t(`warning.${level}`))}` : name;
+    const level = Object.hasOwn(WARNING, f.properties.warning_level) ? f.properties.warning_level : null;
+    const name = f.properties.name || f.id;
+    return h("span", null, level ? `${name} · ${t(`warning.${level}`)}` : name);
   }
 
   relabel() {
@@ -137,13 +139,15 @@ export class CellsLayer {
 }
 
 function deviceIcon(props) {
-  const status = props.status || "unknown";
+  const status = deviceStatus(props.status);
   const letter = t(`kind.${props.kind}.short`);
   return L.divIcon({
     className: "",
-    html: `<div class="dev dev-${esc(status)}" role="img" aria-label="${esc(
-      `${t(`kind.${props.kind}`)} ${props.name || ""} ${t(`status.${status}`)}`,
-    )}"><span>${esc(letter)}</span></div>`,
+    html: h("div", {
+      class: `dev dev-${status}`,
+      role: "img",
+      "aria-label": `${t(`kind.${props.kind}`)} ${props.name || ""} ${t(`status.${status}`)}`,
+    }, h("span", null, letter)),
     iconSize: [26, 26],
     iconAnchor: [13, 13],
   });
@@ -181,9 +185,10 @@ export class DevicesLayer {
 
   tooltip(f) {
     const p = f.properties;
-    return `<strong>${esc(p.name || f.id)}</strong><br>${esc(t(`kind.${p.kind}`))} · ${esc(
-      t(`status.${p.status}`),
-    )}<br>${esc(t("device.last_seen"))}: ${esc(formatAgo(p.last_seen))}`;
+    return h("div", null,
+      h("strong", null, p.name || f.id), h("br"),
+      `${t(`kind.${p.kind}`)} · ${t(`status.${p.status}`)}`, h("br"),
+      `${t("device.last_seen")}: ${formatAgo(p.last_seen)}`);
   }
 
   // A state event from the live stream: online/offline/stopped.
@@ -215,13 +220,14 @@ export class AlertsLayer {
     if (old) this.group.removeLayer(old);
     if (alert.lon == null || alert.lat == null) return;
     const open = alert.status !== "acknowledged";
-    const sev = SEVERITY[alert.severity] ? alert.severity : "info";
+    const sev = Object.hasOwn(SEVERITY, alert.severity) ? alert.severity : "info";
     const marker = L.marker(this.toDisplay(alert.lon, alert.lat), {
       icon: L.divIcon({
         className: "",
-        html: `<div class="al al-${sev} ${open ? "pulse" : "acked"}" style="--sev:${SEVERITY[sev].color};--ink:${
-          SEVERITY[sev].ink
-        }"><span>!</span></div>`,
+        html: h("div", {
+          class: `al al-${sev} ${open ? "pulse" : "acked"}`,
+          style: { "--sev": SEVERITY[sev].color, "--ink": SEVERITY[sev].ink },
+        }, h("span", null, "!")),
         iconSize: [28, 28],
         iconAnchor: [14, 14],
       }),
@@ -258,14 +264,14 @@ export class PoisLayer {
       const marker = L.marker(this.toDisplay(lon, lat), {
         icon: L.divIcon({
           className: "",
-          html: `<div class="poi" role="img" aria-label="${esc(label)}">${esc(label.slice(0, 1).toUpperCase())}</div>`,
+          html: h("div", { class: "poi", role: "img", "aria-label": label }, label.slice(0, 1).toUpperCase()),
           iconSize: [22, 22],
           iconAnchor: [11, 11],
         }),
         title: f.properties.name,
         keyboard: true,
       });
-      marker.bindPopup(`<strong>${esc(f.properties.name)}</strong><br>${esc(label)}`);
+      marker.bindPopup(() => h("div", null, h("strong", null, f.properties.name), h("br"), label));
       this.group.addLayer(marker);
     }
   }

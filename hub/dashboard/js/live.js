@@ -8,7 +8,6 @@ export class LiveStream {
     this.ws = null;
     this.backoffMs = 500;
     this.stopped = false;
-    this.received = 0;
     this.hadConnection = false;
   }
 
@@ -44,10 +43,7 @@ export class LiveStream {
       }
       // Events that queued up together on the hub arrive as one batch frame.
       const events = event.layer === "batch" ? event.events : [event];
-      for (const one of events) {
-        this.received += 1;
-        this.onEvent(one);
-      }
+      for (const one of events) this.onEvent(one);
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;

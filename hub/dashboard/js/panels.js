@@ -3,7 +3,8 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { api, fetchAll } from "./api.js";
 import { t, formatTime, formatDateTime, formatAgo } from "./i18n.js";
-import { esc, severityBadge, DEVICE_STATUS, WARNING } from "./layers.js";
+import { fill, h, svg } from "./dom.js";
+import { deviceStatus, severityBadge, DEVICE_STATUS, WARNING } from "./layers.js";
 import { ENTITY_STYLE } from "./positions-layer.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -16,20 +17,31 @@ function toLocalInput(d) {
   )}`;
 }
 
+// A list of nodes: a sparkline of the finite values with its min / last / max under it.
 export function sparkline(values, width = 320, height = 64) {
   const pts = values.filter((v) => Number.isFinite(v));
-  if (pts.length < 2) return `<p class="muted">${esc(t("device.no_health"))}</p>`;
+  if (pts.length < 2) return [h("p", { class: "muted" }, t("device.no_health"))];
   const lo = Math.min(...pts);
   const hi = Math.max(...pts);
+  const last = pts[pts.length - 1];
   const span = hi - lo || 1;
   const step = width / (pts.length - 1);
   const d = pts.map((v, i) => `${(i * step).toFixed(1)},${(height - 4 - ((v - lo) / span) * (height - 8)).toFixed(1)}`);
-  return `<svg class="spark" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(
-    t("device.sparkline_label", { lo: lo.toFixed(1), hi: hi.toFixed(1), last: pts[pts.length - 1].toFixed(1) }),
-  )}"><polyline points="${d.join(" ")}" /></svg>
-  <div class="spark-scale"><span>${esc(t("device.min"))} ${lo.toFixed(1)}</span><span>${esc(t("device.last"))} ${pts[
-    pts.length - 1
-  ].toFixed(1)}</span><span>${esc(t("device.max"))} ${hi.toFixed(1)}</span></div>`;
+  return [
+    svg("svg", {
+      class: "spark", viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": t("device.sparkline_label", { lo: lo.toFixed(1), hi: hi.toFixed(1), last: last.toFixed(1) }),
+    }, svg("polyline", { points: d.join(" ") })),
+    h("div", { class: "spark-scale" },
+      h("span", null, `${t("device.min")} ${lo.toFixed(1)}`),
+      h("span", null, `${t("device.last")} ${last.toFixed(1)}`),
+      h("span", null, `${t("device.max")} ${hi.toFixed(1)}`)),
+  ];
+}
+
+// A definition list from [term, value] pairs (values are shown as text).
+function kv(rows) {
+  return h("dl", { class: "kv" }, rows.filter(Boolean).map(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
 }
 
 export class Panels {
@@ -53,29 +65,33 @@ export class Panels {
     const open = items.filter((a) => a.status !== "acknowledged").length;
     $("#feed-count").textContent = t("feed.count", { n: open });
     const canAck = d.can("alerts:ack");
-    $("#feed-list").innerHTML = shown.length
-      ? shown.map((a) => this.feedItem(a, canAck, a.id === flashId)).join("")
-      : `<li class="muted">${esc(t("feed.empty"))}</li>`;
-    for (const btn of document.querySelectorAll("#feed-list [data-open]")) {
-      btn.addEventListener("click", () => this.showAlert(btn.dataset.open));
-    }
-    for (const btn of document.querySelectorAll("#feed-list [data-ack]")) {
-      btn.addEventListener("click", () => this.ack(btn.dataset.ack));
-    }
+    fill($("#feed-list"), shown.length
+      ? shown.map((a) => this.feedItem(a, canAck, a.id === flashId))
+      : h("li", { class: "muted" }, t("feed.empty")));
   }
 
   feedItem(a, canAck, flash) {
     const acked = a.status === "acknowledged";
     const title = a.title || t(`alert_kind.${a.kind}`);
-    return `<li class="alert-item sevrow-${esc(a.severity)} ${acked ? "is-acked" : ""} ${flash ? "flash" : ""}" data-alert="${esc(a.id)}">
-      <button type="button" class="alert-open" data-open="${esc(a.id)}">
-        ${severityBadge(a.severity)}
-        <span class="alert-title">${esc(title)}</span>
-        <span class="alert-meta">${esc(t(`alert_kind.${a.kind}`))} · ${esc(a.device)} · <time datetime="${esc(a.ts)}">${esc(formatTime(a.ts))}</time></span>
-        ${acked ? `<span class="acked-by">${esc(t("alert.acked_by", { who: a.acknowledged_by || "" }))}</span>` : ""}
-      </button>
-      ${canAck && !acked ? `<button type="button" class="ack" data-ack="${esc(a.id)}">${esc(t("alert.ack"))}</button>` : ""}
-    </li>`;
+    const sev = severityBadge(a.severity);
+    const open = h("button", { type: "button", class: "alert-open" },
+      sev, " ",
+      h("span", { class: "alert-title" }, title), " ",
+      h("span", { class: "alert-meta" }, `${t(`alert_kind.${a.kind}`)} · ${a.device ?? ""} · `,
+        h("time", { datetime: a.ts }, formatTime(a.ts))),
+      acked ? [" ", h("span", { class: "acked-by" }, t("alert.acked_by", { who: a.acknowledged_by || "" }))] : null);
+    open.addEventListener("click", () => this.showAlert(a.id));
+    let ack = null;
+    if (canAck && !acked) {
+      ack = h("button", { type: "button", class: "ack" }, t("alert.ack"));
+      ack.addEventListener("click", () => this.ack(a.id));
+    }
+    // The row's severity class comes from the badge (a known severity), never from the value.
+    const sevClass = sev.classList[1].replace("sev-", "sevrow-");
+    const li = h("li", { class: `alert-item ${sevClass}`, "data-alert": a.id }, open, ack);
+    if (acked) li.classList.add("is-acked");
+    if (flash) li.classList.add("flash");
+    return li;
   }
 
   async ack(id, note) {
@@ -88,16 +104,19 @@ export class Panels {
   // --- detail container -------------------------------------------------------------------
   // The body scrolls when it is tall (an evidence image at 1080p); the actions below it
   // (acknowledge, set warning, playback) always stay in view.
-  openDetail(type, id, html, actions = "") {
+  openDetail(type, id, body, actions = []) {
     this.current = { type, id };
     const box = $("#detail");
     box.hidden = false;
     box.dataset.type = type;
-    box.innerHTML = `<div class="detail-head"><h2>${esc(t(`detail.${type}`))}</h2>
-      <button type="button" class="close" data-close aria-label="${esc(t("detail.close"))}" title="${esc(
-        t("detail.close"),
-      )}">×</button></div><div class="detail-body">${html}</div><div class="detail-actions">${actions}</div>`;
-    box.querySelector("[data-close]").addEventListener("click", () => this.closeDetail());
+    const close = h("button", {
+      type: "button", class: "close", "data-close": true, "aria-label": t("detail.close"), title: t("detail.close"),
+    }, "×");
+    close.addEventListener("click", () => this.closeDetail());
+    fill(box,
+      h("div", { class: "detail-head" }, h("h2", null, t(`detail.${type}`)), close),
+      h("div", { class: "detail-body" }, body),
+      h("div", { class: "detail-actions" }, actions));
     return box;
   }
 
@@ -145,18 +164,19 @@ export class Panels {
       [t("alert.entity"), a.entity || "—"],
       [t("alert.status"), acked ? t("alert.acked_by_at", { who: a.acknowledged_by, at: formatTime(a.acknowledged_at) }) : t("alert.open")],
     ];
-    const notes = (a.notes || []).map((n) => `<li><strong>${esc(n.author)}</strong> <time>${esc(formatTime(n.created_at))}</time><br>${esc(n.text)}</li>`).join("");
-    const box = this.openDetail("alert", a.id, `
-      <p class="detail-title">${severityBadge(a.severity)} ${esc(a.title || t(`alert_kind.${a.kind}`))}</p>
-      ${a.has_evidence ? `<figure class="evidence"><img alt="${esc(t("alert.evidence_alt"))}" src="/api/v1/alerts/${encodeURIComponent(a.id)}/evidence"><figcaption>${esc(t("alert.evidence"))}</figcaption></figure>` : ""}
-      <dl class="kv">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("")}</dl>
-      ${notes ? `<h3>${esc(t("alert.notes"))}</h3><ul class="notes">${notes}</ul>` : ""}
-    `, `
-      ${d.can("alerts:ack") && !acked ? `<form class="ack-form">
-          <label for="ack-note">${esc(t("alert.note"))}</label>
-          <textarea id="ack-note" rows="2" maxlength="2000"></textarea>
-          <button type="submit" class="primary ack-detail">${esc(t("alert.ack"))}</button></form>` : ""}
-    `);
+    const notes = (a.notes || []).map((n) => h("li", null,
+      h("strong", null, n.author), " ", h("time", { datetime: n.created_at }, formatTime(n.created_at)), h("br"), n.text));
+    const box = this.openDetail("alert", a.id, [
+      h("p", { class: "detail-title" }, severityBadge(a.severity), " ", a.title || t(`alert_kind.${a.kind}`)),
+      a.has_evidence ? h("figure", { class: "evidence" },
+        h("img", { alt: t("alert.evidence_alt"), src: `/api/v1/alerts/${encodeURIComponent(a.id)}/evidence` }),
+        h("figcaption", null, t("alert.evidence"))) : null,
+      kv(rows),
+      notes.length ? [h("h3", null, t("alert.notes")), h("ul", { class: "notes" }, notes)] : null,
+    ], d.can("alerts:ack") && !acked ? h("form", { class: "ack-form" },
+      h("label", { for: "ack-note" }, t("alert.note")),
+      h("textarea", { id: "ack-note", rows: 2, maxlength: 2000 }),
+      h("button", { type: "submit", class: "primary ack-detail" }, t("alert.ack"))) : null);
     const form = box.querySelector(".ack-form");
     if (form) {
       form.addEventListener("submit", async (ev) => {
@@ -172,31 +192,39 @@ export class Panels {
     const d = this.dash;
     const info = await api(`/api/v1/devices/${encodeURIComponent(id)}`);
     const onMap = d.devices.devices.get(id)?.feature;
-    const status = onMap?.properties.status || info.online;
+    const status = deviceStatus(onMap?.properties.status || info.online);
     const reasons = onMap?.properties.status_reasons || [];
     const metric = this.metric || "fps";
-    const box = this.openDetail("device", id, `
-      <p class="detail-title"><span class="dev-dot dev-${esc(status)}"></span> ${esc(info.name || info.id)}
-        <span class="status-label status-${esc(status)}" style="border-color:${(DEVICE_STATUS[status] || DEVICE_STATUS.unknown).color}">${esc(t(`status.${status}`))}</span></p>
-      ${reasons.length && status !== "online" ? `<p class="muted status-why">${reasons.map((r) => esc(t(`reason.${r.code}`, r))).join("; ")}</p>` : ""}
-      <dl class="kv">
-        <dt>${esc(t("device.id"))}</dt><dd>${esc(info.id)}</dd>
-        <dt>${esc(t("device.kind"))}</dt><dd>${esc(t(`kind.${info.kind}`))}</dd>
-        <dt>${esc(t("device.last_seen"))}</dt><dd>${esc(formatAgo(onMap?.properties.last_seen || info.last_seen))}</dd>
-        <dt>${esc(t("device.software"))}</dt><dd>${esc(info.sw_version || "—")}</dd>
-        <dt>${esc(t("device.config"))}</dt><dd>${esc(t("device.config_versions", { applied: info.config_version_applied ?? "—", pushed: info.config_version_pushed ?? "—" }))}</dd>
-      </dl>
-      <h3>${esc(t("device.health"))}</h3>
-      <label for="health-metric">${esc(t("device.metric"))}</label>
-      <select id="health-metric">${HEALTH_METRICS.map((m) => `<option value="${m}" ${m === metric ? "selected" : ""}>${esc(t(`metric.${m}`))}</option>`).join("")}</select>
-      <div id="health-spark" class="spark-box">${esc(t("detail.loading"))}</div>
-    `);
+    const select = h("select", { id: "health-metric" },
+      HEALTH_METRICS.map((m) => h("option", { value: m, selected: m === metric }, t(`metric.${m}`))));
+    const box = this.openDetail("device", id, [
+      h("p", { class: "detail-title" }, h("span", { class: `dev-dot dev-${status}` }), " ", info.name || info.id, " ",
+        h("span", {
+          class: `status-label status-${status}`,
+          style: { "border-color": (DEVICE_STATUS[status] || DEVICE_STATUS.unknown).color },
+        }, t(`status.${status}`))),
+      reasons.length && status !== "online"
+        ? h("p", { class: "muted status-why" }, reasons.map((r) => t(`reason.${r.code}`, r)).join("; ")) : null,
+      kv([
+        [t("device.id"), info.id],
+        [t("device.kind"), t(`kind.${info.kind}`)],
+        [t("device.last_seen"), formatAgo(onMap?.properties.last_seen || info.last_seen)],
+        [t("device.software"), info.sw_version || "—"],
+        [t("device.config"), t("device.config_versions", {
+          applied: info.config_version_applied ?? "—", pushed: info.config_version_pushed ?? "—",
+        })],
+      ]),
+      h("h3", null, t("device.health")),
+      h("label", { for: "health-metric" }, t("device.metric")),
+      select,
+      h("div", { id: "health-spark", class: "spark-box" }, t("detail.loading")),
+    ]);
     const health = await api(`/api/v1/devices/${encodeURIComponent(id)}/health?limit=120`);
     const records = health.items.slice().reverse();
     const draw = () => {
       const m = box.querySelector("#health-metric").value;
       this.metric = m;
-      box.querySelector("#health-spark").innerHTML = sparkline(records.map((r) => Number(r.payload[m])));
+      fill(box.querySelector("#health-spark"), sparkline(records.map((r) => Number(r.payload[m]))));
     };
     box.querySelector("#health-metric").addEventListener("change", draw);
     draw();
@@ -211,30 +239,32 @@ export class Panels {
     d.positions.select(id);
     const now = new Date();
     const from = new Date(now.getTime() - 15 * 60000);
-    const box = this.openDetail("entity", id, `
-      <p class="detail-title"><i class="shape-${ENTITY_STYLE[e.kind]?.shape}" style="background:${ENTITY_STYLE[e.kind]?.fill}"></i> ${esc(id)}</p>
-      <dl class="kv">
-        <dt>${esc(t("entity.kind"))}</dt><dd>${esc(t(`entity.${e.kind}`))}</dd>
-        <dt>${esc(t("alert.device"))}</dt><dd>${esc(e.device)}</dd>
-        <dt>${esc(t("entity.last_fix"))}</dt><dd>${esc(formatTime(e.ts))} (${esc(formatAgo(e.ts))})</dd>
-        <dt>${esc(t("entity.position"))}</dt><dd>${e.lat.toFixed(5)}, ${e.lon.toFixed(5)}</dd>
-        <dt>${esc(t("entity.speed"))}</dt><dd>${e.speed != null ? esc(t("entity.speed_value", { v: e.speed.toFixed(1) })) : "—"}</dd>
-      </dl>
-    `, `
-      <h3>${esc(t("playback.title"))}</h3>
-      <form class="playback-form">
-        <label for="pb-from">${esc(t("playback.from"))}</label><input id="pb-from" type="datetime-local" value="${toLocalInput(from)}">
-        <label for="pb-to">${esc(t("playback.to"))}</label><input id="pb-to" type="datetime-local" value="${toLocalInput(new Date(now.getTime() + 60000))}">
-        <button type="submit" class="primary">${esc(t("playback.load"))}</button>
-      </form>
-      <div id="pb-controls" class="pb-controls" hidden>
-        <button type="button" id="pb-play">${esc(t("playback.play"))}</button>
-        <label for="pb-slider" class="sr-only">${esc(t("playback.position"))}</label>
-        <input id="pb-slider" type="range" min="0" value="0">
-        <output id="pb-time"></output>
-      </div>
-      <p id="pb-status" class="muted" role="status"></p>
-    `);
+    const style = Object.hasOwn(ENTITY_STYLE, e.kind) ? ENTITY_STYLE[e.kind] : null;
+    const box = this.openDetail("entity", id, [
+      h("p", { class: "detail-title" },
+        style ? h("i", { class: `shape-${style.shape}`, style: { background: style.fill } }) : null, " ", id),
+      kv([
+        [t("entity.kind"), t(`entity.${e.kind}`)],
+        [t("alert.device"), e.device],
+        [t("entity.last_fix"), `${formatTime(e.ts)} (${formatAgo(e.ts)})`],
+        [t("entity.position"), `${e.lat.toFixed(5)}, ${e.lon.toFixed(5)}`],
+        [t("entity.speed"), e.speed != null ? t("entity.speed_value", { v: e.speed.toFixed(1) }) : "—"],
+      ]),
+    ], [
+      h("h3", null, t("playback.title")),
+      h("form", { class: "playback-form" },
+        h("label", { for: "pb-from" }, t("playback.from")),
+        h("input", { id: "pb-from", type: "datetime-local", value: toLocalInput(from) }),
+        h("label", { for: "pb-to" }, t("playback.to")),
+        h("input", { id: "pb-to", type: "datetime-local", value: toLocalInput(new Date(now.getTime() + 60000)) }),
+        h("button", { type: "submit", class: "primary" }, t("playback.load"))),
+      h("div", { id: "pb-controls", class: "pb-controls", hidden: true },
+        h("button", { type: "button", id: "pb-play" }, t("playback.play")),
+        h("label", { for: "pb-slider", class: "sr-only" }, t("playback.position")),
+        h("input", { id: "pb-slider", type: "range", min: 0, value: 0 }),
+        h("output", { id: "pb-time" })),
+      h("p", { id: "pb-status", class: "muted", role: "status" }),
+    ]);
     box.querySelector(".playback-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.loadPlayback(id, new Date(box.querySelector("#pb-from").value), new Date(box.querySelector("#pb-to").value));
@@ -297,24 +327,24 @@ export class Panels {
     if (!f) return;
     const d = this.dash;
     const p = f.properties;
-    const level = p.warning_level;
-    const box = this.openDetail("cell", f.id, `
-      <p class="detail-title">${esc(p.name || f.id)} ${level ? `<span class="warn warn-${level}">${esc(t(`warning.${level}`))}</span>` : ""}</p>
-      <dl class="kv">
-        <dt>${esc(t("cell.team"))}</dt><dd>${esc(p.team || "—")}</dd>
-        <dt>${esc(t("cell.warning"))}</dt><dd>${esc(level ? t(`warning.${level}`) : t("warning.none"))}</dd>
-        ${level ? `<dt>${esc(t("cell.reason"))}</dt><dd>${esc(p.warning_reason || "—")}</dd>
-        <dt>${esc(t("cell.set_by"))}</dt><dd>${esc(p.warning_set_by || "—")} ${esc(p.warning_set_at ? formatTime(p.warning_set_at) : "")}</dd>` : ""}
-      </dl>
-    `, `
-      ${d.can("cells:warn") ? `<form class="warn-form">
-        <label for="warn-level">${esc(t("cell.set_warning"))}</label>
-        <select id="warn-level"><option value="">${esc(t("warning.none"))}</option>${Object.keys(WARNING).map((w) => `<option value="${w}" ${w === level ? "selected" : ""}>${esc(t(`warning.${w}`))}</option>`).join("")}</select>
-        <label for="warn-reason">${esc(t("cell.reason"))}</label>
-        <input id="warn-reason" minlength="3" maxlength="500" required>
-        <button type="submit" class="primary">${esc(t("cell.apply"))}</button>
-        <p id="warn-error" class="error" role="alert"></p></form>` : ""}
-    `);
+    const level = Object.hasOwn(WARNING, p.warning_level) ? p.warning_level : null;
+    const box = this.openDetail("cell", f.id, [
+      h("p", { class: "detail-title" }, p.name || f.id,
+        level ? [" ", h("span", { class: `warn warn-${level}` }, t(`warning.${level}`))] : null),
+      kv([
+        [t("cell.team"), p.team || "—"],
+        [t("cell.warning"), level ? t(`warning.${level}`) : t("warning.none")],
+        level && [t("cell.reason"), p.warning_reason || "—"],
+        level && [t("cell.set_by"), `${p.warning_set_by || "—"} ${p.warning_set_at ? formatTime(p.warning_set_at) : ""}`],
+      ]),
+    ], d.can("cells:warn") ? h("form", { class: "warn-form" },
+      h("label", { for: "warn-level" }, t("cell.set_warning")),
+      h("select", { id: "warn-level" }, h("option", { value: "" }, t("warning.none")),
+        Object.keys(WARNING).map((w) => h("option", { value: w, selected: w === level }, t(`warning.${w}`)))),
+      h("label", { for: "warn-reason" }, t("cell.reason")),
+      h("input", { id: "warn-reason", minlength: 3, maxlength: 500, required: true }),
+      h("button", { type: "submit", class: "primary" }, t("cell.apply")),
+      h("p", { id: "warn-error", class: "error", role: "alert" })) : null);
     const form = box.querySelector(".warn-form");
     if (form) {
       form.addEventListener("submit", async (ev) => {
@@ -423,18 +453,19 @@ export class Panels {
     for (const f of d.pois.features) {
       if (`${f.properties.name} ${f.id}`.toLowerCase().includes(needle)) results.push({ type: "poi", id: f.id, label: f.properties.name, sub: t("detail.poi"), f });
     }
-    list.innerHTML = results.length
-      ? results.slice(0, 20).map((r, i) => `<li id="sr-${i}" role="option" aria-selected="false" data-i="${i}"><strong>${esc(r.label)}</strong> <span class="muted">${esc(r.sub)}</span></li>`).join("")
-      : `<li class="muted">${esc(t("search.none"))}</li>`;
-    list.hidden = false;
-    input.setAttribute("aria-expanded", "true");
-    for (const li of list.querySelectorAll("[role=option]")) {
+    const options = results.slice(0, 20).map((r, i) => {
+      const li = h("li", { id: `sr-${i}`, role: "option", "aria-selected": "false" },
+        h("strong", null, r.label), " ", h("span", { class: "muted" }, r.sub));
       li.addEventListener("mousedown", (ev) => ev.preventDefault());
       li.addEventListener("click", () => {
         list.hidden = true;
-        this.pick(results[Number(li.dataset.i)]);
+        this.pick(r);
       });
-    }
+      return li;
+    });
+    fill(list, options.length ? options : h("li", { class: "muted" }, t("search.none")));
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
   }
 
   pick(r) {

@@ -274,12 +274,20 @@ export const PositionsLayer = L.Layer.extend({
     this.pendingUpdates.length = 0;
   },
 
-  // Screen position of an entity (for tests and the detail panel), or null if hidden.
-  screenPoint(id) {
-    const e = this.entities.get(id);
-    if (!e || !this._map) return null;
-    const { scale, ox, oy } = this._frame();
-    return { x: e.m[0] * scale - ox, y: e.m[1] * scale - oy };
+  // Rendering figures for the read-only diagnostic (copies: reading them changes nothing).
+  diagnostics() {
+    const perf = this.perf;
+    return {
+      entities: this.entities.size,
+      frames: perf.frames,
+      updates: perf.updates,
+      draw_ms: perf.drawMs.values(),
+      draw_count: perf.drawMs.n,
+      recv_to_draw_ms: perf.recvToDrawMs.values(),
+      recv_to_draw_count: perf.recvToDrawMs.n,
+      ts_to_draw_ms: perf.tsToDrawMs.values(),
+      ts_to_draw_count: perf.tsToDrawMs.n,
+    };
   },
 
   nearest(containerPoint, maxPx = 12) {
@@ -342,11 +350,10 @@ class Samples {
     this.n += 1;
   }
 
-  reset() {
-    this.n = 0;
-  }
-
+  // Oldest first.
   values() {
-    return Array.from(this.buf.subarray(0, Math.min(this.n, SAMPLE_MAX)));
+    if (this.n <= SAMPLE_MAX) return Array.from(this.buf.subarray(0, this.n));
+    const start = this.n % SAMPLE_MAX;
+    return [...this.buf.subarray(start), ...this.buf.subarray(0, start)];
   }
 }
