@@ -136,11 +136,13 @@ class Dashboard {
       if (view) this.map.setView([view.lat, view.lon], view.zoom, { animate: false });
     };
     apply();
-    this.map.on("moveend", () => {
+    const write = () => {
       const c = this.map.getCenter();
       const zoom = Math.round(this.map.getZoom() * 100) / 100;
       history.replaceState(null, "", `#map=${zoom}/${c.lat.toFixed(6)}/${c.lng.toFixed(6)}`);
-    });
+    };
+    this.map.on("moveend", write);
+    write();
     window.addEventListener("hashchange", apply);
   }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -95,10 +96,88 @@ def open_dashboard(
     page.fill("#login-user", f"{hub.site}-{role.value}")
     page.fill("#login-pass", PASSWORD)
     page.press("#login-pass", "Enter")
-    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    wait_loaded(page)
     # Before login the page asks who is logged in and gets the expected 401; not an error.
     errors[:] = [e for e in errors if "401 (Unauthorized)" not in e]
     return page
+
+
+def wait_loaded(page: Page) -> None:
+    """The app view stops being aria-busy once its layers are loaded and the map is fitted."""
+    page.wait_for_selector("#app-view[aria-busy='false']", state="attached", timeout=15_000)
+
+
+@dataclass(frozen=True)
+class MapView:
+    """What the address bar and the page's layout say about the map: the view
+    (``#map=zoom/lat/lon``, like openstreetmap.org) and where the map sits on the page."""
+
+    zoom: float
+    lat: float
+    lon: float
+    left: float
+    top: float
+    width: float
+    height: float
+
+    def point(self, lon: float, lat: float) -> tuple[float, float]:
+        """Web Mercator (what Leaflet draws): map-relative pixels of a WGS84 point."""
+        world = 256 * 2**self.zoom
+        x = (_merc_x(lon) - _merc_x(self.lon)) * world + self.width / 2
+        y = (_merc_y(lat) - _merc_y(self.lat)) * world + self.height / 2
+        return x, y
+
+    def page_point(self, lon: float, lat: float) -> tuple[float, float]:
+        x, y = self.point(lon, lat)
+        return self.left + x, self.top + y
+
+
+def _merc_x(lon: float) -> float:
+    return (lon + 180) / 360
+
+
+def _merc_y(lat: float) -> float:
+    s = math.sin(math.radians(lat))
+    return 0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)
+
+
+VIEW_HASH = re.compile(r"^#map=([0-9.]+)/(-?[0-9.]+)/(-?[0-9.]+)$")
+
+
+def map_view(page: Page) -> MapView:
+    seen = page.evaluate(
+        """() => {
+            const r = document.querySelector('#map').getBoundingClientRect();
+            return {hash: location.hash, left: r.left, top: r.top, width: r.width,
+                    height: r.height};
+        }"""
+    )
+    m = VIEW_HASH.match(seen["hash"])
+    assert m, f"no map view in the address: {seen['hash']!r}"
+    zoom, lat, lon = (float(g) for g in m.groups())
+    return MapView(zoom, lat, lon, seen["left"], seen["top"], seen["width"], seen["height"])
+
+
+def colour_near(
+    page: Page, x: float, y: float, want: tuple[int, int, int], *, radius: int = 2, tol: int = 8
+) -> bool:
+    """Whether a pixel a user sees within ``radius`` of page point (x, y) has colour ``want``
+    (the projection is exact to about a pixel: Leaflet rounds its pixel origin)."""
+    png = page.screenshot(
+        clip={"x": x - radius, "y": y - radius, "width": 2 * radius + 1, "height": 2 * radius + 1}
+    )
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
+    rgb = img[:, :, ::-1].reshape(-1, 3).astype(int)
+    return bool((np.abs(rgb - np.array(want)).max(axis=1) <= tol).any())
+
+
+def shows_colour(
+    page: Page, lon: float, lat: float, want: tuple[int, int, int], *, radius: int = 2, tol: int = 8
+) -> bool:
+    """Whether the map shows ``want`` at a WGS84 point, as the current view places it."""
+    x, y = map_view(page).page_point(lon, lat)
+    return colour_near(page, x, y, want, radius=radius, tol=tol)
 
 
 def evidence_jpeg() -> bytes:

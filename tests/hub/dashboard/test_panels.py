@@ -29,9 +29,11 @@ from tests.hub.dashboard.conftest import (
     District,
     evidence_jpeg,
     js,
+    map_view,
     offset,
     open_dashboard,
     position,
+    shows_colour,
     wait_outbox_empty,
 )
 from tests.support.broker import BrokerHarness
@@ -41,10 +43,7 @@ I18N = Path(__file__).resolve().parents[3] / "hub" / "dashboard" / "i18n"
 OFFICER = "officer-9"
 SPARK_W, SPARK_H = 320, 64  # panels.js sparkline() viewBox
 PLAYBACK_BLUE = (0x00, 0x72, 0xB2)
-
-
-def _close(rgb: tuple[int, ...], want: tuple[int, int, int], tol: int = 6) -> bool:
-    return all(abs(a - b) <= tol for a, b in zip(rgb, want, strict=True))
+WARNING_RED = (0xD5, 0x5E, 0x00)
 
 
 @dataclass
@@ -53,6 +52,7 @@ class Scene:
     district: District
     cam: AgentRuntime
     path: list[Position]  # officer-9's stored positions inside the playback window
+    now: Position  # officer-9's latest fix (where its marker is)
     evidence_alert: str  # a critical alert with an evidence snapshot, left open
 
 
@@ -105,7 +105,7 @@ def scene(
             location=Location(lon=lon, lat=lat),
         )
         wait_outbox_empty(cam)
-        yield Scene(hub, district, cam, path, evidence_alert)
+        yield Scene(hub, district, cam, path, now, evidence_alert)
     finally:
         district.stop()
 
@@ -147,30 +147,30 @@ def _inside(inner: Mapping[str, float], outer: Mapping[str, float], slack: float
     )
 
 
-def _assert_district_fits(page: Page) -> None:
+def _assert_district_fits(page: Page, hub: RunningHub) -> None:
     """Every cell lies inside the visible part of the map and clear of the legend."""
     seen = js(
         page,
         """() => {
-            const map = __gw.map;
-            const r = map.getContainer().getBoundingClientRect();
+            const r = document.querySelector('#map').getBoundingClientRect();
             const visible = {left: Math.max(r.left, 0), top: Math.max(r.top, 0),
                              right: Math.min(r.right, innerWidth),
                              bottom: Math.min(r.bottom, innerHeight)};
             const lg = document.getElementById('legend').getBoundingClientRect();
-            const cells = [];
-            for (const [id, {layer}] of __gw.cells.cells) {
-                const b = layer.getBounds();
-                const nw = map.latLngToContainerPoint(b.getNorthWest());
-                const se = map.latLngToContainerPoint(b.getSouthEast());
-                cells.push({id, box: {left: r.left + nw.x, top: r.top + nw.y,
-                                      right: r.left + se.x, bottom: r.top + se.y}});
-            }
-            return {visible, cells, legend: {left: lg.left, top: lg.top, right: lg.right,
-                                             bottom: lg.bottom},
+            return {visible, legend: {left: lg.left, top: lg.top, right: lg.right,
+                                      bottom: lg.bottom},
                     scroll: document.documentElement.scrollHeight - innerHeight};
         }""",
     )
+    view = map_view(page)
+    seen["cells"] = []
+    cells = hub.client(Role.ADMIN).get("/api/v1/grid-cells", params={"site": hub.site}).json()
+    for cell in cells["features"]:
+        ring = cell["geometry"]["coordinates"][0]
+        left, top = view.page_point(min(p[0] for p in ring), max(p[1] for p in ring))
+        right, bottom = view.page_point(max(p[0] for p in ring), min(p[1] for p in ring))
+        box = {"left": left, "top": top, "right": right, "bottom": bottom}
+        seen["cells"].append({"id": cell["id"], "box": box})
     assert seen["scroll"] <= 0, "the page itself must not scroll"
     assert len(seen["cells"]) >= 4
     legend = seen["legend"]
@@ -190,7 +190,7 @@ def test_district_fits_and_detail_keeps_actions_in_view(
     pages: list[Page], browser: Browser, scene: Scene, size: tuple[int, int]
 ) -> None:
     page = _open(pages, browser, scene, width=size[0], height=size[1])
-    _assert_district_fits(page)
+    _assert_district_fits(page, scene.hub)
     item = page.locator(f"#feed-list [data-alert='{scene.evidence_alert}']")
     item.locator(".alert-open").click()
     page.wait_for_function("document.querySelector('#detail .evidence img')?.naturalWidth === 240")
@@ -300,16 +300,12 @@ def test_search_finds_device_by_name_and_id_and_shows_its_health(
     page.locator("#health-spark svg.spark").wait_for()
     assert _sparkline_values(page) == pytest.approx([h["payload"]["fps"] for h in stored], abs=0.06)
     # Centred on the device, so the operator sees where it is.
-    centre = js(
-        page,
-        """(id) => {
-            const m = __gw.devices.devices.get(id).marker;
-            const p = __gw.map.latLngToContainerPoint(m.getLatLng());
-            const s = __gw.map.getSize();
-            return [p.x - s.x / 2, p.y - s.y / 2];
-        }""",
-        device,
-    )
+    marker = _rect(page, ".leaflet-marker-icon[title='North gate camera']")
+    area = _rect(page, "#map")
+    centre = [
+        (marker["left"] + marker["right"]) / 2 - (area["left"] + area["right"]) / 2,
+        (marker["top"] + marker["bottom"]) / 2 - (area["top"] + area["bottom"]) / 2,
+    ]
     assert abs(centre[0]) <= 2 and abs(centre[1]) <= 2, centre
     page.select_option("#health-metric", "inference_ms")
     assert _sparkline_values(page) == pytest.approx(
@@ -343,10 +339,9 @@ def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
     pages: list[Page], browser: Browser, scene: Scene
 ) -> None:
     page = _open(pages, browser, scene)
-    page.wait_for_function(f"__gw.positions.entities.has('{OFFICER}')")
-    # Click the officer's marker on the map, as a user would.
-    point = js(page, f"__gw.positions.screenPoint('{OFFICER}')")
-    page.locator("#map").click(position={"x": point["x"], "y": point["y"]})
+    # Click the officer's marker on the map, as a user would, where its latest fix puts it.
+    x, y = map_view(page).point(scene.now.lon, scene.now.lat)
+    page.locator("#map").click(position={"x": x, "y": y})
     expect(page.locator("#detail[data-type=entity] .detail-title")).to_contain_text(OFFICER)
     first, last = scene.path[0].ts, scene.path[-1].ts
     # A window that holds the walk (12 to 5 minutes ago) but not the fixes before and after.
@@ -356,63 +351,56 @@ def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
     page.fill("#pb-to", _local_input(page, to_iso))
     page.click("#detail .playback-form button[type=submit]")
     expect(page.locator("#pb-status")).to_have_text(f"{len(scene.path)} positions")
-    drawn = js(
-        page,
-        """() => {
-            const layers = __gw.playback.getLayers();
-            const line = layers.find((l) => l.getLatLngs);
-            const marker = layers.find((l) => l.setRadius);
-            return {line: line.getLatLngs().map((p) => [p.lng, p.lat]),
-                    marker: [marker.getLatLng().lng, marker.getLatLng().lat]};
-        }""",
-    )
-    expected = [[p.lon, p.lat] for p in scene.path]
-    assert len(drawn["line"]) == len(expected)
-    for got, want in zip(drawn["line"], expected, strict=True):
-        assert got == pytest.approx(want, abs=1e-9)
-    assert drawn["marker"] == pytest.approx(expected[0], abs=1e-9)
 
-    def marker_on_screen() -> tuple[float, float, tuple[int, ...]]:
-        """Where the playback marker is, and the colour a user sees at its centre."""
-        seen = js(
-            page,
-            """async () => {
-                // Leaflet's canvas renderer redraws on the next animation frame.
-                while (__gw.map._animatingZoom || __gw.positions.dirty) {
-                    await new Promise((r) => requestAnimationFrame(r));
-                }
-                for (let i = 0; i < 3; i++) await new Promise((r) => requestAnimationFrame(r));
-                const m = __gw.playback.getLayers().find((l) => l.setRadius);
-                const p = __gw.map.latLngToContainerPoint(m.getLatLng());
-                const mr = __gw.map.getContainer().getBoundingClientRect();
-                return {x: p.x + mr.left, y: p.y + mr.top};
-            }""",
+    def marker_at(i: int) -> None:
+        """The playback marker's fill is what one sees at the i-th stored fix."""
+        fix = scene.path[i]
+        wait_until(
+            lambda: shows_colour(page, fix.lon, fix.lat, PLAYBACK_BLUE),
+            5,
+            message=f"the playback marker at fix {i}",
         )
-        png = page.screenshot(
-            clip={"x": seen["x"] - 1, "y": seen["y"] - 1, "width": 3, "height": 3}
-        )
-        img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-        assert img is not None
-        bgr = img[1, 1]
-        return seen["x"], seen["y"], (int(bgr[2]), int(bgr[1]), int(bgr[0]))
 
-    x0, y0, px0 = marker_on_screen()
-    assert _close(px0, PLAYBACK_BLUE), px0  # the playback marker's fill is what one sees
-    # Play to the end: the marker walks the whole path.
+    marker_at(0)
+    # The dashed white line runs through the stored fixes: most points along it look white,
+    # points 30 px to the side of it do not (so it is the line, not the background).
+    view = map_view(page)
+    shot = cv2.imdecode(np.frombuffer(page.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+    assert shot is not None
+    rgb = shot[:, :, ::-1].astype(int)
+
+    def white_near(x: float, y: float) -> bool:
+        box = rgb[round(y) - 2 : round(y) + 3, round(x) - 2 : round(x) + 3]
+        return bool((box.min(axis=2) >= 200).any())
+
+    on_line, beside = [], []
+    for a, b in itertools.pairwise(scene.path):
+        (ax, ay), (bx, by) = view.page_point(a.lon, a.lat), view.page_point(b.lon, b.lat)
+        length = ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5
+        nx, ny = -(by - ay) / length * 30, (bx - ax) / length * 30
+        for f in (0.3, 0.45, 0.6, 0.75):
+            x, y = ax + (bx - ax) * f, ay + (by - ay) * f
+            on_line.append(white_near(x, y))
+            beside.append(white_near(x + nx, y + ny))
+    assert sum(on_line) >= 0.75 * len(on_line), on_line
+    assert sum(beside) <= 0.25 * len(beside), beside
+    # Play to the end: the marker walks the whole path and stops on the last fix.
     page.click("#pb-play")
     expect(page.locator("#pb-slider")).to_have_value(str(len(scene.path) - 1), timeout=5000)
-    x1, y1, px1 = marker_on_screen()
-    assert _close(px1, PLAYBACK_BLUE), px1
-    assert x1 > x0 and y1 < y0  # the walk went north-east
-    end = js(page, "__gw.playback.getLayers().find((l) => l.setRadius).getLatLng()")
-    assert [end["lng"], end["lat"]] == pytest.approx(expected[-1], abs=1e-9)
+    marker_at(len(scene.path) - 1)
+    start = scene.path[0]
+    assert not shows_colour(page, start.lon, start.lat, PLAYBACK_BLUE)  # it left the start
     # The slider scrubs to any fix; the time shown is that fix's time.
     page.focus("#pb-slider")
     page.keyboard.press("Home")
+    for i in range(1, len(scene.path)):
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#pb-slider")).to_have_value(str(i))
+        marker_at(i)
+    page.keyboard.press("Home")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
-    here = js(page, "__gw.playback.getLayers().find((l) => l.setRadius).getLatLng()")
-    assert [here["lng"], here["lat"]] == pytest.approx(expected[2], abs=1e-9)
+    marker_at(2)
     shown = page.locator("#pb-time").inner_text()
     assert shown == js(
         page,
@@ -456,12 +444,13 @@ def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
     expect(detail.locator(".detail-title .warn-red")).to_have_text("Red")
     expect(label).to_have_text("C9 · Red")
     expect(label).to_have_class(re.compile(r"\bcell-red\b"))
-    style = js(
-        page,
-        f"""() => {{ const o = __gw.cells.cells.get('{cid}').layer.options;
-                 return [o.color, o.fillColor, o.weight]; }}""",
+    # The cell's outline is drawn red: its north edge (shared with no other cell) shows it.
+    edge_lon, edge_lat = (w + e) / 2, n
+    wait_until(
+        lambda: shows_colour(page, edge_lon, edge_lat, WARNING_RED),
+        5,
+        message="C9's outline drawn red",
     )
-    assert style == ["#D55E00", "#D55E00", 3]
     stored = commander.get(f"/api/v1/grid-cells/{cid}").json()["properties"]
     assert stored["warning_level"] == "red"
     assert stored["warning_reason"] == "Flooding reported on two streets"
@@ -479,6 +468,11 @@ def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
     page.fill("#warn-reason", "Water pumped out")
     page.click("#detail .warn-form button[type=submit]")
     expect(label).to_have_text("C9")
+    wait_until(
+        lambda: not shows_colour(page, edge_lon, edge_lat, WARNING_RED),
+        5,
+        message="C9's outline no longer red",
+    )
     assert commander.get(f"/api/v1/grid-cells/{cid}").json()["properties"]["warning_level"] is None
     assert page.errors == []  # type: ignore[attr-defined]
 
@@ -571,7 +565,6 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
 ) -> None:
     hub = scene.hub
     page = _open(pages, browser, scene)
-    page.wait_for_function(f"__gw.positions.entities.has('{OFFICER}')")
     page.select_option("#app-view .lang-select", "zh-CN")
     page.wait_for_function("document.documentElement.lang === 'zh-CN'")
     zh = _catalogue("zh-CN")
@@ -774,7 +767,8 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     page.keyboard.type("Seen on camera, patrol informed")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    page.wait_for_function(f"__gw.alerts.get('{alert_id}').status === 'acknowledged'", timeout=5000)
+    expect(page.locator("#detail .ack-form")).to_have_count(0, timeout=5000)  # done: no form
+    expect(page.locator(f"#feed-list [data-alert='{alert_id}']")).to_have_count(0)
     stored = hub.client(Role.ADMIN).get(f"/api/v1/alerts/{alert_id}").json()
     assert stored["status"] == "acknowledged"
     assert [n["text"] for n in stored["notes"]] == ["Seen on camera, patrol informed"]
