@@ -82,8 +82,10 @@ def open_dashboard(
     *,
     width: int = 1920,
     height: int = 1080,
+    username: str | None = None,
 ) -> Page:
-    """Log in through the form like a user and wait until the dashboard has loaded."""
+    """Log in through the form like a user and wait until the dashboard has loaded (as the
+    site's user for ``role``, or as ``username``)."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     errors: list[str] = []
@@ -93,7 +95,7 @@ def open_dashboard(
     pages.append(page)
     page.goto(hub.base_url + "/")
     page.locator("#login-user").wait_for(state="visible")
-    page.fill("#login-user", f"{hub.site}-{role.value}")
+    page.fill("#login-user", username or f"{hub.site}-{role.value}")
     page.fill("#login-pass", PASSWORD)
     page.press("#login-pass", "Enter")
     wait_loaded(page)

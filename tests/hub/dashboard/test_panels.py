@@ -120,8 +120,10 @@ def _close_clients(module_hub: RunningHub) -> Iterator[None]:
     del module_hub.clients[known:]
 
 
-def _open(pages: list[Page], browser: Browser, scene: Scene, **size: int) -> Page:
-    page = open_dashboard(pages, browser, scene.hub, Role.COMMANDER, **size)
+def _open(
+    pages: list[Page], browser: Browser, scene: Scene, width: int = 1920, height: int = 1080
+) -> Page:
+    page = open_dashboard(pages, browser, scene.hub, Role.COMMANDER, width=width, height=height)
     page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
     return page
 
