@@ -34,6 +34,7 @@ from tests.hub.dashboard.conftest import (
     open_dashboard,
     position,
     shows_colour,
+    wait_loaded,
     wait_outbox_empty,
 )
 from tests.support.broker import BrokerHarness
@@ -775,3 +776,70 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     assert stored["status"] == "acknowledged"
     assert [n["text"] for n in stored["notes"]] == ["Seen on camera, patrol informed"]
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_view_lives_in_the_address_and_survives_a_reload(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    """``#map=zoom/lat/lon`` opens that view instead of the fit, follows every move, and a
+    reload keeps it; a hidden layer stays hidden (and unticked) across a language switch."""
+    page = _open(pages, browser, scene)
+    fitted = map_view(page)
+    lon, lat = offset(40, -30)
+    page.goto(f"{scene.hub.base_url}/#map=18/{lat:.6f}/{lon:.6f}")
+    page.reload()
+    wait_loaded(page)
+    view = map_view(page)
+    assert view.zoom == 18
+    # Leaflet keeps its pixel origin on whole pixels: the centre is the asked one to a pixel.
+    assert (view.lat, view.lon) == pytest.approx((lat, lon), abs=1e-5)
+    assert view.zoom != fitted.zoom
+    # Zooming out with the control is written back to the address, and a reload keeps it.
+    page.click(".leaflet-control-zoom-out")
+    page.wait_for_function("location.hash.startsWith('#map=17/')")
+    page.reload()
+    wait_loaded(page)
+    assert map_view(page).zoom == 17
+    # A malformed view is ignored: the district is fitted as usual.
+    page.goto(f"{scene.hub.base_url}/#map=99/not/a-view")
+    page.reload()
+    wait_loaded(page)
+    assert map_view(page).zoom == fitted.zoom
+    # The layer toggles keep their state when the page is relabelled in another language.
+    page.click("#layer-pois")
+    expect(page.locator(".poi")).to_have_count(0)
+    page.select_option("#app-view .lang-select", "zh-CN")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    expect(page.locator("#layer-pois")).not_to_be_checked()
+    expect(page.locator(".poi")).to_have_count(0)
+    page.select_option("#app-view .lang-select", "en")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_render_diagnostic_is_read_only(pages: list[Page], browser: Browser, scene: Scene) -> None:
+    """The wall display's diagnostic (docs/dashboard.md) reports what is drawn and offers no
+    way to change the page: it is frozen, and changing what it returned changes nothing."""
+    page = _open(pages, browser, scene)
+    seen = js(
+        page,
+        """() => {
+            const d = window.gridwardDiagnostics;
+            const render = d.render;
+            const first = d.render();
+            first.entities = -1;
+            first.draw_ms.length = 0;
+            try { d.render = () => null; } catch { /* frozen: refused */ }
+            try { window.gridwardDiagnostics = null; } catch { /* read-only: refused */ }
+            return {frozen: Object.isFrozen(d),
+                    same: window.gridwardDiagnostics === d && d.render === render,
+                    keys: Object.keys(d), again: d.render()};
+        }""",
+    )
+    assert seen["frozen"] and seen["same"]
+    assert seen["keys"] == ["render"]
+    again = seen["again"]
+    assert again["entities"] >= 1  # officer-9 at least
+    assert again["frames"] >= 1 and again["draw_count"] >= 1
+    assert len(again["draw_ms"]) == min(again["draw_count"], 4096)
+    assert all(ms >= 0 for ms in again["draw_ms"])
