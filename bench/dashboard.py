@@ -5,14 +5,17 @@
 One real broker, one real hub, one logged-in dashboard (1920x1080). Three phases, same page:
 
   baseline  the dashboard with an empty positions layer (its frame time is the reference)
-  inject    N entities move once a second, fed in the page through the same handler the
-            WebSocket calls (Dashboard.onEvent): the browser's own cost
+  inject    N entities move once a second, fed in the page as live batch frames handed to
+            the dashboard's own WebSocket message handler: the browser's own cost
   e2e       N entities move once a second, published over MQTT as PositionBatch (500 per
             message) -> broker -> hub ingest (SQLite) -> live WebSocket -> canvas
 
 Frame time = interval between requestAnimationFrame callbacks (60 Hz display: 16.7 ms ideal);
 draw = time the positions canvas takes per frame; latency = wall clock from the position's
-timestamp (set when published) to the end of the frame that drew it.
+timestamp (set when published) to the end of the frame that drew it. Draw and latency come
+from the dashboard's read-only render diagnostic (gridwardDiagnostics, docs/dashboard.md);
+the page has no test hooks, so the bench drives it through its address, its config and its
+WebSocket like any client.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from edge.protocol import DeviceKind, EntityKind, Position
 from edge.validators import utcnow
 from hub.auth import Role, create_user
 from hub.config import ApiConfig, HubConfig
+from hub.dashboard_config import DashboardConfig
 from hub.service import HubService
 from tests.support.broker import BrokerHarness
 
@@ -53,19 +57,31 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+# The page's own WebSocket, kept by an init script (bench side) so INJECT_JS can hand it frames.
+KEEP_SOCKET_JS = """(() => {
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); window.benchSocket = this; }
+  };
+})()"""
+
 MEASURE_JS = """(seconds) => new Promise((resolve) => {
-  const perf = __gw.positions.perf;
-  perf.drawMs.reset(); perf.recvToDrawMs.reset(); perf.tsToDrawMs.reset();
+  const render = () => window.gridwardDiagnostics.render();
+  const before = render();
+  const since = (after, key) => {
+    const n = after[`${key}_count`] - before[`${key}_count`];
+    return n > 0 ? after[`${key}_ms`].slice(-n) : [];
+  };
   const frames = [];
   let last = performance.now();
   const end = last + seconds * 1000;
-  const updates0 = perf.updates;
   function tick(now) {
     frames.push(now - last); last = now;
-    if (now < end) requestAnimationFrame(tick);
-    else resolve({frames, draw: perf.drawMs.values(), latency: perf.tsToDrawMs.values(),
-                  recv: perf.recvToDrawMs.values(), updates: perf.updates - updates0,
-                  entities: __gw.positions.entities.size});
+    if (now < end) { requestAnimationFrame(tick); return; }
+    const after = render();
+    resolve({frames, draw: since(after, "draw"), latency: since(after, "ts_to_draw"),
+             recv: since(after, "recv_to_draw"), updates: after.updates - before.updates,
+             entities: after.entities});
   }
   requestAnimationFrame(tick);
 })"""
@@ -77,13 +93,16 @@ INJECT_JS = """([n, seconds, lon0, lat0]) => {
   const timer = setInterval(() => {
     const slice = step % 10;
     const ts = new Date().toISOString();
+    const events = [];
     for (let i = slice; i < n; i += 10) {
       const a = (i / n) * Math.PI * 2 + step * 0.002;
       const r = 0.002 + (i % 50) * 0.00008;
-      __gw.onEvent({layer: "positions", site: "bench", entity: `e-${i}`, entity_kind: kinds[i % 3],
+      events.push({layer: "positions", site: "bench", entity: `e-${i}`, entity_kind: kinds[i % 3],
         device: "bench-dev", lon: lon0 + r * Math.cos(a), lat: lat0 + r * Math.sin(a) * 0.9,
         accuracy_m: 3, heading_deg: null, speed_mps: 1.2, ts});
     }
+    // One batch frame, as the hub sends events that queued up together.
+    window.benchSocket.onmessage({data: JSON.stringify({layer: "batch", events})});
     step += 1;
   }, 100);
   setTimeout(() => clearInterval(timer), seconds * 1000 + 50);
@@ -144,6 +163,11 @@ def publisher(agent: AgentRuntime, n: int, seconds: float, stop: threading.Event
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
+def wait_live(page: Page) -> None:
+    page.wait_for_selector("#app-view[aria-busy='false']", state="attached", timeout=20_000)
+    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+
+
 def run(page: Page, seconds: float) -> dict[str, float]:
     return summary(page.evaluate(MEASURE_JS, seconds))
 
@@ -167,6 +191,9 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
                 client_id="bench-hub",
                 accept_unprovisioned=True,
                 api=ApiConfig(port=0, ws_queue_max=100_000),
+                ui=DashboardConfig(
+                    **({} if args.trail_points is None else {"trail_points": args.trail_points})
+                ),
             )
         )
         with hub.store.engine.begin() as conn:
@@ -192,21 +219,20 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
                     executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
                 )
                 page = browser.new_page(viewport={"width": 1920, "height": 1080})
-                page.goto(f"http://127.0.0.1:{hub.api_port}/")
+                page.add_init_script(KEEP_SOCKET_JS)
+                # The view in the address: zoom 15 on the site's centre.
+                page.goto(f"http://127.0.0.1:{hub.api_port}/#map=15/22.543000/114.057000")
                 page.fill("#login-user", "bench-admin")
                 page.fill("#login-pass", PASSWORD)
                 page.press("#login-pass", "Enter")
-                page.wait_for_selector("body[data-ready='1']", timeout=20_000)
-                page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
-                page.evaluate("__gw.map.setView([22.5430, 114.0570], 15)")
-                if args.trail_points is not None:
-                    page.evaluate(f"__gw.positions.trailPoints = {args.trail_points}")
+                wait_live(page)
                 base = run(page, min(args.seconds, 5))
                 page.evaluate(INJECT_JS, [n, args.seconds + 1, *ORIGIN])
                 time.sleep(1.0)  # every entity present before measuring
                 inject = run(page, args.seconds)
                 time.sleep(1.2)
-                page.evaluate("__gw.positions.clear()")
+                page.reload()  # the injected entities are gone (the hub never had them)
+                wait_live(page)
                 pub = threading.Thread(
                     target=publisher, args=(agent, n, args.seconds + 3, stop), daemon=True
                 )
