@@ -111,7 +111,7 @@ def test_store_persists_only_advances_and_never_lowers(tmp_path: Path) -> None:
     other = BandCounterStore(path)
     stale = BandCounterStore(path)
     assert other.save({1: 20}) == 1
-    stale._saved[1] = 0  # noqa: SLF001 - simulate a view taken before ``other`` wrote
+    stale._saved[1] = 0  # simulate a view taken before ``other`` wrote
     stale.save({1: 15})
     stale.close()
     other.close()
