@@ -48,7 +48,7 @@ class AgentConfig(StrictModel):
     health_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     telemetry_queue_max: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
     resend_after_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    outbox_max_items: Annotated[int, Field(ge=100, le=10_000_000, description=(
+    outbox_max_items: Annotated[int, Field(ge=10, le=10_000_000, description=(
         "most alerts kept on disk awaiting a hub ack; when it is full a new alert is dropped, "
         "counted as alerts_dropped in health (ok: false) and logged at error level"))] = 100_000
     supervision: SupervisionConfig = Field(
