@@ -76,7 +76,7 @@ def bench_checks(n_bands: int, n_zones: int, rounds: int) -> None:
     for r in range(rounds):
         xs += rng.normal(0, 2, n_bands)
         ys += rng.normal(0, 2, n_bands)
-        lon, lat = proj.lon0 + xs / proj.kx, proj.lat0 + ys / 111_320.0
+        lon, lat = proj.to_lonlat(xs, ys)
         t = time.perf_counter()
         events += len(engine.check_many(ents, lon, lat, 1.8e9 + r))
         times.append(time.perf_counter() - t)
@@ -84,7 +84,7 @@ def bench_checks(n_bands: int, n_zones: int, rounds: int) -> None:
     engine_rate = n_bands * n_zones / best
 
     sample = 500
-    lon, lat = proj.lon0 + xs[:sample] / proj.kx, proj.lat0 + ys[:sample] / 111_320.0
+    lon, lat = proj.to_lonlat(xs[:sample], ys[:sample])
     t = time.perf_counter()
     for a, b in zip(lon, lat, strict=True):
         naive_violations(zones, float(a), float(b))

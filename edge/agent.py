@@ -9,28 +9,36 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from edge.alert_details import AlertDetails, build_alert
 from edge.bus import Bus, BusError
 from edge.config import AgentConfig
-from edge.outbox import AlertDelivery, Outbox
+from edge.outbox import AlertDelivery, Outbox, OutboxFullError
 from edge.protocol import (
     CHANNEL_QOS,
     Alert,
+    AlertKind,
     Channel,
     CmdChannel,
     ConfigPush,
+    DetailValue,
     DeviceKind,
     DeviceState,
     DeviceStatus,
+    Evidence,
     Health,
+    Location,
+    LoopState,
     Message,
     Position,
     PositionBatch,
     ProtocolError,
     Reply,
+    Severity,
     Sighting,
     SightingBatch,
     channel_of,
@@ -40,6 +48,7 @@ from edge.protocol import (
     encode,
 )
 from edge.queues import BoundedQueue
+from edge.supervision import LoopBody, SupervisedLoop
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +81,8 @@ class AgentRuntime:
         self._handlers: dict[CmdChannel, CommandHandler] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.loops: dict[str, SupervisedLoop] = {}
+        self.alerts_dropped = 0
 
         self.state_topic = device_topic(self.site, kind, self.device, Channel.STATE)
         self.bus = Bus(
@@ -102,6 +113,18 @@ class AgentRuntime:
         """Register the handler for one hub -> device channel (replaces the default)."""
         self._handlers[channel] = handler
 
+    def supervise(self, name: str, body: LoopBody, stop_event: threading.Event
+                  ) -> SupervisedLoop:
+        """Wrap an agent's sensing loop in the shared guard (restart with backoff, crash count,
+        give up after a burst); its liveness is reported in health and, once dead, in the
+        retained state. The agent starts and stops the returned loop."""
+        if name in self.loops:
+            raise ValueError(f"loop {name!r} is already supervised")
+        loop = SupervisedLoop(f"{self.device}-{name}", body, stop_event=stop_event,
+                              config=self.config.supervision, on_dead=self._loop_died)
+        self.loops[name] = loop
+        return loop
+
     def start(self) -> None:
         # One subscription for all commands: overlapping filters may get duplicate copies.
         self.bus.subscribe(cmd_filter(self.site, self.device), self._on_command, qos=1)
@@ -123,15 +146,59 @@ class AgentRuntime:
         self.bus.stop(final=(self.state_topic, self._state_payload(DeviceStatus.STOPPED)))
         self.outbox.close()
 
-    def alert(self, **fields: Any) -> Alert:
-        """Build an alert for this device (site/device filled in) and send it durably."""
-        alert = Alert(site=self.site, device=self.device, **fields)
+    def raise_alert(
+        self,
+        details: AlertDetails,
+        *,
+        severity: Severity,
+        title: str = "",
+        location: Location | None = None,
+        zone: str | None = None,
+        entity: str | None = None,
+        started_at: datetime | None = None,
+        evidence: Evidence | None = None,
+    ) -> Alert:
+        """Build this device's alert from its kind's typed details and send it durably (see
+        :meth:`send_alert` for a full outbox). Every agent raises its alerts this way."""
+        alert = build_alert(details, site=self.site, device=self.device, severity=severity,
+                            title=title, location=location, zone=zone, entity=entity,
+                            started_at=started_at, evidence=evidence)
         self.send_alert(alert)
         return alert
 
-    def send_alert(self, alert: Alert) -> None:
-        self.delivery.send(alert)
+    def alert(
+        self,
+        kind: AlertKind,
+        severity: Severity,
+        *,
+        title: str = "",
+        location: Location | None = None,
+        zone: str | None = None,
+        entity: str | None = None,
+        started_at: datetime | None = None,
+        evidence: Evidence | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+    ) -> Alert:
+        """An alert with free-form details, for simulated devices and integrations; agents use
+        :meth:`raise_alert` so their details are checked against the kind's model."""
+        alert = Alert(site=self.site, device=self.device, kind=kind, severity=severity,
+                      title=title, location=location, zone=zone, entity=entity,
+                      started_at=started_at, evidence=evidence, details=dict(details or {}))
+        self.send_alert(alert)
+        return alert
+
+    def send_alert(self, alert: Alert) -> bool:
+        """Store the alert durably for delivery. False when the outbox is full: the alert is
+        lost, which is counted as ``alerts_dropped``, turns health ``ok`` false and is logged
+        at error level (never hidden among frame or scan errors)."""
+        try:
+            self.delivery.send(alert)
+        except OutboxFullError as err:
+            self.alerts_dropped += 1
+            log.error("alert %s (%s) dropped: %s", alert.id, alert.kind.value, err)  # noqa: TRY400 - the reason is the message, no traceback needed
+            return False
         self.counters["alerts"] += 1
+        return True
 
     def send_positions(self, positions: Sequence[Position]) -> None:
         """Queue positions (QoS 0, batched); oldest batches drop first when the queue is full."""
@@ -171,7 +238,19 @@ class AgentRuntime:
             "outbox_depth": self.outbox.depth(),
             "cpu_temp_c": read_cpu_temp_c(),
         }
-        return Health(site=self.site, device=self.device, dropped=dropped, **{**base, **fields})
+        dropped["alerts_dropped"] = self.alerts_dropped
+        loops = {name: loop.health() for name, loop in self.loops.items()}
+        # Whatever the agent reports, it cannot hide a dead loop or a lost alert.
+        runtime_owned = {
+            "loops": loops,
+            "alerts_dropped": self.alerts_dropped,
+            "ok": self.alerts_dropped == 0 and not self.dead_loops(),
+        }
+        return Health(site=self.site, device=self.device, dropped=dropped,
+                      **{**base, **fields, **runtime_owned})
+
+    def dead_loops(self) -> list[str]:
+        return sorted(name for name, loop in self.loops.items() if loop.state is LoopState.DEAD)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -184,8 +263,17 @@ class AgentRuntime:
                 kind=self.kind,
                 sw_version=SW_VERSION,
                 config_version=self.config_version,
+                dead_loops=self.dead_loops(),
             )
         )
+
+    def _loop_died(self, loop: SupervisedLoop) -> None:
+        """A sensing loop was given up on: say so now in the retained state and in health,
+        instead of waiting for the next heartbeat."""
+        log.error("sensing loop %s is dead; the agent stays online but no longer senses",
+                  loop.name)
+        self.publish_state()
+        self._queue_telemetry(self.health_message())
 
     def _queue_telemetry(self, message: Message) -> None:
         channel = channel_of(message)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.bus import BusConfig
+from edge.bus_config import BusConfig
 from edge.validators import SegmentId
 
 C = TypeVar("C", bound=BaseModel)
@@ -21,6 +21,19 @@ class ConfigError(Exception):
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SupervisionConfig(StrictModel):
+    """How a crashed sensing loop is restarted, and when it is given up on."""
+
+    restart_min_s: Annotated[float, Field(gt=0, le=60, description=(
+        "backoff before the first restart; doubles with every crash in the window"))] = 0.5
+    restart_max_s: Annotated[float, Field(gt=0, le=3600, description=(
+        "longest backoff between two restarts"))] = 30.0
+    max_crashes: Annotated[int, Field(ge=1, le=1000, description=(
+        "crashes within crash_window_s after which the loop is marked dead"))] = 5
+    crash_window_s: Annotated[float, Field(gt=0, le=86_400, description=(
+        "window in which crashes count towards max_crashes"))] = 300.0
 
 
 class AgentConfig(StrictModel):
@@ -35,7 +48,12 @@ class AgentConfig(StrictModel):
     health_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     telemetry_queue_max: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
     resend_after_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    outbox_max_items: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
+    outbox_max_items: Annotated[int, Field(ge=10, le=10_000_000, description=(
+        "most alerts kept on disk awaiting a hub ack; when it is full a new alert is dropped, "
+        "counted as alerts_dropped in health (ok: false) and logged at error level"))] = 100_000
+    supervision: SupervisionConfig = Field(
+        default_factory=SupervisionConfig,
+        description="restart backoff and give-up policy of the agent's sensing loops")
 
 
 def _line_index(text: str) -> dict[tuple[str, ...], int]:

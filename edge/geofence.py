@@ -26,9 +26,8 @@ vectorised for a whole batch of positions.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -39,9 +38,9 @@ import shapely
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edge.projection import LocalProjection as LocalProjection  # noqa: PLC0414 - re-export
 from edge.validators import SegmentId
 
-EARTH_M_PER_DEG = 111_320.0
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -145,29 +144,14 @@ class _PairState:
     alerted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class LocalProjection:
-    lon0: float
-    lat0: float
-    kx: float = field(init=False)
+def project_geometry(projection: LocalProjection, geom: shapely.Geometry) -> shapely.Geometry:
+    """A lon/lat geometry in the projection's local metres."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kx", EARTH_M_PER_DEG * math.cos(math.radians(self.lat0)))
+    def fn(coords: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = projection.to_xy(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
 
-    def to_xy(
-        self, lon: NDArray[np.float64], lat: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return (lon - self.lon0) * self.kx, (lat - self.lat0) * EARTH_M_PER_DEG
-
-    def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        return self.lon0 + x / self.kx, self.lat0 + y / EARTH_M_PER_DEG
-
-    def geometry(self, geom: shapely.Geometry) -> shapely.Geometry:
-        def fn(coords: NDArray[np.float64]) -> NDArray[np.float64]:
-            x, y = self.to_xy(coords[:, 0], coords[:, 1])
-            return np.column_stack([x, y])
-
-        return shapely.transform(geom, fn)
+    return shapely.transform(geom, fn)
 
 
 def zones_from_geojson(data: str | bytes | dict[str, Any], source: str = "<zones>") -> list[Zone]:
@@ -228,7 +212,7 @@ class GeofenceEngine:
             else:
                 origin = (0.0, 0.0)
         self.projection = LocalProjection(*origin)
-        metric = [self.projection.geometry(z.polygon) for z in self.zones]
+        metric = [project_geometry(self.projection, z.polygon) for z in self.zones]
         self._metric = metric
         self._outer = np.array(
             [

@@ -202,10 +202,34 @@ class DeviceState(Message):
     kind: DeviceKind
     sw_version: Annotated[str, Field(max_length=64)] = "0"
     config_version: Annotated[int, Field(ge=0)] | None = None
+    dead_loops: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=8,
+        description="sensing loops given up on: online, but no longer sensing")
+
+
+class LoopState(StrEnum):
+    ALIVE = "alive"
+    RESTARTING = "restarting"  # crashed, waiting out its backoff before the next start
+    DEAD = "dead"  # crashed too often in a row and given up on: the agent no longer senses
+    STOPPED = "stopped"  # ended normally (agent stopping, or a finite source such as a file)
+
+
+class LoopHealth(_Model):
+    """Liveness of one sensing loop of an agent (camera frames, LiDAR scans, BLE adverts)."""
+
+    state: LoopState
+    crashes: Annotated[int, Field(ge=0)] = 0
+    restarts: Annotated[int, Field(ge=0)] = 0
+    last_error: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+                                     description="exception class of the latest crash only"
+                                     )] | None = None
 
 
 class Health(Message):
-    """Periodic heartbeat. Every counter is cumulative since the agent started."""
+    """Periodic heartbeat. Every counter is cumulative since the agent started.
+
+    ``ok`` is false while a sensing loop is dead or once an alert has been dropped because the
+    outbox was full (``alerts_dropped``): either means events are being missed."""
 
     uptime_s: Annotated[float, Field(ge=0)]
     fps: Annotated[float, Field(ge=0)] | None = None
@@ -218,6 +242,12 @@ class Health(Message):
     cpu_temp_c: float | None = None
     metrics: dict[Annotated[str, Field(max_length=64)], float] = Field(
         default_factory=dict, max_length=64
+    )
+    ok: bool = Field(default=True, description="false: a loop is dead or alerts were dropped")
+    alerts_dropped: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="alerts lost because the outbox was full (outbox_max_items)")
+    loops: dict[Annotated[str, Field(max_length=64)], LoopHealth] = Field(
+        default_factory=dict, max_length=8, description="sensing loops by name"
     )
 
     MAX_BYTES: ClassVar[int] = 8192

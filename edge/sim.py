@@ -12,10 +12,9 @@ from pydantic import Field
 
 from edge.agent import AgentRuntime
 from edge.config import AgentConfig, StrictModel
+from edge.projection import LocalProjection
 from edge.protocol import AlertKind, DeviceKind, EntityKind, Location, Position, Severity
 from edge.validators import utcnow
-
-EARTH_M_PER_DEG = 111_320.0
 
 
 class RoutePoint(StrictModel):
@@ -38,8 +37,7 @@ def walk(route: list[RoutePoint], distance_m: float) -> tuple[float, float, floa
     """(lon, lat, heading_deg) after ``distance_m`` along the closed ``route``."""
     legs = []
     for a, b in zip(route, route[1:] + route[:1], strict=True):
-        dx = (b.lon - a.lon) * EARTH_M_PER_DEG * math.cos(math.radians(a.lat))
-        dy = (b.lat - a.lat) * EARTH_M_PER_DEG
+        dx, dy = LocalProjection(a.lon, a.lat).to_site(b.lon, b.lat)
         legs.append((a, b, math.hypot(dx, dy), math.degrees(math.atan2(dx, dy)) % 360))
     total = sum(leg[2] for leg in legs) or 1.0
     d = distance_m % total

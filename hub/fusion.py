@@ -33,8 +33,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from edge.geofence import LocalProjection
 from edge.positioning import MIN_ANCHORS, Calibration, RangeReading, locate
+from edge.projection import LocalProjection
 from edge.protocol import EntityKind, Inbound, Position, Sighting, SightingBatch
 
 log = logging.getLogger(__name__)

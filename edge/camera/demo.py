@@ -5,7 +5,6 @@ snapshots and track positions on the map through a homography anchored at the de
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,18 +15,14 @@ from edge.camera.ingest import FileSource, IngestConfig
 from edge.camera.service import CameraService
 from edge.camera.testdata import vtest_path
 from edge.camera.zones import IntrusionZone, LineZone
+from edge.projection import LocalProjection
 
 DEMO_DEVICES: list[str] = ["camera-vtest"]
-M_PER_DEG = 111_320.0
 
 
 def demo_homography(origin: tuple[float, float]) -> HomographyConfig:
     """The visible footpath (~768x576 px) as a ~40 m x 25 m patch north-east of ``origin``."""
-    lon0, lat0 = origin
-    per_lon = M_PER_DEG * math.cos(math.radians(lat0))
-
-    def geo(east_m: float, north_m: float) -> tuple[float, float]:
-        return lon0 + east_m / per_lon, lat0 + north_m / M_PER_DEG
+    geo = LocalProjection(*origin).offset
 
     # far edge of the path (top of the image) is wider on the ground than the near edge
     corners = [((0, 150), geo(-5, 30)), ((767, 150), geo(45, 30)),

@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
 from edge.config import StrictModel
+from edge.projection import LocalProjection
 
-EARTH_RADIUS_M = 6_378_137.0
 Matrix = NDArray[np.float64]
 
 
@@ -90,9 +90,8 @@ class CameraHomography:
         self.config = config
         ref = config.points[0]
         self.ref_lon, self.ref_lat = ref.lon, ref.lat
-        self._m_per_deg_lat = math.pi * EARTH_RADIUS_M / 180.0
-        self._m_per_deg_lon = self._m_per_deg_lat * math.cos(math.radians(ref.lat))
-        metres = [self._to_metres(p.lon, p.lat) for p in config.points]
+        self.projection = LocalProjection(ref.lon, ref.lat)
+        metres = [self.projection.to_site(p.lon, p.lat) for p in config.points]
         self.matrix = fit_homography([p.px for p in config.points], metres)
         worst = max(
             math.dist(apply(self.matrix, *p.px), m)
@@ -100,14 +99,8 @@ class CameraHomography:
         )
         self.residual_m = worst
 
-    def _to_metres(self, lon: float, lat: float) -> tuple[float, float]:
-        return ((lon - self.ref_lon) * self._m_per_deg_lon,
-                (lat - self.ref_lat) * self._m_per_deg_lat)
-
     def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        east, north = apply(self.matrix, x, y)
-        return (self.ref_lon + east / self._m_per_deg_lon,
-                self.ref_lat + north / self._m_per_deg_lat)
+        return self.projection.offset(*apply(self.matrix, x, y))
 
     def to_metres(self, x: float, y: float) -> tuple[float, float]:
         return apply(self.matrix, x, y)

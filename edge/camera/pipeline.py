@@ -18,6 +18,7 @@ from edge.camera.homography import CameraHomography
 from edge.camera.motion import MotionGate
 from edge.camera.tracker import Track, Tracker
 from edge.camera.zones import ZoneEngine, ZoneEvent
+from edge.tracking import TrackIds
 
 
 @dataclass
@@ -33,11 +34,12 @@ class FrameResult:
 
 class FrameProcessor:
     def __init__(self, config: CameraConfig, detector: Detector | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 track_ids: TrackIds | None = None) -> None:
         self.config = config
         self.detector = detector or build_detector(config.detector)
         self.motion = MotionGate(config.motion) if config.motion.enabled else None
-        self.tracker = Tracker(config.tracker)
+        self.tracker = Tracker(config.tracker, ids=track_ids)
         self.zones = ZoneEngine(config.zones)
         self.homography = (CameraHomography(config.homography)
                            if config.homography is not None else None)

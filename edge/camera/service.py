@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from edge.agent import AgentRuntime
+from edge.alert_details import ZONE_EVENT_DETAILS
 from edge.camera.config import CameraConfig
 from edge.camera.homography import CameraHomography
 from edge.camera.ingest import Frame, FrameSource
@@ -19,6 +20,7 @@ from edge.camera.reload import parse_push
 from edge.camera.snapshot import SnapshotError, render_snapshot
 from edge.camera.zones import ZoneEngine, ZoneEvent
 from edge.protocol import (
+    AlertKind,
     CmdChannel,
     DeviceKind,
     EntityKind,
@@ -31,6 +33,7 @@ from edge.protocol import (
     RequestAction,
 )
 from edge.pushed_config import ConfigReloader, PushedConfigFile
+from edge.tracking import TrackIds, track_entity
 from edge.validators import utcnow
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ class CameraService:
                  processor: FrameProcessor | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        self.processor = processor or FrameProcessor(config)
+        self.processor = processor or FrameProcessor(config, track_ids=TrackIds.persistent(
+            config.data_dir / f"{config.device}-track-runs"))
         self.source = source or FrameSource(config.source, config.ingest, name=config.device)
         self.runtime = runtime or AgentRuntime(config, DeviceKind.CAMERA,
                                                health_fields=self.health_fields)
@@ -58,7 +62,7 @@ class CameraService:
         self.reloader.restore()
         self._clock = clock
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop = self.runtime.supervise("frames", self._loop, self._stop)
         self._latest: tuple[Frame, FrameResult | None] | None = None
         self._latest_lock = threading.Lock()
         self._last_positions = 0.0
@@ -70,16 +74,12 @@ class CameraService:
     def start(self) -> None:
         self.runtime.start()
         self.source.start()
-        self._thread = threading.Thread(target=self._loop, name=f"{self.config.device}-camera",
-                                        daemon=True)
-        self._thread.start()
+        self.loop.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.source.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self.loop.stop(timeout_s=10)
         self.runtime.stop()
         self.processor.close()
 
@@ -163,7 +163,7 @@ class CameraService:
             lonlat = self.processor.lonlat(track.foot)
             if lonlat is None or not (-180 <= lonlat[0] <= 180 and -90 <= lonlat[1] <= 90):
                 continue
-            positions.append(Position(entity=f"{self.config.device}-t{track.id}",
+            positions.append(Position(entity=track_entity(self.config.device, track.id),
                                       entity_kind=EntityKind.TRACK, lon=lonlat[0],
                                       lat=lonlat[1], accuracy_m=self._accuracy(), ts=stamp))
         if positions:
@@ -186,14 +186,14 @@ class CameraService:
         lonlat = self.processor.lonlat(event.point)
         if lonlat is not None:
             location = Location(lon=lonlat[0], lat=lonlat[1], accuracy_m=self._accuracy())
-        details: dict[str, str | int | float | bool] = {
-            "track_id": event.track_id, "x_px": round(event.point[0], 1),
-            "y_px": round(event.point[1], 1),
+        fields: dict[str, str | float | None] = {
+            "source": "camera", "track_id": event.track_id,
+            "x_px": round(event.point[0], 1), "y_px": round(event.point[1], 1),
+            "dwell_s": round(event.dwell_s, 1) if event.dwell_s is not None else None,
         }
-        if event.direction is not None:
-            details["direction"] = event.direction
-        if event.dwell_s is not None:
-            details["dwell_s"] = round(event.dwell_s, 1)
+        if event.kind is AlertKind.LINE_CROSSING:
+            fields["direction"] = event.direction
+        details = ZONE_EVENT_DETAILS[event.kind].model_validate(fields)
         started_at = None
         if event.started_ts is not None:
             started_at = utcnow() - timedelta(seconds=max(0.0, event.ts - event.started_ts))
@@ -201,10 +201,10 @@ class CameraService:
                  "intrusion": f"person entered {event.zone}",
                  "loitering": f"person loitering in {event.zone}"}.get(event.kind.value,
                                                                         event.kind.value)
-        self.runtime.alert(kind=event.kind, severity=event.severity, title=title,
-                           location=location, zone=event.zone,
-                           entity=f"{self.config.device}-t{event.track_id}",
-                           started_at=started_at, evidence=evidence, details=details)
+        self.runtime.raise_alert(details, severity=event.severity, title=title,
+                                 location=location, zone=event.zone,
+                                 entity=track_entity(self.config.device, event.track_id),
+                                 started_at=started_at, evidence=evidence)
         self.alerts_sent += 1
 
     # -- hub requests -------------------------------------------------------------------

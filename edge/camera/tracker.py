@@ -1,4 +1,6 @@
-"""Multi-object tracker: IoU association on motion-predicted boxes, stable integer track ids.
+"""Multi-object tracker: IoU association on motion-predicted boxes, track ids unique across
+restarts. Association, lifecycle and ids are the shared :mod:`edge.tracking` core; this module is
+the camera's measurement model.
 
 Each track carries a constant-velocity model of its box centre and size (an alpha-beta filter,
 the steady-state form of a Kalman filter with constant gains), so a person stays associated
@@ -9,7 +11,6 @@ they do not overlap, centre distance relative to the box height.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -18,6 +19,7 @@ from pydantic import Field
 
 from edge.camera.boxes import Box, Detection, center, foot_point, iou
 from edge.config import StrictModel
+from edge.tracking import TrackCore, TrackIds, TrackState
 
 
 class TrackerConfig(StrictModel):
@@ -30,18 +32,14 @@ class TrackerConfig(StrictModel):
     history_len: Annotated[int, Field(ge=2, le=10_000)] = 64
 
 
-@dataclass
-class Track:
-    id: int
+@dataclass(slots=True, kw_only=True)
+class Track(TrackState):
     box: Box
     label: str
     score: float
     first_ts: float
     last_ts: float
     velocity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    hits: int = 1
-    missed: int = 0
-    confirmed: bool = False
     history: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -62,68 +60,71 @@ def _box(cx: float, cy: float, w: float, h: float) -> Box:
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
 
 
-class Tracker:
-    def __init__(self, config: TrackerConfig | None = None) -> None:
-        self.config = config or TrackerConfig()
-        self._ids = itertools.count(1)
-        self.tracks: list[Track] = []
+class BoxModel:
+    """The camera's measurement model for :class:`~edge.tracking.TrackCore`: boxes in pixels,
+    an alpha-beta filter on centre and size, per frame (not per second)."""
 
-    def update(self, detections: Sequence[Detection], ts: float) -> list[Track]:
-        """Feed one frame's detections; returns the confirmed tracks seen in this frame."""
-        cfg = self.config
-        predicted = [t.predicted() for t in self.tracks]
-        pairs: list[tuple[float, int, int]] = []
-        for ti, pbox in enumerate(predicted):
-            _, _, _, ph = _cxcywh(pbox)
-            pc = center(pbox)
-            for di, det in enumerate(detections):
-                if det.label != self.tracks[ti].label:
-                    continue
-                overlap = iou(pbox, det.box)
-                dc = center(det.box)
-                dist = ((pc[0] - dc[0]) ** 2 + (pc[1] - dc[1]) ** 2) ** 0.5 / max(ph, 1.0)
-                if overlap >= cfg.iou_min:
-                    pairs.append((1.0 - overlap, ti, di))
-                elif dist <= cfg.max_center_distance_rel:
-                    pairs.append((1.0 + dist, ti, di))
-        pairs.sort()
-        used_t: set[int] = set()
-        used_d: set[int] = set()
-        for _, ti, di in pairs:
-            if ti in used_t or di in used_d:
-                continue
-            used_t.add(ti)
-            used_d.add(di)
-            self._correct(self.tracks[ti], predicted[ti], detections[di], ts)
-        for ti, track in enumerate(self.tracks):
-            if ti not in used_t:
-                track.missed += 1
-                track.box = predicted[ti]
-        self.tracks = [t for t in self.tracks if t.missed <= cfg.max_missed_frames]
-        for di, det in enumerate(detections):
-            if di not in used_d:
-                track = Track(id=next(self._ids), box=det.box, label=det.label, score=det.score,
-                              first_ts=ts, last_ts=ts, confirmed=cfg.min_hits <= 1)
-                track.history.append(track.foot)
-                self.tracks.append(track)
-        return [t for t in self.tracks if t.confirmed and t.missed == 0]
+    def __init__(self, config: TrackerConfig) -> None:
+        self.config = config
 
-    def _correct(self, track: Track, pbox: Box, det: Detection, ts: float) -> None:
+    def predict(self, track: Track, t: float) -> Box:
+        return track.predicted()
+
+    def cost(self, track: Track, predicted: Box, measurement: Detection) -> float | None:
+        if measurement.label != track.label:
+            return None
         cfg = self.config
-        p = _cxcywh(pbox)
-        m = _cxcywh(det.box)
+        overlap = iou(predicted, measurement.box)
+        if overlap >= cfg.iou_min:
+            return 1.0 - overlap
+        pc, dc = center(predicted), center(measurement.box)
+        ph = _cxcywh(predicted)[3]
+        dist = ((pc[0] - dc[0]) ** 2 + (pc[1] - dc[1]) ** 2) ** 0.5 / max(ph, 1.0)
+        return 1.0 + dist if dist <= cfg.max_center_distance_rel else None
+
+    def correct(self, track: Track, predicted: Box, measurement: Detection, t: float) -> None:
+        cfg = self.config
+        p = _cxcywh(predicted)
+        m = _cxcywh(measurement.box)
         resid = tuple(mi - pi for mi, pi in zip(m, p, strict=True))
         est = tuple(pi + cfg.alpha * ri for pi, ri in zip(p, resid, strict=True))
         v = track.velocity
         track.velocity = (v[0] + cfg.beta * resid[0], v[1] + cfg.beta * resid[1],
                           v[2] + cfg.beta * resid[2] * 0.5, v[3] + cfg.beta * resid[3] * 0.5)
         track.box = _box(est[0], est[1], max(1.0, est[2]), max(1.0, est[3]))
-        track.score = det.score
-        track.hits += 1
-        track.missed = 0
-        track.last_ts = ts
-        if track.hits >= cfg.min_hits:
-            track.confirmed = True
+        track.score = measurement.score
+        track.last_ts = t
         track.history.append(track.foot)
         if len(track.history) > cfg.history_len:
             del track.history[: len(track.history) - cfg.history_len]
+
+    def coast(self, track: Track, predicted: Box, t: float) -> None:
+        track.box = predicted
+
+    def alive(self, track: Track, t: float) -> bool:
+        return track.missed <= self.config.max_missed_frames
+
+    def spawn(self, track_id: str, measurement: Detection, t: float) -> Track:
+        track = Track(id=track_id, box=measurement.box, label=measurement.label,
+                      score=measurement.score, first_ts=t, last_ts=t)
+        track.history.append(track.foot)
+        return track
+
+
+class Tracker:
+    """Ids come from ``ids`` (see :class:`~edge.tracking.TrackIds`): the camera service passes
+    the persistent ones of its data directory, so ids never repeat across restarts."""
+
+    def __init__(self, config: TrackerConfig | None = None, ids: TrackIds | None = None
+                 ) -> None:
+        self.config = config or TrackerConfig()
+        self.core: TrackCore[Track, Detection, Box] = TrackCore(
+            BoxModel(self.config), confirm_hits=self.config.min_hits, ids=ids)
+
+    @property
+    def tracks(self) -> list[Track]:
+        return self.core.tracks
+
+    def update(self, detections: Sequence[Detection], ts: float) -> list[Track]:
+        """Feed one frame's detections; returns the confirmed tracks seen in this frame."""
+        return [t for t in self.core.update(detections, ts) if t.missed == 0]

@@ -80,7 +80,7 @@ class ZoneEvent:
     zone: str
     kind: AlertKind
     severity: Severity
-    track_id: int
+    track_id: str
     ts: float
     point: Point
     direction: str | None = None
@@ -131,14 +131,14 @@ class ZoneEngine:
     def __init__(self, zones: Sequence[IntrusionZone | LoiteringZone | LineZone]) -> None:
         self.zones = list(zones)
         self.counts: dict[str, Counter[str]] = {z.id: Counter() for z in self.zones}
-        self._side: dict[tuple[str, int], Side] = {}
-        self._inside_frames: dict[tuple[str, int], int] = {}
-        self._entered_ts: dict[tuple[str, int], float] = {}
-        self._last_alert: dict[tuple[str, int], float] = {}
+        self._side: dict[tuple[str, str], Side] = {}
+        self._inside_frames: dict[tuple[str, str], int] = {}
+        self._entered_ts: dict[tuple[str, str], float] = {}
+        self._last_alert: dict[tuple[str, str], float] = {}
 
     def update(self, tracks: Iterable[Track], ts: float) -> list[ZoneEvent]:
         events: list[ZoneEvent] = []
-        live: set[int] = set()
+        live: set[str] = set()
         for track in tracks:
             live.add(track.id)
             for zone in self.zones:
@@ -165,13 +165,13 @@ class ZoneEngine:
         self._inside_frames = {k: v for k, v in old._inside_frames.items() if k[0] in same_shape}
         self._entered_ts = {k: v for k, v in old._entered_ts.items() if k[0] in same_shape}
 
-    def forget(self, live_ids: set[int]) -> None:
+    def forget(self, live_ids: set[str]) -> None:
         """Drop per-track state of tracks the tracker no longer has."""
         for table in (self._side, self._inside_frames, self._entered_ts, self._last_alert):
             for key in [k for k in table if k[1] not in live_ids]:
                 del table[key]
 
-    def _cooled(self, zone: IntrusionZone | LoiteringZone | LineZone, track_id: int,
+    def _cooled(self, zone: IntrusionZone | LoiteringZone | LineZone, track_id: str,
                 ts: float) -> bool:
         key = (zone.id, track_id)
         last = self._last_alert.get(key)

@@ -16,6 +16,7 @@ from edge.lidar.geometry import Mount
 from edge.lidar.scan import Scan
 from edge.lidar.tracking import Track, Tracker, TrackerParams
 from edge.lidar.zones import Crossing, Intrusion, LineRule, ZoneRule
+from edge.tracking import TrackIds
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,8 @@ def build_rules(config: LidarConfig) -> tuple[list[ZoneRule], list[LineRule]]:
 
 
 class PerimeterPipeline:
-    def __init__(self, config: LidarConfig, *, track_id_prefix: str | None = None) -> None:
+    def __init__(self, config: LidarConfig, *, track_id_prefix: str | None = None,
+                 track_ids: TrackIds | None = None) -> None:
         b, c, t = config.background, config.clustering, config.tracking
         self.mount = Mount(config.mount.x_m, config.mount.y_m, config.mount.yaw_deg,
                            config.mount.clockwise)
@@ -45,7 +47,8 @@ class PerimeterPipeline:
             b.learn_s, b.bin_deg, b.margin_m, b.update_rate, b.absorb_after_s, b.reveal_after_s))
         self.cluster_params = ClusterParams(c.join_m, c.merge_m, c.min_points, c.max_extent_m)
         self.tracker = Tracker(TrackerParams(t.gate_m, t.confirm_hits, t.max_missed_s,
-                                             t.max_speed_mps), id_prefix=track_id_prefix)
+                                             t.max_speed_mps), id_prefix=track_id_prefix,
+                               ids=track_ids)
         self.zones, self.lines = build_rules(config)
         self.scans = 0
         self.samples = 0

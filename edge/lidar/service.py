@@ -19,16 +19,18 @@ from typing import Any
 from bridges.lidar.drivers import SampleBlock, driver_for
 from bridges.lidar.transport import SerialFactory, SerialLidarTransport
 from edge.agent import AgentRuntime
+from edge.alert_details import IntrusionDetails
 from edge.lidar.config import LidarConfig, ZoneConfig
-from edge.lidar.geometry import LocalProjection
 from edge.lidar.pipeline import PerimeterPipeline, ScanResult, build_rules
 from edge.lidar.reload import parse_push
 from edge.lidar.scan import Scan, ScanAssembler
 from edge.lidar.tracking import Track
 from edge.lidar.zones import Intrusion
-from edge.protocol import AlertKind, CmdChannel, DeviceKind, EntityKind, Location, Position
+from edge.projection import LocalProjection
+from edge.protocol import CmdChannel, DeviceKind, EntityKind, Location, Position
 from edge.pushed_config import ConfigReloader, PushedConfigFile
 from edge.queues import BoundedQueue
+from edge.tracking import TrackIds, track_entity
 from edge.validators import utcnow
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,8 @@ class LidarService:
         self.runtime = AgentRuntime(config, DeviceKind.LIDAR, health_fields=self.health_fields)
         self.driver = driver_for(config.scanner.model)
         self.assembler = ScanAssembler(*config.range_m)
-        self.pipeline = PerimeterPipeline(config)
+        self.pipeline = PerimeterPipeline(config, track_ids=TrackIds.persistent(
+            config.data_dir / f"{config.device}-track-runs"))
         self.projection = LocalProjection(config.site_origin.lon, config.site_origin.lat)
         self.scans: BoundedQueue[Scan] = BoundedQueue(config.scan_queue_max)
         self.transport = SerialLidarTransport(
@@ -58,7 +61,7 @@ class LidarService:
         self._zones: dict[str, ZoneConfig] = {z.id: z for z in config.zones}
         self._opens_seen = 0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop = self.runtime.supervise("scans", self._process_loop, self._stop)
         self._lock = threading.Lock()
         self._processing_s = 0.0
         self._processed = 0
@@ -79,18 +82,14 @@ class LidarService:
 
     def start(self) -> None:
         self.runtime.start()
-        self._thread = threading.Thread(target=self._process_loop,
-                                        name=f"{self.config.device}-lidar", daemon=True)
-        self._thread.start()
+        self.loop.start()
         self.transport.start()
 
     def stop(self) -> None:
         self.transport.stop()
         self._stop.set()
         self.scans.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self.loop.stop(timeout_s=5)
         self.runtime.stop()
 
     # -- transport thread ------------------------------------------------------------------
@@ -135,14 +134,13 @@ class LidarService:
         zone = self._zones[event.zone]
         lon, lat = self.projection.to_lonlat(event.x_m, event.y_m)
         dwell_s = event.t_s - event.entered_t_s
-        self.runtime.alert(
-            kind=AlertKind.INTRUSION, severity=zone.severity,
-            title=zone.title or f"Intrusion in {zone.id}",
+        self.runtime.raise_alert(
+            IntrusionDetails(source="lidar", track_id=event.track, dwell_s=round(dwell_s, 2),
+                             x_m=round(event.x_m, 2), y_m=round(event.y_m, 2)),
+            severity=zone.severity, title=zone.title or f"Intrusion in {zone.id}",
             location=Location(lon=lon, lat=lat, accuracy_m=self.config.position_accuracy_m),
-            zone=zone.id, entity=event.track,
+            zone=zone.id, entity=track_entity(self.config.device, event.track),
             started_at=utcnow() - timedelta(seconds=max(0.0, self._clock() - event.entered_t_s)),
-            details={"dwell_s": round(dwell_s, 2), "x_m": round(event.x_m, 2),
-                     "y_m": round(event.y_m, 2), "source": "lidar"},
         )
         log.info("intrusion alert in zone %s", zone.id)
 
@@ -159,7 +157,8 @@ class LidarService:
     def _position(self, tr: Track, ts: Any) -> Position:
         lon, lat = self.projection.to_lonlat(tr.x_m, tr.y_m)
         moving = tr.speed_mps >= 0.2
-        return Position(entity=tr.id, entity_kind=EntityKind.TRACK, lon=lon, lat=lat,
+        return Position(entity=track_entity(self.config.device, tr.id),
+                        entity_kind=EntityKind.TRACK, lon=lon, lat=lat,
                         accuracy_m=self.config.position_accuracy_m,
                         heading_deg=round(tr.heading_deg, 1) % 360 if moving else None,
                         speed_mps=round(min(tr.speed_mps, 200.0), 2), ts=ts)

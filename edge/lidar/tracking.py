@@ -5,10 +5,10 @@ long as the object is followed and say nothing about who it is."""
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass, field
 
 from edge.lidar.clustering import Cluster
+from edge.tracking import TrackCore, TrackIds, TrackState
 
 ALPHA = 0.6
 BETA = 0.25
@@ -22,17 +22,14 @@ class TrackerParams:
     max_speed_mps: float = 8.0
 
 
-@dataclass(slots=True)
-class Track:
-    id: str
+@dataclass(slots=True, kw_only=True)
+class Track(TrackState):
     x_m: float
     y_m: float
     t_s: float
     first_t_s: float
     vx: float = 0.0
     vy: float = 0.0
-    hits: int = 1
-    confirmed: bool = False
     path: list[tuple[float, float, float]] = field(default_factory=list)
 
     @property
@@ -45,60 +42,79 @@ class Track:
         return math.degrees(math.atan2(self.vx, self.vy)) % 360.0
 
 
-class Tracker:
-    def __init__(self, params: TrackerParams, id_prefix: str | None = None) -> None:
+# Predicted (x, y) and the association gate for that prediction, in metres.
+Prediction = tuple[float, float, float]
+
+
+class PointModel:
+    """The LiDAR's measurement model for :class:`~edge.tracking.TrackCore`: cluster centres in
+    site metres, constant velocity per second with a speed cap, a gate that widens with time."""
+
+    def __init__(self, params: TrackerParams) -> None:
         self.p = params
-        # A fresh random prefix per run: ids never repeat across restarts and carry nothing.
-        self.prefix = id_prefix if id_prefix is not None else f"t{secrets.token_hex(3)}-"
-        self._next = 1
-        self.tracks: list[Track] = []
-        self.created = 0
-        self.confirmed_total = 0
+
+    def predict(self, track: Track, t: float) -> Prediction:
+        p = self.p
+        dt = max(0.0, t - track.t_s)
+        gate = p.gate_m + min(dt, p.max_missed_s) * p.max_speed_mps * 0.25
+        return track.x_m + track.vx * dt, track.y_m + track.vy * dt, gate
+
+    def cost(self, track: Track, predicted: Prediction, measurement: Cluster) -> float | None:
+        d = math.hypot(measurement.x_m - predicted[0], measurement.y_m - predicted[1])
+        return d if d <= predicted[2] else None
+
+    def correct(self, track: Track, predicted: Prediction, measurement: Cluster,
+                t: float) -> None:
+        dt = t - track.t_s
+        rx, ry = measurement.x_m - predicted[0], measurement.y_m - predicted[1]
+        track.x_m, track.y_m = predicted[0] + ALPHA * rx, predicted[1] + ALPHA * ry
+        if dt > 0:
+            track.vx += BETA * rx / dt
+            track.vy += BETA * ry / dt
+            speed = math.hypot(track.vx, track.vy)
+            if speed > self.p.max_speed_mps:
+                scale = self.p.max_speed_mps / speed
+                track.vx, track.vy = track.vx * scale, track.vy * scale
+        track.t_s = t
+
+    def coast(self, track: Track, predicted: Prediction, t: float) -> None:
+        """A missed scan leaves the last fix; the prediction is only for association."""
+
+    def alive(self, track: Track, t: float) -> bool:
+        return t - track.t_s <= self.p.max_missed_s
+
+    def spawn(self, track_id: str, measurement: Cluster, t: float) -> Track:
+        return Track(id=track_id, x_m=measurement.x_m, y_m=measurement.y_m, t_s=t, first_t_s=t)
+
+
+class Tracker:
+    """``ids`` (see :class:`~edge.tracking.TrackIds`) decide the id format; the service passes
+    the persistent ones of its data directory so ids never repeat across restarts."""
+
+    def __init__(self, params: TrackerParams, id_prefix: str | None = None,
+                 ids: TrackIds | None = None) -> None:
+        self.p = params
+        if ids is None:
+            ids = TrackIds(id_prefix) if id_prefix is not None else TrackIds.ephemeral()
+        self.core: TrackCore[Track, Cluster, Prediction] = TrackCore(
+            PointModel(params), confirm_hits=params.confirm_hits, ids=ids)
+
+    @property
+    def prefix(self) -> str:
+        return self.core.ids.prefix
+
+    @property
+    def tracks(self) -> list[Track]:
+        return self.core.tracks
+
+    @property
+    def created(self) -> int:
+        return self.core.created
+
+    @property
+    def confirmed_total(self) -> int:
+        return self.core.confirmed_total
 
     def update(self, clusters: list[Cluster], t_s: float) -> list[Track]:
         """Advance to ``t_s`` with this scan's clusters; return the confirmed live tracks."""
-        p = self.p
-        pairs: list[tuple[float, int, int]] = []
-        predicted: list[tuple[float, float]] = []
-        for ti, tr in enumerate(self.tracks):
-            dt = max(0.0, t_s - tr.t_s)
-            px, py = tr.x_m + tr.vx * dt, tr.y_m + tr.vy * dt
-            predicted.append((px, py))
-            gate = p.gate_m + min(dt, p.max_missed_s) * p.max_speed_mps * 0.25
-            for ci, c in enumerate(clusters):
-                d = math.hypot(c.x_m - px, c.y_m - py)
-                if d <= gate:
-                    pairs.append((d, ti, ci))
-        pairs.sort()
-        used_t: set[int] = set()
-        used_c: set[int] = set()
-        for _, ti, ci in pairs:
-            if ti in used_t or ci in used_c:
-                continue
-            used_t.add(ti)
-            used_c.add(ci)
-            self._correct(self.tracks[ti], predicted[ti], clusters[ci], t_s)
-        for ci, c in enumerate(clusters):
-            if ci not in used_c:
-                self.tracks.append(Track(f"{self.prefix}{self._next}", c.x_m, c.y_m, t_s, t_s))
-                self._next += 1
-                self.created += 1
-        self.tracks = [tr for tr in self.tracks if t_s - tr.t_s <= p.max_missed_s]
-        return [tr for tr in self.tracks if tr.confirmed]
-
-    def _correct(self, tr: Track, pred: tuple[float, float], c: Cluster, t_s: float) -> None:
-        dt = t_s - tr.t_s
-        rx, ry = c.x_m - pred[0], c.y_m - pred[1]
-        tr.x_m, tr.y_m = pred[0] + ALPHA * rx, pred[1] + ALPHA * ry
-        if dt > 0:
-            tr.vx += BETA * rx / dt
-            tr.vy += BETA * ry / dt
-            speed = math.hypot(tr.vx, tr.vy)
-            if speed > self.p.max_speed_mps:
-                scale = self.p.max_speed_mps / speed
-                tr.vx, tr.vy = tr.vx * scale, tr.vy * scale
-        tr.t_s = t_s
-        tr.hits += 1
-        if not tr.confirmed and tr.hits >= self.p.confirm_hits:
-            tr.confirmed = True
-            self.confirmed_total += 1
+        return self.core.update(clusters, t_s)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.bus import BusConfig
-from edge.geofence import GeofenceEngine, LocalProjection, zones_from_geojson
+from edge.geofence import GeofenceEngine, zones_from_geojson
+from edge.projection import LocalProjection
 from edge.wristband.config import (
     BandConfig,
     ReceiverConfig,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,6 +17,7 @@ from edge.geofence import GeofenceEngine, zones_from_geojson
 from edge.protocol import DeviceKind
 from edge.queues import BoundedQueue
 from edge.wristband.config import WristbandConfig
+from edge.wristband.counters import BandCounterStore
 from edge.wristband.tracker import AlertIntent, WristbandTracker
 
 log = logging.getLogger(__name__)
@@ -82,19 +83,18 @@ class WristbandService:
         self._clock = clock
         self._wall = wall
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop = self.runtime.supervise("adverts", self._run, self._stop)
         self._started: list[AdvertSource] = []
         self.adverts_in = 0
-        self.counter_file = config.data_dir / f"{config.device}-band-counters.json"
+        self.counter_store: BandCounterStore | None = None
+        self.counter_persist_failed = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self._restore_counters()
         self.runtime.start()
-        self._thread = threading.Thread(target=self._run, name=f"{self.config.device}-bands",
-                                        daemon=True)
-        self._thread.start()
+        self.loop.start()
         try:
             for source in self.sources:
                 source.start(self.submit)
@@ -109,10 +109,11 @@ class WristbandService:
         self._started.clear()
         self._stop.set()
         self.queue.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._save_counters()
+        self.loop.stop(timeout_s=5)
+        self._persist_counters()
+        if self.counter_store is not None:
+            self.counter_store.close()
+            self.counter_store = None
         self.runtime.stop()
 
     def submit(self, heard: HeardAdvert) -> None:
@@ -126,8 +127,13 @@ class WristbandService:
         next_tick = self._clock() + self.config.position_interval_s
         while not self._stop.is_set():
             timeout = max(0.0, min(next_tick - self._clock(), 0.5))
+            intents: list[AlertIntent] = []
             for heard in self.queue.get_batch(500, timeout_s=timeout):
-                self._emit(self.tracker.on_advert(heard))
+                intents.extend(self.tracker.on_advert(heard))
+            # Persist, then act: the counters this batch advanced are on disk before any of
+            # its alerts exist, so no crash can reopen a replay window.
+            self._persist_counters()
+            self._emit(intents)
             now = self._clock()
             if now >= next_tick:
                 next_tick = now + self.config.position_interval_s
@@ -144,9 +150,9 @@ class WristbandService:
     def _emit(self, alerts: list[AlertIntent]) -> None:
         for intent in alerts:
             log.info("alert %s for %s", intent.kind.value, intent.entity)
-            self.runtime.alert(kind=intent.kind, severity=intent.severity, title=intent.title,
-                               location=intent.location, zone=intent.zone,
-                               entity=intent.entity, details=intent.details)
+            self.runtime.raise_alert(intent.details, severity=intent.severity,
+                                     title=intent.title, location=intent.location,
+                                     zone=intent.zone, entity=intent.entity)
             if self._on_alert is not None:
                 self._on_alert(intent)
 
@@ -162,29 +168,26 @@ class WristbandService:
                 "adverts_malformed": float(sum(v for k, v in c.items()
                                                if k.startswith("advert_"))),
                 "bands_known": float(len(self.tracker.bands)),
+                "counter_persist_failed": float(self.counter_persist_failed),
             },
         }
 
-    # -- counters survive restarts so a captured advert cannot be replayed after one ----------
+    # -- counters survive crashes so a captured advert cannot be replayed after one ----------
 
     def _restore_counters(self) -> None:
-        try:
-            raw = json.loads(self.counter_file.read_text(encoding="utf-8"))
-            counters = {int(k): int(v) for k, v in raw.items()}
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, AttributeError) as err:
-            log.warning("ignoring unreadable band counter file %s: %s", self.counter_file, err)
-            return
-        self.tracker.verifier.restore_counters(counters, self._clock())
+        data_dir = self.config.data_dir
+        self.counter_store = BandCounterStore(
+            data_dir / f"{self.config.device}-band-counters.sqlite",
+            legacy_json=data_dir / f"{self.config.device}-band-counters.json")
+        self.tracker.verifier.restore_counters(self.counter_store.load(), self._clock())
 
-    def _save_counters(self) -> None:
+    def _persist_counters(self) -> None:
+        if self.counter_store is None:
+            return
         try:
-            self.counter_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.counter_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({str(k): v for k, v in
-                                       self.tracker.verifier.counters().items()}),
-                           encoding="utf-8")
-            tmp.replace(self.counter_file)
-        except OSError as err:
-            log.warning("band counters not saved to %s: %s", self.counter_file, err)
+            self.counter_store.save(self.tracker.verifier.counters())
+        except sqlite3.Error as err:
+            # Alerts still go out (an SOS matters more), but loudly: until the store works
+            # again a crash would let the adverts of this window be replayed.
+            self.counter_persist_failed += 1
+            log.error("band counters not persisted to %s: %s", self.counter_store.path, err)  # noqa: TRY400 - the reason is enough

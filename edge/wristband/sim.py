@@ -19,8 +19,8 @@ import numpy as np
 
 from bridges.ble.advert import BandAdvert, GnssFix, encode_advert
 from bridges.ble.sources import AdvertSink, HeardAdvert
-from edge.geofence import LocalProjection
 from edge.positioning import Calibration
+from edge.projection import LocalProjection
 from edge.sim import RoutePoint, walk
 from edge.wristband.config import SimulatedWearer, WristbandConfig
 

@@ -15,8 +15,19 @@ import numpy as np
 from bridges.ble.advert import AdvertError, BandAdvert, GnssFix, decode_advert
 from bridges.ble.auth import AdvertVerifier, Verdict
 from bridges.ble.sources import HeardAdvert
-from edge.geofence import GeofenceEngine, LocalProjection
+from edge.alert_details import (
+    AlertDetails,
+    BatteryLowDetails,
+    ClonedDeviceDetails,
+    GeofenceEntryDetails,
+    GeofenceExitDetails,
+    SignalLostDetails,
+    SosDetails,
+    TamperDetails,
+)
+from edge.geofence import GeofenceEngine
 from edge.positioning import Calibration, Estimate, RangeReading, locate
+from edge.projection import LocalProjection
 from edge.protocol import AlertKind, EntityKind, Location, Position, Severity, Sighting
 from edge.wristband.config import WristbandConfig
 from edge.wristband.presence import RssiKalman, ZonePresence
@@ -26,13 +37,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class AlertIntent:
-    kind: AlertKind
     severity: Severity
     entity: str
     title: str
-    location: Location | None = None
-    zone: str | None = None
-    details: dict[str, str | int | float | bool] = field(default_factory=dict)
+    location: Location | None
+    zone: str | None
+    details: AlertDetails
+
+    @property
+    def kind(self) -> AlertKind:
+        return self.details.KIND
 
 
 @dataclass(slots=True)
@@ -133,20 +147,22 @@ class WristbandTracker:
             band.lost_alerted = False
             log.info("band of %s heard again", band.wearer)
         if adv.sos and not band.sos:
-            out.append(AlertIntent(AlertKind.SOS, Severity.CRITICAL, band.wearer,
-                                   f"SOS pressed by {band.wearer}", where, band.zone))
+            out.append(AlertIntent(Severity.CRITICAL, band.wearer,
+                                   f"SOS pressed by {band.wearer}", where, band.zone,
+                                   SosDetails()))
         if adv.tamper and not band.tamper:
-            out.append(AlertIntent(AlertKind.TAMPER, Severity.HIGH, band.wearer,
-                                   f"strap of {band.wearer}'s band opened", where, band.zone))
+            out.append(AlertIntent(Severity.HIGH, band.wearer,
+                                   f"strap of {band.wearer}'s band opened", where, band.zone,
+                                   TamperDetails()))
         band.sos, band.tamper, band.charging = adv.sos, adv.tamper, adv.charging
         if adv.battery_pct is not None:
             band.battery_pct = adv.battery_pct
             if adv.battery_pct <= self.config.battery_low_pct and not band.battery_alerted:
                 band.battery_alerted = True
                 out.append(AlertIntent(
-                    AlertKind.BATTERY_LOW, Severity.LOW, band.wearer,
+                    Severity.LOW, band.wearer,
                     f"battery of {band.wearer}'s band at {adv.battery_pct}%", where, band.zone,
-                    {"battery_pct": adv.battery_pct}))
+                    BatteryLowDetails(battery_pct=adv.battery_pct)))
             elif adv.battery_pct >= self.config.battery_rearm_pct or adv.charging:
                 band.battery_alerted = False
         if adv.gnss is not None:
@@ -162,9 +178,10 @@ class WristbandTracker:
         band.clone_alert_s = t
         what = "forged (bad tag)" if verdict is Verdict.FORGED else "replayed (old counter)"
         return [AlertIntent(
-            AlertKind.CLONED_DEVICE, Severity.HIGH, band.wearer,
+            Severity.HIGH, band.wearer,
             f"{what} advert for {band.wearer}'s band", self._location(band), band.zone,
-            {"verdict": verdict.value, "receiver": heard.receiver, "rssi_dbm": heard.rssi_dbm})]
+            ClonedDeviceDetails(verdict="forged" if verdict is Verdict.FORGED else "replayed",
+                                receiver=heard.receiver, rssi_dbm=heard.rssi_dbm))]
 
     # -- periodic work ------------------------------------------------------------------------
 
@@ -183,11 +200,11 @@ class WristbandTracker:
                 if not band.lost_alerted:
                     band.lost_alerted = True
                     alerts.append(AlertIntent(
-                        AlertKind.SIGNAL_LOST, Severity.HIGH, band.wearer,
+                        Severity.HIGH, band.wearer,
                         f"no advert from {band.wearer}'s band for "
                         f"{self.config.signal_lost_after_s:.0f} s",
                         self._location(band), band.zone,
-                        {"silent_s": round(t_s - band.last_seen_s, 1)}))
+                        SignalLostDetails(silent_s=round(t_s - band.last_seen_s, 1))))
                 continue
             est = self.estimate(band, t_s)
             band.estimate = est
@@ -206,13 +223,15 @@ class WristbandTracker:
                 if not ev.alert:
                     continue
                 band = by_wearer[ev.entity]
-                kind = (AlertKind.GEOFENCE_EXIT if ev.kind.value == "exit"
-                        else AlertKind.GEOFENCE_ENTRY)
-                verb = "left" if kind is AlertKind.GEOFENCE_EXIT else "entered"
+                method = band.estimate.method if band.estimate else "unknown"
+                details: GeofenceExitDetails | GeofenceEntryDetails = (
+                    GeofenceExitDetails(method=method) if ev.kind.value == "exit"
+                    else GeofenceEntryDetails(method=method))
+                verb = "left" if details.KIND is AlertKind.GEOFENCE_EXIT else "entered"
                 alerts.append(AlertIntent(
-                    kind, Severity(ev.severity), band.wearer,
+                    Severity(ev.severity), band.wearer,
                     f"{band.wearer} {verb} zone {ev.zone}", self._location(band), ev.zone,
-                    {"method": band.estimate.method if band.estimate else "unknown"}))
+                    details))
         return alerts, positions
 
     def sightings(self, t_s: float, wall_s: float) -> list[Sighting]:

@@ -19,7 +19,6 @@ from edge.lidar.background import BackgroundModel, BackgroundParams
 from edge.lidar.clustering import ClusterParams, cluster_points
 from edge.lidar.config import LidarConfig, ScannerKey
 from edge.lidar.geometry import (
-    M_PER_DEG,
     LocalProjection,
     Mount,
     point_in_polygon,
@@ -48,10 +47,10 @@ def test_projection_round_trip(x: float, y: float) -> None:
 def test_projection_scale() -> None:
     proj = LocalProjection(114.0570, 22.5430)
     lon, lat = proj.to_lonlat(0.0, 1000.0)
-    assert lat - 22.5430 == pytest.approx(1000 / M_PER_DEG)
+    # WGS84 at 22.5 degrees north: ~110.74 km per degree of latitude, ~102.86 km of longitude
+    assert 1000 / (lat - 22.5430) == pytest.approx(110_738, rel=1e-4)
     lon, _ = proj.to_lonlat(1000.0, 0.0)
-    # ~102.7 km per degree of longitude at 22.5 degrees north
-    assert 1000 / (lon - 114.0570) == pytest.approx(102_693, rel=1e-3)
+    assert 1000 / (lon - 114.0570) == pytest.approx(102_864, rel=1e-4)
 
 
 def test_mount_pose_clockwise_scanner() -> None:
@@ -91,7 +90,7 @@ def test_segments_and_sides() -> None:
 
 
 def track(tid: str, x: float, y: float, t: float) -> Track:
-    return Track(tid, x, y, t, 0.0, confirmed=True)
+    return Track(id=tid, x_m=x, y_m=y, t_s=t, first_t_s=0.0, confirmed=True)
 
 
 def test_line_rule_counts_once_through_jitter() -> None:

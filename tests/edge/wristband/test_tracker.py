@@ -10,6 +10,7 @@ import pytest
 
 from bridges.ble.advert import BandAdvert, GnssFix, encode_advert
 from bridges.ble.sources import HeardAdvert
+from edge.alert_details import BatteryLowDetails, ClonedDeviceDetails, GeofenceExitDetails
 from edge.bus import BusConfig
 from edge.geofence import GeofenceEngine, LocalProjection, zones_from_geojson
 from edge.positioning import Calibration, trilaterate
@@ -71,7 +72,7 @@ def test_battery_low_with_rearm_hysteresis() -> None:
     assert tr.on_advert(heard(3, 2, battery_pct=12)) == []  # not re-armed yet
     assert tr.on_advert(heard(4, 3, battery_pct=30)) == []
     [low] = tr.on_advert(heard(5, 4, battery_pct=10))
-    assert low.details == {"battery_pct": 10}
+    assert low.details == BatteryLowDetails(battery_pct=10)
     assert tr.on_advert(heard(6, 5, battery_pct=None)) == []
 
 
@@ -93,11 +94,13 @@ def test_forged_and_replayed_adverts_raise_cloned_device_with_cooldown() -> None
     tr.on_advert(heard(10, 0))
     [forged] = tr.on_advert(heard(11, 1, key=bytes(16)))
     assert forged.kind is AlertKind.CLONED_DEVICE
-    assert forged.details["verdict"] == "forged"
+    assert isinstance(forged.details, ClonedDeviceDetails)
+    assert forged.details.verdict == "forged"
     assert tr.on_advert(heard(9, 2)) == []  # replay inside the cooldown: counted only
     assert tr.counters["verdict_replayed"] == 1
     [replay] = tr.on_advert(heard(9, 70))
-    assert replay.details["verdict"] == "replayed"
+    assert isinstance(replay.details, ClonedDeviceDetails)
+    assert replay.details.verdict == "replayed"
     # a forged SOS never raises an SOS alert
     assert AlertKind.SOS not in kinds(tr.on_advert(heard(12, 140, key=bytes(16), sos=True)))
 
@@ -156,7 +159,7 @@ def test_geofence_exit_alert_from_the_tracker() -> None:
     [ex] = alerts
     assert (ex.kind, ex.zone, ex.entity) == (AlertKind.GEOFENCE_EXIT, "care-home", "resident-1")
     assert ex.location is not None
-    assert ex.details["method"] == "gnss"
+    assert ex.details == GeofenceExitDetails(method="gnss")
 
 
 def test_kalman_and_presence_hysteresis() -> None:
