@@ -26,7 +26,8 @@ def _config(tmp_path: Path) -> Path:
     cfg.write_text(
         f"database_url: sqlite:///{tmp_path}/hub.sqlite\n"
         f"ca_dir: {tmp_path}/ca\n"
-        f"audit_head_file: {tmp_path}/audit.head\n"
+        "audit:\n"
+        f"  directory: {tmp_path}/audit\n"
         "broker:\n"
         f"  password_file: {tmp_path}/broker/passwd\n"
         f"  acl_file: {tmp_path}/broker/acl\n"
@@ -86,4 +87,4 @@ def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
     engine.dispose()
     broken = _gw("audit", "verify", "--config", str(cfg))
     assert broken.returncode == 1
-    assert "record 2: content does not match its hash (edited)" in broken.stderr
+    assert "record 2: HMAC does not match" in broken.stderr
