@@ -117,6 +117,7 @@ class CheckpointScan:
     by_number: dict[int, tuple[int, Checkpoint]]  # number -> (file line, checkpoint)
     failures: list[Failure]
     lines: int
+    public_key: Ed25519PublicKey
 
 
 def scan(path: Path, public_key: Ed25519PublicKey) -> CheckpointScan:
@@ -147,7 +148,7 @@ def scan(path: Path, public_key: Ed25519PublicKey) -> CheckpointScan:
                 )
                 continue
             by_number[cp.number] = (lineno, cp)
-    return CheckpointScan(by_number, failures, lines)
+    return CheckpointScan(by_number, failures, lines, public_key)
 
 
 @contextmanager

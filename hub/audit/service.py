@@ -354,12 +354,15 @@ class AuditTrail:
         """Everything this trail's own keys can check."""
         if public_key is None and self.settings.signing_key is not None:
             public_key = self.settings.signing_key.public_key()
-        return verify(
-            self.engine,
-            key=self.settings.key,
-            public_key=public_key,
-            checkpoint_file=self.settings.checkpoint_file,
-        )
+        # Under the checkpoint lock: no checkpoint of this process is between its commit and
+        # its line in the file while the log is read.
+        with self._checkpoint_lock:
+            return verify(
+                self.engine,
+                key=self.settings.key,
+                public_key=public_key,
+                checkpoint_file=self.settings.checkpoint_file,
+            )
 
 
 @dataclass(slots=True)
@@ -530,7 +533,7 @@ def _check_checkpoints(
                     line=line,
                 )
             )
-    _check_announced(result, walk, scan)
+    _check_announced(result, walk, scan, checkpoint_file)
     signed = [cp.seq for _, cp in scan.by_number.values()]
     last_signed = max(signed, default=0)
     if walk.last_seq > last_signed and not stopped:
@@ -540,19 +543,26 @@ def _check_checkpoints(
         )
 
 
-def _check_announced(result: VerifyResult, walk: _Walk, scan: checkpoints.CheckpointScan) -> None:
+def _check_announced(
+    result: VerifyResult, walk: _Walk, scan: checkpoints.CheckpointScan, path: Path
+) -> None:
     """Each checkpoint the (keyed) log announces must be in the file: catches truncation."""
-    for seq, number in walk.announced:
-        if number not in scan.by_number:
-            result.failures.append(
-                Failure(
-                    "checkpoint",
-                    f"checkpoint {number}, announced by record {seq}, is "
-                    "missing from the checkpoint file (lines deleted or file truncated)",
-                    seq=seq,
-                    line=number,
-                )
+    missing = [(seq, n) for seq, n in walk.announced if n not in scan.by_number]
+    if missing:
+        # Another process may have committed a checkpoint and written its line while the log
+        # was read: look again before calling it missing.
+        later = checkpoints.scan(path, public_key=scan.public_key) if path.exists() else None
+        missing = [(s, n) for s, n in missing if later is None or n not in later.by_number]
+    for seq, number in missing:
+        result.failures.append(
+            Failure(
+                "checkpoint",
+                f"checkpoint {number}, announced by record {seq}, is "
+                "missing from the checkpoint file (lines deleted or file truncated)",
+                seq=seq,
+                line=number,
             )
+        )
 
 
 def _explain_limits(result: VerifyResult, walk: _Walk, key: bytes | None) -> None:
