@@ -13,6 +13,7 @@ from hub.audit import repository
 from hub.auth import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
+MAX_SEQ = 2**63 - 1  # BIGINT
 
 
 @router.get("/audit", response_model=Paged[AuditRecord], **guarded(Permission.AUDIT_READ))
@@ -29,8 +30,10 @@ def audit_query(
     """Audit records, newest first."""
     try:
         before_seq = int(page.after[0]) if page.after else None
-    except (TypeError, ValueError):
-        raise HTTPException(422, "bad cursor") from None
+    except (TypeError, ValueError, OverflowError):
+        before_seq = -1
+    if before_seq is not None and not 0 <= before_seq <= MAX_SEQ:
+        raise HTTPException(422, "cursor is not one this API issued: pass next_cursor as is")
     q = repository.AuditQuery(
         actor=actor,
         action=action,
