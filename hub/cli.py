@@ -1,5 +1,5 @@
 """``gridward demo``, ``gridward hub ...``, ``gridward device ...``, ``gridward user ...`` and
-``gridward audit verify``. Every command that changes something is audited as ``cli:<user>``."""
+``gridward audit ...``. Every command that changes something is audited as ``cli:<user>``."""
 
 from __future__ import annotations
 
@@ -81,11 +81,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     uadd.set_defaults(func=_user_add)
 
+    _register_audit(sub)
+
+
+def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
     asub = audit.add_subparsers(dest="audit_cmd", required=True)
-    verify = asub.add_parser("verify", help="detect edited or deleted audit records")
+    verify = asub.add_parser(
+        "verify", help="detect edited, deleted or forged audit records and checkpoints"
+    )
     verify.add_argument("--config", type=Path, required=True)
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="checkpoint public key (PEM); default: audit.public_key_file of the config",
+    )
+    verify.add_argument(
+        "--checkpoints", type=Path, default=None, help="checkpoint file; default: from the config"
+    )
+    verify.add_argument(
+        "--no-key",
+        action="store_true",
+        help="do not use the HMAC key (an auditor who holds only the public key)",
+    )
     verify.set_defaults(func=_audit_verify)
+    checkpoint = asub.add_parser("checkpoint", help="write a signed checkpoint now")
+    checkpoint.add_argument("--config", type=Path, required=True)
+    checkpoint.set_defaults(func=_audit_checkpoint)
 
 
 def _config(path: Path) -> Any:
@@ -146,7 +169,7 @@ def _registry(config_path: Path) -> Any:
 
     config = _config(config_path)
     store = Store(config.resolved_database_url())
-    audit = AuditTrail(store.engine, config.audit_head_file)
+    audit = AuditTrail.from_config(store.engine, config)
     ca = SiteCA(config.ca_dir) if config.ca_dir else None
     return DeviceRegistry(store.engine, audit, config.broker, ca=ca), store
 
@@ -240,7 +263,7 @@ def _user_add(args: argparse.Namespace) -> int:
     config = _config(args.config)
     store = _store(args.config)
     try:
-        with AuditTrail(store.engine, config.audit_head_file).change(
+        with AuditTrail.from_config(store.engine, config).change(
             _actor(), "user.create", args.username, {"role": args.role}
         ) as conn:
             create_user(conn, args.username, password, Role(args.role))
@@ -258,17 +281,59 @@ def _user_add(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from hub import audit
+    from hub.audit.checkpoints import CheckpointKeyError, load_public_key
+    from hub.audit.keys import AuditKeyError, load_existing_key
+
+    config = _config(args.config)
+    paths = audit.AuditPaths.resolve(
+        config.audit, config.resolved_database_url(), config.audit_head_file
+    )
+    public_path = args.public_key or paths.public_key_file
+    checkpoint_file = args.checkpoints or paths.checkpoint_file
+    try:
+        key = None if args.no_key else load_existing_key(paths.key_file, paths.key_env)
+        public_key = load_public_key(public_path) if public_path.exists() else None
+    except (AuditKeyError, CheckpointKeyError) as err:
+        print(f"gridward: {err}", file=sys.stderr)
+        return 2
+    store = _store(args.config)
+    try:
+        result = audit.verify(
+            store.engine, key=key, public_key=public_key, checkpoint_file=checkpoint_file
+        )
+    finally:
+        store.close()
+    checked = [
+        "HMAC" if result.hmac_checked else None,
+        f"{result.checkpoints} checkpoints" if result.checkpoints_checked else None,
+    ]
+    how = ", ".join(c for c in checked if c) or "hash links only"
+    if result.ok:
+        print(
+            f"audit log OK: {result.records} records, head {result.head_hash[:16]} (checked: {how})"
+        )
+    else:
+        print(f"audit log BROKEN ({result.records} records; checked: {how}):", file=sys.stderr)
+        for failure in result.failures:
+            print(f"  - {failure}", file=sys.stderr)
+    if public_key is None:
+        print(f"  no checkpoint public key at {public_path}", file=sys.stderr)
+    for note in result.not_checked:
+        print(f"  not checked: {note}")
+    return 0 if result.ok else 1
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    from hub.audit import AuditTrail
 
     config = _config(args.config)
     store = _store(args.config)
     try:
-        result = audit.verify(store.engine, config.audit_head_file)
+        cp = AuditTrail.from_config(store.engine, config).checkpoint()
     finally:
         store.close()
-    if result.ok:
-        print(f"audit log OK: {result.records} records, head {result.head_hash[:16]}")
-        return 0
-    print(f"audit log BROKEN ({result.records} records):", file=sys.stderr)
-    for problem in result.problems:
-        print(f"  - {problem}", file=sys.stderr)
-    return 1
+    if cp is None:
+        print("no checkpoint written: the audit log is empty or checkpoints are disabled")
+        return 1
+    print(f"checkpoint {cp.number} signed at record {cp.seq}")
+    return 0

@@ -78,6 +78,36 @@ class RetentionConfig(StrictModel):
     run_every_s: Annotated[float, Field(ge=10)] = 3600
 
 
+class AuditConfig(StrictModel):
+    """Where the audit log's secrets and checkpoints live: outside the database (docs/hub.md).
+
+    Each path defaults to a file in ``directory``; ``directory`` defaults to ``audit/`` beside a
+    SQLite database file, else ``/var/lib/gridward/audit``."""
+
+    directory: Path | None = None
+    key_file: Path | None = Field(
+        default=None, description="HMAC key (hex, mode 0600), created on first start if missing"
+    )
+    key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = Field(
+        default="GRIDWARD_AUDIT_KEY",
+        description="environment variable holding the HMAC key (hex); wins over key_file",
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 checkpoint signing key (PEM, 0600), created if missing"
+    )
+    public_key_file: Path | None = Field(
+        default=None, description="its public key (PEM): back it up away from the hub"
+    )
+    checkpoint_file: Path | None = Field(
+        default=None, description="append-only JSON lines of signed checkpoints"
+    )
+    write_checkpoints: bool = Field(
+        default=True, description="false on extra replicas when one replica writes checkpoints"
+    )
+    checkpoint_every_records: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    checkpoint_every_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 10.0
+
+
 class HubConfig(StrictModel):
     site: SegmentId | None = Field(
         default=None, description="only ingest this site; None ingests every site on the broker"
@@ -95,7 +125,12 @@ class HubConfig(StrictModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     broker: BrokerFilesConfig | None = None
     ca_dir: Path | None = None
-    audit_head_file: Path | None = None
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    audit_head_file: Path | None = Field(
+        default=None,
+        description="deprecated: its directory becomes audit.directory (the head file itself "
+        "is replaced by signed checkpoints)",
+    )
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     influx: InfluxConfig | None = Field(
         default=None, description="also write positions and health to InfluxDB (docs/influxdb.md)"
@@ -103,6 +138,14 @@ class HubConfig(StrictModel):
     ui: DashboardConfig = Field(
         default_factory=DashboardConfig, description="the command dashboard (docs/dashboard.md)"
     )
+
+    @model_validator(mode="after")
+    def _audit_location(self) -> Self:
+        if self.audit_head_file is not None and self.audit.directory is not None:
+            raise ValueError(
+                "audit_head_file is replaced by audit.directory: keep only audit.directory"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         """The URL from the environment (so a PostgreSQL password stays out of files) or config."""

@@ -248,7 +248,10 @@ audit_log = Table(
     Column("details", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # "hmac-sha256" (keyed), or "sha256" for records written before the audit key existed.
+    Column("chain", String(16), nullable=False, server_default="sha256"),
     Index("ix_audit_log_actor_ts", "actor", "ts"),
+    Index("ix_audit_log_action_seq", "action", "seq"),
 )
 
 pois = Table(

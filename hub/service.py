@@ -38,7 +38,7 @@ class HubService:
         self.config = config
         self.store = store or Store(config.resolved_database_url())
         self.bus = Bus(config.mqtt, client_id=config.client_id)
-        self.audit = AuditTrail(self.store.engine, config.audit_head_file)
+        self.audit = AuditTrail.from_config(self.store.engine, config)
         self.directory = DeviceDirectory(self.store.engine)
         self.registry = DeviceRegistry(
             self.store.engine,
@@ -135,6 +135,7 @@ class HubService:
         thread = threading.Thread(target=self._housekeeping, name="hub-retention", daemon=True)
         thread.start()
         self._threads.append(thread)
+        self.audit.start_timer()
 
     def _start_api(self) -> None:
         api = self.config.api
@@ -168,6 +169,7 @@ class HubService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.audit.stop_timer()
         if self._server is not None:
             self._server.should_exit = True
         for thread in self._threads:

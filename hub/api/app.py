@@ -22,6 +22,7 @@ from hub.api import (
     routes_ui,
 )
 from hub.api.deps import enforce_access
+from hub.audit import routes as audit_routes
 from hub.context import HubContext
 
 Scope = MutableMapping[str, Any]
@@ -132,6 +133,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         routes_geo.router,
         routes_poi.router,
         routes_system.router,
+        audit_routes.router,
         routes_ui.router,
     ):
         app.include_router(router, dependencies=guard)

@@ -246,11 +246,24 @@ class AuditRecord(BaseModel):
     hash: str
 
 
+class AuditFailure(BaseModel):
+    kind: Literal["record", "checkpoint", "log"]
+    reason: str
+    record_seq: int | None = Field(description="the failing record, or the one a checkpoint signs")
+    checkpoint_line: int | None = Field(description="the checkpoint's line in the checkpoint file")
+
+
 class AuditVerify(BaseModel):
     ok: bool
     records: int
-    problems: list[str]
+    problems: list[str] = Field(description="each failure as one sentence naming its record")
     head_hash: str
+    failures: list[AuditFailure]
+    not_checked: list[str] = Field(description="what this verification could not prove")
+    legacy_records: int = Field(description="unkeyed records from before the audit key existed")
+    checkpoints: int
+    hmac_checked: bool
+    checkpoints_checked: bool
 
 
 class WarningBody(Body):

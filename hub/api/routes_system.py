@@ -1,22 +1,17 @@
-"""Liveness, ingest statistics, the audit log, and the live WebSocket stream."""
+"""Liveness, ingest statistics, and the live WebSocket stream."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 
-from hub import audit
-from hub.api.deps import Ctx, Me, PageDep, _bearer, authenticate, encode_cursor, guarded, parse_bbox
-from hub.api.models import AuditRecord, AuditVerify, Paged
+from hub.api.deps import Ctx, _bearer, authenticate, guarded, parse_bbox
 from hub.auth import Permission
 from hub.context import HubContext
 from hub.live import Layer, LiveClient
-from hub.schema import audit_log
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 
@@ -38,47 +33,6 @@ def stats(ctx: Ctx) -> dict[str, Any]:
         "login_blocked": ctx.login_limiter.blocked,
         "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
     }
-
-
-@router.get("/audit", response_model=Paged[AuditRecord], **guarded(Permission.AUDIT_READ))
-def audit_query(
-    ctx: Ctx,
-    page: PageDep,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    target: Annotated[str | None, Query(max_length=200)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Paged[AuditRecord]:
-    """Audit records, newest first."""
-    t = audit_log
-    stmt = select(t).order_by(t.c.seq.desc()).limit(page.limit)
-    if actor:
-        stmt = stmt.where(t.c.actor == actor)
-    if action:
-        stmt = stmt.where(t.c.action == action)
-    if target:
-        stmt = stmt.where(t.c.target == target)
-    if since:
-        stmt = stmt.where(t.c.ts >= since)
-    if until:
-        stmt = stmt.where(t.c.ts < until)
-    if page.after:
-        stmt = stmt.where(t.c.seq < int(page.after[0]))
-    with ctx.engine.connect() as conn:
-        items = [AuditRecord.model_validate(r._mapping) for r in conn.execute(stmt)]
-    nxt = encode_cursor([items[-1].seq]) if len(items) == page.limit else None
-    return Paged[AuditRecord](items=items, next_cursor=nxt)
-
-
-@router.get("/audit/verify", response_model=AuditVerify, **guarded(Permission.AUDIT_READ))
-def audit_verify(ctx: Ctx, me: Me) -> AuditVerify:
-    """Walk the hash chain and report any edited or deleted record."""
-    result = audit.verify(ctx.engine, ctx.config.audit_head_file)
-    ctx.audit.record(me.username, "audit.verify", "", {"ok": result.ok})
-    return AuditVerify(
-        ok=result.ok, records=result.records, problems=result.problems, head_hash=result.head_hash
-    )
 
 
 WS_CLOSE_POLICY = 1008

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from hub.auth import Role, create_user
-from hub.config import ApiConfig, BrokerFilesConfig, HubConfig
+from hub.config import ApiConfig, AuditConfig, BrokerFilesConfig, HubConfig
 from hub.service import HubService
 from tests.support.broker import BrokerHarness
 
@@ -59,7 +59,7 @@ def start_hub(
             password_file=broker.layout.password_file, acl_file=broker.layout.acl_file
         ),
         "ca_dir": broker.ca.directory,
-        "audit_head_file": tmp_path / "audit.head",
+        "audit": AuditConfig(directory=tmp_path / "audit"),
     }
     values.update(overrides)
     config = HubConfig.model_validate(values)

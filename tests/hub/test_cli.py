@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, delete, update
 
 from hub.schema import audit_log
 
@@ -26,7 +26,8 @@ def _config(tmp_path: Path) -> Path:
     cfg.write_text(
         f"database_url: sqlite:///{tmp_path}/hub.sqlite\n"
         f"ca_dir: {tmp_path}/ca\n"
-        f"audit_head_file: {tmp_path}/audit.head\n"
+        "audit:\n"
+        f"  directory: {tmp_path}/audit\n"
         "broker:\n"
         f"  password_file: {tmp_path}/broker/passwd\n"
         f"  acl_file: {tmp_path}/broker/acl\n"
@@ -86,4 +87,57 @@ def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
     engine.dispose()
     broken = _gw("audit", "verify", "--config", str(cfg))
     assert broken.returncode == 1
-    assert "record 2: content does not match its hash (edited)" in broken.stderr
+    assert "record 2: HMAC does not match" in broken.stderr
+
+
+def test_audit_verify_reports_what_it_checked_and_what_failed(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    for name in ("ops1", "ops2", "ops3"):
+        res = _gw("user", "add", "--config", str(cfg), "--username", name, "--role", "operator",
+                  stdin="a-long-operator-password\n")
+        assert res.returncode == 0, res.stderr
+    res = _gw("audit", "checkpoint", "--config", str(cfg))
+    assert res.returncode == 0 and "checkpoint 1 signed at record 4" in res.stdout, res.stderr
+    audit_dir = tmp_path / "audit"
+    assert (audit_dir / "audit-hmac.key").stat().st_mode & 0o077 == 0
+    ok = _gw("audit", "verify", "--config", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    assert "audit log OK: 4 records" in ok.stdout and "(checked: HMAC, 1 checkpoints)" in ok.stdout
+    # An auditor with only a backed-up public key and no HMAC key.
+    backup = tmp_path / "backup.pem"
+    backup.write_bytes((audit_dir / "checkpoint-public.pem").read_bytes())
+    (audit_dir / "checkpoint-public.pem").unlink()
+    public_only = _gw("audit", "verify", "--config", str(cfg), "--no-key",
+                      "--public-key", str(backup))
+    assert public_only.returncode == 0, public_only.stderr
+    assert "not checked: record contents not verified (HMAC): no audit key given" in (
+        public_only.stdout
+    )
+    engine = create_engine(f"sqlite:///{tmp_path}/hub.sqlite")
+    with engine.begin() as conn:  # the newest records go, the signed checkpoint among them
+        conn.execute(delete(audit_log).where(audit_log.c.seq >= 3))
+    engine.dispose()
+    broken = _gw("audit", "verify", "--config", str(cfg), "--no-key", "--public-key", str(backup))
+    assert broken.returncode == 1
+    assert ("checkpoint line 1 (record 4): signs record 4 but the log ends at record 2: newest "
+            "records deleted") in broken.stderr
+    no_pub = _gw("audit", "verify", "--config", str(cfg))
+    assert no_pub.returncode == 0  # HMAC chain intact; the deletion needs the checkpoints...
+    assert "not checked: checkpoints not verified" in no_pub.stdout  # ...and it says so
+    (audit_dir / "audit-hmac.key").chmod(0o644)
+    loose = _gw("audit", "verify", "--config", str(cfg))
+    assert loose.returncode == 2 and "readable by others" in loose.stderr
+
+
+def test_legacy_audit_head_file_setting(tmp_path: Path) -> None:
+    from hub.audit import AuditPaths
+    from hub.config import HubConfig
+
+    old = HubConfig.model_validate({"audit_head_file": str(tmp_path / "x" / "audit.head")})
+    paths = AuditPaths.resolve(old.audit, old.database_url, old.audit_head_file)
+    assert paths.key_file == tmp_path / "x" / "audit-hmac.key"
+    assert paths.checkpoint_file == tmp_path / "x" / "checkpoints.jsonl"
+    both = tmp_path / "both.yaml"
+    both.write_text(f"audit_head_file: {tmp_path}/h\naudit:\n  directory: {tmp_path}/a\n")
+    res = _gw("hub", "serve", "--config", str(both), "--validate-config")
+    assert res.returncode == 2 and "keep only audit.directory" in res.stderr

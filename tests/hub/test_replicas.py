@@ -50,6 +50,8 @@ def test_two_hubs_share_ingest(
                     "client_id": f"{site}-hub-{name}",
                     "mqtt": json.loads(hub_mqtt.model_dump_json()),
                     "api": {"port": 0},
+                    # both replicas share one audit key and checkpoint file
+                    "audit": {"directory": str(tmp_path / "audit")},
                     "ingest_batch_max": 50,
                 }
             )

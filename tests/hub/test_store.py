@@ -3,7 +3,6 @@ newest-wins upserts, retention, and the audit chain."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub import audit, retention
-from hub.config import RetentionConfig
+from hub.config import AuditConfig, RetentionConfig
 from hub.schema import alerts, audit_log, device_state, latest_positions, metadata, positions
 from hub.store import Store
 
@@ -118,40 +117,46 @@ def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
     assert store.alert_ids("s") == [open_.id]
 
 
+def _keyed_trail(store: Store, tmp_path: Path) -> audit.AuditTrail:
+    config = AuditConfig(directory=tmp_path / "audit", key_env=None, checkpoint_every_records=3)
+    paths = audit.AuditPaths.resolve(config, store.url)
+    return audit.AuditTrail(store.engine, audit.AuditSettings.open(config, paths))
+
+
 def test_audit_chain_detects_edits_and_deletions(store: Store, tmp_path: Path) -> None:
-    head = tmp_path / "audit.head"
-    trail = audit.AuditTrail(store.engine, head)
+    trail = _keyed_trail(store, tmp_path)
     for i in range(6):
         trail.record("alice", "thing.done", f"t{i}", {"n": i, "note": "检查"})
-    result = audit.verify(store.engine, head)
-    assert result.ok and result.records == 6
+    result = trail.verify()
+    assert result.ok and result.records == 8  # 6 + checkpoint records 4 and 8
     with store.engine.begin() as conn:  # an insider edits one record's details
         conn.execute(
             update(audit_log).where(audit_log.c.seq == 3).values(details={"n": 99, "note": "检查"})
         )
-    broken = audit.verify(store.engine, head)
-    assert not broken.ok
-    assert any("record 3" in p and "edited" in p for p in broken.problems)
+    broken = trail.verify()
+    assert broken.problems[0] == (
+        "record 3: HMAC does not match: edited, forged without the audit key, or written under "
+        "another key"
+    )
     with store.engine.begin() as conn:
         conn.execute(
             update(audit_log).where(audit_log.c.seq == 3).values(details={"n": 2, "note": "检查"})
         )
-    assert audit.verify(store.engine, head).ok
+    assert trail.verify().ok
     with store.engine.begin() as conn:  # deletes one in the middle
-        conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
-    problems = audit.verify(store.engine, head).problems
-    assert any("missing" in p for p in problems)
-    assert any("record 5" in p and "link broken" in p for p in problems)
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 5))
+    problems = trail.verify().problems
+    assert "record 6: records 5..5 before it are missing (deleted)" in problems
+    assert any(p.startswith("record 6: previous-hash link broken") for p in problems)
 
 
-def test_audit_head_file_catches_tail_deletion(store: Store, tmp_path: Path) -> None:
-    head = tmp_path / "audit.head"
-    trail = audit.AuditTrail(store.engine, head)
+def test_audit_checkpoint_catches_tail_deletion(store: Store, tmp_path: Path) -> None:
+    trail = _keyed_trail(store, tmp_path)
     for i in range(3):
         trail.record("bob", "x", str(i))
-    with store.engine.begin() as conn:
-        conn.execute(delete(audit_log).where(audit_log.c.seq == 3))
-    result = audit.verify(store.engine, head)
-    assert not result.ok
-    assert "newest records deleted" in result.problems[0]
-    assert json.loads(head.read_text())["records"] == 3
+    with store.engine.begin() as conn:  # the newest record (checkpoint 1 signs it) goes
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
+    assert trail.verify().problems == [
+        "checkpoint line 1 (record 4): signs record 4 but the log ends at record 3: "
+        "newest records deleted"
+    ]
