@@ -31,7 +31,7 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub.ingest import DeadLetterLimiter, Ingest
-from hub.schema import alerts, device_state, health, positions, rejected_messages
+from hub.schema import device_state, health, positions, rejected_messages
 from hub.store import DEAD_LETTER_HEAD_BYTES, DeadLetter, Store, StoreUnavailableError
 from tests.support.waiting import wait_until
 
@@ -70,7 +70,7 @@ def _count(store: Store, table: object) -> int:
 def test_the_poison_message_really_fails_the_database(store: Store) -> None:
     """The premise of the isolation tests: this message does fail the write on its own."""
     with pytest.raises(Exception) as info:  # noqa: PT011  (driver-specific class)
-        store._write([_in(_poison_state())])  # noqa: SLF001  (the unisolated write path)
+        store._write([_in(_poison_state())])  # the unisolated write path
     assert not isinstance(info.value, StoreUnavailableError)
 
 
@@ -186,13 +186,13 @@ def test_a_flood_of_garbage_is_counted_but_recorded_within_bounds(tmp_path: Path
             ingest.handle("gw/v1/s/camera/d/alert", b"{" + str(i).encode())
         assert ingest.stats.received == 5000 and ingest.stats.rejected == {"bad_json": 5000}
         assert ingest.stats.dead_letters_skipped == 5000 - 50  # burst: 10 s at 5/s
-        ingest._flush_dead_letters()  # noqa: SLF001  (what the worker does each round)
+        ingest._flush_dead_letters()  # what the worker does each round
         assert _count(store, rejected_messages) == 50
         for _ in range(10):  # time passes, the flood goes on
             now[0] += 60
             for i in range(200):
                 ingest.handle("gw/v1/s/camera/d/health", b"\xff" + bytes([i]))
-            ingest._flush_dead_letters()  # noqa: SLF001
+            ingest._flush_dead_letters()  # what the worker does each round
         assert ingest.stats.rejected["bad_json"] == 7000
         assert _count(store, rejected_messages) <= 100 + 50  # trimmed every 100 kept
         [row] = store.dead_letters(limit=1)
