@@ -573,12 +573,15 @@ def loads_strict(payload: bytes) -> Any:
     ``NaN``/``Infinity`` (``bad_json_constant``), numbers that overflow a double
     (``bad_json_number``), duplicate object keys (``bad_json_duplicate_key``) and lone UTF-16
     surrogate escapes, which decode to text that cannot be encoded as UTF-8 again
-    (``bad_json_surrogate``). Anything else that is not UTF-8 JSON is ``bad_json``. Only ever
-    raises :class:`ProtocolError`.
+    (``bad_json_surrogate``). Anything else that is not UTF-8 JSON (including UTF-16/32,
+    which the standard library would guess) is ``bad_json``. Only ever raises
+    :class:`ProtocolError`.
     """
     try:
+        # Decode first, strictly: json.loads(bytes) would guess UTF-16/32 and pass UTF-8
+        # encoded surrogates through ("surrogatepass").
         raw = json.loads(
-            payload,
+            payload.decode("utf-8"),
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
             object_pairs_hook=_no_duplicate_keys,
