@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from edge.validators import SEGMENT_PATTERN
-from hub.api.deps import Ctx, PageDep, encode_cursor
+from hub.api.deps import Ctx, PageDep, encode_cursor, guarded
 from hub.api.models import Paged
+from hub.auth import Permission
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
-ADMIN_ONLY: dict[int | str, Any] = {
-    401: {"description": "not authenticated"},
-    403: {"description": "needs the admin role"},
-}
 
 
 class RejectedMessage(BaseModel):
@@ -39,7 +36,12 @@ class RejectedMessage(BaseModel):
     )
 
 
-@router.get("/rejected", response_model=Paged[RejectedMessage], responses=ADMIN_ONLY)
+@router.get(
+    "/rejected",
+    response_model=Paged[RejectedMessage],
+    # Only the admin role holds this permission (hub/auth.py).
+    **guarded(Permission.INGEST_REJECTED_READ),
+)
 def list_rejected(
     ctx: Ctx,
     page: PageDep,

@@ -452,6 +452,10 @@ def test_strict_loader_refuses_numbers_that_overflow_a_double(
     value: Any, exponent: int, sign: str, data: st.DataObject
 ) -> None:
     assert _reason(_splice(value, data, f"{sign}1e{exponent}").encode()) == "bad_json_number"
+    # The same magnitude spelt with more digits and a smaller exponent.
+    digits = data.draw(st.integers(min_value=0, max_value=min(exponent, 400)))
+    spelt = f"{sign}1{'0' * digits}.5e{exponent - digits}"
+    assert _reason(_splice(value, data, spelt).encode()) == "bad_json_number"
 
 
 @settings(max_examples=300, deadline=None)
@@ -495,6 +499,8 @@ def test_strict_loader_refuses_what_python_json_accepts() -> None:
         b"[-Infinity]": "bad_json_constant",
         b"[1e999]": "bad_json_number",
         b"[-1E+400]": "bad_json_number",
+        b"[1" + b"0" * 220 + b"e99]": "bad_json_number",  # 1e319 with a two-digit exponent
+        b"[" + b"9" * 400 + b".5]": "bad_json_number",
         b'{"a": 1, "a": 2}': "bad_json_duplicate_key",
         b'"\\udc00"': "bad_json_surrogate",
         b'"\\ud83d"': "bad_json_surrogate",  # a high half with no low half after it
