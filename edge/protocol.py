@@ -18,6 +18,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -567,16 +569,82 @@ def encode(message: Message) -> bytes:
     return data
 
 
+# A ``\\uD800``-``\\uDFFF`` escape: the only way JSON text can produce a surrogate code point
+# (raw UTF-8 cannot encode one). Valid pairs also match; they are confirmed below.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+# A number a double may not hold needs a three-digit exponent, or (exponent <= 99) at least
+# 210 integer digits. Only payloads with one pay for checking every float (most carry none).
+_HUGE_NUMBER = re.compile(rb"[eE][+-]?0*[1-9][0-9]{2}|[0-9]{200}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ProtocolError(
+        "bad_json_constant", f"{name} is not JSON: send a finite number or leave the field out"
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf, which no database accepts as JSON
+        raise ProtocolError("bad_json_number", f"number {text[:32]!r} overflows a double")
+    return value
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [k for k, _ in pairs]
+        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
+        # Two parsers that keep different copies of a key read different messages.
+        raise ProtocolError("bad_json_duplicate_key", f"key {dup[:64]!r} appears twice")
+    return obj
+
+
+def loads_strict(payload: bytes) -> Any:
+    """Parse JSON as RFC 8259 defines it, refusing what Python's ``json`` lets through.
+
+    ``NaN``/``Infinity`` (``bad_json_constant``), numbers that overflow a double
+    (``bad_json_number``), duplicate object keys (``bad_json_duplicate_key``) and lone UTF-16
+    surrogate escapes, which decode to text that cannot be encoded as UTF-8 again
+    (``bad_json_surrogate``). Anything else that is not UTF-8 JSON (including UTF-16/32,
+    which the standard library would guess) is ``bad_json``. Only ever raises
+    :class:`ProtocolError`.
+    """
+    try:
+        # Decode first, strictly: json.loads(bytes) would guess UTF-16/32 and pass UTF-8
+        # encoded surrogates through ("surrogatepass").
+        raw = json.loads(
+            payload.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float if _HUGE_NUMBER.search(payload) else None,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except ProtocolError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError also covers integers longer than Python's int-parsing digit limit.
+        raise ProtocolError("bad_json", "payload is not UTF-8 JSON") from err
+    if _SURROGATE_ESCAPE.search(payload) is not None:
+        try:
+            json.dumps(raw, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ProtocolError(
+                "bad_json_surrogate", "payload has a lone UTF-16 surrogate escape (\\uD800-\\uDFFF)"
+            ) from err
+    return raw
+
+
 def decode_as(model: type[M], payload: bytes) -> M:
-    """Parse ``payload`` as ``model``. Only ever raises :class:`ProtocolError`."""
+    """Parse ``payload`` as ``model`` (strict JSON: :func:`loads_strict`). Only ever raises
+    :class:`ProtocolError`."""
     if len(payload) > model.MAX_BYTES:
         raise ProtocolError(
             "too_large", f"{model.__name__} payload is {len(payload)} bytes (> {model.MAX_BYTES})"
         )
     try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ProtocolError("bad_json", f"{model.__name__} payload is not UTF-8 JSON") from err
+        raw = loads_strict(payload)
+    except ProtocolError as err:
+        raise ProtocolError(err.reason, f"{model.__name__}: {err}") from err
     if not isinstance(raw, dict):
         raise ProtocolError("bad_json", f"{model.__name__} payload must be a JSON object")
     if raw.get("v") != PROTOCOL_VERSION:

@@ -50,6 +50,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     LIVE_READ = "live:read"
     STATS_READ = "stats:read"
+    INGEST_REJECTED_READ = "ingest:rejected:read"  # dead letters hold raw device bytes: admin only
     SELF = "self"  # one's own profile and tokens
 
 

@@ -75,6 +75,17 @@ class RetentionConfig(StrictModel):
     health_days: Annotated[float, Field(gt=0)] | None = 30
     replies_days: Annotated[float, Field(gt=0)] | None = 30
     alerts_days: Annotated[float, Field(gt=0)] | None = 365
+    evidence_days: Annotated[float, Field(gt=0)] | None = Field(
+        default=30,
+        description="alert snapshots; a snapshot an open incident links is kept (once "
+        "incidents exist: hub.retention.evidence_on_hold)",
+    )
+    rejected_days: Annotated[float, Field(gt=0)] = Field(
+        default=14, description="dead letters (refused device messages)"
+    )
+    rejected_max_rows: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
+        default=10_000, description="dead letters kept at most, newest first"
+    )
     run_every_s: Annotated[float, Field(ge=10)] = 3600
 
 
@@ -118,6 +129,14 @@ class HubConfig(StrictModel):
     client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "hub-1"
     ingest_queue_max: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
     ingest_batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    ingest_alert_wait_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30,
+        description="how long an alert waits for room in a full ingest queue before it is "
+        "left unacked for its device to resend (keeps the MQTT loop running)",
+    )
+    ingest_dead_letters_per_s: Annotated[float, Field(gt=0, le=10_000)] = Field(
+        default=20, description="refused messages recorded per second at most (bursts of 10 s)"
+    )
     accept_unprovisioned: bool = Field(
         default=False,
         description="store messages from devices not in the registry (lab use only)",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,7 @@ from hub.live import LiveBroadcaster
 from hub.provisioning import DeviceRegistry
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
+from hub.workers import WorkerStatus
 
 
 @dataclass
@@ -28,6 +30,7 @@ class HubContext:
     bus: Bus
     ingest: Ingest
     timeseries: TimeSeriesWriter | None = None
+    workers: Callable[[], list[WorkerStatus]] = field(default=list)
 
     @property
     def engine(self) -> Engine:

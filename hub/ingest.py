@@ -4,17 +4,23 @@ acknowledged to each device only after the batch is committed.
 Several hub processes may run this against one PostgreSQL: the broker's shared subscription
 (``$share/hub/...``) hands each message to one of them, and idempotent inserts make any
 redelivery harmless.
+
+No input from a device can stop ingest: a message that fails to decode, that the gate refuses
+or that the database refuses is counted by reason and kept as a dead letter (rate-limited, so a
+flood cannot fill the disk), and the rest of its batch is stored and acked. The MQTT callback
+never waits on the database: telemetry drops the oldest queued item when the queue is full
+(counted), and an alert waits at most ``alert_wait_s`` for room before it is left unacked, for
+its device's outbox to send again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from edge.bus import Bus, BusError
 from edge.protocol import (
@@ -31,7 +37,8 @@ from edge.protocol import (
     encode,
 )
 from edge.queues import BoundedQueue, QueueClosedError
-from hub.store import BatchResult, Store
+from hub.store import BatchResult, DeadLetter, Store, StoreUnavailableError
+from hub.workers import WorkerStatus, thread_alive
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +58,14 @@ class IngestStats:
     stored_alerts: int = 0
     duplicate_alerts: int = 0
     stored_positions: int = 0
+    stored_evidence: int = 0
     acks_sent: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     store_errors: int = 0
+    alerts_deferred: int = 0  # queue full for alert_wait_s: not acked, the device resends
+    callback_errors: int = 0
+    dead_letters_kept: int = 0
+    dead_letters_skipped: int = 0  # over the rate limit: counted in ``rejected`` only
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -61,14 +73,44 @@ class IngestStats:
             "stored_alerts": self.stored_alerts,
             "duplicate_alerts": self.duplicate_alerts,
             "stored_positions": self.stored_positions,
+            "stored_evidence": self.stored_evidence,
             "acks_sent": self.acks_sent,
             "rejected": dict(self.rejected),
             "store_errors": self.store_errors,
+            "alerts_deferred": self.alerts_deferred,
+            "callback_errors": self.callback_errors,
+            "dead_letters_kept": self.dead_letters_kept,
+            "dead_letters_skipped": self.dead_letters_skipped,
         }
 
 
 DeviceGate = Callable[[Inbound], str | None]
 """Returns None to accept a message, or a rejection reason (e.g. ``unknown_device``)."""
+
+
+class DeadLetterLimiter:
+    """Token bucket for dead-letter records: ``per_s`` sustained, bursts of ``burst``.
+
+    The clock is injectable so tests move time instead of sleeping.
+    """
+
+    def __init__(
+        self, per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.per_s)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
 
 
 class Ingest:
@@ -82,6 +124,11 @@ class Ingest:
         batch_max: int = 1000,
         gate: DeviceGate | None = None,
         on_stored: Callable[[list[Inbound], BatchResult], None] | None = None,
+        alert_wait_s: float = 30.0,
+        dead_letters_per_s: float = 20.0,
+        dead_letter_max_rows: int = 10_000,
+        retry_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -89,8 +136,18 @@ class Ingest:
         self.batch_max = batch_max
         self.gate = gate
         self.on_stored = on_stored
+        self.alert_wait_s = alert_wait_s
+        self.retry_s = retry_s
+        self.dead_letter_max_rows = dead_letter_max_rows
         self.stats = IngestStats()
         self.queue: BoundedQueue[Inbound] = BoundedQueue(queue_max)
+        self._limiter = DeadLetterLimiter(
+            dead_letters_per_s, max(1, int(dead_letters_per_s * 10)), clock
+        )
+        # Written by the ingest thread, never by the MQTT callback (which must not wait on
+        # the database); bounded like everything else.
+        self._dead_letters: deque[DeadLetter] = deque(maxlen=1000)
+        self._since_trim = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -114,60 +171,148 @@ class Ingest:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def reject(self, reason: str, detail: str) -> None:
+    def worker_status(self) -> WorkerStatus:
+        return WorkerStatus(
+            "ingest", thread_alive(self._thread), len(self.queue), self.queue.maxsize
+        )
+
+    def queue_stats(self) -> dict[str, object]:
+        return {
+            "depth": len(self.queue),
+            "max": self.queue.maxsize,
+            "dropped": dict(self.queue.dropped),
+            "dead_letters_pending": len(self._dead_letters),
+        }
+
+    def reject(self, reason: str, detail: str, topic: str = "", payload: bytes = b"") -> None:
+        """Count a refused message and keep it as a dead letter (within the rate limit)."""
         with self._lock:
             self.stats.rejected[reason] += 1
-        log.warning("rejected message (%s): %s", reason, detail)
+            keep = self._limiter.allow()
+            if keep:
+                self._dead_letters.append(DeadLetter(topic, reason, payload[:512], detail))
+            else:
+                self.stats.dead_letters_skipped += 1
+        log.warning("rejected message (%s): %s", reason, detail[:200])
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """MQTT callback: validate and enqueue. Never raises."""
+        """MQTT callback: validate and enqueue. Never raises, never waits on the database."""
         with self._lock:
             self.stats.received += 1
         try:
             inbound = decode_device_message(topic, payload)
         except ProtocolError as err:
-            self.reject(err.reason, str(err))
+            self.reject(err.reason, str(err), topic, payload)
             return
         if self.gate is not None:
-            reason = self.gate(inbound)
+            try:
+                reason = self.gate(inbound)
+            except Exception:  # a registry bug must not kill paho's network thread
+                log.exception("device gate failed for %s", topic)
+                reason = "gate_error"
             if reason is not None:
-                self.reject(reason, f"{inbound.topic}")
+                self.reject(reason, f"{inbound.topic}", topic, payload)
                 return
         if isinstance(inbound.message, Alert):
-            # Alerts are never dropped: wait for room, which back-pressures the broker.
-            try:
-                while not self.queue.put_wait(inbound, timeout_s=1.0):
-                    log.warning("ingest queue full; holding alert %s", inbound.message.id)
-            except QueueClosedError:
-                # Not acked, so the device's outbox sends it again to a live replica.
-                return
+            self._put_alert(inbound)
         else:
             self.queue.put_drop_oldest(inbound, reason=f"{inbound.topic.channel}_queue_full")
+
+    def _put_alert(self, inbound: Inbound) -> None:
+        """Alerts are never dropped from the queue: wait for room, which back-pressures the
+        broker. But not forever: past ``alert_wait_s`` the alert is left unacked (its device
+        keeps it in its outbox and sends it again), so paho's thread keeps running."""
+        waited = 0.0
+        try:
+            while not self.queue.put_wait(inbound, timeout_s=min(1.0, self.alert_wait_s)):
+                waited += min(1.0, self.alert_wait_s)
+                if waited >= self.alert_wait_s:
+                    with self._lock:
+                        self.stats.alerts_deferred += 1
+                    log.warning(
+                        "ingest queue full for %.0f s; alert %s left unacked for its device "
+                        "to resend",
+                        waited,
+                        inbound.message.id,
+                    )
+                    return
+                log.warning("ingest queue full; holding alert %s", inbound.message.id)
+        except QueueClosedError:
+            # Not acked, so the device's outbox sends it again to a live replica.
+            return
 
     def _run(self) -> None:
         while True:
             batch = self.queue.get_batch(self.batch_max, timeout_s=0.2)
-            if not batch:
-                if self._stop.is_set():
-                    return
-                continue
-            self._store_and_ack(batch)
+            if batch:
+                try:
+                    self._store_and_ack(batch)
+                except Exception:  # not a device's fault (write_batch isolates those): a bug
+                    self.stats.store_errors += 1
+                    log.exception(
+                        "ingest failed on a batch of %d; its alerts stay unacked", len(batch)
+                    )
+            self._flush_dead_letters()
+            if not batch and self._stop.is_set():
+                return
+
+    def _flush_dead_letters(self) -> None:
+        with self._lock:
+            letters = list(self._dead_letters)
+            self._dead_letters.clear()
+        if letters:
+            try:
+                self.store.write_dead_letters(letters)
+            # Why blind: counted as rejected already, the record is best effort; a traceback
+            # would log the SQL parameters, which hold device payloads.
+            except Exception as err:  # noqa: BLE001
+                log.error("could not keep %d dead letters: %s", len(letters), type(err).__name__)  # noqa: TRY400
+                return
+            self.stats.dead_letters_kept += len(letters)
+            self._since_trim += len(letters)
+        if self._since_trim >= max(100, self.dead_letter_max_rows // 10):
+            self._since_trim = 0
+            try:
+                self.store.trim_dead_letters(self.dead_letter_max_rows)
+            except Exception as err:  # noqa: BLE001  (the next trim retries; see above)
+                log.error("could not trim dead letters: %s", type(err).__name__)  # noqa: TRY400
 
     def _store_and_ack(self, batch: list[Inbound]) -> None:
+        pending = batch
         while True:
             try:
-                result = self.store.write_batch(batch)
+                result = self.store.write_batch(pending)
                 break
-            except SQLAlchemyError:
+            except StoreUnavailableError as err:
                 self.stats.store_errors += 1
-                log.exception("store write failed; retrying batch of %d", len(batch))
-                if self._stop.wait(1.0):
+                if err.stored.acks or err.stored.positions or err.stored.rejected:
+                    self._account(err.stored)
+                pending = err.remaining
+                log.warning("store unavailable (%s); retrying %d messages", err, len(pending))
+                if self._stop.wait(self.retry_s):
                     # Unacked alerts are resent by their devices; telemetry is lost, counted.
-                    self.stats.rejected["store_unavailable"] += len(batch)
+                    self.stats.rejected["store_unavailable"] += len(pending)
                     return
+        self._account(result)
+        if self.on_stored is not None:
+            refused = {id(r.item) for r in result.rejected}
+            stored = [item for item in batch if id(item) not in refused] if refused else batch
+            try:
+                self.on_stored(stored, result)
+            except Exception:  # live map, time series or fusion: never stops ingest
+                self.stats.callback_errors += 1
+                log.exception("after-store callback failed for a batch of %d", len(batch))
+
+    def _account(self, result: BatchResult) -> None:
         self.stats.stored_alerts += result.alerts_new
         self.stats.duplicate_alerts += result.alerts_duplicate
         self.stats.stored_positions += result.positions
+        self.stats.stored_evidence += result.evidence
+        if result.rejected:
+            with self._lock:
+                self.stats.rejected.update(result.rejected_by_reason())
+            self.stats.dead_letters_kept += len(result.rejected)
+            self._since_trim += len(result.rejected)
         for (site, device), ids in result.acks.items():
             for start in range(0, len(ids), 1000):
                 ack = HubAck(site=site, device=device, ids=ids[start : start + 1000])
@@ -177,5 +322,3 @@ class Ingest:
                 except BusError as err:
                     # The device resends unacked alerts; the duplicate is acked next time.
                     log.info("ack to %s not sent: %s", device, err)
-        if self.on_stored is not None:
-            self.on_stored(batch, result)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -265,4 +266,48 @@ pois = Table(
     Column("lat", Float, nullable=False),
     Column("properties", JSON, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+rejected_messages = Table(
+    # Dead letters: device input the hub refused (decode, gate or store). Bounded by
+    # retention (age and row count) so a flood of garbage cannot fill the disk.
+    "rejected_messages",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("received_at", TS, nullable=False, index=True),
+    Column("topic", String(256), nullable=False),
+    Column("site", ID),
+    Column("device", ID),
+    Column("channel", String(16)),
+    Column("message_id", String(36)),
+    Column("reason", String(64), nullable=False),
+    Column("error", String(500), nullable=False, default=""),
+    Column("payload_bytes", Integer, nullable=False),
+    Column("payload_head", LargeBinary, nullable=False),
+    Index("ix_rejected_messages_device_id", "device", "id"),
+    Index("ix_rejected_messages_reason_id", "reason", "id"),
+)
+
+evidence = Table(
+    # Snapshots that came with alerts, kept apart from the alert row so that listing alerts
+    # never reads image bytes and retention can expire them on their own schedule.
+    "evidence",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "alert_id",
+        String(36),
+        ForeignKey("alerts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("site", ID, nullable=False),
+    Column("device", ID, nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("size_bytes", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", TS, nullable=False, index=True),
 )

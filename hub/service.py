@@ -24,6 +24,7 @@ from hub.pki import SiteCA
 from hub.provisioning import DeviceDirectory, DeviceRegistry
 from hub.store import BatchResult, Store
 from hub.timeseries import TimeSeriesWriter
+from hub.workers import WorkerStatus, thread_alive
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class HubService:
             batch_max=config.ingest_batch_max,
             gate=None if config.accept_unprovisioned else self.directory.gate,
             on_stored=self._on_stored,
+            alert_wait_s=config.ingest_alert_wait_s,
+            dead_letters_per_s=config.ingest_dead_letters_per_s,
+            dead_letter_max_rows=config.retention.rejected_max_rows,
         )
         self.ctx = HubContext(
             config=config,
@@ -72,10 +76,12 @@ class HubService:
             bus=self.bus,
             ingest=self.ingest,
             timeseries=self.timeseries,
+            workers=self.worker_status,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
+        self._housekeeper: threading.Thread | None = None
         self._stop = threading.Event()
 
     def _on_stored(self, batch: list[Inbound], result: BatchResult) -> None:
@@ -135,7 +141,26 @@ class HubService:
         thread = threading.Thread(target=self._housekeeping, name="hub-retention", daemon=True)
         thread.start()
         self._threads.append(thread)
+        self._housekeeper = thread
         self.audit.start_timer()
+
+    def worker_status(self) -> list[WorkerStatus]:
+        """Every worker thread this hub started, alive or not (fusion and the live map run
+        inside ingest's after-store callback, so ingest's liveness covers them)."""
+        workers = [self.ingest.worker_status()]
+        if self._housekeeper is not None:
+            workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
+        if self.timeseries is not None:
+            stats = self.timeseries.stats()
+            workers.append(
+                WorkerStatus(
+                    "timeseries",
+                    self.timeseries.alive,
+                    stats["queued_points"],
+                    self.timeseries.config.queue_max_points,
+                )
+            )
+        return workers
 
     def _start_api(self) -> None:
         api = self.config.api
@@ -175,6 +200,7 @@ class HubService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving
         # after that is not acked, so its device sends it again.
         self.ingest.stop()

@@ -1,10 +1,17 @@
 """The hub's relational store (SQLAlchemy 2 Core): SQLite (WAL) by default, PostgreSQL for
-shared multi-replica sites. Alerts are inserted idempotently by message id."""
+shared multi-replica sites. Alerts are inserted idempotently by message id.
+
+A batch is written in one transaction. If the database refuses it, the batch is written again
+one message at a time, so one bad message is rejected into the dead-letter table
+(``rejected_messages``) and the rest are stored; a database that cannot be reached at all is
+not a bad message and raises :class:`StoreUnavailableError` for the caller to retry.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,7 +20,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Table, create_engine, event, func, select
+from sqlalchemy import Engine, Row, Table, create_engine, delete, event, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -25,10 +33,22 @@ from edge.protocol import (
     Inbound,
     Position,
     PositionBatch,
+    ProtocolError,
     Reply,
+    encode,
+    parse_topic,
 )
 from edge.validators import new_id, utcnow
-from hub.schema import alerts, device_state, health, latest_positions, positions, replies
+from hub.schema import (
+    alerts,
+    device_state,
+    evidence,
+    health,
+    latest_positions,
+    positions,
+    rejected_messages,
+    replies,
+)
 
 log = logging.getLogger(__name__)
 LATEST_COLUMNS = (
@@ -42,6 +62,18 @@ LATEST_COLUMNS = (
     "ts",
 )
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEAD_LETTER_HEAD_BYTES = 512
+DEAD_LETTER_ERROR_CHARS = 500
+DEAD_LETTER_TOPIC_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedItem:
+    """A message the database refused; it went to the dead-letter table, not stored, not acked."""
+
+    item: Inbound
+    reason: str
+    error: str
 
 
 @dataclass(slots=True)
@@ -53,7 +85,119 @@ class BatchResult:
     positions: int = 0
     health: int = 0
     states: int = 0
+    evidence: int = 0
     acks: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    rejected: list[RejectedItem] = field(default_factory=list)
+
+    def merge(self, other: BatchResult) -> None:
+        self.alerts_new += other.alerts_new
+        self.alerts_duplicate += other.alerts_duplicate
+        self.positions += other.positions
+        self.health += other.health
+        self.states += other.states
+        self.evidence += other.evidence
+        for key, ids in other.acks.items():
+            self.acks.setdefault(key, []).extend(ids)
+        self.rejected.extend(other.rejected)
+
+    def rejected_by_reason(self) -> Counter[str]:
+        return Counter(r.reason for r in self.rejected)
+
+
+class StoreUnavailableError(Exception):
+    """The database cannot take writes (down, unreachable, locked, full): no message's fault.
+
+    ``stored`` is what was committed before it happened (acknowledge it); ``remaining`` are
+    the messages still to write.
+    """
+
+    def __init__(self, detail: str, stored: BatchResult, remaining: list[Inbound]) -> None:
+        super().__init__(detail)
+        self.stored = stored
+        self.remaining = remaining
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One refused message as the dead-letter table keeps it (bounded, never the full payload)."""
+
+    topic: str
+    reason: str
+    payload: bytes
+    error: str = ""
+    received_at: datetime = field(default_factory=utcnow)
+    message_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        site: str | None = None
+        device: str | None = None
+        channel: str | None = None
+        try:
+            parsed = parse_topic(self.topic)
+            site, device, channel = parsed.site, parsed.device, str(parsed.channel)
+        except ProtocolError:
+            pass  # a topic outside the contract: kept as text only
+        return {
+            "received_at": self.received_at,
+            "topic": self.topic[:DEAD_LETTER_TOPIC_CHARS],
+            "site": site,
+            "device": device,
+            "channel": channel,
+            "message_id": self.message_id,
+            "reason": self.reason[:64],
+            "error": self.error[:DEAD_LETTER_ERROR_CHARS],
+            "payload_bytes": len(self.payload),
+            "payload_head": bytes(self.payload[:DEAD_LETTER_HEAD_BYTES]),
+        }
+
+    @classmethod
+    def of_rejected(cls, rejected: RejectedItem, now: datetime) -> DeadLetter:
+        msg = rejected.item.message
+        try:
+            payload = encode(msg)
+        except ProtocolError:
+            payload = msg.model_dump_json().encode()
+        return cls(
+            topic=str(rejected.item.topic),
+            reason=rejected.reason,
+            payload=payload,
+            error=rejected.error,
+            received_at=now,
+            message_id=msg.id,
+        )
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """True when ``err`` says the database cannot take writes, rather than refusing one row.
+
+    OperationalError is the DB-API's class for connection loss, timeouts, SQLite's "database is
+    locked" and a full disk; retrying later is right for all of them.
+    """
+    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+        return True
+    return isinstance(
+        err,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    )
+
+
+def rejection_reason(err: BaseException) -> str:
+    if isinstance(err, sa_exc.IntegrityError):
+        return "store_constraint"
+    if isinstance(err, sa_exc.DataError | OverflowError):
+        return "store_bad_value"
+    return "store_failed"
+
+
+def error_text(err: BaseException) -> str:
+    """The database's own message, without the SQL or its parameters (which may hold a
+    snapshot or a watchlist entry id), bounded for the dead-letter table and the log."""
+    orig = getattr(err, "orig", None) if isinstance(err, sa_exc.StatementError) else None
+    cause = orig if orig is not None else err
+    return f"{type(cause).__name__}: {cause}"[:DEAD_LETTER_ERROR_CHARS]
 
 
 def make_engine(url: str) -> Engine:
@@ -98,60 +242,82 @@ class Store:
         return sqlite.insert(table)
 
     def write_batch(self, items: Sequence[Inbound]) -> BatchResult:
-        """Store one batch in a single transaction; safe to call again with the same items.
+        """Store a batch; safe to call again with the same items.
+
+        One transaction when the database takes it (the fast path). When it refuses the batch,
+        each message is written in its own transaction: the refused ones come back in
+        ``result.rejected`` and are kept as dead letters, the rest are stored. Raises
+        :class:`StoreUnavailableError` when the database cannot take writes at all.
 
         :class:`SightingBatch` items are not stored raw: :mod:`hub.fusion` turns them into
         positions, stored with :meth:`write_fused_positions`.
         """
+        try:
+            return self._write(items)
+        except Exception as err:
+            if is_unavailable(err):
+                raise StoreUnavailableError(error_text(err), BatchResult(), list(items)) from err
+            log.warning(
+                "store refused a batch of %d (%s); storing message by message",
+                len(items),
+                error_text(err),
+            )
         result = BatchResult()
-        alert_rows: list[dict[str, Any]] = []
-        pos_rows: list[dict[str, Any]] = []
-        health_rows: list[dict[str, Any]] = []
-        reply_rows: list[dict[str, Any]] = []
-        states: dict[tuple[str, str], DeviceState] = {}
+        for i, item in enumerate(items):
+            try:
+                one = self._write([item])
+            except Exception as err:
+                if is_unavailable(err):
+                    self._keep_dead_letters(result)
+                    raise StoreUnavailableError(error_text(err), result, list(items[i:])) from err
+                result.rejected.append(RejectedItem(item, rejection_reason(err), error_text(err)))
+                log.warning(
+                    "store refused %s %s from %s: %s",
+                    item.topic.channel,
+                    item.message.id,
+                    item.topic.device,
+                    rejection_reason(err),
+                )
+                continue
+            result.merge(one)
+        self._keep_dead_letters(result)
+        return result
+
+    def _keep_dead_letters(self, result: BatchResult) -> None:
+        if not result.rejected:
+            return
         now = utcnow()
-        for item in items:
-            msg = item.message
-            if isinstance(msg, Alert):
-                alert_rows.append(_alert_row(msg, now))
-                result.acks.setdefault((msg.site, msg.device), []).append(msg.id)
-            elif isinstance(msg, PositionBatch):
-                pos_rows.extend(position_rows(msg))
-            elif isinstance(msg, Health):
-                health_rows.append(
-                    {
-                        "id": msg.id,
-                        "site": msg.site,
-                        "device": msg.device,
-                        "ts": msg.ts,
-                        "payload": msg.model_dump(mode="json"),
-                    }
-                )
-            elif isinstance(msg, DeviceState):
-                key = (msg.site, msg.device)
-                if key not in states or states[key].ts <= msg.ts:
-                    states[key] = msg
-            elif isinstance(msg, Reply):
-                reply_rows.append(
-                    {
-                        "id": msg.id,
-                        "request_id": msg.request_id,
-                        "site": msg.site,
-                        "device": msg.device,
-                        "ts": msg.ts,
-                        "payload": msg.model_dump_json(),
-                    }
-                )
+        try:
+            self.write_dead_letters([DeadLetter.of_rejected(r, now) for r in result.rejected])
+        # Why blind: the rejection is counted either way, only its record is lost; and a
+        # traceback would log the SQL parameters, which hold device payloads.
+        except Exception as err:  # noqa: BLE001
+            log.error("could not keep %d dead letters: %s", len(result.rejected), error_text(err))  # noqa: TRY400
+
+    def _write(self, items: Sequence[Inbound]) -> BatchResult:
+        result = BatchResult()
+        rows = _BatchRows.of(items, result)
+        alert_rows, evidence_rows, pos_rows = rows.alerts, rows.evidence, rows.positions
+        health_rows, reply_rows, states, n_alerts = (
+            rows.health,
+            rows.replies,
+            rows.states,
+            rows.n_alerts,
+        )
         with self.engine.begin() as conn:
             if alert_rows:
-                unique = {r["id"]: r for r in alert_rows}
                 stmt = self._insert(alerts).on_conflict_do_nothing(index_elements=["id"])
                 # RETURNING counts the rows really inserted on every backend (executemany
                 # rowcount is -1 on PostgreSQL).
-                res = conn.execute(stmt.returning(alerts.c.id), list(unique.values()))
-                new = len(res.all())
-                result.alerts_new = new
-                result.alerts_duplicate = len(alert_rows) - new
+                res = conn.execute(stmt.returning(alerts.c.id), list(alert_rows.values()))
+                new_ids = [r[0] for r in res.all()]
+                result.alerts_new = len(new_ids)
+                result.alerts_duplicate = n_alerts - len(new_ids)
+                # A resent alert already has its snapshot: only new alerts add one.
+                ev_rows = [evidence_rows[i] for i in new_ids if i in evidence_rows]
+                if ev_rows:
+                    conn.execute(evidence.insert(), ev_rows)
+                    result.evidence = len(ev_rows)
             if pos_rows:
                 conn.execute(positions.insert(), pos_rows)
                 self._upsert_latest(conn, pos_rows)
@@ -167,6 +333,46 @@ class Store:
                 self._upsert_state(conn, state)
                 result.states += 1
         return result
+
+    # -- dead letters and evidence ---------------------------------------------------------
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
+        if not letters:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(rejected_messages.insert(), [d.row() for d in letters])
+        return len(letters)
+
+    def trim_dead_letters(self, max_rows: int) -> int:
+        """Keep only the newest ``max_rows`` dead letters; returns how many were deleted."""
+        with self.engine.begin() as conn:
+            return trim_dead_letters(conn, max_rows)
+
+    def dead_letters(
+        self,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        device: str | None = None,
+        reason: str | None = None,
+    ) -> list[Row[Any]]:
+        """Dead letters, newest first."""
+        t = rejected_messages
+        stmt = select(t).order_by(t.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(t.c.id < before_id)
+        if device is not None:
+            stmt = stmt.where(t.c.device == device)
+        if reason is not None:
+            stmt = stmt.where(t.c.reason == reason)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
+
+    def evidence_of(self, alert_id: str) -> Row[Any] | None:
+        """The evidence snapshot stored with an alert, if it has one that retention kept."""
+        stmt = select(evidence).where(evidence.c.alert_id == alert_id).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).first()
 
     def write_fused_positions(
         self,
@@ -288,9 +494,93 @@ class Store:
         self.engine.dispose()
 
 
-def _alert_row(msg: Alert, now: datetime) -> dict[str, Any]:
-    payload = json.loads(msg.model_dump_json(exclude_none=True))
-    return {
+@dataclass(slots=True)
+class _BatchRows:
+    """The rows one batch writes, by table (built before the transaction opens)."""
+
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    health: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    states: dict[tuple[str, str], DeviceState] = field(default_factory=dict)
+    n_alerts: int = 0
+
+    @classmethod
+    def of(cls, items: Sequence[Inbound], result: BatchResult) -> _BatchRows:
+        rows = cls()
+        now = utcnow()
+        for item in items:
+            msg = item.message
+            if isinstance(msg, Alert):
+                rows.n_alerts += 1
+                row, ev = _alert_row(msg, now)
+                rows.alerts[msg.id] = row
+                if ev is not None:
+                    rows.evidence[msg.id] = ev
+                result.acks.setdefault((msg.site, msg.device), []).append(msg.id)
+            elif isinstance(msg, PositionBatch):
+                rows.positions.extend(position_rows(msg))
+            elif isinstance(msg, Health):
+                rows.health.append(
+                    {
+                        "id": msg.id,
+                        "site": msg.site,
+                        "device": msg.device,
+                        "ts": msg.ts,
+                        "payload": msg.model_dump(mode="json"),
+                    }
+                )
+            elif isinstance(msg, DeviceState):
+                key = (msg.site, msg.device)
+                if key not in rows.states or rows.states[key].ts <= msg.ts:
+                    rows.states[key] = msg
+            elif isinstance(msg, Reply):
+                rows.replies.append(
+                    {
+                        "id": msg.id,
+                        "request_id": msg.request_id,
+                        "site": msg.site,
+                        "device": msg.device,
+                        "ts": msg.ts,
+                        "payload": msg.model_dump_json(),
+                    }
+                )
+        return rows
+
+
+def _alert_row(msg: Alert, now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The alert's row and, if it carries a snapshot, its evidence row. The payload keeps
+    only a reference to the snapshot (id, digest, size), never the bytes."""
+    payload = json.loads(msg.model_dump_json(exclude_none=True, exclude={"evidence"}))
+    ev_row = None
+    if msg.evidence is not None:
+        data = msg.evidence.jpeg()
+        ev_row = {
+            "id": new_id(),
+            "alert_id": msg.id,
+            "site": msg.site,
+            "device": msg.device,
+            "content_type": msg.evidence.content_type,
+            "sha256": msg.evidence.sha256,
+            "width": msg.evidence.width,
+            "height": msg.evidence.height,
+            "size_bytes": len(data),
+            "data": data,
+            "created_at": now,
+        }
+        payload["evidence"] = {
+            "id": ev_row["id"],
+            "content_type": msg.evidence.content_type,
+            "sha256": msg.evidence.sha256,
+            "size_bytes": len(data),
+            **{
+                k: v
+                for k, v in (("width", msg.evidence.width), ("height", msg.evidence.height))
+                if v is not None
+            },
+        }
+    row = {
         "id": msg.id,
         "site": msg.site,
         "device": msg.device,
@@ -304,6 +594,16 @@ def _alert_row(msg: Alert, now: datetime) -> dict[str, Any]:
         "entity": msg.entity,
         "payload": payload,
     }
+    return row, ev_row
+
+
+def trim_dead_letters(conn: Connection, max_rows: int) -> int:
+    """Delete all but the newest ``max_rows`` dead letters; returns how many went."""
+    t = rejected_messages
+    cutoff = conn.execute(select(t.c.id).order_by(t.c.id.desc()).offset(max_rows).limit(1)).scalar()
+    if cutoff is None:
+        return 0
+    return int(conn.execute(delete(t).where(t.c.id <= cutoff)).rowcount)
 
 
 def _aware(ts: datetime) -> datetime:

@@ -432,6 +432,11 @@ class TimeSeriesWriter:
             self._spool.pending_points,
         )
 
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread runs (for the hub's health: a dead writer spools nothing)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _make_client(self) -> tuple[Any, SendFn]:
         from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS

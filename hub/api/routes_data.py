@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -188,14 +187,19 @@ def get_alert(alert_id: AlertId, ctx: Ctx) -> AlertDetail:
     **guarded(Permission.ALERTS_READ, {200: {"content": {"image/jpeg": {}}}}),
 )
 def alert_evidence(alert_id: AlertId, me: Me, ctx: Ctx) -> Response:
-    """The alert's evidence snapshot (JPEG). Every view is audited."""
-    with ctx.engine.connect() as conn:
-        payload = conn.execute(select(alerts.c.payload).where(alerts.c.id == alert_id)).scalar()
-    if payload is None or "evidence" not in payload:
-        raise HTTPException(404, f"alert {alert_id!r} has no evidence snapshot")
+    """The alert's evidence snapshot (JPEG), from the evidence table. Every view is audited.
+
+    404 when the alert has none, or when retention (``retention.evidence_days``) deleted it.
+    """
+    snap = ctx.store.evidence_of(alert_id)
+    if snap is None:
+        raise HTTPException(404, f"alert {alert_id!r} has no evidence snapshot (or it expired)")
     ctx.audit.record(me.username, "alert.evidence_view", alert_id)
-    data = base64.b64decode(payload["evidence"]["data_b64"])
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+    return Response(
+        bytes(snap.data),
+        media_type=snap.content_type,
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, **guarded(Permission.ALERTS_ACK))

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
+from sqlalchemy import select
 
 from hub.api.deps import Ctx, _bearer, authenticate, guarded, parse_bbox
 from hub.auth import Permission
@@ -16,17 +17,39 @@ from hub.live import Layer, LiveClient
 router = APIRouter(prefix="/api/v1", tags=["system"])
 
 
-@router.get("/health")
-def health(ctx: Ctx) -> dict[str, Any]:
-    """Liveness for load balancers (public): no data, only whether the hub works."""
-    return {"status": "ok", "mqtt_connected": ctx.bus.connected}
+@router.get(
+    "/health",
+    responses={
+        200: {"description": "ok: every hub worker thread is alive"},
+        503: {"description": "degraded: a hub worker thread died (``workers`` says which)"},
+    },
+)
+def health(ctx: Ctx, response: Response) -> dict[str, Any]:
+    """Liveness for load balancers (public): no data, only whether the hub works.
+
+    ``status`` is ``ok`` (HTTP 200) or ``degraded`` (HTTP 503) when any worker thread
+    (ingest, retention, time-series writer) has died; each worker's liveness and queue depth
+    are listed.
+    """
+    workers = ctx.workers()
+    degraded = any(not w.alive for w in workers)
+    if degraded:
+        response.status_code = 503
+    return {
+        "status": "degraded" if degraded else "ok",
+        "mqtt_connected": ctx.bus.connected,
+        "workers": {w.name: {"alive": w.alive, "queue_depth": w.queue_depth} for w in workers},
+    }
 
 
 @router.get("/stats", **guarded(Permission.STATS_READ))
 def stats(ctx: Ctx) -> dict[str, Any]:
-    """Ingest counters (received, stored, rejected by reason) and live-stream counters."""
+    """Ingest counters (received, stored, rejected by reason), the ingest queue (depth, drops
+    by reason), every worker thread's liveness and queue depth, and live-stream counters."""
     return {
         "ingest": ctx.ingest.stats.as_dict(),
+        "ingest_queue": ctx.ingest.queue_stats(),
+        "workers": {w.name: w.as_dict() for w in ctx.workers()},
         "live": dict(ctx.live.stats),
         "live_clients": ctx.live.client_count,
         "mqtt_connected": ctx.bus.connected,

@@ -51,6 +51,7 @@ from edge.protocol import (
     device_filter,
     device_topic,
     encode,
+    loads_strict,
     parse_topic,
 )
 from edge.protocol_doc import render
@@ -287,6 +288,14 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+STRICT_JSON_REASONS = {
+    "bad_json",
+    "bad_json_constant",
+    "bad_json_number",
+    "bad_json_duplicate_key",
+    "bad_json_surrogate",
+}
+DECODE_REASONS = {"too_large", "bad_version", "invalid"} | STRICT_JSON_REASONS
 FIELD_NAMES = sorted(
     {name for model in ALL_MODELS for name in model.model_fields}
     | {"lon", "lat", "entity", "entity_kind", "data_b64", "sha256"}
@@ -313,7 +322,7 @@ def test_fuzz_decode_bytes(raw: bytes, model: type[Message]) -> None:
     try:
         decoded = decode_as(model, raw)
     except ProtocolError as err:
-        assert err.reason in {"too_large", "bad_json", "bad_version", "invalid"}
+        assert err.reason in DECODE_REASONS
     else:
         assert isinstance(decoded, model)
 
@@ -325,7 +334,7 @@ def test_fuzz_decode_mutated_payloads(model: type[Message], data: st.DataObject)
     try:
         decoded = decode_as(model, payload)
     except ProtocolError as err:
-        assert err.reason in {"too_large", "bad_json", "bad_version", "invalid"}
+        assert err.reason in DECODE_REASONS
     else:
         assert decode_as(model, encode(decoded)) == decoded
 
@@ -376,4 +385,143 @@ def test_fuzz_decode_with_topic(channel: Channel | CmdChannel, data: st.DataObje
         else:
             decode_cmd_message(cmd_topic("north", device, channel), payload)
     except ProtocolError as err:
-        assert err.reason in {"bad_json", "bad_version", "invalid", "origin_mismatch", "too_large"}
+        assert err.reason in DECODE_REASONS | {"origin_mismatch"}
+
+
+# -- strict JSON ------------------------------------------------------------------------------
+
+# Valid JSON as RFC 8259 has it: finite numbers, unique keys, text without lone surrogates.
+valid_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+valid_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | valid_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(valid_text, children, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+def _reason(payload: bytes) -> str | None:
+    try:
+        loads_strict(payload)
+    except ProtocolError as err:
+        return err.reason
+    return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(value=valid_json, ascii_only=st.booleans())
+def test_strict_loader_accepts_all_valid_json_as_the_stdlib_reads_it(
+    value: Any, ascii_only: bool
+) -> None:
+    payload = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    assert loads_strict(payload) == json.loads(payload)
+
+
+def _splice(value: Any, data: st.DataObject, leaf: str) -> str:
+    """``value`` as JSON text with ``leaf`` (raw JSON text) put in at a drawn place."""
+    wrapper = data.draw(st.sampled_from(["list", "dict", "nested"]))
+    body = json.dumps(value)
+    if wrapper == "list":
+        return f"[{body}, {leaf}]"
+    if wrapper == "dict":
+        return f'{{"a": {body}, "b": {leaf}}}'
+    return f'{{"a": [{body}, {{"deep": {leaf}}}]}}'
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=valid_json, constant=st.sampled_from(["NaN", "Infinity", "-Infinity"]), data=st.data())
+def test_strict_loader_refuses_non_finite_constants(
+    value: Any, constant: str, data: st.DataObject
+) -> None:
+    assert _reason(_splice(value, data, constant).encode()) == "bad_json_constant"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=valid_json,
+    exponent=st.integers(min_value=309, max_value=100_000),
+    sign=st.sampled_from(["", "-"]),
+    data=st.data(),
+)
+def test_strict_loader_refuses_numbers_that_overflow_a_double(
+    value: Any, exponent: int, sign: str, data: st.DataObject
+) -> None:
+    assert _reason(_splice(value, data, f"{sign}1e{exponent}").encode()) == "bad_json_number"
+    # The same magnitude spelt with more digits and a smaller exponent.
+    digits = data.draw(st.integers(min_value=0, max_value=min(exponent, 400)))
+    spelt = f"{sign}1{'0' * digits}.5e{exponent - digits}"
+    assert _reason(_splice(value, data, spelt).encode()) == "bad_json_number"
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=valid_json, key=valid_text, data=st.data())
+def test_strict_loader_refuses_duplicate_keys_at_any_depth(
+    value: Any, key: str, data: st.DataObject
+) -> None:
+    k = json.dumps(key)
+    leaf = f"{{{k}: 1, {k}: {json.dumps(value)}}}"
+    assert _reason(_splice(value, data, leaf).encode()) == "bad_json_duplicate_key"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=valid_json,
+    unit=st.integers(min_value=0xD800, max_value=0xDFFF),
+    as_key=st.booleans(),
+    upper=st.booleans(),
+    data=st.data(),
+)
+def test_strict_loader_refuses_lone_surrogates(
+    value: Any, unit: int, as_key: bool, upper: bool, data: st.DataObject
+) -> None:
+    escape = f"\\u{unit:04X}" if upper else f"\\u{unit:04x}"
+    leaf = f'{{"{escape}": 1}}' if as_key else f'"x{escape}y"'
+    assert _reason(_splice(value, data, leaf).encode()) == "bad_json_surrogate"
+
+
+@settings(max_examples=200, deadline=None)
+@given(char=st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF))
+def test_strict_loader_keeps_surrogate_pairs_and_escaped_backslashes(char: str) -> None:
+    pair = json.dumps(char)  # ensure_ascii: a valid \\uD8xx\\uDCxx pair
+    assert loads_strict(pair.encode()) == char
+    assert loads_strict(b'"\\\\ud800"') == "\\ud800"  # a backslash, then "ud800": just text
+
+
+def test_strict_loader_refuses_what_python_json_accepts() -> None:
+    cases = {
+        b'{"uptime_s": NaN}': "bad_json_constant",
+        b"[Infinity]": "bad_json_constant",
+        b"[-Infinity]": "bad_json_constant",
+        b"[1e999]": "bad_json_number",
+        b"[-1E+400]": "bad_json_number",
+        b"[1" + b"0" * 220 + b"e99]": "bad_json_number",  # 1e319 with a two-digit exponent
+        b"[" + b"9" * 400 + b".5]": "bad_json_number",
+        b'{"a": 1, "a": 2}': "bad_json_duplicate_key",
+        b'"\\udc00"': "bad_json_surrogate",
+        b'"\\ud83d"': "bad_json_surrogate",  # a high half with no low half after it
+        b"[" + b"1" * 5000 + b"]": "bad_json",  # past Python's int-digit limit
+        b"[" * 50_000: "bad_json",  # deeper than the recursion limit
+        b'"\xed\xa0\x80"': "bad_json",  # a surrogate encoded as UTF-8 is not UTF-8
+        '["utf-16"]'.encode("utf-16-le"): "bad_json",  # JSON on the wire is UTF-8 only
+    }
+    for payload, reason in cases.items():
+        assert _reason(payload) == reason, payload[:40]
+    for payload in [p for p, r in cases.items() if r != "bad_json"][:7]:
+        json.loads(payload)  # the standard library takes every one of these
+
+
+def test_health_with_nan_metrics_is_refused_at_decode() -> None:
+    """Issue 10, defect 1: such a health message once failed a whole PostgreSQL batch."""
+    good = encode(Health(site="s", device="d", uptime_s=1, metrics={"temp": 1.5}))
+    for bad in (b"NaN", b"Infinity", b"-Infinity", b"1e999"):
+        with pytest.raises(ProtocolError) as info:
+            decode_device_message(
+                device_topic("s", DeviceKind.CAMERA, "d", Channel.HEALTH),
+                good.replace(b"1.5", bad),
+            )
+        assert info.value.reason in {"bad_json_constant", "bad_json_number"}

@@ -113,7 +113,14 @@ def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(alerts).where(alerts.c.id == acked.id).values(status="acknowledged"))
     deleted = retention.enforce(store.engine, RetentionConfig())
-    assert deleted == {"positions": 1, "health": 0, "replies": 0, "alerts": 1}
+    assert deleted == {
+        "positions": 1,
+        "health": 0,
+        "replies": 0,
+        "evidence": 0,
+        "alerts": 1,
+        "rejected": 0,
+    }
     assert store.alert_ids("s") == [open_.id]
 
 
