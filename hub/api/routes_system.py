@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from hub import audit
@@ -111,7 +112,9 @@ async def live_stream(websocket: WebSocket) -> None:
     """
     ctx: HubContext = websocket.app.state.ctx
     token = _bearer(websocket) or websocket.query_params.get("token")
-    principal = authenticate(ctx, token)
+    # The token lookup is blocking database work: run it off the event loop, which is
+    # pumping every other live client meanwhile.
+    principal = await run_in_threadpool(authenticate, ctx, token)
     if principal is None or not principal.can(Permission.LIVE_READ):
         # Accept first so the client can read why it was closed (a bare 403 says nothing).
         await websocket.accept()
