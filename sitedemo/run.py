@@ -1,4 +1,4 @@
-"""``gridward demo``: the whole stack on one machine.
+"""``gridward demo`` (``python -m sitedemo``): the whole stack on one machine.
 
 A Mosquitto broker with a generated config (password file, per-device ACL, TLS and websockets
 listeners on free loopback ports), the hub (ingest, store, API, live map), and simulated field
