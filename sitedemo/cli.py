@@ -4,12 +4,21 @@ group (so neither the hub's nor the agents' CLI needs to know the demo exists)."
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from edge.config import ConfigError
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=Path(".gridward/demo"))
+    parser.add_argument(
+        "--site",
+        type=Path,
+        default=None,
+        help="the demo site's config (default: configs/site.yaml of this checkout)",
+    )
     parser.add_argument(
         "--duration-s",
         type=float,
@@ -29,8 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _demo(args: argparse.Namespace) -> int:
     # Imported here: `gridward --help` on an edge box must not need the hub's dependencies.
     from sitedemo.run import run_demo
+    from sitedemo.site import DEFAULT_SITE_FILE, load_site
 
-    return run_demo(args.run_dir.resolve(), args.duration_s, api_port=args.port)
+    site = load_site(args.site or DEFAULT_SITE_FILE)
+    return run_demo(args.run_dir.resolve(), site, args.duration_s, api_port=args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,4 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_arguments(parser)
     args = parser.parse_args(argv)
-    return _demo(args)
+    try:
+        return _demo(args)
+    except ConfigError as err:
+        print(f"gridward demo: {err}", file=sys.stderr)
+        return 2
