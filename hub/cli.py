@@ -1,4 +1,4 @@
-"""``gridward demo``, ``gridward hub ...``, ``gridward device ...``, ``gridward user ...`` and
+"""``gridward hub ...``, ``gridward device ...``, ``gridward user ...`` and
 ``gridward audit ...``. Every command that changes something is audited as ``cli:<user>``."""
 
 from __future__ import annotations
@@ -17,17 +17,6 @@ from edge.config import load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser("demo", help="run broker, hub and simulated devices on this machine")
-    demo.add_argument("--run-dir", type=Path, default=Path(".gridward/demo"))
-    demo.add_argument(
-        "--duration-s",
-        type=float,
-        default=None,
-        help="stop after this many seconds (default: run until Ctrl+C)",
-    )
-    demo.add_argument("--port", type=int, default=8080, help="dashboard/API port (0: any free)")
-    demo.set_defaults(func=_demo)
-
     hub = sub.add_parser("hub", help="hub services")
     hsub = hub.add_subparsers(dest="hub_cmd", required=True)
     serve = hsub.add_parser("serve", help="run ingest, the API and the live stream")
@@ -125,12 +114,6 @@ def _store(path: Path) -> Any:
     from hub.store import Store
 
     return Store(_config(path).resolved_database_url())
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
-
-    return run_demo(args.run_dir.resolve(), args.duration_s, api_port=args.port)
 
 
 def _serve(args: argparse.Namespace) -> int:

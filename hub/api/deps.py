@@ -75,8 +75,13 @@ def required_permission(request: Request) -> Permission | None:
     return None
 
 
-async def enforce_access(request: Request) -> None:
-    """App-wide dependency: 401 without valid credentials, 403 without the permission."""
+def enforce_access(request: Request) -> None:
+    """App-wide dependency: 401 without valid credentials, 403 without the permission.
+
+    A plain ``def`` on purpose: the token lookup is blocking SQLAlchemy work, and FastAPI runs
+    sync dependencies in its threadpool. As ``async def`` it ran on the event loop and every
+    request (map tiles included) stalled the WebSocket pumps while the database answered.
+    """
     route = request.scope.get("route")
     path = route.path if isinstance(route, APIRoute) else request.url.path
     if (request.method, path) in PUBLIC_ROUTES:

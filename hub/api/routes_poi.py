@@ -9,12 +9,14 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 
 from edge.validators import SEGMENT_PATTERN, SEGMENT_RE, utcnow
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.auth import Permission
+from hub.auth import Permission, Principal
+from hub.context import HubContext
 from hub.geojson import feature
 from hub.schema import pois
 
@@ -143,6 +145,14 @@ async def import_pois(
     ``application/json``) or CSV (``text/csv`` with columns id,name,category,lon,lat)."""
     raw = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip()
+    # Parsing and the audited write are blocking work: off the event loop, so the live
+    # stream keeps pumping while a large file is imported.
+    return await run_in_threadpool(_import_file, ctx, me, site, replace, raw, kind)
+
+
+def _import_file(
+    ctx: HubContext, me: Principal, site: str, replace: bool, raw: bytes, kind: str
+) -> ImportResult:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, Response, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 
 from hub.api.deps import Ctx, _bearer, authenticate, guarded, parse_bbox
 from hub.auth import Permission
@@ -88,7 +88,9 @@ async def live_stream(websocket: WebSocket) -> None:
     """
     ctx: HubContext = websocket.app.state.ctx
     token = _bearer(websocket) or websocket.query_params.get("token")
-    principal = authenticate(ctx, token)
+    # The token lookup is blocking database work: run it off the event loop, which is
+    # pumping every other live client meanwhile.
+    principal = await run_in_threadpool(authenticate, ctx, token)
     if principal is None or not principal.can(Permission.LIVE_READ):
         # Accept first so the client can read why it was closed (a bare 403 says nothing).
         await websocket.accept()

@@ -1,4 +1,4 @@
-"""``gridward demo``: the whole stack on one machine.
+"""``gridward demo`` (``python -m sitedemo``): the whole stack on one machine.
 
 A Mosquitto broker with a generated config (password file, per-device ACL, TLS and websockets
 listeners on free loopback ports), the hub (ingest, store, API, live map), and simulated field
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import os
 import shutil
 import signal
+import string
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import select
 
@@ -36,32 +36,10 @@ from hub.config import ApiConfig, BrokerFilesConfig, HubConfig
 from hub.pki import SiteCA
 from hub.schema import grid_cells, pois, zones
 from hub.service import HubService
+from sitedemo.site import SiteConfig
 
 log = logging.getLogger(__name__)
 
-DEMO_SITE = "demo"
-ORIGIN = (114.0570, 22.5430)  # a few blocks of a district (WGS84); any place works
-M_PER_DEG = 111_320.0
-OFFICER_ROUTES: dict[str, list[tuple[float, float]]] = {
-    "officer-1": [
-        (114.0550, 22.5420),
-        (114.0590, 22.5420),
-        (114.0590, 22.5450),
-        (114.0550, 22.5450),
-    ],
-    "officer-2": [
-        (114.0580, 22.5405),
-        (114.0605, 22.5405),
-        (114.0605, 22.5425),
-        (114.0580, 22.5425),
-    ],
-}
-# Where the fixed demo devices are mounted, metres east/north of ORIGIN.
-DEVICE_MOUNTS: dict[str, tuple[float, float]] = {
-    "camera-vtest": (5.0, 5.0),
-    "lidar-yard": (40.0, 20.0),
-    "wristband-gw-1": (0.0, 0.0),
-}
 # Agents with a demo piece: kind -> module exposing DEMO_DEVICES and start_demo().
 AGENT_DEMOS: dict[DeviceKind, str] = {
     DeviceKind.CAMERA: "edge.camera.demo",
@@ -81,24 +59,10 @@ def _secret_file(path: Path, value: str) -> Path:
     return path
 
 
-def _offset(dx_m: float, dy_m: float) -> tuple[float, float]:
-    lon0, lat0 = ORIGIN
-    return (lon0 + dx_m / (M_PER_DEG * math.cos(math.radians(lat0))), lat0 + dy_m / M_PER_DEG)
-
-
-def _square(x0: float, y0: float, size: float) -> dict[str, Any]:
-    ring = [
-        _offset(x0, y0),
-        _offset(x0 + size, y0),
-        _offset(x0 + size, y0 + size),
-        _offset(x0, y0 + size),
-    ]
-    return {"type": "Polygon", "coordinates": [[list(p) for p in [*ring, ring[0]]]]}
-
-
 @dataclass
 class DemoStack:
     run_dir: Path
+    site: SiteConfig
     api_port: int = 8080
     broker: Mosquitto | None = None
     hub: HubService | None = None
@@ -124,7 +88,7 @@ class DemoStack:
         self.broker.start()
 
         config = HubConfig(
-            site=DEMO_SITE,
+            site=self.site.site,
             database_url=f"sqlite:///{self.run_dir / 'hub.sqlite'}",
             mqtt=BusConfig(
                 port=layout.port,
@@ -150,29 +114,28 @@ class DemoStack:
 
         passwords: dict[str, Path] = {}
 
-        hub = self.hub
+        hub, site, origin = self.hub, self.site, (self.site.origin.lon, self.site.origin.lat)
 
         def provision(kind: DeviceKind, device: str, name: str) -> None:
-            mount = DEVICE_MOUNTS.get(device)
-            creds = hub.registry.add(
-                "demo", DEMO_SITE, kind, device, name, location=_offset(*mount) if mount else None
-            )
+            mount = site.device_mounts.get(device)
+            location = site.lonlat(mount) if mount else None
+            creds = hub.registry.add("demo", site.site, kind, device, name, location=location)
             passwords[device] = _secret_file(secrets / f"{device}.mqtt", creds.mqtt_password or "")
 
         def mqtt_for(device: str) -> BusConfig:
             return BusConfig(port=layout.port, username=device, password_file=passwords[device])
 
-        for name, route in OFFICER_ROUTES.items():
-            device = f"glasses-{name}"
-            provision(DeviceKind.GLASSES, device, f"Patrol {name}")
+        for officer in site.officers:
+            device = f"glasses-{officer.id}"
+            provision(DeviceKind.GLASSES, device, officer.name)
             sim = SimulatedDevice(
                 SimulatedDeviceConfig(
-                    site=DEMO_SITE,
+                    site=site.site,
                     device=device,
                     kind=DeviceKind.GLASSES,
-                    entity=name,
+                    entity=officer.id,
                     entity_kind=EntityKind.OFFICER,
-                    route=[RoutePoint(lon=lon, lat=lat) for lon, lat in route],
+                    route=[RoutePoint(lon=p.lon, lat=p.lat) for p in officer.beat],
                     data_dir=self.run_dir / "edge",
                     health_interval_s=5.0,
                     alert_interval_s=None,
@@ -187,7 +150,7 @@ class DemoStack:
                 for device in module.DEMO_DEVICES:
                     provision(kind, device, f"Demo {kind.value}")
                 piece = module.start_demo(
-                    DEMO_SITE, mqtt_for, self.run_dir / "edge" / kind.value, ORIGIN
+                    site.site, mqtt_for, self.run_dir / "edge" / kind.value, origin
                 )
             except Exception as err:  # noqa: BLE001 - a missing optional part must not stop the demo
                 log.warning("demo %s not started: %s", kind.value, err)
@@ -202,71 +165,61 @@ class DemoStack:
         from edge.validators import utcnow
 
         now = utcnow()
-        teams = ["North team", "Central team", "South team"]
-        cells = [
-            {
-                "id": f"cell-{'abc'[row]}{col + 1}",
-                "site": DEMO_SITE,
-                "name": f"{'ABC'[row]}{col + 1}",
-                "team": teams[row],
-                "geometry": _square(-400 + col * 200, 100 - row * 200, 200),
-                "properties": {},
-                "updated_at": now,
-                # every row names every column: a multi-row insert takes its columns from row 1
-                "warning_level": None,
-                "warning_reason": None,
-                "warning_set_by": None,
-                "warning_set_at": None,
-            }
-            for row in range(3)
-            for col in range(4)
-        ]
-        cells[6].update(
-            warning_level="orange",
-            warning_reason="market day crowds",
-            warning_set_by="admin",
-            warning_set_at=now,
-        )
-        cells[1].update(
-            warning_level="yellow",
-            warning_reason="school-run traffic",
-            warning_set_by="admin",
-            warning_set_at=now,
-        )
-        places = [
-            ("aed-library", "AED, public library", "aed", 10, 30),
-            ("shelter-school", "Emergency shelter, No. 3 school", "shelter", -120, -60),
-            ("supplies-depot", "Flood supplies depot", "supplies", 150, -120),
-            ("clinic", "Community clinic", "medical", -60, 80),
-        ]
-        with self.hub.store.engine.begin() as conn:
-            conn.execute(grid_cells.insert(), cells)
-            conn.execute(
-                pois.insert(),
-                [
+        site, grid = self.site, self.site.grid
+        warnings = {w.cell: w for w in site.warnings}
+        cells = []
+        for row in range(grid.rows):
+            for col in range(grid.cols):
+                cell_id = f"cell-{string.ascii_lowercase[row]}{col + 1}"
+                warning = warnings.get(cell_id)
+                west_m = grid.north_west_m.east_m + col * grid.cell_size_m
+                south_m = grid.north_west_m.north_m - (row + 1) * grid.cell_size_m
+                cells.append(
                     {
-                        "id": pid,
-                        "site": DEMO_SITE,
-                        "name": name,
-                        "category": cat,
-                        "lon": _offset(x, y)[0],
-                        "lat": _offset(x, y)[1],
+                        "id": cell_id,
+                        "site": site.site,
+                        "name": f"{string.ascii_uppercase[row]}{col + 1}",
+                        "team": grid.row_teams[row],
+                        "geometry": site.square(west_m, south_m, grid.cell_size_m),
                         "properties": {},
                         "updated_at": now,
+                        # every row names every column: a multi-row insert takes its columns
+                        # from row 1
+                        "warning_level": warning.level if warning else None,
+                        "warning_reason": warning.reason if warning else None,
+                        "warning_set_by": "admin" if warning else None,
+                        "warning_set_at": now if warning else None,
                     }
-                    for pid, name, cat, x, y in places
-                ],
-            )
+                )
+        with self.hub.store.engine.begin() as conn:
+            conn.execute(grid_cells.insert(), cells)
+            if site.places:
+                conn.execute(
+                    pois.insert(),
+                    [
+                        {
+                            "id": place.id,
+                            "site": site.site,
+                            "name": place.name,
+                            "category": place.category,
+                            "lon": site.lonlat(place.at)[0],
+                            "lat": site.lonlat(place.at)[1],
+                            "properties": {},
+                            "updated_at": now,
+                        }
+                        for place in site.places
+                    ],
+                )
             try:
                 wristband = importlib.import_module("edge.wristband.demo")
-                for feat in wristband.demo_zones(ORIGIN)["features"]:
+                for feat in wristband.demo_zones((site.origin.lon, site.origin.lat))["features"]:
                     props = feat["properties"]
                     if conn.execute(select(zones.c.id).where(zones.c.id == props["id"])).first():
                         continue
                     conn.execute(
                         zones.insert().values(
                             id=props["id"],
-                            site=DEMO_SITE,
+                            site=site.site,
                             name=props["name"],
                             kind=props["kind"],
                             geometry=feat["geometry"],
@@ -294,8 +247,10 @@ class DemoStack:
             self.broker = None
 
 
-def run_demo(run_dir: Path, duration_s: float | None = None, api_port: int = 8080) -> int:
-    stack = DemoStack(run_dir, api_port=api_port)
+def run_demo(
+    run_dir: Path, site: SiteConfig, duration_s: float | None = None, api_port: int = 8080
+) -> int:
+    stack = DemoStack(run_dir, site, api_port=api_port)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -320,7 +275,7 @@ def run_demo(run_dir: Path, duration_s: float | None = None, api_port: int = 808
     port = stack.hub.api_port
     lines = [
         "",
-        "gridward demo is running.",
+        f"gridward demo is running: {stack.site.name} (site {stack.site.site}).",
         "",
         f"  Dashboard   http://127.0.0.1:{port}/",
         f"  Log in as   admin / {stack.admin_password}   (shown once; also in "

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_runs_the_whole_stack(tmp_path: Path) -> None:
     run_dir = tmp_path / "demo"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "demo", "--run-dir", str(run_dir), "--port", "0",
+        # `python -m sitedemo` is `gridward demo` without the console script's entry point
+        [sys.executable, "-m", "sitedemo", "--run-dir", str(run_dir), "--port", "0",
          "--duration-s", "45"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
