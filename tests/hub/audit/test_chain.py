@@ -7,8 +7,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hub.audit.chain import record_hash, record_mac
 
-FIELDS = (7, datetime(2026, 11, 30, 8, 15, 1, 123456, tzinfo=UTC), "alice", "zone.put", "z-1",
-          {"kind": "exclusion", "n": [1, 2]}, "ab" * 32)
+FIELDS = (
+    7,
+    datetime(2026, 11, 30, 8, 15, 1, 123456, tzinfo=UTC),
+    "alice",
+    "zone.put",
+    "z-1",
+    {"kind": "exclusion", "n": [1, 2]},
+    "ab" * 32,
+)
 # Computed with hub/audit.py as it was before the keyed chain: existing logs must still verify.
 OLD_HUB_HASH = "96ad2a8bd4b49a22f25a3bbcae13bf1fe8cb3216536a85985ffc5e0c406523f7"
 

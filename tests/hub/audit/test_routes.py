@@ -79,9 +79,7 @@ def test_verify_route_names_the_edited_record(hub: RunningHub) -> None:
         admin.post("/api/v1/auth/tokens", json={"name": f"v{i}"})
     engine = hub.service.store.engine
     with engine.connect() as conn:
-        seq = conn.execute(
-            select(audit_log.c.seq).where(audit_log.c.target == "v1")
-        ).scalar_one()
+        seq = conn.execute(select(audit_log.c.seq).where(audit_log.c.target == "v1")).scalar_one()
     with engine.begin() as conn:  # an insider edits one record's target
         conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(target="nothing"))
     verdict = hub.client(Role.AUDITOR).get("/api/v1/audit/verify").json()
