@@ -4,6 +4,7 @@ and the keyed link must depend on the key."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from hub.audit.chain import record_hash, record_mac
 
@@ -41,7 +42,7 @@ def test_keyed_link_depends_on_key_and_every_field() -> None:
     assert mac != record_hash(*FIELDS)
     assert mac != record_mac(b"K" * 32, *FIELDS)
     for i in range(len(FIELDS)):
-        changed = list(FIELDS)
+        changed: list[Any] = list(FIELDS)
         if isinstance(changed[i], int):
             changed[i] = changed[i] + 1
         elif isinstance(changed[i], datetime):

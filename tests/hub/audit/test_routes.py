@@ -40,7 +40,7 @@ def test_concurrent_audited_requests_all_succeed(hub: RunningHub) -> None:
         t.join()
     assert sorted(set(statuses)) == [200, 201] and len(statuses) == 200
     with hub.service.store.engine.connect() as conn:
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 select(audit_log.c.action, func.count())
                 .where(audit_log.c.action.in_(["token.create", "audit.verify"]))
