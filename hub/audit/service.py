@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine
@@ -287,7 +287,7 @@ class AuditTrail:
         self._last_checkpoint_seq = last.seq if last else 0
         self._last_checkpoint_ts = normalise_ts(last.ts) if last else None
 
-    def checkpoint(self, due: str = "now") -> Checkpoint | None:
+    def checkpoint(self, due: Literal["records", "timer", "now"] = "now") -> Checkpoint | None:
         """Announce a checkpoint in the log, then sign it into the checkpoint file.
 
         ``due``: "records" writes one only if ``every_records`` records came since the last,

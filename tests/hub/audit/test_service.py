@@ -390,6 +390,16 @@ def test_garbage_lines_in_the_checkpoint_file_are_named(ten: Keyed) -> None:
     assert problems[2] == "checkpoint line 5: fields missing or unknown"
 
 
+def test_replayed_checkpoint_line_is_named(ten: Keyed) -> None:
+    path = ten.paths.checkpoint_file
+    first = path.read_text().splitlines()[0]
+    with path.open("a") as fh:
+        fh.write(first + "\n")
+    assert _full(ten).problems == [
+        "checkpoint line 3 (record 6): checkpoint 1 appears twice (also line 1)"
+    ]
+
+
 def test_verify_without_any_key_says_what_it_did_not_check(ten: Keyed) -> None:
     result = verify(ten.trail.engine)
     assert result.ok and not result.hmac_checked and not result.checkpoints_checked
