@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine
@@ -45,6 +46,11 @@ Clock = Callable[[], datetime]
 DEFAULT_DIRECTORY: Final = Path("/var/lib/gridward/audit")
 CHECKPOINT_ACTOR: Final = "audit"
 MAX_TIMER_POLL_S: Final = 60.0
+
+
+# The key each engine's trail appends with, so that ``audit.append(conn, ...)`` called by code that
+# holds only a connection signs with the same key as the trail (instead of being refused).
+_KEY_BY_ENGINE: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
 
 
 class AuditLogKeyedError(AuditKeyError):
@@ -111,26 +117,32 @@ class AuditSettings:
     """The keys and checkpoint policy an :class:`AuditTrail` appends with."""
 
     key: bytes | None
-    signing_key: Ed25519PrivateKey | None = None
+    signing_key: Ed25519PrivateKey | None = None  # None: this process writes no checkpoints
     checkpoint_file: Path | None = None
     every_records: int = 100
     every_minutes: float = 10.0
+    public_key: Ed25519PublicKey | None = None  # to verify checkpoints another process wrote
 
     @classmethod
     def open(cls, config: AuditConfig, paths: AuditPaths) -> AuditSettings:
         """Load the keys, creating any that are missing (first start)."""
         key = load_or_create_key(paths.key_file, paths.key_env)
         signing = None
+        public = None
         if config.write_checkpoints:
             signing = checkpoints.load_or_create_signing_key(
                 paths.signing_key_file, paths.public_key_file
             )
+            public = signing.public_key()
+        elif paths.public_key_file.exists():
+            public = checkpoints.load_public_key(paths.public_key_file)
         return cls(
             key=key,
             signing_key=signing,
-            checkpoint_file=paths.checkpoint_file if config.write_checkpoints else None,
+            checkpoint_file=paths.checkpoint_file,
             every_records=config.checkpoint_every_records,
             every_minutes=config.checkpoint_every_minutes,
+            public_key=public,
         )
 
 
@@ -195,7 +207,11 @@ def append(
 ) -> int:
     """Append one record in the caller's transaction; returns its sequence number.
 
-    Prefer :meth:`AuditTrail.change`: it holds the write lock for the whole transaction."""
+    Without ``key``, the key of the :class:`AuditTrail` built for this engine is used. Prefer
+    :meth:`AuditTrail.change`: it holds the write lock for the whole transaction and writes
+    checkpoints after commit."""
+    if key is None:
+        key = _KEY_BY_ENGINE.get(conn.engine)
     return _append(conn, actor, action, target, details, key=key, clock=clock).seq
 
 
@@ -214,6 +230,8 @@ class AuditTrail:
         self._last_checkpoint_ts: datetime | None = None
         self._timer: threading.Thread | None = None
         self._timer_stop = threading.Event()
+        if self.settings.key is not None:
+            _KEY_BY_ENGINE[engine] = self.settings.key
 
     @classmethod
     def from_config(cls, engine: Engine, config: HubConfig, *, clock: Clock = utcnow) -> AuditTrail:
@@ -269,7 +287,7 @@ class AuditTrail:
         self._last_checkpoint_seq = last.seq if last else 0
         self._last_checkpoint_ts = normalise_ts(last.ts) if last else None
 
-    def checkpoint(self, due: str = "now") -> Checkpoint | None:
+    def checkpoint(self, due: Literal["records", "timer", "now"] = "now") -> Checkpoint | None:
         """Announce a checkpoint in the log, then sign it into the checkpoint file.
 
         ``due``: "records" writes one only if ``every_records`` records came since the last,
@@ -352,6 +370,7 @@ class AuditTrail:
 
     def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
         """Everything this trail's own keys can check."""
+        public_key = public_key or self.settings.public_key
         if public_key is None and self.settings.signing_key is not None:
             public_key = self.settings.signing_key.public_key()
         # Under the checkpoint lock: no checkpoint of this process is between its commit and

@@ -45,14 +45,22 @@ def rewrite_chain(
                 if row["seq"] == start_seq and edit is not None:
                     row = edit(row)  # noqa: PLW2901
                 digest = hasher(
-                    row["seq"], row["ts"], row["actor"], row["action"], row["target"],
-                    row["details"], prev,
+                    row["seq"],
+                    row["ts"],
+                    row["actor"],
+                    row["action"],
+                    row["target"],
+                    row["details"],
+                    prev,
                 )
                 conn.execute(
                     update(audit_log)
                     .where(audit_log.c.seq == row["seq"])
                     .values(
-                        details=row["details"], prev_hash=prev, hash=digest, chain=chain,
+                        details=row["details"],
+                        prev_hash=prev,
+                        hash=digest,
+                        chain=chain,
                         actor=row["actor"],
                     )
                 )
@@ -76,16 +84,20 @@ def append_forged(
     ts: datetime,
 ) -> int:
     with engine.begin() as conn:
-        last = conn.execute(
-            select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)
-        ).first()
+        last = conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
         seq = last.seq + 1 if last else 1
         prev = last.hash if last else GENESIS
         details = details or {}
         conn.execute(
             audit_log.insert().values(
-                seq=seq, ts=ts, actor=actor, action=action, target=target, details=details,
-                prev_hash=prev, hash=hasher(seq, ts, actor, action, target, details, prev),
+                seq=seq,
+                ts=ts,
+                actor=actor,
+                action=action,
+                target=target,
+                details=details,
+                prev_hash=prev,
+                hash=hasher(seq, ts, actor, action, target, details, prev),
                 chain=CHAIN_HMAC,
             )
         )

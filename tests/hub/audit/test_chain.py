@@ -4,11 +4,19 @@ and the keyed link must depend on the key."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from hub.audit.chain import record_hash, record_mac
 
-FIELDS = (7, datetime(2026, 11, 30, 8, 15, 1, 123456, tzinfo=UTC), "alice", "zone.put", "z-1",
-          {"kind": "exclusion", "n": [1, 2]}, "ab" * 32)
+FIELDS = (
+    7,
+    datetime(2026, 11, 30, 8, 15, 1, 123456, tzinfo=UTC),
+    "alice",
+    "zone.put",
+    "z-1",
+    {"kind": "exclusion", "n": [1, 2]},
+    "ab" * 32,
+)
 # Computed with hub/audit.py as it was before the keyed chain: existing logs must still verify.
 OLD_HUB_HASH = "96ad2a8bd4b49a22f25a3bbcae13bf1fe8cb3216536a85985ffc5e0c406523f7"
 
@@ -34,7 +42,7 @@ def test_keyed_link_depends_on_key_and_every_field() -> None:
     assert mac != record_hash(*FIELDS)
     assert mac != record_mac(b"K" * 32, *FIELDS)
     for i in range(len(FIELDS)):
-        changed = list(FIELDS)
+        changed: list[Any] = list(FIELDS)
         if isinstance(changed[i], int):
             changed[i] = changed[i] + 1
         elif isinstance(changed[i], datetime):

@@ -38,9 +38,7 @@ def test_concurrent_first_starts_agree_on_one_key(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["audit-hmac.key"]  # no temp files left
 
 
-def test_environment_wins_and_is_validated(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_wins_and_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GW_TEST_AUDIT_KEY", "ab" * 32)
     assert load_or_create_key(tmp_path / "k", "GW_TEST_AUDIT_KEY") == b"\xab" * 32
     assert not (tmp_path / "k").exists()  # no file written when the environment holds it

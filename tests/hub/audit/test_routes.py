@@ -40,7 +40,7 @@ def test_concurrent_audited_requests_all_succeed(hub: RunningHub) -> None:
         t.join()
     assert sorted(set(statuses)) == [200, 201] and len(statuses) == 200
     with hub.service.store.engine.connect() as conn:
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 select(audit_log.c.action, func.count())
                 .where(audit_log.c.action.in_(["token.create", "audit.verify"]))
@@ -79,9 +79,7 @@ def test_verify_route_names_the_edited_record(hub: RunningHub) -> None:
         admin.post("/api/v1/auth/tokens", json={"name": f"v{i}"})
     engine = hub.service.store.engine
     with engine.connect() as conn:
-        seq = conn.execute(
-            select(audit_log.c.seq).where(audit_log.c.target == "v1")
-        ).scalar_one()
+        seq = conn.execute(select(audit_log.c.seq).where(audit_log.c.target == "v1")).scalar_one()
     with engine.begin() as conn:  # an insider edits one record's target
         conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(target="nothing"))
     verdict = hub.client(Role.AUDITOR).get("/api/v1/audit/verify").json()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,9 +45,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def store(db_url: str) -> Store:
+def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -124,9 +125,20 @@ def test_two_processes_share_one_sqlite_file(
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'firmware-bridges'}"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.hub.audit.appender", sqlite_store.url,
-             str(keyed.paths.key_file.parent), str(go), "100", name],
-            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.hub.audit.appender",
+                sqlite_store.url,
+                str(keyed.paths.key_file.parent),
+                str(go),
+                "100",
+                name,
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name in ("cli", "hub")
     ]
@@ -155,7 +167,8 @@ def test_append_in_a_plain_transaction_still_takes_the_lock(
         for i in range(25):
             try:
                 with store.engine.begin() as conn:
-                    audit.append(conn, f"u{n}", "thing.done", str(i), key=keyed.key)
+                    # No key passed: the one of the trail built for this engine is used.
+                    audit.append(conn, f"u{n}", "thing.done", str(i))
             except Exception as err:  # noqa: BLE001 - collected and asserted below
                 errors.append(err)
 
@@ -165,7 +178,8 @@ def test_append_in_a_plain_transaction_still_takes_the_lock(
     for t in threads:
         t.join()
     assert errors == []
-    assert _full(keyed).records == 100
+    result = _full(keyed)
+    assert result.ok and result.records == 100 and result.legacy_records == 0
 
 
 # --- checkpoints ----------------------------------------------------------------------------
@@ -374,6 +388,16 @@ def test_garbage_lines_in_the_checkpoint_file_are_named(ten: Keyed) -> None:
     assert problems[0].startswith("checkpoint line 3: not JSON")
     assert problems[1] == "checkpoint line 4: line too long"
     assert problems[2] == "checkpoint line 5: fields missing or unknown"
+
+
+def test_replayed_checkpoint_line_is_named(ten: Keyed) -> None:
+    path = ten.paths.checkpoint_file
+    first = path.read_text().splitlines()[0]
+    with path.open("a") as fh:
+        fh.write(first + "\n")
+    assert _full(ten).problems == [
+        "checkpoint line 3 (record 6): checkpoint 1 appears twice (also line 1)"
+    ]
 
 
 def test_verify_without_any_key_says_what_it_did_not_check(ten: Keyed) -> None:
