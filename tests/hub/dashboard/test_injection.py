@@ -37,7 +37,13 @@ from edge.protocol import (
 from edge.validators import utcnow
 from hub.auth import Role
 from tests.hub.conftest import PASSWORD, RunningHub
-from tests.hub.dashboard.conftest import District, offset, open_dashboard, wait_outbox_empty
+from tests.hub.dashboard.conftest import (
+    District,
+    detail_panel,
+    offset,
+    open_dashboard,
+    wait_outbox_empty,
+)
 from tests.support.waiting import wait_until
 
 
@@ -236,7 +242,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     # The alert's detail, then acknowledged with a note typed into the form.
     page.click("#feed-open-only")  # keep it in the feed once acknowledged
     item.locator(".alert-open").click()
-    expect(page.locator("#detail[data-type=alert] .detail-title")).to_contain_text(v["alert_title"])
+    expect(detail_panel(page, "Alert").locator(".detail-title")).to_contain_text(v["alert_title"])
     _assert_clean(page, "alert detail")
     page.fill("#ack-note", v["note"])
     page.click("#detail .ack-detail")
@@ -261,7 +267,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     expect(option.locator("strong")).to_have_text(v["device_name"])
     _assert_clean(page, "search results")
     option.click()
-    detail = page.locator("#detail[data-type=device]")
+    detail = detail_panel(page, "Device")
     expect(detail.locator(".detail-title")).to_contain_text(v["device_name"])
     expect(detail.locator("dd").nth(3)).to_have_text(SHORT)  # software
     _assert_clean(page, "device detail")
@@ -273,7 +279,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     option = page.locator("#search-results [role=option]", has_text="cell name")
     expect(option.locator("strong")).to_have_text(v["cell_name"])
     option.click()
-    detail = page.locator("#detail[data-type=cell]")
+    detail = detail_panel(page, "Grid cell")
     expect(detail.locator(".detail-title")).to_contain_text(v["cell_name"])
     expect(detail.locator("dd").nth(0)).to_have_text(v["team"])
     expect(detail.locator("dd").nth(2)).to_have_text(v["reason"])
