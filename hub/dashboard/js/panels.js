@@ -113,7 +113,7 @@ export class Panels {
     }, "×");
     close.addEventListener("click", () => this.closeDetail());
     fill(box,
-      h("div", { class: "detail-head" }, h("h2", { id: "detail-title" }, t(`detail.${type}`)), close),
+      h("div", { class: "detail-head" }, h("h2", { id: "detail-heading" }, t(`detail.${type}`)), close),
       h("div", { class: "detail-body" }, body),
       h("div", { class: "detail-actions" }, actions));
     return box;

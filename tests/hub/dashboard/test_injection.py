@@ -327,3 +327,60 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     _assert_clean(page, "back to English")
     # The page's only errors: the refused import (the hub's 422), nothing from a payload.
     assert [e for e in page.errors if "422" not in e] == []  # type: ignore[attr-defined]
+
+
+DOM_HELPERS = """async () => {
+    const { h, svg, fill, escapeHtml } = await import('/ui/js/dom.js');
+    const refused = (fn) => { try { fn(); return false; } catch { return true; } };
+    const markup = '<img src=x onerror="window.__pwned=1">&amp;';
+    const el = h('p', { title: markup }, markup, null, false, [h('b', null, 'x')]);
+    const box = h('div');
+    fill(box, markup, svg('svg', { 'aria-label': markup }));
+    document.body.append(el, box);
+    return {
+        text: el.textContent, title: el.getAttribute('title'), kids: el.children.length,
+        tag: el.firstElementChild.tagName, boxText: box.textContent,
+        boxKids: [...box.childNodes].map((n) => n.nodeName),
+        svgNs: box.lastChild.namespaceURI,
+        onAttr: refused(() => h('a', { onclick: 'x()' })),
+        onAttrUpper: refused(() => h('a', { OnMouseOver: 'x()' })),
+        srcdoc: refused(() => h('iframe', { srcdoc: markup })),
+        scriptHref: refused(() => h('a', { href: ' java\\tscript:alert(1)' })),
+        scriptSrc: refused(() => h('img', { src: 'JavaScript:alert(1)' })),
+        plainHref: refused(() => h('a', { href: '/api/v1/alerts/x/evidence' })),
+        escaped: escapeHtml(`<a href="x" title='y'>&</a>`),
+        injected: document.querySelectorAll('img[src="x"], [onerror]').length,
+        pwned: window.__pwned === undefined ? null : String(window.__pwned),
+    };
+}"""
+
+
+def test_dom_helpers_make_text_and_refuse_handlers_and_script_urls(
+    pages: list[Page], browser: Browser, hub: RunningHub
+) -> None:
+    """js/dom.js itself, in Chromium: strings become text, never markup; event-handler
+    attributes, srcdoc and javascript: URLs are refused; escapeHtml escapes all five."""
+    page = browser.new_context().new_page()
+    pages.append(page)
+    page.goto(hub.base_url + "/")
+    page.locator("#login-form").wait_for(state="visible")
+    seen = page.evaluate(DOM_HELPERS)
+    markup = '<img src=x onerror="window.__pwned=1">&amp;'
+    assert seen == {
+        "text": markup + "x",
+        "title": markup,
+        "kids": 1,
+        "tag": "B",
+        "boxText": markup,
+        "boxKids": ["#text", "svg"],
+        "svgNs": "http://www.w3.org/2000/svg",
+        "onAttr": True,
+        "onAttrUpper": True,
+        "srcdoc": True,
+        "scriptHref": True,
+        "scriptSrc": True,
+        "plainHref": False,
+        "escaped": "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;",
+        "injected": 0,
+        "pwned": None,
+    }
