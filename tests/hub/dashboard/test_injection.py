@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub.auth import Role
-from tests.hub.conftest import PASSWORD, RunningHub
+from hub.dashboard_config import DashboardConfig
+from tests.hub.conftest import PASSWORD, RunningHub, start_hub, stop_hub
 from tests.hub.dashboard.conftest import (
     District,
     detail_panel,
@@ -44,6 +46,7 @@ from tests.hub.dashboard.conftest import (
     open_dashboard,
     wait_outbox_empty,
 )
+from tests.support.broker import BrokerHarness, unique_site
 from tests.support.waiting import wait_until
 
 
@@ -384,3 +387,29 @@ def test_dom_helpers_make_text_and_refuse_handlers_and_script_urls(
         "injected": 0,
         "pwned": None,
     }
+
+
+def test_tile_attribution_from_the_config_is_shown_as_text(
+    pages: list[Page], browser: Browser, broker: BrokerHarness, tmp_path: Path
+) -> None:
+    """The one value Leaflet takes only as HTML (the tile source's attribution, from the hub's
+    config) goes through escapeHtml: it reads as written and injects nothing."""
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    attribution = payload("attribution")
+    running = start_hub(
+        broker,
+        unique_site(),
+        tmp_path,
+        ui=DashboardConfig(base_layer="local_tiles", tiles_dir=tiles, attribution=attribution),
+    )
+    try:
+        page = open_dashboard(pages, browser, running, Role.OPERATOR)
+        expect(page.locator(".leaflet-control-attribution")).to_have_text(attribution)
+        _assert_clean(page, "attribution")
+        # The empty tile tree answers 404 for every tile: those are the page's only errors.
+        assert [e for e in page.errors if "404" not in e] == []  # type: ignore[attr-defined]
+        page.context.close()
+        pages.remove(page)
+    finally:
+        stop_hub(broker, running)
