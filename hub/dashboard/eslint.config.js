@@ -50,6 +50,11 @@ export default [
           selector: "CallExpression[callee.property.name=/^(bindTooltip|bindPopup|setTooltipContent|setPopupContent|setContent)$/][arguments.0.type=/^(Literal|TemplateLiteral|BinaryExpression)$/]",
           message: `Leaflet ${MARKUP}`,
         },
+        // A tile source's attribution is the one HTML string Leaflet needs: always escaped.
+        {
+          selector: "Property[key.name='attribution'][value.callee.name!='escapeHtml']",
+          message: "Leaflet renders attribution as HTML: pass escapeHtml(value) from js/dom.js",
+        },
         { selector: "CallExpression[callee.name=/^(eval|Function)$/]", message: "no code from strings" },
         { selector: "NewExpression[callee.name='Function']", message: "no code from strings" },
         // No globals for tests to reach into: tests use the page as a user does.

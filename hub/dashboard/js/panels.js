@@ -88,7 +88,7 @@ export class Panels {
     }
     // The row's severity class comes from the badge (a known severity), never from the value.
     const sevClass = sev.classList[1].replace("sev-", "sevrow-");
-    const li = h("li", { class: `alert-item ${sevClass}`, "data-alert": a.id }, open, ack);
+    const li = h("li", { class: `alert-item ${sevClass}` }, open, ack);
     if (acked) li.classList.add("is-acked");
     if (flash) li.classList.add("flash");
     return li;
@@ -108,13 +108,12 @@ export class Panels {
     this.current = { type, id };
     const box = $("#detail");
     box.hidden = false;
-    box.dataset.type = type;
     const close = h("button", {
-      type: "button", class: "close", "data-close": true, "aria-label": t("detail.close"), title: t("detail.close"),
+      type: "button", class: "close", "aria-label": t("detail.close"), title: t("detail.close"),
     }, "×");
     close.addEventListener("click", () => this.closeDetail());
     fill(box,
-      h("div", { class: "detail-head" }, h("h2", null, t(`detail.${type}`)), close),
+      h("div", { class: "detail-head" }, h("h2", { id: "detail-heading" }, t(`detail.${type}`)), close),
       h("div", { class: "detail-body" }, body),
       h("div", { class: "detail-actions" }, actions));
     return box;

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from anyio._backends._asyncio import WorkerThread
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from edge.agent import AgentRuntime
 from edge.bus import BusConfig
@@ -102,6 +102,11 @@ def open_dashboard(
     # Before login the page asks who is logged in and gets the expected 401; not an error.
     errors[:] = [e for e in errors if "401 (Unauthorized)" not in e]
     return page
+
+
+def detail_panel(page: Page, heading: str) -> Locator:
+    """The detail panel, by the heading it is labelled with ("Alert", "Device", ...)."""
+    return page.get_by_role("region", name=heading, exact=True)
 
 
 def wait_loaded(page: Page) -> None:

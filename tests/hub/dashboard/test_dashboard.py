@@ -121,7 +121,7 @@ def test_alert_appears_in_feed_and_ack_is_recorded_by_hub(
         evidence=Evidence.from_jpeg(evidence_jpeg(), width=240, height=180),
     ).id
     wait_outbox_empty(gate)
-    item = page.locator(f"#feed-list [data-alert='{alert_id}']")
+    item = page.locator("#feed-list .alert-item", has_text="SOS pressed by resident 12")
     item.wait_for(timeout=5000)
     assert "SOS pressed by resident 12" in item.inner_text()
     assert item.locator(".sev").inner_text().strip().lower() == "critical"  # colour + label

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,8 +37,16 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub.auth import Role
-from tests.hub.conftest import PASSWORD, RunningHub
-from tests.hub.dashboard.conftest import District, offset, open_dashboard, wait_outbox_empty
+from hub.dashboard_config import DashboardConfig
+from tests.hub.conftest import PASSWORD, RunningHub, start_hub, stop_hub
+from tests.hub.dashboard.conftest import (
+    District,
+    detail_panel,
+    offset,
+    open_dashboard,
+    wait_outbox_empty,
+)
+from tests.support.broker import BrokerHarness, unique_site
 from tests.support.waiting import wait_until
 
 
@@ -236,7 +245,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     # The alert's detail, then acknowledged with a note typed into the form.
     page.click("#feed-open-only")  # keep it in the feed once acknowledged
     item.locator(".alert-open").click()
-    expect(page.locator("#detail[data-type=alert] .detail-title")).to_contain_text(v["alert_title"])
+    expect(detail_panel(page, "Alert").locator(".detail-title")).to_contain_text(v["alert_title"])
     _assert_clean(page, "alert detail")
     page.fill("#ack-note", v["note"])
     page.click("#detail .ack-detail")
@@ -261,7 +270,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     expect(option.locator("strong")).to_have_text(v["device_name"])
     _assert_clean(page, "search results")
     option.click()
-    detail = page.locator("#detail[data-type=device]")
+    detail = detail_panel(page, "Device")
     expect(detail.locator(".detail-title")).to_contain_text(v["device_name"])
     expect(detail.locator("dd").nth(3)).to_have_text(SHORT)  # software
     _assert_clean(page, "device detail")
@@ -273,7 +282,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     option = page.locator("#search-results [role=option]", has_text="cell name")
     expect(option.locator("strong")).to_have_text(v["cell_name"])
     option.click()
-    detail = page.locator("#detail[data-type=cell]")
+    detail = detail_panel(page, "Grid cell")
     expect(detail.locator(".detail-title")).to_contain_text(v["cell_name"])
     expect(detail.locator("dd").nth(0)).to_have_text(v["team"])
     expect(detail.locator("dd").nth(2)).to_have_text(v["reason"])
@@ -321,3 +330,86 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
     _assert_clean(page, "back to English")
     # The page's only errors: the refused import (the hub's 422), nothing from a payload.
     assert [e for e in page.errors if "422" not in e] == []  # type: ignore[attr-defined]
+
+
+DOM_HELPERS = """async () => {
+    const { h, svg, fill, escapeHtml } = await import('/ui/js/dom.js');
+    const refused = (fn) => { try { fn(); return false; } catch { return true; } };
+    const markup = '<img src=x onerror="window.__pwned=1">&amp;';
+    const el = h('p', { title: markup }, markup, null, false, [h('b', null, 'x')]);
+    const box = h('div');
+    fill(box, markup, svg('svg', { 'aria-label': markup }));
+    document.body.append(el, box);
+    return {
+        text: el.textContent, title: el.getAttribute('title'), kids: el.children.length,
+        tag: el.firstElementChild.tagName, boxText: box.textContent,
+        boxKids: [...box.childNodes].map((n) => n.nodeName),
+        svgNs: box.lastChild.namespaceURI,
+        onAttr: refused(() => h('a', { onclick: 'x()' })),
+        onAttrUpper: refused(() => h('a', { OnMouseOver: 'x()' })),
+        srcdoc: refused(() => h('iframe', { srcdoc: markup })),
+        scriptHref: refused(() => h('a', { href: ' java\\tscript:alert(1)' })),
+        scriptSrc: refused(() => h('img', { src: 'JavaScript:alert(1)' })),
+        plainHref: refused(() => h('a', { href: '/api/v1/alerts/x/evidence' })),
+        escaped: escapeHtml(`<a href="x" title='y'>&</a>`),
+        injected: document.querySelectorAll('img[src="x"], [onerror]').length,
+        pwned: window.__pwned === undefined ? null : String(window.__pwned),
+    };
+}"""
+
+
+def test_dom_helpers_make_text_and_refuse_handlers_and_script_urls(
+    pages: list[Page], browser: Browser, hub: RunningHub
+) -> None:
+    """js/dom.js itself, in Chromium: strings become text, never markup; event-handler
+    attributes, srcdoc and javascript: URLs are refused; escapeHtml escapes all five."""
+    page = browser.new_context().new_page()
+    pages.append(page)
+    page.goto(hub.base_url + "/")
+    page.locator("#login-form").wait_for(state="visible")
+    seen = page.evaluate(DOM_HELPERS)
+    markup = '<img src=x onerror="window.__pwned=1">&amp;'
+    assert seen == {
+        "text": markup + "x",
+        "title": markup,
+        "kids": 1,
+        "tag": "B",
+        "boxText": markup,
+        "boxKids": ["#text", "svg"],
+        "svgNs": "http://www.w3.org/2000/svg",
+        "onAttr": True,
+        "onAttrUpper": True,
+        "srcdoc": True,
+        "scriptHref": True,
+        "scriptSrc": True,
+        "plainHref": False,
+        "escaped": "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;",
+        "injected": 0,
+        "pwned": None,
+    }
+
+
+def test_tile_attribution_from_the_config_is_shown_as_text(
+    pages: list[Page], browser: Browser, broker: BrokerHarness, tmp_path: Path
+) -> None:
+    """The one value Leaflet takes only as HTML (the tile source's attribution, from the hub's
+    config) goes through escapeHtml: it reads as written and injects nothing."""
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    attribution = payload("attribution")
+    running = start_hub(
+        broker,
+        unique_site(),
+        tmp_path,
+        ui=DashboardConfig(base_layer="local_tiles", tiles_dir=tiles, attribution=attribution),
+    )
+    try:
+        page = open_dashboard(pages, browser, running, Role.OPERATOR)
+        expect(page.locator(".leaflet-control-attribution")).to_have_text(attribution)
+        _assert_clean(page, "attribution")
+        # The empty tile tree answers 404 for every tile: those are the page's only errors.
+        assert [e for e in page.errors if "404" not in e] == []  # type: ignore[attr-defined]
+        page.context.close()
+        pages.remove(page)
+    finally:
+        stop_hub(broker, running)

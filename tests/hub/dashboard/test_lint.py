@@ -26,6 +26,7 @@ FORBIDDEN = {
     "Leaflet icon html": "(L, s) => L.divIcon({ html: `<b>${s}</b>` });",
     "Leaflet tooltip string": "(m, s) => m.bindTooltip(`<b>${s}</b>`);",
     "Leaflet popup string": '(m, s) => m.bindPopup("<b>" + s + "</b>");',
+    "Leaflet attribution unescaped": '(L, s) => L.tileLayer("/t", { attribution: s });',
     "test hook on window": "(x) => { window.__gw = x; };",
 }
 

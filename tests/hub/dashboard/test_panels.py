@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, FilePayload, Page, expect
+from playwright.sync_api import Browser, FilePayload, Locator, Page, expect
 
 from edge.agent import AgentRuntime
 from edge.protocol import AlertKind, EntityKind, Evidence, Location, Position, Severity
@@ -27,6 +27,7 @@ from hub.auth import Role
 from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import (
     District,
+    detail_panel,
     evidence_jpeg,
     js,
     map_view,
@@ -45,6 +46,13 @@ OFFICER = "officer-9"
 SPARK_W, SPARK_H = 320, 64  # panels.js sparkline() viewBox
 PLAYBACK_BLUE = (0x00, 0x72, 0xB2)
 WARNING_RED = (0xD5, 0x5E, 0x00)
+EVIDENCE_TITLE = "Person in the rail yard"  # the scene's critical alert with evidence
+KIOSK_TITLE = "Keyboard check at the kiosk"
+
+
+def _feed_item(page: Page, title: str) -> Locator:
+    """An alert in the feed, found by its title as a user finds it."""
+    return page.locator("#feed-list .alert-item", has_text=title)
 
 
 @dataclass
@@ -94,7 +102,7 @@ def scene(
         evidence_alert = cam.alert(
             kind=AlertKind.INTRUSION,
             severity=Severity.CRITICAL,
-            title="Person in the rail yard",
+            title=EVIDENCE_TITLE,
             location=Location(lon=lon, lat=lat),
             evidence=Evidence.from_jpeg(evidence_jpeg(), width=240, height=180),
         ).id
@@ -194,14 +202,14 @@ def test_district_fits_and_detail_keeps_actions_in_view(
 ) -> None:
     page = _open(pages, browser, scene, width=size[0], height=size[1])
     _assert_district_fits(page, scene.hub)
-    item = page.locator(f"#feed-list [data-alert='{scene.evidence_alert}']")
+    item = _feed_item(page, EVIDENCE_TITLE)
     item.locator(".alert-open").click()
     page.wait_for_function("document.querySelector('#detail .evidence img')?.naturalWidth === 240")
     viewport = {"left": 0, "top": 0, "right": size[0], "bottom": size[1]}
     detail = _rect(page, "#detail")
     assert _inside(detail, viewport), detail
     # The acknowledge form sits below the scrolling body: whole, visible, usable.
-    for control in ("#detail .ack-detail", "#detail #ack-note", "#detail [data-close]"):
+    for control in ("#detail .ack-detail", "#detail #ack-note", "#detail .close"):
         assert _inside(_rect(page, control), detail), control
         expect(page.locator(control)).to_be_visible()
     assert js(
@@ -314,7 +322,7 @@ def test_search_finds_device_by_name_and_id_and_shows_its_health(
     assert _sparkline_values(page) == pytest.approx(
         [h["payload"]["inference_ms"] for h in stored], abs=0.06
     )
-    page.click("#detail [data-close]")
+    page.click("#detail .close")
     expect(page.locator("#detail")).to_be_hidden()
     # By id: the name does not contain it, so this finds it through the id.
     _search_and_pick(page, device, "North gate camera")
@@ -345,7 +353,7 @@ def test_track_playback_draws_the_stored_path_and_moves_a_marker_along_it(
     # Click the officer's marker on the map, as a user would, where its latest fix puts it.
     x, y = map_view(page).point(scene.now.lon, scene.now.lat)
     page.locator("#map").click(position={"x": x, "y": y})
-    expect(page.locator("#detail[data-type=entity] .detail-title")).to_contain_text(OFFICER)
+    expect(detail_panel(page, "Position").locator(".detail-title")).to_contain_text(OFFICER)
     first, last = scene.path[0].ts, scene.path[-1].ts
     # A window that holds the walk (12 to 5 minutes ago) but not the fixes before and after.
     from_iso = (first - timedelta(seconds=50)).isoformat()
@@ -437,7 +445,7 @@ def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
     ).raise_for_status()
     page = _open(pages, browser, scene)
     _search_and_pick(page, "C9", "C9")
-    detail = page.locator("#detail[data-type=cell]")
+    detail = detail_panel(page, "Grid cell")
     expect(detail.locator(".detail-title")).to_have_text("C9")
     label = page.locator(".leaflet-tooltip.cell-label", has_text="C9")
     expect(label).to_have_text("C9")
@@ -578,7 +586,7 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
         {
             "gridward",
             "English",
-            "Person in the rail yard",
+            EVIDENCE_TITLE,
             "Loitering by the substation",
             "open incidents",
             "Team A",
@@ -625,7 +633,7 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
     found += english_left("poi popup")
     # Every panel, each in turn: alert with evidence, device with health, entity with a loaded
     # playback, cell with the warning form, search results, a POI popup, a device tooltip.
-    page.locator(f"#feed-list [data-alert='{scene.evidence_alert}'] .alert-open").click()
+    _feed_item(page, EVIDENCE_TITLE).locator(".alert-open").click()
     page.locator("#detail .evidence img").wait_for()
     found += english_left("alert")
     page.fill("#search-input", "cam-yard")
@@ -679,12 +687,12 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     alert_id = scene.cam.alert(
         kind=AlertKind.LOITERING,
         severity=Severity.MEDIUM,
-        title="Keyboard check at the kiosk",
+        title=KIOSK_TITLE,
         location=Location(lon=lon, lat=lat),
     ).id
     wait_outbox_empty(scene.cam)
     page = _open(pages, browser, scene)
-    page.locator(f"#feed-list [data-alert='{alert_id}']").wait_for()
+    _feed_item(page, KIOSK_TITLE).wait_for()
     js(page, TRACK_FOCUS)
     # Tab through the whole page once.
     page.evaluate("document.activeElement.blur()")
@@ -735,9 +743,9 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     page.locator("#search-results [role=option]").first.wait_for()
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    expect(page.locator("#detail[data-type=entity]")).to_be_visible()
+    expect(detail_panel(page, "Position")).to_be_visible()
     js(page, "window.__focusLog.length = 0")
-    page.focus("#detail [data-close]")
+    page.focus("#detail .close")
     # Tab walks into each date field (its day, hour, minute parts are separate stops).
     reached = []
     for _ in range(16):
@@ -763,7 +771,7 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     # Escape closes the detail; the alert opens with Enter and is acknowledged from its form.
     page.keyboard.press("Escape")
     expect(page.locator("#detail")).to_be_hidden()
-    page.focus(f"#feed-list [data-alert='{alert_id}'] .alert-open")
+    _feed_item(page, KIOSK_TITLE).locator(".alert-open").focus()
     page.keyboard.press("Enter")
     page.locator("#detail .ack-form").wait_for()
     page.focus("#ack-note")
@@ -771,7 +779,7 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(page.locator("#detail .ack-form")).to_have_count(0, timeout=5000)  # done: no form
-    expect(page.locator(f"#feed-list [data-alert='{alert_id}']")).to_have_count(0)
+    expect(_feed_item(page, KIOSK_TITLE)).to_have_count(0)
     stored = hub.client(Role.ADMIN).get(f"/api/v1/alerts/{alert_id}").json()
     assert stored["status"] == "acknowledged"
     assert [n["text"] for n in stored["notes"]] == ["Seen on camera, patrol informed"]
