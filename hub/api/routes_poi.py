@@ -100,14 +100,19 @@ def _from_geojson(site: str, data: Any) -> list[dict[str, Any]]:
 
 
 def _from_csv(site: str, text: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise HTTPException(
-            422,
-            f"CSV header lacks {', '.join(missing)}: the first line must "
-            f"name the columns {','.join(CSV_COLUMNS)} (others are kept)",
-        )
+    # newline="": the csv module splits lines itself (a lone CR ends a line instead of raising)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise HTTPException(
+                422,
+                f"CSV header lacks {', '.join(missing)}: the first line must "
+                f"name the columns {','.join(CSV_COLUMNS)} (others are kept)",
+            )
+        records = list(reader)
+    except csv.Error as err:  # e.g. a field over the csv module's size limit: the file's fault
+        raise HTTPException(422, f"not valid CSV at line {reader.line_num}: {err}") from err
     return [
         _row(
             site,
@@ -119,7 +124,7 @@ def _from_csv(site: str, text: str) -> list[dict[str, Any]]:
             r["lat"],
             {k: v for k, v in r.items() if k not in CSV_COLUMNS and k is not None},
         )
-        for i, r in enumerate(reader)
+        for i, r in enumerate(records)
     ]
 
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from hub.api import routes_poi as hub_routes_poi
 from hub.auth import Role, resolve_token
 from tests.hub.conftest import RunningHub
 
@@ -60,7 +61,7 @@ def _token(hub: RunningHub, role: Role) -> str:
 def _loop_still_serves(hub: RunningHub, ws: Any) -> None:
     """A WebSocket ping is answered and a public route responds."""
     pong = ws.ping()
-    assert pong.wait(PROBE_TIMEOUT_S), "no pong: the event loop is blocked by the token lookup"
+    assert pong.wait(PROBE_TIMEOUT_S), "no pong: the event loop is blocked"
     with httpx.Client(base_url=hub.base_url, timeout=PROBE_TIMEOUT_S) as anonymous:
         assert anonymous.get("/api/v1/health").status_code == 200
 
@@ -111,3 +112,41 @@ def test_a_live_handshake_stuck_in_auth_does_not_stall_other_clients(
             gate.release.set()
             handshake.join(PROBE_TIMEOUT_S * 2)
         assert hello == {"layer": "hello"}
+
+
+def test_a_slow_poi_import_does_not_stall_live_clients(
+    hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import handler reads its body on the loop, then parses and writes in a thread."""
+    real_parse = hub_routes_poi._from_csv
+    entered, release = threading.Event(), threading.Event()
+
+    def gated_parse(site: str, text: str) -> list[dict[str, Any]]:
+        entered.set()
+        release.wait(PROBE_TIMEOUT_S * 4)
+        return real_parse(site, text)
+
+    monkeypatch.setattr(hub_routes_poi, "_from_csv", gated_parse)
+    token = _token(hub, Role.OFFICER)
+    importer = hub.client(Role.ADMIN)
+    csv = "id,name,category,lon,lat\naed-1,AED,aed,114.05,22.54\n"
+    with connect(f"ws://127.0.0.1:{hub.port}/api/v1/live?token={token}") as ws:
+        assert json.loads(ws.recv(timeout=5))["layer"] == "hello"
+        result: dict[str, int] = {}
+        request = threading.Thread(
+            target=lambda: result.update(
+                status=importer.post(
+                    f"/api/v1/poi/import?site={hub.site}",
+                    content=csv,
+                    headers={"Content-Type": "text/csv"},
+                ).status_code
+            )
+        )
+        request.start()
+        try:
+            assert entered.wait(PROBE_TIMEOUT_S), "the import never reached the parser"
+            _loop_still_serves(hub, ws)
+        finally:
+            release.set()
+            request.join(PROBE_TIMEOUT_S)
+        assert result == {"status": 200}
