@@ -10,18 +10,21 @@ from collections.abc import Callable
 import uvicorn
 
 from edge.bus import Bus
-from edge.protocol import MAX_POSITIONS_PER_BATCH, Inbound, PositionBatch
+from edge.protocol import MAX_POSITIONS_PER_BATCH, Inbound, PositionBatch, Reply
 from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
+from hub.commands.outbox import CommandOutbox
+from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
 from hub.context import HubContext
+from hub.devices.directory import DeviceDirectory
+from hub.devices.service import DeviceService
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
-from hub.provisioning import DeviceDirectory, DeviceRegistry
 from hub.store import BatchResult, Store
 from hub.timeseries import TimeSeriesWriter
 
@@ -37,17 +40,21 @@ class HubService:
     ) -> None:
         self.config = config
         self.store = store or Store(config.resolved_database_url())
-        self.bus = Bus(config.mqtt, client_id=config.client_id)
+        self.outbox = CommandOutbox()
+        # A (re)connect may end a broker outage: let waiting commands go at once.
+        self.bus = Bus(config.mqtt, client_id=config.client_id, on_connected=self.outbox.wake)
         self.audit = AuditTrail(self.store.engine, config.audit_head_file)
         self.directory = DeviceDirectory(self.store.engine)
-        self.registry = DeviceRegistry(
+        self.registry = DeviceService(
             self.store.engine,
             self.audit,
             config.broker,
             ca=SiteCA(config.ca_dir) if config.ca_dir else None,
             reload=broker_reload,
             directory=self.directory,
+            outbox=self.outbox,
         )
+        self.commands = CommandPublisher(self.store.engine, self.bus, self.outbox, config.commands)
         self.live = LiveBroadcaster(config.api.ws_queue_max)
         self.fusion = SightingFusion()
         self.timeseries = TimeSeriesWriter(config.influx) if config.influx else None
@@ -72,6 +79,7 @@ class HubService:
             bus=self.bus,
             ingest=self.ingest,
             timeseries=self.timeseries,
+            outbox=self.outbox,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None
@@ -80,6 +88,8 @@ class HubService:
 
     def _on_stored(self, batch: list[Inbound], result: BatchResult) -> None:
         """After each committed ingest batch: live map, then time series (never blocking)."""
+        if any(isinstance(item.message, Reply) for item in batch):
+            self.outbox.wake()  # the publisher records the answers on its next pass
         self.live.on_stored(batch, result)
         if self.timeseries is not None:
             self.timeseries.write_messages(item.message for item in batch)
@@ -130,6 +140,7 @@ class HubService:
         self.ingest.attach()
         self.ingest.start()
         self.bus.start()
+        self.commands.start()
         if api:
             self._start_api()
         thread = threading.Thread(target=self._housekeeping, name="hub-retention", daemon=True)
@@ -173,6 +184,7 @@ class HubService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.commands.stop()
         # Store and ack what is queued while the connection is still up; anything arriving
         # after that is not acked, so its device sends it again.
         self.ingest.stop()

@@ -1,23 +1,24 @@
-"""Zones and grid cells as GeoJSON (RFC 7946) in and out."""
+"""Zones and grid cells as GeoJSON (RFC 7946) in and out; points of interest imported from
+GeoJSON or CSV."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.exc import IntegrityError
 
-from edge.validators import SEGMENT_PATTERN, utcnow
-from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
+from edge.validators import SEGMENT_PATTERN
+from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
 from hub.api.models import WarningBody
 from hub.auth import Permission
-from hub.geojson import GeoJSONError, feature, validate_polygon
+from hub.geo.geojson import feature
 from hub.schema import grid_cells, zones
 
 router = APIRouter(prefix="/api/v1", tags=["zones", "grid cells"])
+poi_router = APIRouter(prefix="/api/v1/poi", tags=["points of interest"])
 GeoId = Annotated[str, Path(pattern=SEGMENT_PATTERN)]
+CATEGORY_RE = r"^[a-z0-9_]{1,64}$"
 
 ZONE_KINDS = ("inclusion", "exclusion", "intrusion", "perimeter", "restricted", "poi_area")
 SQUARE: dict[str, Any] = {
@@ -94,11 +95,9 @@ class FeatureCollection(BaseModel):
     next_cursor: str | None = Field(default=None, description="foreign member: next page")
 
 
-def _geometry(geometry: Geometry) -> dict[str, Any]:
-    try:
-        return validate_polygon(geometry.model_dump())
-    except GeoJSONError as err:
-        raise HTTPException(422, f"geometry: {err}") from err
+class ImportResult(BaseModel):
+    imported: int
+    replaced: bool
 
 
 def _zone_feature(row: Any) -> dict[str, Any]:
@@ -132,39 +131,27 @@ def _cell_feature(row: Any) -> dict[str, Any]:
     )
 
 
-def _collection(
-    table: Table, to_feature: Any, ctx: Ctx, page: Any, site: str | None
-) -> FeatureCollection:
-    stmt = select(table).order_by(table.c.id).limit(page.limit)
-    if site:
-        stmt = stmt.where(table.c.site == site)
-    if page.after:
-        stmt = stmt.where(table.c.id > str(page.after[0]))
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
-    return FeatureCollection(features=[to_feature(r) for r in rows], next_cursor=nxt)
+def _after(page: Page) -> str | None:
+    return str(page.after[0]) if page.after else None
 
 
 SiteQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
 
 
+def _collection(rows: list[Any], to_feature: Any, page: Page) -> FeatureCollection:
+    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
+    return FeatureCollection(features=[to_feature(r) for r in rows], next_cursor=nxt)
+
+
 @router.get("/zones", response_model=FeatureCollection, **guarded(Permission.ZONES_READ))
 def list_zones(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
-    return _collection(zones, _zone_feature, ctx, page, site)
+    rows = ctx.geo.page(zones, limit=page.limit, after=_after(page), site=site)
+    return _collection(rows, _zone_feature, page)
 
 
 @router.get("/zones/{zone_id}", **guarded(Permission.ZONES_READ))
 def get_zone(zone_id: GeoId, ctx: Ctx) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        row = conn.execute(select(zones).where(zones.c.id == zone_id)).first()
-    if row is None:
-        raise HTTPException(404, f"no zone {zone_id!r}")
-    return _zone_feature(row)
-
-
-def _extra(props: BaseModel, known: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in props.model_dump().items() if k not in known}
+    return _zone_feature(ctx.geo.zone(zone_id))
 
 
 @router.put("/zones/{zone_id}", **guarded(Permission.ZONES_WRITE))
@@ -172,114 +159,99 @@ def put_zone(
     zone_id: GeoId, body: Annotated[ZoneFeature, Body()], me: Me, ctx: Ctx
 ) -> dict[str, Any]:
     """Create or replace a zone; its version increases on every change."""
-    if body.id != zone_id:
-        raise HTTPException(422, f"feature id {body.id!r} differs from the URL's {zone_id!r}")
-    geometry = _geometry(body.geometry)
-    props = body.properties
-    values = {
-        "site": props.site,
-        "name": props.name,
-        "kind": props.kind,
-        "geometry": geometry,
-        "properties": _extra(props, {"site", "name", "kind", "version"}),
-        "updated_at": utcnow(),
-        "updated_by": me.username,
-    }
-    with ctx.audit.change(me.username, "zone.put", zone_id, {"kind": props.kind}) as conn:
-        current = conn.execute(select(zones.c.version).where(zones.c.id == zone_id)).scalar()
-        if current is None:
-            conn.execute(zones.insert().values(id=zone_id, version=1, **values))
-        else:
-            conn.execute(
-                update(zones).where(zones.c.id == zone_id).values(version=current + 1, **values)
-            )
-        row = conn.execute(select(zones).where(zones.c.id == zone_id)).one()
+    row = ctx.geo.put_zone(
+        me.username, zone_id, body.id, body.geometry.model_dump(), body.properties.model_dump()
+    )
     return _zone_feature(row)
 
 
 @router.delete("/zones/{zone_id}", status_code=204, **guarded(Permission.ZONES_WRITE))
 def delete_zone(zone_id: GeoId, me: Me, ctx: Ctx) -> None:
-    with ctx.audit.change(me.username, "zone.delete", zone_id) as conn:
-        if conn.execute(delete(zones).where(zones.c.id == zone_id)).rowcount != 1:
-            raise HTTPException(404, f"no zone {zone_id!r}")
+    ctx.geo.delete_zone(me.username, zone_id)
 
 
 @router.get("/grid-cells", response_model=FeatureCollection, **guarded(Permission.CELLS_READ))
 def list_cells(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
-    return _collection(grid_cells, _cell_feature, ctx, page, site)
+    rows = ctx.geo.page(grid_cells, limit=page.limit, after=_after(page), site=site)
+    return _collection(rows, _cell_feature, page)
 
 
 @router.get("/grid-cells/{cell_id}", **guarded(Permission.CELLS_READ))
 def get_cell(cell_id: GeoId, ctx: Ctx) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        row = conn.execute(select(grid_cells).where(grid_cells.c.id == cell_id)).first()
-    if row is None:
-        raise HTTPException(404, f"no grid cell {cell_id!r}")
-    return _cell_feature(row)
+    return _cell_feature(ctx.geo.cell(cell_id))
 
 
 @router.put("/grid-cells/{cell_id}", **guarded(Permission.CELLS_WRITE))
 def put_cell(
     cell_id: GeoId, body: Annotated[CellFeature, Body()], me: Me, ctx: Ctx
 ) -> dict[str, Any]:
-    if body.id != cell_id:
-        raise HTTPException(422, f"feature id {body.id!r} differs from the URL's {cell_id!r}")
-    geometry = _geometry(body.geometry)
-    props = body.properties
-    known = {
-        "site",
-        "name",
-        "team",
-        "warning_level",
-        "warning_reason",
-        "warning_set_by",
-        "warning_set_at",
-    }
-    values = {
-        "site": props.site,
-        "name": props.name,
-        "team": props.team,
-        "geometry": geometry,
-        "properties": _extra(props, known),
-        "updated_at": utcnow(),
-    }
-    with ctx.audit.change(me.username, "cell.put", cell_id) as conn:
-        try:
-            exists = conn.execute(select(grid_cells.c.id).where(grid_cells.c.id == cell_id)).first()
-            if exists is None:
-                conn.execute(grid_cells.insert().values(id=cell_id, **values))
-            else:
-                conn.execute(update(grid_cells).where(grid_cells.c.id == cell_id).values(**values))
-        except IntegrityError as err:
-            raise HTTPException(409, str(err.orig)) from err
-        row = conn.execute(select(grid_cells).where(grid_cells.c.id == cell_id)).one()
+    row = ctx.geo.put_cell(
+        me.username, cell_id, body.id, body.geometry.model_dump(), body.properties.model_dump()
+    )
     return _cell_feature(row)
 
 
 @router.delete("/grid-cells/{cell_id}", status_code=204, **guarded(Permission.CELLS_WRITE))
 def delete_cell(cell_id: GeoId, me: Me, ctx: Ctx) -> None:
-    with ctx.audit.change(me.username, "cell.delete", cell_id) as conn:
-        if conn.execute(delete(grid_cells).where(grid_cells.c.id == cell_id)).rowcount != 1:
-            raise HTTPException(404, f"no grid cell {cell_id!r}")
+    ctx.geo.delete_cell(me.username, cell_id)
 
 
 @router.post("/grid-cells/{cell_id}/warning", **guarded(Permission.CELLS_WARN))
 def set_warning(cell_id: GeoId, body: WarningBody, me: Me, ctx: Ctx) -> dict[str, Any]:
     """Set (or clear, with level null) a cell's warning colour by hand, with a reason."""
-    with ctx.audit.change(
-        me.username, "cell.warning", cell_id, {"level": body.level, "reason": body.reason}
-    ) as conn:
-        res = conn.execute(
-            update(grid_cells)
-            .where(grid_cells.c.id == cell_id)
-            .values(
-                warning_level=body.level,
-                warning_reason=body.reason,
-                warning_set_by=me.username,
-                warning_set_at=utcnow(),
-            )
+    return _cell_feature(ctx.geo.set_warning(me.username, cell_id, body.level, body.reason))
+
+
+# --- points of interest ---------------------------------------------------------------------
+
+_IMPORT_ROUTE = guarded(
+    Permission.ZONES_WRITE,
+    {
+        415: {"description": "neither CSV nor GeoJSON"},
+        422: {"description": "says what to fix"},
+    },
+)
+_IMPORT_ROUTE["openapi_extra"]["requestBody"] = {
+    "required": True,
+    "content": {
+        "application/geo+json": {"schema": {"type": "object"}},
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
+
+
+@poi_router.post("/import", response_model=ImportResult, **_IMPORT_ROUTE)
+async def import_pois(
+    request: Request,
+    me: Me,
+    ctx: Ctx,
+    site: Annotated[str, Query(pattern=SEGMENT_PATTERN)],
+    replace: Annotated[bool, Query(description="delete the site's other points first")] = False,
+) -> ImportResult:
+    """Import points of interest from GeoJSON (``application/geo+json`` or
+    ``application/json``) or CSV (``text/csv`` with columns id,name,category,lon,lat)."""
+    raw = await request.body()
+    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+    summary = ctx.geo.import_pois(me.username, site, raw, media_type, replace=replace)
+    return ImportResult(imported=summary.imported, replaced=summary.replaced)
+
+
+@poi_router.get("", **guarded(Permission.ZONES_READ))
+def list_pois(
+    ctx: Ctx,
+    page: PageDep,
+    site: Annotated[str | None, Query(pattern=SEGMENT_PATTERN)] = None,
+    category: Annotated[str | None, Query(pattern=CATEGORY_RE)] = None,
+) -> dict[str, Any]:
+    """Points of interest as a GeoJSON FeatureCollection (``next_cursor`` for more)."""
+    rows = ctx.geo.pois(limit=page.limit, after=_after(page), site=site, category=category)
+    features = [
+        feature(
+            r.id,
+            {"type": "Point", "coordinates": [r.lon, r.lat]},
+            {**r.properties, "site": r.site, "name": r.name, "category": r.category},
         )
-        if res.rowcount != 1:
-            raise HTTPException(404, f"no grid cell {cell_id!r}")
-        row = conn.execute(select(grid_cells).where(grid_cells.c.id == cell_id)).one()
-    return _cell_feature(row)
+        for r in rows
+    ]
+    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
+    return {"type": "FeatureCollection", "features": features, "next_cursor": nxt}
