@@ -48,6 +48,15 @@ def supersede_open(conn: Connection, device: str, channel: str, except_id: str, 
     return int(res.rowcount)
 
 
+def fail_open_for_device(conn: Connection, device: str, reason: str) -> int:
+    res = conn.execute(
+        update(t)
+        .where(t.c.device == device, t.c.state.in_(OPEN_STATES))
+        .values(state="failed", last_error=reason[:500])
+    )
+    return int(res.rowcount)
+
+
 def answered_candidates(conn: Connection) -> list[tuple[str, str, str]]:
     """(command id, device, reply payload) of open or failed commands their device answered.
 

@@ -23,6 +23,7 @@ from edge.protocol import CmdChannel, ConfigPush, DeviceKind
 from edge.validators import check_segment, utcnow
 from hub.audit import AuditTrail
 from hub.broker import Account, hash_password, new_password, write_accounts
+from hub.commands import repository as commands
 from hub.commands.outbox import CommandOutbox
 from hub.config import BrokerFilesConfig
 from hub.devices import repository
@@ -234,6 +235,8 @@ class DeviceService:
         with self.audit.change(actor, "device.retire", device, {"reason": reason}) as conn:
             if not repository.retire(conn, device, utcnow()):
                 raise DeviceNotFound(f"no active device {device!r}")
+            # The broker will refuse the device: nothing still queued for it can be delivered.
+            commands.fail_open_for_device(conn, device, "the device was retired")
         self.sync_broker()
 
     # -- config push ----------------------------------------------------------------------
@@ -272,8 +275,6 @@ class DeviceService:
         )
 
     def latest_config(self, device: str) -> ConfigPushView:
-        from hub.commands import repository as commands
-
         with self.engine.connect() as conn:
             row = repository.latest_config_push(conn, device)
             if row is None:

@@ -112,3 +112,16 @@ def test_push_while_the_broker_is_down_is_published_when_it_is_back(
         if watcher is not None:
             watcher.stop()
         stop_hub(own_broker, hub)
+
+
+def test_retiring_a_device_fails_its_open_commands(hub: RunningHub) -> None:
+    device = f"{hub.site}-gone"
+    _provision(hub, device)
+    admin = hub.client(Role.ADMIN)
+    res = admin.post(f"/api/v1/devices/{device}/config", json={"config": {}})
+    command_id = res.json()["command_id"]
+    retire = admin.post(f"/api/v1/devices/{device}/retire", json={"reason": "stolen"})
+    assert retire.status_code == 204
+    command = admin.get(f"/api/v1/commands/{command_id}").json()
+    assert (command["state"], command["last_error"]) == ("failed", "the device was retired")
+    assert command["next_attempt_at"] is None
