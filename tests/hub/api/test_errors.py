@@ -84,6 +84,8 @@ def test_every_area_maps_its_errors(hub: RunningHub) -> None:
     expect("device 409", 409, admin.post("/api/v1/devices", json=body).status_code)
     no_creds = {**body, "id": f"{site}-e", "with_password": False}
     expect("device 422", 422, admin.post("/api/v1/devices", json=no_creds).status_code)
+    huge = {"config": {"x": "a" * 300_000}}  # over ConfigPush's wire limit, under the body limit
+    expect("config 413", 413, admin.post(f"/api/v1/devices/{site}-d/config", json=huge).status_code)
     expect("patch 422", 422, admin.patch(f"/api/v1/devices/{site}-d", json={}).status_code)
     expect("config 404", 404, admin.get(f"/api/v1/devices/{site}-d/config").status_code)
     # alerts
