@@ -64,7 +64,11 @@ def audit_query(
     if until:
         stmt = stmt.where(t.c.ts < until)
     if page.after:
-        stmt = stmt.where(t.c.seq < int(page.after[0]))
+        try:  # a hand-made cursor was a 422 through the old blanket ValueError handler
+            after_seq = int(page.after[0])
+        except (TypeError, ValueError) as err:
+            raise HTTPException(422, "cursor is not one this API issued") from err
+        stmt = stmt.where(t.c.seq < after_seq)
     with ctx.engine.connect() as conn:
         items = [AuditRecord.model_validate(r._mapping) for r in conn.execute(stmt)]
     nxt = encode_cursor([items[-1].seq]) if len(items) == page.limit else None

@@ -35,6 +35,8 @@ def parse(site: str, raw: bytes, media_type: str) -> list[dict[str, Any]]:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise PoiImportError(f"not valid JSON: {err.msg} at line {err.lineno}") from err
+        except RecursionError as err:
+            raise PoiImportError("the JSON is nested too deeply to be GeoJSON") from err
         rows = _from_geojson(site, data)
     if len({r["id"] for r in rows}) != len(rows):
         raise PoiImportError("duplicate ids in the file")
@@ -64,7 +66,7 @@ def _row(
         )
     try:
         lon_f, lat_f = float(lon), float(lat)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise PoiImportError(f"{where} ({pid}): lon/lat must be numbers") from err
     if not (-180 <= lon_f <= 180 and -90 <= lat_f <= 90):
         raise PoiImportError(

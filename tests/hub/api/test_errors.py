@@ -124,6 +124,19 @@ def test_every_area_maps_its_errors(hub: RunningHub) -> None:
         poi, params={"site": site}, content=b"\xff\xfe{", headers={"content-type": "text/csv"}
     )
     expect("poi utf-8 422", 422, latin1.status_code)
+    geo = {"content-type": "application/geo+json"}
+    deep = admin.post(poi, params={"site": site}, content=b"[" * 100_000, headers=geo)
+    expect("poi deep json 422", 422, deep.status_code)
+    point = (
+        b'{"type":"FeatureCollection","features":[{"type":"Feature","id":"p1","properties":'
+        b'{"name":"P"},"geometry":{"type":"Point","coordinates":[1' + b"0" * 400 + b",1]}}]}"
+    )
+    huge_lon = admin.post(poi, params={"site": site}, content=point, headers=geo)
+    expect("poi huge number 422", 422, huge_lon.status_code)
+    # the audit list (routes_system) also decodes its cursor
+    audit_cursor = encode_cursor(["not-a-number"])
+    res = admin.get("/api/v1/audit", params={"cursor": audit_cursor})
+    expect("audit cursor 422", 422, res.status_code)
     # users
     user = {"username": f"{site}-admin", "password": PASSWORD, "role": "operator"}
     expect("user 409", 409, admin.post("/api/v1/users", json=user).status_code)
