@@ -182,11 +182,14 @@ class DeviceService:
             cert_pem = key_pem = ca_pem = None
             serial = None
             if with_certificate and self.ca is not None:
-                pair = self.ca.issue_client(device, self.ca.directory / "issued")
-                cert_pem = pair.cert_file.read_text()
-                key_pem = pair.key_file.read_text()
-                pair.key_file.unlink()  # handed to the installer once; the hub keeps no copy
-                ca_pem = self.ca.cert_file.read_text()
+                try:
+                    pair = self.ca.issue_client(device, self.ca.directory / "issued")
+                    cert_pem = pair.cert_file.read_text()
+                    key_pem = pair.key_file.read_text()
+                    pair.key_file.unlink()  # handed to the installer once; the hub keeps none
+                    ca_pem = self.ca.cert_file.read_text()
+                except (OSError, ValueError) as err:  # a missing or damaged CA on this hub
+                    raise Unavailable(f"the site CA cannot issue a certificate: {err}") from err
                 serial = _cert_serial(cert_pem)
                 details["cert_serial"] = serial
             repository.insert(
