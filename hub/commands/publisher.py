@@ -136,7 +136,15 @@ class CommandPublisher:
         return claimed
 
     def _publish(self, command: Claimed) -> bool:
-        topic = cmd_topic(command.site, command.device, CmdChannel(command.channel))
+        try:
+            topic = cmd_topic(command.site, command.device, CmdChannel(command.channel))
+        except ValueError as err:
+            # A row no retry can fix (written by hand or by a newer hub): fail it, keep going.
+            self.stats["unpublishable"] += 1
+            with self.engine.begin() as conn:
+                repository.fail_one(conn, command.id, f"cannot be published: {err}")
+            log.warning("command %s cannot be published: %s", command.id, err)
+            return False
         try:
             self.bus.publish(topic, command.payload, qos=command.qos, retain=command.retain)
         except BusError as err:

@@ -48,6 +48,14 @@ def supersede_open(conn: Connection, device: str, channel: str, except_id: str, 
     return int(res.rowcount)
 
 
+def fail_one(conn: Connection, command_id: str, reason: str) -> None:
+    conn.execute(
+        update(t)
+        .where(t.c.id == command_id, t.c.state.in_(OPEN_STATES))
+        .values(state="failed", last_error=reason[:500])
+    )
+
+
 def fail_open_for_device(conn: Connection, device: str, reason: str) -> int:
     res = conn.execute(
         update(t)

@@ -238,6 +238,34 @@ def test_a_newer_config_supersedes_the_older(
         watcher.stop()
 
 
+def test_an_unpublishable_row_fails_and_the_rest_go_out(
+    store: Store, hub_bus: Bus, broker: BrokerHarness, site: str
+) -> None:
+    device = f"{site}-cam"
+    clock = Clock()
+    outbox = CommandOutbox(clock)
+    publisher = CommandPublisher(store.engine, hub_bus, outbox, CONFIG, clock)
+    watcher = Watcher(broker, site, device, site)
+    bad, good = _push(site, device, 1), _push(site, device, 2)
+    try:
+        with store.engine.begin() as conn:
+            outbox.enqueue(conn, bad, CmdChannel.CONFIG, created_by="t")
+            outbox.enqueue(conn, good, CmdChannel.CONFIG, created_by="t")
+            # a row no hub can publish (an unknown channel), first in line
+            conn.execute(
+                command_outbox.update()
+                .where(command_outbox.c.id == bad.id)
+                .values(channel="telepathy", next_attempt_at=T0 - timedelta(seconds=1))
+            )
+        assert publisher.publish_due() == 1
+        wait_until(lambda: watcher.count(good.id) == 1, message="the good command")
+        failed = CommandService(store.engine).get(bad.id)
+        assert failed.state == "failed"
+        assert failed.last_error is not None and "cannot be published" in failed.last_error
+    finally:
+        watcher.stop()
+
+
 def test_enqueue_refuses_what_cannot_be_sent(store: Store, site: str) -> None:
     outbox = CommandOutbox()
     huge = ConfigPush(
