@@ -13,7 +13,6 @@ from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
 from hub.api.models import WarningBody
 from hub.auth import Permission
 from hub.geo.geojson import feature
-from hub.schema import grid_cells, zones
 
 router = APIRouter(prefix="/api/v1", tags=["zones", "grid cells"])
 poi_router = APIRouter(prefix="/api/v1/poi", tags=["points of interest"])
@@ -145,7 +144,7 @@ def _collection(rows: list[Any], to_feature: Any, page: Page) -> FeatureCollecti
 
 @router.get("/zones", response_model=FeatureCollection, **guarded(Permission.ZONES_READ))
 def list_zones(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
-    rows = ctx.geo.page(zones, limit=page.limit, after=_after(page), site=site)
+    rows = ctx.geo.zones(limit=page.limit, after=_after(page), site=site)
     return _collection(rows, _zone_feature, page)
 
 
@@ -172,7 +171,7 @@ def delete_zone(zone_id: GeoId, me: Me, ctx: Ctx) -> None:
 
 @router.get("/grid-cells", response_model=FeatureCollection, **guarded(Permission.CELLS_READ))
 def list_cells(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
-    rows = ctx.geo.page(grid_cells, limit=page.limit, after=_after(page), site=site)
+    rows = ctx.geo.cells(limit=page.limit, after=_after(page), site=site)
     return _collection(rows, _cell_feature, page)
 
 

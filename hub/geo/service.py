@@ -63,9 +63,15 @@ class GeoService:
         self.engine = engine
         self.audit = audit
 
-    def page(self, table: Table, *, limit: int, after: str | None, site: str | None) -> list[Any]:
+    def _page(self, table: Table, *, limit: int, after: str | None, site: str | None) -> list[Any]:
         with self.engine.connect() as conn:
             return repository.page(conn, table, limit=limit, after=after, site=site)
+
+    def zones(self, *, limit: int, after: str | None, site: str | None) -> list[Any]:
+        return self._page(zones, limit=limit, after=after, site=site)
+
+    def cells(self, *, limit: int, after: str | None, site: str | None) -> list[Any]:
+        return self._page(grid_cells, limit=limit, after=after, site=site)
 
     # -- zones ----------------------------------------------------------------------------
 
