@@ -2,6 +2,8 @@
 
 Tokens are random 256-bit strings shown to their owner once; only their SHA-256 is stored.
 Every API route names one permission; a role is a set of permissions (``ROLE_PERMISSIONS``).
+These are the primitives; the rules around them (login, logout, user administration, audit)
+are in ``hub/users/service.py`` and their SQL in ``hub/users/repository.py``.
 """
 
 from __future__ import annotations
