@@ -54,7 +54,9 @@ class HubService:
             directory=self.directory,
             outbox=self.outbox,
         )
-        self.commands = CommandPublisher(self.store.engine, self.bus, self.outbox, config.commands)
+        self.command_publisher = CommandPublisher(
+            self.store.engine, self.bus, self.outbox, config.commands
+        )
         self.live = LiveBroadcaster(config.api.ws_queue_max)
         self.fusion = SightingFusion()
         self.timeseries = TimeSeriesWriter(config.influx) if config.influx else None
@@ -140,7 +142,7 @@ class HubService:
         self.ingest.attach()
         self.ingest.start()
         self.bus.start()
-        self.commands.start()
+        self.command_publisher.start()
         if api:
             self._start_api()
         thread = threading.Thread(target=self._housekeeping, name="hub-retention", daemon=True)
@@ -184,7 +186,7 @@ class HubService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
-        self.commands.stop()
+        self.command_publisher.stop()
         # Store and ack what is queued while the connection is still up; anything arriving
         # after that is not acked, so its device sends it again.
         self.ingest.stop()
