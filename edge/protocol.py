@@ -27,6 +27,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.errors import GridwardError
 from edge.validators import (
     MessageId,
     SegmentId,
@@ -42,7 +43,7 @@ HUB_SHARE_GROUP = "hub"
 CMD = "cmd"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(GridwardError, ValueError):
     """A topic or payload that does not follow the contract. ``reason`` is a short counter key."""
 
     def __init__(self, reason: str, message: str) -> None:

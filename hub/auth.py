@@ -2,6 +2,8 @@
 
 Tokens are random 256-bit strings shown to their owner once; only their SHA-256 is stored.
 Every API route names one permission; a role is a set of permissions (``ROLE_PERMISSIONS``).
+These are the primitives; the rules around them (login, logout, user administration, audit)
+are in ``hub/users/service.py`` and their SQL in ``hub/users/repository.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from edge.validators import new_id, utcnow
-from hub.schema import api_tokens, users
+from hub.errors import Invalid, Unauthenticated
+from hub.users import repository
 
 
 class Role(StrEnum):
@@ -125,11 +128,11 @@ MIN_PASSWORD_LENGTH = 12
 TOKEN_PREFIX = "gw_"  # noqa: S105 - a prefix, not a secret
 
 
-class AuthError(Exception):
+class AuthError(Unauthenticated):
     """Credentials that do not authenticate; the message never says which part was wrong."""
 
 
-class WeakPasswordError(ValueError):
+class WeakPasswordError(Invalid):
     pass
 
 
@@ -179,31 +182,28 @@ def create_user(
     conn: Connection, username: str, password: str, role: Role, display_name: str = ""
 ) -> None:
     check_password_strength(password, username)
-    conn.execute(
-        users.insert().values(
-            username=username,
-            display_name=display_name,
-            role=role.value,
-            password_hash=hash_password(password),
-            active=True,
-            created_at=utcnow(),
-        )
+    repository.insert_user(
+        conn,
+        {
+            "username": username,
+            "display_name": display_name,
+            "role": role.value,
+            "password_hash": hash_password(password),
+            "active": True,
+            "created_at": utcnow(),
+        },
     )
 
 
 def authenticate_password(conn: Connection, username: str, password: str) -> Role:
-    row = conn.execute(select(users).where(users.c.username == username)).first()
+    row = repository.get_user(conn, username)
     if row is None:
         verify_password(_DUMMY_HASH, password)
         raise AuthError("unknown user or wrong password")
     if not verify_password(row.password_hash, password) or not row.active:
         raise AuthError("unknown user or wrong password")
     if _hasher.check_needs_rehash(row.password_hash):
-        conn.execute(
-            update(users)
-            .where(users.c.username == username)
-            .values(password_hash=hash_password(password))
-        )
+        repository.update_user(conn, username, {"password_hash": hash_password(password)})
     return Role(row.role)
 
 
@@ -214,17 +214,18 @@ def issue_token(
     token = new_token()
     token_id = new_id()
     expires = utcnow() + ttl if ttl is not None else None
-    conn.execute(
-        api_tokens.insert().values(
-            id=token_id,
-            username=username,
-            name=name,
-            kind=kind,
-            token_hash=token_digest(token),
-            created_at=utcnow(),
-            expires_at=expires,
-            revoked=False,
-        )
+    repository.insert_token(
+        conn,
+        {
+            "id": token_id,
+            "username": username,
+            "name": name,
+            "kind": kind,
+            "token_hash": token_digest(token),
+            "created_at": utcnow(),
+            "expires_at": expires,
+            "revoked": False,
+        },
     )
     return token, token_id, expires
 
@@ -232,19 +233,7 @@ def issue_token(
 def resolve_token(conn: Connection, token: str) -> Principal | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None
-    row = conn.execute(
-        select(
-            api_tokens.c.id,
-            api_tokens.c.kind,
-            api_tokens.c.expires_at,
-            api_tokens.c.revoked,
-            users.c.username,
-            users.c.role,
-            users.c.active,
-        )
-        .join(users, users.c.username == api_tokens.c.username)
-        .where(api_tokens.c.token_hash == token_digest(token))
-    ).first()
+    row = repository.token_with_user(conn, token_digest(token))
     if row is None or row.revoked or not row.active:
         return None
     if row.expires_at is not None and _aware(row.expires_at) < utcnow():

@@ -144,23 +144,24 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry(config_path: Path) -> Any:
+def _devices(config_path: Path) -> Any:
+    """The same device service the API uses (audited, broker files synced), and its store."""
     from hub.audit import AuditTrail
+    from hub.devices.service import DeviceService
     from hub.pki import SiteCA
-    from hub.provisioning import DeviceRegistry
     from hub.store import Store
 
     config = _config(config_path)
     store = Store(config.resolved_database_url())
     audit = AuditTrail.from_config(store.engine, config)
     ca = SiteCA(config.ca_dir) if config.ca_dir else None
-    return DeviceRegistry(store.engine, audit, config.broker, ca=ca), store
+    return DeviceService(store.engine, audit, config.broker, ca=ca), store
 
 
 def _device_add(args: argparse.Namespace) -> int:
-    from hub.provisioning import ProvisioningError
+    from hub.errors import DomainError
 
-    registry, store = _registry(args.config)
+    registry, store = _devices(args.config)
     try:
         creds = registry.add(
             _actor(),
@@ -171,7 +172,7 @@ def _device_add(args: argparse.Namespace) -> int:
             with_password=not args.no_password,
             with_certificate=args.certificate,
         )
-    except (ProvisioningError, ValueError) as err:
+    except DomainError as err:
         print(f"gridward: {err}", file=sys.stderr)
         return 2
     finally:
@@ -204,12 +205,12 @@ def _device_add(args: argparse.Namespace) -> int:
 
 
 def _device_retire(args: argparse.Namespace) -> int:
-    from hub.provisioning import ProvisioningError
+    from hub.errors import DomainError
 
-    registry, store = _registry(args.config)
+    registry, store = _devices(args.config)
     try:
         registry.retire(_actor(), args.device_id, args.reason)
-    except ProvisioningError as err:
+    except DomainError as err:
         print(f"gridward: {err}", file=sys.stderr)
         return 2
     finally:
@@ -219,24 +220,21 @@ def _device_retire(args: argparse.Namespace) -> int:
 
 
 def _device_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from hub.schema import devices
-
-    store = _store(args.config)
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(devices).order_by(devices.c.site, devices.c.id)).all()
-    store.close()
+    registry, store = _devices(args.config)
+    try:
+        rows = registry.all()
+    finally:
+        store.close()
     for r in rows:
         print(f"{r.site:16} {r.id:32} {r.kind:10} {r.status}")
     return 0
 
 
 def _user_add(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import IntegrityError
-
     from hub.audit import AuditTrail
-    from hub.auth import Role, WeakPasswordError, create_user
+    from hub.auth import Role
+    from hub.errors import DomainError
+    from hub.users.service import UserService
 
     password = (
         sys.stdin.readline().rstrip("\n")
@@ -245,16 +243,11 @@ def _user_add(args: argparse.Namespace) -> int:
     )
     config = _config(args.config)
     store = _store(args.config)
+    users = UserService(store.engine, AuditTrail.from_config(store.engine, config))
     try:
-        with AuditTrail.from_config(store.engine, config).change(
-            _actor(), "user.create", args.username, {"role": args.role}
-        ) as conn:
-            create_user(conn, args.username, password, Role(args.role))
-    except WeakPasswordError as err:
+        users.add(_actor(), args.username, password, Role(args.role))
+    except DomainError as err:
         print(f"gridward: {err}", file=sys.stderr)
-        return 2
-    except IntegrityError:
-        print(f"gridward: user {args.username!r} already exists", file=sys.stderr)
         return 2
     finally:
         store.close()

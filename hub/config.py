@@ -12,6 +12,7 @@ from edge.bus import BusConfig
 from edge.config import StrictModel
 from edge.validators import SegmentId
 from hub.broker import Account
+from hub.commands.config import CommandOutboxConfig
 from hub.dashboard_config import DashboardConfig
 from hub.timeseries import InfluxConfig
 
@@ -153,6 +154,10 @@ class HubConfig(StrictModel):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     influx: InfluxConfig | None = Field(
         default=None, description="also write positions and health to InfluxDB (docs/influxdb.md)"
+    )
+    commands: CommandOutboxConfig = Field(
+        default_factory=CommandOutboxConfig,
+        description="hub-to-device command retries (docs/hub.md)",
     )
     ui: DashboardConfig = Field(
         default_factory=DashboardConfig, description="the command dashboard (docs/dashboard.md)"

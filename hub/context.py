@@ -8,14 +8,21 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from edge.bus import Bus
+from hub.alerts.service import AlertService
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
+from hub.commands.outbox import CommandOutbox
+from hub.commands.service import CommandService
 from hub.config import HubConfig
+from hub.devices.service import DeviceService
+from hub.geo.service import GeoService
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
-from hub.provisioning import DeviceRegistry
+from hub.mapview.service import MapService
+from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
+from hub.users.service import UserService
 from hub.workers import WorkerStatus
 
 
@@ -24,13 +31,34 @@ class HubContext:
     config: HubConfig
     store: Store
     audit: AuditTrail
-    registry: DeviceRegistry
+    registry: DeviceService
     live: LiveBroadcaster
     login_limiter: LoginRateLimiter
     bus: Bus
     ingest: Ingest
     timeseries: TimeSeriesWriter | None = None
     workers: Callable[[], list[WorkerStatus]] = field(default=list)
+    outbox: CommandOutbox = field(default_factory=CommandOutbox)
+    # The area services; built from the fields above when not given.
+    alerts: AlertService = field(init=False)
+    positions: PositionService = field(init=False)
+    geo: GeoService = field(init=False)
+    users: UserService = field(init=False)
+    mapview: MapService = field(init=False)
+    commands: CommandService = field(init=False)
+
+    def __post_init__(self) -> None:
+        engine = self.store.engine
+        self.alerts = AlertService(engine, self.audit)
+        self.positions = PositionService(engine)
+        self.geo = GeoService(engine, self.audit)
+        self.users = UserService(engine, self.audit, self.login_limiter)
+        self.mapview = MapService(engine, self.config)
+        self.commands = CommandService(engine)
+
+    @property
+    def devices(self) -> DeviceService:
+        return self.registry
 
     @property
     def engine(self) -> Engine:

@@ -311,3 +311,30 @@ evidence = Table(
     Column("data", LargeBinary, nullable=False),
     Column("created_at", TS, nullable=False, index=True),
 )
+
+# Hub -> device commands (config pushes today; watchlist bundles and officer notifications
+# next), written in the transaction of the change that causes them and published after commit
+# by hub/commands/publisher.py. ``id`` is the message id the device's Reply cites.
+command_outbox = Table(
+    "command_outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("site", ID, nullable=False),
+    Column("device", ID, nullable=False, index=True),
+    Column("channel", String(16), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the encoded message, published as is
+    Column("qos", Integer, nullable=False),
+    Column("retain", Boolean, nullable=False),
+    # pending | sent | answered | failed | superseded
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("sent_at", TS),
+    Column("answered_at", TS),
+    Column("answer_ok", Boolean),
+    Column("answer_error", String(500)),
+    Column("last_error", String(500)),  # why the last attempt or the command failed
+    Index("ix_command_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+)

@@ -10,18 +10,21 @@ from collections.abc import Callable
 import uvicorn
 
 from edge.bus import Bus
-from edge.protocol import MAX_POSITIONS_PER_BATCH, Inbound, PositionBatch
+from edge.protocol import MAX_POSITIONS_PER_BATCH, Inbound, PositionBatch, Reply
 from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
+from hub.commands.outbox import CommandOutbox
+from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
 from hub.context import HubContext
+from hub.devices.directory import DeviceDirectory
+from hub.devices.service import DeviceService
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
-from hub.provisioning import DeviceDirectory, DeviceRegistry
 from hub.store import BatchResult, Store
 from hub.timeseries import TimeSeriesWriter
 from hub.workers import WorkerStatus, thread_alive
@@ -38,16 +41,22 @@ class HubService:
     ) -> None:
         self.config = config
         self.store = store or Store(config.resolved_database_url())
-        self.bus = Bus(config.mqtt, client_id=config.client_id)
+        self.outbox = CommandOutbox()
+        # A (re)connect may end a broker outage: let waiting commands go at once.
+        self.bus = Bus(config.mqtt, client_id=config.client_id, on_connected=self.outbox.wake)
         self.audit = AuditTrail.from_config(self.store.engine, config)
         self.directory = DeviceDirectory(self.store.engine)
-        self.registry = DeviceRegistry(
+        self.registry = DeviceService(
             self.store.engine,
             self.audit,
             config.broker,
             ca=SiteCA(config.ca_dir) if config.ca_dir else None,
             reload=broker_reload,
             directory=self.directory,
+            outbox=self.outbox,
+        )
+        self.command_publisher = CommandPublisher(
+            self.store.engine, self.bus, self.outbox, config.commands
         )
         self.live = LiveBroadcaster(config.api.ws_queue_max)
         self.fusion = SightingFusion()
@@ -77,6 +86,7 @@ class HubService:
             ingest=self.ingest,
             timeseries=self.timeseries,
             workers=self.worker_status,
+            outbox=self.outbox,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None
@@ -86,6 +96,8 @@ class HubService:
 
     def _on_stored(self, batch: list[Inbound], result: BatchResult) -> None:
         """After each committed ingest batch: live map, then time series (never blocking)."""
+        if any(isinstance(item.message, Reply) for item in batch):
+            self.outbox.wake()  # the publisher records the answers on its next pass
         self.live.on_stored(batch, result)
         if self.timeseries is not None:
             self.timeseries.write_messages(item.message for item in batch)
@@ -136,6 +148,7 @@ class HubService:
         self.ingest.attach()
         self.ingest.start()
         self.bus.start()
+        self.command_publisher.start()
         if api:
             self._start_api()
         thread = threading.Thread(target=self._housekeeping, name="hub-retention", daemon=True)
@@ -147,7 +160,10 @@ class HubService:
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
         inside ingest's after-store callback, so ingest's liveness covers them)."""
-        workers = [self.ingest.worker_status()]
+        workers = [
+            self.ingest.worker_status(),
+            WorkerStatus("commands", self.command_publisher.alive),
+        ]
         if self._housekeeper is not None:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
         if self.timeseries is not None:
@@ -200,6 +216,7 @@ class HubService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving
         # after that is not acked, so its device sends it again.

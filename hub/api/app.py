@@ -9,22 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from hub.api import (
-    routes_auth,
-    routes_data,
-    routes_devices,
-    routes_geo,
-    routes_ingest,
-    routes_poi,
-    routes_system,
-    routes_ui,
-)
+from hub.alerts import routes as alerts_routes
+from hub.api import errors, routes_ingest, routes_system
 from hub.api.deps import enforce_access
 from hub.audit import routes as audit_routes
+from hub.commands import routes as commands_routes
 from hub.context import HubContext
+from hub.devices import routes as devices_routes
+from hub.geo import routes as geo_routes
+from hub.mapview import routes as mapview_routes
+from hub.positions import routes as positions_routes
+from hub.users import routes as users_routes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -127,16 +125,18 @@ def create_app(ctx: HubContext) -> FastAPI:
     app.state.ctx = ctx
     guard = [Depends(enforce_access)]
     for router in (
-        routes_auth.router,
-        routes_auth.users_router,
-        routes_devices.router,
-        routes_data.router,
-        routes_geo.router,
-        routes_ingest.router,
-        routes_poi.router,
+        users_routes.router,
+        users_routes.users_router,
+        devices_routes.router,
+        commands_routes.router,
+        positions_routes.router,
+        alerts_routes.router,
+        geo_routes.router,
+        geo_routes.poi_router,
         routes_system.router,
+        mapview_routes.router,
+        routes_ingest.router,
         audit_routes.router,
-        routes_ui.router,
     ):
         app.include_router(router, dependencies=guard)
     ws = APIRouter(prefix="/api/v1", tags=["live"])
@@ -155,9 +155,7 @@ def create_app(ctx: HubContext) -> FastAPI:
     if dashboard.is_dir():
         app.mount("/ui", StaticFiles(directory=dashboard), name="ui")
 
-    @app.exception_handler(ValueError)
-    async def value_error(request: Any, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    errors.install(app)  # domain errors to statuses (one table); anything else: generic 500
 
     app.add_middleware(
         BodyLimit,

@@ -177,6 +177,12 @@ class ConfigPushInfo(BaseModel):
         description="the device's answer to this version (rejected: the old config stays)"
     )
     error: str | None = None
+    command_id: str | None = Field(
+        default=None, description="the push's command in the outbox (GET /api/v1/commands/{id})"
+    )
+    command_state: Literal["pending", "sent", "answered", "failed", "superseded"] | None = Field(
+        default=None, description="where the push is in the command outbox"
+    )
 
 
 class AckBody(Body):
@@ -277,3 +283,25 @@ class HealthRecord(BaseModel):
     id: str
     ts: datetime
     payload: dict[str, Any]
+
+
+class CommandInfo(BaseModel):
+    """A hub-to-device command in the outbox (docs/hub.md, "Command outbox")."""
+
+    id: str = Field(description="the message id; the device's Reply cites it")
+    site: str
+    device: str
+    channel: str
+    qos: int
+    retain: bool
+    state: Literal["pending", "sent", "answered", "failed", "superseded"]
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="when it is retried (open ones only)")
+    created_at: datetime
+    created_by: str
+    sent_at: datetime | None
+    answered_at: datetime | None
+    answer_ok: bool | None
+    answer_error: str | None
+    last_error: str | None = Field(description="why the last attempt or the command failed")
+    size_bytes: int

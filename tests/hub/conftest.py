@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from edge.agent import AgentRuntime
+from edge.bus import BusConfig
+from edge.config import AgentConfig
+from edge.protocol import EntityKind, Position
+from edge.validators import utcnow
 from hub.auth import Role, create_user
 from hub.config import ApiConfig, AuditConfig, BrokerFilesConfig, HubConfig
 from hub.service import HubService
@@ -90,3 +96,39 @@ def stop_hub(broker: BrokerHarness, running: RunningHub) -> None:
 
 
 HubFactory = Callable[..., RunningHub]
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"evidence" * 50 + b"\xff\xd9"
+
+
+def wristband_agent(
+    hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str
+) -> AgentRuntime:
+    creds = (
+        hub.client(Role.INSTALLER)
+        .post("/api/v1/devices", json={"id": device, "site": hub.site, "kind": "wristband"})
+        .json()
+    )
+    pw = tmp_path / f"{device}.pw"
+    pw.write_text(creds["mqtt_password"])
+    cfg = AgentConfig(
+        site=hub.site,
+        device=device,
+        data_dir=tmp_path / device,
+        mqtt=BusConfig(port=broker.port, username=device, password_file=pw),
+    )
+    agent = AgentRuntime(cfg, "wristband")  # type: ignore[arg-type]
+    agent.start()
+    assert agent.bus.wait_connected(5)
+    return agent
+
+
+def wearer_position(entity: str, lon: float, lat: float, dt_s: float = 0) -> Position:
+    return Position(
+        entity=entity,
+        entity_kind=EntityKind.WEARER,
+        lon=lon,
+        lat=lat,
+        accuracy_m=4.0,
+        ts=utcnow() + timedelta(seconds=dt_s),
+    )

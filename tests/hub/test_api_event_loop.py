@@ -22,8 +22,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from hub.api import routes_poi as hub_routes_poi
 from hub.auth import Role, resolve_token
+from hub.geo import poi_import as hub_poi_import
 from tests.hub.conftest import RunningHub
 
 PROBE_TIMEOUT_S = 15.0  # only reached when the event loop is stuck (the old code)
@@ -118,7 +118,7 @@ def test_a_slow_poi_import_does_not_stall_live_clients(
     hub: RunningHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The import handler reads its body on the loop, then parses and writes in a thread."""
-    real_parse = hub_routes_poi._from_csv
+    real_parse = hub_poi_import._from_csv
     entered, release = threading.Event(), threading.Event()
 
     def gated_parse(site: str, text: str) -> list[dict[str, Any]]:
@@ -126,7 +126,7 @@ def test_a_slow_poi_import_does_not_stall_live_clients(
         release.wait(PROBE_TIMEOUT_S * 4)
         return real_parse(site, text)
 
-    monkeypatch.setattr(hub_routes_poi, "_from_csv", gated_parse)
+    monkeypatch.setattr(hub_poi_import, "_from_csv", gated_parse)
     token = _token(hub, Role.OFFICER)
     importer = hub.client(Role.ADMIN)
     csv = "id,name,category,lon,lat\naed-1,AED,aed,114.05,22.54\n"

@@ -16,7 +16,7 @@ from edge.agent import AgentRuntime
 from edge.config import AgentConfig
 from edge.protocol import AlertKind, DeviceKind, Severity
 from hub.audit import AuditTrail
-from hub.provisioning import DeviceRegistry
+from hub.devices.service import DeviceService
 from hub.schema import alerts
 from hub.store import Store
 from tests.support.broker import BrokerHarness
@@ -34,7 +34,7 @@ def test_two_hubs_share_ingest(
 ) -> None:
     url = postgres.new_database()
     store = Store(url)
-    registry = DeviceRegistry(store.engine, AuditTrail(store.engine), None)
+    registry = DeviceService(store.engine, AuditTrail(store.engine), None)
     devices = [f"{site}-d{i}" for i in range(3)]
     for device in devices:
         registry.add("test", site, DeviceKind.CAMERA, device)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.auth import Role
-from hub.geojson import GeoJSONError, validate_polygon
+from hub.geo.geojson import GeoJSONError, validate_polygon
 from tests.hub.conftest import RunningHub
 
 SQUARE = [[114.05, 22.54], [114.06, 22.54], [114.06, 22.55], [114.05, 22.55], [114.05, 22.54]]

@@ -8,10 +8,12 @@ from typing import Any
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
+from hub.errors import Invalid
+
 MAX_VERTICES = 20_000
 
 
-class GeoJSONError(ValueError):
+class GeoJSONError(Invalid):
     """A geometry that cannot be stored; the message names the problem and where it is."""
 
 

@@ -1,0 +1,1 @@
+"""Alerts from devices: query, acknowledge, notes, evidence."""

@@ -1,0 +1,1 @@
+"""Devices: identities, broker credentials, the ingest gate, health history, config pushes."""

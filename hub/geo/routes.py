@@ -1,0 +1,261 @@
+"""Zones and grid cells as GeoJSON (RFC 7946) in and out; points of interest imported from
+GeoJSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.validators import SEGMENT_PATTERN
+from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
+from hub.api.models import WarningBody
+from hub.auth import Permission
+from hub.geo.geojson import feature
+
+router = APIRouter(prefix="/api/v1", tags=["zones", "grid cells"])
+poi_router = APIRouter(prefix="/api/v1/poi", tags=["points of interest"])
+GeoId = Annotated[str, Path(pattern=SEGMENT_PATTERN)]
+CATEGORY_RE = r"^[a-z0-9_]{1,64}$"
+
+ZONE_KINDS = ("inclusion", "exclusion", "intrusion", "perimeter", "restricted", "poi_area")
+SQUARE: dict[str, Any] = {
+    "type": "Polygon",
+    "coordinates": [
+        [[114.05, 22.54], [114.06, 22.54], [114.06, 22.55], [114.05, 22.55], [114.05, 22.54]]
+    ],
+}
+
+
+class Geometry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["Polygon", "MultiPolygon"]
+    coordinates: list[Any]
+
+
+class ZoneProperties(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    site: Annotated[str, Field(pattern=SEGMENT_PATTERN)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: Literal["inclusion", "exclusion", "intrusion", "perimeter", "restricted", "poi_area"]
+
+
+class ZoneFeature(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "Feature",
+                    "id": "gate-a",
+                    "geometry": SQUARE,
+                    "properties": {"site": "demo", "name": "Gate A", "kind": "intrusion"},
+                }
+            ]
+        },
+    )
+    type: Literal["Feature"]
+    id: Annotated[str, Field(pattern=SEGMENT_PATTERN)]
+    geometry: Geometry
+    properties: ZoneProperties
+
+
+class CellProperties(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    site: Annotated[str, Field(pattern=SEGMENT_PATTERN)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    team: Annotated[str, Field(max_length=200)] = ""
+
+
+class CellFeature(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "Feature",
+                    "id": "cell-a1",
+                    "geometry": SQUARE,
+                    "properties": {"site": "demo", "name": "A1", "team": "Team North"},
+                }
+            ]
+        },
+    )
+    type: Literal["Feature"]
+    id: Annotated[str, Field(pattern=SEGMENT_PATTERN)]
+    geometry: Geometry
+    properties: CellProperties
+
+
+class FeatureCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]]
+    next_cursor: str | None = Field(default=None, description="foreign member: next page")
+
+
+class ImportResult(BaseModel):
+    imported: int
+    replaced: bool
+
+
+def _zone_feature(row: Any) -> dict[str, Any]:
+    return feature(
+        row.id,
+        row.geometry,
+        {
+            **row.properties,
+            "site": row.site,
+            "name": row.name,
+            "kind": row.kind,
+            "version": row.version,
+        },
+    )
+
+
+def _cell_feature(row: Any) -> dict[str, Any]:
+    return feature(
+        row.id,
+        row.geometry,
+        {
+            **row.properties,
+            "site": row.site,
+            "name": row.name,
+            "team": row.team,
+            "warning_level": row.warning_level,
+            "warning_reason": row.warning_reason,
+            "warning_set_by": row.warning_set_by,
+            "warning_set_at": row.warning_set_at.isoformat() if row.warning_set_at else None,
+        },
+    )
+
+
+def _after(page: Page) -> str | None:
+    return str(page.after[0]) if page.after else None
+
+
+SiteQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
+
+
+def _collection(rows: list[Any], to_feature: Any, page: Page) -> FeatureCollection:
+    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
+    return FeatureCollection(features=[to_feature(r) for r in rows], next_cursor=nxt)
+
+
+@router.get("/zones", response_model=FeatureCollection, **guarded(Permission.ZONES_READ))
+def list_zones(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
+    rows = ctx.geo.zones(limit=page.limit, after=_after(page), site=site)
+    return _collection(rows, _zone_feature, page)
+
+
+@router.get("/zones/{zone_id}", **guarded(Permission.ZONES_READ))
+def get_zone(zone_id: GeoId, ctx: Ctx) -> dict[str, Any]:
+    return _zone_feature(ctx.geo.zone(zone_id))
+
+
+@router.put("/zones/{zone_id}", **guarded(Permission.ZONES_WRITE))
+def put_zone(
+    zone_id: GeoId, body: Annotated[ZoneFeature, Body()], me: Me, ctx: Ctx
+) -> dict[str, Any]:
+    """Create or replace a zone; its version increases on every change."""
+    row = ctx.geo.put_zone(
+        me.username, zone_id, body.id, body.geometry.model_dump(), body.properties.model_dump()
+    )
+    return _zone_feature(row)
+
+
+@router.delete("/zones/{zone_id}", status_code=204, **guarded(Permission.ZONES_WRITE))
+def delete_zone(zone_id: GeoId, me: Me, ctx: Ctx) -> None:
+    ctx.geo.delete_zone(me.username, zone_id)
+
+
+@router.get("/grid-cells", response_model=FeatureCollection, **guarded(Permission.CELLS_READ))
+def list_cells(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
+    rows = ctx.geo.cells(limit=page.limit, after=_after(page), site=site)
+    return _collection(rows, _cell_feature, page)
+
+
+@router.get("/grid-cells/{cell_id}", **guarded(Permission.CELLS_READ))
+def get_cell(cell_id: GeoId, ctx: Ctx) -> dict[str, Any]:
+    return _cell_feature(ctx.geo.cell(cell_id))
+
+
+@router.put("/grid-cells/{cell_id}", **guarded(Permission.CELLS_WRITE))
+def put_cell(
+    cell_id: GeoId, body: Annotated[CellFeature, Body()], me: Me, ctx: Ctx
+) -> dict[str, Any]:
+    row = ctx.geo.put_cell(
+        me.username, cell_id, body.id, body.geometry.model_dump(), body.properties.model_dump()
+    )
+    return _cell_feature(row)
+
+
+@router.delete("/grid-cells/{cell_id}", status_code=204, **guarded(Permission.CELLS_WRITE))
+def delete_cell(cell_id: GeoId, me: Me, ctx: Ctx) -> None:
+    ctx.geo.delete_cell(me.username, cell_id)
+
+
+@router.post("/grid-cells/{cell_id}/warning", **guarded(Permission.CELLS_WARN))
+def set_warning(cell_id: GeoId, body: WarningBody, me: Me, ctx: Ctx) -> dict[str, Any]:
+    """Set (or clear, with level null) a cell's warning colour by hand, with a reason."""
+    return _cell_feature(ctx.geo.set_warning(me.username, cell_id, body.level, body.reason))
+
+
+# --- points of interest ---------------------------------------------------------------------
+
+_IMPORT_ROUTE = guarded(
+    Permission.ZONES_WRITE,
+    {
+        415: {"description": "neither CSV nor GeoJSON"},
+        422: {"description": "says what to fix"},
+    },
+)
+_IMPORT_ROUTE["openapi_extra"]["requestBody"] = {
+    "required": True,
+    "content": {
+        "application/geo+json": {"schema": {"type": "object"}},
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
+
+
+@poi_router.post("/import", response_model=ImportResult, **_IMPORT_ROUTE)
+async def import_pois(
+    request: Request,
+    me: Me,
+    ctx: Ctx,
+    site: Annotated[str, Query(pattern=SEGMENT_PATTERN)],
+    replace: Annotated[bool, Query(description="delete the site's other points first")] = False,
+) -> ImportResult:
+    """Import points of interest from GeoJSON (``application/geo+json`` or
+    ``application/json``) or CSV (``text/csv`` with columns id,name,category,lon,lat)."""
+    raw = await request.body()
+    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+    # Parsing and the audited write are blocking work: off the event loop, so the live
+    # stream keeps pumping while a large file is imported.
+    summary = await run_in_threadpool(
+        ctx.geo.import_pois, me.username, site, raw, media_type, replace=replace
+    )
+    return ImportResult(imported=summary.imported, replaced=summary.replaced)
+
+
+@poi_router.get("", **guarded(Permission.ZONES_READ))
+def list_pois(
+    ctx: Ctx,
+    page: PageDep,
+    site: Annotated[str | None, Query(pattern=SEGMENT_PATTERN)] = None,
+    category: Annotated[str | None, Query(pattern=CATEGORY_RE)] = None,
+) -> dict[str, Any]:
+    """Points of interest as a GeoJSON FeatureCollection (``next_cursor`` for more)."""
+    rows = ctx.geo.pois(limit=page.limit, after=_after(page), site=site, category=category)
+    features = [
+        feature(
+            r.id,
+            {"type": "Point", "coordinates": [r.lon, r.lat]},
+            {**r.properties, "site": r.site, "name": r.name, "category": r.category},
+        )
+        for r in rows
+    ]
+    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
+    return {"type": "FeatureCollection", "features": features, "next_cursor": nxt}

@@ -1,0 +1,194 @@
+"""Zone, grid-cell and point-of-interest rules: geometry is validated before anything is
+stored, zones are versioned, every change is audited, imports replace atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Table
+from sqlalchemy.exc import IntegrityError
+
+from edge.validators import utcnow
+from hub.audit import AuditTrail
+from hub.errors import Conflict, Invalid, NotFound
+from hub.geo import poi_import, repository
+from hub.geo.geojson import GeoJSONError, validate_polygon
+from hub.schema import grid_cells, zones
+
+ZONE_FIELDS = {"site", "name", "kind", "version"}
+CELL_FIELDS = {
+    "site",
+    "name",
+    "team",
+    "warning_level",
+    "warning_reason",
+    "warning_set_by",
+    "warning_set_at",
+}
+
+
+class ZoneNotFound(NotFound):
+    pass
+
+
+class CellNotFound(NotFound):
+    pass
+
+
+class CellConflict(Conflict):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    imported: int
+    replaced: bool
+
+
+def _geometry(geometry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_polygon(geometry)
+    except GeoJSONError as err:
+        raise GeoJSONError(f"geometry: {err}") from err
+
+
+def _check_id(feature_id: str, url_id: str) -> None:
+    if feature_id != url_id:
+        raise Invalid(f"feature id {feature_id!r} differs from the URL's {url_id!r}")
+
+
+class GeoService:
+    def __init__(self, engine: Engine, audit: AuditTrail) -> None:
+        self.engine = engine
+        self.audit = audit
+
+    def _page(self, table: Table, *, limit: int, after: str | None, site: str | None) -> list[Any]:
+        with self.engine.connect() as conn:
+            return repository.page(conn, table, limit=limit, after=after, site=site)
+
+    def zones(self, *, limit: int, after: str | None, site: str | None) -> list[Any]:
+        return self._page(zones, limit=limit, after=after, site=site)
+
+    def cells(self, *, limit: int, after: str | None, site: str | None) -> list[Any]:
+        return self._page(grid_cells, limit=limit, after=after, site=site)
+
+    # -- zones ----------------------------------------------------------------------------
+
+    def zone(self, zone_id: str) -> Any:
+        with self.engine.connect() as conn:
+            row = repository.get(conn, zones, zone_id)
+        if row is None:
+            raise ZoneNotFound(f"no zone {zone_id!r}")
+        return row
+
+    def put_zone(
+        self,
+        actor: str,
+        zone_id: str,
+        feature_id: str,
+        geometry: dict[str, Any],
+        properties: dict[str, Any],
+    ) -> Any:
+        """Create or replace a zone; its version increases on every change."""
+        _check_id(feature_id, zone_id)
+        values = {
+            "site": properties["site"],
+            "name": properties["name"],
+            "kind": properties["kind"],
+            "geometry": _geometry(geometry),
+            "properties": {k: v for k, v in properties.items() if k not in ZONE_FIELDS},
+            "updated_at": utcnow(),
+            "updated_by": actor,
+        }
+        with self.audit.change(actor, "zone.put", zone_id, {"kind": values["kind"]}) as conn:
+            current = repository.zone_version(conn, zone_id)
+            if current is None:
+                repository.insert_zone(conn, zone_id, 1, values)
+            else:
+                repository.update_zone(conn, zone_id, current + 1, values)
+            return repository.get(conn, zones, zone_id)
+
+    def delete_zone(self, actor: str, zone_id: str) -> None:
+        with self.audit.change(actor, "zone.delete", zone_id) as conn:
+            if not repository.delete_one(conn, zones, zone_id):
+                raise ZoneNotFound(f"no zone {zone_id!r}")
+
+    # -- grid cells -----------------------------------------------------------------------
+
+    def cell(self, cell_id: str) -> Any:
+        with self.engine.connect() as conn:
+            row = repository.get(conn, grid_cells, cell_id)
+        if row is None:
+            raise CellNotFound(f"no grid cell {cell_id!r}")
+        return row
+
+    def put_cell(
+        self,
+        actor: str,
+        cell_id: str,
+        feature_id: str,
+        geometry: dict[str, Any],
+        properties: dict[str, Any],
+    ) -> Any:
+        _check_id(feature_id, cell_id)
+        values = {
+            "site": properties["site"],
+            "name": properties["name"],
+            "team": properties.get("team", ""),
+            "geometry": _geometry(geometry),
+            "properties": {k: v for k, v in properties.items() if k not in CELL_FIELDS},
+            "updated_at": utcnow(),
+        }
+        with self.audit.change(actor, "cell.put", cell_id) as conn:
+            try:
+                if repository.cell_exists(conn, cell_id):
+                    repository.update_cell(conn, cell_id, values)
+                else:
+                    repository.insert_cell(conn, cell_id, values)
+            except IntegrityError as err:
+                raise CellConflict(str(err.orig)) from err
+            return repository.get(conn, grid_cells, cell_id)
+
+    def delete_cell(self, actor: str, cell_id: str) -> None:
+        with self.audit.change(actor, "cell.delete", cell_id) as conn:
+            if not repository.delete_one(conn, grid_cells, cell_id):
+                raise CellNotFound(f"no grid cell {cell_id!r}")
+
+    def set_warning(self, actor: str, cell_id: str, level: str | None, reason: str) -> Any:
+        """Set (or clear, with level None) a cell's warning colour by hand, with a reason."""
+        with self.audit.change(
+            actor, "cell.warning", cell_id, {"level": level, "reason": reason}
+        ) as conn:
+            changed = repository.update_cell(
+                conn,
+                cell_id,
+                {
+                    "warning_level": level,
+                    "warning_reason": reason,
+                    "warning_set_by": actor,
+                    "warning_set_at": utcnow(),
+                },
+            )
+            if not changed:
+                raise CellNotFound(f"no grid cell {cell_id!r}")
+            return repository.get(conn, grid_cells, cell_id)
+
+    # -- points of interest ---------------------------------------------------------------
+
+    def import_pois(
+        self, actor: str, site: str, raw: bytes, media_type: str, *, replace: bool
+    ) -> ImportSummary:
+        """Import a GeoJSON or CSV file; ``replace`` deletes the site's other points first."""
+        rows = poi_import.parse(site, raw, media_type)
+        with self.audit.change(
+            actor, "poi.import", site, {"count": len(rows), "replace": replace}
+        ) as conn:
+            repository.replace_pois(conn, site, rows, whole_site=replace)
+        return ImportSummary(len(rows), replace)
+
+    def pois(
+        self, *, limit: int, after: str | None, site: str | None, category: str | None
+    ) -> list[Any]:
+        with self.engine.connect() as conn:
+            return repository.poi_page(conn, limit=limit, after=after, site=site, category=category)

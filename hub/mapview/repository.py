@@ -1,0 +1,83 @@
+"""SQL for the dashboard's device layer (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from hub.schema import alerts, device_state, devices, health, latest_positions
+
+
+def active_devices(
+    conn: Connection, *, limit: int, after: str | None, site: str | None
+) -> list[Any]:
+    stmt = (
+        select(devices, device_state.c.state, device_state.c.received_at)
+        .outerjoin(
+            device_state,
+            and_(device_state.c.device == devices.c.id, device_state.c.site == devices.c.site),
+        )
+        .where(devices.c.status == "active")
+        .order_by(devices.c.id)
+        .limit(limit)
+    )
+    if site:
+        stmt = stmt.where(devices.c.site == site)
+    if after is not None:
+        stmt = stmt.where(devices.c.id > after)
+    return list(conn.execute(stmt).all())
+
+
+def newest_positions(conn: Connection, ids: list[str]) -> list[Any]:
+    """(device, lon, lat) of each device's newest latest-position row."""
+    newest = (
+        select(latest_positions.c.device, func.max(latest_positions.c.ts).label("ts"))
+        .where(latest_positions.c.device.in_(ids))
+        .group_by(latest_positions.c.device)
+        .subquery()
+    )
+    return list(
+        conn.execute(
+            select(latest_positions.c.device, latest_positions.c.lon, latest_positions.c.lat).join(
+                newest,
+                and_(
+                    newest.c.device == latest_positions.c.device,
+                    newest.c.ts == latest_positions.c.ts,
+                ),
+            )
+        ).all()
+    )
+
+
+def newest_located_alerts(conn: Connection, ids: list[str]) -> list[Any]:
+    newest = (
+        select(func.max(alerts.c.id).label("id"))
+        .where(alerts.c.device.in_(ids), alerts.c.lon.is_not(None))
+        .group_by(alerts.c.device)
+        .subquery()
+    )
+    return list(
+        conn.execute(
+            select(alerts.c.device, alerts.c.lon, alerts.c.lat).join(
+                newest, newest.c.id == alerts.c.id
+            )
+        ).all()
+    )
+
+
+def newest_health(conn: Connection, ids: list[str]) -> list[Any]:
+    newest = (
+        select(health.c.device, func.max(health.c.ts).label("ts"))
+        .where(health.c.device.in_(ids))
+        .group_by(health.c.device)
+        .subquery()
+    )
+    return list(
+        conn.execute(
+            select(health.c.device, health.c.ts, health.c.payload).join(
+                newest,
+                and_(newest.c.device == health.c.device, newest.c.ts == health.c.ts),
+            )
+        ).all()
+    )

@@ -1,0 +1,61 @@
+"""``/api/v1/ui``: map settings, local tiles, the offline outline, devices on the map."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
+
+from edge.validators import SEGMENT_PATTERN
+from hub.api.deps import Ctx, PageDep, encode_cursor, guarded
+from hub.auth import Permission
+
+router = APIRouter(prefix="/api/v1/ui", tags=["dashboard"])
+MAX_TILE_ZOOM = 22
+
+
+@router.get("/config", **guarded(Permission.SELF))
+def ui_config(ctx: Ctx) -> dict[str, Any]:
+    """Map and display settings for the dashboard (no file paths, no secrets)."""
+    return ctx.mapview.settings()
+
+
+@router.get(
+    "/tiles/{z}/{x}/{y}.{ext}",
+    response_class=FileResponse,
+    **guarded(Permission.SELF, {404: {"description": "no such tile"}}),
+)
+def local_tile(
+    ctx: Ctx,
+    z: Annotated[int, Path(ge=0, le=MAX_TILE_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+    ext: Annotated[str, Path(pattern=r"^(png|jpg|jpeg|webp)$")],
+) -> FileResponse:
+    """One tile of the configured local tile tree (``ui.tiles_dir/z/x/y.ext``)."""
+    path = ctx.mapview.tile_path(z, x, y, ext)
+    return FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/outline", **guarded(Permission.SELF))
+def outline(ctx: Ctx) -> dict[str, Any]:
+    """The operator's offline outline (GeoJSON FeatureCollection), or an empty collection."""
+    return ctx.mapview.outline()
+
+
+@router.get("/devices", **guarded(Permission.DEVICES_READ))
+def devices_on_map(
+    ctx: Ctx,
+    page: PageDep,
+    site: Annotated[str | None, Query(pattern=SEGMENT_PATTERN)] = None,
+) -> dict[str, Any]:
+    """Active devices as GeoJSON: placed where the installer recorded them (``location`` at
+    provisioning or ``PATCH /devices/{id}``), else where their entities were last seen, else
+    at their last located alert; status is online, offline, degraded (online with a stale
+    heartbeat, a backed-up outbox or a hot CPU) or unknown.
+    Devices with no known place have ``geometry: null``."""
+    after = str(page.after[0]) if page.after else None
+    features, last = ctx.mapview.devices(limit=page.limit, after=after, site=site)
+    nxt = encode_cursor([last]) if last is not None else None
+    return {"type": "FeatureCollection", "features": features, "next_cursor": nxt}

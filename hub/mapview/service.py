@@ -1,0 +1,191 @@
+"""The dashboard map's rules: which settings it may see, which tile files it may read, and
+where and in what state each device is shown."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+
+from edge.validators import utcnow
+from hub.config import HubConfig
+from hub.dashboard_config import DashboardConfig
+from hub.errors import NotFound, Unavailable
+from hub.mapview import repository
+
+log = logging.getLogger(__name__)
+
+DeviceStatus = Literal["online", "offline", "degraded", "unknown"]
+LocationSource = Literal["registry", "positions", "alert"]
+StatusReason = dict[str, str | int | float]
+
+
+class TileNotFound(NotFound):
+    pass
+
+
+class OutlineUnavailable(Unavailable):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSummary:
+    ts: datetime
+    outbox_depth: int
+    cpu_temp_c: float | None
+
+
+def device_status(
+    state: str | None,
+    last_health: HealthSummary | None,
+    now: datetime,
+    ui: DashboardConfig,
+) -> tuple[DeviceStatus, list[StatusReason]]:
+    """Online, offline, degraded (online but something is wrong) or unknown, with the reasons
+    as codes plus values: the dashboard words them in the user's language."""
+    if state is None:
+        return "unknown", [{"code": "never_connected"}]
+    if state in ("offline", "stopped"):
+        return "offline", [{"code": state}]
+    reasons: list[StatusReason] = []
+    if last_health is None:
+        reasons.append({"code": "no_heartbeat"})
+    else:
+        age_s = (now - last_health.ts).total_seconds()
+        if age_s > ui.device_degraded_after_s:
+            reasons.append({"code": "stale_heartbeat", "age_s": int(age_s)})
+        if last_health.outbox_depth >= ui.device_outbox_degraded:
+            reasons.append({"code": "outbox_backlog", "n": last_health.outbox_depth})
+        if last_health.cpu_temp_c is not None and (
+            last_health.cpu_temp_c >= ui.device_cpu_temp_degraded_c
+        ):
+            reasons.append({"code": "cpu_hot", "c": round(last_health.cpu_temp_c)})
+    return ("degraded" if reasons else "online"), reasons
+
+
+def _aware(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the store only ever writes UTC."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class MapService:
+    def __init__(self, engine: Engine, config: HubConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    def settings(self) -> dict[str, Any]:
+        """Map and display settings for the dashboard (no file paths, no secrets)."""
+        ui = self.config.ui
+        base: dict[str, Any] = {"kind": ui.base_layer, "attribution": ui.attribution}
+        if ui.base_layer == "url":
+            base["url"] = ui.tile_url
+            base["subdomains"] = ui.tile_subdomains
+        elif ui.base_layer == "local_tiles":
+            base["url"] = f"/api/v1/ui/tiles/{{z}}/{{x}}/{{y}}.{ui.tile_ext}"
+        return {
+            "site": self.config.site,
+            "base_layer": base,
+            "tile_datum": ui.tile_datum,
+            "min_zoom": ui.min_zoom,
+            "max_zoom": ui.max_zoom,
+            "center": [ui.center_lon, ui.center_lat],
+            "zoom": ui.zoom,
+            "has_outline": ui.outline_file is not None,
+            "trail_points": ui.trail_points,
+            "trail_max_age_s": ui.trail_max_age_s,
+            "position_stale_after_s": ui.position_stale_after_s,
+            "alert_feed_max": ui.alert_feed_max,
+            "language": ui.language,
+        }
+
+    def tile_path(self, z: int, x: int, y: int, ext: str) -> Path:
+        ui = self.config.ui
+        if ui.base_layer != "local_tiles" or ui.tiles_dir is None or ext != ui.tile_ext:
+            raise TileNotFound("this hub serves no local tiles (ui.base_layer)")
+        if x >= 2**z or y >= 2**z:
+            raise TileNotFound(f"tile {z}/{x}/{y} is outside the zoom level's grid")
+        # z, x, y are validated integers, so the path cannot leave tiles_dir.
+        path = ui.tiles_dir / str(z) / str(x) / f"{y}.{ext}"
+        if not path.is_file():
+            raise TileNotFound(f"no tile {z}/{x}/{y}")
+        return path
+
+    def outline(self) -> dict[str, Any]:
+        path = self.config.ui.outline_file
+        if path is None:
+            return {"type": "FeatureCollection", "features": []}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            log.warning("ui.outline_file %s unreadable: %s", path, err)
+            raise OutlineUnavailable(f"ui.outline_file cannot be read: {err}") from err
+        if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+            raise OutlineUnavailable("ui.outline_file is not a GeoJSON FeatureCollection")
+        return data
+
+    def devices(
+        self, *, limit: int, after: str | None, site: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """GeoJSON features of active devices and the last id (for the next page)."""
+        now = utcnow()
+        with self.engine.connect() as conn:
+            rows = repository.active_devices(conn, limit=limit, after=after, site=site)
+            extra = self._latest_per_device(conn, [r.id for r in rows])
+        features = []
+        for r in rows:
+            info = extra.get(r.id, {})
+            if r.lon is not None and r.lat is not None:
+                info = {**info, "registry": (r.lon, r.lat)}
+            source: LocationSource | None = None
+            point: tuple[float, float] | None = None
+            for key in ("registry", "positions", "alert"):
+                if key in info:
+                    source, point = key, info[key]
+                    break
+            last: HealthSummary | None = info.get("health")
+            status, reasons = device_status(r.state, last, now, self.config.ui)
+            last_seen = max(
+                (_aware(t) for t in (r.received_at, last.ts if last else None) if t is not None),
+                default=None,
+            )
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": r.id,
+                    "geometry": {"type": "Point", "coordinates": list(point)} if point else None,
+                    "properties": {
+                        "site": r.site,
+                        "kind": r.kind,
+                        "name": r.name,
+                        "status": status,
+                        "status_reasons": reasons,
+                        "last_seen": last_seen.isoformat() if last_seen else None,
+                        "location_source": source,
+                    },
+                }
+            )
+        return features, rows[-1].id if len(rows) == limit else None
+
+    @staticmethod
+    def _latest_per_device(conn: Any, ids: list[str]) -> dict[str, Any]:
+        rows: dict[str, Any] = {}
+        if not ids:
+            return rows
+        for r in repository.newest_positions(conn, ids):
+            rows.setdefault(r.device, {}).setdefault("positions", (r.lon, r.lat))
+        for r in repository.newest_located_alerts(conn, ids):
+            rows.setdefault(r.device, {})["alert"] = (r.lon, r.lat)
+        for r in repository.newest_health(conn, ids):
+            payload = r.payload or {}
+            temp = payload.get("cpu_temp_c")
+            rows.setdefault(r.device, {})["health"] = HealthSummary(
+                ts=_aware(r.ts),
+                outbox_depth=int(payload.get("outbox_depth") or 0),
+                cpu_temp_c=float(temp) if isinstance(temp, int | float) else None,
+            )
+        return rows

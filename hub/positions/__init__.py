@@ -1,0 +1,1 @@
+"""Positions: the newest per entity and the stored history (track playback)."""
