@@ -170,8 +170,8 @@ def render() -> str:
     out += ["", "## Alert details by kind", "",
             "`Alert.details` is a flat map of scalars; its keys per `kind` are fixed by these "
             "models (agents build alerts from them; unset optional keys are left out)."]
-    for kind, model in DETAIL_MODELS.items():
-        schema = model.model_json_schema()
+    for kind, details_model in DETAIL_MODELS.items():
+        schema = details_model.model_json_schema()
         out += ["", f"### details of `{kind.value}`", ""]
         if schema.get("properties"):
             out += _fields_table(schema, defs)
