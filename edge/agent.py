@@ -341,7 +341,11 @@ class AgentRuntime:
 
     def _health_loop(self) -> None:
         while not self._stop.wait(self.config.health_interval_s):
-            self._queue_telemetry(self.health_message())
+            try:
+                self._queue_telemetry(self.health_message())
+            except Exception:  # a bad reading must not end the heartbeat
+                self.counters["health_error"] += 1
+                log.exception("health message not built")
 
 
 def read_cpu_temp_c() -> float | None:

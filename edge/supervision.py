@@ -15,6 +15,7 @@ Time is injectable: ``clock`` measures the crash window and ``wait`` sleeps thro
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -24,6 +25,15 @@ from edge.config import SupervisionConfig
 from edge.protocol import LoopHealth, LoopState
 
 log = logging.getLogger(__name__)
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def error_class(err: BaseException) -> str:
+    """What health may say about a crash: the exception's class name only (its message may
+    quote the data being processed), reduced to the characters of an identifier."""
+    name = _NOT_NAME.sub("_", type(err).__name__)[:64]
+    return name if name[:1].isalpha() or name[:1] == "_" else f"_{name}"[:64]
 
 LoopBody = Callable[[], None]
 
@@ -128,8 +138,7 @@ class SupervisedLoop:
         """Count a crash; True when the loop is now dead."""
         now = self._clock()
         cfg = self.config
-        # Only the class name leaves this process: a message may quote the data being processed.
-        error = type(err).__name__[:64]
+        error = error_class(err)
         with self._lock:
             self._crashes += 1
             self._last_error = error

@@ -235,3 +235,11 @@ def test_wristband_advert_loop_restarts_and_then_is_reported_dead(
         assert states[-1].dead_loops == ["adverts"]
     finally:
         service.stop()
+
+
+def test_an_odd_exception_class_name_cannot_break_health() -> None:
+    odd = type("bad name<script>", (RuntimeError,), {})
+    t = FakeTime()
+    loop = SupervisedLoop("x", Body(fail=1, error=odd), clock=t.clock, wait=t.wait)
+    loop.run()
+    assert loop.health().last_error == "bad_name_script_"
