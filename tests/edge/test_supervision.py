@@ -243,3 +243,54 @@ def test_an_odd_exception_class_name_cannot_break_health() -> None:
     loop = SupervisedLoop("x", Body(fail=1, error=odd), clock=t.clock, wait=t.wait)
     loop.run()
     assert loop.health().last_error == "bad_name_script_"
+
+
+class FlakyPort:
+    """A serial port whose library raises an unexpected error (not an OSError) while
+    ``failures[0]`` is positive; otherwise a quiet line. The only fake here: the boundary is a
+    USB serial device that cannot misbehave on demand."""
+
+    def __init__(self, failures: list[int]) -> None:
+        self.failures = failures
+        self.in_waiting = 0
+        self.dtr = False
+        self._quiet = threading.Event()
+
+    def read(self, _n: int) -> bytes:
+        if self.failures[0] > 0:
+            self.failures[0] -= 1
+            raise RuntimeError("usb-serial library bug")
+        self._quiet.wait(0.01)  # a blocking read with its timeout, as pyserial's
+        return b""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def close(self) -> None:
+        return None
+
+
+def test_lidar_port_reader_is_supervised_too(broker: BrokerHarness, site: str,
+                                             tmp_path: Path) -> None:
+    device = f"{site}-lidar-port"
+    mqtt = broker.add_device(site, DeviceKind.LIDAR, device)
+    cfg = lidar_config("ld06", site=site, device=device, mqtt=mqtt, data_dir=tmp_path / "data",
+                       health_interval_s=60, supervision=FAST,
+                       scanner={"model": "ld06", "port": "/dev/ttyFAKE0"})
+    failures = [1]
+    service = LidarService(cfg, serial_factory=lambda *_a, **_k: FlakyPort(failures))
+    service.start()
+    try:
+        wait_until(lambda: service.port_loop.health().restarts == 1 and
+                   service.transport.counters["opens"] == 2,
+                   message="port reader restarted on a freshly opened port")
+        health = service.runtime.health_message()
+        assert health.ok and health.loops["port"].crashes == 1
+        assert health.loops["port"].last_error == "RuntimeError"
+        failures[0] = 1_000_000  # the library now fails on every read
+        wait_until(lambda: service.port_loop.state is LoopState.DEAD, message="port loop dead")
+        health = service.runtime.health_message()
+        assert not health.ok and health.loops["port"].state is LoopState.DEAD
+        assert health.loops["scans"].state is LoopState.ALIVE
+    finally:
+        service.stop()
