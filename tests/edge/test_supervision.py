@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridges.ble.advert import BandAdvert, encode_advert
 from bridges.ble.sources import HeardAdvert
 from edge.bus import Bus
 from edge.config import SupervisionConfig
@@ -224,9 +225,18 @@ def test_wristband_advert_loop_restarts_and_then_is_reported_dead(
         assert health.ok and health.loops["adverts"].crashes == 1
         assert health.loops["adverts"].state is LoopState.ALIVE
 
-        for n in (2, 3):
-            service.submit(garbage)
-            wait_until(lambda n=n: service.loop.crashes == n, message="crash counted")
+        # An SOS heard just before the next bad advert is still raised, whether or not the
+        # two end up in the same batch.
+        band = config.bands[0].band_id
+        sos = HeardAdvert("rx-a", "02:00:00:00:00:01", -60, {config.company_id: encode_advert(
+            BandAdvert(band, 1, 80, sos=True), bytes(16))}, 1.0)
+        service.submit(sos)
+        service.submit(garbage)
+        wait_until(lambda: service.loop.crashes == 2, message="crash counted")
+        wait_until(lambda: service.runtime.counters["alerts"] == 1, message="the SOS alert")
+        assert service.runtime.outbox.depth() == 1
+        service.submit(garbage)
+        wait_until(lambda: service.loop.crashes == 3, message="crash counted")
         wait_until(lambda: service.loop.state is LoopState.DEAD, message="advert loop dead")
         health = service.runtime.health_message()
         assert not health.ok and health.loops["adverts"].crashes == 3
