@@ -2,8 +2,9 @@
 
 A sensing loop (the camera frame loop, the LiDAR scan processor, the wristband advert loop) is a
 function that runs until its agent stops. :class:`SupervisedLoop` runs it on its own thread and
-catches anything it raises: the crash is logged (the exception class and traceback, never the
-data being processed), counted, and the loop restarts after an exponential backoff. A loop that
+catches anything it raises: the crash is logged at error level with its traceback (in the local
+log only; health carries the exception class, never its message, which may quote the data
+being processed), counted, and the loop restarts after an exponential backoff. A loop that
 crashes ``max_crashes`` times within ``crash_window_s`` is given up on and marked dead, so a
 permanent fault (a broken model file, a bug hit by every scan) shows in health instead of
 spinning; the agent's health then says ``ok: false`` with the loop ``dead``.
@@ -34,6 +35,7 @@ def error_class(err: BaseException) -> str:
     quote the data being processed), reduced to the characters of an identifier."""
     name = _NOT_NAME.sub("_", type(err).__name__)[:64]
     return name if name[:1].isalpha() or name[:1] == "_" else f"_{name}"[:64]
+
 
 LoopBody = Callable[[], None]
 
