@@ -304,3 +304,48 @@ def test_lidar_port_reader_is_supervised_too(broker: BrokerHarness, site: str,
         assert health.loops["scans"].state is LoopState.ALIVE
     finally:
         service.stop()
+
+
+class BrokenSource:
+    """Stands in for the GStreamer ingest (the boundary): every read raises, as a decoder
+    element that fails in a way the ingest does not handle would."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {"frames": 0, "reconnects": 0, "stream_errors": 0}
+        self.dropped: dict[str, int] = {}
+        self.connected = threading.Event()
+        self.ended = threading.Event()
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def read(self, timeout_s: float) -> None:
+        raise MemoryError
+
+
+def test_camera_frame_loop_is_reported_dead_after_a_burst(
+        broker: BrokerHarness, site: str, tmp_path: Path) -> None:
+    from edge.camera.config import CameraConfig
+    from edge.camera.service import CameraService
+
+    device = f"{site}-cam"
+    mqtt = broker.add_device(site, DeviceKind.CAMERA, device)
+    cfg = CameraConfig.model_validate({
+        "site": site, "device": device, "data_dir": str(tmp_path), "mqtt": mqtt.model_dump(),
+        "health_interval_s": 60, "supervision": FAST,
+        "source": {"type": "file", "path": str(tmp_path / "unused.avi")}})
+    service = CameraService(cfg, source=BrokenSource())  # type: ignore[arg-type]
+    service.start()
+    try:
+        wait_until(lambda: service.loop.state is LoopState.DEAD, message="frame loop dead")
+        health = service.runtime.health_message()
+        assert not health.ok
+        assert (health.loops["frames"].crashes, health.loops["frames"].last_error) == (
+            3, "MemoryError")
+        states = _retained_state(broker, site, DeviceKind.CAMERA, device)
+        assert states[-1].dead_loops == ["frames"]
+    finally:
+        service.stop()
