@@ -107,7 +107,7 @@ class _Latency:
         self.last = 0.0
 
     def on_alert(self, intent: AlertIntent) -> None:
-        # on_alert runs after runtime.alert() returned: the alert is in the durable outbox.
+        # on_alert runs after runtime.raise_alert() returned: the alert is in the durable outbox.
         self.samples.append(time.perf_counter() - self.last)
         if len(self.samples) >= self.want:
             self.done.set()

@@ -83,6 +83,7 @@ class AgentRuntime:
         self._threads: list[threading.Thread] = []
         self.loops: dict[str, SupervisedLoop] = {}
         self.alerts_dropped = 0
+        self._dropped_lock = threading.Lock()  # alerts come from sensing and command threads
 
         self.state_topic = device_topic(self.site, kind, self.device, Channel.STATE)
         self.bus = Bus(
@@ -194,7 +195,8 @@ class AgentRuntime:
         try:
             self.delivery.send(alert)
         except OutboxFullError as err:
-            self.alerts_dropped += 1
+            with self._dropped_lock:
+                self.alerts_dropped += 1
             log.error("alert %s (%s) dropped: %s", alert.id, alert.kind.value, err)  # noqa: TRY400 - the reason is the message, no traceback needed
             return False
         self.counters["alerts"] += 1
@@ -339,7 +341,11 @@ class AgentRuntime:
 
     def _health_loop(self) -> None:
         while not self._stop.wait(self.config.health_interval_s):
-            self._queue_telemetry(self.health_message())
+            try:
+                self._queue_telemetry(self.health_message())
+            except Exception:  # a bad reading must not end the heartbeat
+                self.counters["health_error"] += 1
+                log.exception("health message not built")
 
 
 def read_cpu_temp_c() -> float | None:

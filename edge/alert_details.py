@@ -34,7 +34,8 @@ TrackRef = Annotated[str, Field(min_length=1, max_length=64)]
 class AlertDetails(BaseModel):
     """Base of the per-kind detail models: flat, scalar, strict."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN/Infinity are not JSON: refused here, where the alert is made.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     KIND: ClassVar[AlertKind]
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import threading
 import time
@@ -23,38 +22,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.backoff import Backoff
 from edge.bus_config import BusConfig, BusError, NotConnectedError, TlsConfig
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
 
-# Re-exported: they live in the paho-free edge.bus_config so configs import without paho.
+# Re-exported: they live in paho-free modules so configs and ingest import without paho.
 __all__ = ["Backoff", "Bus", "BusConfig", "BusError", "MessageHandler", "NotConnectedError",
            "TlsConfig"]
-
-
-class Backoff:
-    """Full-jitter exponential backoff (AWS architecture blog): ``uniform(0, min(max, min*2^n))``.
-
-    A floor of ``min/2`` keeps a tight reconnect loop from spinning.
-    """
-
-    def __init__(
-        self, min_s: float, max_s: float, rng: Callable[[float, float], float] | None = None
-    ) -> None:
-        self.min_s = min_s
-        self.max_s = max_s
-        self.attempt = 0
-        self._rng = rng or random.uniform
-
-    def next_delay(self) -> float:
-        cap = min(self.max_s, self.min_s * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 32)
-        return max(self.min_s / 2, self._rng(0.0, cap))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Bus:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edge.alert_details import DETAIL_MODELS
 from edge.protocol import (
     CHANNEL_MODELS,
     CHANNEL_QOS,
@@ -146,6 +147,13 @@ def render() -> str:
         "publishes `stopped`.",
         "- Positions and health are QoS 0 telemetry through a bounded queue; drops are counted "
         "in `Health.dropped`.",
+        "- When the outbox is full (the agent's `outbox_max_items`) a new alert cannot be kept: "
+        "it is counted in `Health.alerts_dropped` (also `dropped.alerts_dropped`), `Health.ok` "
+        "turns false and the agent logs it at error level.",
+        "- Each sensing loop runs under a guard that restarts it with backoff; `Health.loops` "
+        "reports each one (`alive`, `restarting`, `dead`, `stopped`, crash count, exception "
+        "class only). A loop that crashes too often is `dead`: `Health.ok` is false and the "
+        "retained `DeviceState.dead_loops` names it while the device stays `online`.",
         "",
         "## Payloads",
     ]
@@ -159,6 +167,16 @@ def render() -> str:
         if doc:
             out += [doc, ""]
         out += _fields_table(schema, defs)
+    out += ["", "## Alert details by kind", "",
+            "`Alert.details` is a flat map of scalars; its keys per `kind` are fixed by these "
+            "models (agents build alerts from them; unset optional keys are left out)."]
+    for kind, details_model in DETAIL_MODELS.items():
+        schema = details_model.model_json_schema()
+        out += ["", f"### details of `{kind.value}`", ""]
+        if schema.get("properties"):
+            out += _fields_table(schema, defs)
+        else:
+            out.append("No keys.")
     out += ["", "## Shared types"]
     for name, schema in sorted(defs.items()):
         out += ["", f"### {name}", ""]

@@ -2,8 +2,9 @@
 
 A sensing loop (the camera frame loop, the LiDAR scan processor, the wristband advert loop) is a
 function that runs until its agent stops. :class:`SupervisedLoop` runs it on its own thread and
-catches anything it raises: the crash is logged (the exception class and traceback, never the
-data being processed), counted, and the loop restarts after an exponential backoff. A loop that
+catches anything it raises: the crash is logged at error level with its traceback (in the local
+log only; health carries the exception class, never its message, which may quote the data
+being processed), counted, and the loop restarts after an exponential backoff. A loop that
 crashes ``max_crashes`` times within ``crash_window_s`` is given up on and marked dead, so a
 permanent fault (a broken model file, a bug hit by every scan) shows in health instead of
 spinning; the agent's health then says ``ok: false`` with the loop ``dead``.
@@ -15,6 +16,7 @@ Time is injectable: ``clock`` measures the crash window and ``wait`` sleeps thro
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -24,6 +26,16 @@ from edge.config import SupervisionConfig
 from edge.protocol import LoopHealth, LoopState
 
 log = logging.getLogger(__name__)
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def error_class(err: BaseException) -> str:
+    """What health may say about a crash: the exception's class name only (its message may
+    quote the data being processed), reduced to the characters of an identifier."""
+    name = _NOT_NAME.sub("_", type(err).__name__)[:64]
+    return name if name[:1].isalpha() or name[:1] == "_" else f"_{name}"[:64]
+
 
 LoopBody = Callable[[], None]
 
@@ -128,8 +140,7 @@ class SupervisedLoop:
         """Count a crash; True when the loop is now dead."""
         now = self._clock()
         cfg = self.config
-        # Only the class name leaves this process: a message may quote the data being processed.
-        error = type(err).__name__[:64]
+        error = error_class(err)
         with self._lock:
             self._crashes += 1
             self._last_error = error

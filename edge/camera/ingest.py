@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from edge.bus import Backoff
+from edge.backoff import Backoff
 from edge.config import StrictModel
 from edge.queues import BoundedQueue, QueueClosedError
 

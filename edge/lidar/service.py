@@ -62,6 +62,9 @@ class LidarService:
         self._opens_seen = 0
         self._stop = threading.Event()
         self.loop = self.runtime.supervise("scans", self._process_loop, self._stop)
+        # The serial reader is a sensing loop too: a driver that raises must not end it silently.
+        self.port_loop = self.runtime.supervise("port", self.transport.run,
+                                                self.transport.stop_event)
         self._lock = threading.Lock()
         self._processing_s = 0.0
         self._processed = 0
@@ -83,10 +86,11 @@ class LidarService:
     def start(self) -> None:
         self.runtime.start()
         self.loop.start()
-        self.transport.start()
+        self.port_loop.start()
 
     def stop(self) -> None:
-        self.transport.stop()
+        self.port_loop.stop(timeout_s=5)
+        self.transport.stop()  # closes the port (and stops the motor) once the reader is out
         self._stop.set()
         self.scans.close()
         self.loop.stop(timeout_s=5)

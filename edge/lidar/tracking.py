@@ -1,6 +1,8 @@
 """Anonymous multi-object tracking in site coordinates: constant-velocity prediction, greedy
 nearest-neighbour association inside a gate, an alpha-beta update. Track ids are stable for as
-long as the object is followed and say nothing about who it is."""
+long as the object is followed, unique across restarts, and say nothing about who it is.
+Association, lifecycle and ids are the shared :mod:`edge.tracking` core; this module is the
+LiDAR's measurement model."""
 
 from __future__ import annotations
 

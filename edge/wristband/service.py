@@ -128,12 +128,15 @@ class WristbandService:
         while not self._stop.is_set():
             timeout = max(0.0, min(next_tick - self._clock(), 0.5))
             intents: list[AlertIntent] = []
-            for heard in self.queue.get_batch(500, timeout_s=timeout):
-                intents.extend(self.tracker.on_advert(heard))
-            # Persist, then act: the counters this batch advanced are on disk before any of
-            # its alerts exist, so no crash can reopen a replay window.
-            self._persist_counters()
-            self._emit(intents)
+            try:
+                for heard in self.queue.get_batch(500, timeout_s=timeout):
+                    intents.extend(self.tracker.on_advert(heard))
+            finally:
+                # Persist, then act: the counters this batch advanced are on disk before any
+                # of its alerts exist, so no crash can reopen a replay window. An advert that
+                # crashes the loop does not take the alerts of the adverts before it along.
+                self._persist_counters()
+                self._emit(intents)
             now = self._clock()
             if now >= next_tick:
                 next_tick = now + self.config.position_interval_s

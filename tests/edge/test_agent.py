@@ -23,6 +23,8 @@ from edge.protocol import (
     decode_as,
 )
 from hub.broker import free_port
+from tests.support.broker import BrokerHarness
+from tests.support.waiting import wait_until
 
 
 def test_agent_health_fields_override_the_runtime_defaults(tmp_path: Path) -> None:
@@ -101,3 +103,26 @@ def test_alert_kind_comes_from_its_typed_details(tmp_path: Path) -> None:
         runtime.bus.stop()
         runtime.outbox.close()
     assert alert.kind is AlertKind.BATTERY_LOW and alert.details == {"battery_pct": 9}
+
+
+def test_a_failing_health_reading_does_not_end_the_heartbeat(
+        broker: BrokerHarness, site: str, tmp_path: Path) -> None:
+    device = f"{site}-hb"
+    mqtt = broker.add_device(site, DeviceKind.LIDAR, device)
+    calls = {"n": 0}
+
+    def flaky() -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise KeyError("sensor gone")
+        return {}
+
+    cfg = AgentConfig(site=site, device=device, data_dir=tmp_path, mqtt=mqtt,
+                      health_interval_s=0.05)
+    runtime = AgentRuntime(cfg, DeviceKind.LIDAR, health_fields=flaky)
+    runtime.start()
+    try:
+        wait_until(lambda: calls["n"] >= 4, message="heartbeats after two failed readings")
+    finally:
+        runtime.stop()
+    assert runtime.counters["health_error"] == 2

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridges.ble.advert import BandAdvert, encode_advert
 from bridges.ble.sources import HeardAdvert
 from edge.bus import Bus
 from edge.config import SupervisionConfig
@@ -224,14 +225,127 @@ def test_wristband_advert_loop_restarts_and_then_is_reported_dead(
         assert health.ok and health.loops["adverts"].crashes == 1
         assert health.loops["adverts"].state is LoopState.ALIVE
 
-        for n in (2, 3):
-            service.submit(garbage)
-            wait_until(lambda n=n: service.loop.crashes == n, message="crash counted")
+        # An SOS heard just before the next bad advert is still raised, whether or not the
+        # two end up in the same batch.
+        band = config.bands[0].band_id
+        sos = HeardAdvert("rx-a", "02:00:00:00:00:01", -60, {config.company_id: encode_advert(
+            BandAdvert(band, 1, 80, sos=True), bytes(16))}, 1.0)
+        service.submit(sos)
+        service.submit(garbage)
+        wait_until(lambda: service.loop.crashes == 2, message="crash counted")
+        wait_until(lambda: service.runtime.counters["alerts"] == 1, message="the SOS alert")
+        assert service.runtime.outbox.depth() == 1
+        service.submit(garbage)
+        wait_until(lambda: service.loop.crashes == 3, message="crash counted")
         wait_until(lambda: service.loop.state is LoopState.DEAD, message="advert loop dead")
         health = service.runtime.health_message()
         assert not health.ok and health.loops["adverts"].crashes == 3
         assert health.loops["adverts"].last_error == "AttributeError"
         states = _retained_state(broker, site, DeviceKind.WRISTBAND, GATEWAY)
         assert states[-1].dead_loops == ["adverts"]
+    finally:
+        service.stop()
+
+
+def test_an_odd_exception_class_name_cannot_break_health() -> None:
+    odd = type("bad name<script>", (RuntimeError,), {})
+    t = FakeTime()
+    loop = SupervisedLoop("x", Body(fail=1, error=odd), clock=t.clock, wait=t.wait)
+    loop.run()
+    assert loop.health().last_error == "bad_name_script_"
+
+
+class FlakyPort:
+    """A serial port whose library raises an unexpected error (not an OSError) while
+    ``failures[0]`` is positive; otherwise a quiet line. The only fake here: the boundary is a
+    USB serial device that cannot misbehave on demand."""
+
+    def __init__(self, failures: list[int]) -> None:
+        self.failures = failures
+        self.in_waiting = 0
+        self.dtr = False
+        self._quiet = threading.Event()
+
+    def read(self, _n: int) -> bytes:
+        if self.failures[0] > 0:
+            self.failures[0] -= 1
+            raise RuntimeError("usb-serial library bug")
+        self._quiet.wait(0.01)  # a blocking read with its timeout, as pyserial's
+        return b""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def close(self) -> None:
+        return None
+
+
+def test_lidar_port_reader_is_supervised_too(broker: BrokerHarness, site: str,
+                                             tmp_path: Path) -> None:
+    device = f"{site}-lidar-port"
+    mqtt = broker.add_device(site, DeviceKind.LIDAR, device)
+    cfg = lidar_config("ld06", site=site, device=device, mqtt=mqtt, data_dir=tmp_path / "data",
+                       health_interval_s=60, supervision=FAST,
+                       scanner={"model": "ld06", "port": "/dev/ttyFAKE0"})
+    failures = [1]
+    service = LidarService(cfg, serial_factory=lambda *_a, **_k: FlakyPort(failures))
+    service.start()
+    try:
+        wait_until(lambda: service.port_loop.health().restarts == 1 and
+                   service.transport.counters["opens"] == 2,
+                   message="port reader restarted on a freshly opened port")
+        health = service.runtime.health_message()
+        assert health.ok and health.loops["port"].crashes == 1
+        assert health.loops["port"].last_error == "RuntimeError"
+        failures[0] = 1_000_000  # the library now fails on every read
+        wait_until(lambda: service.port_loop.state is LoopState.DEAD, message="port loop dead")
+        health = service.runtime.health_message()
+        assert not health.ok and health.loops["port"].state is LoopState.DEAD
+        assert health.loops["scans"].state is LoopState.ALIVE
+    finally:
+        service.stop()
+
+
+class BrokenSource:
+    """Stands in for the GStreamer ingest (the boundary): every read raises, as a decoder
+    element that fails in a way the ingest does not handle would."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {"frames": 0, "reconnects": 0, "stream_errors": 0}
+        self.dropped: dict[str, int] = {}
+        self.connected = threading.Event()
+        self.ended = threading.Event()
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def read(self, timeout_s: float) -> None:
+        raise MemoryError
+
+
+def test_camera_frame_loop_is_reported_dead_after_a_burst(
+        broker: BrokerHarness, site: str, tmp_path: Path) -> None:
+    from edge.camera.config import CameraConfig
+    from edge.camera.service import CameraService
+
+    device = f"{site}-cam"
+    mqtt = broker.add_device(site, DeviceKind.CAMERA, device)
+    cfg = CameraConfig.model_validate({
+        "site": site, "device": device, "data_dir": str(tmp_path), "mqtt": mqtt.model_dump(),
+        "health_interval_s": 60, "supervision": FAST,
+        "source": {"type": "file", "path": str(tmp_path / "unused.avi")}})
+    service = CameraService(cfg, source=BrokenSource())  # type: ignore[arg-type]
+    service.start()
+    try:
+        wait_until(lambda: service.loop.state is LoopState.DEAD, message="frame loop dead")
+        health = service.runtime.health_message()
+        assert not health.ok
+        assert (health.loops["frames"].crashes, health.loops["frames"].last_error) == (
+            3, "MemoryError")
+        states = _retained_state(broker, site, DeviceKind.CAMERA, device)
+        assert states[-1].dead_loops == ["frames"]
     finally:
         service.stop()

@@ -76,9 +76,15 @@ class SerialLidarTransport:
         self._last_data_at = clock()
         self.last_error: str | None = None
 
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set to make :meth:`run` return; :meth:`stop` sets it too."""
+        return self._stop
+
     def start(self) -> None:
+        """Run :meth:`run` on a thread of its own (a caller with a supervisor runs it there)."""
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"lidar-serial-{self.port}",
+        self._thread = threading.Thread(target=self.run, name=f"lidar-serial-{self.port}",
                                         daemon=True)
         self._thread.start()
 
@@ -88,6 +94,16 @@ class SerialLidarTransport:
             self._thread.join(timeout=5)
             self._thread = None
         self._close(send_stop=True)
+
+    def run(self) -> None:
+        """Read until :attr:`stop_event` is set. An unexpected error (a driver or serial library
+        bug) closes the port, so whoever restarts this starts from a fresh open and a reset
+        driver, and propagates to that supervisor."""
+        try:
+            self._run()
+        except Exception:
+            self._close()
+            raise
 
     # -- internals -------------------------------------------------------------------------
 
