@@ -27,7 +27,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from edge.bus import BusConfig
+from edge.bus_config import BusConfig
 from edge.protocol import DeviceKind, EntityKind
 from edge.sim import RoutePoint, SimulatedDevice, SimulatedDeviceConfig
 from hub.auth import Role, create_user
