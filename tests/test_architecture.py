@@ -75,6 +75,7 @@ SCRATCH_MODULES = [
     "edge/__init__.py",
     "edge/protocol.py",
     "edge/validators.py",
+    "edge/errors.py",
     "edge/bus.py",
     "edge/sim.py",
     *(f"edge/{agent}/__init__.py" for agent in ("camera", "lidar", "wristband", "glasses")),
@@ -88,8 +89,9 @@ SCRATCH_MODULES = [
 # module that gets the bad import -> (the import, the contract name it must break)
 VIOLATIONS = {
     "bridges/codec.py": ("import paho.mqtt.client", "bridges (codecs"),
-    "edge/protocol.py": ("import edge.bus", "edge.protocol imports nothing"),
-    "edge/validators.py": ("import edge.protocol", "edge.validators (the contract's"),
+    "edge/protocol.py": ("import edge.bus", "edge.protocol imports only"),
+    "edge/errors.py": ("import edge.protocol", "edge.validators and edge.errors"),
+    "edge/validators.py": ("import edge.protocol", "edge.validators and edge.errors"),
     "edge/camera/pipeline.py": ("import edge.lidar", "agents never import each other"),
     "edge/wristband/__init__.py": ("import hub.service", "agents never import the hub"),
     "hub/service.py": ("import edge.sim", "the hub imports no agent"),
@@ -102,7 +104,9 @@ def _scratch_tree(tmp_path: Path, bad: str | None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("", encoding="utf-8")
     # the allowed edges exist in the scratch tree too, so "kept" is not kept by emptiness
-    (tmp_path / "edge/protocol.py").write_text("import edge.validators\n", encoding="utf-8")
+    (tmp_path / "edge/protocol.py").write_text(
+        "import edge.validators\nimport edge.errors\n", encoding="utf-8"
+    )
     (tmp_path / "hub/service.py").write_text("import edge.protocol\nimport edge.bus\n")
     (tmp_path / "sitedemo/__init__.py").write_text("import hub.service\nimport edge.camera\n")
     if bad is not None:
