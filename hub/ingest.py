@@ -291,7 +291,8 @@ class Ingest:
                 log.warning("store unavailable (%s); retrying %d messages", err, len(pending))
                 if self._stop.wait(self.retry_s):
                     # Unacked alerts are resent by their devices; telemetry is lost, counted.
-                    self.stats.rejected["store_unavailable"] += len(pending)
+                    with self._lock:
+                        self.stats.rejected["store_unavailable"] += len(pending)
                     return
         self._account(result)
         if self.on_stored is not None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
 from edge.bus import Bus, BusConfig
@@ -32,7 +33,13 @@ from edge.protocol import (
 from edge.validators import utcnow
 from hub.ingest import DeadLetterLimiter, Ingest
 from hub.schema import device_state, health, positions, rejected_messages
-from hub.store import DEAD_LETTER_HEAD_BYTES, DeadLetter, Store, StoreUnavailableError
+from hub.store import (
+    DEAD_LETTER_HEAD_BYTES,
+    BatchResult,
+    DeadLetter,
+    Store,
+    StoreUnavailableError,
+)
 from tests.support.waiting import wait_until
 
 CHANNELS = {Alert: "alert", DeviceState: "state", PositionBatch: "pos", Health: "health"}
@@ -218,4 +225,60 @@ def test_a_full_queue_never_holds_the_mqtt_thread_for_ever(tmp_path: Path) -> No
         assert store.count_alerts() == 0 and ingest.stats.acks_sent == 0
     finally:
         bus.stop()
+        store.close()
+
+
+class CountingStore(Store):
+    """A real store that counts its transactions and can lose the database after ``down_after``
+    of them (the one fault a test cannot make a real server produce on cue mid-batch)."""
+
+    def __init__(self, url: str, down_after: int | None = None) -> None:
+        super().__init__(url)
+        self.writes = 0
+        self.down_after = down_after
+
+    def _write(self, items: Sequence[Inbound]) -> BatchResult:
+        self.writes += 1
+        if self.down_after is not None and self.writes > self.down_after:
+            raise sa_exc.OperationalError("INSERT", {}, ConnectionError("server closed"))
+        return super()._write(items)
+
+
+def _beats(n: int) -> list[Inbound]:
+    return [_in(Health(site="s", device="d", uptime_s=i)) for i in range(n)]
+
+
+def test_isolation_halves_the_batch_instead_of_writing_one_by_one(db_url: str) -> None:
+    store = CountingStore(db_url)
+    try:
+        batch = _beats(64)
+        batch[37] = _in(_poison_state())
+        result = store.write_batch(batch)
+        assert result.health == 63 and len(result.rejected) == 1
+        assert result.rejected[0].item is batch[37]
+        # 1 refused batch, then two halves per level down to the one poison: 1 + 2*6 = 13.
+        assert store.writes == 13
+        assert _count(store, health) == 63
+    finally:
+        store.close()
+
+
+def test_database_lost_while_isolating_keeps_what_was_stored(db_url: str) -> None:
+    store = CountingStore(db_url, down_after=2)  # the full batch fails, the first half works
+    try:
+        alerts_ = [
+            _in(Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH))
+            for _ in range(4)
+        ]
+        batch = [*alerts_[:2], _in(_poison_state()), *alerts_[2:]]
+        with pytest.raises(StoreUnavailableError) as info:
+            store.write_batch(batch)
+        stored, remaining = info.value.stored, info.value.remaining
+        assert stored.acks == {("s", "d"): [a.message.id for a in alerts_[:2]]}
+        assert remaining == batch[2:]  # retried later, from the first message not yet stored
+        store.down_after = None
+        again = store.write_batch(remaining)
+        assert again.alerts_new == 2 and len(again.rejected) == 1
+        assert store.count_alerts("s") == 4
+    finally:
         store.close()
