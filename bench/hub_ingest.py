@@ -6,6 +6,9 @@ a device's publish to a WebSocket client, against raw broker throughput in the s
 Positions travel as the contract's PositionBatch (QoS 0). Baseline: the same payloads published
 by paho to a plain subscriber on the same broker (nothing decoded or stored).
 
+Then, in process (no broker), the store alone: batches of 50 messages written clean, and the
+same batches each carrying one message the database refuses (isolated by halving the batch).
+
 Each store also reports the hub process's CPU time per 1,000 positions (decode, validation,
 SQLAlchemy, acks; the database server and the broker are other processes). On a shared,
 loaded machine that figure is steadier than the wall-clock rate when comparing two versions.
@@ -32,9 +35,13 @@ from websockets.sync.client import connect
 from edge.protocol import (
     Channel,
     DeviceKind,
+    DeviceState,
+    DeviceStatus,
     EntityKind,
+    Inbound,
     Position,
     PositionBatch,
+    decode_device_message,
     device_topic,
     encode,
 )
@@ -42,6 +49,7 @@ from edge.validators import utcnow
 from hub.auth import Role, create_user, issue_token
 from hub.config import ApiConfig, HubConfig
 from hub.service import HubService
+from hub.store import Store
 from tests.support.broker import BrokerHarness
 from tests.support.postgres import PostgresCluster
 
@@ -128,6 +136,28 @@ def hub_ingest(broker: BrokerHarness, db_url: str, payloads: list[bytes], per_ba
     return stored / elapsed, stored / want, cpu * 1e6 / max(stored, 1)
 
 
+def store_isolation(db_url: str, payloads: list[bytes], per_batch: int) -> tuple[float, float]:
+    """Positions/s through Store.write_batch in batches of 50: clean, then one refused each."""
+    topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
+    items = [decode_device_message(topic, p) for p in payloads]
+    state_topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.STATE)
+    rates = []
+    for poisoned in (False, True):
+        store = Store(db_url)
+        t0 = time.perf_counter()
+        for start in range(0, len(items), 50):
+            batch: list[Inbound] = items[start : start + 50]
+            if poisoned:  # decodes, but no INTEGER column takes 2**64
+                bad = DeviceState(site=SITE, device=DEVICE, state=DeviceStatus.ONLINE,
+                                  kind=DeviceKind.WRISTBAND, config_version=2**64)
+                batch = [*batch[:25], decode_device_message(state_topic, encode(bad)), *batch[25:]]
+            result = store.write_batch(batch)
+            assert len(result.rejected) == int(poisoned)
+        rates.append(len(items) * per_batch / (time.perf_counter() - t0))
+        store.close()
+    return rates[0], rates[1]
+
+
 def ws_latency(broker: BrokerHarness, db_url: str, samples: int) -> list[float]:
     hub = HubService(HubConfig(site=SITE, database_url=db_url, mqtt=broker.hub_config(),
                                client_id="bench-hub-ws", accept_unprovisioned=True,
@@ -186,6 +216,8 @@ def main() -> int:
             pg_rate, pg_frac, pg_cpu = hub_ingest(
                 broker, pg.new_database(), payloads, args.per_batch)
             delays = ws_latency(broker, f"sqlite:///{work}/ws.sqlite", args.latency_samples)
+            iso_sqlite = store_isolation(f"sqlite:///{work}/iso.sqlite", payloads, args.per_batch)
+            iso_pg = store_isolation(pg.new_database(), payloads, args.per_batch)
         finally:
             pg.stop()
             broker.stop()
@@ -202,6 +234,9 @@ def main() -> int:
           f"hub CPU {pg_cpu:.1f} ms/1000 positions")
     print(f"publish -> WebSocket     p50 {q[49]:.1f} ms   p99 {q[98]:.1f} ms   "
           f"max {max(delays):.1f} ms  ({len(delays)} samples, one at a time)")
+    for name, (clean, poisoned) in (("SQLite", iso_sqlite), ("PostgreSQL", iso_pg)):
+        print(f"store only, {name:<10} {clean:10.0f} positions/s in clean batches of 50; "
+              f"{poisoned:.0f} with one refused message in each   ratio {poisoned / clean:.3f}")
     return 0
 
 
