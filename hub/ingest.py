@@ -37,7 +37,13 @@ from edge.protocol import (
     encode,
 )
 from edge.queues import BoundedQueue, QueueClosedError
-from hub.store import BatchResult, DeadLetter, Store, StoreUnavailableError
+from hub.store import (
+    DEAD_LETTER_HEAD_BYTES,
+    BatchResult,
+    DeadLetter,
+    Store,
+    StoreUnavailableError,
+)
 from hub.workers import WorkerStatus, thread_alive
 
 log = logging.getLogger(__name__)
@@ -190,7 +196,11 @@ class Ingest:
             self.stats.rejected[reason] += 1
             keep = self._limiter.allow()
             if keep:
-                self._dead_letters.append(DeadLetter(topic, reason, payload[:512], detail))
+                # Only the head is kept: the queue must not hold megabytes of a flood.
+                head = payload[:DEAD_LETTER_HEAD_BYTES]
+                self._dead_letters.append(
+                    DeadLetter(topic, reason, head, detail, size_bytes=len(payload))
+                )
             else:
                 self.stats.dead_letters_skipped += 1
         log.warning("rejected message (%s): %s", reason, detail[:200])

@@ -127,6 +127,7 @@ class DeadLetter:
     error: str = ""
     received_at: datetime = field(default_factory=utcnow)
     message_id: str | None = None
+    size_bytes: int | None = None  # of the whole payload, when ``payload`` is only its head
 
     def row(self) -> dict[str, Any]:
         site: str | None = None
@@ -146,7 +147,7 @@ class DeadLetter:
             "message_id": self.message_id,
             "reason": self.reason[:64],
             "error": self.error[:DEAD_LETTER_ERROR_CHARS],
-            "payload_bytes": len(self.payload),
+            "payload_bytes": len(self.payload) if self.size_bytes is None else self.size_bytes,
             "payload_head": bytes(self.payload[:DEAD_LETTER_HEAD_BYTES]),
         }
 

@@ -204,6 +204,12 @@ def test_a_flood_of_garbage_is_counted_but_recorded_within_bounds(tmp_path: Path
         assert _count(store, rejected_messages) <= 100 + 50  # trimmed every 100 kept
         [row] = store.dead_letters(limit=1)
         assert row.reason == "bad_json" and row.channel == "health" and row.device == "d"
+        now[0] += 60
+        ingest.handle("gw/v1/s/camera/d/pos", b"[" * 100_000)  # over any limit, kept short
+        ingest._flush_dead_letters()  # what the worker does each round
+        [big] = store.dead_letters(limit=1)
+        assert big.reason == "too_large" and big.payload_bytes == 100_000
+        assert bytes(big.payload_head) == b"[" * DEAD_LETTER_HEAD_BYTES
     finally:
         bus.stop()
         store.close()
