@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ from edge.protocol import (
     encode,
 )
 from edge.validators import utcnow
+from hub import retention
+from hub.config import RetentionConfig
 from hub.ingest import DeadLetterLimiter, Ingest
 from hub.schema import device_state, health, positions, rejected_messages
 from hub.store import (
@@ -288,3 +291,32 @@ def test_database_lost_while_isolating_keeps_what_was_stored(db_url: str) -> Non
         assert store.count_alerts("s") == 4
     finally:
         store.close()
+
+
+def test_a_failing_gate_rejects_instead_of_killing_the_mqtt_thread(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/gate.sqlite")
+    bus = Bus(BusConfig(), client_id="gate")
+
+    def broken_gate(_inbound: Inbound) -> str | None:
+        raise LookupError("registry bug")
+
+    ingest = Ingest(bus, store, gate=broken_gate)
+    try:
+        alert = Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH)
+        ingest.handle("gw/v1/s/camera/d/alert", encode(alert))  # must not raise
+        assert ingest.stats.rejected == {"gate_error": 1} and len(ingest.queue) == 0
+    finally:
+        bus.stop()
+        store.close()
+
+
+def test_retention_expires_old_dead_letters(store: Store) -> None:
+    old = DeadLetter(
+        "gw/v1/s/camera/d/alert", "bad_json", b"{", received_at=utcnow() - timedelta(days=15)
+    )
+    new = DeadLetter("gw/v1/s/camera/d/alert", "bad_json", b"{")
+    store.write_dead_letters([old, new])
+    assert retention.enforce(store.engine, RetentionConfig(rejected_days=14))["rejected"] == 1
+    assert len(store.dead_letters(limit=10)) == 1
+    store.write_dead_letters([new] * 150)
+    assert retention.enforce(store.engine, RetentionConfig(rejected_max_rows=100))["rejected"] == 51
