@@ -43,18 +43,10 @@ DEMO_SITE = "demo"
 ORIGIN = (114.0570, 22.5430)  # a few blocks of a district (WGS84); any place works
 M_PER_DEG = 111_320.0
 OFFICER_ROUTES: dict[str, list[tuple[float, float]]] = {
-    "officer-1": [
-        (114.0550, 22.5420),
-        (114.0590, 22.5420),
-        (114.0590, 22.5450),
-        (114.0550, 22.5450),
-    ],
-    "officer-2": [
-        (114.0580, 22.5405),
-        (114.0605, 22.5405),
-        (114.0605, 22.5425),
-        (114.0580, 22.5425),
-    ],
+    "officer-1": [(114.0550, 22.5420), (114.0590, 22.5420), (114.0590, 22.5450),
+                  (114.0550, 22.5450)],
+    "officer-2": [(114.0580, 22.5405), (114.0605, 22.5405), (114.0605, 22.5425),
+                  (114.0580, 22.5425)],
 }
 # Where the fixed demo devices are mounted, metres east/north of ORIGIN.
 DEVICE_MOUNTS: dict[str, tuple[float, float]] = {
