@@ -321,39 +321,32 @@ class Store:
     def _write(self, items: Sequence[Inbound]) -> BatchResult:
         result = BatchResult()
         rows = _BatchRows.of(items, result)
-        alert_rows, evidence_rows, pos_rows = rows.alerts, rows.evidence, rows.positions
-        health_rows, reply_rows, states, n_alerts = (
-            rows.health,
-            rows.replies,
-            rows.states,
-            rows.n_alerts,
-        )
         with self.engine.begin() as conn:
-            if alert_rows:
+            if rows.alerts:
                 stmt = self._insert(alerts).on_conflict_do_nothing(index_elements=["id"])
                 # RETURNING counts the rows really inserted on every backend (executemany
                 # rowcount is -1 on PostgreSQL).
-                res = conn.execute(stmt.returning(alerts.c.id), list(alert_rows.values()))
+                res = conn.execute(stmt.returning(alerts.c.id), list(rows.alerts.values()))
                 new_ids = [r[0] for r in res.all()]
                 result.alerts_new = len(new_ids)
-                result.alerts_duplicate = n_alerts - len(new_ids)
+                result.alerts_duplicate = rows.n_alerts - len(new_ids)
                 # A resent alert already has its snapshot: only new alerts add one.
-                ev_rows = [evidence_rows[i] for i in new_ids if i in evidence_rows]
+                ev_rows = [rows.evidence[i] for i in new_ids if i in rows.evidence]
                 if ev_rows:
                     conn.execute(evidence.insert(), ev_rows)
                     result.evidence = len(ev_rows)
-            if pos_rows:
-                conn.execute(positions.insert(), pos_rows)
-                self._upsert_latest(conn, pos_rows)
-                result.positions = len(pos_rows)
-            if health_rows:
+            if rows.positions:
+                conn.execute(positions.insert(), rows.positions)
+                self._upsert_latest(conn, rows.positions)
+                result.positions = len(rows.positions)
+            if rows.health:
                 stmt = self._insert(health).on_conflict_do_nothing(index_elements=["id"])
-                conn.execute(stmt, health_rows)
-                result.health = len(health_rows)
-            if reply_rows:
+                conn.execute(stmt, rows.health)
+                result.health = len(rows.health)
+            if rows.replies:
                 stmt = self._insert(replies).on_conflict_do_nothing(index_elements=["id"])
-                conn.execute(stmt, reply_rows)
-            for state in states.values():
+                conn.execute(stmt, rows.replies)
+            for state in rows.states.values():
                 self._upsert_state(conn, state)
                 result.states += 1
         return result
