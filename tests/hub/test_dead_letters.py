@@ -34,7 +34,7 @@ from edge.protocol import (
 from edge.validators import utcnow
 from hub import retention
 from hub.config import RetentionConfig
-from hub.ingest import DeadLetterLimiter, Ingest
+from hub.ingest import DEAD_LETTERS_PENDING_MAX, DeadLetterLimiter, Ingest
 from hub.schema import device_state, health, positions, rejected_messages
 from hub.store import (
     DEAD_LETTER_HEAD_BYTES,
@@ -320,3 +320,18 @@ def test_retention_expires_old_dead_letters(store: Store) -> None:
     assert len(store.dead_letters(limit=10)) == 1
     store.write_dead_letters([new] * 150)
     assert retention.enforce(store.engine, RetentionConfig(rejected_max_rows=100))["rejected"] == 51
+
+
+def test_dead_letters_waiting_for_a_stuck_worker_are_bounded(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/stuck.sqlite")
+    bus = Bus(BusConfig(), client_id="stuck")
+    ingest = Ingest(bus, store, dead_letters_per_s=1000)  # the rate would allow them all
+    try:
+        for _ in range(5000):  # and nothing flushes them: the worker is not running
+            ingest.handle("gw/v1/s/camera/d/alert", b"\xff" * 1000)
+        assert ingest.queue_stats()["dead_letters_pending"] == DEAD_LETTERS_PENDING_MAX
+        assert ingest.stats.dead_letters_skipped == 5000 - DEAD_LETTERS_PENDING_MAX
+        assert ingest.stats.rejected == {"bad_json": 5000}
+    finally:
+        bus.stop()
+        store.close()
