@@ -37,7 +37,13 @@ from edge.protocol import (
     encode,
 )
 from edge.queues import BoundedQueue, QueueClosedError
-from hub.store import BatchResult, DeadLetter, Store, StoreUnavailableError
+from hub.store import (
+    DEAD_LETTER_HEAD_BYTES,
+    BatchResult,
+    DeadLetter,
+    Store,
+    StoreUnavailableError,
+)
 from hub.workers import WorkerStatus, thread_alive
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,7 @@ class IngestStats:
     alerts_deferred: int = 0  # queue full for alert_wait_s: not acked, the device resends
     callback_errors: int = 0
     dead_letters_kept: int = 0
-    dead_letters_skipped: int = 0  # over the rate limit: counted in ``rejected`` only
+    dead_letters_skipped: int = 0  # over the rate limit or the pending bound: in ``rejected`` only
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +89,8 @@ class IngestStats:
             "dead_letters_skipped": self.dead_letters_skipped,
         }
 
+
+DEAD_LETTERS_PENDING_MAX = 1000
 
 DeviceGate = Callable[[Inbound], str | None]
 """Returns None to accept a message, or a rejection reason (e.g. ``unknown_device``)."""
@@ -146,7 +154,7 @@ class Ingest:
         )
         # Written by the ingest thread, never by the MQTT callback (which must not wait on
         # the database); bounded like everything else.
-        self._dead_letters: deque[DeadLetter] = deque(maxlen=1000)
+        self._dead_letters: deque[DeadLetter] = deque()
         self._since_trim = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -188,9 +196,14 @@ class Ingest:
         """Count a refused message and keep it as a dead letter (within the rate limit)."""
         with self._lock:
             self.stats.rejected[reason] += 1
-            keep = self._limiter.allow()
+            # Over the rate, or the worker is stuck on a database that is down: counted only.
+            keep = self._limiter.allow() and len(self._dead_letters) < DEAD_LETTERS_PENDING_MAX
             if keep:
-                self._dead_letters.append(DeadLetter(topic, reason, payload[:512], detail))
+                # Only the head is kept: the queue must not hold megabytes of a flood.
+                head = payload[:DEAD_LETTER_HEAD_BYTES]
+                self._dead_letters.append(
+                    DeadLetter(topic, reason, head, detail, size_bytes=len(payload))
+                )
             else:
                 self.stats.dead_letters_skipped += 1
         log.warning("rejected message (%s): %s", reason, detail[:200])
@@ -291,7 +304,8 @@ class Ingest:
                 log.warning("store unavailable (%s); retrying %d messages", err, len(pending))
                 if self._stop.wait(self.retry_s):
                     # Unacked alerts are resent by their devices; telemetry is lost, counted.
-                    self.stats.rejected["store_unavailable"] += len(pending)
+                    with self._lock:
+                        self.stats.rejected["store_unavailable"] += len(pending)
                     return
         self._account(result)
         if self.on_stored is not None:

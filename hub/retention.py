@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, delete, false
+from sqlalchemy import ColumnElement, Connection, Engine, delete, false, select, update
 
 from edge.validators import utcnow
 from hub.config import RetentionConfig
@@ -39,8 +39,6 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
         ("positions", positions, positions.c.ts, config.positions_days, None),
         ("health", health, health.c.ts, config.health_days, None),
         ("replies", replies, replies.c.ts, config.replies_days, None),
-        # Before alerts: an expired alert takes its snapshot with it (ON DELETE CASCADE).
-        ("evidence", evidence, evidence.c.created_at, config.evidence_days, ~evidence_on_hold()),
         ("alerts", alerts, alerts.c.ts, config.alerts_days, alerts.c.status != "new"),
         (
             "rejected",
@@ -51,6 +49,8 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
         ),
     )
     with engine.begin() as conn:
+        if config.evidence_days is not None:
+            deleted["evidence"] = _expire_evidence(conn, now - timedelta(days=config.evidence_days))
         for name, table, ts_col, days, extra in plan:
             if days is None:
                 continue
@@ -62,3 +62,28 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
     if any(deleted.values()):
         log.info("retention deleted %s", deleted)
     return deleted
+
+
+EXPIRE_CHUNK = 500
+
+
+def _expire_evidence(conn: Connection, before: datetime) -> int:
+    """Delete snapshots older than ``before`` that nothing holds. Their alerts keep the digest
+    under ``evidence_expired`` instead of ``evidence``, so no client offers a snapshot that is
+    gone. (Runs before the alerts pass; an expired alert takes its snapshot by cascade.)"""
+    doomed = (evidence.c.created_at < before) & ~evidence_on_hold()
+    alert_ids = list(conn.execute(select(evidence.c.alert_id).where(doomed)).scalars())
+    for start in range(0, len(alert_ids), EXPIRE_CHUNK):
+        chunk = alert_ids[start : start + EXPIRE_CHUNK]
+        rows = conn.execute(select(alerts.c.id, alerts.c.payload).where(alerts.c.id.in_(chunk)))
+        for alert_id, payload in rows.all():
+            body = dict(payload)
+            ref = body.pop("evidence", None)
+            if not isinstance(ref, dict):
+                continue
+            body["evidence_expired"] = {
+                "sha256": ref.get("sha256"),
+                "deleted_before": before.isoformat(),
+            }
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(payload=body))
+    return int(conn.execute(delete(evidence).where(doomed)).rowcount)

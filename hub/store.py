@@ -127,6 +127,7 @@ class DeadLetter:
     error: str = ""
     received_at: datetime = field(default_factory=utcnow)
     message_id: str | None = None
+    size_bytes: int | None = None  # of the whole payload, when ``payload`` is only its head
 
     def row(self) -> dict[str, Any]:
         site: str | None = None
@@ -146,7 +147,7 @@ class DeadLetter:
             "message_id": self.message_id,
             "reason": self.reason[:64],
             "error": self.error[:DEAD_LETTER_ERROR_CHARS],
-            "payload_bytes": len(self.payload),
+            "payload_bytes": len(self.payload) if self.size_bytes is None else self.size_bytes,
             "payload_head": bytes(self.payload[:DEAD_LETTER_HEAD_BYTES]),
         }
 
@@ -245,9 +246,11 @@ class Store:
         """Store a batch; safe to call again with the same items.
 
         One transaction when the database takes it (the fast path). When it refuses the batch,
-        each message is written in its own transaction: the refused ones come back in
-        ``result.rejected`` and are kept as dead letters, the rest are stored. Raises
-        :class:`StoreUnavailableError` when the database cannot take writes at all.
+        the batch is split in halves, each written in its own transaction, and so on down to
+        single messages: the refused ones come back in ``result.rejected`` and are kept as
+        dead letters, the rest are stored. k bad messages in n cost about 2k·log2(n)
+        transactions, not n. Raises :class:`StoreUnavailableError` when the database cannot
+        take writes at all.
 
         :class:`SightingBatch` items are not stored raw: :mod:`hub.fusion` turns them into
         positions, stored with :meth:`write_fused_positions`.
@@ -258,30 +261,51 @@ class Store:
             if is_unavailable(err):
                 raise StoreUnavailableError(error_text(err), BatchResult(), list(items)) from err
             log.warning(
-                "store refused a batch of %d (%s); storing message by message",
+                "store refused a batch of %d (%s); isolating the refused messages",
                 len(items),
                 error_text(err),
             )
+            first_error = err
         result = BatchResult()
-        for i, item in enumerate(items):
-            try:
-                one = self._write([item])
-            except Exception as err:
-                if is_unavailable(err):
-                    self._keep_dead_letters(result)
-                    raise StoreUnavailableError(error_text(err), result, list(items[i:])) from err
-                result.rejected.append(RejectedItem(item, rejection_reason(err), error_text(err)))
-                log.warning(
-                    "store refused %s %s from %s: %s",
-                    item.topic.channel,
-                    item.message.id,
-                    item.topic.device,
-                    rejection_reason(err),
-                )
-                continue
-            result.merge(one)
+        if len(items) == 1:
+            self._reject(items[0], first_error, result)
+        else:
+            mid = len(items) // 2
+            self._isolate(items, 0, mid, result)
+            self._isolate(items, mid, len(items), result)
         self._keep_dead_letters(result)
         return result
+
+    def _isolate(self, items: Sequence[Inbound], start: int, end: int, result: BatchResult) -> None:
+        """Write ``items[start:end]``, halving on refusal; adds to ``result`` in item order,
+        so on :class:`StoreUnavailableError` everything before ``start`` is in ``result``."""
+        try:
+            one = self._write(items[start:end])
+        except Exception as err:
+            if is_unavailable(err):
+                self._keep_dead_letters(result)
+                raise StoreUnavailableError(error_text(err), result, list(items[start:])) from err
+            if end - start == 1:
+                self._reject(items[start], err, result)
+                return
+        else:
+            result.merge(one)
+            return
+        mid = (start + end) // 2
+        self._isolate(items, start, mid, result)
+        self._isolate(items, mid, end, result)
+
+    @staticmethod
+    def _reject(item: Inbound, err: BaseException, result: BatchResult) -> None:
+        reason = rejection_reason(err)
+        result.rejected.append(RejectedItem(item, reason, error_text(err)))
+        log.warning(
+            "store refused %s %s from %s: %s",
+            item.topic.channel,
+            item.message.id,
+            item.topic.device,
+            reason,
+        )
 
     def _keep_dead_letters(self, result: BatchResult) -> None:
         if not result.rejected:
@@ -297,39 +321,32 @@ class Store:
     def _write(self, items: Sequence[Inbound]) -> BatchResult:
         result = BatchResult()
         rows = _BatchRows.of(items, result)
-        alert_rows, evidence_rows, pos_rows = rows.alerts, rows.evidence, rows.positions
-        health_rows, reply_rows, states, n_alerts = (
-            rows.health,
-            rows.replies,
-            rows.states,
-            rows.n_alerts,
-        )
         with self.engine.begin() as conn:
-            if alert_rows:
+            if rows.alerts:
                 stmt = self._insert(alerts).on_conflict_do_nothing(index_elements=["id"])
                 # RETURNING counts the rows really inserted on every backend (executemany
                 # rowcount is -1 on PostgreSQL).
-                res = conn.execute(stmt.returning(alerts.c.id), list(alert_rows.values()))
+                res = conn.execute(stmt.returning(alerts.c.id), list(rows.alerts.values()))
                 new_ids = [r[0] for r in res.all()]
                 result.alerts_new = len(new_ids)
-                result.alerts_duplicate = n_alerts - len(new_ids)
+                result.alerts_duplicate = rows.n_alerts - len(new_ids)
                 # A resent alert already has its snapshot: only new alerts add one.
-                ev_rows = [evidence_rows[i] for i in new_ids if i in evidence_rows]
+                ev_rows = [rows.evidence[i] for i in new_ids if i in rows.evidence]
                 if ev_rows:
                     conn.execute(evidence.insert(), ev_rows)
                     result.evidence = len(ev_rows)
-            if pos_rows:
-                conn.execute(positions.insert(), pos_rows)
-                self._upsert_latest(conn, pos_rows)
-                result.positions = len(pos_rows)
-            if health_rows:
+            if rows.positions:
+                conn.execute(positions.insert(), rows.positions)
+                self._upsert_latest(conn, rows.positions)
+                result.positions = len(rows.positions)
+            if rows.health:
                 stmt = self._insert(health).on_conflict_do_nothing(index_elements=["id"])
-                conn.execute(stmt, health_rows)
-                result.health = len(health_rows)
-            if reply_rows:
+                conn.execute(stmt, rows.health)
+                result.health = len(rows.health)
+            if rows.replies:
                 stmt = self._insert(replies).on_conflict_do_nothing(index_elements=["id"])
-                conn.execute(stmt, reply_rows)
-            for state in states.values():
+                conn.execute(stmt, rows.replies)
+            for state in rows.states.values():
                 self._upsert_state(conn, state)
                 result.states += 1
         return result

@@ -55,10 +55,10 @@ def list_rejected(
     """
     before = None
     if page.after:
-        try:
-            before = int(page.after[0])
-        except (TypeError, ValueError) as err:
-            raise HTTPException(422, "cursor is not one this API issued") from err
+        before = page.after[0]
+        # bool is an int too; and an id past 2**63 would overflow the database's integer.
+        if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**63:
+            raise HTTPException(422, "cursor is not one this API issued: pass next_cursor as is")
     rows = ctx.store.dead_letters(limit=page.limit, before_id=before, device=device, reason=reason)
     items = [
         RejectedMessage(

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
 from edge.bus import Bus, BusConfig
@@ -30,9 +32,17 @@ from edge.protocol import (
     encode,
 )
 from edge.validators import utcnow
-from hub.ingest import DeadLetterLimiter, Ingest
+from hub import retention
+from hub.config import RetentionConfig
+from hub.ingest import DEAD_LETTERS_PENDING_MAX, DeadLetterLimiter, Ingest
 from hub.schema import device_state, health, positions, rejected_messages
-from hub.store import DEAD_LETTER_HEAD_BYTES, DeadLetter, Store, StoreUnavailableError
+from hub.store import (
+    DEAD_LETTER_HEAD_BYTES,
+    BatchResult,
+    DeadLetter,
+    Store,
+    StoreUnavailableError,
+)
 from tests.support.waiting import wait_until
 
 CHANNELS = {Alert: "alert", DeviceState: "state", PositionBatch: "pos", Health: "health"}
@@ -197,6 +207,12 @@ def test_a_flood_of_garbage_is_counted_but_recorded_within_bounds(tmp_path: Path
         assert _count(store, rejected_messages) <= 100 + 50  # trimmed every 100 kept
         [row] = store.dead_letters(limit=1)
         assert row.reason == "bad_json" and row.channel == "health" and row.device == "d"
+        now[0] += 60
+        ingest.handle("gw/v1/s/camera/d/pos", b"[" * 100_000)  # over any limit, kept short
+        ingest._flush_dead_letters()  # what the worker does each round
+        [big] = store.dead_letters(limit=1)
+        assert big.reason == "too_large" and big.payload_bytes == 100_000
+        assert bytes(big.payload_head) == b"[" * DEAD_LETTER_HEAD_BYTES
     finally:
         bus.stop()
         store.close()
@@ -216,6 +232,106 @@ def test_a_full_queue_never_holds_the_mqtt_thread_for_ever(tmp_path: Path) -> No
         ingest.handle("gw/v1/s/camera/d/health", encode(beat))  # telemetry drops the oldest
         assert ingest.queue_stats()["dropped"] == {"health_queue_full": 1}
         assert store.count_alerts() == 0 and ingest.stats.acks_sent == 0
+    finally:
+        bus.stop()
+        store.close()
+
+
+class CountingStore(Store):
+    """A real store that counts its transactions and can lose the database after ``down_after``
+    of them (the one fault a test cannot make a real server produce on cue mid-batch)."""
+
+    def __init__(self, url: str, down_after: int | None = None) -> None:
+        super().__init__(url)
+        self.writes = 0
+        self.down_after = down_after
+
+    def _write(self, items: Sequence[Inbound]) -> BatchResult:
+        self.writes += 1
+        if self.down_after is not None and self.writes > self.down_after:
+            raise sa_exc.OperationalError("INSERT", {}, ConnectionError("server closed"))
+        return super()._write(items)
+
+
+def _beats(n: int) -> list[Inbound]:
+    return [_in(Health(site="s", device="d", uptime_s=i)) for i in range(n)]
+
+
+def test_isolation_halves_the_batch_instead_of_writing_one_by_one(db_url: str) -> None:
+    store = CountingStore(db_url)
+    try:
+        batch = _beats(64)
+        batch[37] = _in(_poison_state())
+        result = store.write_batch(batch)
+        assert result.health == 63 and len(result.rejected) == 1
+        assert result.rejected[0].item is batch[37]
+        # 1 refused batch, then two halves per level down to the one poison: 1 + 2*6 = 13.
+        assert store.writes == 13
+        assert _count(store, health) == 63
+    finally:
+        store.close()
+
+
+def test_database_lost_while_isolating_keeps_what_was_stored(db_url: str) -> None:
+    store = CountingStore(db_url, down_after=2)  # the full batch fails, the first half works
+    try:
+        alerts_ = [
+            _in(Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH))
+            for _ in range(4)
+        ]
+        batch = [*alerts_[:2], _in(_poison_state()), *alerts_[2:]]
+        with pytest.raises(StoreUnavailableError) as info:
+            store.write_batch(batch)
+        stored, remaining = info.value.stored, info.value.remaining
+        assert stored.acks == {("s", "d"): [a.message.id for a in alerts_[:2]]}
+        assert remaining == batch[2:]  # retried later, from the first message not yet stored
+        store.down_after = None
+        again = store.write_batch(remaining)
+        assert again.alerts_new == 2 and len(again.rejected) == 1
+        assert store.count_alerts("s") == 4
+    finally:
+        store.close()
+
+
+def test_a_failing_gate_rejects_instead_of_killing_the_mqtt_thread(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/gate.sqlite")
+    bus = Bus(BusConfig(), client_id="gate")
+
+    def broken_gate(_inbound: Inbound) -> str | None:
+        raise LookupError("registry bug")
+
+    ingest = Ingest(bus, store, gate=broken_gate)
+    try:
+        alert = Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH)
+        ingest.handle("gw/v1/s/camera/d/alert", encode(alert))  # must not raise
+        assert ingest.stats.rejected == {"gate_error": 1} and len(ingest.queue) == 0
+    finally:
+        bus.stop()
+        store.close()
+
+
+def test_retention_expires_old_dead_letters(store: Store) -> None:
+    old = DeadLetter(
+        "gw/v1/s/camera/d/alert", "bad_json", b"{", received_at=utcnow() - timedelta(days=15)
+    )
+    new = DeadLetter("gw/v1/s/camera/d/alert", "bad_json", b"{")
+    store.write_dead_letters([old, new])
+    assert retention.enforce(store.engine, RetentionConfig(rejected_days=14))["rejected"] == 1
+    assert len(store.dead_letters(limit=10)) == 1
+    store.write_dead_letters([new] * 150)
+    assert retention.enforce(store.engine, RetentionConfig(rejected_max_rows=100))["rejected"] == 51
+
+
+def test_dead_letters_waiting_for_a_stuck_worker_are_bounded(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/stuck.sqlite")
+    bus = Bus(BusConfig(), client_id="stuck")
+    ingest = Ingest(bus, store, dead_letters_per_s=1000)  # the rate would allow them all
+    try:
+        for _ in range(5000):  # and nothing flushes them: the worker is not running
+            ingest.handle("gw/v1/s/camera/d/alert", b"\xff" * 1000)
+        assert ingest.queue_stats()["dead_letters_pending"] == DEAD_LETTERS_PENDING_MAX
+        assert ingest.stats.dead_letters_skipped == 5000 - DEAD_LETTERS_PENDING_MAX
+        assert ingest.stats.rejected == {"bad_json": 5000}
     finally:
         bus.stop()
         store.close()

@@ -95,6 +95,11 @@ def test_evidence_retention_keeps_the_alert_and_honours_holds(
     monkeypatch.undo()
     assert retention.enforce(store.engine, held)["evidence"] == 1
     assert store.evidence_of(old.id) is None and store.evidence_of(new.id) is not None
+    with store.engine.connect() as conn:
+        gone = conn.execute(select(alerts.c.payload).where(alerts.c.id == old.id)).scalar_one()
+    # No client is offered a snapshot that is gone; the digest stays on the record.
+    assert "evidence" not in gone
+    assert gone["evidence_expired"]["sha256"] == hashlib.sha256(JPEG).hexdigest()
     assert sorted(store.alert_ids("s")) == sorted([old.id, new.id])
     assert "evidence" not in retention.enforce(store.engine, RetentionConfig(evidence_days=None))
     # An alert that expires takes its snapshot with it.

@@ -26,6 +26,7 @@ from edge.protocol import (
     device_topic,
     encode,
 )
+from hub.api.deps import encode_cursor
 from hub.auth import Role
 from tests.hub.conftest import RunningHub, start_hub, stop_hub
 from tests.support.broker import BrokerHarness
@@ -124,6 +125,9 @@ def test_nan_health_and_a_poison_state_do_not_stop_the_alerts(
         page = admin.get("/api/v1/ingest/rejected", params={"limit": 2}).json()
         rest = admin.get("/api/v1/ingest/rejected", params={"cursor": page["next_cursor"]}).json()
         assert [i["id"] for i in page["items"] + rest["items"]] == [i["id"] for i in items]
+        for forged in ([10**30], ["1"], [True], [-5]):  # a cursor this API never issued
+            res = admin.get("/api/v1/ingest/rejected", params={"cursor": encode_cursor(forged)})
+            assert res.status_code == 422, forged
         none = admin.get("/api/v1/ingest/rejected", params={"device": f"{hub.site}-other"})
         assert none.json()["items"] == []
         assert hub.client(Role.COMMANDER).get("/api/v1/ingest/rejected").status_code == 403
