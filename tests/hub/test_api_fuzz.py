@@ -101,9 +101,11 @@ def _seed(hub: RunningHub, tmp_path: Path) -> Seeded:
             devices.append(device)
             kinds[device] = kind
     # a config already pushed, so GET .../config answers 200 for some seeded devices
+    commands = []
     for device in devices[::3]:
         res = admin.post(f"/api/v1/devices/{device}/config", json={"config": {"zones": []}})
         assert res.is_success, res.text
+        commands.append(admin.get(f"/api/v1/devices/{device}/config").json()["command_id"])
     alerts = []
     for i, device in enumerate(devices):
         evidence = Evidence.from_jpeg(JPEG) if i % 2 == 0 else None
@@ -154,6 +156,7 @@ def _seed(hub: RunningHub, tmp_path: Path) -> Seeded:
         "cell_id": cells,
         "token_id": tokens,
         "username": users,
+        "command_id": commands,
     }
     for z, x, y, ext in TILES:
         tile = tmp_path / "tiles" / str(z) / str(x) / f"{y}.{ext}"
