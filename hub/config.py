@@ -87,6 +87,11 @@ class RetentionConfig(StrictModel):
     rejected_max_rows: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
         default=10_000, description="dead letters kept at most, newest first"
     )
+    commands_days: Annotated[float, Field(gt=0)] | None = Field(
+        default=90,
+        description="finished hub -> device commands (answered, failed, superseded); a "
+        "command still pending or sent is never deleted by age",
+    )
     run_every_s: Annotated[float, Field(ge=10)] = 3600
 
 

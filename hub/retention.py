@@ -2,7 +2,9 @@
 
 Unacknowledged alerts are never deleted by age: an alert nobody has looked at is still open.
 Evidence snapshots expire on their own (``evidence_days``) unless something holds them: see
-:func:`evidence_on_hold`. Dead letters are bounded by age and by row count.
+:func:`evidence_on_hold`. Dead letters are bounded by age and by row count. Hub -> device
+commands are deleted only once finished (answered, failed or superseded): one still waiting
+for its device is the hub's promise to deliver it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,24 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, Engine, delete, false, select, update
 
 from edge.validators import utcnow
+from hub.commands.repository import OPEN_STATES as OPEN_COMMAND_STATES
+from hub.commands.repository import STATES as COMMAND_STATES
 from hub.config import RetentionConfig
-from hub.schema import alerts, evidence, health, positions, rejected_messages, replies
+from hub.schema import (
+    alerts,
+    command_outbox,
+    evidence,
+    health,
+    positions,
+    rejected_messages,
+    replies,
+)
 from hub.store import trim_dead_letters
 
 log = logging.getLogger(__name__)
+
+
+FINISHED_COMMAND_STATES = tuple(s for s in COMMAND_STATES if s not in OPEN_COMMAND_STATES)
 
 
 def evidence_on_hold() -> ColumnElement[bool]:
@@ -46,6 +61,13 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
             rejected_messages.c.received_at,
             config.rejected_days,
             None,
+        ),
+        (
+            "commands",
+            command_outbox,
+            command_outbox.c.created_at,
+            config.commands_days,
+            command_outbox.c.state.in_(FINISHED_COMMAND_STATES),
         ),
     )
     with engine.begin() as conn:

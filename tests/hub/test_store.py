@@ -14,6 +14,8 @@ from sqlalchemy import delete, func, select, update
 from edge.protocol import (
     Alert,
     AlertKind,
+    CmdChannel,
+    ConfigPush,
     DeviceKind,
     DeviceState,
     DeviceStatus,
@@ -29,8 +31,17 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub import audit, retention
+from hub.commands.outbox import CommandOutbox
 from hub.config import AuditConfig, RetentionConfig
-from hub.schema import alerts, audit_log, device_state, latest_positions, metadata, positions
+from hub.schema import (
+    alerts,
+    audit_log,
+    command_outbox,
+    device_state,
+    latest_positions,
+    metadata,
+    positions,
+)
 from hub.store import Store
 
 
@@ -120,6 +131,7 @@ def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
         "evidence": 0,
         "alerts": 1,
         "rejected": 0,
+        "commands": 0,
     }
     assert store.alert_ids("s") == [open_.id]
 
@@ -167,3 +179,28 @@ def test_audit_checkpoint_catches_tail_deletion(store: Store, tmp_path: Path) ->
         "checkpoint line 1 (record 4): signs record 4 but the log ends at record 3: "
         "newest records deleted"
     ]
+
+
+def test_retention_deletes_only_finished_commands(store: Store) -> None:
+    """A command still pending or sent is the hub's promise to deliver it: never expired by age;
+    answered, failed and superseded ones go after ``commands_days``."""
+    old = utcnow() - timedelta(days=100)
+    ids: dict[str, str] = {}
+    with store.engine.begin() as conn:
+        for state in ("pending", "sent", "answered", "failed", "superseded"):
+            for age, when in (("old", old), ("new", utcnow())):
+                push = ConfigPush(site="s", device="d", config_version=1, config={})
+                ids[f"{state}-{age}"] = CommandOutbox(clock=lambda when=when: when).enqueue(
+                    conn, push, CmdChannel.CONFIG, created_by="test"
+                )
+                conn.execute(
+                    update(command_outbox)
+                    .where(command_outbox.c.id == push.id)
+                    .values(state=state)
+                )
+    deleted = retention.enforce(store.engine, RetentionConfig())
+    assert deleted["commands"] == 3
+    with store.engine.connect() as conn:
+        left = set(conn.execute(select(command_outbox.c.id)).scalars())
+    gone = {ids[f"{s}-old"] for s in ("answered", "failed", "superseded")}
+    assert left == set(ids.values()) - gone
