@@ -380,4 +380,5 @@ class LoginRateLimiter:
         """0 if a login may be tried now for all ``keys``, else seconds until it may."""
         now = self._clock()
         with self._lock:
-            return max((self._state(k, now).locked_until - now for k in keys), default=0.0)
+            states = [s for s in map(self._keys.get, keys) if s is not None]
+            return max([0.0, *(s.locked_until - now for s in states)])
