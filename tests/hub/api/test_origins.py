@@ -77,7 +77,9 @@ def test_login_from_a_hostile_origin_is_refused(hub: RunningHub) -> None:
     """Login CSRF: a foreign page must not log the browser into an account of its choosing."""
     anon = hub.client(None)
     body = {"username": f"{hub.site}-operator", "password": PASSWORD}
-    assert anon.post("/api/v1/auth/login", json=body, headers={"Origin": HOSTILE}).status_code == 403
+    assert (
+        anon.post("/api/v1/auth/login", json=body, headers={"Origin": HOSTILE}).status_code == 403
+    )
     assert anon.post("/api/v1/auth/login", json=body).status_code == 200  # scripts, curl
     ok = anon.post("/api/v1/auth/login", json=body, headers={"Origin": hub.base_url})
     assert ok.status_code == 200
