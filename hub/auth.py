@@ -126,7 +126,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 MIN_PASSWORD_LENGTH = 12
-_MAX_KEYS = 100_000
 TOKEN_PREFIX = "gw_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -288,6 +287,7 @@ class LoginRateLimiter:
         address_factor: int = 4,
         lockout_s: float = 60.0,
         lockout_max_s: float = 3600.0,
+        max_keys: int = 100_000,
     ) -> None:
         self.max_failures = max_failures
         self.address_factor = address_factor
@@ -297,8 +297,10 @@ class LoginRateLimiter:
         self._clock = clock
         self._keys: dict[str, _KeyState] = {}
         self._lock = threading.Lock()
+        self.max_keys = max_keys
         self.blocked = 0
         self.lockouts = 0
+        self.evicted = 0
 
     @staticmethod
     def keys_for(username: str, client: str) -> tuple[str, str]:
@@ -310,29 +312,43 @@ class LoginRateLimiter:
     def _state(self, key: str, now: float) -> _KeyState:
         state = self._keys.get(key)
         if state is None:
-            if len(self._keys) >= _MAX_KEYS:  # bound memory under an address-spraying attack
-                self._forget_idle(now)
+            if len(self._keys) >= self.max_keys:  # bound memory under address spraying
+                self._forget(now)
             state = self._keys[key] = _KeyState(deque())
         while state.failures and state.failures[0] <= now - self.window_s:
             state.failures.popleft()
         state.last_seen = now
         return state
 
-    def _forget_idle(self, now: float) -> None:
+    def _forget(self, now: float) -> None:
         idle = now - max(self.window_s, self.lockout_max_s)
-        self._keys = {
-            k: v for k, v in self._keys.items() if v.last_seen > idle or v.locked_until > now
-        }
+        kept = {k: v for k, v in self._keys.items() if v.last_seen > idle or v.locked_until > now}
+        if len(kept) >= self.max_keys:
+            # Still full of live keys: keep the newer half, locked keys first. Forgetting some
+            # failure counts is the lesser harm next to running out of memory.
+            newest = sorted(
+                kept.items(), key=lambda kv: (kv[1].locked_until > now, kv[1].last_seen)
+            )[-(self.max_keys // 2) :]
+            kept = dict(newest)
+            self.evicted += len(self._keys) - len(kept)
+        self._keys = kept
+
+    @property
+    def tracked_keys(self) -> int:
+        return len(self._keys)
 
     def admit(self, *keys: str) -> LoginTicket | float:
         """A ticket for one attempt, or the seconds until one may be tried."""
         now = self._clock()
         with self._lock:
-            states = [self._state(key, now) for key in keys]
-            wait = max((s.locked_until - now for s in states), default=0.0)
+            # A refused attempt creates no state: a locked address spraying usernames costs
+            # no memory.
+            known = [s for s in map(self._keys.get, keys) if s is not None]
+            wait = max([0.0, *(s.locked_until - now for s in known)])
             if wait > 0:
                 self.blocked += 1
                 return wait
+            states = [self._state(key, now) for key in keys]
             locked = []
             for key, state in zip(keys, states, strict=True):
                 state.failures.append(now)

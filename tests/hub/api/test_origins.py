@@ -11,6 +11,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from hub.auth import Role
 from hub.config import ApiConfig
@@ -94,9 +95,9 @@ def test_websocket_from_a_hostile_origin_is_refused(hub: RunningHub) -> None:
     """Before: any page could open the live feed with the visitor's cookie and read it."""
     url = _live_url(hub)
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, origin=HOSTILE)  # type: ignore[arg-type]
+        connect(url, origin=Origin(HOSTILE))
     assert refused.value.response.status_code == 403
-    with connect(url, origin=hub.base_url) as ws:  # type: ignore[arg-type]
+    with connect(url, origin=Origin(hub.base_url)) as ws:
         assert '"hello"' in str(ws.recv(timeout=5))
     with connect(url) as ws:  # no Origin: not a browser
         assert '"hello"' in str(ws.recv(timeout=5))
@@ -119,7 +120,7 @@ def test_allowed_origins_are_accepted(public_hub: RunningHub) -> None:
     assert _new_token(browser, Origin="https://grid.example.org").status_code == 201
     assert _new_token(browser, Origin="https://grid.example.org.evil.example").status_code == 403
     assert _new_token(browser, Origin="http://grid.example.org").status_code == 403
-    with connect(_live_url(hub), origin="https://grid.example.org") as ws:  # type: ignore[arg-type]
+    with connect(_live_url(hub), origin=Origin("https://grid.example.org")) as ws:
         assert '"hello"' in str(ws.recv(timeout=5))
 
 

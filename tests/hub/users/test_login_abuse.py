@@ -178,3 +178,25 @@ def test_an_error_gives_the_attempt_back() -> None:
     limiter.cancelled(ticket)
     assert limiter.retry_after_s(*keys) == 0
     assert limiter.lockouts == 0
+
+
+def test_memory_stays_bounded_under_address_spraying() -> None:
+    clock = FakeClock()
+    limiter = LoginRateLimiter(2, 300, clock=clock, lockout_s=60, max_keys=100)
+    target = limiter.keys_for("ann", "10.0.0.1")
+    _fail(limiter, *target)
+    assert _fail(limiter, *target) == (target[0],)  # locked
+    for n in range(1000):  # fresh addresses, one failure each
+        clock.now += 0.01
+        _fail(limiter, *limiter.keys_for("ann", f"10.1.{n // 256}.{n % 256}"))
+        assert limiter.tracked_keys <= 100
+    assert limiter.evicted > 0
+    assert limiter.retry_after_s(*target) > 0  # the lock outlived the eviction
+    # A locked address spraying usernames adds no state at all.
+    sprayer = "10.2.0.1"
+    results = [_fail(limiter, *limiter.keys_for(f"user{n}", sprayer)) for n in range(8)]
+    assert results[-1] == (f"addr:{sprayer}",)  # 2 x 4 failures lock the address
+    before = limiter.tracked_keys
+    for n in range(8, 58):
+        assert isinstance(_fail(limiter, *limiter.keys_for(f"user{n}", sprayer)), float)
+    assert limiter.tracked_keys == before
