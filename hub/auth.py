@@ -8,15 +8,16 @@ are in ``hub/users/service.py`` and their SQL in ``hub/users/repository.py``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -247,53 +248,153 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
+@dataclass(slots=True)
+class _KeyState:
+    failures: deque[float]
+    locked_until: float = 0.0
+    strikes: int = 0  # lockouts so far: each one doubles the next
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoginTicket:
+    """One login attempt admitted by :meth:`LoginRateLimiter.admit`: it already counts as a
+    failure, so parallel attempts cannot all pass the check before any of them is counted."""
+
+    keys: tuple[str, ...]
+    at: float
+    locked: tuple[str, ...]  # keys this attempt locked (if it fails)
+
+
 class LoginRateLimiter:
-    """Sliding-window limit on failed logins per username (``user:`` keys) and, more loosely,
-    per client address (``addr:`` keys: one address may serve a whole control room)."""
+    """Failed-login limits per username *and* client address (``pair:`` keys) and, more
+    loosely, per client address alone (``addr:`` keys: one address may serve a whole control
+    room). There is deliberately no limit by username alone: anyone could then lock the real
+    user out by typing wrong passwords under their name.
+
+    ``max_failures`` failures within ``window_s`` lock a key for ``lockout_s``; every further
+    lockout of the same key doubles that, up to ``lockout_max_s``. A successful login clears
+    its pair. Check and count are one step under one lock (:meth:`admit`), so a parallel burst
+    is limited exactly like a serial one.
+    """
 
     def __init__(
         self,
         max_failures: int = 5,
         window_s: float = 300.0,
-        clock: Any = time.monotonic,
+        *,
+        clock: Callable[[], float] = time.monotonic,
         address_factor: int = 4,
+        lockout_s: float = 60.0,
+        lockout_max_s: float = 3600.0,
+        max_keys: int = 100_000,
     ) -> None:
         self.max_failures = max_failures
         self.address_factor = address_factor
         self.window_s = window_s
+        self.lockout_s = lockout_s
+        self.lockout_max_s = lockout_max_s
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._keys: dict[str, _KeyState] = {}
         self._lock = threading.Lock()
+        self.max_keys = max_keys
         self.blocked = 0
+        self.lockouts = 0
+        self.evicted = 0
 
-    def _window(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
+    @staticmethod
+    def keys_for(username: str, client: str) -> tuple[str, str]:
+        return (f"pair:{username.lower()}@{client}", f"addr:{client}")
 
-    def retry_after_s(self, *keys: str) -> float:
-        """0 if a login may be tried now, else seconds until it may."""
+    def _limit(self, key: str) -> int:
+        return self.max_failures * (self.address_factor if key.startswith("addr:") else 1)
+
+    def _state(self, key: str, now: float) -> _KeyState:
+        state = self._keys.get(key)
+        if state is None:
+            if len(self._keys) >= self.max_keys:  # bound memory under address spraying
+                self._forget(now)
+            state = self._keys[key] = _KeyState(deque())
+        while state.failures and state.failures[0] <= now - self.window_s:
+            state.failures.popleft()
+        state.last_seen = now
+        return state
+
+    def _forget(self, now: float) -> None:
+        idle = now - max(self.window_s, self.lockout_max_s)
+        kept = {k: v for k, v in self._keys.items() if v.last_seen > idle or v.locked_until > now}
+        if len(kept) >= self.max_keys:
+            # Still full of live keys: keep the newer half, locked keys first. Forgetting some
+            # failure counts is the lesser harm next to running out of memory.
+            newest = sorted(
+                kept.items(), key=lambda kv: (kv[1].locked_until > now, kv[1].last_seen)
+            )[-(self.max_keys // 2) :]
+            kept = dict(newest)
+            self.evicted += len(self._keys) - len(kept)
+        self._keys = kept
+
+    @property
+    def tracked_keys(self) -> int:
+        return len(self._keys)
+
+    def admit(self, *keys: str) -> LoginTicket | float:
+        """A ticket for one attempt, or the seconds until one may be tried."""
         now = self._clock()
         with self._lock:
-            wait = 0.0
-            for key in keys:
-                q = self._window(key, now)
-                limit = self.max_failures * (self.address_factor if key.startswith("addr:") else 1)
-                if len(q) >= limit:
-                    wait = max(wait, q[0] + self.window_s - now)
+            # A refused attempt creates no state: a locked address spraying usernames costs
+            # no memory.
+            known = [s for s in map(self._keys.get, keys) if s is not None]
+            wait = max([0.0, *(s.locked_until - now for s in known)])
             if wait > 0:
                 self.blocked += 1
-            return wait
+                return wait
+            states = [self._state(key, now) for key in keys]
+            locked = []
+            for key, state in zip(keys, states, strict=True):
+                state.failures.append(now)
+                if len(state.failures) >= self._limit(key):
+                    # Lock now, before the password is even checked: the attempts already in
+                    # flight are the last ones this key gets.
+                    state.strikes += 1
+                    pause = self.lockout_s * 2 ** min(state.strikes - 1, 30)
+                    state.locked_until = now + min(pause, self.lockout_max_s)
+                    state.failures.clear()
+                    locked.append(key)
+            return LoginTicket(tuple(keys), now, tuple(locked))
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, ticket: LoginTicket) -> tuple[str, ...]:
+        """The attempt failed (it is already counted); returns the keys it locked."""
+        with self._lock:
+            self.lockouts += len(ticket.locked)
+        return ticket.locked
+
+    def succeeded(self, ticket: LoginTicket) -> None:
+        """The attempt succeeded: its pair starts afresh; the address forgets this attempt."""
+        with self._lock:
+            self._give_back(ticket)
+            for key in ticket.keys:
+                if key.startswith("pair:"):
+                    self._keys.pop(key, None)
+
+    def cancelled(self, ticket: LoginTicket) -> None:
+        """The attempt ended without a verdict (an error): it does not count."""
+        with self._lock:
+            self._give_back(ticket)
+
+    def _give_back(self, ticket: LoginTicket) -> None:
+        for key in ticket.keys:
+            state = self._keys.get(key)
+            if state is None:
+                continue
+            with contextlib.suppress(ValueError):
+                state.failures.remove(ticket.at)
+            if key in ticket.locked:
+                state.strikes -= 1
+                state.locked_until = 0.0
+
+    def retry_after_s(self, *keys: str) -> float:
+        """0 if a login may be tried now for all ``keys``, else seconds until it may."""
         now = self._clock()
         with self._lock:
-            for key in keys:
-                self._window(key, now).append(now)
-            if len(self._failures) > 100_000:  # bound memory under a username-spraying attack
-                self._failures = {k: v for k, v in self._failures.items() if v}
-
-    def succeeded(self, username_key: str) -> None:
-        with self._lock:
-            self._failures.pop(username_key, None)
+            states = [s for s in map(self._keys.get, keys) if s is not None]
+            return max([0.0, *(s.locked_until - now for s in states)])

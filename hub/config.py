@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 
 from edge.bus_config import BusConfig
 from edge.config import StrictModel
@@ -47,6 +47,10 @@ class BrokerFilesConfig(StrictModel):
         return accounts
 
 
+# An origin as browsers send it: scheme, host and optional port, no path, no trailing slash.
+ORIGIN_PATTERN = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$"
+
+
 class ApiConfig(StrictModel):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -57,6 +61,23 @@ class ApiConfig(StrictModel):
     max_geojson_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 5 * 1024 * 1024
     login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     login_window_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    login_lockout_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=60.0,
+        description="first lockout of a user+address (or address) after login_max_failures; "
+        "each further lockout doubles it",
+    )
+    login_lockout_max_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed "
+        "(addresses or networks); none by default, so a client cannot pick its own address",
+    )
+    allowed_origins: list[Annotated[str, Field(pattern=ORIGIN_PATTERN)]] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port]) besides the hub's own that may send "
+        "cookie-authenticated changes and open the live stream, e.g. the public URL behind "
+        "a proxy",
+    )
     ws_queue_max: Annotated[int, Field(ge=10, le=100_000)] = 2000
     dashboard_dir: Path | None = Field(
         default=None, description="built dashboard files; default: the one shipped with the hub"
@@ -66,6 +87,8 @@ class ApiConfig(StrictModel):
     def _paired(self) -> Self:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("api.tls_cert_file and api.tls_key_file go together")
+        if self.login_lockout_max_s < self.login_lockout_s:
+            raise ValueError("api.login_lockout_max_s must be at least api.login_lockout_s")
         return self
 
 

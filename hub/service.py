@@ -80,7 +80,10 @@ class HubService:
             registry=self.registry,
             live=self.live,
             login_limiter=LoginRateLimiter(
-                config.api.login_max_failures, config.api.login_window_s
+                config.api.login_max_failures,
+                config.api.login_window_s,
+                lockout_s=config.api.login_lockout_s,
+                lockout_max_s=config.api.login_lockout_max_s,
             ),
             bus=self.bus,
             ingest=self.ingest,
@@ -189,6 +192,10 @@ class HubService:
             ssl_certfile=str(api.tls_cert_file) if api.tls_cert_file else None,
             ssl_keyfile=str(api.tls_key_file) if api.tls_key_file else None,
             ws_max_size=64 * 1024,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default, letting any local
+            # client choose the address the login limiter sees; the hub reads those headers
+            # itself, and only from api.trusted_proxies.
+            proxy_headers=False,
             lifespan="on",
         )
         self._server = uvicorn.Server(config)

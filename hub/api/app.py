@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 from hub.alerts import routes as alerts_routes
 from hub.api import errors, routes_ingest, routes_system
-from hub.api.deps import enforce_access
+from hub.api.deps import Refusals, enforce_access
+from hub.api.security import HubApp, security_headers
 from hub.audit import routes as audit_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
@@ -111,7 +112,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         ctx.live.attach_loop(asyncio.get_running_loop())
         yield
 
-    app = FastAPI(
+    app = HubApp(
         title="gridward hub API",
         version="1",
         description=(
@@ -123,6 +124,10 @@ def create_app(ctx: HubContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.refusals = Refusals()
+    app.security_headers = security_headers(
+        ctx.config.ui, tls=ctx.config.api.tls_cert_file is not None
+    )
     guard = [Depends(enforce_access)]
     for router in (
         users_routes.router,

@@ -11,8 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Query, Request, WebSocket, status
 from fastapi.routing import APIRoute
@@ -44,13 +48,126 @@ def ctx_of(request: Request) -> HubContext:
 Ctx = Annotated[HubContext, Depends(ctx_of)]
 
 
-def _bearer(request: Request | WebSocket) -> str | None:
+def _header_token(request: Request | WebSocket) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value:
             return value.strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return None
+
+
+def _bearer(request: Request | WebSocket) -> str | None:
+    return _header_token(request) or request.cookies.get(SESSION_COOKIE)
+
+
+# --- client addresses and origins ---------------------------------------------------------------
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+Network = IPv4Network | IPv6Network
+
+
+def _ip(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        return ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(address: IPv4Address | IPv6Address | None, proxies: Sequence[Network]) -> bool:
+    return address is not None and any(address in net for net in proxies)
+
+
+def client_address(request: Request | WebSocket, proxies: Sequence[Network]) -> str:
+    """The address a request came from: the TCP peer, unless the peer is one of the configured
+    reverse proxies; then the nearest ``X-Forwarded-For`` hop that is not one of them.
+
+    Read from the right: a proxy appends the address it saw, so only the entries our own
+    proxies added are facts; anything further left was written by the client itself.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if not _trusted(_ip(peer), proxies):
+        return peer
+    hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    nearest = peer
+    for hop in reversed([h for h in hops if h.strip()]):
+        address = _ip(hop)
+        if address is None:  # a garbled hop: stop at the last address we could vouch for
+            return nearest
+        nearest = str(address)
+        if not _trusted(address, proxies):
+            return nearest
+    return nearest
+
+
+class Refusals:
+    """Requests refused by the web guards (CSRF, WebSocket origin), by reason, for /stats."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def count(self, reason: str) -> None:
+        with self._lock:
+            self._counts[reason] = self._counts.get(reason, 0) + 1
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def refusals_of(request: Request | WebSocket) -> Refusals:
+    refusals: Refusals = request.app.state.refusals  # made by create_app
+    return refusals
+
+
+def own_origin(request: Request | WebSocket, proxies: Sequence[Network]) -> str:
+    """The origin the browser used to reach this hub (behind a trusted proxy: its scheme)."""
+    scheme = "https" if request.url.scheme in ("https", "wss") else "http"
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-proto", "").strip().lower()
+    if forwarded in ("http", "https") and _trusted(_ip(peer), proxies):
+        scheme = forwarded
+    return f"{scheme}://{request.headers.get('host', '')}".lower()
+
+
+def _origin_of(request: Request | WebSocket) -> str | None:
+    """The Origin header, else the origin part of Referer; None when neither is sent."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin.strip().lower()
+    referer = request.headers.get("referer")
+    if referer:
+        parts = urlsplit(referer.strip())
+        return f"{parts.scheme}://{parts.netloc}".lower()
+    return None
+
+
+def origin_allowed(origin: str, request: Request | WebSocket, ctx: HubContext) -> bool:
+    api = ctx.config.api
+    allowed = {own_origin(request, api.trusted_proxies), *(o.lower() for o in api.allowed_origins)}
+    return origin in allowed  # "null" (sandboxed frames, opaque origins) never matches
+
+
+def check_origin(request: Request, ctx: HubContext, *, required: bool) -> None:
+    """Refuse a cross-site state change (CSRF): the browser attaches the session cookie to
+    requests any web page makes, but it also says which page made them (Origin)."""
+    origin = _origin_of(request)
+    if origin is None:
+        if not required:
+            return
+        refusals_of(request).count("csrf_no_origin")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "a change made with the session cookie needs an Origin header (browsers send it); "
+            "scripts should send 'Authorization: Bearer <token>' instead",
+        )
+    if not origin_allowed(origin, request, ctx):
+        refusals_of(request).count("csrf_origin")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "cross-site request refused: its Origin is neither this hub nor in api.allowed_origins",
+        )
 
 
 def authenticate(ctx: HubContext, token: str | None) -> Principal | None:
@@ -76,7 +193,9 @@ def required_permission(request: Request) -> Permission | None:
 
 
 def enforce_access(request: Request) -> None:
-    """App-wide dependency: 401 without valid credentials, 403 without the permission.
+    """App-wide dependency: 401 without valid credentials, 403 without the permission, 403
+    for a state change made with the session cookie from another origin (CSRF); a request with
+    ``Authorization: Bearer`` is not a browser's ambient credential and needs no Origin.
 
     A plain ``def`` on purpose: the token lookup is blocking SQLAlchemy work, and FastAPI runs
     sync dependencies in its threadpool. As ``async def`` it ran on the event loop and every
@@ -84,10 +203,18 @@ def enforce_access(request: Request) -> None:
     """
     route = request.scope.get("route")
     path = route.path if isinstance(route, APIRoute) else request.url.path
-    if (request.method, path) in PUBLIC_ROUTES:
-        return
     ctx = ctx_of(request)
-    principal = authenticate(ctx, _bearer(request))
+    unsafe = request.method not in SAFE_METHODS
+    if (request.method, path) in PUBLIC_ROUTES:
+        if unsafe:  # login CSRF: a page must not log a browser into the attacker's account
+            check_origin(request, ctx, required=False)
+        return
+    token = _header_token(request)
+    if token is None:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token and unsafe:
+            check_origin(request, ctx, required=True)
+    principal = authenticate(ctx, token)
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -6,10 +6,25 @@ import asyncio
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    HTTPException,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.concurrency import run_in_threadpool
 
-from hub.api.deps import Ctx, _bearer, authenticate, guarded, parse_bbox
+from hub.api.deps import (
+    Ctx,
+    _bearer,
+    authenticate,
+    guarded,
+    origin_allowed,
+    parse_bbox,
+    refusals_of,
+)
 from hub.auth import Permission
 from hub.context import HubContext
 from hub.live import Layer, LiveClient
@@ -43,9 +58,10 @@ def health(ctx: Ctx, response: Response) -> dict[str, Any]:
 
 
 @router.get("/stats", **guarded(Permission.STATS_READ))
-def stats(ctx: Ctx) -> dict[str, Any]:
+def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
     """Ingest counters (received, stored, rejected by reason), the ingest queue (depth, drops
-    by reason), every worker thread's liveness and queue depth, and live-stream counters."""
+    by reason), every worker thread's liveness and queue depth, live-stream counters, login
+    refusals and lockouts, and web requests refused by reason (CSRF, WebSocket origin)."""
     return {
         "ingest": ctx.ingest.stats.as_dict(),
         "ingest_queue": ctx.ingest.queue_stats(),
@@ -54,6 +70,8 @@ def stats(ctx: Ctx) -> dict[str, Any]:
         "live_clients": ctx.live.client_count,
         "mqtt_connected": ctx.bus.connected,
         "login_blocked": ctx.login_limiter.blocked,
+        "login_lockouts": ctx.login_limiter.lockouts,
+        "web_refused": refusals_of(request).as_dict(),
         "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
     }
 
@@ -82,11 +100,20 @@ async def _pump(websocket: WebSocket, client: LiveClient) -> None:
 async def live_stream(websocket: WebSocket) -> None:
     """``/api/v1/live?layers=positions,alerts,devices&bbox=w,s,e,n&site=...``
 
-    Authenticates with the session cookie, ``Authorization: Bearer``, or ``?token=``. Sends
+    Authenticates with the session cookie, ``Authorization: Bearer``, or ``?token=``; an
+    ``Origin`` other than the hub's own or one in ``api.allowed_origins`` is refused. Sends
     JSON events; events that queued up together arrive as one ``{"layer": "batch", "events":
     [...]}`` frame. A client that cannot keep up is closed with code 1013 and the reason.
     """
     ctx: HubContext = websocket.app.state.ctx
+    origin = websocket.headers.get("origin")
+    if origin is not None and not origin_allowed(origin.strip().lower(), websocket, ctx):
+        # Browsers send the session cookie with a WebSocket opened by any page and never
+        # apply CORS to it: the Origin check is the only thing stopping a foreign page from
+        # reading the live feed as the logged-in user. Refused before the handshake (403).
+        refusals_of(websocket).count("ws_origin")
+        await websocket.close(WS_CLOSE_POLICY)
+        return
     token = _bearer(websocket) or websocket.query_params.get("token")
     # The token lookup is blocking database work: run it off the event loop, which is
     # pumping every other live client meanwhile.

@@ -7,7 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from hub.api.deps import SESSION_COOKIE, Ctx, Me, PageDep, encode_cursor, guarded
+from hub.api.deps import (
+    SESSION_COOKIE,
+    Ctx,
+    Me,
+    PageDep,
+    client_address,
+    encode_cursor,
+    guarded,
+)
 from hub.api.models import (
     LoginRequest,
     MeResponse,
@@ -46,7 +54,7 @@ def _token_response(issued: IssuedToken) -> TokenResponse:
 )
 def login(body: LoginRequest, request: Request, response: Response, ctx: Ctx) -> TokenResponse:
     """Exchange a username and password for a session token (also set as an HttpOnly cookie)."""
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, ctx.config.api.trusted_proxies)
     ttl = timedelta(seconds=ctx.config.api.session_ttl_s)
     issued = ctx.users.login(body.username, body.password, client, ttl)
     response.set_cookie(

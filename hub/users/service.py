@@ -6,6 +6,7 @@ user or changing their password revokes all their tokens in the same transaction
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from hub.audit import AuditTrail
 from hub.auth import (
     AuthError,
     LoginRateLimiter,
+    LoginTicket,
     Principal,
     Role,
     authenticate_password,
@@ -27,6 +29,8 @@ from hub.auth import (
 )
 from hub.errors import Conflict, Invalid, NotFound, RateLimited
 from hub.users import repository
+
+logger = logging.getLogger(__name__)
 
 
 class UserNotFound(NotFound):
@@ -62,12 +66,13 @@ class UserService:
 
     def login(self, username: str, password: str, client: str, ttl: timedelta) -> IssuedToken:
         """A session token for valid credentials; failures are rate limited per user and
-        per client address and audited (without the password)."""
-        keys = (f"user:{username.lower()}", f"addr:{client}")
-        wait = self.limiter.retry_after_s(*keys)
-        if wait > 0:
-            retry = int(wait) + 1
+        client address (and more loosely per address), and audited without the password;
+        each lockout is audited too (``auth.lockout``)."""
+        ticket = self.limiter.admit(*self.limiter.keys_for(username, client))
+        if not isinstance(ticket, LoginTicket):
+            retry = int(ticket) + 1
             raise RateLimited(f"too many failed logins; try again in {retry} s", retry)
+        actor = username[:64] or "?"
         try:
             with self.engine.begin() as conn:
                 role = authenticate_password(conn, username, password)
@@ -75,10 +80,23 @@ class UserService:
                     conn, username, "session", "dashboard session", ttl
                 )
         except AuthError as err:
-            self.limiter.failed(*keys)
-            self.audit.record(username[:64] or "?", "auth.login_failed", "", {"client": client})
+            locked = self.limiter.failed(ticket)
+            self.audit.record(actor, "auth.login_failed", "", {"client": client})
+            for key in locked:
+                until = self.limiter.retry_after_s(key)
+                scope = "address" if key.startswith("addr:") else "user and address"
+                logger.warning("login lockout by %s for %.0f s", scope, until)
+                self.audit.record(
+                    actor,
+                    "auth.lockout",
+                    "",
+                    {"client": client, "scope": scope, "seconds": round(until)},
+                )
             raise AuthError("wrong username or password") from err
-        self.limiter.succeeded(keys[0])
+        except BaseException:
+            self.limiter.cancelled(ticket)  # not a wrong password: give the attempt back
+            raise
+        self.limiter.succeeded(ticket)
         self.audit.record(username, "auth.login", "", {"client": client})
         return IssuedToken(token, token_id, expires, username, role)
 

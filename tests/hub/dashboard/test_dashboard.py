@@ -74,7 +74,7 @@ def test_login_is_required_and_wrong_password_is_refused(
     page.fill("#login-user", f"{hub.site}-operator")
     page.fill("#login-pass", "not-the-password")
     page.click("#login-submit")
-    page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+    page.wait_for_function("() => document.querySelector('#login-error').textContent.length > 0")
     assert "password" in page.locator("#login-error").inner_text().lower()
     assert page.locator("#app-view").is_hidden()
 
@@ -83,7 +83,7 @@ def test_mqtt_position_moves_marker_within_one_second(
     pages: list[Page], browser: Browser, hub: RunningHub, district: District
 ) -> None:
     page = open_dashboard(pages, browser, hub, Role.COMMANDER)
-    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
     body = district.device(f"{hub.site}-bodycam", "glasses", None)
     first = position("officer-7", EntityKind.OFFICER, 0, 0)
     moved = position("officer-7", EntityKind.OFFICER, 60, 40, dt_s=0.5)
@@ -109,7 +109,7 @@ def test_alert_appears_in_feed_and_ack_is_recorded_by_hub(
     pages: list[Page], browser: Browser, hub: RunningHub, district: District
 ) -> None:
     page = open_dashboard(pages, browser, hub, Role.OPERATOR)
-    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
     gate = district.device(f"{hub.site}-gate", "wristband", offset(-40, 30))
     lon, lat = offset(-35, 25)
     alert_id = gate.alert(
@@ -129,7 +129,9 @@ def test_alert_appears_in_feed_and_ack_is_recorded_by_hub(
 
     item.locator(".alert-open").click()
     page.locator("#detail .evidence img").wait_for()
-    page.wait_for_function("document.querySelector('#detail .evidence img').naturalWidth === 240")
+    page.wait_for_function(
+        "() => document.querySelector('#detail .evidence img').naturalWidth === 240"
+    )
     # Keyboard: the ack button in the feed is reachable and works with Enter.
     ack = item.locator("button.ack")
     ack.focus()
@@ -243,7 +245,7 @@ def test_full_dashboard_screenshot(
     band = district.device(f"{hub.site}-band-gw", "wristband", offset(-200, -120))
     district.device(f"{hub.site}-glasses", "glasses", None)
     page = open_dashboard(pages, browser, hub, Role.COMMANDER)
-    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
     for step in range(8):
         band.send_positions(
             [
@@ -289,7 +291,7 @@ def test_full_dashboard_screenshot(
     _wait_pixel(page, map_view(page).point(last.lon, last.lat), "officer", timeout=5000)
     page.locator("#feed-list .alert-item.sevrow-critical .alert-open").click()
     page.locator("#detail .evidence img").wait_for()
-    page.wait_for_function("document.querySelector('#detail .evidence img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#detail .evidence img').naturalWidth > 0")
     page.evaluate("document.activeElement.blur()")
     page.wait_for_timeout(300)  # let the pulse animation and tiles settle for the picture
     ARTIFACTS.mkdir(exist_ok=True)
@@ -297,7 +299,7 @@ def test_full_dashboard_screenshot(
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 50_000
     page.select_option("#app-view .lang-select", "zh-CN")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
     assert page.locator("#feed-title").inner_text().startswith("实时告警")
     assert page.locator(".leaflet-tooltip.cell-red").inner_text() == "A1 · 红色"
     page.screenshot(path=str(ARTIFACTS / "dashboard-zh-CN.png"))

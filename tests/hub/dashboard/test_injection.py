@@ -233,7 +233,7 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
 ) -> None:
     v = hostile
     page = open_dashboard(pages, browser, hub, Role.COMMANDER, username=f"{hub.site}-hostile")
-    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
     _assert_clean(page, "loaded")
     expect(page.locator("#who")).to_have_text(f"{v['display_name']} · Commander")
 
@@ -319,14 +319,14 @@ def test_markup_in_every_user_and_device_field_is_shown_as_text(
 
     # Every label and tooltip is rebuilt in the other language: still text.
     page.select_option("#app-view .lang-select", "zh-CN")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
     expect(label).to_have_text(f"{v['cell_name']} · 红色")
     expect(item.locator(".alert-title")).to_have_text(v["alert_title"])
     dev.hover()
     expect(tooltip.locator("strong")).to_have_text(v["device_name"])
     _assert_clean(page, "zh-CN")
     page.select_option("#app-view .lang-select", "en")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     _assert_clean(page, "back to English")
     # The page's only errors: the refused import (the hub's 422), nothing from a payload.
     assert [e for e in page.errors if "422" not in e] == []  # type: ignore[attr-defined]

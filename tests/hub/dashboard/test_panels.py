@@ -133,7 +133,7 @@ def _open(
     pages: list[Page], browser: Browser, scene: Scene, width: int = 1920, height: int = 1080
 ) -> Page:
     page = open_dashboard(pages, browser, scene.hub, Role.COMMANDER, width=width, height=height)
-    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
     return page
 
 
@@ -204,7 +204,9 @@ def test_district_fits_and_detail_keeps_actions_in_view(
     _assert_district_fits(page, scene.hub)
     item = _feed_item(page, EVIDENCE_TITLE)
     item.locator(".alert-open").click()
-    page.wait_for_function("document.querySelector('#detail .evidence img')?.naturalWidth === 240")
+    page.wait_for_function(
+        "() => document.querySelector('#detail .evidence img')?.naturalWidth === 240"
+    )
     viewport = {"left": 0, "top": 0, "right": size[0], "bottom": size[1]}
     detail = _rect(page, "#detail")
     assert _inside(detail, viewport), detail
@@ -577,7 +579,7 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
     hub = scene.hub
     page = _open(pages, browser, scene)
     page.select_option("#app-view .lang-select", "zh-CN")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
     zh = _catalogue("zh-CN")
     # Latin words the Chinese catalogue itself uses (CPU, GeoJSON, AR, v1, °C...).
     allowed = {w for v in zh.values() for w in re.findall(r"[A-Za-z]+", re.sub(r"\{\w+\}", "", v))}
@@ -653,7 +655,7 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
     assert found == [], "\n".join(map(str, found))
     # And back: the English catalogue returns everywhere, no Chinese left in the chrome.
     page.select_option("#app-view .lang-select", "en")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     page.locator(".leaflet-popup").wait_for(state="detached")  # rebuilt markers, popup closed
     cjk = [(w, t) for w, t in js(page, SCAN_TEXT) if re.search(r"[\u4e00-\u9fff]", t)]
     assert cjk and {t for _, t in cjk} == {"简体中文"}, cjk  # only the language's own name
@@ -733,9 +735,9 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     # The language switch works with the arrow keys.
     page.focus("#app-view .lang-select")
     page.keyboard.press("ArrowDown")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'", timeout=5000)
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'", timeout=5000)
     page.select_option("#app-view .lang-select", "en")
-    page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
+    page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=5000)
     # "/" focuses search; arrows + Enter pick a result; Tab reaches the playback controls.
     page.evaluate("document.activeElement.blur()")
     page.keyboard.press("/")
@@ -804,7 +806,7 @@ def test_the_view_lives_in_the_address_and_survives_a_reload(
     assert view.zoom != fitted.zoom
     # Zooming out with the control is written back to the address, and a reload keeps it.
     page.click(".leaflet-control-zoom-out")
-    page.wait_for_function("location.hash.startsWith('#map=17/')")
+    page.wait_for_function("() => location.hash.startsWith('#map=17/')")
     page.reload()
     wait_loaded(page)
     assert map_view(page).zoom == 17
@@ -817,11 +819,11 @@ def test_the_view_lives_in_the_address_and_survives_a_reload(
     page.click("#layer-pois")
     expect(page.locator(".poi")).to_have_count(0)
     page.select_option("#app-view .lang-select", "zh-CN")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
     expect(page.locator("#layer-pois")).not_to_be_checked()
     expect(page.locator(".poi")).to_have_count(0)
     page.select_option("#app-view .lang-select", "en")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert page.errors == []  # type: ignore[attr-defined]
 
 

@@ -122,8 +122,9 @@ def test_tokens_sessions_and_logout(hub: RunningHub) -> None:
         assert integ.get("/api/v1/auth/me").status_code == 401
     finally:
         integ.close()
-    # the session cookie works for the dashboard, and logout revokes it
-    browser = httpx.Client(base_url=hub.base_url)
+    # the session cookie works for the dashboard (which, like any browser, sends its Origin
+    # with a POST), and logout revokes it
+    browser = httpx.Client(base_url=hub.base_url, headers={"Origin": hub.base_url})
     try:
         browser.post(
             "/api/v1/auth/login", json={"username": f"{hub.site}-commander", "password": PASSWORD}
