@@ -214,7 +214,7 @@ def page_params(
         str | None, Query(max_length=512, description="next_cursor of the previous page")
     ] = None,
 ) -> Page:
-    return Page(limit, decode_cursor(cursor) if cursor is not None else None)
+    return Page(limit, decode_cursor(cursor) if cursor else None)
 
 
 PageDep = Annotated[Page, Depends(page_params)]
