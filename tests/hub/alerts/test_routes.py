@@ -7,8 +7,8 @@ from pathlib import Path
 from edge.protocol import AlertKind, Evidence, Location, Severity
 from hub.auth import Role
 from tests.hub.conftest import JPEG, RunningHub, wristband_agent
-from tests.support.images import decoded_size
 from tests.support.broker import BrokerHarness
+from tests.support.images import decoded_size
 from tests.support.waiting import wait_until
 
 

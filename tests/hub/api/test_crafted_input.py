@@ -217,9 +217,7 @@ CRAFTED_IMPORTS = {
     "features is a string": json.dumps({"type": "FeatureCollection", "features": "x"}),
     "feature is a number": _collection(5),
     "deep nesting": '{"type": "FeatureCollection", "features": ' + "[" * 100_000,
-    "deep properties": _collection(
-        _point([114.0, 22.5], extra=json.loads("[" * 60 + "]" * 60))
-    ),
+    "deep properties": _collection(_point([114.0, 22.5], extra=json.loads("[" * 60 + "]" * 60))),
     "1e999 longitude": _collection(_point([114.0, 22.5])).replace("114.0", "1e999"),
     "400-digit longitude": _collection(_point([114.0, 22.5])).replace("114.0", "9" * 400),
     "5000-digit number": _collection(_point([114.0, 22.5], extra=1)).replace(
@@ -323,9 +321,7 @@ poi_documents = st.one_of(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(doc=poi_documents, media=st.sampled_from(["application/geo+json", "text/csv"]))
-def test_property_no_poi_file_gets_a_server_error(
-    hub: RunningHub, doc: Any, media: str
-) -> None:
+def test_property_no_poi_file_gets_a_server_error(hub: RunningHub, doc: Any, media: str) -> None:
     admin = _cached_admin(hub)
     body = json.dumps(doc) if media != "text/csv" else _as_csv(doc)
     res = _import(admin, hub.site, body, media)
