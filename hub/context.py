@@ -51,7 +51,7 @@ class HubContext:
         engine = self.store.engine
         self.alerts = AlertService(engine, self.audit)
         self.positions = PositionService(engine)
-        self.geo = GeoService(engine, self.audit)
+        self.geo = GeoService(engine, self.audit, hub_site=self.config.site)
         self.users = UserService(engine, self.audit, self.login_limiter)
         self.mapview = MapService(engine, self.config)
         self.commands = CommandService(engine)

@@ -49,6 +49,7 @@ from hub.schema import (
     rejected_messages,
     replies,
 )
+from hub.snapshots import SnapshotRefusedError, reencode_jpeg
 
 log = logging.getLogger(__name__)
 LATEST_COLUMNS = (
@@ -256,7 +257,7 @@ class Store:
         positions, stored with :meth:`write_fused_positions`.
         """
         try:
-            return self._write(items)
+            result = self._write(items)
         except Exception as err:
             if is_unavailable(err):
                 raise StoreUnavailableError(error_text(err), BatchResult(), list(items)) from err
@@ -266,6 +267,10 @@ class Store:
                 error_text(err),
             )
             first_error = err
+        else:
+            # Messages refused before the transaction (a snapshot that is not an image).
+            self._keep_dead_letters(result)
+            return result
         result = BatchResult()
         if len(items) == 1:
             self._reject(items[0], first_error, result)
@@ -530,8 +535,13 @@ class _BatchRows:
         for item in items:
             msg = item.message
             if isinstance(msg, Alert):
+                try:
+                    row, ev = _alert_row(msg, now)
+                except SnapshotRefusedError as err:
+                    # Refused before the transaction: not stored, not acked, dead-lettered.
+                    result.rejected.append(RejectedItem(item, err.reason, str(err)))
+                    continue
                 rows.n_alerts += 1
-                row, ev = _alert_row(msg, now)
                 rows.alerts[msg.id] = row
                 if ev is not None:
                     rows.evidence[msg.id] = ev
@@ -572,30 +582,30 @@ def _alert_row(msg: Alert, now: datetime) -> tuple[dict[str, Any], dict[str, Any
     payload = json.loads(msg.model_dump_json(exclude_none=True, exclude={"evidence"}))
     ev_row = None
     if msg.evidence is not None:
-        data = msg.evidence.jpeg()
+        # The stored bytes are the hub's own re-encoding (hub.snapshots); its digest and size
+        # describe what is stored, the device's digest stays as ``source_sha256``.
+        snap = reencode_jpeg(msg.evidence.jpeg())
         ev_row = {
             "id": new_id(),
             "alert_id": msg.id,
             "site": msg.site,
             "device": msg.device,
-            "content_type": msg.evidence.content_type,
-            "sha256": msg.evidence.sha256,
-            "width": msg.evidence.width,
-            "height": msg.evidence.height,
-            "size_bytes": len(data),
-            "data": data,
+            "content_type": "image/jpeg",
+            "sha256": snap.sha256,
+            "width": snap.width,
+            "height": snap.height,
+            "size_bytes": len(snap.data),
+            "data": snap.data,
             "created_at": now,
         }
         payload["evidence"] = {
             "id": ev_row["id"],
-            "content_type": msg.evidence.content_type,
-            "sha256": msg.evidence.sha256,
-            "size_bytes": len(data),
-            **{
-                k: v
-                for k, v in (("width", msg.evidence.width), ("height", msg.evidence.height))
-                if v is not None
-            },
+            "content_type": "image/jpeg",
+            "sha256": snap.sha256,
+            "source_sha256": msg.evidence.sha256,
+            "size_bytes": len(snap.data),
+            "width": snap.width,
+            "height": snap.height,
         }
     row = {
         "id": msg.id,

@@ -56,7 +56,7 @@ def list_alerts(
 ) -> Paged[AlertInfo]:
     """Alerts, newest first (ids are time-ordered UUIDv7)."""
     f = AlertFilter(site, parse_bbox(bbox), kind, severity, status, device, since, until)
-    after = str(page.after[0]) if page.after else None
+    after = page.after_text()
     items = [_alert_info(r) for r in ctx.alerts.page(f, limit=page.limit, after=after)]
     nxt = encode_cursor([items[-1].id]) if len(items) == page.limit else None
     return Paged[AlertInfo](items=items, next_cursor=nxt)
@@ -81,8 +81,18 @@ def alert_evidence(alert_id: AlertId, me: Me, ctx: Ctx) -> Response:
 
     404 when the alert has none, or when retention (``retention.evidence_days``) deleted it.
     """
-    data, content_type = ctx.alerts.evidence(me.username, alert_id)
-    return Response(data, media_type=content_type, headers={"Cache-Control": "private, no-store"})
+    data, _ = ctx.alerts.evidence(me.username, alert_id)
+    # Always image/jpeg (the hub re-encodes every snapshot, hub.snapshots), never sniffed, and
+    # sandboxed: a row stored before re-encoding existed still cannot run as a page.
+    return Response(
+        data,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, **guarded(Permission.ALERTS_ACK))

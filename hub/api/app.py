@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from hub.alerts import routes as alerts_routes
-from hub.api import errors, routes_ingest, routes_system
+from hub.api import docs, errors, routes_ingest, routes_system
 from hub.api.deps import Refusals, enforce_access
 from hub.api.security import HubApp, security_headers
 from hub.audit import routes as audit_routes
@@ -87,6 +87,42 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class RefuseNul:
+    """Refuse a NUL (``%00``) anywhere in the path or query with 422, before any route.
+
+    No parameter of this API may hold one, and PostgreSQL refuses NUL in text: a search for
+    ``q=%00`` would otherwise be a server error there and an odd match on SQLite."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = bytes(scope.get("query_string", b"")) + bytes(scope.get("raw_path") or b"")
+            if b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", ""):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = b'{"detail":"the URL must not contain NUL (%00) characters"}'
+                await _send_json(send, 422, body)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _too_large(send: Send, limit: int) -> None:
     body = (
         b'{"detail":"request body too large: the limit for this endpoint is '
@@ -121,6 +157,8 @@ def create_app(ctx: HubContext) -> FastAPI:
             "`x-permission` on each operation names the permission it needs."
         ),
         lifespan=lifespan,
+        # /docs is our own route (hub.api.docs): Swagger UI from the installed package, no CDN
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -144,6 +182,8 @@ def create_app(ctx: HubContext) -> FastAPI:
         audit_routes.router,
     ):
         app.include_router(router, dependencies=guard)
+    # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
+    app.include_router(docs.router)
     ws = APIRouter(prefix="/api/v1", tags=["live"])
     ws.add_api_websocket_route("/live", routes_system.live_stream)
     app.include_router(ws)
@@ -162,6 +202,7 @@ def create_app(ctx: HubContext) -> FastAPI:
 
     errors.install(app)  # domain errors to statuses (one table); anything else: generic 500
 
+    app.add_middleware(RefuseNul)
     app.add_middleware(
         BodyLimit,
         max_bytes=ctx.config.api.max_body_bytes,

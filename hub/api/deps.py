@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -261,10 +262,77 @@ def guarded(
 MAX_LIMIT = 1000
 
 
+BAD_CURSOR = "cursor is not one this API issued: pass next_cursor as is"
+CURSOR_TEXT_MAX_CHARS = 256
+CURSOR_INT_MAX = 2**63 - 1  # the databases' BIGINT; a larger key cannot name a row
+
+
+def _bad_cursor(err: BaseException | None = None) -> HTTPException:
+    exc = HTTPException(422, BAD_CURSOR)
+    exc.__cause__ = err
+    return exc
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
+    """``limit`` and the decoded cursor. Routes read the cursor through the typed accessors,
+    which check the shape the route itself issued: a hand-made cursor is a 422, never a
+    crash, a wrong comparison or an overflow in the database."""
+
     limit: int
     after: list[Any] | None
+
+    def after_text(self) -> str | None:
+        """A cursor of one text key (an id or a name)."""
+        if self.after is None:
+            return None
+        return _text_key(_shaped(self.after, 1)[0])
+
+    def after_int(self, *, minimum: int = 0) -> int | None:
+        """A cursor of one integer key (a sequence number or a row id)."""
+        if self.after is None:
+            return None
+        return _int_key(_shaped(self.after, 1)[0], minimum)
+
+    def after_texts(self, n: int) -> list[str] | None:
+        """A cursor of ``n`` text keys (a composite key such as site, entity)."""
+        if self.after is None:
+            return None
+        return [_text_key(v) for v in _shaped(self.after, n)]
+
+    def after_time_seq(self) -> tuple[datetime, int] | None:
+        """A cursor of (ISO 8601 timestamp, integer sequence)."""
+        if self.after is None:
+            return None
+        ts_text, seq = _shaped(self.after, 2)
+        try:
+            ts = datetime.fromisoformat(_text_key(ts_text))
+        except ValueError as err:
+            raise _bad_cursor(err) from err
+        return ts, _int_key(seq, 0)
+
+
+def _shaped(values: list[Any], n: int) -> list[Any]:
+    if len(values) != n:
+        raise _bad_cursor()
+    return values
+
+
+def _text_key(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > CURSOR_TEXT_MAX_CHARS:
+        raise _bad_cursor()
+    if "\x00" in value:
+        raise _bad_cursor()
+    return value
+
+
+def _int_key(value: Any, minimum: int) -> int:
+    # bool is an int in Python; and 27 digits would overflow the database's BIGINT.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _bad_cursor()
+    if not minimum <= value <= CURSOR_INT_MAX:
+        raise _bad_cursor()
+    return value
 
 
 def page_params(
@@ -284,16 +352,23 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a cursor value")
+
+
 def decode_cursor(cursor: str) -> list[Any]:
+    """A cursor's values: a short list of strings and integers, nothing else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as err:
-        raise HTTPException(
-            422, "cursor is not one this API issued: pass next_cursor as is"
-        ) from err
-    if not isinstance(values, list) or len(values) > 4:
-        raise HTTPException(422, "cursor is not one this API issued: pass next_cursor as is")
+        # NaN/Infinity are refused here; 1e999 parses to inf and is refused below.
+        values = json.loads(raw, parse_constant=_refuse_constant)
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise _bad_cursor(err) from err
+    if not isinstance(values, list) or not 1 <= len(values) <= 4:
+        raise _bad_cursor()
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise _bad_cursor()
     return values
 
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.protocol import DeviceKind
 from edge.validators import SEGMENT_PATTERN
 from hub.auth import Role
+from hub.storable import check_json
 
 T = TypeVar("T")
 Id = Annotated[str, Field(pattern=SEGMENT_PATTERN, examples=["cam-north-1"])]
 
 
-class Body(BaseModel):
+class StorableModel(BaseModel):
+    """A request body whose every string (keys and extra members too) is free of NUL and
+    whose numbers are finite: what SQLite, PostgreSQL and a JSON response can all carry."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        check_json(data)
+        return data
+
+
+class Body(StorableModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -76,9 +88,14 @@ class UserInfo(BaseModel):
     created_at: datetime
 
 
+# strict: a JSON true is not the number 1, nor "114.05" a longitude.
+Longitude = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)]
+Latitude = Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)]
+
+
 class LonLat(Body):
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Longitude
+    lat: Latitude
 
 
 class DeviceCreate(Body):

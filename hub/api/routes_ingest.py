@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from edge.validators import SEGMENT_PATTERN
@@ -53,12 +53,7 @@ def list_rejected(
     Kept for ``retention.rejected_days`` and at most ``retention.rejected_max_rows``; at most
     ``ingest_dead_letters_per_s`` are recorded (every refusal is still counted in /stats).
     """
-    before = None
-    if page.after:
-        before = page.after[0]
-        # bool is an int too; and an id past 2**63 would overflow the database's integer.
-        if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**63:
-            raise HTTPException(422, "cursor is not one this API issued: pass next_cursor as is")
+    before = page.after_int(minimum=1)
     rows = ctx.store.dead_letters(limit=page.limit, before_id=before, device=device, reason=reason)
     items = [
         RejectedMessage(

@@ -29,7 +29,7 @@ def audit_query(
 ) -> Paged[AuditRecord]:
     """Audit records, newest first."""
     try:
-        before_seq = int(page.after[0]) if page.after else None
+        before_seq = page.after_int()
     except (TypeError, ValueError, OverflowError):
         before_seq = -1
     if before_seq is not None and not 0 <= before_seq <= MAX_SEQ:

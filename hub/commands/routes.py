@@ -28,7 +28,7 @@ def list_commands(
     state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
 ) -> Paged[CommandInfo]:
     """Commands, newest first, filtered by device and state."""
-    after = str(page.after[0]) if page.after else None
+    after = page.after_text()
     items = ctx.commands.page(limit=page.limit, after=after, device=device, state=state)
     nxt = encode_cursor([items[-1].id]) if len(items) == page.limit else None
     return Paged[CommandInfo](items=[command_info(c) for c in items], next_cursor=nxt)

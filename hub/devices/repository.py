@@ -33,6 +33,18 @@ def _device_query() -> Select[Any]:
     )
 
 
+LIKE_ESCAPE = "\\"
+
+
+def escape_like(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (with ``escape=LIKE_ESCAPE``)."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
 def page(
     conn: Connection,
     *,
@@ -51,8 +63,12 @@ def page(
     if status:
         stmt = stmt.where(devices.c.status == status)
     if q:
-        like = f"%{q}%"
-        stmt = stmt.where(devices.c.id.like(like) | devices.c.name.like(like))
+        # q is text to find, not a pattern: '%' and '_' match themselves.
+        like = f"%{escape_like(q)}%"
+        stmt = stmt.where(
+            devices.c.id.like(like, escape=LIKE_ESCAPE)
+            | devices.c.name.like(like, escape=LIKE_ESCAPE)
+        )
     if after is not None:
         stmt = stmt.where(devices.c.id > after)
     return list(conn.execute(stmt).all())

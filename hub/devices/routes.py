@@ -60,7 +60,7 @@ def list_devices(
     status: Annotated[str | None, Query(pattern="^(active|retired)$")] = None,
     q: Annotated[str | None, Query(max_length=64, description="id or name contains")] = None,
 ) -> Paged[DeviceInfo]:
-    after = str(page.after[0]) if page.after else None
+    after = page.after_text()
     rows = ctx.registry.page(
         limit=page.limit, after=after, site=site, kind=kind, status=status, q=q
     )
@@ -85,7 +85,7 @@ def device_health(
     until: datetime | None = None,
 ) -> Paged[HealthRecord]:
     """Heartbeats of one device, newest first."""
-    after = str(page.after[0]) if page.after else None
+    after = page.after_text()
     rows = ctx.registry.health(device_id, limit=page.limit, after=after, since=since, until=until)
     items = [HealthRecord.model_validate(r._mapping) for r in rows]
     nxt = encode_cursor([items[-1].id]) if len(items) == page.limit else None

@@ -10,6 +10,7 @@ from typing import Any
 
 from edge.validators import SEGMENT_PATTERN, SEGMENT_RE, utcnow
 from hub.errors import Invalid, Unsupported
+from hub.storable import UnstorableError, check_json
 
 CSV_COLUMNS = ("id", "name", "category", "lon", "lat")
 GEOJSON_TYPES = ("application/json", "application/geo+json")
@@ -28,19 +29,37 @@ def parse(site: str, raw: bytes, media_type: str) -> list[dict[str, Any]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise PoiImportError("the file must be UTF-8 text") from err
+    if "\x00" in text:
+        raise PoiImportError("the file must not contain NUL (\\u0000) characters")
     if media_type == CSV_TYPE:
         rows = _from_csv(site, text)
     else:
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as err:
             raise PoiImportError(f"not valid JSON: {err.msg} at line {err.lineno}") from err
         except RecursionError as err:
             raise PoiImportError("the JSON is nested too deeply to be GeoJSON") from err
+        except ValueError as err:
+            # NaN/Infinity, or an integer past Python's digit limit
+            raise PoiImportError(f"not valid JSON: {err}") from err
+        try:
+            check_json(data, "file")
+        except UnstorableError as err:
+            raise PoiImportError(str(err)) from err
         rows = _from_geojson(site, data)
     if len({r["id"] for r in rows}) != len(rows):
         raise PoiImportError("duplicate ids in the file")
     return rows
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int in Python: [true, false] must not become (1, 0)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _row(
@@ -64,6 +83,8 @@ def _row(
         raise PoiImportError(
             f"{where} ({pid}): category must be a short word like 'shelter' or 'aed'"
         )
+    if not all(isinstance(c, str) or _is_number(c) for c in (lon, lat)):
+        raise PoiImportError(f"{where} ({pid}): lon/lat must be numbers")
     try:
         lon_f, lat_f = float(lon), float(lat)
     except (TypeError, ValueError, OverflowError) as err:
@@ -101,10 +122,14 @@ def _from_geojson(site: str, data: Any) -> list[dict[str, Any]]:
             not isinstance(geom, dict)
             or geom.get("type") != "Point"
             or not isinstance(coords, list)
-            or len(coords) < 2
+            or len(coords) not in (2, 3)
+            or not all(_is_number(c) for c in coords)
             or not isinstance(props, dict)
         ):
-            raise PoiImportError(f"item {i}: points of interest must be Point features")
+            raise PoiImportError(
+                f"item {i}: points of interest must be Point features with "
+                "coordinates [lon, lat] as numbers"
+            )
         pid = feat.get("id", props.get("id"))
         extra = {k: v for k, v in props.items() if k not in ("id", "name", "category")}
         rows.append(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, exists, or_, select, update
 
-from hub.schema import grid_cells, pois, zones
+from hub.schema import devices, grid_cells, pois, sites, zones
 
 
 def page(
@@ -18,6 +18,12 @@ def page(
     if after is not None:
         stmt = stmt.where(table.c.id > after)
     return list(conn.execute(stmt).all())
+
+
+def site_known(conn: Connection, site: str) -> bool:
+    """A site is known when it is registered or has a provisioned device."""
+    stmt = select(or_(exists().where(sites.c.id == site), exists().where(devices.c.site == site)))
+    return bool(conn.execute(stmt).scalar())
 
 
 def get(conn: Connection, table: Table, object_id: str) -> Any | None:

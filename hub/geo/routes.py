@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
-from hub.api.models import WarningBody
+from hub.api.models import StorableModel, WarningBody
 from hub.auth import Permission
 from hub.geo.geojson import feature
 
@@ -42,7 +42,7 @@ class ZoneProperties(BaseModel):
     kind: Literal["inclusion", "exclusion", "intrusion", "perimeter", "restricted", "poi_area"]
 
 
-class ZoneFeature(BaseModel):
+class ZoneFeature(StorableModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -69,7 +69,7 @@ class CellProperties(BaseModel):
     team: Annotated[str, Field(max_length=200)] = ""
 
 
-class CellFeature(BaseModel):
+class CellFeature(StorableModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -132,7 +132,7 @@ def _cell_feature(row: Any) -> dict[str, Any]:
 
 
 def _after(page: Page) -> str | None:
-    return str(page.after[0]) if page.after else None
+    return page.after_text()
 
 
 SiteQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]

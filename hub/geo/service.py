@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import IntegrityError
 
 from edge.validators import utcnow
@@ -40,6 +40,10 @@ class CellConflict(Conflict):
     pass
 
 
+class UnknownSite(Invalid):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class ImportSummary:
     imported: int
@@ -59,9 +63,23 @@ def _check_id(feature_id: str, url_id: str) -> None:
 
 
 class GeoService:
-    def __init__(self, engine: Engine, audit: AuditTrail) -> None:
+    def __init__(self, engine: Engine, audit: AuditTrail, hub_site: str | None = None) -> None:
         self.engine = engine
         self.audit = audit
+        self.hub_site = hub_site
+
+    def _check_site(self, conn: Connection, site: str) -> None:
+        """A grid cell belongs to a site this hub serves: its own (when configured for one)
+        or, for a hub of every site, one that is registered or has a device."""
+        if self.hub_site is not None:
+            known = site == self.hub_site
+        else:
+            known = repository.site_known(conn, site)
+        if not known:
+            raise UnknownSite(
+                f"site {site!r} is unknown to this hub: provision a device there first"
+                + (f" (this hub serves site {self.hub_site!r})" if self.hub_site else "")
+            )
 
     def _page(self, table: Table, *, limit: int, after: str | None, site: str | None) -> list[Any]:
         with self.engine.connect() as conn:
@@ -141,6 +159,7 @@ class GeoService:
             "updated_at": utcnow(),
         }
         with self.audit.change(actor, "cell.put", cell_id) as conn:
+            self._check_site(conn, values["site"])
             try:
                 if repository.cell_exists(conn, cell_id):
                     repository.update_cell(conn, cell_id, values)

@@ -55,7 +55,7 @@ def devices_on_map(
     at their last located alert; status is online, offline, degraded (online with a stale
     heartbeat, a backed-up outbox or a hot CPU) or unknown.
     Devices with no known place have ``geometry: null``."""
-    after = str(page.after[0]) if page.after else None
+    after = page.after_text()
     features, last = ctx.mapview.devices(limit=page.limit, after=after, site=site)
     nxt = encode_cursor([last]) if last is not None else None
     return {"type": "FeatureCollection", "features": features, "next_cursor": nxt}

@@ -30,7 +30,7 @@ def latest(
     """The newest position of every entity (officers, wearers, anonymous tracks)."""
     rows = ctx.positions.latest(
         limit=page.limit,
-        after=page.after,
+        after=page.after_texts(2),
         site=site,
         bbox=parse_bbox(bbox),
         entity_kind=entity_kind,
@@ -56,7 +56,7 @@ def history(
     """Stored positions in time order (for track playback), filtered by entity, time, area."""
     rows = ctx.positions.history(
         limit=page.limit,
-        after=page.after,
+        after=page.after_time_seq(),
         entity=entity,
         site=site,
         bbox=parse_bbox(bbox),

@@ -22,13 +22,13 @@ class PositionService:
         self,
         *,
         limit: int,
-        after: list[Any] | None,
+        after: list[str] | None,
         site: str | None,
         bbox: BBox | None,
         entity_kind: str | None,
         since: datetime | None,
     ) -> list[Any]:
-        key = (str(after[0]), str(after[-1])) if after else None
+        key = (after[0], after[-1]) if after else None
         with self.engine.connect() as conn:
             return repository.latest_page(
                 conn,
@@ -44,7 +44,7 @@ class PositionService:
         self,
         *,
         limit: int,
-        after: list[Any] | None,
+        after: tuple[datetime, int] | None,
         entity: str | None,
         site: str | None,
         bbox: BBox | None,
@@ -53,24 +53,14 @@ class PositionService:
     ) -> list[Any]:
         if entity is None and bbox is None and since is None:
             raise Invalid("give entity, bbox or since: the full history is too large")
-        key = _history_key(after) if after else None
         with self.engine.connect() as conn:
             return repository.history_page(
                 conn,
                 limit=limit,
-                after=key,
+                after=after,
                 entity=entity,
                 site=site,
                 bbox=bbox,
                 since=since,
                 until=until,
             )
-
-
-def _history_key(after: list[Any]) -> tuple[datetime, int]:
-    # A cursor is opaque but decodable: a hand-made one must be a 422, not a crash.
-    try:
-        ts, seq = datetime.fromisoformat(str(after[0])), int(after[1])
-    except (IndexError, TypeError, ValueError) as err:
-        raise Invalid(BAD_CURSOR) from err
-    return ts, seq

@@ -106,7 +106,7 @@ def revoke_token(token_id: Annotated[str, Path(max_length=64)], me: Me, ctx: Ctx
 
 @users_router.get("", response_model=Paged[UserInfo], **guarded(Permission.USERS_READ))
 def list_users(ctx: Ctx, page: PageDep) -> Paged[UserInfo]:
-    after = str(page.after[0]) if page.after else None
+    after = page.after_text()
     items = [
         UserInfo.model_validate(r._mapping) for r in ctx.users.page(limit=page.limit, after=after)
     ]

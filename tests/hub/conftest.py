@@ -19,6 +19,7 @@ from hub.auth import Role, create_user
 from hub.config import ApiConfig, AuditConfig, BrokerFilesConfig, HubConfig
 from hub.service import HubService
 from tests.support.broker import BrokerHarness
+from tests.support.images import small_jpeg
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -98,7 +99,7 @@ def stop_hub(broker: BrokerHarness, running: RunningHub) -> None:
 HubFactory = Callable[..., RunningHub]
 
 
-JPEG = b"\xff\xd8\xff\xe0" + b"evidence" * 50 + b"\xff\xd9"
+JPEG = small_jpeg()
 
 
 def wristband_agent(

@@ -59,6 +59,7 @@ from hub.auth import Role, issue_token
 from hub.dashboard_config import DashboardConfig
 from tests.hub.conftest import RunningHub, start_hub, stop_hub
 from tests.support.broker import BrokerHarness
+from tests.support.images import small_jpeg
 
 EXAMPLES_PER_OPERATION = 65  # x 43 operations: well over 2,000 generated cases
 MIN_CASES = 2000
@@ -66,7 +67,7 @@ MIN_REACHED_FRACTION = 0.80
 SEEDED_PICK_ODDS = 8  # 7 in 8 path parameters name a seeded object
 SQUARE = [[114.05, 22.54], [114.06, 22.54], [114.06, 22.55], [114.05, 22.55], [114.05, 22.54]]
 TILES = [(0, 0, 0, "png"), (1, 0, 1, "png"), (1, 1, 0, "png"), (2, 3, 1, "jpg")]
-JPEG = b"\xff\xd8\xff\xe0" + b"evidence" * 50 + b"\xff\xd9"
+JPEG = small_jpeg()  # a real image: the hub refuses snapshots it cannot decode
 
 
 @dataclass
