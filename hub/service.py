@@ -22,6 +22,8 @@ from hub.context import HubContext
 from hub.devices.directory import DeviceDirectory
 from hub.devices.service import DeviceService
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
+from hub.broker_stats import BrokerStats
+from hub.flood import FloodGuard
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
@@ -72,7 +74,9 @@ class HubService:
             alert_wait_s=config.ingest_alert_wait_s,
             dead_letters_per_s=config.ingest_dead_letters_per_s,
             dead_letter_max_rows=config.retention.rejected_max_rows,
+            flood=FloodGuard(config.flood),
         )
+        self.broker_stats = BrokerStats(self.bus)
         self.ctx = HubContext(
             config=config,
             store=self.store,
@@ -87,6 +91,7 @@ class HubService:
             timeseries=self.timeseries,
             workers=self.worker_status,
             outbox=self.outbox,
+            broker_stats=self.broker_stats,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None
@@ -146,6 +151,7 @@ class HubService:
             self.timeseries.start()  # first: fails fast on a missing token
         self.directory.refresh()
         self.ingest.attach()
+        self.broker_stats.attach()
         self.ingest.start()
         self.bus.start()
         self.command_publisher.start()
