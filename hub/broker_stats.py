@@ -11,6 +11,7 @@ only when a value changes (``BrokerLayout.write_config`` sets the interval).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -67,7 +68,7 @@ class BrokerStats:
             self.bus.subscribe(SYS_PREFIX + path, self.handle, 0)
 
     def handle(self, topic: str, payload: bytes) -> None:
-        name = COUNTERS.get(topic.removeprefix(SYS_PREFIX)) if topic.startswith(SYS_PREFIX) else None
+        name = COUNTERS.get(topic[len(SYS_PREFIX) :]) if topic.startswith(SYS_PREFIX) else None
         value = _parse(payload) if name is not None else None
         if name is None or value is None:
             with self._lock:
@@ -106,7 +107,7 @@ def _parse(payload: bytes) -> int | float | None:
             value = float(text)
         except ValueError:
             return None
-        if value != value or value in (float("inf"), float("-inf")):  # NaN or infinity
+        if not math.isfinite(value):
             return None
     if not 0 <= value <= MAX_VALUE:
         return None

@@ -15,15 +15,15 @@ from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
+from hub.broker_stats import BrokerStats
 from hub.commands.outbox import CommandOutbox
 from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
 from hub.context import HubContext
 from hub.devices.directory import DeviceDirectory
 from hub.devices.service import DeviceService
-from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
-from hub.broker_stats import BrokerStats
 from hub.flood import FloodGuard
+from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
