@@ -55,7 +55,7 @@ class HubContext:
         self.positions = PositionService(engine)
         self.geo = GeoService(engine, self.audit)
         self.users = UserService(engine, self.audit, self.login_limiter)
-        self.mapview = MapService(engine, self.config)
+        self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
 
     @property
