@@ -35,6 +35,7 @@ METERED_CHANNELS = frozenset(c.value for c in Channel if CHANNEL_QOS[c] == 0)
 """Telemetry a device may lose under its own flood (the QoS 0 channels); the rest always
 passes."""
 
+_TOPIC_START = TOPIC_PREFIX + "/"
 _PREFIX_PARTS = len(TOPIC_PREFIX.split("/"))
 _TOPIC_PARTS = _PREFIX_PARTS + 4  # <prefix>/<site>/<kind>/<device>/<channel>
 
@@ -112,6 +113,8 @@ class FloodGuard:
 
     def admit(self, topic: str) -> bool:
         """True to process the message, False to drop it (already counted)."""
+        if not topic.startswith(_TOPIC_START):
+            return True
         parts = topic.split("/")
         if len(parts) != _TOPIC_PARTS or parts[-1] not in METERED_CHANNELS:
             return True

@@ -25,6 +25,8 @@ from edge.protocol import (
     AlertKind,
     Channel,
     DeviceKind,
+    DeviceState,
+    DeviceStatus,
     EntityKind,
     Position,
     PositionBatch,
@@ -163,6 +165,14 @@ def run_flood(
         if device not in broker.passwords:
             broker.add_device(site, DeviceKind.CAMERA, device)
     victims = {d: raw_client(broker, d, f"{site}-{d}") for d in VICTIMS}
+    # Each device says it is online first (the dashboard shows status for online devices).
+    announcer = raw_client(broker, FLOODER, f"{site}-{FLOODER}-state")
+    for device, client in ((FLOODER, announcer), *victims.items()):
+        state = DeviceState(site=site, device=device, state=DeviceStatus.ONLINE,
+                            kind=DeviceKind.CAMERA)  # fmt: skip
+        topic = device_topic(site, DeviceKind.CAMERA, device, Channel.STATE)
+        client.publish(topic, encode(state), qos=1).wait_for_publish(10)
+    _close(announcer)
     flood_payload = _position(site, FLOODER, "flood-entity", 0)
     flood_topic = device_topic(site, DeviceKind.CAMERA, FLOODER, Channel.POS)
     sent_alerts = dict.fromkeys(VICTIMS, 0)
