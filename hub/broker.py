@@ -31,7 +31,7 @@ PBKDF2_ITERATIONS = 101  # mosquitto 2.0's own default for the "$7$" PBKDF2-SHA5
 
 # Limits that keep one flooding device from costing the others their messages (docs/hub.md,
 # "Flooding devices"). Mosquitto 2.0 has no per-client publish rate limit; what it has:
-FLOOD_LIMITS = (
+FLOOD_LIMITS: tuple[str, ...] = (
     # QoS 0 to an online subscriber is dropped once that client's unsent packets reach this
     # (out_packet_count; no byte limit applies to them in 2.0). The hub is the one busy
     # subscriber: this is its buffer while it falls behind, about 60 MB at 300-byte
