@@ -195,7 +195,8 @@ def test_bus_routes_follow_a_subscription_added_after_a_topic_was_seen() -> None
 def test_one_device_flooding_costs_the_others_no_alert_and_under_1pct_of_positions(
     own_broker: BrokerHarness, site: str, tmp_path: Path
 ) -> None:
-    running = start_hub(own_broker, site, tmp_path)
+    # The hub's default keepalive (see tests/support/flood.py start_hub).
+    running = start_hub(own_broker, site, tmp_path, mqtt=own_broker.hub_config(keepalive_s=30))
     try:
         hub = running.service
         installer = running.client(Role.INSTALLER)

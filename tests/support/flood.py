@@ -135,7 +135,10 @@ def start_hub(broker: BrokerHarness, site: str, directory: Path, **overrides: ob
     values: dict[str, object] = {
         "site": site,
         "database_url": f"sqlite:///{directory}/hub.sqlite",
-        "mqtt": broker.hub_config(),
+        # The hub's own default keepalive (30 s), not the harness's 5 s: under a flood on a
+        # starved 2-core machine the broker has cut a 5 s hub off ("Keep alive timeout"),
+        # losing every QoS 0 message queued for it.
+        "mqtt": broker.hub_config(keepalive_s=30),
         "client_id": f"{site}-hub",
         "accept_unprovisioned": True,
         "api": ApiConfig(port=0),
