@@ -55,6 +55,7 @@ class Bus:
         self.client_id = client_id
         self._subs: dict[str, tuple[int, MessageHandler]] = {}
         self._subs_lock = threading.Lock()
+        self._routes: dict[str, tuple[str, MessageHandler] | None] = {}  # see _route
         self._on_connected = on_connected
         self._connected = threading.Event()
         self._ready = threading.Event()  # connected and every subscription acknowledged
@@ -158,6 +159,7 @@ class Bus:
         """Register a handler; (re)subscribed on every connect."""
         with self._subs_lock:
             self._subs[topic_filter] = (qos, handler)
+            self._routes.clear()
         if self.connected:
             rc, _ = self._client.subscribe(topic_filter, qos=qos)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -294,16 +296,33 @@ class Bus:
             self._ready.set()
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        topic = msg.topic
         with self._subs_lock:
-            subs = list(self._subs.items())
-        for topic_filter, (_, handler) in subs:
-            plain = _strip_share(topic_filter)
-            if mqtt.topic_matches_sub(plain, msg.topic):
-                try:
-                    handler(msg.topic, bytes(msg.payload))
-                except Exception:  # a handler bug must not kill the network loop
-                    log.exception("handler for %s failed on %s", topic_filter, msg.topic)
-                return
+            route = self._routes[topic] if topic in self._routes else self._route(topic)
+        if route is not None:
+            topic_filter, handler = route
+            try:
+                handler(topic, bytes(msg.payload))
+            except Exception:  # a handler bug must not kill the network loop
+                log.exception("handler for %s failed on %s", topic_filter, topic)
+
+    def _route(self, topic: str) -> tuple[str, MessageHandler] | None:
+        """First matching subscription, remembered per topic: paho's ``topic_matches_sub``
+        costs ~20 us a filter, which capped a hub at a few thousand messages a second and let
+        the broker drop messages queued for it (docs/hub.md, "Flooding devices"). Bounded:
+        the cache is cleared when full, and on every new subscription."""
+        found: tuple[str, MessageHandler] | None = None
+        for topic_filter, (_, handler) in self._subs.items():
+            if mqtt.topic_matches_sub(_strip_share(topic_filter), topic):
+                found = (topic_filter, handler)
+                break
+        if len(self._routes) >= _ROUTES_MAX:
+            self._routes.clear()
+        self._routes[topic] = found
+        return found
+
+
+_ROUTES_MAX = 50_000  # distinct topics remembered (one per device and channel)
 
 
 def _strip_share(topic_filter: str) -> str:

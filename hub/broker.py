@@ -29,6 +29,25 @@ log = logging.getLogger(__name__)
 PBKDF2_ITERATIONS = 101  # mosquitto 2.0's own default for the "$7$" PBKDF2-SHA512 format
 
 
+# Limits that keep one flooding device from costing the others their messages (docs/hub.md,
+# "Flooding devices"). Mosquitto 2.0 has no per-client publish rate limit; what it has:
+FLOOD_LIMITS: tuple[str, ...] = (
+    # QoS 0 to an online subscriber is dropped once that client's unsent packets reach this
+    # (out_packet_count; no byte limit applies to them in 2.0). The hub is the one busy
+    # subscriber: this is its buffer while it falls behind, about 60 MB at 300-byte
+    # messages, enough for a burst of 200,000 that the hub then drains (it discards a
+    # flooder's excess before decoding). QoS 1 queues for offline sessions share the bound.
+    "max_queued_messages 200000",
+    # Unacked QoS 1 per client, both ways: a device flooding alerts waits for PUBACKs.
+    "max_inflight_messages 100",
+    # One packet at most 3 MB (a snapshot alert); the connection of a device that sends
+    # more is closed. Replaces message_size_limit, which 2.0 deprecates.
+    "max_packet_size 3000000",
+    # $SYS counters (dropped, clients) every 2 s, read by hub/broker_stats.py.
+    "sys_interval 2",
+)
+
+
 class BrokerError(RuntimeError):
     """The broker could not be configured or started."""
 
@@ -131,9 +150,7 @@ class BrokerLayout:
             "allow_anonymous false",
             f"password_file {self.password_file}",
             f"acl_file {self.acl_file}",
-            "max_queued_messages 20000",
-            "max_inflight_messages 100",
-            "message_size_limit 3000000",
+            *FLOOD_LIMITS,
             "log_dest stderr",
             "log_type error",
             "log_type warning",

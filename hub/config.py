@@ -14,6 +14,7 @@ from edge.validators import SegmentId
 from hub.broker import Account
 from hub.commands.config import CommandOutboxConfig
 from hub.dashboard_config import DashboardConfig
+from hub.flood import FloodConfig
 from hub.timeseries import InfluxConfig
 
 
@@ -165,6 +166,10 @@ class HubConfig(StrictModel):
     )
     ingest_dead_letters_per_s: Annotated[float, Field(gt=0, le=10_000)] = Field(
         default=20, description="refused messages recorded per second at most (bursts of 10 s)"
+    )
+    flood: FloodConfig = Field(
+        default_factory=FloodConfig,
+        description="per-device telemetry rate limit at ingest (docs/hub.md, flooding devices)",
     )
     accept_unprovisioned: bool = Field(
         default=False,

@@ -11,6 +11,7 @@ from edge.bus import Bus
 from hub.alerts.service import AlertService
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
+from hub.broker_stats import BrokerStats
 from hub.commands.outbox import CommandOutbox
 from hub.commands.service import CommandService
 from hub.config import HubConfig
@@ -39,6 +40,7 @@ class HubContext:
     timeseries: TimeSeriesWriter | None = None
     workers: Callable[[], list[WorkerStatus]] = field(default=list)
     outbox: CommandOutbox = field(default_factory=CommandOutbox)
+    broker_stats: BrokerStats | None = None  # the broker's $SYS counters (hub/broker_stats.py)
     # The area services; built from the fields above when not given.
     alerts: AlertService = field(init=False)
     positions: PositionService = field(init=False)
@@ -53,7 +55,7 @@ class HubContext:
         self.positions = PositionService(engine)
         self.geo = GeoService(engine, self.audit, hub_site=self.config.site)
         self.users = UserService(engine, self.audit, self.login_limiter)
-        self.mapview = MapService(engine, self.config)
+        self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
 
     @property

@@ -37,6 +37,7 @@ from edge.protocol import (
     encode,
 )
 from edge.queues import BoundedQueue, QueueClosedError
+from hub.flood import FloodGuard
 from hub.store import (
     DEAD_LETTER_HEAD_BYTES,
     BatchResult,
@@ -137,7 +138,9 @@ class Ingest:
         dead_letter_max_rows: int = 10_000,
         retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        flood: FloodGuard | None = None,
     ) -> None:
+        self.flood = flood
         self.bus = bus
         self.store = store
         self.site = site
@@ -212,6 +215,8 @@ class Ingest:
         """MQTT callback: validate and enqueue. Never raises, never waits on the database."""
         with self._lock:
             self.stats.received += 1
+        if self.flood is not None and not self.flood.admit(topic):
+            return  # a flooding device's excess telemetry: counted by the guard, never decoded
         try:
             inbound = decode_device_message(topic, payload)
         except ProtocolError as err:

@@ -15,12 +15,14 @@ from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
+from hub.broker_stats import BrokerStats
 from hub.commands.outbox import CommandOutbox
 from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
 from hub.context import HubContext
 from hub.devices.directory import DeviceDirectory
 from hub.devices.service import DeviceService
+from hub.flood import FloodGuard
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
@@ -72,7 +74,9 @@ class HubService:
             alert_wait_s=config.ingest_alert_wait_s,
             dead_letters_per_s=config.ingest_dead_letters_per_s,
             dead_letter_max_rows=config.retention.rejected_max_rows,
+            flood=FloodGuard(config.flood),
         )
+        self.broker_stats = BrokerStats(self.bus)
         self.ctx = HubContext(
             config=config,
             store=self.store,
@@ -90,6 +94,7 @@ class HubService:
             timeseries=self.timeseries,
             workers=self.worker_status,
             outbox=self.outbox,
+            broker_stats=self.broker_stats,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None
@@ -149,6 +154,7 @@ class HubService:
             self.timeseries.start()  # first: fails fast on a missing token
         self.directory.refresh()
         self.ingest.attach()
+        self.broker_stats.attach()
         self.ingest.start()
         self.bus.start()
         self.command_publisher.start()

@@ -44,16 +44,23 @@ def health(ctx: Ctx, response: Response) -> dict[str, Any]:
 
     ``status`` is ``ok`` (HTTP 200) or ``degraded`` (HTTP 503) when any worker thread
     (ingest, retention, time-series writer) has died; each worker's liveness and queue depth
-    are listed.
+    are listed. ``flooding_devices`` counts devices whose telemetry is being rate-limited
+    now, and ``broker_dropped`` is the broker's count of messages it dropped for a slow
+    subscriber since it started (None until the broker's first ``$SYS`` report); neither
+    changes ``status``: the hub still works, but a rising ``broker_dropped`` means data lost.
     """
     workers = ctx.workers()
     degraded = any(not w.alive for w in workers)
     if degraded:
         response.status_code = 503
+    flood = ctx.ingest.flood
     return {
         "status": "degraded" if degraded else "ok",
         "mqtt_connected": ctx.bus.connected,
         "workers": {w.name: {"alive": w.alive, "queue_depth": w.queue_depth} for w in workers},
+        # Counts only: which devices flood is for /stats (this route is public).
+        "flooding_devices": len(flood.flooding()) if flood is not None else 0,
+        "broker_dropped": ctx.broker_stats.dropped() if ctx.broker_stats is not None else None,
     }
 
 
@@ -61,7 +68,9 @@ def health(ctx: Ctx, response: Response) -> dict[str, Any]:
 def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
     """Ingest counters (received, stored, rejected by reason), the ingest queue (depth, drops
     by reason), every worker thread's liveness and queue depth, live-stream counters, login
-    refusals and lockouts, and web requests refused by reason (CSRF, WebSocket origin)."""
+    refusals and lockouts, web requests refused by reason (CSRF, WebSocket origin), the
+    per-device flood limiter (``flood``: drops by device and reason, devices flooding now)
+    and the broker's own ``$SYS`` counters (``broker``: messages it dropped, clients)."""
     return {
         "ingest": ctx.ingest.stats.as_dict(),
         "ingest_queue": ctx.ingest.queue_stats(),
@@ -73,6 +82,8 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
         "login_lockouts": ctx.login_limiter.lockouts,
         "web_refused": refusals_of(request).as_dict(),
         "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
+        "flood": ctx.ingest.flood.stats() if ctx.ingest.flood is not None else None,
+        "broker": ctx.broker_stats.snapshot() if ctx.broker_stats is not None else None,
     }
 
 

@@ -53,7 +53,7 @@ def devices_on_map(
     """Active devices as GeoJSON: placed where the installer recorded them (``location`` at
     provisioning or ``PATCH /devices/{id}``), else where their entities were last seen, else
     at their last located alert; status is online, offline, degraded (online with a stale
-    heartbeat, a backed-up outbox or a hot CPU) or unknown.
+    heartbeat, a backed-up outbox, a hot CPU or a telemetry flood) or unknown.
     Devices with no known place have ``geometry: null``."""
     after = page.after_text()
     features, last = ctx.mapview.devices(limit=page.limit, after=after, site=site)

@@ -16,6 +16,7 @@ from edge.validators import utcnow
 from hub.config import HubConfig
 from hub.dashboard_config import DashboardConfig
 from hub.errors import NotFound, Unavailable
+from hub.flood import FloodGuard
 from hub.mapview import repository
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,12 @@ def device_status(
     last_health: HealthSummary | None,
     now: datetime,
     ui: DashboardConfig,
+    flood_dropped: int = 0,
 ) -> tuple[DeviceStatus, list[StatusReason]]:
     """Online, offline, degraded (online but something is wrong) or unknown, with the reasons
-    as codes plus values: the dashboard words them in the user's language."""
+    as codes plus values: the dashboard words them in the user's language. ``flood_dropped``
+    is how many of the device's messages the hub's flood limiter dropped in its current
+    flooding episode (0: not flooding)."""
     if state is None:
         return "unknown", [{"code": "never_connected"}]
     if state in ("offline", "stopped"):
@@ -65,6 +69,8 @@ def device_status(
             last_health.cpu_temp_c >= ui.device_cpu_temp_degraded_c
         ):
             reasons.append({"code": "cpu_hot", "c": round(last_health.cpu_temp_c)})
+    if flood_dropped > 0:
+        reasons.append({"code": "flooding", "n": flood_dropped})
     return ("degraded" if reasons else "online"), reasons
 
 
@@ -74,9 +80,12 @@ def _aware(ts: datetime) -> datetime:
 
 
 class MapService:
-    def __init__(self, engine: Engine, config: HubConfig) -> None:
+    def __init__(
+        self, engine: Engine, config: HubConfig, flood: FloodGuard | None = None
+    ) -> None:
         self.engine = engine
         self.config = config
+        self.flood = flood  # ingest's limiter: a flooding device shows as degraded
 
     def settings(self) -> dict[str, Any]:
         """Map and display settings for the dashboard (no file paths, no secrets)."""
@@ -133,6 +142,11 @@ class MapService:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """GeoJSON features of active devices and the last id (for the next page)."""
         now = utcnow()
+        flooding = (
+            {(f.site, f.device): sum(f.dropped.values()) for f in self.flood.flooding()}
+            if self.flood is not None
+            else {}
+        )
         with self.engine.connect() as conn:
             rows = repository.active_devices(conn, limit=limit, after=after, site=site)
             extra = self._latest_per_device(conn, [r.id for r in rows])
@@ -148,7 +162,9 @@ class MapService:
                     source, point = key, info[key]
                     break
             last: HealthSummary | None = info.get("health")
-            status, reasons = device_status(r.state, last, now, self.config.ui)
+            status, reasons = device_status(
+                r.state, last, now, self.config.ui, flooding.get((r.site, r.id), 0)
+            )
             last_seen = max(
                 (_aware(t) for t in (r.received_at, last.ts if last else None) if t is not None),
                 default=None,

@@ -188,6 +188,9 @@ export class DevicesLayer {
     return h("div", null,
       h("strong", null, p.name || f.id), h("br"),
       `${t(`kind.${p.kind}`)} · ${t(`status.${p.status}`)}`, h("br"),
+      // Why it is not plainly online (a flooding device says so here, as in the list).
+      ...(p.status !== "online" && p.status_reasons?.length
+        ? [p.status_reasons.map((r) => t(`reason.${r.code}`, r)).join("; "), h("br")] : []),
       `${t("device.last_seen")}: ${formatAgo(p.last_seen)}`);
   }
 
