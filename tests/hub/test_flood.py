@@ -10,12 +10,15 @@ same scenario lost 30-70% of the quiet devices' positions and up to 40% of their
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+import hub.broker
 from edge.bus import Bus, BusConfig
 from edge.protocol import Channel, DeviceKind, device_topic
 from hub.auth import Role
@@ -25,7 +28,7 @@ from hub.dashboard_config import DashboardConfig
 from hub.flood import FloodConfig, FloodGuard
 from hub.mapview.service import device_status
 from tests.hub.conftest import start_hub, stop_hub
-from tests.support.broker import BrokerHarness
+from tests.support.broker import BrokerHarness, unique_site
 from tests.support.flood import FLOODER, VICTIMS, run_flood
 from tests.support.waiting import wait_until
 
@@ -170,6 +173,46 @@ def test_generated_config_sets_the_flood_limits(tmp_path: Path) -> None:
                  "max_packet_size 3000000", "sys_interval 2"):  # fmt: skip
         assert f"\n{line}\n" in text
     assert "message_size_limit" not in text
+
+
+def test_the_hub_reads_the_brokers_drop_counter_when_the_broker_drops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real drop: a subscriber that stops reading, on a broker with a tiny queue."""
+    monkeypatch.setattr(hub.broker, "FLOOD_LIMITS", ("max_queued_messages 10", "sys_interval 1"))
+    harness = BrokerHarness(tmp_path / "broker")
+    harness.start()
+    stuck = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="stuck", protocol=MQTTProtocolVersion.MQTTv5
+    )
+    bus = Bus(harness.hub_config(), client_id="stats-reader")
+    stats = BrokerStats(bus)
+    try:
+        site = unique_site("dr")
+        harness.add_device(site, DeviceKind.CAMERA, "loud")
+        stuck.username_pw_set("hub", harness.passwords["hub"])
+        stuck.connect("127.0.0.1", harness.port)
+        topic = device_topic(site, DeviceKind.CAMERA, "loud", Channel.POS)
+        stuck.subscribe(topic, qos=0)
+        for _ in range(20):  # CONNACK and SUBACK, then it never reads again
+            stuck.loop(timeout=0.05)
+        stats.attach()
+        bus.start()
+        assert bus.wait_connected(5)
+        payload = b"x" * 1000
+        subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(harness.port), "-u", "loud",
+             "-P", harness.passwords["loud"], "-t", topic, "-q", "0", "-l"],
+            input=(payload + b"\n") * 20_000, check=True, timeout=60,
+        )  # fmt: skip
+        wait_until(lambda: (stats.dropped() or 0) > 0, timeout_s=10, message="a counted drop")
+        snap = stats.snapshot()
+        assert snap["clients_connected"] in (2, 3)  # stuck, the reader (and loud, until it left)
+        assert isinstance(snap["age_s"], float)
+    finally:
+        bus.stop()
+        stuck._reset_sockets()
+        harness.stop()
 
 
 # -- the bus's per-topic routes -------------------------------------------------------------------
