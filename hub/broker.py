@@ -435,6 +435,8 @@ class DynsecControl:
         finally:
             client.disconnect()
             client.loop(timeout=0.05)
+            # Paho keeps its wake-up socket pair until garbage collection: close it now.
+            client._reset_sockets()  # noqa: SLF001
         return [r for r in got if r.get("correlationData") == tag]
 
 
