@@ -16,7 +16,6 @@ that dynamic security does not know gets no ACL at all (fail closed: no acl_file
 from __future__ import annotations
 
 import base64
-import glob
 import hashlib
 import json
 import logging
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from edge.protocol import DeviceKind, device_acl, hub_acl
 from edge.validators import check_segment
@@ -165,14 +164,13 @@ def dynsec_document(accounts: Iterable[Account]) -> dict[str, Any]:
 
 def dynsec_plugin() -> str:
     """Path of the dynamic-security plugin shipped in Debian's mosquitto package."""
-    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")) + sorted(
-        glob.glob("/usr/lib/mosquitto_dynamic_security.so")
-    )
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    found += [p for p in (Path("/usr/lib/mosquitto_dynamic_security.so"),) if p.exists()]
     if not found:
         raise BrokerError(
             "mosquitto_dynamic_security.so not found: install Debian's mosquitto package"
         )
-    return found[0]
+    return str(found[0])
 
 
 def free_port() -> int:
@@ -370,12 +368,17 @@ class DynsecControl:
         listed = self._request([{"command": "listClients"}, {"command": "listRoles"}])
         live_clients = set(_data(listed[0]).get("clients", []))
         live_roles = set(_data(listed[1]).get("roles", []))
-        commands: list[dict[str, Any]] = []
-        for name in sorted(live_clients - wanted.keys()):
-            commands.append({"command": "deleteClient", "username": name})
-        for role in sorted(r for r in live_roles if r.startswith("gw-")):
-            if role not in {a.rolename for a in wanted.values()}:
-                commands.append({"command": "deleteRole", "rolename": role})
+        wanted_roles = {a.rolename for a in wanted.values()}
+        commands: list[dict[str, Any]] = [
+            {"command": "deleteClient", "username": name}
+            for name in sorted(live_clients - wanted.keys())
+        ]
+        # Only roles this module made (gw-*): an operator's own roles are left alone.
+        commands += [
+            {"command": "deleteRole", "rolename": role}
+            for role in sorted(live_roles - wanted_roles)
+            if role.startswith("gw-")
+        ]
         for name, acct in sorted(wanted.items()):
             if acct.rolename not in live_roles:
                 commands.append({"command": "createRole", **acct.dynsec_role()})
@@ -426,7 +429,7 @@ class DynsecControl:
             while not done.is_set():
                 if time.monotonic() > deadline:
                     raise BrokerUnreachable("dynamic security did not answer in time")
-                if client.loop(timeout=0.05) != mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     raise BrokerUnreachable("broker connection lost or refused")
                 if subscribed.is_set() and not published:
                     payload = json.dumps({"commands": commands})
@@ -436,7 +439,7 @@ class DynsecControl:
             client.disconnect()
             client.loop(timeout=0.05)
             # Paho keeps its wake-up socket pair until garbage collection: close it now.
-            client._reset_sockets()  # noqa: SLF001
+            client._reset_sockets()
         return [r for r in got if r.get("correlationData") == tag]
 
 

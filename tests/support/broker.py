@@ -3,6 +3,7 @@ CA and certificates made by the fixture, and a websockets listener."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -86,10 +87,9 @@ class BrokerHarness:
         self.layout.write_accounts(accounts)
         if self.proc.pid is not None:
             self.proc.reload()
-            try:
+            # A broker stopped meanwhile loads the files when it starts.
+            with contextlib.suppress(BrokerUnreachable):
                 self.control().apply(accounts)
-            except BrokerUnreachable:
-                pass  # stopped meanwhile: it loads the files when it starts
 
     def add_device(self, site: str, kind: DeviceKind | str, device: str) -> BusConfig:
         """Provision a device account and reload the broker; returns its connection config."""

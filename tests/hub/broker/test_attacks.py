@@ -63,19 +63,21 @@ class RawClient:
     def connect(self) -> RawClient:
         self.client.connect("127.0.0.1", self.port, keepalive=10)
         self.client.loop_start()
-        wait_until(lambda: self.connack is not None or self.disconnected.is_set(),
-                   message="CONNACK")
+        wait_until(
+            lambda: self.connack is not None or self.disconnected.is_set(), message="CONNACK"
+        )
         return self
 
     def subscribe(self, topic_filter: str) -> list[int]:
         _rc, mid = self.client.subscribe(topic_filter, qos=1)
+        assert mid is not None
         wait_until(lambda: mid in self.subacks, message=f"SUBACK for {topic_filter}")
         return self.subacks[mid]
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-        self.client._reset_sockets()  # noqa: SLF001 - paho keeps its socket pair until GC
+        self.client._reset_sockets()  # paho keeps its socket pair until garbage collection
 
 
 def _provision(hub: RunningHub, device: str, kind: str = "camera") -> str:
@@ -93,8 +95,13 @@ def _agent(hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str) 
         site=hub.site,
         device=device,
         data_dir=tmp_path / device,
-        mqtt=BusConfig(port=broker.port, username=device, password_file=pw,
-                       reconnect_min_s=0.05, reconnect_max_s=0.3),
+        mqtt=BusConfig(
+            port=broker.port,
+            username=device,
+            password_file=pw,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.3,
+        ),
     )
     agent = AgentRuntime(cfg, "wristband")  # type: ignore[arg-type]
     agent.start()
@@ -137,10 +144,16 @@ def test_intruder_cannot_subscribe_outside_its_commands(
         for i in range(n):
             agent.alert(kind=AlertKind.SOS, severity=Severity.HIGH)
             agent.send_positions([wearer_position(f"{site}-w", 114.0 + i / 1e4, 22.5)])
-        wait_until(lambda: _count(hub, alerts, agent.device) == n, timeout_s=20,
-                   message="every alert stored")
-        wait_until(lambda: _count(hub, positions, agent.device) == n, timeout_s=20,
-                   message="every position stored")
+        wait_until(
+            lambda: _count(hub, alerts, agent.device) == n,
+            timeout_s=20,
+            message="every alert stored",
+        )
+        wait_until(
+            lambda: _count(hub, positions, agent.device) == n,
+            timeout_s=20,
+            message="every position stored",
+        )
         wait_until(lambda: agent.outbox.depth() == 0, message="every alert acked")
         assert intruder.received == []
     finally:
