@@ -386,9 +386,12 @@ class DynsecControl:
                 commands.append({"command": "createClient", **acct.dynsec_client()})
         if commands:
             for answer in self._request(commands):
-                if "error" in answer:
-                    raise BrokerError(f"dynamic security refused {answer.get('command')}: "
-                                      f"{answer['error']}")
+                # Another hub replica may have made the same change a moment earlier.
+                error = str(answer.get("error", ""))
+                if error and not error.endswith(("already exists", "not found")):
+                    raise BrokerError(
+                        f"dynamic security refused {answer.get('command')}: {error}"
+                    )
             log.info("broker ACLs updated (%d changes)", len(commands))
 
     def _request(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:

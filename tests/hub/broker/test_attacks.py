@@ -80,6 +80,22 @@ class RawClient:
         self.client._reset_sockets()  # paho keeps its socket pair until garbage collection
 
 
+def _connect_ok(port: int, username: str, password: str, client_id: str) -> RawClient:
+    """Connect once the broker has loaded the new account (SIGHUP reloads asynchronously)."""
+    clients: list[RawClient] = []
+
+    def attempt() -> bool:
+        client = RawClient(port, username, password, client_id).connect()
+        if client.connack == 0:
+            clients.append(client)
+            return True
+        client.close()
+        return False
+
+    wait_until(attempt, timeout_s=5, message=f"{username} accepted")
+    return clients[0]
+
+
 def _provision(hub: RunningHub, device: str, kind: str = "camera") -> str:
     res = hub.client(Role.INSTALLER).post(
         "/api/v1/devices", json={"id": device, "site": hub.site, "kind": kind}
@@ -122,11 +138,9 @@ def test_intruder_cannot_subscribe_outside_its_commands(
     receives nothing and the hub stores every alert and position of a normal device."""
     site = hub.site
     intruder_id = f"{site}-intruder"
-    intruder = RawClient(broker.port, intruder_id, _provision(hub, intruder_id), intruder_id)
-    intruder.connect()
+    intruder = _connect_ok(broker.port, intruder_id, _provision(hub, intruder_id), intruder_id)
     agent = None
     try:
-        assert intruder.connack == 0
         for topic_filter in (
             f"$share/hub/gw/v1/{site}/+/+/alert",
             f"$share/hub/gw/v1/{site}/+/+/positions",
@@ -170,6 +184,7 @@ def test_client_id_takeover_is_refused(
     site = hub.site
     thief_id = f"{site}-thief"
     thief_pw = _provision(hub, thief_id)
+    _connect_ok(broker.port, thief_id, thief_pw, thief_id).close()  # its credentials work
     agent = _agent(hub, broker, tmp_path, f"{site}-owner")
     try:
         hub_reconnects = hub.service.bus.connect_count
@@ -198,9 +213,8 @@ def test_client_id_takeover_is_refused(
 def test_broker_not_root_and_websockets_bound(broker: BrokerHarness) -> None:
     """Item 7: the broker runs as a non-root user and every listener, websockets included, is
     bound to the configured address only."""
-    pid = broker.proc.pid
-    assert pid is not None
-    proc = psutil.Process(pid)
+    assert broker.proc.proc is not None
+    proc = psutil.Process(broker.proc.proc.pid)
     if os.geteuid() == 0:
         assert proc.uids().real != 0 and proc.uids().effective != 0
     listening = [c for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN]
@@ -222,8 +236,7 @@ def test_provision_and_retire_survive_a_broker_restart(
         broker.start()
         device = f"{site}-after"
         pw = _provision(running, device)
-        first = RawClient(broker.port, device, pw, device).connect()
-        assert first.connack == 0
+        first = _connect_ok(broker.port, device, pw, device)
         # retire while connected: the broker drops it and refuses it from then on
         res = running.client(Role.ADMIN).post(
             f"/api/v1/devices/{device}/retire", json={"reason": "stolen"}
@@ -237,6 +250,7 @@ def test_provision_and_retire_survive_a_broker_restart(
         # retire while the broker is down: the API succeeds, the broker starts without it
         other = f"{site}-down"
         other_pw = _provision(running, other)
+        _connect_ok(broker.port, other, other_pw, other).close()
         broker.proc.kill()
         res = running.client(Role.ADMIN).post(
             f"/api/v1/devices/{other}/retire", json={"reason": "lost"}
@@ -248,8 +262,7 @@ def test_provision_and_retire_survive_a_broker_restart(
         late.close()
         # and a device provisioned after that works
         fresh = f"{site}-fresh"
-        ok = RawClient(broker.port, fresh, _provision(running, fresh), fresh).connect()
-        assert ok.connack == 0
+        ok = _connect_ok(broker.port, fresh, _provision(running, fresh), fresh)
         assert ok.subscribe(f"gw/v1/{site}/cmd/{fresh}/+") == [1]
         ok.close()
     finally:
