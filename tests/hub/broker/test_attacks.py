@@ -296,3 +296,27 @@ def test_sync_with_a_stale_pid_file_succeeds(
         assert f"{site}-cam" not in own_broker.layout.password_file.read_text()
     finally:
         store.engine.dispose()
+
+
+def test_a_password_unknown_to_dynamic_security_gets_no_acl(
+    broker: BrokerHarness, site: str
+) -> None:
+    """Fail closed: an account in the password file that dynamic security does not know (a
+    half-applied change, a hand edit) may log in but subscribe to nothing, not even the
+    command topics a device of that name would have."""
+    from hub.broker import hash_password, new_password
+
+    name = f"{site}-stray"
+    password = new_password()
+    broker.write_accounts()
+    with broker.layout.password_file.open("a", encoding="utf-8") as passwd:
+        passwd.write(f"{name}:{hash_password(password)}\n")
+    broker.proc.reload()
+    stray = _connect_ok(broker.port, name, password, name)
+    try:
+        assert stray.subscribe("#") == [NOT_AUTHORIZED]
+        assert stray.subscribe(f"gw/v1/{site}/cmd/{name}/+") == [NOT_AUTHORIZED]
+    finally:
+        stray.close()
+        broker.write_accounts()
+        broker.proc.reload()
