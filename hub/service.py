@@ -15,13 +15,12 @@ from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
-from hub.broker import Account, DynsecControl
 from hub.commands.outbox import CommandOutbox
 from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
 from hub.context import HubContext
 from hub.devices.directory import DeviceDirectory
-from hub.devices.service import DeviceService
+from hub.devices.service import DeviceService, dynsec_control
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
@@ -55,7 +54,7 @@ class HubService:
             reload=broker_reload,
             directory=self.directory,
             outbox=self.outbox,
-            control=_dynsec_control(config),
+            control=dynsec_control(config),
         )
         self.registry.reserved_ids.add(config.client_id)
         self.command_publisher = CommandPublisher(
@@ -251,14 +250,3 @@ def _live_position(fused: FusedPosition) -> LiveEvent:
         p.lon,
         p.lat,
     )
-
-
-def _dynsec_control(config: HubConfig) -> Callable[[list[Account]], None] | None:
-    """Apply ACL changes to the running broker as the hub's own MQTT account (plain or TLS
-    listeners with a username; a hub without broker files does not manage the broker)."""
-    mqtt = config.mqtt
-    if config.broker is None or mqtt.username is None or mqtt.tls is not None:
-        return None
-    return DynsecControl(
-        mqtt.host, mqtt.port, mqtt.username, mqtt.password, f"{config.client_id}-dynsec"
-    ).apply

@@ -27,13 +27,14 @@ from hub.broker import (
     Account,
     BrokerError,
     BrokerUnreachable,
+    DynsecControl,
     hash_password,
     new_password,
     write_accounts,
 )
 from hub.commands import repository as commands
 from hub.commands.outbox import CommandOutbox
-from hub.config import BrokerFilesConfig
+from hub.config import BrokerFilesConfig, HubConfig
 from hub.devices import repository
 from hub.devices.directory import DeviceDirectory
 from hub.errors import Conflict, Invalid, NotFound, Unavailable
@@ -384,6 +385,17 @@ def _sighup(pid_file: Path) -> None:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         log.info("stale broker pid file %s: the broker is not running", pid_file)
+
+
+def dynsec_control(config: HubConfig) -> Callable[[list[Account]], None] | None:
+    """Apply ACL changes to the running broker as the hub's own MQTT account (a listener with
+    a username; a hub without broker files does not manage the broker)."""
+    mqtt = config.mqtt
+    if config.broker is None or mqtt.username is None or mqtt.tls is not None:
+        return None
+    return DynsecControl(
+        mqtt.host, mqtt.port, mqtt.username, mqtt.password, f"{config.client_id}-dynsec"
+    ).apply
 
 
 # The name the hub used before the domain layer; the demo and older scripts still use it.
