@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from edge.agent import AgentRuntime
 from edge.bus import BusConfig
 from edge.config import AgentConfig
-from edge.protocol import AlertKind, Severity
+from edge.protocol import AlertKind, Channel, Severity, device_topic, encode
 from hub.auth import Role
-from hub.schema import alerts, positions
+from hub.schema import alerts, health, positions
 from tests.hub.conftest import RunningHub, start_hub, stop_hub, wearer_position
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
@@ -131,6 +131,12 @@ def _count(hub: RunningHub, table: object, device: str) -> int:
         return int(conn.execute(select(func.count()).where(col == device)).scalar_one())
 
 
+def _stored_ids(hub: RunningHub, table: object, ids: set[str]) -> set[str]:
+    with hub.service.store.engine.connect() as conn:
+        col = table.c.id  # type: ignore[attr-defined]
+        return {str(r[0]) for r in conn.execute(select(col).where(col.in_(ids)))}
+
+
 def test_intruder_cannot_subscribe_outside_its_commands(
     hub: RunningHub, broker: BrokerHarness, tmp_path: Path
 ) -> None:
@@ -155,9 +161,14 @@ def test_intruder_cannot_subscribe_outside_its_commands(
         assert intruder.subscribe(f"gw/v1/{site}/cmd/{intruder_id}/+") == [1]  # granted, QoS 1
         agent = _agent(hub, broker, tmp_path, f"{site}-band")
         n = 40
+        health_topic = device_topic(site, "wristband", agent.device, Channel.HEALTH)
+        health_ids = set()
         for i in range(n):
             agent.alert(kind=AlertKind.SOS, severity=Severity.HIGH)
             agent.send_positions([wearer_position(f"{site}-w", 114.0 + i / 1e4, 22.5)])
+            beat = agent.health_message()
+            health_ids.add(beat.id)
+            agent.bus.publish(health_topic, encode(beat), qos=1).wait_for_publish(5)
         wait_until(
             lambda: _count(hub, alerts, agent.device) == n,
             timeout_s=20,
@@ -167,6 +178,11 @@ def test_intruder_cannot_subscribe_outside_its_commands(
             lambda: _count(hub, positions, agent.device) == n,
             timeout_s=20,
             message="every position stored",
+        )
+        wait_until(
+            lambda: _stored_ids(hub, health, health_ids) == health_ids,
+            timeout_s=20,
+            message="every health report stored",
         )
         wait_until(lambda: agent.outbox.depth() == 0, message="every alert acked")
         assert intruder.received == []
