@@ -236,7 +236,6 @@ class BrokerLayout:
             # -- security: ACLs and client-id binding (see the module docstring) --
             f"plugin {dynsec_plugin()}",
             f"plugin_opt_config_file {self.acl_file}",
-            # -- limits --
             "max_queued_messages 20000",
             "max_inflight_messages 100",
             "message_size_limit 3000000",
