@@ -155,6 +155,7 @@ def test_intruder_cannot_subscribe_outside_its_commands(
             "#",
             f"gw/v1/{site}/#",
             "$SYS/#",
+            "$CONTROL/dynamic-security/#",
         ):
             assert intruder.subscribe(topic_filter) == [NOT_AUTHORIZED], topic_filter
         # its own command topics stay open to it
@@ -186,6 +187,12 @@ def test_intruder_cannot_subscribe_outside_its_commands(
         )
         wait_until(lambda: agent.outbox.depth() == 0, message="every alert acked")
         assert intruder.received == []
+        # nor can it administer the broker: its control commands are dropped
+        forged = '{"commands":[{"command":"deleteClient","username":"hub"}]}'
+        intruder.client.publish("$CONTROL/dynamic-security/v1", forged, qos=1).wait_for_publish(5)
+        live = broker.control()._request([{"command": "getClient", "username": "hub"}])
+        assert live[0].get("error") is None and live[0]["data"]["client"]["username"] == "hub"
+        assert hub.service.bus.connected
     finally:
         if agent is not None:
             agent.stop()
