@@ -25,17 +25,19 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from edge.bus_config import BusConfig, TlsConfig
 from edge.protocol import DeviceKind, device_acl, hub_acl
 from edge.validators import check_segment
 from hub.pki import CertPair, SiteCA
@@ -352,6 +354,8 @@ class DynsecControl:
         client_id: str,
         *,
         timeout_s: float = 5.0,
+        tls: TlsConfig | None = None,
+        transport: Literal["tcp", "websockets"] = "tcp",
     ) -> None:
         self.host = host
         self.port = port
@@ -359,6 +363,24 @@ class DynsecControl:
         self._password = password
         self.client_id = client_id
         self.timeout_s = timeout_s
+        self.tls = tls
+        self.transport = transport
+
+    @classmethod
+    def for_bus(cls, config: BusConfig, client_id: str) -> DynsecControl | None:
+        """Log in like a service's own bus (None without a username: a certificate login on
+        the TLS listener takes the certificate's name as client id, which replicas share)."""
+        if config.username is None:
+            return None
+        return cls(
+            config.host,
+            config.port,
+            config.username,
+            config.password,
+            client_id,
+            tls=config.tls,
+            transport=config.transport,
+        )
 
     def apply(self, accounts: Iterable[Account]) -> None:
         """Raise :class:`BrokerUnreachable` if the broker cannot be reached, BrokerError if it
@@ -416,13 +438,25 @@ class DynsecControl:
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
+            transport=self.transport,
         )
         client.username_pw_set(self.username, self._password())
+        if self.tls is not None:
+            client.tls_set(
+                ca_certs=str(self.tls.ca_file),
+                certfile=str(self.tls.cert_file) if self.tls.cert_file else None,
+                keyfile=str(self.tls.key_file) if self.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            if self.tls.insecure_skip_hostname:
+                client.tls_insecure_set(True)
         client.on_message = on_message
         client.on_subscribe = lambda *_a: subscribed.set()
         try:
             client.connect(self.host, self.port, keepalive=10)
-        except OSError as err:
+        except (OSError, ssl.SSLError) as err:
+            client._reset_sockets()
             raise BrokerUnreachable(f"broker {self.host}:{self.port} unreachable: {err}") from err
         try:
             deadline = time.monotonic() + self.timeout_s

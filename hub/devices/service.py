@@ -388,14 +388,12 @@ def _sighup(pid_file: Path) -> None:
 
 
 def dynsec_control(config: HubConfig) -> Callable[[list[Account]], None] | None:
-    """Apply ACL changes to the running broker as the hub's own MQTT account (a listener with
-    a username; a hub without broker files does not manage the broker)."""
-    mqtt = config.mqtt
-    if config.broker is None or mqtt.username is None or mqtt.tls is not None:
+    """Apply ACL changes to the running broker as the hub's own MQTT account (a hub without
+    broker files does not manage the broker)."""
+    if config.broker is None:
         return None
-    return DynsecControl(
-        mqtt.host, mqtt.port, mqtt.username, mqtt.password, f"{config.client_id}-dynsec"
-    ).apply
+    control = DynsecControl.for_bus(config.mqtt, f"{config.client_id}-dynsec")
+    return control.apply if control is not None else None
 
 
 # The name the hub used before the domain layer; the demo and older scripts still use it.
