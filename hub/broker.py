@@ -386,24 +386,48 @@ class DynsecControl:
         """Raise :class:`BrokerUnreachable` if the broker cannot be reached, BrokerError if it
         refuses a command."""
         wanted = {a.username: a for a in accounts}
-        listed = self._request([{"command": "listClients"}, {"command": "listRoles"}])
-        live_clients = set(_data(listed[0]).get("clients", []))
-        live_roles = set(_data(listed[1]).get("roles", []))
+        listed = self._request(
+            [
+                {"command": "listClients", "verbose": True},
+                {"command": "listRoles", "verbose": True},
+            ]
+        )
+        live_clients = {
+            str(c.get("username")): _client_key(c)
+            for c in _data(listed[0]).get("clients", [])
+            if isinstance(c, dict)
+        }
+        live_roles = {
+            str(r.get("rolename")): _role_key(r)
+            for r in _data(listed[1]).get("roles", [])
+            if isinstance(r, dict)
+        }
+        # An account whose rights or binding changed (a device id reused on another site in a
+        # lab, an older hub ACL) is recreated: deleting the client also disconnects it.
+        changed = {
+            name
+            for name, acct in wanted.items()
+            if (name in live_clients and live_clients[name] != _client_key(acct.dynsec_client()))
+            or (
+                acct.rolename in live_roles
+                and live_roles[acct.rolename] != _role_key(acct.dynsec_role())
+            )
+        }
+        gone_clients = sorted((live_clients.keys() - wanted.keys()) | changed)
         wanted_roles = {a.rolename for a in wanted.values()}
-        commands: list[dict[str, Any]] = [
-            {"command": "deleteClient", "username": name}
-            for name in sorted(live_clients - wanted.keys())
-        ]
         # Only roles this module made (gw-*): an operator's own roles are left alone.
-        commands += [
-            {"command": "deleteRole", "rolename": role}
-            for role in sorted(live_roles - wanted_roles)
-            if role.startswith("gw-")
+        gone_roles = sorted(
+            {r for r in live_roles if r.startswith("gw-") and r not in wanted_roles}
+            | {wanted[name].rolename for name in changed}
+        )
+        commands: list[dict[str, Any]] = [
+            {"command": "deleteClient", "username": name} for name in gone_clients
         ]
+        commands += [{"command": "deleteRole", "rolename": role} for role in gone_roles]
         for name, acct in sorted(wanted.items()):
-            if acct.rolename not in live_roles:
+            if acct.rolename not in live_roles or acct.rolename in gone_roles:
                 commands.append({"command": "createRole", **acct.dynsec_role()})
-            if name not in live_clients:
+            if name not in live_clients or name in gone_clients:
                 commands.append({"command": "createClient", **acct.dynsec_client()})
         if commands:
             for answer in self._request(commands):
@@ -481,6 +505,21 @@ class DynsecControl:
 
 class BrokerUnreachable(BrokerError):  # noqa: N818 - reads as the condition it reports
     """The broker is down or refused the control connection; its files are still right."""
+
+
+def _client_key(client: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    roles = client.get("roles") or []
+    return client.get("clientid"), tuple(
+        sorted(str(r.get("rolename")) for r in roles if isinstance(r, dict))
+    )
+
+
+def _role_key(role: dict[str, Any]) -> frozenset[tuple[str, str, bool]]:
+    return frozenset(
+        (str(a.get("acltype")), str(a.get("topic")), bool(a.get("allow")))
+        for a in role.get("acls") or []
+        if isinstance(a, dict)
+    )
 
 
 def _data(answer: dict[str, Any]) -> dict[str, Any]:

@@ -343,3 +343,19 @@ def test_a_password_unknown_to_dynamic_security_gets_no_acl(
         stray.close()
         broker.write_accounts()
         broker.proc.reload()
+
+
+def test_changed_rights_reach_the_running_broker(own_broker: BrokerHarness, site: str) -> None:
+    """The running plugin never re-reads its file: an account whose ACL changed (here a lab
+    device id moved to another site) is recreated live with the new rights only."""
+    from edge.protocol import DeviceKind
+
+    name = f"{site}-moved"
+    own_broker.add_device(f"{site}a", DeviceKind.CAMERA, name)
+    own_broker.add_device(f"{site}b", DeviceKind.CAMERA, name)
+    moved = _connect_ok(own_broker.port, name, own_broker.passwords[name], name)
+    try:
+        assert moved.subscribe(f"gw/v1/{site}b/cmd/{name}/+") == [1]
+        assert moved.subscribe(f"gw/v1/{site}a/cmd/{name}/+") == [NOT_AUTHORIZED]
+    finally:
+        moved.close()
