@@ -439,25 +439,7 @@ class DynsecControl:
                     )
             log.info("broker ACLs updated (%d changes)", len(commands))
 
-    def _request(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Other admins share the response topic: keep only the answers to this request.
-        tag = secrets.token_hex(8)
-        commands = [{**c, "correlationData": tag} for c in commands]
-        got: list[dict[str, Any]] = []
-        done = threading.Event()
-        subscribed = threading.Event()
-
-        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-            try:
-                answers = [r for r in json.loads(msg.payload)["responses"] if isinstance(r, dict)]
-            except (ValueError, KeyError, TypeError):
-                log.warning("unreadable dynamic-security response ignored")
-                return
-            mine = [r for r in answers if r.get("correlationData") == tag]
-            got.extend(mine)
-            if mine:
-                done.set()
-
+    def _client(self) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -475,26 +457,73 @@ class DynsecControl:
             )
             if self.tls.insecure_skip_hostname:
                 client.tls_insecure_set(True)
+        return client
+
+    def _exchange(
+        self,
+        client: mqtt.Client,
+        payload: str,
+        done: threading.Event,
+        subscribed: threading.Event,
+        refused: list[str],
+    ) -> None:
+        """Publish the commands once subscribed to the answers; return when they came."""
+        deadline = time.monotonic() + self.timeout_s
+        published = False
+        while not done.is_set():
+            if refused:
+                # A misconfigured hub account, not an outage: make it visible.
+                raise BrokerError(refused[0])
+            if time.monotonic() > deadline:
+                raise BrokerUnreachable("dynamic security did not answer in time")
+            if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS and not refused:
+                raise BrokerUnreachable("broker connection lost")
+            if subscribed.is_set() and not published:
+                client.publish(DYNSEC_CONTROL_TOPIC, payload, qos=1)
+                published = True
+
+    def _request(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Other admins share the response topic: keep only the answers to this request.
+        tag = secrets.token_hex(8)
+        commands = [{**c, "correlationData": tag} for c in commands]
+        got: list[dict[str, Any]] = []
+        done = threading.Event()
+        subscribed = threading.Event()
+        refused: list[str] = []
+
+        def on_connect(c: mqtt.Client, _u: object, _f: object, rc: Any, _p: object) -> None:
+            if rc.is_failure:
+                refused.append(f"the broker refused the control login of {self.username}: {rc}")
+            else:
+                c.subscribe(DYNSEC_RESPONSE_TOPIC, qos=1)
+
+        def on_subscribe(_c: mqtt.Client, _u: object, _m: int, codes: Any, _p: object) -> None:
+            if any(code.is_failure for code in codes):
+                refused.append(f"{self.username} may not read {DYNSEC_RESPONSE_TOPIC}")
+            subscribed.set()
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            try:
+                answers = [r for r in json.loads(msg.payload)["responses"] if isinstance(r, dict)]
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable dynamic-security response ignored")
+                return
+            mine = [r for r in answers if r.get("correlationData") == tag]
+            got.extend(mine)
+            if mine:
+                done.set()
+
+        client = self._client()
+        client.on_connect = on_connect
         client.on_message = on_message
-        client.on_subscribe = lambda *_a: subscribed.set()
+        client.on_subscribe = on_subscribe
         try:
             client.connect(self.host, self.port, keepalive=10)
         except (OSError, ssl.SSLError) as err:
             client._reset_sockets()
             raise BrokerUnreachable(f"broker {self.host}:{self.port} unreachable: {err}") from err
         try:
-            deadline = time.monotonic() + self.timeout_s
-            client.subscribe(DYNSEC_RESPONSE_TOPIC, qos=1)
-            published = False
-            while not done.is_set():
-                if time.monotonic() > deadline:
-                    raise BrokerUnreachable("dynamic security did not answer in time")
-                if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    raise BrokerUnreachable("broker connection lost or refused")
-                if subscribed.is_set() and not published:
-                    payload = json.dumps({"commands": commands})
-                    client.publish(DYNSEC_CONTROL_TOPIC, payload, qos=1)
-                    published = True
+            self._exchange(client, json.dumps({"commands": commands}), done, subscribed, refused)
         finally:
             client.disconnect()
             client.loop(timeout=0.05)

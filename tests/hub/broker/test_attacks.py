@@ -359,3 +359,26 @@ def test_changed_rights_reach_the_running_broker(own_broker: BrokerHarness, site
         assert moved.subscribe(f"gw/v1/{site}a/cmd/{name}/+") == [NOT_AUTHORIZED]
     finally:
         moved.close()
+
+
+def test_control_refusals_are_errors_not_outages(broker: BrokerHarness, site: str) -> None:
+    """A wrong hub password, or a device's credentials used as the ACL admin, is a clear
+    BrokerError (a 503 on provisioning), never mistaken for a broker that is down."""
+    from edge.protocol import DeviceKind
+    from hub.broker import BrokerError, BrokerUnreachable, DynsecControl, free_port
+
+    wrong = DynsecControl("127.0.0.1", broker.port, "hub", lambda: "not-it", f"{site}-ctl")
+    with pytest.raises(BrokerError, match="refused the control login") as refused:
+        wrong.apply(broker.all_accounts())
+    assert not isinstance(refused.value, BrokerUnreachable)
+    device = f"{site}-admin-wannabe"
+    broker.add_device(site, DeviceKind.CAMERA, device)
+    posing = DynsecControl(
+        "127.0.0.1", broker.port, device, lambda: broker.passwords[device], device
+    )
+    with pytest.raises(BrokerError, match="may not read") as denied:
+        posing.apply([])
+    assert not isinstance(denied.value, BrokerUnreachable)
+    down = DynsecControl("127.0.0.1", free_port(), "hub", lambda: "x", f"{site}-down")
+    with pytest.raises(BrokerUnreachable):
+        down.apply([])
