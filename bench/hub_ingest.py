@@ -58,6 +58,7 @@ DEVICE = "bench-gw"
 
 
 def _client(broker: BrokerHarness, user: str, name: str) -> mqtt.Client:
+    # A device must use its id as client id (the broker binds them).
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name,
                     protocol=MQTTProtocolVersion.MQTTv5)
     c.username_pw_set(user, broker.passwords[user])
@@ -95,7 +96,7 @@ def raw_broker(broker: BrokerHarness, payloads: list[bytes], per_batch: int) -> 
     sub = _client(broker, "hub", "bench-raw-sub")
     sub.on_message = on_message
     sub.subscribe(f"gw/v1/{SITE}/+/+/pos", qos=0)
-    pub = _client(broker, DEVICE, "bench-raw-pub")
+    pub = _client(broker, DEVICE, DEVICE)
     time.sleep(0.5)
     topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
     t0 = time.perf_counter()
@@ -116,7 +117,7 @@ def hub_ingest(broker: BrokerHarness, db_url: str, payloads: list[bytes], per_ba
                                api=ApiConfig(port=0), ingest_batch_max=5000))
     hub.start()
     assert hub.bus.wait_connected(10)
-    pub = _client(broker, DEVICE, "bench-pub")
+    pub = _client(broker, DEVICE, DEVICE)
     time.sleep(0.3)
     topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
     want = len(payloads) * per_batch
@@ -167,7 +168,7 @@ def ws_latency(broker: BrokerHarness, db_url: str, samples: int) -> list[float]:
         token = issue_token(conn, "bench-op", "api", "bench", None)[0]
     hub.start()
     assert hub.bus.wait_connected(10)
-    pub = _client(broker, DEVICE, "bench-ws-pub")
+    pub = _client(broker, DEVICE, DEVICE)
     topic = device_topic(SITE, DeviceKind.WRISTBAND, DEVICE, Channel.POS)
     sent: dict[str, float] = {}
     delays: list[float] = []

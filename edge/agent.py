@@ -88,7 +88,7 @@ class AgentRuntime:
         self.state_topic = device_topic(self.site, kind, self.device, Channel.STATE)
         self.bus = Bus(
             config.mqtt,
-            client_id=f"{self.site}-{self.device}",
+            client_id=self.device,  # the broker binds device client ids to usernames
             will=lambda: (self.state_topic, self._state_payload(DeviceStatus.OFFLINE)),
             on_connected=self._on_connected,
         )

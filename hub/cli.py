@@ -147,7 +147,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _devices(config_path: Path) -> Any:
     """The same device service the API uses (audited, broker files synced), and its store."""
     from hub.audit import AuditTrail
-    from hub.devices.service import DeviceService
+    from hub.devices.service import DeviceService, dynsec_control
     from hub.pki import SiteCA
     from hub.store import Store
 
@@ -155,7 +155,11 @@ def _devices(config_path: Path) -> Any:
     store = Store(config.resolved_database_url())
     audit = AuditTrail.from_config(store.engine, config)
     ca = SiteCA(config.ca_dir) if config.ca_dir else None
-    return DeviceService(store.engine, audit, config.broker, ca=ca), store
+    service = DeviceService(
+        store.engine, audit, config.broker, ca=ca, control=dynsec_control(config)
+    )
+    service.reserved_ids.add(config.client_id)
+    return service, store
 
 
 def _device_add(args: argparse.Namespace) -> int:

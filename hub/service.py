@@ -21,7 +21,7 @@ from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
 from hub.context import HubContext
 from hub.devices.directory import DeviceDirectory
-from hub.devices.service import DeviceService
+from hub.devices.service import DeviceService, dynsec_control
 from hub.flood import FloodGuard
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
@@ -56,7 +56,9 @@ class HubService:
             reload=broker_reload,
             directory=self.directory,
             outbox=self.outbox,
+            control=dynsec_control(config),
         )
+        self.registry.reserved_ids.add(config.client_id)
         self.command_publisher = CommandPublisher(
             self.store.engine, self.bus, self.outbox, config.commands
         )

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,10 +23,18 @@ from sqlalchemy import Engine
 from edge.protocol import CmdChannel, ConfigPush, DeviceKind
 from edge.validators import check_segment, utcnow
 from hub.audit import AuditTrail
-from hub.broker import Account, hash_password, new_password, write_accounts
+from hub.broker import (
+    Account,
+    BrokerError,
+    BrokerUnreachable,
+    DynsecControl,
+    hash_password,
+    new_password,
+    write_accounts,
+)
 from hub.commands import repository as commands
 from hub.commands.outbox import CommandOutbox
-from hub.config import BrokerFilesConfig
+from hub.config import BrokerFilesConfig, HubConfig
 from hub.devices import repository
 from hub.devices.directory import DeviceDirectory
 from hub.errors import Conflict, Invalid, NotFound, Unavailable
@@ -91,12 +100,18 @@ class DeviceService:
         reload: Callable[[], None] | None = None,
         directory: DeviceDirectory | None = None,
         outbox: CommandOutbox | None = None,
+        control: Callable[[list[Account]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
         self.broker = broker
         self.ca = ca
         self._reload = reload
+        # Applies the ACLs to the running broker (DynsecControl.apply); the plugin never
+        # re-reads its file on SIGHUP.
+        self._control = control
+        # Client ids of hub services (its own, its replicas'): a device named so could claim them.
+        self.reserved_ids: set[str] = set()
         self.directory = directory
         self.outbox = outbox or CommandOutbox()
         # Accounts managed elsewhere (e.g. a shared lab broker's own users) kept on every sync.
@@ -152,6 +167,12 @@ class DeviceService:
             check_segment(device, "device")
         except ValueError as err:
             raise ProvisioningError(str(err)) from err
+        if device in self.reserved_ids or device in {
+            a.username for a in self._service_accounts()
+        }:
+            raise ProvisioningError(
+                f"device id {device!r} is a hub service's client id or username"
+            )
         if device in RESERVED_DEVICE_IDS:
             raise ProvisioningError(
                 f"device id {device!r} is reserved for positions the hub computes itself"
@@ -316,10 +337,13 @@ class DeviceService:
 
     def accounts(self) -> list[Account]:
         """Everything the broker's password file and ACL must hold."""
+        return self._service_accounts() + self.device_accounts()
+
+    def _service_accounts(self) -> list[Account]:
         accounts = self.broker.service_accounts() if self.broker is not None else []
         if self.extra_accounts is not None:
             accounts += self.extra_accounts()
-        return accounts + self.device_accounts()
+        return accounts
 
     def sync_broker(self) -> None:
         """Rewrite the broker's password file and ACL from the registry and reload it."""
@@ -329,18 +353,47 @@ class DeviceService:
             return
         accounts = self.accounts()
         try:
+            # The files first: a broker that is down (or restarts) reads them when it starts.
             write_accounts(self.broker.password_file, self.broker.acl_file, accounts)
-            if self._reload is not None:
-                self._reload()
-            elif self.broker.pid_file is not None:
-                pid = int(self.broker.pid_file.read_text().strip())
-                os.kill(pid, signal.SIGHUP)
-        except (OSError, ValueError) as err:
+        except OSError as err:
             # The database change stands; the next provisioning or retirement syncs again.
             raise Unavailable(
                 f"device saved, but the broker's files were not updated: {err}"
             ) from err
+        try:
+            if self._reload is not None:
+                self._reload()
+            elif self.broker.pid_file is not None:
+                _sighup(self.broker.pid_file)
+            if self._control is not None:
+                self._control(accounts)
+        except BrokerUnreachable as err:
+            log.warning("broker not reachable, it reads the updated files when it starts: %s", err)
+        except (BrokerError, ValueError) as err:
+            raise Unavailable(f"device saved, but the broker was not updated: {err}") from err
         log.info("broker accounts synced (%d accounts)", len(accounts))
+
+
+def _sighup(pid_file: Path) -> None:
+    """SIGHUP the broker in ``pid_file``; a missing file or a stale pid means it is down."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except FileNotFoundError:
+        log.info("no broker pid file %s: the broker is not running", pid_file)
+        return
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        log.info("stale broker pid file %s: the broker is not running", pid_file)
+
+
+def dynsec_control(config: HubConfig) -> Callable[[list[Account]], None] | None:
+    """Apply ACL changes to the running broker as the hub's own MQTT account (a hub without
+    broker files does not manage the broker)."""
+    if config.broker is None:
+        return None
+    control = DynsecControl.for_bus(config.mqtt, f"{config.client_id}-dynsec")
+    return control.apply if control is not None else None
 
 
 # The name the hub used before the domain layer; the demo and older scripts still use it.

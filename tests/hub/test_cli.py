@@ -80,10 +80,16 @@ def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
         "mqtt_password",
     ]
     assert (out / "key.pem").stat().st_mode & 0o077 == 0
-    acl = (tmp_path / "broker/acl").read_text()
-    assert (
-        "user cam-1\ntopic read gw/v1/north/cmd/cam-1/+\ntopic write gw/v1/north/camera/cam-1/+"
-    ) in acl
+    acl = json.loads((tmp_path / "broker/acl").read_text())  # the dynamic-security JSON
+    assert {"username": "cam-1", "clientid": "cam-1", "roles": [{"rolename": "gw-cam-1"}]} in acl[
+        "clients"
+    ]
+    role = next(r for r in acl["roles"] if r["rolename"] == "gw-cam-1")
+    assert {(a["acltype"], a["topic"]) for a in role["acls"]} == {
+        ("publishClientSend", "gw/v1/north/camera/cam-1/+"),
+        ("publishClientReceive", "gw/v1/north/cmd/cam-1/+"),
+        ("subscribePattern", "gw/v1/north/cmd/cam-1/+"),
+    }
     assert "cam-1:$7$" in (tmp_path / "broker/passwd").read_text()
     again = _gw(
         "device",

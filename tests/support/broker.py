@@ -3,6 +3,7 @@ CA and certificates made by the fixture, and a websockets listener."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -11,7 +12,15 @@ from pathlib import Path
 
 from edge.bus import Bus, BusConfig, TlsConfig
 from edge.protocol import DeviceKind
-from hub.broker import Account, BrokerLayout, Mosquitto, hash_password, new_password
+from hub.broker import (
+    Account,
+    BrokerLayout,
+    BrokerUnreachable,
+    DynsecControl,
+    Mosquitto,
+    hash_password,
+    new_password,
+)
 from hub.pki import SiteCA
 
 _site_counter = itertools.count(1)
@@ -54,23 +63,39 @@ class BrokerHarness:
     def add_account(self, account: Account, username: str) -> str:
         password = new_password()
         self.passwords[username] = password
-        self.accounts[username] = Account(
-            account.username, hash_password(password), account.read, account.write
-        )
+        self.accounts[username] = account.with_hash(hash_password(password))
         self.write_accounts()
         return password
 
-    def write_accounts(self) -> None:
+    def all_accounts(self) -> list[Account]:
         extra = [a for source in self.extra_sources for a in source()]
         names = {a.username for a in extra}
-        own = [a for a in self.accounts.values() if a.username not in names]
-        self.layout.write_accounts(own + extra)
+        return [a for a in self.accounts.values() if a.username not in names] + extra
+
+    def write_accounts(self) -> None:
+        self.layout.write_accounts(self.all_accounts())
+
+    def control(self) -> DynsecControl:
+        """The broker's ACL admin, logged in as the hub account."""
+        return DynsecControl(
+            "127.0.0.1", self.port, "hub", lambda: self.passwords["hub"], "harness-dynsec"
+        )
+
+    def sync(self) -> None:
+        """Rewrite the files and apply them to the running broker (SIGHUP + dynamic security)."""
+        accounts = self.all_accounts()
+        self.layout.write_accounts(accounts)
+        if self.proc.pid is not None:
+            self.proc.reload()
+            # A broker stopped meanwhile loads the files when it starts.
+            with contextlib.suppress(BrokerUnreachable):
+                self.control().apply(accounts)
 
     def add_device(self, site: str, kind: DeviceKind | str, device: str) -> BusConfig:
         """Provision a device account and reload the broker; returns its connection config."""
         self.add_account(Account.device(site, kind, device, None), device)
-        if self.proc.proc is not None:
-            self.proc.reload()
+        if self.proc.pid is not None:
+            self.sync()
             self._wait_login(device)
         return self.config_for(device)
 
@@ -107,7 +132,8 @@ class BrokerHarness:
         """SIGHUP reloads asynchronously: wait until the new account can log in."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            bus = Bus(self.config_for(username), client_id=f"probe-{username}")
+            # Device client ids are bound to their usernames.
+            bus = Bus(self.config_for(username), client_id=username)
             bus.start()
             ok = bus.wait_connected(0.5)
             bus.stop()

@@ -25,7 +25,7 @@ def _can_connect(port: int, username: str, password_file: Path) -> bool:
             reconnect_min_s=0.05,
             reconnect_max_s=0.1,
         ),
-        client_id=f"{username}-probe",
+        client_id=username,  # device client ids are bound to usernames
     )
     bus.start()
     try:
