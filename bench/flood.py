@@ -110,7 +110,8 @@ def baseline(flood_n: int) -> tuple[int, float, int]:
             t0 = time.perf_counter()
             subprocess.run(
                 ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5",
-                 "-u", FLOODER, "-P", broker.passwords[FLOODER], "-t", topic, "-q", "0", "-l"],
+                 "-u", FLOODER, "-i", FLOODER, "-P", broker.passwords[FLOODER], "-t", topic,
+                 "-q", "0", "-l"],
                 input=lines, check=True, timeout=120,
             )  # fmt: skip
             before = -1

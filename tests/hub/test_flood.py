@@ -202,7 +202,7 @@ def test_the_hub_reads_the_brokers_drop_counter_when_the_broker_drops(
         payload = b"x" * 1000
         subprocess.run(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(harness.port), "-u", "loud",
-             "-P", harness.passwords["loud"], "-t", topic, "-q", "0", "-l"],
+             "-i", "loud", "-P", harness.passwords["loud"], "-t", topic, "-q", "0", "-l"],
             input=(payload + b"\n") * 20_000, check=True, timeout=60,
         )  # fmt: skip
         wait_until(lambda: (stats.dropped() or 0) > 0, timeout_s=10, message="a counted drop")

@@ -167,9 +167,10 @@ def run_flood(
     for device in (FLOODER, *VICTIMS):
         if device not in broker.passwords:
             broker.add_device(site, DeviceKind.CAMERA, device)
-    victims = {d: raw_client(broker, d, f"{site}-{d}") for d in VICTIMS}
+    # Device client ids are bound to their usernames (the broker's dynamic-security plugin).
+    victims = {d: raw_client(broker, d, d) for d in VICTIMS}
     # Each device says it is online first (the dashboard shows status for online devices).
-    announcer = raw_client(broker, FLOODER, f"{site}-{FLOODER}-state")
+    announcer = raw_client(broker, FLOODER, FLOODER)
     for device, client in ((FLOODER, announcer), *victims.items()):
         state = DeviceState(site=site, device=device, state=DeviceStatus.ONLINE,
                             kind=DeviceKind.CAMERA)  # fmt: skip
@@ -255,7 +256,7 @@ def _flood(
     lines = (payload + b"\n") * count
     cmd = [
         "mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5",
-        "-u", FLOODER, "-P", broker.passwords[FLOODER], "-i", f"{FLOODER}-pub",
+        "-u", FLOODER, "-P", broker.passwords[FLOODER], "-i", FLOODER,
         "-t", topic, "-q", "0", "-l",
     ]  # fmt: skip
     t0 = time.perf_counter()
