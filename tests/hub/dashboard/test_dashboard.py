@@ -172,7 +172,7 @@ def test_layer_toggles_hide_and_show_each_layer(
     expect(cells).to_have_count(4)
     assert page.locator(".leaflet-tooltip.cell-red").inner_text() == "A1 · Red"
     expect(page.locator(".poi")).to_have_count(4)
-    expect(page.locator(".dev")).to_have_count(1)
+    expect(page.locator(".dev")).to_have_count(2)  # the camera and the officer's glasses
 
     def toggle(layer: str) -> None:
         page.click(f"#layer-{layer}")
@@ -186,7 +186,7 @@ def test_layer_toggles_hide_and_show_each_layer(
     toggle("devices")
     expect(page.locator(".dev")).to_have_count(0)
     toggle("devices")
-    expect(page.locator(".dev")).to_have_count(1)
+    expect(page.locator(".dev")).to_have_count(2)
     assert _is_officer_blue(_pixel(page, *point))
     toggle("officers")
     _wait_pixel(page, point, "nothing")
