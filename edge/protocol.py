@@ -41,6 +41,11 @@ PROTOCOL_VERSION: Literal[1] = 1
 TOPIC_PREFIX = "gw/v1"
 HUB_SHARE_GROUP = "hub"
 CMD = "cmd"
+# Integer columns (config and bundle versions) are 32-bit signed in every supported database.
+MAX_DB_INT = 2**31 - 1
+# Every integer on the wire fits a double exactly (RFC 7493, I-JSON): the dashboard's
+# JavaScript and PostgreSQL's JSON number handling read the same value the device sent.
+MAX_WIRE_INT = 2**53 - 1
 
 
 class ProtocolError(GridwardError, ValueError):
@@ -204,7 +209,7 @@ class DeviceState(Message):
     state: DeviceStatus
     kind: DeviceKind
     sw_version: Annotated[str, Field(max_length=64)] = "0"
-    config_version: Annotated[int, Field(ge=0)] | None = None
+    config_version: Annotated[int, Field(ge=0, le=MAX_DB_INT)] | None = None
     dead_loops: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=list, max_length=8,
         description="sensing loops given up on: online, but no longer sensing")
@@ -460,7 +465,7 @@ class ConfigPush(Message):
     """Retained per-device configuration (zones, thresholds). The device reports the applied
     version in its next :class:`DeviceState`."""
 
-    config_version: Annotated[int, Field(ge=1)]
+    config_version: Annotated[int, Field(ge=1, le=MAX_DB_INT)]
     config: dict[str, Any]
 
     MAX_BYTES: ClassVar[int] = 256 * 1024
@@ -470,7 +475,7 @@ class WatchlistBundleEnvelope(Message):
     """Signed, encrypted bundle of watchlist embeddings (no photos). The edge refuses an unsigned,
     stale or expired bundle; the crypto lives with the watchlist code, not here."""
 
-    bundle_version: Annotated[int, Field(ge=1)]
+    bundle_version: Annotated[int, Field(ge=1, le=MAX_DB_INT)]
     issued_at: UtcDatetime
     expires_at: UtcDatetime
     key_id: SegmentId
@@ -588,6 +593,21 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Digits of MAX_WIRE_INT: anything longer is refused before int() spends time on it (and
+# before Python's own digit limit turns it into a bare ValueError).
+_MAX_WIRE_INT_DIGITS = len(str(MAX_WIRE_INT))
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_WIRE_INT_DIGITS or abs(value := int(text)) > MAX_WIRE_INT:
+        raise ProtocolError(
+            "bad_json_number",
+            f"integer {text[:24]!r}{'...' if len(text) > 24 else ''} is beyond +/-2**53-1",
+        )
+    return value
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -601,9 +621,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads_strict(payload: bytes) -> Any:
     """Parse JSON as RFC 8259 defines it, refusing what Python's ``json`` lets through.
 
-    ``NaN``/``Infinity`` (``bad_json_constant``), numbers that overflow a double
-    (``bad_json_number``), duplicate object keys (``bad_json_duplicate_key``) and lone UTF-16
-    surrogate escapes, which decode to text that cannot be encoded as UTF-8 again
+    ``NaN``/``Infinity`` (``bad_json_constant``), numbers that overflow a double and integers
+    beyond +/-(2**53-1) (``bad_json_number``), duplicate object keys
+    (``bad_json_duplicate_key``) and lone UTF-16 surrogate escapes, which decode to text that
+    cannot be encoded as UTF-8 again
     (``bad_json_surrogate``). Anything else that is not UTF-8 JSON (including UTF-16/32,
     which the standard library would guess) is ``bad_json``. Only ever raises
     :class:`ProtocolError`.
@@ -615,12 +636,12 @@ def loads_strict(payload: bytes) -> Any:
             payload.decode("utf-8"),
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
+            parse_int=_bounded_int,
             object_pairs_hook=_no_duplicate_keys,
         )
     except ProtocolError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        # ValueError also covers integers longer than Python's int-parsing digit limit.
         raise ProtocolError("bad_json", "payload is not UTF-8 JSON") from err
     # bytes.find is far cheaper than a regex scan, and encoders rarely write \\u escapes.
     if b"\\u" in payload and _SURROGATE_ESCAPE.search(payload) is not None:
@@ -646,12 +667,17 @@ def decode_as(model: type[M], payload: bytes) -> M:
         raise ProtocolError(err.reason, f"{model.__name__}: {err}") from err
     if not isinstance(raw, dict):
         raise ProtocolError("bad_json", f"{model.__name__} payload must be a JSON object")
-    if raw.get("v") != PROTOCOL_VERSION:
+    version = raw.get("v")
+    # ``type() is int``: ``True == 1`` in Python, and a bool is not a schema version.
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError(
-            "bad_version", f"{model.__name__} has v={raw.get('v')!r}; this hub speaks v=1"
+            "bad_version", f"{model.__name__} has v={version!r}; this hub speaks v=1"
         )
     try:
-        return model.model_validate(raw)
+        # Strict JSON validation: lax mode would read ``true`` as 1 in a number field. The
+        # text is parsed again by pydantic, but only after loads_strict has refused what it
+        # must (pydantic keeps the last of duplicate keys and takes huge integers).
+        return model.model_validate_json(payload, strict=True)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"

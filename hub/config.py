@@ -171,6 +171,16 @@ class HubConfig(StrictModel):
         default_factory=FloodConfig,
         description="per-device telemetry rate limit at ingest (docs/hub.md, flooding devices)",
     )
+    ingest_max_future_skew_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=120,
+        description="positions stamped further ahead of the hub's clock are refused "
+        "(ts_in_future): they would stay the latest position until then",
+    )
+    ingest_max_past_age_s: Annotated[float, Field(gt=0, le=366 * 86_400)] = Field(
+        default=86_400,
+        description="positions older than this are kept in the history but never become an "
+        "entity's latest position nor go to the live map",
+    )
     accept_unprovisioned: bool = Field(
         default=False,
         description="store messages from devices not in the registry (lab use only)",

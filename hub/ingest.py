@@ -65,6 +65,7 @@ class IngestStats:
     stored_alerts: int = 0
     duplicate_alerts: int = 0
     stored_positions: int = 0
+    stale_positions: int = 0  # older than ingest_max_past_age_s: history only, never "latest"
     stored_evidence: int = 0
     acks_sent: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -80,6 +81,7 @@ class IngestStats:
             "stored_alerts": self.stored_alerts,
             "duplicate_alerts": self.duplicate_alerts,
             "stored_positions": self.stored_positions,
+            "stale_positions": self.stale_positions,
             "stored_evidence": self.stored_evidence,
             "acks_sent": self.acks_sent,
             "rejected": dict(self.rejected),
@@ -314,8 +316,12 @@ class Ingest:
                     return
         self._account(result)
         if self.on_stored is not None:
-            refused = {id(r.item) for r in result.rejected}
-            stored = [item for item in batch if id(item) not in refused] if refused else batch
+            # What was stored, no more: a refused message is left out, and a message with
+            # some positions refused goes on with the others only.
+            refused = result.refused_whole()
+            stored = [
+                result.trimmed.get(id(item), item) for item in batch if id(item) not in refused
+            ]
             try:
                 self.on_stored(stored, result)
             except Exception:  # live map, time series or fusion: never stops ingest
@@ -326,6 +332,7 @@ class Ingest:
         self.stats.stored_alerts += result.alerts_new
         self.stats.duplicate_alerts += result.alerts_duplicate
         self.stats.stored_positions += result.positions
+        self.stats.stale_positions += result.positions_stale
         self.stats.stored_evidence += result.evidence
         if result.rejected:
             with self._lock:

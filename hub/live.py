@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from edge.protocol import Alert, DeviceState, Inbound, PositionBatch
+from edge.protocol import Alert, DeviceState, Inbound
 from hub.store import BatchResult
 
 log = logging.getLogger(__name__)
@@ -63,32 +63,41 @@ class LiveClient:
 
 
 def events_from_batch(batch: list[Inbound], result: BatchResult) -> list[LiveEvent]:
-    events: list[LiveEvent] = []
+    """The live events of one committed batch: exactly what it stored.
+
+    Positions come from the rows the store accepted as fresh (owned, inside the timestamp
+    window); an alert only when this batch inserted it, once, with the body that was stored:
+    a resent or replayed alert id changes nothing in the store, so nothing on the map.
+    """
+    events: list[LiveEvent] = [
+        LiveEvent(
+            Layer.POSITIONS,
+            row["site"],
+            {
+                "entity": row["entity"],
+                "entity_kind": row["entity_kind"],
+                "device": row["device"],
+                "lon": row["lon"],
+                "lat": row["lat"],
+                "accuracy_m": row["accuracy_m"],
+                "heading_deg": row["heading_deg"],
+                "speed_mps": row["speed_mps"],
+                "ts": row["ts"].isoformat(),
+                "msg_id": row["msg_id"],
+            },
+            row["lon"],
+            row["lat"],
+        )
+        for row in result.live_positions
+    ]
+    shown: set[str] = set()
     for item in batch:
         msg = item.message
-        if isinstance(msg, PositionBatch):
-            for p in msg.positions:
-                events.append(  # noqa: PERF401 - one branch of three
-                    LiveEvent(
-                        Layer.POSITIONS,
-                        msg.site,
-                        {
-                            "entity": p.entity,
-                            "entity_kind": p.entity_kind.value,
-                            "device": msg.device,
-                            "lon": p.lon,
-                            "lat": p.lat,
-                            "accuracy_m": p.accuracy_m,
-                            "heading_deg": p.heading_deg,
-                            "speed_mps": p.speed_mps,
-                            "ts": p.ts.isoformat(),
-                            "msg_id": msg.id,
-                        },
-                        p.lon,
-                        p.lat,
-                    )
-                )
-        elif isinstance(msg, Alert):
+        if isinstance(msg, Alert):
+            # The first copy in the batch is the one inserted (hub.store keeps first bodies).
+            if msg.id not in result.new_alert_ids or msg.id in shown:
+                continue
+            shown.add(msg.id)
             loc = msg.location
             events.append(
                 LiveEvent(

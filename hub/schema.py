@@ -160,6 +160,17 @@ latest_positions = Table(
     Column("ts", TS, nullable=False),
 )
 
+# Who may report an entity's position (hub/ownership.py): its first accepted reporter.
+entity_owners = Table(
+    "entity_owners",
+    metadata,
+    Column("site", ID, primary_key=True),
+    Column("entity", ID, primary_key=True),
+    Column("entity_kind", String(16), nullable=False),
+    Column("device", ID, nullable=False),
+    Column("claimed_at", TS, nullable=False),
+)
+
 replies = Table(
     "replies",
     metadata,

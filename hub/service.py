@@ -27,7 +27,7 @@ from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
-from hub.store import BatchResult, Store
+from hub.store import BatchResult, Store, TimestampWindow
 from hub.timeseries import TimeSeriesWriter
 from hub.workers import WorkerStatus, thread_alive
 
@@ -43,6 +43,9 @@ class HubService:
     ) -> None:
         self.config = config
         self.store = store or Store(config.resolved_database_url())
+        self.store.window = TimestampWindow(
+            config.ingest_max_future_skew_s, config.ingest_max_past_age_s
+        )
         self.outbox = CommandOutbox()
         # A (re)connect may end a broker outage: let waiting commands go at once.
         self.bus = Bus(config.mqtt, client_id=config.client_id, on_connected=self.outbox.wake)

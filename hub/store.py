@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,9 +39,11 @@ from edge.protocol import (
     parse_topic,
 )
 from edge.validators import new_id, utcnow
+from hub.ownership import FUSION_REPORTER, NOT_OWNED, Owner, refusal
 from hub.schema import (
     alerts,
     device_state,
+    entity_owners,
     evidence,
     health,
     latest_positions,
@@ -66,6 +68,29 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEAD_LETTER_HEAD_BYTES = 512
 DEAD_LETTER_ERROR_CHARS = 500
 DEAD_LETTER_TOPIC_CHARS = 256
+ALERT_ID_TAKEN = "alert_id_taken"
+TS_IN_FUTURE = "ts_in_future"
+_IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampWindow:
+    """How far a device's clock may be from the hub's before its positions are not trusted.
+
+    A position stamped more than ``max_future_skew_s`` ahead is refused (``ts_in_future``):
+    it would stay "latest" until that time and outlive every retention cut. One more than
+    ``max_past_age_s`` old is kept in the history but never becomes the latest position nor
+    goes to the live map (counted as ``positions_stale``).
+    """
+
+    max_future_skew_s: float = 120.0
+    max_past_age_s: float = 86_400.0
+
+    def too_new(self, ts: datetime, now: datetime) -> bool:
+        return (ts - now).total_seconds() > self.max_future_skew_s
+
+    def too_old(self, ts: datetime, now: datetime) -> bool:
+        return (now - ts).total_seconds() > self.max_past_age_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +114,14 @@ class BatchResult:
     evidence: int = 0
     acks: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     rejected: list[RejectedItem] = field(default_factory=list)
+    # Ids of the alerts this batch inserted (not duplicates): the only ones the live map shows.
+    new_alert_ids: set[str] = field(default_factory=set)
+    # Position rows that may move the live map (stored, owned, inside the timestamp window).
+    live_positions: list[dict[str, Any]] = field(default_factory=list)
+    positions_stale: int = 0
+    # id(item) -> the item with only its accepted positions, for a message partly refused
+    # (it is also in ``rejected``, with the reason of its refused positions).
+    trimmed: dict[int, Inbound] = field(default_factory=dict)
 
     def merge(self, other: BatchResult) -> None:
         self.alerts_new += other.alerts_new
@@ -100,6 +133,14 @@ class BatchResult:
         for key, ids in other.acks.items():
             self.acks.setdefault(key, []).extend(ids)
         self.rejected.extend(other.rejected)
+        self.new_alert_ids |= other.new_alert_ids
+        self.live_positions.extend(other.live_positions)
+        self.positions_stale += other.positions_stale
+        self.trimmed.update(other.trimmed)
+
+    def refused_whole(self) -> set[int]:
+        """``id()`` of the items nothing of which was stored."""
+        return {id(r.item) for r in self.rejected if id(r.item) not in self.trimmed}
 
     def rejected_by_reason(self) -> Counter[str]:
         return Counter(r.reason for r in self.rejected)
@@ -220,10 +261,19 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        window: TimestampWindow | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._dialect = self.engine.dialect.name
+        self.window = window or TimestampWindow()
+        self.clock = clock
         if migrate:
             self.migrate()
 
@@ -268,8 +318,7 @@ class Store:
             )
             first_error = err
         else:
-            # Messages refused before the transaction (a snapshot that is not an image).
-            self._keep_dead_letters(result)
+            self._keep_dead_letters(result)  # refused by ownership, or a snapshot not an image
             return result
         result = BatchResult()
         if len(items) == 1:
@@ -328,22 +377,9 @@ class Store:
         rows = _BatchRows.of(items, result)
         with self.engine.begin() as conn:
             if rows.alerts:
-                stmt = self._insert(alerts).on_conflict_do_nothing(index_elements=["id"])
-                # RETURNING counts the rows really inserted on every backend (executemany
-                # rowcount is -1 on PostgreSQL).
-                res = conn.execute(stmt.returning(alerts.c.id), list(rows.alerts.values()))
-                new_ids = [r[0] for r in res.all()]
-                result.alerts_new = len(new_ids)
-                result.alerts_duplicate = rows.n_alerts - len(new_ids)
-                # A resent alert already has its snapshot: only new alerts add one.
-                ev_rows = [rows.evidence[i] for i in new_ids if i in rows.evidence]
-                if ev_rows:
-                    conn.execute(evidence.insert(), ev_rows)
-                    result.evidence = len(ev_rows)
-            if rows.positions:
-                conn.execute(positions.insert(), rows.positions)
-                self._upsert_latest(conn, rows.positions)
-                result.positions = len(rows.positions)
+                self._write_alerts(conn, rows, result)
+            if rows.position_items:
+                self._write_positions(conn, rows.position_items, result)
             if rows.health:
                 stmt = self._insert(health).on_conflict_do_nothing(index_elements=["id"])
                 conn.execute(stmt, rows.health)
@@ -355,6 +391,168 @@ class Store:
                 self._upsert_state(conn, state)
                 result.states += 1
         return result
+
+    def _write_alerts(self, conn: Connection, rows: _BatchRows, result: BatchResult) -> None:
+        """Insert new alert ids; the first body of an id wins, ever.
+
+        An alert id belongs to the device that stored it first. Its resends (any body) are
+        acked again, since the device needs the ack to clear its outbox; the same id from
+        another device is refused (``alert_id_taken``) and never acked, or that device
+        would delete an alert the hub never stored.
+        """
+        stmt = self._insert(alerts).on_conflict_do_nothing(index_elements=["id"])
+        # RETURNING counts the rows really inserted on every backend (executemany
+        # rowcount is -1 on PostgreSQL).
+        res = conn.execute(stmt.returning(alerts.c.id), list(rows.alerts.values()))
+        new_ids = {r[0] for r in res.all()}
+        owner = {i: (rows.alerts[i]["site"], rows.alerts[i]["device"]) for i in new_ids}
+        known = [i for i in rows.alerts if i not in new_ids]
+        for start in range(0, len(known), _IN_CHUNK):
+            chunk = known[start : start + _IN_CHUNK]
+            stmt_owner = select(alerts.c.id, alerts.c.site, alerts.c.device).where(
+                alerts.c.id.in_(chunk)
+            )
+            owner.update({r.id: (r.site, r.device) for r in conn.execute(stmt_owner)})
+        counted: set[str] = set()
+        for item in rows.alert_items:
+            msg = item.message
+            stored_by = owner.get(msg.id)
+            if stored_by is None:  # deleted by retention since the insert: resent, stored then
+                continue
+            if stored_by != (msg.site, msg.device):
+                result.rejected.append(
+                    RejectedItem(
+                        item, ALERT_ID_TAKEN, f"alert id {msg.id} is stored for another device"
+                    )
+                )
+                continue
+            if msg.id in new_ids and msg.id not in counted:
+                counted.add(msg.id)
+                result.alerts_new += 1
+            else:
+                result.alerts_duplicate += 1
+            acks = result.acks.setdefault((msg.site, msg.device), [])
+            if msg.id not in acks:
+                acks.append(msg.id)
+        result.new_alert_ids = new_ids
+        # A resent alert already has its snapshot: only new alerts add one.
+        ev_rows = [rows.evidence[i] for i in new_ids if i in rows.evidence]
+        if ev_rows:
+            conn.execute(evidence.insert(), ev_rows)
+            result.evidence = len(ev_rows)
+
+    def _owners(self, conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Owner]:
+        t = entity_owners
+        found: dict[tuple[str, str], Owner] = {}
+        by_site: dict[str, list[str]] = {}
+        for site, entity in keys:
+            by_site.setdefault(site, []).append(entity)
+        for site, ents in by_site.items():
+            for start in range(0, len(ents), _IN_CHUNK):
+                stmt = select(t.c.entity, t.c.entity_kind, t.c.device).where(
+                    t.c.site == site, t.c.entity.in_(ents[start : start + _IN_CHUNK])
+                )
+                for r in conn.execute(stmt):
+                    found[(site, r.entity)] = Owner(r.entity_kind, r.device)
+        return found
+
+    def _judge_positions(
+        self, conn: Connection, claims: Sequence[tuple[str, str, str, Position]]
+    ) -> list[str | None]:
+        """For each (site, device, reporter kind, position): None to store it, or why not.
+
+        Entities nobody owns yet are claimed, in this transaction, by their first reporter
+        in the batch; the owners are read back after the claim, so of two replicas claiming
+        at once only the one whose row landed wins.
+        """
+        now = self.clock()
+        pre: list[str | None] = []
+        for _site, device, reporter, p in claims:
+            if self.window.too_new(p.ts, now):
+                pre.append(TS_IN_FUTURE)
+            else:
+                pre.append(refusal(reporter, device, p.entity, p.entity_kind, None))
+        keys = {(c[0], c[3].entity) for c, why in zip(claims, pre, strict=True) if why is None}
+        owners = self._owners(conn, keys) if keys else {}
+        new: dict[tuple[str, str], dict[str, Any]] = {}
+        for (site, device, _, p), why in zip(claims, pre, strict=True):
+            key = (site, p.entity)
+            if why is None and key not in owners and key not in new:
+                new[key] = {
+                    "site": site,
+                    "entity": p.entity,
+                    "entity_kind": p.entity_kind.value,
+                    "device": device,
+                    "claimed_at": now,
+                }
+        if new:
+            stmt = self._insert(entity_owners).on_conflict_do_nothing(
+                index_elements=["site", "entity"]
+            )
+            conn.execute(stmt, list(new.values()))
+            owners.update(self._owners(conn, set(new)))
+        out: list[str | None] = []
+        for (site, device, reporter, p), first in zip(claims, pre, strict=True):
+            owner = owners.get((site, p.entity))
+            out.append(first or refusal(reporter, device, p.entity, p.entity_kind, owner))
+        return out
+
+    def _write_positions(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[Inbound, PositionBatch]],
+        result: BatchResult,
+    ) -> None:
+        claims = [
+            (msg.site, msg.device, item.topic.kind.value, p)
+            for item, msg in items
+            for p in msg.positions
+        ]
+        verdicts = iter(self._judge_positions(conn, claims))
+        now = self.clock()
+        history: list[dict[str, Any]] = []
+        fresh: list[dict[str, Any]] = []
+        for item, msg in items:
+            kept: list[Position] = []
+            refused: Counter[str] = Counter()
+            detail = ""
+            for p in msg.positions:
+                why = next(verdicts)
+                if why is not None:
+                    reason = why if why == TS_IN_FUTURE else NOT_OWNED
+                    refused[reason] += 1
+                    detail = detail or (
+                        f"position ts {p.ts.isoformat()} is ahead of the hub's clock"
+                        if reason == TS_IN_FUTURE
+                        else why
+                    )
+                    continue
+                kept.append(p)
+                row = position_row(msg.id, msg.site, msg.device, p)
+                history.append(row)
+                if self.window.too_old(p.ts, now):
+                    result.positions_stale += 1
+                else:
+                    fresh.append(row)
+            if refused:
+                reason = refused.most_common(1)[0][0]
+                result.rejected.append(
+                    RejectedItem(
+                        item,
+                        reason,
+                        f"{sum(refused.values())} of {len(msg.positions)} positions refused: "
+                        f"{detail}",
+                    )
+                )
+                if kept:
+                    trimmed = msg.model_copy(update={"positions": kept})
+                    result.trimmed[id(item)] = Inbound(item.topic, trimmed)
+        if history:
+            conn.execute(positions.insert(), history)
+            result.positions = len(history)
+        if fresh:
+            self._upsert_latest(conn, fresh)
+            result.live_positions.extend(fresh)
 
     # -- dead letters and evidence ---------------------------------------------------------
 
@@ -412,38 +610,59 @@ class Store:
         if not items:
             return 0
         msg_id = new_id()
-        rows = [position_row(msg_id, site, device, p) for site, p in items]
+        grace = timedelta(seconds=supersede_within_s)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            # Fused from gateways' sightings: their timestamps and ids are no more trusted
+            # than a gateway's own positions.
+            verdicts = self._judge_positions(
+                conn, [(site, device, FUSION_REPORTER, p) for site, p in items]
+            )
+            rows = [
+                position_row(msg_id, site, device, p)
+                for (site, p), why in zip(items, verdicts, strict=True)
+                if why is None
+            ]
+            if len(rows) < len(items):
+                log.warning("%d fused positions refused", len(items) - len(rows))
+            if not rows:
+                return 0
+            conn.execute(positions.insert(), rows)
+            self._replace_latest_fused(conn, rows, grace, now)
+        return len(rows)
+
+    def _replace_latest_fused(
+        self, conn: Connection, rows: list[dict[str, Any]], grace: timedelta, now: datetime
+    ) -> None:
+        t = latest_positions
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for row in rows:
+            if self.window.too_old(row["ts"], now):
+                continue  # history only, like any stale position
             key = (row["site"], row["entity"])
             if key not in newest or newest[key]["ts"] <= row["ts"]:
                 newest[key] = row
-        grace = timedelta(seconds=supersede_within_s)
-        t = latest_positions
-        with self.engine.begin() as conn:
-            conn.execute(positions.insert(), rows)
-            current: dict[tuple[str, str], tuple[datetime, float | None]] = {}
-            for site in {k[0] for k in newest}:
-                ents = [k[1] for k in newest if k[0] == site]
-                stmt = select(t.c.entity, t.c.ts, t.c.accuracy_m).where(
-                    t.c.site == site, t.c.entity.in_(ents)
-                )
-                for entity, ts, acc in conn.execute(stmt):
-                    current[(site, entity)] = (_aware(ts), acc)
-            replace = []
-            for key, row in newest.items():
-                old = current.get(key)
-                if old is None or old[0] <= row["ts"]:
-                    replace.append(row)
-                    continue
-                worse = old[1] is None or (
-                    row["accuracy_m"] is not None and old[1] > row["accuracy_m"]
-                )
-                if worse and old[0] <= row["ts"] + grace:
-                    replace.append(row)
-            if replace:
-                self._upsert_latest(conn, replace, newer_only=False)
-        return len(rows)
+        current: dict[tuple[str, str], tuple[datetime, float | None]] = {}
+        for site in {k[0] for k in newest}:
+            ents = [k[1] for k in newest if k[0] == site]
+            stmt = select(t.c.entity, t.c.ts, t.c.accuracy_m).where(
+                t.c.site == site, t.c.entity.in_(ents)
+            )
+            for entity, ts, acc in conn.execute(stmt):
+                current[(site, entity)] = (_aware(ts), acc)
+        replace = []
+        for key, row in newest.items():
+            old = current.get(key)
+            if old is None or old[0] <= row["ts"]:
+                replace.append(row)
+                continue
+            worse = old[1] is None or (
+                row["accuracy_m"] is not None and old[1] > row["accuracy_m"]
+            )
+            if worse and old[0] <= row["ts"] + grace:
+                replace.append(row)
+        if replace:
+            self._upsert_latest(conn, replace, newer_only=False)
 
     def _upsert_latest(
         self, conn: Connection, rows: list[dict[str, Any]], *, newer_only: bool = True
@@ -520,13 +739,13 @@ class Store:
 class _BatchRows:
     """The rows one batch writes, by table (built before the transaction opens)."""
 
-    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # first body of each id
+    alert_items: list[Inbound] = field(default_factory=list)  # every alert, in batch order
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
-    positions: list[dict[str, Any]] = field(default_factory=list)
+    position_items: list[tuple[Inbound, PositionBatch]] = field(default_factory=list)
     health: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
     states: dict[tuple[str, str], DeviceState] = field(default_factory=dict)
-    n_alerts: int = 0
 
     @classmethod
     def of(cls, items: Sequence[Inbound], result: BatchResult) -> _BatchRows:
@@ -541,13 +760,13 @@ class _BatchRows:
                     # Refused before the transaction: not stored, not acked, dead-lettered.
                     result.rejected.append(RejectedItem(item, err.reason, str(err)))
                     continue
-                rows.n_alerts += 1
-                rows.alerts[msg.id] = row
-                if ev is not None:
-                    rows.evidence[msg.id] = ev
-                result.acks.setdefault((msg.site, msg.device), []).append(msg.id)
+                rows.alert_items.append(item)
+                if msg.id not in rows.alerts:
+                    rows.alerts[msg.id] = row
+                    if ev is not None:
+                        rows.evidence[msg.id] = ev
             elif isinstance(msg, PositionBatch):
-                rows.positions.extend(position_rows(msg))
+                rows.position_items.append((item, msg))
             elif isinstance(msg, Health):
                 rows.health.append(
                     {

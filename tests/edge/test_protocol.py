@@ -16,6 +16,8 @@ from edge.protocol import (
     CHANNEL_MODELS,
     CMD_MODELS,
     EVIDENCE_MAX_BYTES,
+    MAX_DB_INT,
+    MAX_WIRE_INT,
     Alert,
     AlertKind,
     Channel,
@@ -395,7 +397,7 @@ valid_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 valid_json = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.integers(min_value=-MAX_WIRE_INT, max_value=MAX_WIRE_INT)
     | st.floats(allow_nan=False, allow_infinity=False)
     | valid_text,
     lambda children: (
@@ -504,7 +506,9 @@ def test_strict_loader_refuses_what_python_json_accepts() -> None:
         b'{"a": 1, "a": 2}': "bad_json_duplicate_key",
         b'"\\udc00"': "bad_json_surrogate",
         b'"\\ud83d"': "bad_json_surrogate",  # a high half with no low half after it
-        b"[" + b"1" * 5000 + b"]": "bad_json",  # past Python's int-digit limit
+        b"[" + b"1" * 5001 + b"]": "bad_json_number",  # past Python's int-digit limit
+        b"[9007199254740992]": "bad_json_number",  # 2**53: no longer exact in a double
+        b"[-9007199254740992]": "bad_json_number",
         b"[" * 50_000: "bad_json",  # deeper than the recursion limit
         b'"\xed\xa0\x80"': "bad_json",  # a surrogate encoded as UTF-8 is not UTF-8
         '["utf-16"]'.encode("utf-16-le"): "bad_json",  # JSON on the wire is UTF-8 only
@@ -513,6 +517,90 @@ def test_strict_loader_refuses_what_python_json_accepts() -> None:
         assert _reason(payload) == reason, payload[:40]
     for payload in [p for p, r in cases.items() if r != "bad_json"][:7]:
         json.loads(payload)  # the standard library takes every one of these
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=valid_json,
+    magnitude=st.integers(min_value=MAX_WIRE_INT + 1, max_value=10**6000) | st.just(10**5000),
+    sign=st.sampled_from(["", "-"]),
+    data=st.data(),
+)
+def test_strict_loader_refuses_integers_beyond_a_double(
+    value: Any, magnitude: int, sign: str, data: st.DataObject
+) -> None:
+    """Issue 11, item 6: a 5,001-digit integer once escaped as a bare ValueError."""
+    import sys
+
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)  # only to spell the test's own integer
+    try:
+        leaf = f"{sign}{magnitude}"
+    finally:
+        sys.set_int_max_str_digits(old)
+    assert _reason(_splice(value, data, leaf).encode()) == "bad_json_number"
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(min_value=-MAX_WIRE_INT, max_value=MAX_WIRE_INT))
+def test_strict_loader_keeps_every_integer_a_double_holds_exactly(n: int) -> None:
+    assert loads_strict(f"[{n}]".encode()) == [n]
+
+
+def _health_json(**fields: Any) -> dict[str, Any]:
+    return {**json.loads(encode(Health(site="s", device="d", uptime_s=1))), **fields}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    field=st.sampled_from(
+        ["v", "uptime_s", "queue_depth", "outbox_depth", "fps", "cpu_temp_c", "alerts_dropped"]
+    ),
+    flag=st.booleans(),
+)
+def test_a_bool_is_never_read_as_a_number(field: str, flag: bool) -> None:
+    """``True == 1`` in Python: lax validation once read ``"v": true`` as version 1."""
+    payload = json.dumps(_health_json(**{field: flag})).encode()
+    with pytest.raises(ProtocolError) as err:
+        decode_as(Health, payload)
+    assert err.value.reason == ("bad_version" if field == "v" else "invalid")
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"dropped": {"frames": True}}, "dropped"),
+        ({"metrics": {"temp": False}}, "metrics"),
+    ],
+)
+def test_a_bool_is_refused_inside_number_maps(fields: dict[str, Any], where: str) -> None:
+    with pytest.raises(ProtocolError, match=where) as err:
+        decode_as(Health, json.dumps(_health_json(**fields)).encode())
+    assert err.value.reason == "invalid"
+
+
+def test_versions_beyond_the_database_column_are_refused() -> None:
+    state = json.loads(
+        encode(DeviceState(site="s", device="d", kind=DeviceKind.CAMERA, state=DeviceStatus.ONLINE))
+    )
+    ok = decode_as(DeviceState, json.dumps({**state, "config_version": MAX_DB_INT}).encode())
+    assert ok.config_version == MAX_DB_INT
+    with pytest.raises(ProtocolError) as err:
+        decode_as(DeviceState, json.dumps({**state, "config_version": MAX_DB_INT + 1}).encode())
+    assert err.value.reason == "invalid"
+
+
+def test_numbers_and_bools_where_the_contract_wants_them_still_decode() -> None:
+    health = decode_as(Health, json.dumps(_health_json(uptime_s=5, fps=12)).encode())
+    assert health.uptime_s == 5.0 and health.fps == 12.0  # an int is a fine float
+    alert = Alert(
+        site="s",
+        device="d",
+        kind=AlertKind.INTRUSION,
+        severity=Severity.LOW,
+        details={"flag": True, "n": 3, "x": 1.5},
+    )
+    assert decode_as(Alert, encode(alert)).details == {"flag": True, "n": 3, "x": 1.5}
 
 
 def test_health_with_nan_metrics_is_refused_at_decode() -> None:

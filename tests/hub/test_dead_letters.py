@@ -30,6 +30,7 @@ from edge.protocol import (
     decode_device_message,
     device_topic,
     encode,
+    parse_topic,
 )
 from edge.validators import utcnow
 from hub import retention
@@ -49,19 +50,28 @@ CHANNELS = {Alert: "alert", DeviceState: "state", PositionBatch: "pos", Health: 
 
 
 def _in(msg: Alert | DeviceState | PositionBatch | Health) -> Inbound:
-    topic = device_topic(msg.site, "camera", msg.device, CHANNELS[type(msg)])
+    # Wearer positions come from wristband gateways (hub/ownership.py).
+    kind = "wristband" if isinstance(msg, PositionBatch) else "camera"
+    topic = device_topic(msg.site, kind, msg.device, CHANNELS[type(msg)])
+    if getattr(msg, "config_version", None) == POISON_VERSION:
+        return Inbound(parse_topic(topic), msg)  # type: ignore[arg-type]
     return decode_device_message(topic, encode(msg))
 
 
+POISON_VERSION = 2**64
+
+
 def _poison_state(device: str = "d") -> DeviceState:
-    """Passes the contract (config_version is only ``ge=0``) but no database column takes it:
-    PostgreSQL's INTEGER says "out of range", SQLite's driver cannot bind a 65-bit integer."""
-    return DeviceState(
+    """No database column takes this config_version: PostgreSQL's INTEGER says "out of
+    range", SQLite's driver cannot bind a 65-bit integer. The contract refuses it now
+    (issue 11, item 6), so it is built unvalidated: it stands for any value the contract
+    lets through and the database does not."""
+    return DeviceState.model_construct(
         site="s",
         device=device,
         state=DeviceStatus.ONLINE,
         kind=DeviceKind.CAMERA,
-        config_version=2**64,
+        config_version=POISON_VERSION,
     )
 
 
@@ -107,7 +117,7 @@ def test_one_refused_message_does_not_fail_its_batch(store: Store) -> None:
     assert letter.reason == "store_bad_value" and letter.message_id == poison.id
     assert (letter.site, letter.device, letter.channel) == ("s", "d", "state")
     assert letter.topic == "gw/v1/s/camera/d/state"
-    assert json.loads(letter.payload_head)["config_version"] == 2**64
+    assert json.loads(letter.payload_head)["config_version"] == POISON_VERSION
     # The database's own words, never the statement or its parameters.
     assert "INSERT" not in letter.error and letter.error
     # The same batch again: nothing is stored twice, the poison is refused again.

@@ -218,7 +218,8 @@ def _pos(lon: float, dt_s: float, accuracy_m: float | None) -> Position:
 
 
 def test_fused_position_supersedes_a_worse_newer_guess_only(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/hub.sqlite")
+    # The hub's clock at T0: positions further back would be too old to become "latest".
+    store = Store(f"sqlite:///{tmp_path}/hub.sqlite", clock=lambda: T0)
     try:
 
         def latest() -> tuple[str, float]:

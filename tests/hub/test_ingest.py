@@ -78,7 +78,15 @@ def test_alerts_positions_health_state_stored_and_acked(
         assert agent.bus.wait_connected(5)
         sent = [agent.alert(kind=AlertKind.INTRUSION, severity=Severity.HIGH) for _ in range(20)]
         agent.send_positions(
-            [Position(entity="t1", entity_kind=EntityKind.TRACK, lon=1.0, lat=2.0, ts=utcnow())]
+            [  # a camera's track ids carry its device id (hub/ownership.py)
+                Position(
+                    entity=f"{site}-cam-t1",
+                    entity_kind=EntityKind.TRACK,
+                    lon=1.0,
+                    lat=2.0,
+                    ts=utcnow(),
+                )
+            ]
         )
         wait_until(lambda: agent.outbox.depth() == 0, message="outbox drained by hub acks")
         assert sorted(hub.store.alert_ids(site)) == sorted(a.id for a in sent)

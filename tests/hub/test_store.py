@@ -70,7 +70,7 @@ def test_alerts_are_idempotent(store: Store) -> None:
     a = Alert(site="s", device="d", kind=AlertKind.SOS, severity=Severity.HIGH)
     b = Alert(site="s", device="d", kind=AlertKind.TAMPER, severity=Severity.LOW)
     first = store.write_batch([_in(a), _in(b), _in(a)])
-    assert first.acks == {("s", "d"): [a.id, b.id, a.id]}
+    assert first.acks == {("s", "d"): [a.id, b.id]}  # one ack per id, even sent twice
     again = store.write_batch([_in(a)])
     assert again.acks == {("s", "d"): [a.id]}
     assert store.count_alerts("s") == 2
@@ -83,8 +83,8 @@ def test_latest_position_and_state_newest_wins(store: Store) -> None:
     now = utcnow()
     new = Position(entity="w1", entity_kind=EntityKind.WEARER, lon=2.0, lat=2.0, ts=now)
     old = new.model_copy(update={"lon": 1.0, "ts": now - timedelta(seconds=5)})
-    store.write_batch([_in(PositionBatch(site="s", device="d", positions=[new]))])
-    store.write_batch([_in(PositionBatch(site="s", device="d", positions=[old]))])
+    store.write_batch([_in(PositionBatch(site="s", device="d", positions=[new]), "wristband")])
+    store.write_batch([_in(PositionBatch(site="s", device="d", positions=[old]), "wristband")])
     with store.engine.connect() as conn:
         assert conn.execute(select(latest_positions.c.lon)).scalar_one() == 2.0
         assert conn.execute(select(func.count()).select_from(positions)).scalar_one() == 2
@@ -118,7 +118,7 @@ def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
         [
             _in(acked),
             _in(open_),
-            _in(PositionBatch(site="s", device="d", positions=[pos])),
+            _in(PositionBatch(site="s", device="d", positions=[pos]), "wristband"),
             _in(Health(site="s", device="d", uptime_s=1, ts=utcnow())),
         ]
     )

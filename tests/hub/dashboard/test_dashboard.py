@@ -157,9 +157,10 @@ def test_layer_toggles_hide_and_show_each_layer(
 ) -> None:
     district.cells()
     district.pois()
-    cam = district.device(f"{hub.site}-cam", "camera", offset(50, -50))
+    district.device(f"{hub.site}-cam", "camera", offset(50, -50))
+    glasses = district.device(f"{hub.site}-glasses-3", "glasses", None)
     officer = position("officer-3", EntityKind.OFFICER, 10, 10)
-    cam.send_positions([officer])
+    glasses.send_positions([officer])  # an officer's positions come from her glasses
     wait_for_latest = hub.client(Role.ADMIN)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -173,7 +174,7 @@ def test_layer_toggles_hide_and_show_each_layer(
     expect(cells).to_have_count(4)
     assert page.locator(".leaflet-tooltip.cell-red").inner_text() == "A1 · Red"
     expect(page.locator(".poi")).to_have_count(4)
-    expect(page.locator(".dev")).to_have_count(1)
+    expect(page.locator(".dev")).to_have_count(2)  # the camera and the officer's glasses
 
     def toggle(layer: str) -> None:
         page.click(f"#layer-{layer}")
@@ -187,7 +188,7 @@ def test_layer_toggles_hide_and_show_each_layer(
     toggle("devices")
     expect(page.locator(".dev")).to_have_count(0)
     toggle("devices")
-    expect(page.locator(".dev")).to_have_count(1)
+    expect(page.locator(".dev")).to_have_count(2)
     assert _is_officer_blue(_pixel(page, *point))
     toggle("officers")
     _wait_pixel(page, point, "nothing")
@@ -243,7 +244,7 @@ def test_full_dashboard_screenshot(
     cam = district.device(f"{hub.site}-cam-north", "camera", offset(-120, 160))
     lidar = district.device(f"{hub.site}-lidar-yard", "lidar", offset(180, -140))
     band = district.device(f"{hub.site}-band-gw", "wristband", offset(-200, -120))
-    district.device(f"{hub.site}-glasses", "glasses", None)
+    glasses = district.device(f"{hub.site}-glasses", "glasses", None)
     page = open_dashboard(pages, browser, hub, Role.COMMANDER)
     page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
     for step in range(8):
@@ -257,11 +258,13 @@ def test_full_dashboard_screenshot(
         )
         cam.send_positions(
             [
-                position(f"track-{i}", EntityKind.TRACK, -240 + i * 20 + step * 9, 200 - step * 7)
+                position(  # a camera's tracks carry its id (hub/ownership.py)
+                    f"{cam.device}-{i}", EntityKind.TRACK, -240 + i * 20 + step * 9, 200 - step * 7
+                )
                 for i in range(10)
             ]
         )
-        cam.send_positions(
+        glasses.send_positions(
             [
                 position("officer-1", EntityKind.OFFICER, -200 + step * 30, 40),
                 position("officer-2", EntityKind.OFFICER, 150, -200 + step * 25),

@@ -84,7 +84,10 @@ def scene(
         ]
         before = position(OFFICER, EntityKind.OFFICER, 250, 200, dt_s=-40 * 60)
         now = position(OFFICER, EntityKind.OFFICER, 120, 110)
-        cam.send_positions([before, *path, now])
+        # An officer's positions come from her glasses (hub/ownership.py).
+        # Mounted away from her path: a device marker at her fix would take the clicks.
+        glasses = district.device(f"{hub.site}-glasses-9", "glasses", offset(-260, 240))
+        glasses.send_positions([before, *path, now])
         admin = hub.client(Role.ADMIN)
         wait_until(
             lambda: (
