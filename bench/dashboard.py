@@ -148,9 +148,8 @@ def publisher(agent: AgentRuntime, n: int, seconds: float, stop: threading.Event
                 batch.append(
                     Position(
                         entity=f"m-{i}",
-                        entity_kind=(EntityKind.OFFICER, EntityKind.WEARER, EntityKind.TRACK)[
-                            i % 3
-                        ],
+                        # a wristband gateway may report only wearers (hub entity ownership)
+                        entity_kind=EntityKind.WEARER,
                         lon=lon0 + r * math.cos(a),
                         lat=lat0 + r * math.sin(a) * 0.9,
                         accuracy_m=3.0,
@@ -165,7 +164,8 @@ def publisher(agent: AgentRuntime, n: int, seconds: float, stop: threading.Event
 
 def wait_live(page: Page) -> None:
     page.wait_for_selector("#app-view[aria-busy='false']", state="attached", timeout=20_000)
-    page.wait_for_function("document.querySelector('#conn').dataset.state === 'live'")
+    # a function, not an expression string: Playwright evals strings, which the CSP refuses
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
 
 
 def run(page: Page, seconds: float) -> dict[str, float]:

@@ -178,7 +178,7 @@ def ws_latency(broker: BrokerHarness, db_url: str, samples: int) -> list[float]:
         for i in range(samples):
             entity = f"lat{i}"
             payload = encode(PositionBatch(site=SITE, device=DEVICE, positions=[
-                Position(entity=entity, entity_kind=EntityKind.OFFICER, lon=114.05, lat=22.54,
+                Position(entity=entity, entity_kind=EntityKind.WEARER, lon=114.05, lat=22.54,
                          ts=utcnow())]))
             sent[entity] = time.perf_counter()
             pub.publish(topic, payload, qos=0)
