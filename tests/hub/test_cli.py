@@ -16,15 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gw(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], cwd=ROOT, text=True,
+                          capture_output=True, input=stdin, timeout=120, check=False)
 
 
 def _config(tmp_path: Path) -> Path:
@@ -57,28 +50,11 @@ def test_validate_config_names_the_line(tmp_path: Path) -> None:
 def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     out = tmp_path / "creds"
-    res = _gw(
-        "device",
-        "add",
-        "--config",
-        str(cfg),
-        "--site",
-        "north",
-        "--kind",
-        "camera",
-        "--id",
-        "cam-1",
-        "--certificate",
-        "--out",
-        str(out),
-    )
+    res = _gw("device", "add", "--config", str(cfg), "--site", "north", "--kind", "camera",
+              "--id", "cam-1", "--certificate", "--out", str(out))
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == [
-        "ca.pem",
-        "cert.pem",
-        "key.pem",
-        "mqtt_password",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == ["ca.pem", "cert.pem", "key.pem",
+                                                     "mqtt_password"]
     assert (out / "key.pem").stat().st_mode & 0o077 == 0
     acl = json.loads((tmp_path / "broker/acl").read_text())  # the dynamic-security JSON
     assert {"username": "cam-1", "clientid": "cam-1", "roles": [{"rolename": "gw-cam-1"}]} in acl[
@@ -91,70 +67,29 @@ def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
         ("subscribePattern", "gw/v1/north/cmd/cam-1/+"),
     }
     assert "cam-1:$7$" in (tmp_path / "broker/passwd").read_text()
-    again = _gw(
-        "device",
-        "add",
-        "--config",
-        str(cfg),
-        "--site",
-        "north",
-        "--kind",
-        "camera",
-        "--id",
-        "cam-1",
-    )
+    again = _gw("device", "add", "--config", str(cfg), "--site", "north", "--kind", "camera",
+                "--id", "cam-1")
     assert again.returncode == 2 and "already exists" in again.stderr
-    bad_id = _gw(
-        "device",
-        "add",
-        "--config",
-        str(cfg),
-        "--site",
-        "north",
-        "--kind",
-        "camera",
-        "--id",
-        "cam/1",
-    )
+    bad_id = _gw("device", "add", "--config", str(cfg), "--site", "north", "--kind", "camera",
+                 "--id", "cam/1")
     assert bad_id.returncode == 2 and "not a valid id" in bad_id.stderr
     res = _gw("device", "retire", "--config", str(cfg), "--id", "cam-1", "--reason", "stolen")
     assert res.returncode == 0, res.stderr
     assert "cam-1" not in (tmp_path / "broker/acl").read_text()
     listing = _gw("device", "list", "--config", str(cfg)).stdout
     assert "cam-1" in listing and "retired" in listing
-    res = _gw(
-        "user",
-        "add",
-        "--config",
-        str(cfg),
-        "--username",
-        "ops1",
-        "--role",
-        "operator",
-        stdin="a-long-operator-password\n",
-    )
+    res = _gw("user", "add", "--config", str(cfg), "--username", "ops1", "--role", "operator",
+              stdin="a-long-operator-password\n")
     assert res.returncode == 0, res.stderr
-    weak = _gw(
-        "user",
-        "add",
-        "--config",
-        str(cfg),
-        "--username",
-        "ops2",
-        "--role",
-        "operator",
-        stdin="short\n",
-    )
+    weak = _gw("user", "add", "--config", str(cfg), "--username", "ops2", "--role", "operator",
+               stdin="short\n")
     assert weak.returncode == 2 and "at least 12" in weak.stderr
     ok = _gw("audit", "verify", "--config", str(cfg))
     assert ok.returncode == 0 and "audit log OK: 3 records" in ok.stdout
     engine = create_engine(f"sqlite:///{tmp_path}/hub.sqlite")
     with engine.begin() as conn:
-        conn.execute(
-            update(audit_log)
-            .where(audit_log.c.seq == 2)
-            .values(details=json.loads('{"reason": "routine"}'))
-        )
+        conn.execute(update(audit_log).where(audit_log.c.seq == 2)
+                     .values(details=json.loads('{"reason": "routine"}')))
     engine.dispose()
     broken = _gw("audit", "verify", "--config", str(cfg))
     assert broken.returncode == 1
@@ -164,17 +99,8 @@ def test_device_lifecycle_and_audit_verify(tmp_path: Path) -> None:
 def test_audit_verify_reports_what_it_checked_and_what_failed(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     for name in ("ops1", "ops2", "ops3"):
-        res = _gw(
-            "user",
-            "add",
-            "--config",
-            str(cfg),
-            "--username",
-            name,
-            "--role",
-            "operator",
-            stdin="a-long-operator-password\n",
-        )
+        res = _gw("user", "add", "--config", str(cfg), "--username", name, "--role", "operator",
+                  stdin="a-long-operator-password\n")
         assert res.returncode == 0, res.stderr
     res = _gw("audit", "checkpoint", "--config", str(cfg))
     assert res.returncode == 0 and "checkpoint 1 signed at record 4" in res.stdout, res.stderr
@@ -187,9 +113,8 @@ def test_audit_verify_reports_what_it_checked_and_what_failed(tmp_path: Path) ->
     backup = tmp_path / "backup.pem"
     backup.write_bytes((audit_dir / "checkpoint-public.pem").read_bytes())
     (audit_dir / "checkpoint-public.pem").unlink()
-    public_only = _gw(
-        "audit", "verify", "--config", str(cfg), "--no-key", "--public-key", str(backup)
-    )
+    public_only = _gw("audit", "verify", "--config", str(cfg), "--no-key",
+                      "--public-key", str(backup))
     assert public_only.returncode == 0, public_only.stderr
     assert "not checked: record contents not verified (HMAC): no audit key given" in (
         public_only.stdout
@@ -200,10 +125,8 @@ def test_audit_verify_reports_what_it_checked_and_what_failed(tmp_path: Path) ->
     engine.dispose()
     broken = _gw("audit", "verify", "--config", str(cfg), "--no-key", "--public-key", str(backup))
     assert broken.returncode == 1
-    assert (
-        "checkpoint line 1 (record 4): signs record 4 but the log ends at record 2: newest "
-        "records deleted"
-    ) in broken.stderr
+    assert ("checkpoint line 1 (record 4): signs record 4 but the log ends at record 2: newest "
+            "records deleted") in broken.stderr
     no_pub = _gw("audit", "verify", "--config", str(cfg))
     assert no_pub.returncode == 0  # HMAC chain intact; the deletion needs the checkpoints...
     assert "not checked: checkpoints not verified" in no_pub.stdout  # ...and it says so

@@ -99,9 +99,8 @@ def test_latest_position_and_state_newest_wins(store: Store) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(select(device_state.c.state)).scalar_one() == "online"
     # The last will was composed at connect time, before "online": it wins all the same.
-    will = online.model_copy(
-        update={"state": DeviceStatus.OFFLINE, "ts": now - timedelta(seconds=30)}
-    )
+    will = online.model_copy(update={"state": DeviceStatus.OFFLINE,
+                                     "ts": now - timedelta(seconds=30)})
     store.write_batch([_in(will)])
     with store.engine.connect() as conn:
         assert conn.execute(select(device_state.c.state)).scalar_one() == "offline"

@@ -179,10 +179,8 @@ def test_config_push_reports_applied_version(
             ),
             message="applied version reported back",
         )
-        wait_until(
-            lambda: commander.get(f"/api/v1/devices/{device}/config").json()["status"] == "applied",
-            message="the device's reply is shown",
-        )
+        wait_until(lambda: commander.get(f"/api/v1/devices/{device}/config").json()[
+            "status"] == "applied", message="the device's reply is shown")
         info = commander.get(f"/api/v1/devices/{device}").json()
         assert info["config_version_pushed"] == 2
         assert info["config_version_applied"] == 2
@@ -240,9 +238,8 @@ def test_device_listing_and_validation(hub: RunningHub) -> None:
         == 422
     )
     assert installer.get("/api/v1/devices", params={"cursor": "!!"}).status_code == 422
-    reserved = installer.post(
-        "/api/v1/devices", json={"id": "fusion", "site": hub.site, "kind": "wristband"}
-    )
+    reserved = installer.post("/api/v1/devices", json={"id": "fusion", "site": hub.site,
+                                                       "kind": "wristband"})
     assert reserved.status_code == 422
     assert "reserved" in reserved.json()["detail"]
 
@@ -271,19 +268,11 @@ def test_killed_device_shows_offline_within_one_and_a_half_keepalives(
     pw = tmp_path / "pw"
     pw.write_text(creds["mqtt_password"])
     keepalive_s = 5
-    cfg = AgentConfig(
-        site=hub.site,
-        device=device,
-        data_dir=tmp_path / "edge",
-        mqtt=BusConfig(
-            port=broker.port, username=device, password_file=pw, keepalive_s=keepalive_s
-        ),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", AGENT_PROCESS, cfg.model_dump_json()],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    cfg = AgentConfig(site=hub.site, device=device, data_dir=tmp_path / "edge",
+                      mqtt=BusConfig(port=broker.port, username=device, password_file=pw,
+                                     keepalive_s=keepalive_s))
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_PROCESS, cfg.model_dump_json()],
+                            stdout=subprocess.PIPE, text=True)
     admin = hub.client(Role.OPERATOR)
     try:
         assert proc.stdout is not None
@@ -292,15 +281,10 @@ def test_killed_device_shows_offline_within_one_and_a_half_keepalives(
         proc.kill()
         proc.wait(10)
         killed_at = time.monotonic()
-        wait_until(
-            lambda: admin.get(f"/api/v1/devices/{device}").json()["online"] == "offline",
-            timeout_s=keepalive_s * 1.5 + 3,
-            message="offline via the last will",
-        )
-        print(
-            f"\noffline shown {time.monotonic() - killed_at:.1f}s after the kill "
-            f"(keepalive {keepalive_s}s)"
-        )
+        wait_until(lambda: admin.get(f"/api/v1/devices/{device}").json()["online"] == "offline",
+                   timeout_s=keepalive_s * 1.5 + 3, message="offline via the last will")
+        print(f"\noffline shown {time.monotonic() - killed_at:.1f}s after the kill "
+              f"(keepalive {keepalive_s}s)")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -309,24 +293,17 @@ def test_killed_device_shows_offline_within_one_and_a_half_keepalives(
             proc.stdout.close()
 
 
-def test_refused_config_is_reported_with_the_reason(
-    hub: RunningHub, broker: BrokerHarness, tmp_path: Path
-) -> None:
+def test_refused_config_is_reported_with_the_reason(hub: RunningHub, broker: BrokerHarness,
+                                                    tmp_path: Path) -> None:
     from edge.protocol import CmdChannel, ConfigPush
 
     device = f"{hub.site}-refuse"
     creds = _provision(hub, device)
     pw = tmp_path / "pw"
     pw.write_text(creds["mqtt_password"])
-    agent = AgentRuntime(
-        AgentConfig(
-            site=hub.site,
-            device=device,
-            data_dir=tmp_path / "edge",
-            mqtt=BusConfig(port=broker.port, username=device, password_file=pw),
-        ),
-        DeviceKind.CAMERA,
-    )
+    agent = AgentRuntime(AgentConfig(site=hub.site, device=device, data_dir=tmp_path / "edge",
+                                     mqtt=BusConfig(port=broker.port, username=device,
+                                                    password_file=pw)), DeviceKind.CAMERA)
 
     def refuse(message: object) -> None:
         assert isinstance(message, ConfigPush)
@@ -337,15 +314,10 @@ def test_refused_config_is_reported_with_the_reason(
     commander = hub.client(Role.COMMANDER)
     try:
         assert agent.bus.wait_connected(5)
-        commander.post(
-            f"/api/v1/devices/{device}/config", json={"config": {"zones": [{"kind": "moat"}]}}
-        )
-        wait_until(
-            lambda: (
-                commander.get(f"/api/v1/devices/{device}/config").json()["status"] == "rejected"
-            ),
-            message="refusal reported",
-        )
+        commander.post(f"/api/v1/devices/{device}/config",
+                       json={"config": {"zones": [{"kind": "moat"}]}})
+        wait_until(lambda: commander.get(f"/api/v1/devices/{device}/config").json()[
+            "status"] == "rejected", message="refusal reported")
         latest = commander.get(f"/api/v1/devices/{device}/config").json()
         assert latest["error"] == "zones[0].kind: 'moat' is not a zone kind"
         assert latest["applied_version"] is None
