@@ -105,9 +105,16 @@ JPEG = small_jpeg()
 def wristband_agent(
     hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str
 ) -> AgentRuntime:
+    return provisioned_agent(hub, broker, tmp_path, device, "wristband")
+
+
+def provisioned_agent(
+    hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str, kind: str
+) -> AgentRuntime:
+    """An agent runtime for a device an installer provisioned through the API, connected."""
     creds = (
         hub.client(Role.INSTALLER)
-        .post("/api/v1/devices", json={"id": device, "site": hub.site, "kind": "wristband"})
+        .post("/api/v1/devices", json={"id": device, "site": hub.site, "kind": kind})
         .json()
     )
     pw = tmp_path / f"{device}.pw"
@@ -118,7 +125,7 @@ def wristband_agent(
         data_dir=tmp_path / device,
         mqtt=BusConfig(port=broker.port, username=device, password_file=pw),
     )
-    agent = AgentRuntime(cfg, "wristband")  # type: ignore[arg-type]
+    agent = AgentRuntime(cfg, kind)  # type: ignore[arg-type]
     agent.start()
     assert agent.bus.wait_connected(5)
     return agent

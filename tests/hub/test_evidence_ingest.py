@@ -10,11 +10,9 @@ from pathlib import Path
 from PIL import Image
 
 from edge.agent import AgentRuntime
-from edge.bus import BusConfig
-from edge.config import AgentConfig
 from edge.protocol import Alert, AlertKind, Evidence, Severity
 from hub.auth import Role
-from tests.hub.conftest import RunningHub
+from tests.hub.conftest import RunningHub, provisioned_agent
 from tests.support.broker import BrokerHarness
 from tests.support.images import decoded_size, small_jpeg
 from tests.support.waiting import wait_until
@@ -23,23 +21,7 @@ HTML_AS_JPEG = b"\xff\xd8\xff\xe0<html><script>alert(document.cookie)</script></
 
 
 def _camera(hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str) -> AgentRuntime:
-    creds = (
-        hub.client(Role.INSTALLER)
-        .post("/api/v1/devices", json={"id": device, "site": hub.site, "kind": "camera"})
-        .json()
-    )
-    pw = tmp_path / f"{device}.pw"
-    pw.write_text(creds["mqtt_password"])
-    cfg = AgentConfig(
-        site=hub.site,
-        device=device,
-        data_dir=tmp_path / device,
-        mqtt=BusConfig(port=broker.port, username=device, password_file=pw),
-    )
-    agent = AgentRuntime(cfg, "camera")  # type: ignore[arg-type]
-    agent.start()
-    assert agent.bus.wait_connected(5)
-    return agent
+    return provisioned_agent(hub, broker, tmp_path, device, "camera")
 
 
 def _alert(hub: RunningHub, device: str, data: bytes, title: str) -> Alert:
