@@ -35,6 +35,7 @@ class Role(StrEnum):
     OFFICER = "officer"
     INSTALLER = "installer"
     AUDITOR = "auditor"
+    WORKER = "worker"  # a grid worker: reports problems from the field, follows their reports
 
 
 class Permission(StrEnum):
@@ -55,6 +56,15 @@ class Permission(StrEnum):
     LIVE_READ = "live:read"
     STATS_READ = "stats:read"
     INGEST_REJECTED_READ = "ingest:rejected:read"  # dead letters hold raw device bytes: admin only
+    ORG_READ = "org:read"  # departments, teams, who is responsible for a cell
+    ORG_WRITE = "org:write"
+    INCIDENTS_READ = "incidents:read"
+    INCIDENTS_WORK = "incidents:work"  # comment, start, resolve the incidents one works
+    INCIDENTS_MANAGE = "incidents:manage"  # open by hand, assign, close, reopen, link
+    WORKFLOW_READ = "workflow:read"  # routing/alert rules and their dry run
+    INCIDENT_STATS_READ = "incidents:stats"  # counts, times to close, exports
+    FIELD_REPORTS_SUBMIT = "reports:submit"  # file a field report, follow one's own
+    FIELD_REPORTS_READ = "reports:read"  # every field report
     SELF = "self"  # one's own profile and tokens
 
 
@@ -75,6 +85,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CELLS_WARN,
             P.LIVE_READ,
             P.STATS_READ,
+            P.ORG_READ,
+            P.ORG_WRITE,
+            P.INCIDENTS_READ,
+            P.INCIDENTS_WORK,
+            P.INCIDENTS_MANAGE,
+            P.WORKFLOW_READ,
+            P.INCIDENT_STATS_READ,
+            P.FIELD_REPORTS_SUBMIT,
+            P.FIELD_REPORTS_READ,
             P.SELF,
         }
     ),
@@ -88,6 +107,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CELLS_READ,
             P.LIVE_READ,
             P.STATS_READ,
+            P.ORG_READ,
+            P.INCIDENTS_READ,
+            P.INCIDENTS_WORK,
+            P.INCIDENTS_MANAGE,
+            P.WORKFLOW_READ,
+            P.INCIDENT_STATS_READ,
+            P.FIELD_REPORTS_READ,
             P.SELF,
         }
     ),
@@ -99,6 +125,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ZONES_READ,
             P.CELLS_READ,
             P.LIVE_READ,
+            P.ORG_READ,
+            P.INCIDENTS_READ,
+            P.INCIDENTS_WORK,
+            P.FIELD_REPORTS_SUBMIT,
             P.SELF,
         }
     ),
@@ -119,6 +149,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ALERTS_READ,
             P.USERS_READ,
             P.DEVICES_READ,
+            P.INCIDENTS_READ,
+            P.INCIDENT_STATS_READ,
+            P.FIELD_REPORTS_READ,
+            P.SELF,
+        }
+    ),
+    Role.WORKER: frozenset(
+        {
+            P.CELLS_READ,
+            P.ORG_READ,
+            P.FIELD_REPORTS_SUBMIT,
             P.SELF,
         }
     ),

@@ -15,6 +15,10 @@ from typing import Any
 
 from edge.config import load_config
 
+# Kept in step with hub.auth.Role (tests/hub/test_cli.py); hub.auth is not imported here so
+# that ``gridward --help`` does not load the password hasher.
+ROLE_NAMES = ["admin", "commander", "operator", "officer", "installer", "auditor", "worker"]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hub = sub.add_parser("hub", help="hub services")
@@ -66,7 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     uadd.add_argument(
         "--role",
         required=True,
-        choices=["admin", "commander", "operator", "officer", "installer", "auditor"],
+        choices=ROLE_NAMES,
     )
     uadd.set_defaults(func=_user_add)
 

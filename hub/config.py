@@ -14,8 +14,11 @@ from edge.validators import SegmentId
 from hub.broker import Account
 from hub.commands.config import CommandOutboxConfig
 from hub.dashboard_config import DashboardConfig
+from hub.fieldreports.config import FieldReportsConfig
 from hub.flood import FloodConfig
+from hub.incidents.config import IncidentsConfig
 from hub.timeseries import InfluxConfig
+from hub.warnings.config import WarningsConfig
 
 
 class BrokerFilesConfig(StrictModel):
@@ -204,6 +207,18 @@ class HubConfig(StrictModel):
     )
     ui: DashboardConfig = Field(
         default_factory=DashboardConfig, description="the command dashboard (docs/dashboard.md)"
+    )
+    incidents: IncidentsConfig = Field(
+        default_factory=IncidentsConfig,
+        description="lines of work, categories, routing, deadlines, escalation (docs/incidents.md)",
+    )
+    warnings: WarningsConfig = Field(
+        default_factory=WarningsConfig,
+        description="three-colour cell warning rules (docs/incidents.md)",
+    )
+    field_reports: FieldReportsConfig = Field(
+        default_factory=FieldReportsConfig,
+        description="field report and Open311 intake (docs/incidents.md)",
     )
 
     @model_validator(mode="after")

@@ -12,11 +12,13 @@ from hub.alerts.service import AlertService
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
+from hub.clock import Clock, SystemClock
 from hub.commands.outbox import CommandOutbox
 from hub.commands.service import CommandService
 from hub.config import HubConfig
 from hub.devices.service import DeviceService
 from hub.geo.service import GeoService
+from hub.incidents.service import IncidentService
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
@@ -41,6 +43,7 @@ class HubContext:
     workers: Callable[[], list[WorkerStatus]] = field(default=list)
     outbox: CommandOutbox = field(default_factory=CommandOutbox)
     broker_stats: BrokerStats | None = None  # the broker's $SYS counters (hub/broker_stats.py)
+    clock: Clock = field(default_factory=SystemClock)  # every workflow timer reads this one
     # The area services; built from the fields above when not given.
     alerts: AlertService = field(init=False)
     positions: PositionService = field(init=False)
@@ -48,6 +51,7 @@ class HubContext:
     users: UserService = field(init=False)
     mapview: MapService = field(init=False)
     commands: CommandService = field(init=False)
+    incidents: IncidentService = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -57,6 +61,7 @@ class HubContext:
         self.users = UserService(engine, self.audit, self.login_limiter)
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
+        self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
 
     @property
     def devices(self) -> DeviceService:

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, false, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, select, update
 
 from edge.validators import utcnow
 from hub.commands.repository import OPEN_STATES as OPEN_COMMAND_STATES
 from hub.commands.repository import STATES as COMMAND_STATES
 from hub.config import RetentionConfig
+from hub.incidents.model import OPEN_STATES
 from hub.schema import (
     alerts,
     command_outbox,
     evidence,
     health,
+    incident_alerts,
+    incident_evidence,
+    incidents,
     positions,
     rejected_messages,
     replies,
@@ -35,15 +40,30 @@ log = logging.getLogger(__name__)
 FINISHED_COMMAND_STATES = tuple(s for s in COMMAND_STATES if s not in OPEN_COMMAND_STATES)
 
 
-def evidence_on_hold() -> ColumnElement[bool]:
-    """Evidence rows retention must not delete, as a condition on the ``evidence`` table.
+def _open_incident_ids() -> Any:
+    return select(incidents.c.id).where(incidents.c.state.in_([s.value for s in OPEN_STATES]))
 
-    The hook for "deletion of evidence linked to an open incident is refused": when incidents
-    exist, this becomes ``evidence.c.alert_id.in_(<alert ids linked to an open incident>)``.
-    There are no incidents yet, so nothing is held. (Deleting an alert deletes its snapshot
-    by cascade; an open incident must hold its alerts too.)
-    """
-    return false()
+
+def alerts_on_hold() -> ColumnElement[bool]:
+    """Alerts retention must not delete: those linked to an open incident (deleting one would
+    take its snapshot and its place in the incident's history with it)."""
+    linked = select(incident_alerts.c.alert_id).where(
+        incident_alerts.c.incident_id.in_(_open_incident_ids())
+    )
+    return alerts.c.id.in_(linked)
+
+
+def evidence_on_hold() -> ColumnElement[bool]:
+    """Evidence rows retention must not delete: a snapshot of an alert linked to an open
+    incident, or a snapshot linked to one by hand. (Once the incident is resolved or closed
+    its evidence ages out on the usual schedule.)"""
+    by_alert = select(incident_alerts.c.alert_id).where(
+        incident_alerts.c.incident_id.in_(_open_incident_ids())
+    )
+    by_hand = select(incident_evidence.c.evidence_id).where(
+        incident_evidence.c.incident_id.in_(_open_incident_ids())
+    )
+    return evidence.c.alert_id.in_(by_alert) | evidence.c.id.in_(by_hand)
 
 
 def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None) -> dict[str, int]:
@@ -54,7 +74,13 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
         ("positions", positions, positions.c.ts, config.positions_days, None),
         ("health", health, health.c.ts, config.health_days, None),
         ("replies", replies, replies.c.ts, config.replies_days, None),
-        ("alerts", alerts, alerts.c.ts, config.alerts_days, alerts.c.status != "new"),
+        (
+            "alerts",
+            alerts,
+            alerts.c.ts,
+            config.alerts_days,
+            (alerts.c.status != "new") & ~alerts_on_hold(),
+        ),
         (
             "rejected",
             rejected_messages,

@@ -202,7 +202,8 @@ grid_cells = Table(
     Column("id", ID, primary_key=True),
     Column("site", ID, nullable=False, index=True),
     Column("name", String(200), nullable=False),
-    Column("team", String(200), nullable=False, default=""),
+    Column("team", String(200), nullable=False, default=""),  # free text (before teams existed)
+    Column("team_id", ID),  # teams.id: the responsible team of grid workers
     Column("geometry", JSON, nullable=False),
     Column("properties", JSON, nullable=False),
     Column("warning_level", String(16)),  # red | orange | yellow | None
@@ -348,4 +349,216 @@ command_outbox = Table(
     Column("answer_error", String(500)),
     Column("last_error", String(500)),  # why the last attempt or the command failed
     Index("ix_command_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+# -- Grid management (issue 12): organisation, incidents, timers, notifications -------------
+# Departments work one line of work each (public security, sanitation, ...); a grid cell names,
+# per line, the department responsible for it, and a team of grid workers with a leader.
+
+departments = Table(
+    "departments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("site", ID),  # None: serves every site of this hub
+    Column("name", String(200), nullable=False),
+    Column("line", String(32), nullable=False, index=True),  # a line of work (workflow config)
+    Column("supervisor", ID),  # username: first escalation step
+    Column("commander", ID),  # username: second escalation step (None: the site's commanders)
+    Column("updated_at", TS, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("site", ID, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("leader", ID),  # username; also a member
+    Column("updated_at", TS, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", ID, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("username", ID, ForeignKey("users.username"), primary_key=True, index=True),
+)
+
+cell_departments = Table(
+    "cell_departments",
+    metadata,
+    Column("cell_id", ID, ForeignKey("grid_cells.id", ondelete="CASCADE"), primary_key=True),
+    Column("line", String(32), primary_key=True),
+    Column("department_id", ID, ForeignKey("departments.id"), nullable=False, index=True),
+)
+
+# States: new -> assigned -> in_progress -> resolved -> closed; resolved/closed can be
+# reopened (hub/incidents/model.py holds the state machine).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUIDv7
+    Column("number", String(32), nullable=False, unique=True),  # human reference, e.g. I-000123
+    Column("site", ID, nullable=False),
+    Column("source", String(16), nullable=False),  # alert | report | manual
+    Column("category", String(64), nullable=False),
+    Column("level", String(16), nullable=False),  # low | medium | high | critical
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("cell_id", ID),  # from the location; None outside every cell
+    Column("lon", Float),
+    Column("lat", Float),
+    Column("department_id", ID),
+    Column("routing_rule", String(64)),  # the rule that chose the department
+    Column("assignee", ID),  # username
+    Column("state", String(16), nullable=False),
+    Column("deadline_at", TS),
+    Column("escalation_stage", Integer, nullable=False, default=0),  # 0 none, 1 supervisor, 2 cmd
+    Column("group_key", String(200)),  # alert grouping: kind/place/window, while open
+    Column("alert_count", Integer, nullable=False, default=0),
+    Column("first_alert_at", TS),
+    Column("last_alert_at", TS),
+    Column("opened_by", ID, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("resolved_at", TS),
+    Column("closed_at", TS),
+    Column("version", Integer, nullable=False, default=1),  # optimistic concurrency
+    Index("ix_incidents_state_deadline_at", "state", "deadline_at"),
+    Index("ix_incidents_cell_id_state", "cell_id", "state"),
+    Index("ix_incidents_group_key_state", "group_key", "state"),
+    Index("ix_incidents_site_created_at", "site", "created_at"),
+    Index("ix_incidents_department_id_state", "department_id", "state"),
+)
+
+incident_events = Table(
+    # The incident's timeline: creation, routing, assignment, every transition, comments,
+    # linked alerts, reminders and escalations. Audited separately in audit_log.
+    "incident_events",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("ts", TS, nullable=False),
+    Column("actor", ID, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16)),
+    Column("text", Text, nullable=False, default=""),
+    Column("details", JSON, nullable=False),
+)
+
+incident_alerts = Table(
+    "incident_alerts",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "alert_id",
+        String(36),
+        ForeignKey("alerts.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("linked_at", TS, nullable=False),
+)
+
+incident_evidence = Table(
+    # Evidence linked by hand (an alert's own snapshot is linked through incident_alerts).
+    "incident_evidence",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "evidence_id",
+        String(36),
+        ForeignKey("evidence.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("linked_at", TS, nullable=False),
+)
+
+incident_attachments = Table(
+    # Photos, voice notes and files attached to an incident (by field reports or operators);
+    # images are re-encoded before they are stored.
+    "incident_attachments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        index=True,
+    ),
+    Column("report_id", String(36), index=True),  # the field report that brought it, if any
+    Column("kind", String(16), nullable=False),  # photo | voice | file
+    Column("filename", String(200), nullable=False, default=""),
+    Column("content_type", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+incident_timers = Table(
+    # Reminders and escalations, due at a time; ``fired_at`` is set in the transaction that
+    # performs the timer's effect, so a timer runs exactly once however many hubs sweep.
+    "incident_timers",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(32), nullable=False),  # reminder | escalate_supervisor | escalate_...
+    Column("due_at", TS, nullable=False),
+    Column("fired_at", TS),
+    Column("fired_by", String(64)),  # the hub's client id
+    Column("cancelled", Boolean, nullable=False, default=False),
+    Index("ix_incident_timers_fired_at_due_at", "fired_at", "due_at"),
+    Index("uq_incident_timers_incident_id_kind", "incident_id", "kind", unique=True),
+)
+
+notifications = Table(
+    # A user's inbox: assignments, reminders, escalations. Titles are message-catalogue keys
+    # with parameters, rendered in the reader's language.
+    "notifications",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("username", ID, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("incident_id", String(36), ForeignKey("incidents.id", ondelete="CASCADE")),
+    Column("message_key", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("read_at", TS),
+    Index("ix_notifications_username_id", "username", "id"),
+)
+
+sequences = Table(
+    # Named counters for human reference numbers (incident I-000123, report R-000045): the
+    # increment happens in the transaction that uses the number, so replicas never share one.
+    "sequences",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )

@@ -16,6 +16,7 @@ from hub.api.app import create_app
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
+from hub.clock import Clock, SystemClock
 from hub.commands.outbox import CommandOutbox
 from hub.commands.publisher import CommandPublisher
 from hub.config import HubConfig
@@ -40,8 +41,10 @@ class HubService:
         config: HubConfig,
         store: Store | None = None,
         broker_reload: Callable[[], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.clock: Clock = clock or SystemClock()
         self.store = store or Store(config.resolved_database_url())
         self.store.window = TimestampWindow(
             config.ingest_max_future_skew_s, config.ingest_max_past_age_s
@@ -100,6 +103,7 @@ class HubService:
             workers=self.worker_status,
             outbox=self.outbox,
             broker_stats=self.broker_stats,
+            clock=self.clock,
         )
         self.app = create_app(self.ctx)
         self._server: uvicorn.Server | None = None

@@ -147,3 +147,10 @@ def test_legacy_audit_head_file_setting(tmp_path: Path) -> None:
     both.write_text(f"audit_head_file: {tmp_path}/h\naudit:\n  directory: {tmp_path}/a\n")
     res = _gw("hub", "serve", "--config", str(both), "--validate-config")
     assert res.returncode == 2 and "keep only audit.directory" in res.stderr
+
+
+def test_cli_role_names_match_the_roles() -> None:
+    from hub.auth import Role
+    from hub.cli import ROLE_NAMES
+
+    assert [role.value for role in Role] == ROLE_NAMES

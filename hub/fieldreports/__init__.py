@@ -1,0 +1,1 @@
+"""Field reports from grid workers and Open311 clients: idempotent intake, photos, status."""

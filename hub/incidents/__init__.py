@@ -1,0 +1,1 @@
+"""Incidents: from alerts, field reports and operators to a department, worked and closed."""

@@ -1,0 +1,1 @@
+"""Three-colour cell warnings: computed from open incidents and alert rates, overridable."""
