@@ -429,6 +429,7 @@ incidents = Table(
     Index("ix_incidents_group_key_state", "group_key", "state"),
     Index("ix_incidents_site_created_at", "site", "created_at"),
     Index("ix_incidents_department_id_state", "department_id", "state"),
+    Index("ix_incidents_updated_at", "updated_at"),  # warnings and live views poll changes
 )
 
 incident_events = Table(

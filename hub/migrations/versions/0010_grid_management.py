@@ -290,6 +290,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_incident_evidence_evidence_id"), "incident_evidence", ["evidence_id"], unique=False
     )
+    op.create_index("ix_incidents_updated_at", "incidents", ["updated_at"], unique=False)
     op.add_column("grid_cells", sa.Column("team_id", sa.String(length=64), nullable=True))
 
     op.create_table(

@@ -1,0 +1,1 @@
+"""Suggest an incident category for a field report from its description (Chinese or English)."""

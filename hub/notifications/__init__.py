@@ -1,0 +1,1 @@
+"""A user's inbox: assignments, reminders and escalations (rendered from catalogue keys)."""
