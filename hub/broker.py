@@ -451,7 +451,9 @@ class DynsecControl:
                 # Another hub replica may have made the same change a moment earlier.
                 error = str(answer.get("error", ""))
                 if error and not error.endswith(("already exists", "not found")):
-                    raise BrokerError(f"dynamic security refused {answer.get('command')}: {error}")
+                    raise BrokerError(
+                        f"dynamic security refused {answer.get('command')}: {error}"
+                    )
             log.info("broker ACLs updated (%d changes)", len(commands))
 
     def _client(self) -> mqtt.Client:

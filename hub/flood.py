@@ -152,10 +152,9 @@ class FloodGuard:
             (b for b in self._buckets.values() if b.last_drop is None or now - b.last_drop > hold),
             key=lambda b: b.last,
         )
-        victims = (
-            idle[: max(1, len(self._buckets) // 2)]
-            or sorted(self._buckets.values(), key=lambda b: b.last)[:1]
-        )
+        victims = idle[: max(1, len(self._buckets) // 2)] or sorted(
+            self._buckets.values(), key=lambda b: b.last
+        )[:1]
         for b in victims:
             del self._buckets[(b.site, b.device)]
         self.forgotten += len(victims)
@@ -187,7 +186,9 @@ class FloodGuard:
         """Every drop since start, ``"<site>/<device>" -> reason -> count``."""
         with self._lock:
             return {
-                f"{b.site}/{b.device}": dict(b.dropped) for b in self._buckets.values() if b.dropped
+                f"{b.site}/{b.device}": dict(b.dropped)
+                for b in self._buckets.values()
+                if b.dropped
             }
 
     def stats(self) -> dict[str, object]:

@@ -656,7 +656,9 @@ class Store:
             if old is None or old[0] <= row["ts"]:
                 replace.append(row)
                 continue
-            worse = old[1] is None or (row["accuracy_m"] is not None and old[1] > row["accuracy_m"])
+            worse = old[1] is None or (
+                row["accuracy_m"] is not None and old[1] > row["accuracy_m"]
+            )
             if worse and old[0] <= row["ts"] + grace:
                 replace.append(row)
         if replace:

@@ -49,7 +49,9 @@ class AlertService:
         with self.engine.connect() as conn:
             snap = repository.evidence_of(conn, alert_id)
         if snap is None:
-            raise EvidenceNotFound(f"alert {alert_id!r} has no evidence snapshot (or it expired)")
+            raise EvidenceNotFound(
+                f"alert {alert_id!r} has no evidence snapshot (or it expired)"
+            )
         self.audit.record(actor, "alert.evidence_view", alert_id)
         return bytes(snap.data), str(snap.content_type)
 

@@ -167,7 +167,9 @@ class DeviceService:
             check_segment(device, "device")
         except ValueError as err:
             raise ProvisioningError(str(err)) from err
-        if device in self.reserved_ids or device in {a.username for a in self._service_accounts()}:
+        if device in self.reserved_ids or device in {
+            a.username for a in self._service_accounts()
+        }:
             raise ProvisioningError(
                 f"device id {device!r} is a hub service's client id or username"
             )

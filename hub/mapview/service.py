@@ -80,7 +80,9 @@ def _aware(ts: datetime) -> datetime:
 
 
 class MapService:
-    def __init__(self, engine: Engine, config: HubConfig, flood: FloodGuard | None = None) -> None:
+    def __init__(
+        self, engine: Engine, config: HubConfig, flood: FloodGuard | None = None
+    ) -> None:
         self.engine = engine
         self.config = config
         self.flood = flood  # ingest's limiter: a flooding device shows as degraded
