@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, IPvAnyNetwork, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from edge.bus_config import BusConfig
 from edge.config import StrictModel
@@ -160,6 +161,11 @@ class HubConfig(StrictModel):
     database_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GRIDWARD_DATABASE_URL"
     mqtt: BusConfig = Field(default_factory=BusConfig)
     client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "hub-1"
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="UTC",
+        description="the site's IANA time zone (e.g. Asia/Shanghai): routing rules' hours and "
+        "days, printed pages and displayed times use it; everything is stored in UTC",
+    )
     ingest_queue_max: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
     ingest_batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
     ingest_alert_wait_s: Annotated[float, Field(gt=0, le=3600)] = Field(
@@ -220,6 +226,20 @@ class HubConfig(StrictModel):
         default_factory=FieldReportsConfig,
         description="field report and Open311 intake (docs/incidents.md)",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+            ) from err
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _audit_location(self) -> Self:

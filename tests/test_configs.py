@@ -86,3 +86,14 @@ def test_the_demo_site_file_is_the_default_and_names_its_cells() -> None:
     assert DEFAULT_SITE_FILE == CONFIGS / "site.yaml"
     assert len(site.grid.cell_ids()) == site.grid.rows * site.grid.cols == 12
     assert set(site.device_mounts) == {"camera-vtest", "lidar-yard", "wristband-gw-1"}
+
+
+def test_hub_time_zone_must_be_an_iana_name() -> None:
+    from pydantic import ValidationError
+
+    from hub.config import HubConfig
+
+    assert HubConfig(timezone="Asia/Shanghai").zone().key == "Asia/Shanghai"
+    for bad in ("Mars/Base", "../../etc/passwd", "UTC+8"):
+        with pytest.raises(ValidationError, match="unknown time zone"):
+            HubConfig(timezone=bad)
