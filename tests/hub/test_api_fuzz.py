@@ -33,7 +33,9 @@ The test asserts no 5xx at all, at least 2,000 cases over every operation, and t
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,7 +166,20 @@ def _seed(hub: RunningHub, tmp_path: Path) -> Seeded:
         tile.parent.mkdir(parents=True, exist_ok=True)
         tile.write_bytes(b"\x89PNG\r\n\x1a\n" if ext == "png" else JPEG)
     seeded.tiles = TILES
+    for area_seed in _area_seeds():
+        for name, ids in area_seed(hub).items():
+            seeded.ids.setdefault(name, []).extend(ids)
     return seeded
+
+
+def _area_seeds() -> list[Callable[[RunningHub], dict[str, list[str]]]]:
+    """Every ``tests/hub/<area>/fuzz_seed.py``'s ``seed(hub)``: each area seeds the objects its
+    own path parameters name (path-parameter name -> ids), next to its own tests."""
+    found = []
+    for module in sorted(Path(__file__).parent.glob("*/fuzz_seed.py")):
+        area = module.parent.name
+        found.append(importlib.import_module(f"tests.hub.{area}.fuzz_seed").seed)
+    return found
 
 
 @st.composite
