@@ -32,11 +32,13 @@ from edge.protocol import DeviceKind, EntityKind
 from edge.sim import RoutePoint, SimulatedDevice, SimulatedDeviceConfig
 from hub.auth import Role, create_user
 from hub.broker import Account, BrokerLayout, Mosquitto, hash_password, new_password
+from hub.clock import ScaledClock
 from hub.config import ApiConfig, BrokerFilesConfig, HubConfig
 from hub.pki import SiteCA
 from hub.schema import grid_cells, pois, zones
 from hub.service import HubService
 from sitedemo.site import SiteConfig
+from sitedemo.workflow import WorkflowDriver, seed_organisation, summary
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class DemoStack:
     pieces: list[Stoppable] = field(default_factory=list)
     admin_password: str = ""
     skipped: list[str] = field(default_factory=list)
+    workflow: WorkflowDriver | None = None
 
     def start(self) -> None:
         if self.run_dir.exists():
@@ -104,13 +107,21 @@ class DemoStack:
             ca_dir=ca.directory,
             audit_head_file=self.run_dir / "audit.head",
         )
-        self.hub = HubService(config, broker_reload=self.broker.reload)
+        workflow = self.site.workflow
+        clock = ScaledClock(workflow.clock_speedup) if workflow else None
+        self.hub = HubService(config, broker_reload=self.broker.reload, clock=clock)
         self.admin_password = new_password()
         with self.hub.store.engine.begin() as conn:
             create_user(conn, "admin", self.admin_password, Role.ADMIN, "Demo administrator")
         _secret_file(secrets / "admin.password", self.admin_password)
         self._seed_map()
+        seed_organisation(self.hub.store.engine, self.site, secrets, _secret_file)
         self.hub.start()
+        if workflow is not None:
+            self.workflow = WorkflowDriver(
+                f"http://127.0.0.1:{self.hub.api_port}", self.hub.store.engine, self.site
+            )
+            self.workflow.start()
 
         passwords: dict[str, Path] = {}
 
@@ -233,6 +244,9 @@ class DemoStack:
                 log.warning("wristband zones not seeded: %s", err)
 
     def stop(self) -> None:
+        if self.workflow is not None:
+            self.workflow.stop()
+            self.workflow = None
         for piece in reversed(self.pieces):
             try:
                 piece.stop()
@@ -284,6 +298,7 @@ def run_demo(
         f"  Broker      mqtt://127.0.0.1:{layout.port}  (TLS + client certs :{layout.tls_port},"
         f" websockets :{layout.ws_port})",
         f"  Hub store   {run_dir / 'hub.sqlite'}",
+        *_workflow_lines(stack),
         "  Devices     " + ", ".join(str(d) for d in _device_ids(stack)),
     ]
     if stack.skipped:
@@ -300,12 +315,29 @@ def run_demo(
                 f"{sum(s.rejected.values())}",
                 flush=True,
             )
+            if stack.workflow is not None:
+                print(f"         {summary(stack.hub.store.engine)}", flush=True)
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
     finally:
         stack.stop()
     print("gridward demo stopped.", flush=True)
     return 0
+
+
+def _workflow_lines(stack: DemoStack) -> list[str]:
+    wf = stack.site.workflow
+    if wf is None:
+        return []
+    return [
+        f"  Workflow    hub clock {wf.clock_speedup:g}x real time; people: "
+        + ", ".join(
+            [wf.commander.username]
+            + [d.supervisor.username for d in wf.departments]
+            + [w.username for w in wf.grid_workers]
+        )
+        + f" (passwords in {stack.run_dir / 'secrets'})",
+    ]
 
 
 def _device_ids(stack: DemoStack) -> list[str]:

@@ -76,6 +76,52 @@ class Officer(StrictModel):
     beat: list[LonLat] = Field(min_length=2, description="walked in a loop")
 
 
+Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class Person(StrictModel):
+    username: Username
+    name: Name
+
+
+class DemoDepartment(StrictModel):
+    id: SegmentId
+    name: Name
+    line: SegmentId = Field(description="a line of work of the hub's incident vocabulary")
+    supervisor: Person = Field(description="the first escalation step (an operator)")
+
+
+class GridWorker(Person):
+    row: Annotated[int, Field(ge=0, le=25)] = Field(description="the row team they work in")
+
+
+class DemoFieldReport(StrictModel):
+    after_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        description="real seconds after the start"
+    )
+    by: Username = Field(description="a grid worker's username")
+    at: OffsetM
+    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    photo: bool = Field(default=True, description="attach a photo (a frame of the demo video)")
+
+
+class Workflow(StrictModel):
+    """The incident loop on an accelerated clock: departments, people and scripted events."""
+
+    clock_speedup: Annotated[float, Field(ge=1, le=10_000)] = Field(
+        default=600, description="hub seconds per real second (deadlines of hours pass quickly)"
+    )
+    commander: Person
+    departments: list[DemoDepartment] = Field(min_length=1)
+    grid_workers: list[GridWorker] = Field(default_factory=list)
+    field_reports: list[DemoFieldReport] = Field(default_factory=list)
+    desk_resolves_reports_after_s: Annotated[float, Field(gt=0, le=3600)] | None = Field(
+        default=None,
+        description="a department desk assigns, works and resolves field-report incidents "
+        "this many real seconds after they arrive (None: nobody works them)",
+    )
+
+
 class SiteConfig(StrictModel):
     site: SegmentId
     name: Name
@@ -87,6 +133,26 @@ class SiteConfig(StrictModel):
     device_mounts: dict[SegmentId, OffsetM] = Field(
         default_factory=dict, description="map position of fixed devices, by device id"
     )
+    workflow: Workflow | None = None
+
+    @model_validator(mode="after")
+    def _workflow_people(self) -> Self:
+        if self.workflow is None:
+            return self
+        wf = self.workflow
+        names = [wf.commander.username]
+        names += [d.supervisor.username for d in wf.departments]
+        names += [w.username for w in wf.grid_workers]
+        if len(set(names)) != len(names) or "admin" in names:
+            raise ValueError("workflow people need distinct usernames (and not 'admin')")
+        for worker in wf.grid_workers:
+            if worker.row >= self.grid.rows:
+                raise ValueError(f"grid worker {worker.username!r} names row {worker.row}")
+        workers = {w.username for w in wf.grid_workers}
+        for report in wf.field_reports:
+            if report.by not in workers:
+                raise ValueError(f"a field report names {report.by!r}, not a grid worker")
+        return self
 
     @model_validator(mode="after")
     def _warnings_name_cells(self) -> Self:
