@@ -83,20 +83,12 @@ def open_incidents(conn: Connection, cell_ids: Sequence[str]) -> list[Any]:
     return rows
 
 
-def changed_incident_cells(conn: Connection, since: datetime) -> tuple[set[str], datetime | None]:
-    """Cells of incidents changed at or after ``since`` (ix_incidents_updated_at), and the
-    latest change seen."""
-    stmt = select(incidents.c.cell_id, incidents.c.updated_at).where(
-        incidents.c.updated_at >= since
+def changed_incident_cells(conn: Connection, since: datetime) -> set[str]:
+    """Cells of incidents changed at or after ``since`` (ix_incidents_updated_at)."""
+    stmt = select(incidents.c.cell_id).where(
+        incidents.c.updated_at >= since, incidents.c.cell_id.is_not(None)
     )
-    found: set[str] = set()
-    latest: datetime | None = None
-    for cell_id, updated_at in conn.execute(stmt):
-        if cell_id is not None:
-            found.add(cell_id)
-        if latest is None or updated_at > latest:
-            latest = updated_at
-    return found, latest
+    return set(conn.execute(stmt).scalars())
 
 
 def recent_alerts(conn: Connection, site: str, since: datetime) -> list[Any]:

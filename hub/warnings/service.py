@@ -30,6 +30,14 @@ RULES_ACTOR = "system:warnings"
 REASON_MAX_CHARS = 500
 
 
+# A cell never coloured has no key yet: it reads as "no warning", so it writes no history.
+NO_WARNING_KEY = Verdict(None, "none", None).key()
+
+
+def _stored_key(row: Any) -> str:
+    return row.warning_key or NO_WARNING_KEY
+
+
 class CellNotFound(NotFound):
     pass
 
@@ -180,7 +188,7 @@ class WarningService:
             v = evaluate(
                 self.config, incidents[row.id], alerts.get(row.id, []), now, overrides.get(row.id)
             )
-            if v.key() == row.warning_key:
+            if v.key() == _stored_key(row):
                 continue
             change = self._write(row, v, now)
             if change is not None:
@@ -327,7 +335,7 @@ class WarningService:
         v = evaluate(
             self.config, incidents[row.id], alerts.get(row.id, []), now, overrides.get(row.id)
         )
-        if v.key() == row.warning_key:
+        if v.key() == _stored_key(row):
             return None
         return self._apply_in(conn, row, v, now, actor)
 
@@ -412,11 +420,11 @@ class WarningService:
 
     def changed_since(
         self, incidents_since: datetime, alerts_since: datetime, now: datetime
-    ) -> tuple[set[str], datetime | None]:
+    ) -> set[str]:
         """Cells to look at again: incidents changed, new located alerts, warned cells (their
-        windows decay), lapsed overrides; and the latest incident change seen."""
+        windows decay), lapsed overrides."""
         with self.engine.connect() as conn:
-            cells, latest = repository.changed_incident_cells(conn, incidents_since)
+            cells = repository.changed_incident_cells(conn, incidents_since)
             if self.max_window_min:
                 for site in repository.cell_sites(conn):
                     for a in repository.recent_alerts(conn, site, alerts_since):
@@ -425,4 +433,4 @@ class WarningService:
                             cells.add(cell_id)
             cells.update(repository.warned_cell_ids(conn))
             cells.update(repository.expired_override_cells(conn, now))
-        return cells, latest
+        return cells

@@ -35,18 +35,16 @@ class WarningsWorker:
         incidents_mark, alerts_mark = self._incidents_mark, self._alerts_mark
         full = incidents_mark is None or self.ticks % self.config.full_every_ticks == 0
         self.ticks += 1
-        latest: datetime | None = None
         if full or incidents_mark is None or alerts_mark is None:
             changes = self.service.recompute(None)
         else:
-            cells, latest = self.service.changed_since(
+            cells = self.service.changed_since(
                 incidents_mark - overlap, alerts_mark - overlap, now
             )
             changes = self.service.recompute(cells) if cells else []
-        # The incident watermark follows the newest change seen (or now, on a full pass):
-        # with the overlap, a transaction stamped earlier but committed later is still read.
-        mark = latest if latest is not None and latest > now else now
-        self._incidents_mark = mark
+        # Incidents are stamped by the same clock: with the overlap, a change stamped before
+        # this pass but committed after it is still read by the next one.
+        self._incidents_mark = now
         self._alerts_mark = now
         self.changes += len(changes)
         return changes
