@@ -182,13 +182,16 @@ def feed_xml(
 ) -> bytes:
     """An Atom feed: one entry per current warning, its CAP alert inline."""
 
+
     def atom(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
-        el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}")
+        # Atom is the feed's default namespace, declared by hand below: ElementTree's
+        # default_namespace refuses the unqualified attributes (rel, href) Atom uses.
+        el = ET.SubElement(parent, tag)
         if text is not None:
             el.text = text
         return el
 
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    feed = ET.Element("feed", {"xmlns": ATOM_NS})
     atom(feed, "id", feed_id)
     atom(feed, "title", translate("warning.cap.feed_title", "en"))
     atom(feed, "updated", cap_time(updated))
@@ -218,4 +221,5 @@ def feed_xml(
         content = atom(entry, "content")
         content.set("type", CAP_MEDIA_TYPE)
         content.append(alert_element(msg, config))
-    return _document(feed, ATOM_NS)
+    data: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return data
