@@ -3,11 +3,11 @@ the CAP 1.2 export."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
@@ -78,9 +78,21 @@ class OverrideBody(Body):
         description="'none': no warning, whatever the rules say"
     )
     reason: Annotated[str, Field(min_length=1, max_length=500, examples=["festival crowd"])]
-    expires_at: AwareDatetime = Field(
-        description="in the future, at most warnings.override_max_h (default 7 days) ahead"
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="in the future, at most warnings.override_max_h (default 7 days) ahead",
     )
+    lasts_min: Annotated[float | None, Field(gt=0, le=525_600)] = Field(
+        default=None,
+        description="instead of expires_at: minutes from now on the hub's clock (a browser's "
+        "clock may differ from the hub's, e.g. in the accelerated demo)",
+    )
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> Self:
+        if (self.expires_at is None) == (self.lasts_min is None):
+            raise ValueError("give exactly one of expires_at and lasts_min: an override expires")
+        return self
 
 
 def explanation(e: Explanation) -> WarningExplanation:
@@ -121,7 +133,8 @@ def warning_history(cell_id: CellId, ctx: Ctx, page: PageDep) -> Paged[HistoryIt
 def put_override(cell_id: CellId, body: OverrideBody, me: Me, ctx: Ctx) -> WarningExplanation:
     """Set the cell's colour by hand until ``expires_at``; then the rules take over again."""
     level = None if body.level == "none" else body.level
-    ctx.warnings.set_override(me.username, cell_id, level, body.reason, body.expires_at)
+    expires_at = body.expires_at or ctx.clock.now() + timedelta(minutes=body.lasts_min or 0)
+    ctx.warnings.set_override(me.username, cell_id, level, body.reason, expires_at)
     return explanation(ctx.warnings.explain(cell_id))
 
 
