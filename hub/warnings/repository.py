@@ -56,9 +56,12 @@ def all_cell_ids(conn: Connection) -> list[str]:
     return list(conn.execute(select(grid_cells.c.id).order_by(grid_cells.c.id)).scalars())
 
 
-def warned_cell_ids(conn: Connection) -> list[str]:
-    """Cells showing a colour now: their alert windows and overrides decay with time alone."""
-    stmt = select(grid_cells.c.id).where(grid_cells.c.warning_source.is_not(None))
+def cells_coloured_by(conn: Connection, rules: Sequence[str]) -> list[str]:
+    """Cells whose colour one of ``rules`` chose (the alert-rate rules: their windows decay
+    with time alone, so the worker looks at them on every tick)."""
+    if not rules:
+        return []
+    stmt = select(grid_cells.c.id).where(grid_cells.c.warning_rule.in_(list(rules)))
     return list(conn.execute(stmt).scalars())
 
 
@@ -87,6 +90,30 @@ def changed_incident_cells(conn: Connection, since: datetime) -> set[str]:
     """Cells of incidents changed at or after ``since`` (ix_incidents_updated_at)."""
     stmt = select(incidents.c.cell_id).where(
         incidents.c.updated_at >= since, incidents.c.cell_id.is_not(None)
+    )
+    return set(conn.execute(stmt).scalars())
+
+
+def cells_crossing_deadlines(conn: Connection, since: datetime, until: datetime) -> set[str]:
+    """Cells of open incidents whose deadline passed in (since, until]: overdue by time alone
+    (ix_incidents_state_deadline_at)."""
+    stmt = select(incidents.c.cell_id).where(
+        incidents.c.state.in_(_OPEN),
+        incidents.c.deadline_at > since,
+        incidents.c.deadline_at <= until,
+        incidents.c.cell_id.is_not(None),
+    )
+    return set(conn.execute(stmt).scalars())
+
+
+def cells_crossing_age(conn: Connection, born_after: datetime, born_by: datetime) -> set[str]:
+    """Cells of open incidents created in (born_after, born_by]: those that reached a rule's
+    minimum age since the last pass."""
+    stmt = select(incidents.c.cell_id).where(
+        incidents.c.state.in_(_OPEN),
+        incidents.c.created_at > born_after,
+        incidents.c.created_at <= born_by,
+        incidents.c.cell_id.is_not(None),
     )
     return set(conn.execute(stmt).scalars())
 

@@ -109,6 +109,11 @@ class WarningService:
         self.clock = clock or SystemClock()
         self.live = live
         self.locator = locator or CellLocator(engine)
+        self.alert_rules = [r.name for r in self.config.rules if r.alerts is not None]
+        self.min_ages_min = sorted(
+            {r.incidents.min_age_min for r in self.config.rules if r.incidents is not None}
+            - {0}
+        )
         self.max_window_min = max(
             (r.alerts.window_min for r in self.config.rules if r.alerts is not None), default=0.0
         )
@@ -421,8 +426,10 @@ class WarningService:
     def changed_since(
         self, incidents_since: datetime, alerts_since: datetime, now: datetime
     ) -> set[str]:
-        """Cells to look at again: incidents changed, new located alerts, warned cells (their
-        windows decay), lapsed overrides."""
+        """Cells to look at again: incidents changed, new located alerts, cells an alert-rate
+        rule coloured (their windows decay), lapsed overrides, incidents that became overdue
+        or reached a rule's minimum age since ``alerts_since`` (the last pass, less the
+        overlap). The full pass every ``full_every_ticks`` is the safety net."""
         with self.engine.connect() as conn:
             cells = repository.changed_incident_cells(conn, incidents_since)
             if self.max_window_min:
@@ -431,6 +438,12 @@ class WarningService:
                         cell_id = self.locator.cell_at(site, a.lon, a.lat, conn)
                         if cell_id is not None:
                             cells.add(cell_id)
-            cells.update(repository.warned_cell_ids(conn))
+            cells.update(repository.cells_coloured_by(conn, self.alert_rules))
+            # Time alone makes incidents overdue or old enough for a rule: find those that
+            # crossed a threshold since the last pass instead of waiting for the full pass.
+            cells.update(repository.cells_crossing_deadlines(conn, alerts_since, now))
+            for age_min in self.min_ages_min:
+                age = timedelta(minutes=age_min)
+                cells.update(repository.cells_crossing_age(conn, alerts_since - age, now - age))
             cells.update(repository.expired_override_cells(conn, now))
         return cells

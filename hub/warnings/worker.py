@@ -1,6 +1,7 @@
 """The recompute worker: each tick, the cells whose incidents changed (incidents.updated_at
-past the watermark) or that got located alerts, the cells showing a colour (their windows and
-overrides decay) and every N ticks all cells (ages and deadlines move with time alone)."""
+past the watermark) or that got located alerts, the cells an alert-rate rule coloured (their
+windows decay), lapsed overrides; and every N ticks all cells (ages and deadlines move with
+time alone)."""
 
 from __future__ import annotations
 

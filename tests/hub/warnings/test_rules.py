@@ -53,7 +53,9 @@ def test_two_overdue_high_turn_orange_into_red_when_the_deadline_passes(wh: Warn
     assert [(c.level, c.rule) for c in changes] == [("red", "overdue-high")]
 
 
-def test_an_old_incident_turns_the_cell_yellow_on_the_full_pass(site: str, tmp_path: Path) -> None:
+def test_an_incident_reaching_the_rule_age_turns_the_cell_yellow_on_the_next_tick(
+    site: str, tmp_path: Path
+) -> None:
     w = make_warnings(site, tmp_path, warnings={"tick_s": 3600, "full_every_ticks": 3})
     try:
         w.cell("a1", 0)
@@ -64,9 +66,27 @@ def test_an_old_incident_turns_the_cell_yellow_on_the_full_pass(site: str, tmp_p
         w.tick()
         assert w.level("a1") is None
         w.advance(minutes=2)  # 24 h 1 min old: nothing changed but the clock
-        assert w.tick() == []  # tick 2: incremental, the cell is not warned: not looked at
-        changes = w.tick()  # tick 3: full pass
+        changes = w.tick()  # tick 2: incremental, found as crossing the rule's 24 h age
         assert [(c.level, c.rule) for c in changes] == [("yellow", "stale-open")]
+    finally:
+        w.service.store.close()
+
+
+def test_the_full_pass_catches_an_incident_moved_out_of_a_cell(
+    site: str, tmp_path: Path
+) -> None:
+    w = make_warnings(site, tmp_path, warnings={"tick_s": 3600, "full_every_ticks": 3})
+    try:
+        w.cell("a1", 0)
+        w.cell("a2", 1)
+        inc = w.incident("a1", "critical")
+        w.tick()  # full
+        w.advance(seconds=10)
+        w.patch(inc.id, cell_id="a2")  # relocated: only its new cell is in updated_at
+        assert [(c.cell_id, c.level) for c in w.tick()] == [("a2", "red")]
+        assert w.level("a1") == "red"  # the old cell waits for the full pass
+        w.tick()
+        assert [(c.cell_id, c.level) for c in w.tick()] == [("a1", None)]  # tick 3: full
     finally:
         w.service.store.close()
 
