@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
 from hub.api.models import Body, Paged
-from hub.auth import Permission
+from hub.auth import Permission, Principal
 from hub.warnings import cap
 from hub.warnings.service import Explanation
 
@@ -95,9 +95,17 @@ class OverrideBody(Body):
         return self
 
 
-def explanation(e: Explanation) -> WarningExplanation:
+def _for(me: Principal, verdict: dict[str, Any]) -> dict[str, Any]:
+    """Which incidents are behind a colour is incident data: only for incidents:read (an
+    installer or a grid worker sees the colour, the rule and the count)."""
+    if me.can(Permission.INCIDENTS_READ):
+        return verdict
+    return {**verdict, "incidents": []}
+
+
+def explanation(e: Explanation, me: Principal) -> WarningExplanation:
     return WarningExplanation(
-        cell_id=e.cell_id, site=e.site, name=e.name, since=e.since, **e.verdict
+        cell_id=e.cell_id, site=e.site, name=e.name, since=e.since, **_for(me, e.verdict)
     )
 
 
@@ -106,10 +114,10 @@ def explanation(e: Explanation) -> WarningExplanation:
     response_model=WarningExplanation,
     **guarded(Permission.CELLS_READ),
 )
-def get_warning(cell_id: CellId, ctx: Ctx) -> WarningExplanation:
+def get_warning(cell_id: CellId, ctx: Ctx, me: Me) -> WarningExplanation:
     """The cell's colour and why: the rule (or the override) and the incidents and alert
     counts behind it, as of now."""
-    return explanation(ctx.warnings.explain(cell_id))
+    return explanation(ctx.warnings.explain(cell_id), me)
 
 
 @router.get(
@@ -117,10 +125,13 @@ def get_warning(cell_id: CellId, ctx: Ctx) -> WarningExplanation:
     response_model=Paged[HistoryItem],
     **guarded(Permission.CELLS_READ),
 )
-def warning_history(cell_id: CellId, ctx: Ctx, page: PageDep) -> Paged[HistoryItem]:
+def warning_history(cell_id: CellId, ctx: Ctx, me: Me, page: PageDep) -> Paged[HistoryItem]:
     """Every change of the cell's colour or of what is behind it, newest first."""
     rows = ctx.warnings.history(cell_id, limit=page.limit, before=page.after_int(minimum=1))
-    items = [HistoryItem.model_validate(r._mapping) for r in rows]
+    items = [
+        HistoryItem.model_validate({**r._mapping, "explanation": _for(me, r.explanation)})
+        for r in rows
+    ]
     nxt = encode_cursor([items[-1].id]) if len(items) == page.limit else None
     return Paged[HistoryItem](items=items, next_cursor=nxt)
 
@@ -135,7 +146,7 @@ def put_override(cell_id: CellId, body: OverrideBody, me: Me, ctx: Ctx) -> Warni
     level = None if body.level == "none" else body.level
     expires_at = body.expires_at or ctx.clock.now() + timedelta(minutes=body.lasts_min or 0)
     ctx.warnings.set_override(me.username, cell_id, level, body.reason, expires_at)
-    return explanation(ctx.warnings.explain(cell_id))
+    return explanation(ctx.warnings.explain(cell_id), me)
 
 
 @router.delete(
@@ -146,7 +157,7 @@ def put_override(cell_id: CellId, body: OverrideBody, me: Me, ctx: Ctx) -> Warni
 def delete_override(cell_id: CellId, me: Me, ctx: Ctx) -> WarningExplanation:
     """End the override early: the rules decide the colour again at once."""
     ctx.warnings.end_override(me.username, cell_id)
-    return explanation(ctx.warnings.explain(cell_id))
+    return explanation(ctx.warnings.explain(cell_id), me)
 
 
 _CAP_ROUTE = guarded(Permission.CELLS_READ)

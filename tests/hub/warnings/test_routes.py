@@ -213,3 +213,22 @@ def test_a_colour_change_reaches_the_live_stream(clocked_hub: ClockedHub) -> Non
         "source": "rules",
         "rule": "critical-open",
     }
+
+
+def test_incidents_behind_a_colour_are_shown_only_with_incidents_read(
+    clocked_hub: ClockedHub,
+) -> None:
+    w = clocked_hub.w
+    w.cell("a1", 0)
+    w.incident("a1", "critical")
+    w.tick()
+    installer = clocked_hub.running.client(Role.INSTALLER)  # cells:read, no incidents:read
+    body = installer.get("/api/v1/grid-cells/a1/warning").json()
+    assert (body["level"], body["rule"], body["incident_count"]) == ("red", "critical-open", 1)
+    assert body["incidents"] == []
+    (item,) = installer.get("/api/v1/grid-cells/a1/warning-history").json()["items"]
+    assert item["explanation"]["incidents"] == []
+    operator = clocked_hub.running.client(Role.OPERATOR)
+    assert len(operator.get("/api/v1/grid-cells/a1/warning").json()["incidents"]) == 1
+    (item,) = operator.get("/api/v1/grid-cells/a1/warning-history").json()["items"]
+    assert len(item["explanation"]["incidents"]) == 1
