@@ -35,7 +35,11 @@ NO_WARNING_KEY = Verdict(None, "none", None).key()
 
 
 def _stored_key(row: Any) -> str:
-    return row.warning_key or NO_WARNING_KEY
+    if row.warning_key is not None:
+        return str(row.warning_key)
+    # A colour written without a key (by hand, before these rules existed) is never taken
+    # as up to date: the next pass decides it (migration 0014 made such colours overrides).
+    return NO_WARNING_KEY if row.warning_level is None else ""
 
 
 class CellNotFound(NotFound):

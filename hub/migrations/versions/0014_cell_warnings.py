@@ -7,6 +7,8 @@ Create Date: 2026-12-01 12:45:00
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -81,6 +83,47 @@ def upgrade() -> None:
         ["cell_id", "id"],
         unique=False,
     )
+    _hand_set_warnings_become_overrides()
+
+
+def _hand_set_warnings_become_overrides() -> None:
+    """Colours set by hand before the rules existed become overrides lasting 24 hours from
+    the upgrade (an override needs an expiry), so the upgrade does not clear them at once."""
+    conn = op.get_bind()
+    cells = sa.table(
+        "grid_cells",
+        sa.column("id", sa.String),
+        sa.column("warning_level", sa.String),
+        sa.column("warning_reason", sa.String),
+        sa.column("warning_set_by", sa.String),
+        sa.column("warning_set_at", sa.DateTime(timezone=True)),
+    )
+    overrides = sa.table(
+        "cell_warning_overrides",
+        sa.column("cell_id", sa.String),
+        sa.column("level", sa.String),
+        sa.column("reason", sa.String),
+        sa.column("set_by", sa.String),
+        sa.column("set_at", sa.DateTime(timezone=True)),
+        sa.column("expires_at", sa.DateTime(timezone=True)),
+    )
+    now = datetime.now(UTC)
+    rows = conn.execute(sa.select(cells).where(cells.c.warning_level.is_not(None))).all()
+    if rows:
+        conn.execute(
+            overrides.insert(),
+            [
+                {
+                    "cell_id": r.id,
+                    "level": r.warning_level,
+                    "reason": r.warning_reason or "set by hand before warning rules",
+                    "set_by": r.warning_set_by or "unknown",
+                    "set_at": r.warning_set_at or now,
+                    "expires_at": now + timedelta(hours=24),
+                }
+                for r in rows
+            ],
+        )
 
 
 def downgrade() -> None:
