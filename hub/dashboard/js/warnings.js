@@ -134,3 +134,17 @@ export async function mountWarning(box, cellId, { canWarn, onChanged }) {
     history,
     canWarn ? overrideForm(cellId, e.level, onChanged) : null);
 }
+
+// A cell's colour changed on the hub (live layer "warnings"): re-read the cell, recolour it
+// on the map and refresh its popup if it is open.
+export async function applyWarningEvent(dash, ev) {
+  if (typeof ev.cell !== "string") return;
+  try {
+    const f = await api(`/api/v1/grid-cells/${encodeURIComponent(ev.cell)}`);
+    dash.cells.upsert(f);
+    const open = dash.panels?.current;
+    if (open?.type === "cell" && open.id === ev.cell) dash.panels.showCell(f);
+  } catch {
+    // the cell was deleted meanwhile, or the session ended: the next full load sorts it out
+  }
+}

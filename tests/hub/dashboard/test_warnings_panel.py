@@ -112,3 +112,33 @@ def test_a_commander_overrides_and_ends_the_override_from_the_popup(
     with _client(hub) as client:
         assert client.get(f"/api/v1/grid-cells/{cid}/warning").json()["source"] == "none"
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_cell_recoloured_by_the_rules_changes_on_the_open_map(
+    pages: list[Page], browser: Browser, module_hub: RunningHub
+) -> None:
+    hub = module_hub
+    cid = f"{hub.site}-w3"
+    _cell(hub, cid, "W3", 0)
+    page = open_dashboard(pages, browser, hub, Role.OPERATOR)
+    page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
+    label = page.locator(".leaflet-tooltip.cell-label", has_text="W3")
+    expect(label).to_have_text("W3")
+    _pick(page, "W3")
+    detail = detail_panel(page, "Grid cell")
+    ctx = hub.service.ctx
+    ctx.incidents.open(
+        "operator",
+        NewIncident(
+            site=hub.site,
+            source=IncidentSource.MANUAL,
+            category="garbage",
+            level=IncidentLevel.HIGH,
+            title="Dumped furniture",
+            cell_id=cid,
+        ),
+    )
+    ctx.warnings.recompute([cid])  # what the worker's next tick does
+    expect(label).to_have_text("W3 · Orange")  # pushed over the live stream, no reload
+    expect(detail.locator(".warning-explain")).to_contain_text("high-open")
+    assert page.errors == []  # type: ignore[attr-defined]
