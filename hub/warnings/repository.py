@@ -132,11 +132,6 @@ def recent_alerts(conn: Connection, site: str, since: datetime) -> list[Any]:
 # -- overrides ---------------------------------------------------------------------------
 
 
-def override(conn: Connection, cell_id: str) -> Any | None:
-    stmt = select(cell_warning_overrides).where(cell_warning_overrides.c.cell_id == cell_id)
-    return conn.execute(stmt).first()
-
-
 def overrides(conn: Connection, cell_ids: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in _chunks(sorted(cell_ids)):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from hub.schema import audit_log, cell_warning_history
 from hub.warnings.config import WarningsConfig
-from hub.warnings.service import WarningService, check_rule_categories
+from hub.warnings.service import check_rule_categories
 from tests.hub.warnings.conftest import Warnings, make_warnings
 
 
@@ -260,4 +260,3 @@ def test_the_default_rules_load() -> None:
         "stale-open",
         "several-open",
     ]
-    assert WarningService  # imported for the type in the harness
