@@ -26,6 +26,7 @@ from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
 from hub.users.service import UserService
+from hub.warnings.service import WarningService
 from hub.workers import WorkerStatus
 
 
@@ -52,6 +53,7 @@ class HubContext:
     mapview: MapService = field(init=False)
     commands: CommandService = field(init=False)
     incidents: IncidentService = field(init=False)
+    warnings: WarningService = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -62,6 +64,14 @@ class HubContext:
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
         self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
+        self.warnings = WarningService(
+            engine,
+            self.audit,
+            self.config.warnings,
+            vocabulary=self.config.incidents,
+            clock=self.clock,
+            live=self.live,
+        )
 
     @property
     def devices(self) -> DeviceService:

@@ -25,6 +25,7 @@ class Layer(StrEnum):
     POSITIONS = "positions"
     ALERTS = "alerts"
     DEVICES = "devices"
+    WARNINGS = "warnings"  # a grid cell's warning colour changed (hub/warnings/service.py)
 
 
 BBox = tuple[float, float, float, float]  # west, south, east, north

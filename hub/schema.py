@@ -563,3 +563,49 @@ sequences = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# --- warnings (issue 12, item 5): three-colour cell warnings, overrides, history -------------
+
+# The cell's current warning lives on grid_cells (warning_level/reason/set_by/set_at above, read
+# by the map); these columns say where it came from and why. ``warning_version`` is bumped by
+# every change, compare-and-set, so two hubs recomputing one cell write one history row.
+for _column in (
+    Column("warning_source", String(16)),  # rules | override; None with no warning
+    Column("warning_rule", String(64)),  # the rule that chose the colour
+    Column("warning_explanation", JSON),  # hub/warnings/rules.py Verdict.explanation
+    Column("warning_key", String(64)),  # digest of what a history row is written for
+    Column("warning_episode", String(36)),  # from none to a colour and back: one CAP episode
+    Column("warning_version", Integer, nullable=False, server_default="0"),
+):
+    grid_cells.append_column(_column)
+
+cell_warning_overrides = Table(
+    # A manual colour (or a forced "none") with a reason, until it expires or is ended.
+    "cell_warning_overrides",
+    metadata,
+    Column("cell_id", ID, ForeignKey("grid_cells.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", String(16)),  # red | orange | yellow | None: no warning, whatever the rules
+    Column("reason", String(500), nullable=False),
+    Column("set_by", ID, nullable=False),
+    Column("set_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False, index=True),
+)
+
+cell_warning_history = Table(
+    # One row per change of a cell's colour or of what is behind it (rule, incidents, override).
+    "cell_warning_history",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("cell_id", ID, ForeignKey("grid_cells.id", ondelete="CASCADE"), nullable=False),
+    Column("site", ID, nullable=False),
+    Column("ts", TS, nullable=False),
+    Column("level", String(16)),  # None: the warning ended
+    Column("previous_level", String(16)),
+    Column("source", String(16), nullable=False),  # rules | override | none
+    Column("rule", String(64)),
+    Column("reason", String(500)),
+    Column("actor", ID, nullable=False),
+    Column("episode", String(36)),
+    Column("explanation", JSON, nullable=False),
+    Index("ix_cell_warning_history_cell_id_id", "cell_id", "id"),
+)

@@ -30,6 +30,7 @@ from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
 from hub.store import BatchResult, Store, TimestampWindow
 from hub.timeseries import TimeSeriesWriter
+from hub.warnings.worker import WarningsWorker
 from hub.workers import WorkerStatus, thread_alive
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class HubService:
             clock=self.clock,
         )
         self.app = create_app(self.ctx)
+        self.warnings_worker = WarningsWorker(self.ctx.warnings, self.clock)
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._housekeeper: threading.Thread | None = None
@@ -174,6 +176,7 @@ class HubService:
         self._threads.append(thread)
         self._housekeeper = thread
         self.audit.start_timer()
+        self.warnings_worker.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -181,6 +184,7 @@ class HubService:
         workers = [
             self.ingest.worker_status(),
             WorkerStatus("commands", self.command_publisher.alive),
+            self.warnings_worker.status(),
         ]
         if self._housekeeper is not None:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
@@ -232,6 +236,7 @@ class HubService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.warnings_worker.stop()
         self.audit.stop_timer()
         if self._server is not None:
             self._server.should_exit = True

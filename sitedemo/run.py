@@ -21,6 +21,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -177,12 +178,10 @@ class DemoStack:
 
         now = utcnow()
         site, grid = self.site, self.site.grid
-        warnings = {w.cell: w for w in site.warnings}
         cells = []
         for row in range(grid.rows):
             for col in range(grid.cols):
                 cell_id = f"cell-{string.ascii_lowercase[row]}{col + 1}"
-                warning = warnings.get(cell_id)
                 west_m = grid.north_west_m.east_m + col * grid.cell_size_m
                 south_m = grid.north_west_m.north_m - (row + 1) * grid.cell_size_m
                 cells.append(
@@ -194,16 +193,18 @@ class DemoStack:
                         "geometry": site.square(west_m, south_m, grid.cell_size_m),
                         "properties": {},
                         "updated_at": now,
-                        # every row names every column: a multi-row insert takes its columns
-                        # from row 1
-                        "warning_level": warning.level if warning else None,
-                        "warning_reason": warning.reason if warning else None,
-                        "warning_set_by": "admin" if warning else None,
-                        "warning_set_at": now if warning else None,
                     }
                 )
         with self.hub.store.engine.begin() as conn:
             conn.execute(grid_cells.insert(), cells)
+        # Hand-set warnings are overrides (hub/warnings): a reason and an expiry, the longest
+        # allowed; then the rules colour the cells from incidents and alerts.
+        lasts = timedelta(hours=self.hub.config.warnings.override_max_h)
+        for w in site.warnings:
+            self.hub.ctx.warnings.set_override(
+                "admin", w.cell, w.level, w.reason, self.hub.clock.now() + lasts
+            )
+        with self.hub.store.engine.begin() as conn:
             if site.places:
                 conn.execute(
                     pois.insert(),

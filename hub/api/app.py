@@ -24,6 +24,7 @@ from hub.geo import routes as geo_routes
 from hub.mapview import routes as mapview_routes
 from hub.positions import routes as positions_routes
 from hub.users import routes as users_routes
+from hub.warnings import routes as warnings_routes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -180,6 +181,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         mapview_routes.router,
         routes_ingest.router,
         audit_routes.router,
+        warnings_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from edge.protocol import DeviceKind
 from edge.validators import SEGMENT_PATTERN
@@ -291,9 +291,12 @@ class AuditVerify(BaseModel):
 
 class WarningBody(Body):
     level: Literal["red", "orange", "yellow"] | None = Field(
-        description="null clears the manual warning"
+        description="null ends the manual override"
     )
     reason: Annotated[str, Field(min_length=3, max_length=500, examples=["crowd at festival"])]
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="default: warnings.override_default_h from now"
+    )
 
 
 class HealthRecord(BaseModel):

@@ -3,6 +3,7 @@ GeoJSON or CSV."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -127,6 +128,8 @@ def _cell_feature(row: Any) -> dict[str, Any]:
             "warning_reason": row.warning_reason,
             "warning_set_by": row.warning_set_by,
             "warning_set_at": row.warning_set_at.isoformat() if row.warning_set_at else None,
+            "warning_source": row.warning_source,
+            "warning_rule": row.warning_rule,
         },
     )
 
@@ -198,8 +201,17 @@ def delete_cell(cell_id: GeoId, me: Me, ctx: Ctx) -> None:
 
 @router.post("/grid-cells/{cell_id}/warning", **guarded(Permission.CELLS_WARN))
 def set_warning(cell_id: GeoId, body: WarningBody, me: Me, ctx: Ctx) -> dict[str, Any]:
-    """Set (or clear, with level null) a cell's warning colour by hand, with a reason."""
-    return _cell_feature(ctx.geo.set_warning(me.username, cell_id, body.level, body.reason))
+    """Override a cell's warning colour by hand, with a reason, until ``expires_at`` (default
+    ``warnings.override_default_h`` from now); level null ends the override. The same as
+    ``PUT``/``DELETE /grid-cells/{cell_id}/warning-override``, kept for older clients."""
+    if body.level is None:
+        ctx.warnings.end_override(me.username, cell_id, missing_ok=True)
+    else:
+        expires_at = body.expires_at or ctx.clock.now() + timedelta(
+            hours=ctx.config.warnings.override_default_h
+        )
+        ctx.warnings.set_override(me.username, cell_id, body.level, body.reason, expires_at)
+    return _cell_feature(ctx.geo.cell(cell_id))
 
 
 # --- points of interest ---------------------------------------------------------------------

@@ -25,6 +25,8 @@ CELL_FIELDS = {
     "warning_reason",
     "warning_set_by",
     "warning_set_at",
+    "warning_source",
+    "warning_rule",
 }
 
 
@@ -173,25 +175,6 @@ class GeoService:
         with self.audit.change(actor, "cell.delete", cell_id) as conn:
             if not repository.delete_one(conn, grid_cells, cell_id):
                 raise CellNotFound(f"no grid cell {cell_id!r}")
-
-    def set_warning(self, actor: str, cell_id: str, level: str | None, reason: str) -> Any:
-        """Set (or clear, with level None) a cell's warning colour by hand, with a reason."""
-        with self.audit.change(
-            actor, "cell.warning", cell_id, {"level": level, "reason": reason}
-        ) as conn:
-            changed = repository.update_cell(
-                conn,
-                cell_id,
-                {
-                    "warning_level": level,
-                    "warning_reason": reason,
-                    "warning_set_by": actor,
-                    "warning_set_at": utcnow(),
-                },
-            )
-            if not changed:
-                raise CellNotFound(f"no grid cell {cell_id!r}")
-            return repository.get(conn, grid_cells, cell_id)
 
     # -- points of interest ---------------------------------------------------------------
 

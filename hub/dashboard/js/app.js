@@ -6,6 +6,7 @@ import { t, setLanguage, preferredLanguage, onLanguage, translateDom, formatTime
 import { escapeHtml, fill, h } from "./dom.js";
 import { AlertsLayer, CellsLayer, DevicesLayer, OutlineLayer, PoisLayer, severityBadge } from "./layers.js";
 import { LiveStream } from "./live.js";
+import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
 
@@ -291,6 +292,7 @@ class Dashboard {
     if (this.can("positions:read")) layers.push("positions");
     if (this.can("alerts:read")) layers.push("alerts");
     if (this.can("devices:read")) layers.push("devices");
+    if (this.can("cells:read")) layers.push("warnings");
     this.live = new LiveStream({
       layers,
       onEvent: (ev) => this.onEvent(ev),
@@ -305,6 +307,7 @@ class Dashboard {
     if (ev.layer === "positions") this.positions.update(ev);
     else if (ev.layer === "alerts") this.addAlert(ev);
     else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
+    else if (ev.layer === "warnings") applyWarningEvent(this, ev);
   }
 
   setConn(state, reason) {

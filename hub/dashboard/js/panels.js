@@ -6,6 +6,7 @@ import { t, formatTime, formatDateTime, formatAgo } from "./i18n.js";
 import { fill, h, svg } from "./dom.js";
 import { deviceStatus, severityBadge, DEVICE_STATUS, WARNING } from "./layers.js";
 import { ENTITY_STYLE } from "./positions-layer.js";
+import { mountWarning } from "./warnings.js";
 
 const $ = (sel) => document.querySelector(sel);
 const HEALTH_METRICS = ["fps", "inference_ms", "outbox_depth", "queue_depth", "cpu_temp_c"];
@@ -336,30 +337,17 @@ export class Panels {
         level && [t("cell.reason"), p.warning_reason || "—"],
         level && [t("cell.set_by"), `${p.warning_set_by || "—"} ${p.warning_set_at ? formatTime(p.warning_set_at) : ""}`],
       ]),
-    ], d.can("cells:warn") ? h("form", { class: "warn-form" },
-      h("label", { for: "warn-level" }, t("cell.set_warning")),
-      h("select", { id: "warn-level" }, h("option", { value: "" }, t("warning.none")),
-        Object.keys(WARNING).map((w) => h("option", { value: w, selected: w === level }, t(`warning.${w}`)))),
-      h("label", { for: "warn-reason" }, t("cell.reason")),
-      h("input", { id: "warn-reason", minlength: 3, maxlength: 500, required: true }),
-      h("button", { type: "submit", class: "primary" }, t("cell.apply")),
-      h("p", { id: "warn-error", class: "error", role: "alert" })) : null);
-    const form = box.querySelector(".warn-form");
-    if (form) {
-      form.addEventListener("submit", async (ev) => {
-        ev.preventDefault();
-        try {
-          const updated = await api(`/api/v1/grid-cells/${encodeURIComponent(f.id)}/warning`, {
-            method: "POST",
-            body: { level: box.querySelector("#warn-level").value || null, reason: box.querySelector("#warn-reason").value },
-          });
-          d.cells.upsert(updated);
-          this.showCell(updated);
-        } catch (err) {
-          box.querySelector("#warn-error").textContent = err.message;
-        }
-      });
-    }
+      h("div", { class: "warning-explain", "aria-live": "polite" }, t("detail.loading")),
+    ]);
+    // The rule or override behind the colour, its history and the override form (warnings.js).
+    mountWarning(box.querySelector(".warning-explain"), f.id, {
+      canWarn: d.can("cells:warn"),
+      onChanged: async () => {
+        const updated = await api(`/api/v1/grid-cells/${encodeURIComponent(f.id)}`);
+        d.cells.upsert(updated);
+        if (this.current?.type === "cell" && this.current.id === f.id) this.showCell(updated);
+      },
+    });
   }
 
   // --- POI import -------------------------------------------------------------------------

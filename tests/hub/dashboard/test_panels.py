@@ -471,14 +471,25 @@ def test_cell_warning_form_recolours_the_cell_and_the_hub_records_it(
     assert stored["warning_level"] == "red"
     assert stored["warning_reason"] == "Flooding reported on two streets"
     assert stored["warning_set_by"] == f"{hub.site}-commander"
+    assert stored["warning_source"] == "override"
     audit = (
         hub.client(Role.ADMIN)
-        .get("/api/v1/audit", params={"action": "cell.warning", "limit": 200})
+        .get("/api/v1/audit", params={"action": "cell.warning_override", "limit": 200})
         .json()["items"]
     )
     ours = [r for r in audit if r["target"] == cid]
     assert len(ours) == 1 and ours[0]["actor"] == f"{hub.site}-commander"
-    assert ours[0]["details"] == {"level": "red", "reason": "Flooding reported on two streets"}
+    details = ours[0]["details"]
+    assert (details["level"], details["reason"]) == ("red", "Flooding reported on two streets")
+    # The popup explains the colour (an override, until when) and shows the history.
+    explain = detail.locator(".warning-explain")
+    expect(explain).to_contain_text("Set by hand")
+    expect(explain).to_contain_text("Expires")
+    detail.locator(".warning-history-open").click()
+    expect(detail.locator(".warning-history li")).to_have_count(1)
+    expect(detail.locator(".warning-history li").first).to_contain_text(
+        "Flooding reported on two streets"
+    )
     # Clearing it again goes through the same form.
     page.select_option("#warn-level", "")
     page.fill("#warn-reason", "Water pumped out")

@@ -104,8 +104,12 @@ def test_grid_cells_and_manual_warning(hub: RunningHub) -> None:
         .status_code
         == 403
     )
-    audit = hub.client(Role.AUDITOR).get("/api/v1/audit", params={"action": "cell.warning"})
+    # The old route is now a manual override with the default expiry (hub/warnings).
+    audit = hub.client(Role.AUDITOR).get(
+        "/api/v1/audit", params={"action": "cell.warning_override"}
+    )
     assert audit.json()["items"][0]["details"]["reason"] == "crowd at the market"
+    assert res.json()["properties"]["warning_source"] == "override"
 
 
 def test_oversize_bodies_get_413(hub: RunningHub) -> None:
