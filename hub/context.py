@@ -22,6 +22,7 @@ from hub.incidents.service import IncidentService
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
+from hub.notifications.service import NotificationService
 from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
@@ -52,6 +53,7 @@ class HubContext:
     mapview: MapService = field(init=False)
     commands: CommandService = field(init=False)
     incidents: IncidentService = field(init=False)
+    notifications: NotificationService = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -62,6 +64,9 @@ class HubContext:
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
         self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
+        self.notifications = NotificationService(
+            engine, self.audit, self.config.zone(), self.clock
+        )
 
     @property
     def devices(self) -> DeviceService:

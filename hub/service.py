@@ -25,6 +25,7 @@ from hub.devices.directory import DeviceDirectory
 from hub.devices.service import DeviceService, dynsec_control
 from hub.flood import FloodGuard
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
+from hub.incidents.timers import TimerSweeper
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
@@ -106,6 +107,9 @@ class HubService:
             clock=self.clock,
         )
         self.app = create_app(self.ctx)
+        self.timers = TimerSweeper(
+            self.store.engine, self.audit, config.incidents, self.clock, hub_id=config.client_id
+        )
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._housekeeper: threading.Thread | None = None
@@ -174,6 +178,8 @@ class HubService:
         self._threads.append(thread)
         self._housekeeper = thread
         self.audit.start_timer()
+        if self.config.incidents.deadlines.enabled:
+            self.timers.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -184,6 +190,8 @@ class HubService:
         ]
         if self._housekeeper is not None:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
+        if self.timers.started:
+            workers.append(self.timers.worker_status())
         if self.timeseries is not None:
             stats = self.timeseries.stats()
             workers.append(
@@ -238,6 +246,7 @@ class HubService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.timers.stop()
         self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving
