@@ -85,8 +85,7 @@ class World:
                 "op",
                 NewIncident(self.site, IncidentSource.MANUAL, category, level, "Bins overflowing"),
             )
-            row = self._update(conn, str(row.id), department_id=department, assignee=assignee)
-        return row
+            return self._update(conn, str(row.id), department_id=department, assignee=assignee)
 
     def change(self, incident_id: str, **values: Any) -> Any:
         """An incident change as the incident service makes it: row update + on_change."""
