@@ -67,6 +67,15 @@ def raise_stage(conn: Connection, incident_id: str, stage: int) -> None:
     )
 
 
+def lock_incident(conn: Connection, incident_id: str) -> Any | None:
+    """The incident's row, locked for this transaction (PostgreSQL; SQLite's writer lock
+    already serialises). Taken before the timer row, in the order an incident change takes
+    them (incident, then its timers via on_change, then the audit log), so a sweep and an
+    incident change never deadlock."""
+    stmt = select(incidents).where(incidents.c.id == incident_id).with_for_update()
+    return conn.execute(stmt).first()
+
+
 def timers_of(conn: Connection, incident_id: str) -> dict[str, Any]:
     rows = conn.execute(select(incident_timers).where(T.incident_id == incident_id)).all()
     return {row.kind: row for row in rows}

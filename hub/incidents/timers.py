@@ -154,11 +154,11 @@ class TimerSweeper:
     ) -> list[str]:
         """Claim the timer and perform its effect; raises LostClaimError (rolling the whole
         transaction back, audit record included) when this hub did not win the claim."""
+        current = repo.lock_incident(conn, incident_id)
+        if current is None or IncidentState(current.state) not in OPEN_STATES:
+            raise LostClaimError  # gone or done meanwhile: the next sweep's check cancels it
         if not repo.claim(conn, timer_id, now=now, hub_id=self.hub_id):
             raise LostClaimError
-        current = incidents_repo.get(conn, incident_id)
-        if current is None:
-            raise LostClaimError  # deleted meanwhile: its timers went with it
         recipients = self._recipients(conn, kind, current)
         self._effect(conn, kind, current, recipients, now)
         return recipients
