@@ -19,6 +19,7 @@ from hub.config import HubConfig
 from hub.devices.service import DeviceService
 from hub.geo.service import GeoService
 from hub.incidents.service import IncidentService
+from hub.incidents.timers import TimerSweeper
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
@@ -54,6 +55,7 @@ class HubContext:
     commands: CommandService = field(init=False)
     incidents: IncidentService = field(init=False)
     notifications: NotificationService = field(init=False)
+    timers: TimerSweeper = field(init=False)  # started and stopped by HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -66,6 +68,9 @@ class HubContext:
         self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
         self.notifications = NotificationService(
             engine, self.audit, self.config.zone(), self.clock
+        )
+        self.timers = TimerSweeper(
+            engine, self.audit, self.config.incidents, self.clock, hub_id=self.config.client_id
         )
 
     @property

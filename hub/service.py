@@ -25,7 +25,6 @@ from hub.devices.directory import DeviceDirectory
 from hub.devices.service import DeviceService, dynsec_control
 from hub.flood import FloodGuard
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
-from hub.incidents.timers import TimerSweeper
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
@@ -107,9 +106,7 @@ class HubService:
             clock=self.clock,
         )
         self.app = create_app(self.ctx)
-        self.timers = TimerSweeper(
-            self.store.engine, self.audit, config.incidents, self.clock, hub_id=config.client_id
-        )
+        self.timers = self.ctx.timers
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._housekeeper: threading.Thread | None = None

@@ -254,6 +254,10 @@ class TimerSweeper:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def stats_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.stats)
+
     @property
     def started(self) -> bool:
         return self._thread is not None

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from hub.auth import Role
 from hub.clock import ManualClock
 from hub.config import ApiConfig, AuditConfig, BrokerFilesConfig, HubConfig
 from hub.incidents.model import IncidentLevel
 from hub.service import HubService
+from tests.hub.conftest import RunningHub
 from tests.support.broker import BrokerHarness
 from tests.support.incident_timers import ASSIGNEE, SUPERVISOR, T0, World, seed_people
 from tests.support.waiting import wait_until
@@ -91,3 +93,12 @@ def test_timers_survive_a_restart_and_fire_once(
         assert world.get(row.id).escalation_stage == 2
     finally:
         third.stop()
+
+
+def test_the_running_hub_reports_its_sweeper(hub: RunningHub) -> None:
+    wait_until(lambda: hub.service.timers.stats_snapshot()["sweeps"] >= 1, message="a sweep")
+    health = hub.client(None).get("/api/v1/health").json()
+    assert health["workers"]["timers"]["alive"] is True
+    stats = hub.client(Role.ADMIN).get("/api/v1/stats").json()
+    assert stats["timers"]["sweeps"] >= 1
+    assert stats["timers"]["failed"] == 0
