@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -82,15 +83,16 @@ def seed(store: Store, n: int, due_share: float, config: IncidentsConfig) -> int
 
 def baseline_s(store: Store, config: IncidentsConfig) -> tuple[float, int]:
     t0 = time.perf_counter()
-    seen, after = 0, 0
+    seen = 0
+    after: tuple[Any, int] | None = None
     batch = config.deadlines.sweep_batch
     with store.engine.connect() as conn:
         while True:
-            page = deadline_repository.due_timers(conn, T0, after_id=after, limit=batch)
+            page = deadline_repository.due_timers(conn, T0, after=after, limit=batch)
             seen += len(page)
             if len(page) < batch:
                 break
-            after = int(page[-1].id)
+            after = (page[-1].due_at, int(page[-1].id))
     return time.perf_counter() - t0, seen
 
 

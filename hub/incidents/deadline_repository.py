@@ -127,15 +127,21 @@ def cancel_timers(conn: Connection, incident_id: str) -> int:
     return res.rowcount
 
 
-def due_timers(conn: Connection, now: datetime, *, after_id: int, limit: int) -> Sequence[Any]:
-    """Unfired, live timers due by ``now``, in id order from ``after_id`` (a keyset page, so
-    a timer that keeps failing cannot hold back the ones behind it)."""
+def due_timers(
+    conn: Connection, now: datetime, *, after: tuple[Any, int] | None, limit: int
+) -> Sequence[Any]:
+    """Unfired, live timers due by ``now``, earliest first, in keyset pages after ``after``
+    (the previous page's last ``(due_at, id)``), so a timer that keeps failing cannot hold
+    back the ones behind it. The order follows ``ix_incident_timers_fired_at_due_at``: the
+    scan touches the due rows only, however many timers wait in the future."""
+    where = T.fired_at.is_(None) & T.cancelled.is_(False) & (T.due_at <= now)
+    if after is not None:
+        due_at, timer_id = after
+        where &= (T.due_at > due_at) | ((T.due_at == due_at) & (T.id > timer_id))
     stmt = (
         select(T.id, T.incident_id, T.kind, T.due_at)
-        .where(
-            T.fired_at.is_(None) & T.cancelled.is_(False) & (T.due_at <= now) & (T.id > after_id)
-        )
-        .order_by(T.id)
+        .where(where)
+        .order_by(T.due_at, T.id)
         .limit(limit)
     )
     return conn.execute(stmt).all()

@@ -98,13 +98,13 @@ class TimerSweeper:
         returns what this hub fired. A failing timer is counted, logged and left due."""
         now = aware(now or self.clock.now())
         fired: list[Fired] = []
-        after = 0
+        after: tuple[Any, int] | None = None
         batch = self.config.deadlines.sweep_batch
         while True:
             with self.engine.connect() as conn:
-                due = repo.due_timers(conn, now, after_id=after, limit=batch)
+                due = repo.due_timers(conn, now, after=after, limit=batch)
             for timer in due:
-                after = int(timer.id)
+                after = (timer.due_at, int(timer.id))
                 try:
                     result = self._fire(timer, now)
                 except Exception:

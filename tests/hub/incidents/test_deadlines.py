@@ -267,6 +267,8 @@ def test_a_timer_of_an_incident_closed_behind_its_back_is_cancelled(world: World
 def test_a_failing_timer_is_counted_and_does_not_stop_the_others(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Pages of one: the failing timer comes first and must not hold back the next page.
+    world.config = IncidentsConfig(deadlines=DeadlinesConfig(sweep_batch=1))
     bad = world.open(level=LEVEL.CRITICAL)
     good = world.open(level=LEVEL.CRITICAL)
     world.clock.advance(50 * MIN)
