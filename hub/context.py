@@ -66,9 +66,7 @@ class HubContext:
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
         self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
-        self.notifications = NotificationService(
-            engine, self.audit, self.config.zone(), self.clock
-        )
+        self.notifications = NotificationService(engine, self.audit, self.config.zone(), self.clock)
         self.timers = TimerSweeper(
             engine, self.audit, self.config.incidents, self.clock, hub_id=self.config.client_id
         )
