@@ -104,6 +104,11 @@ class TimerSweeper:
             with self.engine.connect() as conn:
                 due = repo.due_timers(conn, now, after=after, limit=batch)
             for timer in due:
+                if self._stop.is_set():
+                    # Shutting down: leave the rest due for the next hub (or this one, restarted)
+                    # rather than outlive the store.
+                    self._count("sweeps")
+                    return fired
                 after = (timer.due_at, int(timer.id))
                 try:
                     result = self._fire(timer, now)

@@ -340,3 +340,15 @@ def test_disabled_deadlines_schedule_nothing(world: World) -> None:
     row = world.open()
     assert row.deadline_at is None
     assert world.timers(row.id) == {}
+
+
+def test_a_stopping_sweeper_leaves_the_rest_due(world: World) -> None:
+    for _ in range(3):
+        world.open(level=LEVEL.CRITICAL)
+    world.clock.advance(3 * H)
+    sweeper = world.sweeper()
+    sweeper.stop()  # as HubService.stop does mid-sweep: nothing more is started
+    assert sweeper.sweep() == []
+    with world.store.engine.connect() as conn:
+        assert deadline_repository.pending_count(conn, world.clock.now()) == 9
+    assert len(world.sweeper().sweep()) == 9
