@@ -19,9 +19,11 @@ from hub.config import HubConfig
 from hub.devices.service import DeviceService
 from hub.geo.service import GeoService
 from hub.incidents.service import IncidentService
+from hub.incidents.timers import TimerSweeper
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
+from hub.notifications.service import NotificationService
 from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
@@ -54,6 +56,8 @@ class HubContext:
     commands: CommandService = field(init=False)
     incidents: IncidentService = field(init=False)
     warnings: WarningService = field(init=False)
+    notifications: NotificationService = field(init=False)
+    timers: TimerSweeper = field(init=False)  # started and stopped by HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -71,6 +75,10 @@ class HubContext:
             vocabulary=self.config.incidents,
             clock=self.clock,
             live=self.live,
+        )
+        self.notifications = NotificationService(engine, self.audit, self.config.zone(), self.clock)
+        self.timers = TimerSweeper(
+            engine, self.audit, self.config.incidents, self.clock, hub_id=self.config.client_id
         )
 
     @property

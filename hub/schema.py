@@ -609,3 +609,22 @@ cell_warning_history = Table(
     Column("explanation", JSON, nullable=False),
     Index("ix_cell_warning_history_cell_id_id", "cell_id", "id"),
 )
+
+# --- issue 12, deadlines (hub/incidents/deadlines.py) -------------------------------------
+
+incident_deadlines = Table(
+    # The policy applied to an incident's deadline: when its clock started (the opening, or the
+    # latest reopening) so a re-levelling moves the deadline from the same start; ``running``
+    # is False while the incident is resolved or closed, which is how a reopening is recognised.
+    "incident_deadlines",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("started_at", TS, nullable=False),
+    Column("deadline_at", TS, nullable=False),
+    Column("running", Boolean, nullable=False),
+)

@@ -108,6 +108,7 @@ class HubService:
         )
         self.app = create_app(self.ctx)
         self.warnings_worker = WarningsWorker(self.ctx.warnings, self.clock)
+        self.timers = self.ctx.timers
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._housekeeper: threading.Thread | None = None
@@ -177,6 +178,8 @@ class HubService:
         self._housekeeper = thread
         self.audit.start_timer()
         self.warnings_worker.start()
+        if self.config.incidents.deadlines.enabled:
+            self.timers.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -188,6 +191,8 @@ class HubService:
         ]
         if self._housekeeper is not None:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
+        if self.timers.started:
+            workers.append(self.timers.worker_status())
         if self.timeseries is not None:
             stats = self.timeseries.stats()
             workers.append(
@@ -243,6 +248,7 @@ class HubService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.timers.stop()
         self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving

@@ -83,6 +83,7 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
         "web_refused": refusals_of(request).as_dict(),
         "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
         "flood": ctx.ingest.flood.stats() if ctx.ingest.flood is not None else None,
+        "timers": ctx.timers.stats_snapshot(),
         "broker": ctx.broker_stats.snapshot() if ctx.broker_stats is not None else None,
     }
 

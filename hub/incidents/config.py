@@ -4,7 +4,7 @@ alert rules are added here."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hub.incidents.categories import Vocabulary
 from hub.incidents.deadline_config import DeadlinesConfig
@@ -15,3 +15,8 @@ class IncidentsConfig(Vocabulary):
         default_factory=DeadlinesConfig,
         description="deadline per category and level, reminders, escalation",
     )
+
+    @model_validator(mode="after")
+    def _deadline_categories(self) -> IncidentsConfig:
+        self.deadlines.check_categories(c.id for c in self.categories)
+        return self

@@ -1,0 +1,271 @@
+"""The timer sweeper: fires due reminders and escalations exactly once across hub replicas.
+
+Each hub runs one :class:`TimerSweeper` on a thread. A sweep reads due timers in keyset pages
+and fires each in its own audited transaction: a conditional UPDATE claims the timer
+(``fired_at IS NULL AND NOT cancelled AND due_at <= now``) and, only when its rowcount says
+this hub won, the same transaction writes the timeline event, raises the escalation stage,
+puts the notifications in the inboxes and appends the audit record. A hub that loses the race
+rolls its transaction back, so nothing is written twice; a hub that dies mid-way commits
+nothing, and the timer is still due for the next sweep (of any hub). Timers live in the
+database, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from hub.audit import AuditTrail, write_transaction
+from hub.clock import Clock
+from hub.incidents import deadline_repository as repo
+from hub.incidents import repository as incidents_repo
+from hub.incidents.config import IncidentsConfig
+from hub.incidents.deadlines import STAGE, TimerKind, aware
+from hub.incidents.model import OPEN_STATES, EventKind, IncidentState
+from hub.notifications.repository import notify
+from hub.org.repository import department
+from hub.workers import WorkerStatus, thread_alive
+
+log = logging.getLogger(__name__)
+
+# Not a valid username (":" is outside the id pattern), so no user can pose as the sweeper.
+ACTOR = "system:timers"
+
+MESSAGE_KEYS = {
+    TimerKind.REMINDER: "notify.incident_reminder",
+    TimerKind.ESCALATE_SUPERVISOR: "notify.incident_overdue",
+    TimerKind.ESCALATE_COMMANDER: "notify.incident_escalated",
+}
+ACTIONS = {
+    TimerKind.REMINDER: "incident.remind",
+    TimerKind.ESCALATE_SUPERVISOR: "incident.escalate",
+    TimerKind.ESCALATE_COMMANDER: "incident.escalate",
+}
+
+
+class LostClaimError(Exception):
+    """Another hub fired the timer first (or it was cancelled or moved): roll back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    timer_id: int
+    incident_id: str
+    kind: TimerKind
+    recipients: tuple[str, ...]
+
+
+class TimerSweeper:
+    def __init__(
+        self,
+        engine: Engine,
+        audit: AuditTrail,
+        config: IncidentsConfig,
+        clock: Clock,
+        *,
+        hub_id: str,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.config = config
+        self.clock = clock
+        self.hub_id = hub_id
+        # fired: by this hub; lost: another hub (or a concurrent cancel) won the claim;
+        # skipped: the incident was gone or no longer open, the timer cancelled;
+        # failed: the effect raised (rolled back, retried on the next sweep).
+        self.stats: dict[str, int] = {
+            "sweeps": 0,
+            "fired": 0,
+            "lost": 0,
+            "skipped": 0,
+            "failed": 0,
+            "unrouted": 0,
+            "sweep_errors": 0,
+        }
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # --- one sweep -------------------------------------------------------------------
+
+    def sweep(self, now: datetime | None = None) -> list[Fired]:
+        """Fire every timer due by ``now`` (default: the clock's now) that no other hub fired;
+        returns what this hub fired. A failing timer is counted, logged and left due."""
+        now = aware(now or self.clock.now())
+        fired: list[Fired] = []
+        after: tuple[Any, int] | None = None
+        batch = self.config.deadlines.sweep_batch
+        while True:
+            with self.engine.connect() as conn:
+                due = repo.due_timers(conn, now, after=after, limit=batch)
+            for timer in due:
+                if self._stop.is_set():
+                    # Shutting down: leave the rest due for the next hub (or this one, restarted)
+                    # rather than outlive the store.
+                    self._count("sweeps")
+                    return fired
+                after = (timer.due_at, int(timer.id))
+                try:
+                    result = self._fire(timer, now)
+                except Exception:
+                    self._count("failed")
+                    log.exception(
+                        "timer %s (%s of incident %s) failed; it stays due",
+                        timer.id,
+                        timer.kind,
+                        timer.incident_id,
+                    )
+                    continue
+                if result is not None:
+                    fired.append(result)
+            if len(due) < batch:
+                break
+        self._count("sweeps")
+        return fired
+
+    def _fire(self, timer: Any, now: datetime) -> Fired | None:
+        kind = TimerKind(timer.kind)
+        incident_id = str(timer.incident_id)
+        with self.engine.connect() as conn:
+            incident = incidents_repo.get(conn, incident_id)
+        if incident is None or IncidentState(incident.state) not in OPEN_STATES:
+            # on_change cancels timers when an incident is done; this catches a change made
+            # without it (or a row removed by hand): cancel, so it is not read again.
+            with write_transaction(self.engine) as conn:
+                if repo.cancel_timer(conn, int(timer.id)):
+                    self._count("skipped")
+            return None
+        details = {
+            "timer": kind.value,
+            "due_at": aware(timer.due_at).isoformat(),
+            "hub": self.hub_id,
+        }
+        try:
+            with self.audit.change(ACTOR, ACTIONS[kind], incident_id, details) as conn:
+                recipients = self._claimed(conn, int(timer.id), kind, incident_id, now)
+        except LostClaimError:
+            self._count("lost")
+            return None
+        self._count("fired")
+        return Fired(int(timer.id), incident_id, kind, tuple(recipients))
+
+    def _claimed(
+        self, conn: Connection, timer_id: int, kind: TimerKind, incident_id: str, now: datetime
+    ) -> list[str]:
+        """Claim the timer and perform its effect; raises LostClaimError (rolling the whole
+        transaction back, audit record included) when this hub did not win the claim."""
+        current = repo.lock_incident(conn, incident_id)
+        if current is None or IncidentState(current.state) not in OPEN_STATES:
+            raise LostClaimError  # gone or done meanwhile: the next sweep's check cancels it
+        if not repo.claim(conn, timer_id, now=now, hub_id=self.hub_id):
+            raise LostClaimError
+        recipients = self._recipients(conn, kind, current)
+        self._effect(conn, kind, current, recipients, now)
+        return recipients
+
+    def _effect(
+        self, conn: Connection, kind: TimerKind, incident: Any, recipients: list[str], now: datetime
+    ) -> None:
+        stage = STAGE.get(kind)
+        if stage is not None:
+            repo.raise_stage(conn, str(incident.id), stage)
+        deadline = aware(incident.deadline_at).isoformat() if incident.deadline_at else None
+        incidents_repo.add_event(
+            conn,
+            str(incident.id),
+            ts=now,
+            actor=ACTOR,
+            kind=EventKind.REMINDER if kind is TimerKind.REMINDER else EventKind.ESCALATED,
+            details={
+                "timer": kind.value,
+                "stage": stage or 0,
+                "deadline_at": deadline,
+                "notified": recipients,
+            },
+        )
+        params = {"number": incident.number, "title": incident.title, "deadline_at": deadline}
+        for username in recipients:
+            notify(
+                conn,
+                username,
+                kind=kind.value,
+                message_key=MESSAGE_KEYS[kind],
+                params=params,
+                now=now,
+                incident_id=str(incident.id),
+            )
+        if not recipients:
+            self._count("unrouted")
+            log.warning(
+                "incident %s: %s found nobody to notify (no assignee, supervisor or commander)",
+                incident.number,
+                kind.value,
+            )
+
+    def _recipients(self, conn: Connection, kind: TimerKind, incident: Any) -> list[str]:
+        """Who hears of it: the reminder goes to the assignee (the supervisor while nobody is
+        assigned); stage 1 to the department's supervisor; stage 2 to its commander, or every
+        active commander when it names none. A named person who is not an active user is
+        skipped for the next rung, so an escalation never ends in a dead inbox."""
+        dept = department(conn, str(incident.department_id)) if incident.department_id else None
+        supervisor = dept.supervisor if dept is not None else None
+        commander = dept.commander if dept is not None else None
+        ladder: list[list[str | None]]
+        if kind is TimerKind.REMINDER:
+            ladder = [[incident.assignee], [supervisor]]
+        elif kind is TimerKind.ESCALATE_SUPERVISOR:
+            ladder = [[supervisor], [commander]]
+        else:
+            ladder = [[commander]]
+        for rung in ladder:
+            found = repo.active_users(conn, [name for name in rung if name])
+            if found:
+                return found
+        if kind is TimerKind.REMINDER:
+            return []
+        return repo.active_commanders(conn)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.stats[name] += 1
+
+    # --- the worker thread -----------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hub-timers", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        every = self.config.deadlines.sweep_every_s
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:  # the database may be away; the next tick retries
+                self._count("sweep_errors")
+                log.exception("timer sweep failed")
+            self._stop.wait(every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def stats_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.stats)
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def worker_status(self) -> WorkerStatus:
+        return WorkerStatus("timers", thread_alive(self._thread))
