@@ -17,11 +17,13 @@ from hub.commands.outbox import CommandOutbox
 from hub.commands.service import CommandService
 from hub.config import HubConfig
 from hub.devices.service import DeviceService
+from hub.fieldreports.service import FieldReportService
 from hub.geo.service import GeoService
 from hub.incidents.service import IncidentService
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
+from hub.open311.service import Open311Service
 from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
@@ -52,6 +54,8 @@ class HubContext:
     mapview: MapService = field(init=False)
     commands: CommandService = field(init=False)
     incidents: IncidentService = field(init=False)
+    fieldreports: FieldReportService = field(init=False)
+    open311: Open311Service = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -62,6 +66,19 @@ class HubContext:
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
         self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
+        self.fieldreports = FieldReportService(
+            engine,
+            self.audit,
+            self.config.field_reports,
+            self.config.incidents,
+            self.incidents,
+            self.config.site,
+            self.clock,
+        )
+        self.open311 = Open311Service(
+            engine, self.fieldreports, self.config.field_reports, self.config.incidents,
+            self.config.site, self.clock,
+        )
 
     @property
     def devices(self) -> DeviceService:
