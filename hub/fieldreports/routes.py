@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData, UploadFile
 
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
@@ -196,7 +197,7 @@ async def parse_form(request: Request, config: FieldReportsConfig) -> FormData:
         raise Unsupported("send the report as multipart/form-data (a 'report' JSON part)")
     try:
         return await request.form(
-            max_files=config.max_photos + 1,
+            max_files=config.max_photos + 2,  # the photos, a voice note, a report sent as a file
             max_fields=4,
             max_part_size=config.max_report_json_bytes,
         )
