@@ -69,15 +69,19 @@ class HubContext:
         self.fieldreports = FieldReportService(
             engine,
             self.audit,
-            self.config.field_reports,
-            self.config.incidents,
-            self.incidents,
-            self.config.site,
-            self.clock,
+            config=self.config.field_reports,
+            vocabulary=self.config.incidents,
+            incidents=self.incidents,
+            site=self.config.site,
+            clock=self.clock,
         )
         self.open311 = Open311Service(
-            engine, self.fieldreports, self.config.field_reports, self.config.incidents,
-            self.config.site, self.clock,
+            engine,
+            self.fieldreports,
+            config=self.config.field_reports,
+            vocabulary=self.config.incidents,
+            jurisdiction=self.config.site,
+            clock=self.clock,
         )
 
     @property

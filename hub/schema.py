@@ -598,7 +598,9 @@ field_reports = Table(
     Column("photo_count", Integer, nullable=False, default=0),
     Column("has_voice", Boolean, nullable=False, default=False),
     Column("created_at", TS, nullable=False),
-    Index("uq_field_reports_reporter_client_report_id", "reporter", "client_report_id", unique=True),
+    Index(
+        "uq_field_reports_reporter_client_report_id", "reporter", "client_report_id", unique=True
+    ),
     Index("ix_field_reports_reporter_id", "reporter", "id"),
     Index("ix_field_reports_created_at", "created_at"),
 )

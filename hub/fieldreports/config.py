@@ -41,9 +41,9 @@ class FieldReportsConfig(StrictModel):
     stored_photo_side_px: Annotated[int, Field(ge=64, le=20_000)] = 2560
     photo_jpeg_quality: Annotated[int, Field(ge=30, le=95)] = 85
     max_voice_bytes: Annotated[int, Field(ge=1024, le=64 * MiB)] = 4 * MiB
-    voice_types: list[
-        Annotated[str, Field(pattern=r"^(ogg|webm|mp4|mp3|wav)$")]
-    ] = Field(default_factory=lambda: ["ogg", "webm", "mp4", "mp3", "wav"])
+    voice_types: list[Annotated[str, Field(pattern=r"^(ogg|webm|mp4|mp3|wav)$")]] = Field(
+        default_factory=lambda: ["ogg", "webm", "mp4", "mp3", "wav"]
+    )
     max_report_json_bytes: Annotated[int, Field(ge=1024, le=MiB)] = 64 * 1024
     max_request_bytes: Annotated[int, Field(ge=64 * 1024, le=512 * MiB)] = 64 * MiB
     open311: Open311Config = Field(default_factory=Open311Config)

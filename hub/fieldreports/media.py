@@ -109,7 +109,9 @@ def exif_position(img: Image.Image) -> tuple[float, float] | None:
         gps = img.getexif().get_ifd(ExifTags.IFD.GPSInfo)
         if not gps:
             return None
-        lat = _degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef, "N"), "S")
+        lat = _degrees(
+            gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef, "N"), "S"
+        )
         lon = _degrees(
             gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef, "E"), "W"
         )
@@ -133,9 +135,13 @@ def reencode_photo(raw: bytes, limits: PhotoLimits, label: str = "photo") -> Pho
                 # Checked from the header, before any pixel is decoded into memory.
                 _check_dimensions(img.width, img.height, limits, label)
                 gps = exif_position(img)
+                if img.format == "JPEG":
+                    # Decode at a reduced DCT scale when the photo is far larger than what is
+                    # stored: a 12 Mpx phone photo then costs a quarter of the decoding.
+                    img.draft("RGB", (limits.stored_side_px, limits.stored_side_px))
                 img.load()
-                upright = ImageOps.exif_transpose(img)
-                rgb = upright.convert("RGB")
+                ImageOps.exif_transpose(img, in_place=True)
+                rgb = img.convert("RGB")
     except PhotoRefused:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
@@ -149,12 +155,13 @@ def reencode_photo(raw: bytes, limits: PhotoLimits, label: str = "photo") -> Pho
             f"{label} is not a complete JPEG, PNG or WebP image the hub can decode"
         ) from err
     rgb.thumbnail((limits.stored_side_px, limits.stored_side_px), Image.Resampling.LANCZOS)
-    # A fresh image: nothing of the original's info (EXIF, ICC, XMP, comments) can follow.
-    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    # Pillow's JPEG writer falls back to the image's own info for some blocks (the comment,
+    # XMP): emptied, nothing of the original (EXIF, ICC, XMP, comments) can follow.
+    rgb.info.clear()
     out = io.BytesIO()
-    clean.save(out, format="JPEG", quality=limits.jpeg_quality, optimize=True)
+    rgb.save(out, format="JPEG", quality=limits.jpeg_quality)
     data = out.getvalue()
-    return Photo(data, hashlib.sha256(data).hexdigest(), clean.width, clean.height, gps)
+    return Photo(data, hashlib.sha256(data).hexdigest(), rgb.width, rgb.height, gps)
 
 
 def sniff_container(raw: bytes) -> str | None:

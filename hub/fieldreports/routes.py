@@ -11,9 +11,10 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
+from edge.validators import SegmentId
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
 from hub.api.models import Paged
 from hub.auth import Permission
@@ -48,6 +49,7 @@ class ReportPart(BaseModel):
     lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
     lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
     address: Annotated[str, Field(max_length=200)] = ""
+    site: SegmentId | None = Field(default=None, description="only on a hub of several sites")
 
     @field_validator("lon", "lat")
     @classmethod
@@ -208,7 +210,9 @@ async def parse_form(request: Request, config: FieldReportsConfig) -> FormData:
         ) from err
 
 
-async def report_input(form: FormData, config: FieldReportsConfig) -> tuple[ReportPart, ReportInput]:
+async def report_input(
+    form: FormData, config: FieldReportsConfig
+) -> tuple[ReportPart, ReportInput]:
     unexpected = sorted({key for key in form if key not in ALLOWED_PARTS})
     if unexpected:
         raise BadReport(f"unexpected parts {unexpected[:5]}; expected report, photo, voice")
@@ -248,14 +252,13 @@ async def report_input(form: FormData, config: FieldReportsConfig) -> tuple[Repo
         lon=part.lon,
         lat=part.lat,
         address=part.address,
+        site=part.site,
         photos=photos,
         voice=voice,
     )
 
 
-@router.post(
-    "/field-reports", response_model=FieldReportInfo, status_code=201, **_submit_kwargs()
-)
+@router.post("/field-reports", response_model=FieldReportInfo, status_code=201, **_submit_kwargs())
 async def submit_report(request: Request, response: Response, me: Me, ctx: Ctx) -> FieldReportInfo:
     """File a field report (multipart: a ``report`` JSON part, ``photo`` files, one ``voice``).
 
@@ -288,7 +291,9 @@ def my_reports(me: Me, ctx: Ctx, page: PageDep) -> Paged[FieldReportInfo]:
 
 
 @router.get(
-    "/field-reports", response_model=Paged[FieldReportInfo], **guarded(Permission.FIELD_REPORTS_READ)
+    "/field-reports",
+    response_model=Paged[FieldReportInfo],
+    **guarded(Permission.FIELD_REPORTS_READ),
 )
 def list_reports(
     me: Me,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from edge.validators import new_id
+from edge.validators import SEGMENT_PATTERN, new_id
 from hub.audit import AuditTrail
 from hub.auth import Permission, Principal
 from hub.classify.classifier import ReportClassifier
@@ -102,6 +103,7 @@ class ReportInput:
     lon: float | None = None
     lat: float | None = None
     address: str = ""
+    site: str | None = None  # needed only when the hub serves several sites
     photos: Sequence[bytes] = field(default_factory=tuple)
     voice: bytes | None = None
 
@@ -141,6 +143,7 @@ def fingerprint(report: ReportInput, channel: Channel) -> str:
         "lon": report.lon,
         "lat": report.lat,
         "address": report.address,
+        "site": report.site,
         "photos": [hashlib.sha256(p).hexdigest() for p in report.photos],
         "voice": hashlib.sha256(report.voice).hexdigest() if report.voice is not None else None,
     }
@@ -158,10 +161,11 @@ class FieldReportService:
         self,
         engine: Engine,
         audit: AuditTrail,
+        *,
         config: FieldReportsConfig,
         vocabulary: Vocabulary,
         incidents: IncidentService,
-        site: str,
+        site: str | None,
         clock: Clock | None = None,
         classifier: ReportClassifier | None = None,
     ) -> None:
@@ -216,6 +220,18 @@ class FieldReportService:
             return self._category(suggestion.category), "classifier", suggestion
         return self._fallback(), "default", suggestion
 
+    def _site(self, wanted: str | None) -> str:
+        if self.site is None:
+            if wanted is None or not re.fullmatch(SEGMENT_PATTERN, wanted):
+                raise BadReport(
+                    "this hub serves several sites: name the report's site "
+                    "(Open311: jurisdiction_id), letters, digits, - and _ only"
+                )
+            return wanted
+        if wanted is not None and wanted != self.site:
+            raise BadReport(f"this hub takes reports for site {self.site!r} only")
+        return self.site
+
     def _media(self, report: ReportInput) -> tuple[list[Photo], Voice | None]:
         if len(report.photos) > self.config.max_photos:
             raise TooManyPhotos(
@@ -254,16 +270,10 @@ class FieldReportService:
             address = check_text(address, "address", 200)
         if (report.lon is None) != (report.lat is None):
             raise BadReport("give both lon and lat, or neither")
+        site = self._site(report.site)
         category, category_source, suggestion = self._choose_category(report, text)
         photos, voice = self._media(report)
-        lon, lat, location_source = report.lon, report.lat, LocationSource.GIVEN
-        if lon is None:
-            located = next((p.gps for p in photos if p.gps is not None), None)
-            if located is not None:
-                lon, lat = located
-                location_source = LocationSource.PHOTO
-            else:
-                location_source = LocationSource.NONE
+        lon, lat, location_source = _locate(report, photos)
         level = report.level or self.config.default_level
         report_id = new_id()
         try:
@@ -281,15 +291,13 @@ class FieldReportService:
             ) as conn:
                 if client_id is not None:
                     # Checked again under the write lock: a parallel resend may have won.
-                    raced = repository.by_client_id(conn, actor, client_id)
-                    if raced is not None:
-                        raise _Replayed(raced)
+                    _not_raced(conn, actor, client_id)
                 now = self.clock.now()
                 incident = self.incidents.open_in(
                     conn,
                     actor,
                     NewIncident(
-                        site=self.site,
+                        site=site,
                         source=IncidentSource.REPORT,
                         category=category.id,
                         level=level,
@@ -304,7 +312,7 @@ class FieldReportService:
                     {
                         "id": report_id,
                         "number": repository.next_number(conn),
-                        "site": self.site,
+                        "site": site,
                         "reporter": actor,
                         "client_report_id": client_id,
                         "channel": channel.value,
@@ -325,8 +333,18 @@ class FieldReportService:
                         "created_at": now,
                     },
                 )
-                self._attach(conn, actor, report_id, incident.id, photos, voice, now)
+                self._attach(
+                    conn,
+                    actor=actor,
+                    report_id=report_id,
+                    incident_id=incident.id,
+                    photos=photos,
+                    voice=voice,
+                    now=now,
+                )
                 row = repository.get(conn, report_id)
+                if row is None:  # pragma: no cover - inserted two statements above
+                    raise FieldReportNotFound(report_id)
         except _Replayed as replayed:
             return self._replay(replayed.row, print_)
         except IntegrityError:
@@ -338,12 +356,13 @@ class FieldReportService:
             if existing is None:
                 raise
             return self._replay(existing, print_)
-        log.info("field report %s stored (%s, %d photos)", row.number, channel.value, len(photos))
+        log.info("field report %s stored (%s, %d photos)", report_id, channel.value, len(photos))
         return Submitted(row, created=True)
 
     def _attach(
         self,
         conn: Any,
+        *,
         actor: str,
         report_id: str,
         incident_id: str,
@@ -477,6 +496,24 @@ class FieldReportService:
                 channel=channel.value if channel else None,
                 states=[s.value for s in states] if states is not None else None,
             )
+
+
+def _not_raced(conn: Any, actor: str, client_id: str) -> None:
+    raced = repository.by_client_id(conn, actor, client_id)
+    if raced is not None:
+        raise _Replayed(raced)
+
+
+def _locate(
+    report: ReportInput, photos: list[Photo]
+) -> tuple[float | None, float | None, LocationSource]:
+    """The report's location: the one given, else the first photo's EXIF GPS, else none."""
+    if report.lon is not None:
+        return report.lon, report.lat, LocationSource.GIVEN
+    located = next((p.gps for p in photos if p.gps is not None), None)
+    if located is not None:
+        return located[0], located[1], LocationSource.PHOTO
+    return None, None, LocationSource.NONE
 
 
 def _title(text: str) -> str:

@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from hub.api.deps import Ctx, client_address
 from hub.api.errors import status_of
 from hub.errors import DomainError, Invalid, NotFound, RateLimited, Unsupported
 from hub.fieldreports.routes import read_part
+from hub.i18n import Language
 from hub.open311.service import Caller, Open311Service, choose_lang
 
 PREFIX = "/open311/v2"
@@ -46,7 +47,7 @@ POST_FIELDS = frozenset(
         "attribute[client_request_id]",
     }
 )
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": 'Open311 error list: [{"code": 400, "description": "..."}]'},
     403: {"description": "api_key missing, invalid or without the permission"},
     404: {"description": "no such service or request"},
@@ -84,7 +85,8 @@ def _caller(request: Request, ctx: Ctx, api_key: str | None) -> Caller:
 
 
 def _check_jurisdiction(ctx: Ctx, jurisdiction_id: str | None) -> None:
-    if jurisdiction_id and jurisdiction_id != ctx.open311.jurisdiction:
+    served = ctx.open311.jurisdiction  # None: a hub of several sites serves each of them
+    if jurisdiction_id and served is not None and jurisdiction_id != served:
         raise NotFound(f"this endpoint serves jurisdiction {ctx.open311.jurisdiction!r} only")
 
 
@@ -95,7 +97,7 @@ def _answer(call: Callable[[], Any], status: int = 200) -> JSONResponse:
         return open311_error(err)
 
 
-def _lang(request: Request, locale: str | None) -> str:
+def _lang(request: Request, locale: str | None) -> Language:
     return choose_lang(locale, request.headers.get("accept-language"))
 
 
@@ -226,9 +228,7 @@ async def _form(request: Request, ctx: Ctx) -> tuple[dict[str, str], bytes | Non
     if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         raise Unsupported("POST requests.json as application/x-www-form-urlencoded or multipart")
     try:
-        form = await request.form(
-            max_files=1, max_fields=len(POST_FIELDS), max_part_size=64 * 1024
-        )
+        form = await request.form(max_files=1, max_fields=len(POST_FIELDS), max_part_size=64 * 1024)
     except HTTPException as err:
         raise Invalid(f"the form was refused: {err.detail}") from err
     try:

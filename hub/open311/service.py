@@ -26,6 +26,7 @@ from hub.auth import Permission, Principal
 from hub.clock import Clock, SystemClock
 from hub.errors import Forbidden, Invalid, NotFound, RateLimited
 from hub.fieldreports.config import FieldReportsConfig
+from hub.i18n import Language, translate
 from hub.fieldreports.service import (
     Channel,
     FieldReportService,
@@ -66,7 +67,7 @@ def service_code(category: Category) -> str:
     return category.open311_code or category.id
 
 
-def choose_lang(locale: str | None, accept_language: str | None) -> str:
+def choose_lang(locale: str | None, accept_language: str | None) -> Language:
     for wanted in (locale, accept_language):
         if wanted and wanted.strip().lower().startswith("zh"):
             return "zh-CN"
@@ -107,9 +108,10 @@ class Open311Service:
         self,
         engine: Engine,
         reports: FieldReportService,
+        *,
         config: FieldReportsConfig,
         vocabulary: Vocabulary,
-        jurisdiction: str,
+        jurisdiction: str | None,
         clock: Clock | None = None,
         limiter: ClientRateLimiter | None = None,
     ) -> None:
@@ -168,7 +170,7 @@ class Open311Service:
             ],
         }
 
-    def _service(self, category: Category, lang: str) -> dict[str, Any]:
+    def _service(self, category: Category, lang: Language) -> dict[str, Any]:
         names = category.names.model_dump(by_alias=True)
         line = next((ln for ln in self.vocabulary.lines if ln.id == category.line), None)
         group = line.names.model_dump(by_alias=True)[lang] if line else category.line
@@ -182,7 +184,7 @@ class Open311Service:
             "group": group,
         }
 
-    def services(self, lang: str) -> list[dict[str, Any]]:
+    def services(self, lang: Language) -> list[dict[str, Any]]:
         return [self._service(c, lang) for c in self.vocabulary.reportable()]
 
     def category_for(self, code: str) -> Category:
@@ -247,6 +249,7 @@ class Open311Service:
                 lat=lat,
                 address=address,
                 photos=[media] if media is not None else [],
+                site=(fields.get("jurisdiction_id") or None) if self.jurisdiction is None else None,
             ),
             Channel.OPEN311,
         )
@@ -260,7 +263,7 @@ class Open311Service:
             submitted.created,
         )
 
-    def _view(self, row: Any, public: bool, lang: str) -> dict[str, Any]:
+    def _view(self, row: Any, public: bool, lang: Language) -> dict[str, Any]:
         category = self.vocabulary.category(row.category)
         status = status_of(row)
         closed = status in (ReportStatus.RESOLVED, ReportStatus.CLOSED)
@@ -280,7 +283,7 @@ class Open311Service:
         names = category.names.model_dump(by_alias=True) if category else {}
         view.update(
             {
-                "status_notes": status.value,
+                "status_notes": translate(f"field_report.status.{status.value}", lang),
                 "service_name": names.get(lang, row.category),
                 "description": row.description,
                 "agency_responsible": row.department_id,
@@ -308,7 +311,7 @@ class Open311Service:
             return principal
         return self._require(caller, Permission.FIELD_REPORTS_SUBMIT, "read requests")
 
-    def request(self, caller: Caller, number: str, lang: str) -> list[dict[str, Any]]:
+    def request(self, caller: Caller, number: str, lang: Language) -> list[dict[str, Any]]:
         reader = self._reader(caller)
         if reader is None:
             row = self.reports.public_get_by_number(number)
@@ -316,7 +319,7 @@ class Open311Service:
             row = self.reports.get_by_number(reader, number)
         return [self._view(row, reader is None, lang)]
 
-    def requests(self, caller: Caller, query: dict[str, str], lang: str) -> list[dict[str, Any]]:
+    def requests(self, caller: Caller, query: dict[str, str], lang: Language) -> list[dict[str, Any]]:
         reader = self._reader(caller)
         filters: dict[str, Any] = {}
         ids = [i.strip() for i in (query.get("service_request_id") or "").split(",") if i.strip()]

@@ -47,4 +47,6 @@ def set_incident_state(hub: RunningHub, incident_number: str, state: IncidentSta
 
     values: dict[str, Any] = {"state": state.value, "updated_at": hub.service.ctx.clock.now()}
     with hub.service.store.engine.begin() as conn:
-        conn.execute(update(incidents).where(incidents.c.number == incident_number).values(**values))
+        conn.execute(
+            update(incidents).where(incidents.c.number == incident_number).values(**values)
+        )

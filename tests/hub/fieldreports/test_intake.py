@@ -183,7 +183,9 @@ def test_hostile_bodies(hub: RunningHub) -> None:
     assert not_json.status_code == 422 and "JSON" in not_json.json()["detail"]
     extra = send(worker, report_json(reporter="admin"))
     assert extra.status_code == 422
-    nan = send(worker, json.dumps(report_json()).replace('"description"', '"lon": NaN, "description"'))
+    nan = send(
+        worker, json.dumps(report_json()).replace('"description"', '"lon": NaN, "description"')
+    )
     assert nan.status_code == 422
     half = send(worker, report_json(lon=114.0))
     assert half.status_code == 422 and "both lon and lat" in half.json()["detail"]
@@ -193,8 +195,10 @@ def test_hostile_bodies(hub: RunningHub) -> None:
     files += [("photo", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(1000)]
     many = worker.post("/api/v1/field-reports", files=files)
     assert many.status_code == 422 and "multipart" in many.json()["detail"]
-    fields = worker.post("/api/v1/field-reports", files={"report": (None, "{}")}, data={
-        f"f{i}": "x" for i in range(1000)
-    })
+    fields = worker.post(
+        "/api/v1/field-reports",
+        files={"report": (None, "{}")},
+        data={f"f{i}": "x" for i in range(1000)},
+    )
     assert fields.status_code == 422
     assert _count(hub, field_reports) == 0

@@ -108,7 +108,7 @@ def test_services_create_and_follow_through_georeport(public_hub: RunningHub) ->
         timeout=30,
     ).json()[0]
     assert full["description"] == "Bags of rubbish dumped behind block 7"
-    assert full["lat"] == 22.54312 and full["status_notes"] == "resolved"
+    assert full["lat"] == 22.54312 and full["status_notes"] == "Resolved"
     with pytest.raises(requests.HTTPError):
         client.get_service_request("R-999999")
 
@@ -146,22 +146,34 @@ def test_private_by_default_and_errors_in_open311_format(hub: RunningHub) -> Non
     (error,) = errors
     assert error["code"] == 403 and "api_key" in error["description"]
 
-    bad = post_request(hub, api_key="gw_forged", service_code="garbage", description="x", lat="1", long="1")
+    bad = post_request(
+        hub, api_key="gw_forged", service_code="garbage", description="x", lat="1", long="1"
+    )
     assert bad.status_code == 403 and bad.json()[0]["code"] == 403
     installer = post_request(
-        hub, api_key=api_key(hub, Role.INSTALLER), service_code="garbage", description="x",
-        lat="1", long="1",
+        hub,
+        api_key=api_key(hub, Role.INSTALLER),
+        service_code="garbage",
+        description="x",
+        lat="1",
+        long="1",
     )
     assert installer.status_code == 403 and "reports:submit" in installer.json()[0]["description"]
 
     worker_key = api_key(hub, Role.WORKER)
-    unknown = post_request(hub, api_key=worker_key, service_code="nope", description="x", lat="1", long="1")
+    unknown = post_request(
+        hub, api_key=worker_key, service_code="nope", description="x", lat="1", long="1"
+    )
     assert unknown.status_code == 404 and unknown.json()[0]["code"] == 404
     no_location = post_request(hub, api_key=worker_key, service_code="garbage", description="x")
     assert no_location.status_code == 400 and "location" in no_location.json()[0]["description"]
-    nan = post_request(hub, api_key=worker_key, service_code="garbage", description="x", lat="nan", long="1")
+    nan = post_request(
+        hub, api_key=worker_key, service_code="garbage", description="x", lat="nan", long="1"
+    )
     assert nan.status_code == 400
-    huge = post_request(hub, api_key=worker_key, service_code="garbage", description="y" * 5000, lat="1", long="1")
+    huge = post_request(
+        hub, api_key=worker_key, service_code="garbage", description="y" * 5000, lat="1", long="1"
+    )
     assert huge.status_code == 400 and "4000" in huge.json()[0]["description"]
     as_json = requests.post(f"{base}/requests.json", json={"api_key": worker_key}, timeout=30)
     assert as_json.status_code == 415 and as_json.json()[0]["code"] == 415
@@ -173,21 +185,39 @@ def test_private_by_default_and_errors_in_open311_format(hub: RunningHub) -> Non
     assert many.status_code == 400 and many.json()[0]["code"] == 400
 
     # A worker's key sees the worker's own requests only; an operator's sees all.
-    mine = post_request(hub, api_key=worker_key, service_code="garbage", description="mine", lat="22.5", long="114.0")
+    mine = post_request(
+        hub,
+        api_key=worker_key,
+        service_code="garbage",
+        description="mine",
+        lat="22.5",
+        long="114.0",
+    )
     assert mine.status_code == 201
     officer_key = api_key(hub, Role.OFFICER)
-    theirs = post_request(hub, api_key=officer_key, service_code="noise", description="theirs", lat="22.5", long="114.0")
+    theirs = post_request(
+        hub,
+        api_key=officer_key,
+        service_code="noise",
+        description="theirs",
+        lat="22.5",
+        long="114.0",
+    )
     theirs_id = theirs.json()[0]["service_request_id"]
     own = requests.get(f"{base}/requests.json", params={"api_key": worker_key}, timeout=30).json()
     assert [r["description"] for r in own] == ["mine"]
-    hidden = requests.get(f"{base}/requests/{theirs_id}.json", params={"api_key": worker_key}, timeout=30)
+    hidden = requests.get(
+        f"{base}/requests/{theirs_id}.json", params={"api_key": worker_key}, timeout=30
+    )
     assert hidden.status_code == 404
     everyone = requests.get(
         f"{base}/requests.json", params={"api_key": api_key(hub, Role.OPERATOR)}, timeout=30
     ).json()
     assert sorted(r["description"] for r in everyone) == ["mine", "theirs"]
     bad_date = requests.get(
-        f"{base}/requests.json", params={"api_key": worker_key, "start_date": "yesterday"}, timeout=30
+        f"{base}/requests.json",
+        params={"api_key": worker_key, "start_date": "yesterday"},
+        timeout=30,
     )
     assert bad_date.status_code == 400 and "W3C" in bad_date.json()[0]["description"]
 
