@@ -122,6 +122,25 @@ def report_info(row: Any) -> FieldReportInfo:
     )
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by their definitions: the part's
+    schema sits inside an operation, where ``#/$defs/...`` would not resolve."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def _multipart_doc(config: FieldReportsConfig) -> dict[str, Any]:
     return {
         "requestBody": {
@@ -133,7 +152,7 @@ def _multipart_doc(config: FieldReportsConfig) -> dict[str, Any]:
                         "required": ["report"],
                         "properties": {
                             "report": {
-                                **ReportPart.model_json_schema(),
+                                **_inlined(ReportPart.model_json_schema()),
                                 "description": "JSON: the report",
                             },
                             "photo": {

@@ -79,9 +79,20 @@ def _service(ctx: Ctx) -> Open311Service:
     return ctx.open311
 
 
+def _key(request: Request, api_key: str | None) -> str | None:
+    """The ``api_key`` parameter, else a gridward token in ``Authorization: Bearer`` (better:
+    a key in a URL ends up in proxy and server logs)."""
+    if api_key:
+        return api_key
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
 def _caller(request: Request, ctx: Ctx, api_key: str | None) -> Caller:
     address = client_address(request, ctx.config.api.trusted_proxies)
-    return _service(ctx).caller(api_key, address)
+    return _service(ctx).caller(_key(request, api_key), address)
 
 
 def _check_jurisdiction(ctx: Ctx, jurisdiction_id: str | None) -> None:
@@ -264,7 +275,8 @@ async def create_request(request: Request, ctx: Ctx) -> JSONResponse:
         service = _service(ctx)
         fields, media = await _form(request, ctx)
         address = client_address(request, ctx.config.api.trusted_proxies)
-        caller = await run_in_threadpool(service.caller, fields.get("api_key"), address)
+        key = _key(request, fields.get("api_key"))
+        caller = await run_in_threadpool(service.caller, key, address)
         _check_jurisdiction(ctx, fields.get("jurisdiction_id"))
         body, created = await run_in_threadpool(service.create, caller, fields, media)
     except DomainError as err:

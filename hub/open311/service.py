@@ -319,7 +319,9 @@ class Open311Service:
             row = self.reports.get_by_number(reader, number)
         return [self._view(row, reader is None, lang)]
 
-    def requests(self, caller: Caller, query: dict[str, str], lang: Language) -> list[dict[str, Any]]:
+    def requests(
+        self, caller: Caller, query: dict[str, str], lang: Language
+    ) -> list[dict[str, Any]]:
         reader = self._reader(caller)
         filters: dict[str, Any] = {}
         ids = [i.strip() for i in (query.get("service_request_id") or "").split(",") if i.strip()]

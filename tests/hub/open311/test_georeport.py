@@ -219,6 +219,11 @@ def test_private_by_default_and_errors_in_open311_format(hub: RunningHub) -> Non
         params={"api_key": worker_key, "start_date": "yesterday"},
         timeout=30,
     )
+    # The key may come as a bearer token instead (kept out of URLs and their logs).
+    bearer = requests.get(
+        f"{base}/requests.json", headers={"Authorization": f"Bearer {worker_key}"}, timeout=30
+    )
+    assert [r["description"] for r in bearer.json()] == ["mine"]
     assert bad_date.status_code == 400 and "W3C" in bad_date.json()[0]["description"]
 
 
