@@ -26,7 +26,6 @@ from hub.auth import Permission, Principal
 from hub.clock import Clock, SystemClock
 from hub.errors import Forbidden, Invalid, NotFound, RateLimited
 from hub.fieldreports.config import FieldReportsConfig
-from hub.i18n import Language, translate
 from hub.fieldreports.service import (
     Channel,
     FieldReportService,
@@ -35,6 +34,7 @@ from hub.fieldreports.service import (
     Submitted,
     status_of,
 )
+from hub.i18n import Language, translate
 from hub.incidents.categories import Category, Vocabulary
 from hub.incidents.model import DONE_STATES, OPEN_STATES
 from hub.open311 import repository
