@@ -18,7 +18,7 @@ from edge.validators import SegmentId
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
 from hub.api.models import Paged
 from hub.auth import Permission
-from hub.errors import Invalid, TooLarge, Unsupported
+from hub.errors import DomainError, Invalid, TooLarge, Unsupported
 from hub.fieldreports.config import FieldReportsConfig
 from hub.fieldreports.service import (
     MAX_DESCRIPTION_CHARS,
@@ -27,6 +27,7 @@ from hub.fieldreports.service import (
     LocationSource,
     ReportInput,
     ReportStatus,
+    reason_of,
     status_of,
 )
 from hub.incidents.model import IncidentLevel
@@ -285,11 +286,15 @@ async def submit_report(request: Request, response: Response, me: Me, ctx: Ctx) 
     with a different report gets 409. Opens the report's incident in the same transaction.
     """
     config = ctx.config.field_reports
-    form = await parse_form(request, config)
     try:
-        _, report = await report_input(form, config)
-    finally:
-        await form.close()  # the spooled files, now
+        form = await parse_form(request, config)
+        try:
+            _, report = await report_input(form, config)
+        finally:
+            await form.close()  # the spooled files, now
+    except DomainError as err:
+        ctx.fieldreports.count(f"refused_{reason_of(err)}")
+        raise
     submitted = await run_in_threadpool(ctx.fieldreports.submit, me.username, report, Channel.API)
     if not submitted.created:
         response.status_code = 200

@@ -15,6 +15,8 @@ import hashlib
 import json
 import logging
 import re
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +31,7 @@ from hub.audit import AuditTrail
 from hub.auth import Permission, Principal
 from hub.classify.classifier import ReportClassifier
 from hub.clock import Clock, SystemClock
-from hub.errors import Conflict, Invalid, NotFound
+from hub.errors import Conflict, DomainError, Invalid, NotFound
 from hub.fieldreports import repository
 from hub.fieldreports.config import FieldReportsConfig
 from hub.fieldreports.media import Photo, PhotoLimits, Voice, check_voice, reencode_photo
@@ -177,6 +179,8 @@ class FieldReportService:
         self.site = site
         self.clock = clock or SystemClock()
         self.classifier = classifier or ReportClassifier.load_default()
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
         self.limits = PhotoLimits(
             max_bytes=config.max_photo_bytes,
             max_side_px=config.max_photo_side_px,
@@ -255,8 +259,26 @@ class FieldReportService:
             )
         return Submitted(existing, created=False)
 
+    def count(self, outcome: str) -> None:
+        with self._counts_lock:
+            self._counts[outcome] += 1
+
+    def stats(self) -> dict[str, int]:
+        """Reports accepted, resends answered, and refusals by reason (the error's kind)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
     def submit(self, actor: str, report: ReportInput, channel: Channel = Channel.API) -> Submitted:
         """Store a report and open its incident; a resend returns the stored report."""
+        try:
+            submitted = self._submit(actor, report, channel)
+        except DomainError as err:
+            self.count(f"refused_{reason_of(err)}")
+            raise
+        self.count(f"{channel.value}_{'accepted' if submitted.created else 'resent'}")
+        return submitted
+
+    def _submit(self, actor: str, report: ReportInput, channel: Channel) -> Submitted:
         print_ = fingerprint(report, channel)
         client_id = report.client_report_id
         if client_id is not None:
@@ -496,6 +518,11 @@ class FieldReportService:
                 channel=channel.value if channel else None,
                 states=[s.value for s in states] if states is not None else None,
             )
+
+
+def reason_of(err: DomainError) -> str:
+    """``PhotoTooLarge`` -> ``photo_too_large``: the counted reason of a refusal."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(err).__name__).lower()
 
 
 def _not_raced(conn: Any, actor: str, client_id: str) -> None:

@@ -152,6 +152,10 @@ class Open311Service:
             raise BadApiKey(f"this api_key's user may not {purpose} (needs {permission.value})")
         return principal
 
+    def stats(self) -> dict[str, int]:
+        """The rate limiter's counters (admitted, refused, evicted, clients)."""
+        return self.limiter.stats()
+
     # --- services -----------------------------------------------------------------------------
 
     def discovery(self, base_url: str) -> dict[str, Any]:

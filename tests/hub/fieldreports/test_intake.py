@@ -48,6 +48,8 @@ def test_a_report_resent_three_times_is_stored_once(hub: RunningHub) -> None:
     with hub.service.store.engine.connect() as conn:
         actions = [r.action for r in conn.execute(select(audit_log.c.action)).all()]
     assert actions.count("field_report.submit") == 1
+    counts = hub.client(Role.ADMIN).get("/api/v1/stats").json()["field_reports"]
+    assert counts == {"api_accepted": 1, "api_resent": 2}
 
 
 def test_the_same_id_with_a_different_body_is_a_conflict(hub: RunningHub) -> None:
@@ -202,3 +204,7 @@ def test_hostile_bodies(hub: RunningHub) -> None:
     )
     assert fields.status_code == 422
     assert _count(hub, field_reports) == 0
+    # Every refusal is counted by its reason, none was stored.
+    counts = hub.client(Role.ADMIN).get("/api/v1/stats").json()["field_reports"]
+    assert counts["refused_bad_report"] >= 5 and counts["refused_unsupported"] == 1
+    assert counts["refused_invalid"] >= 2 and "api_accepted" not in counts

@@ -251,5 +251,7 @@ def test_rate_limited_per_client(broker: BrokerHarness, site: str, tmp_path: Pat
             for i in range(4)
         ]
         assert forged == [200, 200, 200, 429]
+        rate = hub.client(Role.ADMIN).get("/api/v1/stats").json()["open311_rate"]
+        assert rate["refused"] == 3 and rate["admitted"] == 7
     finally:
         stop_hub(broker, hub)
