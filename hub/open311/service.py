@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from hub.auth import Permission, Principal
 from hub.clock import Clock, SystemClock
-from hub.errors import Forbidden, Invalid, NotFound, RateLimited
+from hub.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited
 from hub.fieldreports.config import FieldReportsConfig
 from hub.fieldreports.service import (
     Channel,
@@ -32,6 +32,7 @@ from hub.fieldreports.service import (
     ReportInput,
     ReportStatus,
     Submitted,
+    reason_of,
     status_of,
 )
 from hub.i18n import Language, translate
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 MAX_SPAN = timedelta(days=90)  # the spec's default window and its largest range
 CLIENT_ID_ATTRIBUTE = "client_request_id"
+CLIENT_ID_PREFIX = "open311:"
+CLIENT_ID_MAX_CHARS = 64 - len(CLIENT_ID_PREFIX)  # the prefixed id fits the 64-char column
 LANGS = ("en", "zh-CN")
 
 
@@ -208,7 +211,7 @@ class Open311Service:
                     "datatype": "string",
                     "required": False,
                     "datatype_description": (
-                        "an id the client chooses (1-64 characters); a resend with the same id "
+                        "an id the client chooses (1-56 characters); a resend with the same id "
                         "returns the first request instead of filing a second"
                     ),
                     "order": 1,
@@ -222,6 +225,26 @@ class Open311Service:
     def create(
         self, caller: Caller, fields: dict[str, str], media: bytes | None
     ) -> tuple[dict[str, Any], bool]:
+        try:
+            username, draft = self._draft(caller, fields, media)
+        except DomainError as err:
+            self.reports.count(f"refused_{reason_of(err)}")
+            raise
+        submitted: Submitted = self.reports.submit(username, draft, Channel.OPEN311)
+        row = submitted.report
+        return (
+            {
+                "service_request_id": row.number,
+                "service_notice": "",
+                "account_id": None,
+            },
+            submitted.created,
+        )
+
+    def _draft(
+        self, caller: Caller, fields: dict[str, str], media: bytes | None
+    ) -> tuple[str, ReportInput]:
+        """The POSTed request as a field report of the key's user (refusals are Open311's)."""
         principal = self._require(caller, Permission.FIELD_REPORTS_SUBMIT, "file requests")
         code = (fields.get("service_code") or "").strip()
         if not code:
@@ -238,33 +261,22 @@ class Open311Service:
         if not description.strip():
             raise Invalid("description is required")
         client_id = (fields.get(f"attribute[{CLIENT_ID_ATTRIBUTE}]") or "").strip() or None
-        if client_id is not None and len(client_id) > 64:
-            raise Invalid(f"attribute[{CLIENT_ID_ATTRIBUTE}] is at most 64 characters")
+        if client_id is not None and len(client_id) > CLIENT_ID_MAX_CHARS:
+            raise Invalid(
+                f"attribute[{CLIENT_ID_ATTRIBUTE}] is at most {CLIENT_ID_MAX_CHARS} characters"
+            )
         if len(address) > 200:
             raise Invalid("address_string is at most 200 characters")
-        submitted: Submitted = self.reports.submit(
-            principal.username,
-            ReportInput(
-                description=description,
-                # Prefixed: an Open311 client's id never collides with the phone app's ids.
-                client_report_id=f"open311:{client_id}"[:64] if client_id else None,
-                category=category.id,
-                lon=lon,
-                lat=lat,
-                address=address,
-                photos=[media] if media is not None else [],
-                site=(fields.get("jurisdiction_id") or None) if self.jurisdiction is None else None,
-            ),
-            Channel.OPEN311,
-        )
-        row = submitted.report
-        return (
-            {
-                "service_request_id": row.number,
-                "service_notice": "",
-                "account_id": None,
-            },
-            submitted.created,
+        return principal.username, ReportInput(
+            description=description,
+            # Prefixed: an Open311 client's id never collides with the phone app's ids.
+            client_report_id=f"{CLIENT_ID_PREFIX}{client_id}" if client_id else None,
+            category=category.id,
+            lon=lon,
+            lat=lat,
+            address=address,
+            photos=[media] if media is not None else [],
+            site=(fields.get("jurisdiction_id") or None) if self.jurisdiction is None else None,
         )
 
     def _view(self, row: Any, public: bool, lang: Language) -> dict[str, Any]:

@@ -225,6 +225,10 @@ def test_private_by_default_and_errors_in_open311_format(hub: RunningHub) -> Non
     )
     assert [r["description"] for r in bearer.json()] == ["mine"]
     assert bad_date.status_code == 400 and "W3C" in bad_date.json()[0]["description"]
+    counts = hub.client(Role.ADMIN).get("/api/v1/stats").json()["field_reports"]
+    assert counts["refused_bad_api_key"] == 2 and counts["refused_service_not_found"] == 1
+    assert counts["refused_bad_report"] == 1  # the 5,000-character description
+    assert counts["open311_accepted"] == 2
 
 
 def test_rate_limited_per_client(broker: BrokerHarness, site: str, tmp_path: Path) -> None:
