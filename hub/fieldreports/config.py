@@ -38,7 +38,7 @@ class FieldReportsConfig(StrictModel):
     max_photo_side_px: Annotated[int, Field(ge=64, le=20_000)] = 8192
     max_photo_pixels: Annotated[int, Field(ge=4096, le=200_000_000)] = 40_000_000
     # Stored photos are scaled down to this side: phone photos are 12+ Mpx, a dashboard needs less.
-    stored_photo_side_px: Annotated[int, Field(ge=64, le=20_000)] = 2560
+    stored_photo_side_px: Annotated[int, Field(ge=64, le=20_000)] = 1920
     photo_jpeg_quality: Annotated[int, Field(ge=30, le=95)] = 85
     max_voice_bytes: Annotated[int, Field(ge=1024, le=64 * MiB)] = 4 * MiB
     voice_types: list[Annotated[str, Field(pattern=r"^(ogg|webm|mp4|mp3|wav)$")]] = Field(
