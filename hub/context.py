@@ -17,6 +17,7 @@ from hub.commands.outbox import CommandOutbox
 from hub.commands.service import CommandService
 from hub.config import HubConfig
 from hub.devices.service import DeviceService
+from hub.fieldreports.service import FieldReportService
 from hub.geo.service import GeoService
 from hub.incidents.service import IncidentService
 from hub.incidents.timers import TimerSweeper
@@ -24,6 +25,7 @@ from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
 from hub.notifications.service import NotificationService
+from hub.open311.service import Open311Service
 from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
@@ -58,6 +60,8 @@ class HubContext:
     warnings: WarningService = field(init=False)
     notifications: NotificationService = field(init=False)
     timers: TimerSweeper = field(init=False)  # started and stopped by HubService
+    fieldreports: FieldReportService = field(init=False)
+    open311: Open311Service = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -79,6 +83,23 @@ class HubContext:
         self.notifications = NotificationService(engine, self.audit, self.config.zone(), self.clock)
         self.timers = TimerSweeper(
             engine, self.audit, self.config.incidents, self.clock, hub_id=self.config.client_id
+        )
+        self.fieldreports = FieldReportService(
+            engine,
+            self.audit,
+            config=self.config.field_reports,
+            vocabulary=self.config.incidents,
+            incidents=self.incidents,
+            site=self.config.site,
+            clock=self.clock,
+        )
+        self.open311 = Open311Service(
+            engine,
+            self.fieldreports,
+            config=self.config.field_reports,
+            vocabulary=self.config.incidents,
+            jurisdiction=self.config.site,
+            clock=self.clock,
         )
 
     @property

@@ -628,3 +628,44 @@ incident_deadlines = Table(
     Column("deadline_at", TS, nullable=False),
     Column("running", Boolean, nullable=False),
 )
+
+# --- field reports (issue 12, item 6) ----------------------------------------------------------
+
+field_reports = Table(
+    # A report from a grid worker's phone or an Open311 client; it opens one incident. The
+    # phone chooses ``client_report_id`` and resends it after a lost connection: one report per
+    # (reporter, client_report_id); ``fingerprint`` tells a resend from a different report.
+    "field_reports",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUIDv7
+    Column("number", String(32), nullable=False, unique=True),  # confirmation, e.g. R-000045
+    Column("site", ID, nullable=False),
+    Column("reporter", ID, nullable=False),  # username
+    Column("client_report_id", String(64)),  # None: an Open311 request without a client id
+    Column("channel", String(16), nullable=False),  # api | open311
+    Column("fingerprint", String(64), nullable=False),  # sha256 of the request's content
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    Column("category", String(64), nullable=False),
+    Column("category_source", String(16), nullable=False),  # reporter | classifier | default
+    Column("suggested_category", String(64)),
+    Column("suggested_confidence", Float),
+    Column("level", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("lon", Float),
+    Column("lat", Float),
+    Column("location_source", String(16), nullable=False),  # given | photo | none
+    Column("address", String(200), nullable=False, default=""),
+    Column("photo_count", Integer, nullable=False, default=0),
+    Column("has_voice", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Index(
+        "uq_field_reports_reporter_client_report_id", "reporter", "client_report_id", unique=True
+    ),
+    Index("ix_field_reports_reporter_id", "reporter", "id"),
+    Index("ix_field_reports_created_at", "created_at"),
+)

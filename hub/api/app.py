@@ -20,9 +20,11 @@ from hub.audit import routes as audit_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
+from hub.fieldreports import routes as fieldreports_routes
 from hub.geo import routes as geo_routes
 from hub.mapview import routes as mapview_routes
 from hub.notifications import routes as notifications_routes
+from hub.open311 import routes as open311_routes
 from hub.positions import routes as positions_routes
 from hub.users import routes as users_routes
 from hub.warnings import routes as warnings_routes
@@ -35,15 +37,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
 GEOJSON_PREFIXES = ("/api/v1/zones", "/api/v1/grid-cells", "/api/v1/poi")
+UPLOAD_PREFIXES = ("/api/v1/field-reports", "/open311/")  # photos and voice notes
 
 
 class BodyLimit:
     """Refuse request bodies over the limit with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, geojson_max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, geojson_max_bytes: int, upload_max_bytes: int = 0
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.geojson_max_bytes = geojson_max_bytes
+        self.upload_max_bytes = upload_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,6 +57,8 @@ class BodyLimit:
             return
         path: str = scope.get("path", "")
         limit = self.geojson_max_bytes if path.startswith(GEOJSON_PREFIXES) else self.max_bytes
+        if path.startswith(UPLOAD_PREFIXES):
+            limit = self.upload_max_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -184,6 +192,8 @@ def create_app(ctx: HubContext) -> FastAPI:
         audit_routes.router,
         warnings_routes.router,
         notifications_routes.router,
+        fieldreports_routes.router,
+        open311_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
@@ -211,5 +221,6 @@ def create_app(ctx: HubContext) -> FastAPI:
         BodyLimit,
         max_bytes=ctx.config.api.max_body_bytes,
         geojson_max_bytes=ctx.config.api.max_geojson_bytes,
+        upload_max_bytes=ctx.config.field_reports.max_request_bytes,
     )
     return app

@@ -36,6 +36,13 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/"),
+        # Open311 GeoReport v2: each route checks its own api_key (hub/open311/service.py).
+        ("GET", "/open311/v2/discovery.json"),
+        ("GET", "/open311/v2/services.json"),
+        ("GET", "/open311/v2/services/{service_code}.json"),
+        ("GET", "/open311/v2/requests.json"),
+        ("POST", "/open311/v2/requests.json"),
+        ("GET", "/open311/v2/requests/{service_request_id}.json"),
     }
 )
 PERMISSION_KEY = "x-permission"

@@ -17,6 +17,8 @@ AREAS = (
     "commands",
     "warnings",
     "notifications",
+    "fieldreports",
+    "open311",
 )
 SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "and_", "or_", "func"}
 ROUTE_EXCEPTIONS: dict[str, set[str]] = {}
