@@ -17,6 +17,7 @@ from hub.api import docs, errors, routes_ingest, routes_system
 from hub.api.deps import Refusals, enforce_access
 from hub.api.security import HubApp, security_headers
 from hub.audit import routes as audit_routes
+from hub.classify import routes as classify_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
@@ -180,6 +181,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         mapview_routes.router,
         routes_ingest.router,
         audit_routes.router,
+        classify_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
