@@ -22,6 +22,7 @@ from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
 from hub.geo import routes as geo_routes
+from hub.incstats import routes as incstats_routes
 from hub.mapview import routes as mapview_routes
 from hub.positions import routes as positions_routes
 from hub.users import routes as users_routes
@@ -182,6 +183,8 @@ def create_app(ctx: HubContext) -> FastAPI:
         routes_ingest.router,
         audit_routes.router,
         classify_routes.router,
+        # Before the incidents router: /incidents/export.csv must not read as an incident id.
+        incstats_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
