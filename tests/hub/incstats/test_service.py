@@ -19,7 +19,7 @@ from hub.incstats import repository
 from hub.incstats.repository import IncidentFilter
 from hub.incstats.service import IncidentStats, StatsRow, nearest_rank
 from hub.store import Store
-from tests.hub.incstats.seeding import D, H, T0, Seeder, seed_district
+from tests.hub.incstats.seeding import T0, D, H, Seeder, seed_district
 
 SITE = "s1"
 
