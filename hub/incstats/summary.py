@@ -126,6 +126,8 @@ def render(summary: Summary) -> str:
         "<!doctype html>\n"
         f'<html lang="{escape(lang)}">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_t(lang, 'incstats.title')}</title>\n"
+        # An empty icon: otherwise the browser asks the hub for /favicon.ico and logs a 404.
+        '<link rel="icon" href="data:,">\n'
         f'<link rel="stylesheet" href="{STYLESHEET}">\n</head>\n<body>\n'
         f"<header><h1>{_t(lang, 'incstats.title')}</h1>\n"
         f'<p class="site">{site}</p>\n'
