@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -32,7 +32,8 @@ from hub.incstats import repository
 from hub.incstats.repository import Dimension, Fact, IncidentFilter
 
 OPEN = frozenset(s.value for s in OPEN_STATES)
-DONE = frozenset((IncidentState.RESOLVED.value, IncidentState.CLOSED.value))
+RESOLVED = IncidentState.RESOLVED.value
+CLOSED = IncidentState.CLOSED.value
 STAT_COLUMNS = (
     "key",
     "name",
@@ -149,27 +150,33 @@ class _Tally:
         self.opened += 1
         self.reported += fact.reported
         self.assigned += fact.assigned
-        if fact.state in OPEN:
+        state = fact.state
+        if state in OPEN:
             self.open += 1
             if fact.deadline_at is not None and fact.deadline_at < now:
                 self.overdue += 1
-        elif fact.state == IncidentState.RESOLVED.value:
+            return
+        if state == RESOLVED:
             self.resolved += 1
-        elif fact.state == IncidentState.CLOSED.value:
+        elif state == CLOSED:
             self.closed += 1
-        if fact.state in DONE and fact.resolved_at is not None:
+            if fact.closed_at is not None:
+                self.to_close.append((fact.closed_at - fact.created_at).total_seconds())
+        if fact.resolved_at is not None:
             self.to_resolve.append((fact.resolved_at - fact.created_at).total_seconds())
-        if fact.state == IncidentState.CLOSED.value and fact.closed_at is not None:
-            self.to_close.append((fact.closed_at - fact.created_at).total_seconds())
 
 
 def aggregate(facts: Iterator[Fact], now: datetime) -> dict[str | None, _Tally]:
+    """Tallies per key. ``now`` is aware UTC; SQLite's times come back naive UTC, so the
+    comparison uses a naive ``now`` for those rows."""
     tallies: dict[str | None, _Tally] = {}
+    now_naive = now.astimezone(UTC).replace(tzinfo=None)
     for fact in facts:
+        naive = fact.created_at.tzinfo is None
         tally = tallies.get(fact.key)
         if tally is None:
             tally = tallies[fact.key] = _Tally()
-        tally.add(fact, now)
+        tally.add(fact, now_naive if naive else now)
     return tallies
 
 

@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, Page
 from sqlalchemy import update
 
 from hub.auth import Role
-from hub.i18n import translate
+from hub.i18n import Language, translate
 from hub.schema import grid_cells
 from tests.hub.conftest import RunningHub
 from tests.hub.incstats.seeding import T0
@@ -58,13 +58,13 @@ def _table_rows(page: Page, by: str) -> dict[str, dict[str, str]]:
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
 def test_summary_page_shows_the_api_figures_and_prints(
-    seeded_hub: Seeded, chromium: Browser, lang: str
+    seeded_hub: Seeded, chromium: Browser, lang: Language
 ) -> None:
     hub, _ = seeded_hub
     query = f"since={T0.isoformat().replace('+', '%2B')}&site={hub.site}&lang={lang}"
     page, problems = _open(chromium, hub, f"/api/v1/incident-stats/summary.html?{query}")
     try:
-        assert page.locator("h1").inner_text() == translate("incstats.title", lang)  # type: ignore[arg-type]
+        assert page.locator("h1").inner_text() == translate("incstats.title", lang)
         assert page.get_attribute("html", "lang") == lang
         # the stylesheet loaded under the CSP (no inline style is allowed, none is used)
         collapse = page.eval_on_selector("table", "t => getComputedStyle(t).borderCollapse")
@@ -87,7 +87,7 @@ def test_summary_page_shows_the_api_figures_and_prints(
         assert page.locator("p.total").get_attribute("data-value") == "6"
         # the noise incident's title never reaches the page, and no markup from data runs
         assert page.locator("b").count() == 0
-        heading = translate("incstats.by.worker", lang)  # type: ignore[arg-type]
+        heading = translate("incstats.by.worker", lang)
         assert page.get_by_role("heading", name=heading).is_visible()
         pdf = page.pdf(format="A4", landscape=True)
         assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
