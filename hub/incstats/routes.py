@@ -3,15 +3,15 @@ incident exports (CSV, GeoJSON). Permission ``incidents:stats`` everywhere."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from edge.validators import SEGMENT_PATTERN, UtcDatetime
+from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, guarded
 from hub.auth import Permission
 from hub.context import HubContext
@@ -26,6 +26,20 @@ STATIC = Path(__file__).parent / "static"
 SiteQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
 IdQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
 CategoryQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
+
+
+def _aware(value: datetime) -> datetime:
+    # A window bound without a zone is ambiguous (site time? UTC?): refused. Any year is a
+    # valid bound; it is only compared.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("give the time with a zone, e.g. '2026-12-01T00:00:00Z'")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:  # 0001-01-01T00:00+01:00 has no UTC equivalent
+        raise ValueError("the time is out of range") from err
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
 SinceQuery = Annotated[
     UtcDatetime | None, Query(description="created at or after (ISO 8601 with a zone)")
 ]

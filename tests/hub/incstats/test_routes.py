@@ -50,11 +50,15 @@ def test_stats_refuse_bad_parameters(seeded_hub: Seeded) -> None:
         {"by": "colour"},
         {"since": "2026-11-01T00:00:00"},  # no zone: ambiguous, refused
         {"since": "yesterday"},
+        {"until": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+        {"until": "9999-12-31T23:59:59-05:00"},  # after year 9999 in UTC
         {"site": "a/b"},
         {"lang": "fr"},
     ):
         assert client.get("/api/v1/incident-stats", params=params).status_code == 422, params
     assert client.get("/api/v1/incidents/export.csv", params={"state": "lost"}).status_code == 422
+    far = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59+05:00"}
+    assert client.get("/api/v1/incident-stats", params=far).status_code == 200
     assert hub.client(Role.WORKER).get("/api/v1/incident-stats").status_code == 403
     assert hub.client(Role.OFFICER).get("/api/v1/incidents/export.csv").status_code == 403
     assert hub.client(None).get("/api/v1/incidents/export.geojson").status_code == 401
