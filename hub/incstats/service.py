@@ -16,9 +16,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -29,7 +29,7 @@ from hub.csv_export import safe_cell
 from hub.i18n import Language
 from hub.incidents.model import OPEN_STATES, IncidentState
 from hub.incstats import repository
-from hub.incstats.repository import Dimension, Fact, IncidentFilter
+from hub.incstats.repository import CountRow, Dimension, DurationRow, IncidentFilter
 
 OPEN = frozenset(s.value for s in OPEN_STATES)
 RESOLVED = IncidentState.RESOLVED.value
@@ -146,37 +146,33 @@ class _Tally:
     to_resolve: list[float] = field(default_factory=list)
     to_close: list[float] = field(default_factory=list)
 
-    def add(self, fact: Fact, now: datetime) -> None:
-        self.opened += 1
-        self.reported += fact.reported
-        self.assigned += fact.assigned
-        state = fact.state
-        if state in OPEN:
-            self.open += 1
-            if fact.deadline_at is not None and fact.deadline_at < now:
-                self.overdue += 1
-            return
-        if state == RESOLVED:
-            self.resolved += 1
-        elif state == CLOSED:
-            self.closed += 1
-            if fact.closed_at is not None:
-                self.to_close.append((fact.closed_at - fact.created_at).total_seconds())
-        if fact.resolved_at is not None:
-            self.to_resolve.append((fact.resolved_at - fact.created_at).total_seconds())
+    def count(self, row: CountRow) -> None:
+        self.opened += row.incidents
+        self.reported += row.reported
+        self.assigned += row.assigned
+        if row.state in OPEN:
+            self.open += row.incidents
+            self.overdue += row.overdue
+        elif row.state == RESOLVED:
+            self.resolved += row.incidents
+        elif row.state == CLOSED:
+            self.closed += row.incidents
+
+    def time(self, row: DurationRow) -> None:
+        if row.resolve_s is not None:
+            self.to_resolve.append(row.resolve_s)
+        if row.state == CLOSED and row.close_s is not None:
+            self.to_close.append(row.close_s)
 
 
-def aggregate(facts: Iterator[Fact], now: datetime) -> dict[str | None, _Tally]:
-    """Tallies per key. ``now`` is aware UTC; SQLite's times come back naive UTC, so the
-    comparison uses a naive ``now`` for those rows."""
+def aggregate(
+    counts: Iterable[CountRow], durations: Iterable[DurationRow]
+) -> dict[str | None, _Tally]:
     tallies: dict[str | None, _Tally] = {}
-    now_naive = now.astimezone(UTC).replace(tzinfo=None)
-    for fact in facts:
-        naive = fact.created_at.tzinfo is None
-        tally = tallies.get(fact.key)
-        if tally is None:
-            tally = tallies[fact.key] = _Tally()
-        tally.add(fact, now_naive if naive else now)
+    for row in counts:
+        tallies.setdefault(row.key, _Tally()).count(row)
+    for timed in durations:
+        tallies.setdefault(timed.key, _Tally()).time(timed)
     return tallies
 
 
@@ -189,7 +185,9 @@ class IncidentStats:
     def rows(self, by: Dimension, f: IncidentFilter, lang: Language = "en") -> list[StatsRow]:
         """One row per key, most incidents first (then by key, None last)."""
         now = self.clock.now()
-        tallies = aggregate(repository.facts(self.engine, by, f), now)
+        tallies = aggregate(
+            repository.counts(self.engine, by, f, now), repository.durations(self.engine, by, f)
+        )
         keys = [k for k in tallies if k is not None]
         found = self._names(by, keys, lang)
         rows = [
