@@ -13,6 +13,7 @@ from edge.bus_config import BusConfig
 from edge.config import StrictModel
 from edge.validators import SegmentId
 from hub.broker import Account
+from hub.classify.config import ClassifierConfig
 from hub.commands.config import CommandOutboxConfig
 from hub.dashboard_config import DashboardConfig
 from hub.fieldreports.config import FieldReportsConfig
@@ -225,6 +226,10 @@ class HubConfig(StrictModel):
     field_reports: FieldReportsConfig = Field(
         default_factory=FieldReportsConfig,
         description="field report and Open311 intake (docs/incidents.md)",
+    )
+    classify: ClassifierConfig = Field(
+        default_factory=ClassifierConfig,
+        description="the field-report category classifier (docs/incidents-stats.md)",
     )
 
     @field_validator("timezone")

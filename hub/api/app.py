@@ -17,11 +17,13 @@ from hub.api import docs, errors, routes_ingest, routes_system
 from hub.api.deps import Refusals, enforce_access
 from hub.api.security import HubApp, security_headers
 from hub.audit import routes as audit_routes
+from hub.classify import routes as classify_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
 from hub.fieldreports import routes as fieldreports_routes
 from hub.geo import routes as geo_routes
+from hub.incstats import routes as incstats_routes
 from hub.mapview import routes as mapview_routes
 from hub.notifications import routes as notifications_routes
 from hub.open311 import routes as open311_routes
@@ -194,6 +196,9 @@ def create_app(ctx: HubContext) -> FastAPI:
         notifications_routes.router,
         fieldreports_routes.router,
         open311_routes.router,
+        classify_routes.router,
+        # Before the incidents router: /incidents/export.csv must not read as an incident id.
+        incstats_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
