@@ -12,6 +12,7 @@ from hub.alerts.service import AlertService
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
+from hub.classify.classifier import ReportClassifier
 from hub.clock import Clock, SystemClock
 from hub.commands.outbox import CommandOutbox
 from hub.commands.service import CommandService
@@ -92,6 +93,7 @@ class HubContext:
             incidents=self.incidents,
             site=self.config.site,
             clock=self.clock,
+            classifier=ReportClassifier.load_default(self.config.classify),
         )
         self.open311 = Open311Service(
             engine,
