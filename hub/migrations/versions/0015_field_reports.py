@@ -1,7 +1,7 @@
 """field reports: grid workers' and Open311 clients' reports, idempotent by client id (issue 12)
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-01 12:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
