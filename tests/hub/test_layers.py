@@ -20,7 +20,6 @@ AREAS = (
     "fieldreports",
     "open311",
     "incstats",
-    "classify",
 )
 SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "and_", "or_", "func"}
 ROUTE_EXCEPTIONS: dict[str, set[str]] = {}
