@@ -25,6 +25,7 @@ class Layer(StrEnum):
     POSITIONS = "positions"
     ALERTS = "alerts"
     DEVICES = "devices"
+    INCIDENTS = "incidents"
 
 
 BBox = tuple[float, float, float, float]  # west, south, east, north

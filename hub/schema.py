@@ -563,3 +563,9 @@ sequences = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# -- Incidents (issue 12, item 2): alert grouping ------------------------------------------------
+
+# An incident keeps its group key only while its alert group is live (open, window not closed);
+# NULLs never collide, so this makes "one live incident per group" hold across hub replicas.
+Index("uq_incidents_group_key", incidents.c.group_key, unique=True)

@@ -148,6 +148,8 @@ async def live_stream(websocket: WebSocket) -> None:
     site = websocket.query_params.get("site")
     if not principal.can(Permission.DEVICES_READ):
         layers = layers - {Layer.DEVICES}
+    if not principal.can(Permission.INCIDENTS_READ):
+        layers = layers - {Layer.INCIDENTS}
     await websocket.accept()
     ctx.live.attach_loop(asyncio.get_running_loop())
     client = ctx.live.register(layers, bbox, site)
