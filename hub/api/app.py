@@ -21,6 +21,7 @@ from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
 from hub.geo import routes as geo_routes
+from hub.incidents import routes as incidents_routes
 from hub.mapview import routes as mapview_routes
 from hub.positions import routes as positions_routes
 from hub.users import routes as users_routes
@@ -180,6 +181,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         mapview_routes.router,
         routes_ingest.router,
         audit_routes.router,
+        incidents_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.

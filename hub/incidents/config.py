@@ -131,9 +131,7 @@ class RoutingRule(StrictModel):
     @model_validator(mode="after")
     def _one_target(self) -> RoutingRule:
         if (self.department is None) == (self.line is None):
-            raise ValueError(
-                f"routing rule {self.name!r}: give exactly one of department or line"
-            )
+            raise ValueError(f"routing rule {self.name!r}: give exactly one of department or line")
         return self
 
     def signature(self) -> str:
@@ -208,9 +206,7 @@ class IncidentsConfig(Vocabulary):
                 raise ValueError(f"alert rule {rule.name!r}: the name is used twice")
             names.add(rule.name)
             if self.category(rule.category) is None:
-                raise ValueError(
-                    f"alert rule {rule.name!r}: unknown category {rule.category!r}"
-                )
+                raise ValueError(f"alert rule {rule.name!r}: unknown category {rule.category!r}")
             if len(set(rule.kinds)) != len(rule.kinds):
                 raise ValueError(f"alert rule {rule.name!r}: a kind is listed twice")
 
@@ -262,4 +258,3 @@ def _check_when(where: str, when: RoutingWhen, vocabulary: Vocabulary) -> None:
                 f"{where}: hours from {when.hours.from_} to {when.hours.to} is an empty window "
                 "(leave hours out to match all day)"
             )
-

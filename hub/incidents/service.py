@@ -224,8 +224,10 @@ class IncidentService:
         _check_text("description", new.description, TEXT_MAX)
         if (new.lon is None) != (new.lat is None):
             raise Invalid("give both lon and lat, or neither")
-        if new.lon is not None and new.lat is not None and not (
-            -180 <= new.lon <= 180 and -90 <= new.lat <= 90
+        if (
+            new.lon is not None
+            and new.lat is not None
+            and not (-180 <= new.lon <= 180 and -90 <= new.lat <= 90)
         ):
             raise Invalid(f"[{new.lon}, {new.lat}] is outside WGS84 lon/lat range")
 
@@ -533,9 +535,7 @@ class IncidentService:
             "text": text,
         }
 
-    def assign(
-        self, actor: str, incident_id: str, assignee: str, version: int | None
-    ) -> Any:
+    def assign(self, actor: str, incident_id: str, assignee: str, version: int | None) -> Any:
         def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
             current = IncidentState(row.state)
             if current in DONE_STATES:
@@ -656,9 +656,7 @@ class IncidentService:
         def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
             return {}, [{"kind": EventKind.COMMENT, "text": text}]
 
-        return self._change(
-            actor, "incident.comment", incident_id, None, change, versioned=False
-        )
+        return self._change(actor, "incident.comment", incident_id, None, change, versioned=False)
 
     def link_alert(self, actor: str, incident_id: str, alert_id: str) -> Any:
         def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
@@ -671,7 +669,12 @@ class IncidentService:
             return values, [{"kind": EventKind.ALERT_LINKED, "details": {"alerts": [alert_id]}}]
 
         return self._change(
-            actor, "incident.link_alert", incident_id, None, change, {"alert": alert_id},
+            actor,
+            "incident.link_alert",
+            incident_id,
+            None,
+            change,
+            {"alert": alert_id},
             versioned=False,
         )
 
@@ -686,7 +689,12 @@ class IncidentService:
             return {}, [event]
 
         return self._change(
-            actor, "incident.link_evidence", incident_id, None, change, {"evidence": evidence_id},
+            actor,
+            "incident.link_evidence",
+            incident_id,
+            None,
+            change,
+            {"evidence": evidence_id},
             versioned=False,
         )
 
@@ -839,4 +847,3 @@ def _accept(upload: Attachment) -> tuple[str, bytes, int | None, int | None, str
         f"attachments may be image/jpeg, application/pdf or {', '.join(sorted(VOICE_TYPES))}; "
         f"not {ctype!r}"
     )
-
