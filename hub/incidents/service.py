@@ -566,8 +566,8 @@ class IncidentService:
 
     def start(self, actor: str, incident_id: str, version: int | None, *, may_manage: bool) -> Any:
         def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
-            self._may_work(actor, row, may_manage)
             check_transition(IncidentState(row.state), IncidentState.IN_PROGRESS)
+            self._may_work(actor, row, may_manage)
             return {"state": IncidentState.IN_PROGRESS.value}, [
                 self._state_event(row, IncidentState.IN_PROGRESS)
             ]
@@ -580,8 +580,8 @@ class IncidentService:
         _check_text("text", text, TEXT_MAX, required=True)
 
         def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
-            self._may_work(actor, row, may_manage)
             check_transition(IncidentState(row.state), IncidentState.RESOLVED)
+            self._may_work(actor, row, may_manage)
             values = {"state": IncidentState.RESOLVED.value, "resolved_at": now, "group_key": None}
             return values, [self._state_event(row, IncidentState.RESOLVED, text)]
 

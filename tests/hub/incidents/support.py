@@ -10,16 +10,15 @@ from sqlalchemy import Engine
 
 from edge.validators import new_id
 from hub.audit import AuditTrail
-from hub.auth import Role, create_user
+from hub.auth import Role
 from hub.clock import ManualClock
 from hub.incidents.alert_rules import StoredAlert
 from hub.incidents.config import IncidentsConfig
 from hub.incidents.service import IncidentService
-from hub.schema import alerts, cell_departments, departments, evidence, grid_cells
+from hub.schema import alerts, cell_departments, departments, evidence, grid_cells, users
 from hub.store import Store
 
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # a Tuesday, 09:00 in Asia/Shanghai
-PASSWORD = "correct-horse-battery-staple"
 
 
 def square(lon: float, lat: float, size: float = 0.01) -> dict[str, Any]:
@@ -68,8 +67,17 @@ def name_department(engine: Engine, cell_id: str, line: str, dept_id: str) -> No
 
 
 def add_user(engine: Engine, username: str, role: Role = Role.OPERATOR) -> None:
+    """A user row (with an unusable password hash: hashing is slow and no test logs in)."""
     with engine.begin() as conn:
-        create_user(conn, username, PASSWORD, role)
+        conn.execute(
+            users.insert().values(
+                username=username,
+                role=role.value,
+                password_hash="!",
+                active=True,
+                created_at=datetime.now(UTC),
+            )
+        )
 
 
 def add_alert(
