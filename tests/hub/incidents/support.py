@@ -137,7 +137,11 @@ def make_service(
     **kw: Any,
 ) -> IncidentService:
     return IncidentService(
-        store.engine, AuditTrail(store.engine), config or IncidentsConfig(), clock or ManualClock(T0), **kw
+        store.engine,
+        AuditTrail(store.engine),
+        config or IncidentsConfig(),
+        clock or ManualClock(T0),
+        **kw,
     )
 
 

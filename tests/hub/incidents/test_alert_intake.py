@@ -78,9 +78,7 @@ def test_alerts_matching_no_rule_open_nothing(store: Store, kind: str, severity:
 
 def test_200_alerts_in_a_window_make_one_incident_with_200_links(store: Store) -> None:
     svc = make_service(store)
-    batch = [
-        add_alert(store.engine, SITE, ts=T0 + timedelta(seconds=2 * i)) for i in range(200)
-    ]
+    batch = [add_alert(store.engine, SITE, ts=T0 + timedelta(seconds=2 * i)) for i in range(200)]
     # in two ingest batches, as a burst would arrive
     svc.process_alerts(batch[:120])
     svc.process_alerts(batch[120:])
@@ -158,10 +156,20 @@ def test_zone_and_device_places(store: Store) -> None:
     cfg = IncidentsConfig.model_validate(
         {
             "alert_rules": [
-                {"name": "z", "kinds": ["loitering"], "category": "public_order",
-                 "level": "low", "place": "zone"},
-                {"name": "d", "kinds": ["tamper"], "category": "device_fault",
-                 "level": "low", "place": "device"},
+                {
+                    "name": "z",
+                    "kinds": ["loitering"],
+                    "category": "public_order",
+                    "level": "low",
+                    "place": "zone",
+                },
+                {
+                    "name": "d",
+                    "kinds": ["tamper"],
+                    "category": "device_fault",
+                    "level": "low",
+                    "place": "device",
+                },
             ]
         }
     )

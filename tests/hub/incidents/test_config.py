@@ -45,44 +45,129 @@ def test_a_hub_config_takes_the_section() -> None:
 @pytest.mark.parametrize(
     ("routing", "match"),
     [
-        ([{"name": "night", "when": {"hours": {"from": "22:00", "to": "06:00"}}, "department": "a"}],
-         "'night': the last routing rule must be a default"),
-        ([DEFAULT, {"name": "late", "department": "b", "when": {"levels": ["high"]}}],
-         "'default' has no conditions .* rule 'late' after it could never match"),
-        ([{"name": "never", "when": {"days": []}, "department": "a"}, DEFAULT],
-         "'never': an empty list of days can never match"),
-        ([{"name": "nocat", "when": {"categories": []}, "department": "a"}, DEFAULT],
-         "'nocat': an empty list of categories"),
-        ([{"name": "nocell", "when": {"cells": []}, "department": "a"}, DEFAULT],
-         "'nocell': an empty list of cells"),
-        ([{"name": "zero", "when": {"hours": {"from": "08:00", "to": "08:00"}}, "department": "a"},
-          DEFAULT], "'zero': hours from 08:00 to 08:00 is an empty window"),
-        ([{"name": "badcat", "when": {"categories": ["unicorns"]}, "department": "a"}, DEFAULT],
-         "'badcat': unknown category 'unicorns'"),
-        ([{"name": "badlevel", "when": {"levels": ["apocalyptic"]}, "department": "a"}, DEFAULT],
-         "levels"),
+        (
+            [
+                {
+                    "name": "night",
+                    "when": {"hours": {"from": "22:00", "to": "06:00"}},
+                    "department": "a",
+                }
+            ],
+            "'night': the last routing rule must be a default",
+        ),
+        (
+            [DEFAULT, {"name": "late", "department": "b", "when": {"levels": ["high"]}}],
+            "'default' has no conditions .* rule 'late' after it could never match",
+        ),
+        (
+            [{"name": "never", "when": {"days": []}, "department": "a"}, DEFAULT],
+            "'never': an empty list of days can never match",
+        ),
+        (
+            [{"name": "nocat", "when": {"categories": []}, "department": "a"}, DEFAULT],
+            "'nocat': an empty list of categories",
+        ),
+        (
+            [{"name": "nocell", "when": {"cells": []}, "department": "a"}, DEFAULT],
+            "'nocell': an empty list of cells",
+        ),
+        (
+            [
+                {
+                    "name": "zero",
+                    "when": {"hours": {"from": "08:00", "to": "08:00"}},
+                    "department": "a",
+                },
+                DEFAULT,
+            ],
+            "'zero': hours from 08:00 to 08:00 is an empty window",
+        ),
+        (
+            [{"name": "badcat", "when": {"categories": ["unicorns"]}, "department": "a"}, DEFAULT],
+            "'badcat': unknown category 'unicorns'",
+        ),
+        (
+            [{"name": "badlevel", "when": {"levels": ["apocalyptic"]}, "department": "a"}, DEFAULT],
+            "levels",
+        ),
         ([{"name": "badline", "line": "astrology"}], "'badline': unknown line 'astrology'"),
-        ([{"name": "both", "department": "a", "line": "sanitation"}],
-         "'both': give exactly one of department or line"),
+        (
+            [{"name": "both", "department": "a", "line": "sanitation"}],
+            "'both': give exactly one of department or line",
+        ),
         ([{"name": "neither"}], "'neither': give exactly one of department or line"),
-        ([{"name": "bowtie", "when": {"area": {"type": "Polygon", "coordinates": [
-            [[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}, "department": "a"}, DEFAULT],
-         "'bowtie': area: polygon is not valid"),
-        ([{"name": "line", "when": {"area": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
-           "department": "a"}, DEFAULT], "'line': area: geometry type 'LineString'"),
-        ([{"name": "one", "when": {"levels": ["high"]}, "department": "a"},
-          {"name": "two", "when": {"levels": ["high"]}, "department": "a"}, DEFAULT],
-         "'two': identical to the earlier rule 'one'"),
-        ([{"name": "dup", "when": {"levels": ["high"]}, "department": "a"},
-          {"name": "dup", "department": "b"}], "'dup': the name is used twice"),
-        ([{"name": "mixed", "when": {"levels": ["high"], "min_level": "low"}, "department": "a"},
-          DEFAULT], "'mixed': give levels or min_level, not both"),
-        ([{"name": "hours", "when": {"hours": {"from": "25:00", "to": "06:00"}}, "department": "a"},
-          DEFAULT], "from"),
-        ([{"name": "days", "when": {"days": ["mon", "mon"]}, "department": "a"}, DEFAULT],
-         "'days': a value is listed twice in days"),
-        ([{"name": "typo", "when": {"catgories": ["garbage"]}, "department": "a"}, DEFAULT],
-         "catgories"),
+        (
+            [
+                {
+                    "name": "bowtie",
+                    "when": {
+                        "area": {
+                            "type": "Polygon",
+                            "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+                        }
+                    },
+                    "department": "a",
+                },
+                DEFAULT,
+            ],
+            "'bowtie': area: polygon is not valid",
+        ),
+        (
+            [
+                {
+                    "name": "line",
+                    "when": {"area": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
+                    "department": "a",
+                },
+                DEFAULT,
+            ],
+            "'line': area: geometry type 'LineString'",
+        ),
+        (
+            [
+                {"name": "one", "when": {"levels": ["high"]}, "department": "a"},
+                {"name": "two", "when": {"levels": ["high"]}, "department": "a"},
+                DEFAULT,
+            ],
+            "'two': identical to the earlier rule 'one'",
+        ),
+        (
+            [
+                {"name": "dup", "when": {"levels": ["high"]}, "department": "a"},
+                {"name": "dup", "department": "b"},
+            ],
+            "'dup': the name is used twice",
+        ),
+        (
+            [
+                {
+                    "name": "mixed",
+                    "when": {"levels": ["high"], "min_level": "low"},
+                    "department": "a",
+                },
+                DEFAULT,
+            ],
+            "'mixed': give levels or min_level, not both",
+        ),
+        (
+            [
+                {
+                    "name": "hours",
+                    "when": {"hours": {"from": "25:00", "to": "06:00"}},
+                    "department": "a",
+                },
+                DEFAULT,
+            ],
+            "from",
+        ),
+        (
+            [{"name": "days", "when": {"days": ["mon", "mon"]}, "department": "a"}, DEFAULT],
+            "'days': a value is listed twice in days",
+        ),
+        (
+            [{"name": "typo", "when": {"catgories": ["garbage"]}, "department": "a"}, DEFAULT],
+            "catgories",
+        ),
     ],
 )
 def test_routing_refusals(routing: list[dict[str, Any]], match: str) -> None:
@@ -96,18 +181,46 @@ def test_an_empty_routing_list_means_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("rule", "match"),
     [
-        ({"name": "x", "kinds": ["sos"], "category": "unicorns", "level": "high"},
-         "alert rule 'x': unknown category 'unicorns'"),
+        (
+            {"name": "x", "kinds": ["sos"], "category": "unicorns", "level": "high"},
+            "alert rule 'x': unknown category 'unicorns'",
+        ),
         ({"name": "x", "kinds": [], "category": "intrusion", "level": "high"}, "kinds"),
         ({"name": "x", "kinds": ["teleport"], "category": "intrusion", "level": "high"}, "kinds"),
-        ({"name": "x", "kinds": ["sos", "sos"], "category": "intrusion", "level": "high"},
-         "alert rule 'x': a kind is listed twice"),
-        ({"name": "x", "kinds": ["sos"], "category": "intrusion", "level": "high",
-          "group_window_s": 0}, "group_window_s"),
-        ({"name": "x", "kinds": ["sos"], "category": "intrusion", "level": "high",
-          "place": "planet"}, "place"),
-        ({"name": "x", "kinds": ["sos"], "category": "intrusion", "level": "high",
-          "min_severity": "apocalyptic"}, "min_severity"),
+        (
+            {"name": "x", "kinds": ["sos", "sos"], "category": "intrusion", "level": "high"},
+            "alert rule 'x': a kind is listed twice",
+        ),
+        (
+            {
+                "name": "x",
+                "kinds": ["sos"],
+                "category": "intrusion",
+                "level": "high",
+                "group_window_s": 0,
+            },
+            "group_window_s",
+        ),
+        (
+            {
+                "name": "x",
+                "kinds": ["sos"],
+                "category": "intrusion",
+                "level": "high",
+                "place": "planet",
+            },
+            "place",
+        ),
+        (
+            {
+                "name": "x",
+                "kinds": ["sos"],
+                "category": "intrusion",
+                "level": "high",
+                "min_severity": "apocalyptic",
+            },
+            "min_severity",
+        ),
     ],
 )
 def test_alert_rule_refusals(rule: dict[str, Any], match: str) -> None:

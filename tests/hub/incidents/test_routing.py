@@ -89,11 +89,20 @@ def test_hours_wrap_midnight_in_the_site_zone(local: str, expected: str) -> None
     assert route(r, at=at)[0] == expected
     # The same instant read in UTC would give another answer for most of these.
     if local in ("22:00", "05:59"):
-        assert route(router(
-            {"name": "night", "when": {"hours": {"from": "22:00", "to": "06:00"}},
-             "department": "n"},
-            zone=UTC,
-        ), at=at)[0] == "default"
+        assert (
+            route(
+                router(
+                    {
+                        "name": "night",
+                        "when": {"hours": {"from": "22:00", "to": "06:00"}},
+                        "department": "n",
+                    },
+                    zone=UTC,
+                ),
+                at=at,
+            )[0]
+            == "default"
+        )
 
 
 def test_days_are_read_in_the_site_zone() -> None:
@@ -101,9 +110,10 @@ def test_days_are_read_in_the_site_zone() -> None:
     # Friday 17:30 UTC is Saturday 01:30 in Shanghai.
     friday_utc = datetime(2026, 12, 4, 17, 30, tzinfo=UTC)
     assert route(r, at=friday_utc) == ("weekend", "w")
-    assert route(router(
-        {"name": "weekend", "when": {"days": ["sat", "sun"]}, "department": "w"}, zone=UTC
-    ), at=friday_utc) == ("default", "fallback")
+    assert route(
+        router({"name": "weekend", "when": {"days": ["sat", "sun"]}, "department": "w"}, zone=UTC),
+        at=friday_utc,
+    ) == ("default", "fallback")
     assert route(r, at=friday_utc - timedelta(hours=2)) == ("default", "fallback")
 
 

@@ -161,7 +161,9 @@ PAIRS = [(a, b) for a in S for b in S]
 
 
 @pytest.mark.parametrize(("current", "target"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
-def test_every_transition_pair(svc: IncidentService, current: IncidentState, target: IncidentState) -> None:
+def test_every_transition_pair(
+    svc: IncidentService, current: IncidentState, target: IncidentState
+) -> None:
     row = drive(svc, current)
     if target is S.NEW and current in (S.RESOLVED, S.CLOSED):
         # reopening an incident with an assignee returns it to them, not to new
