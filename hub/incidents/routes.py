@@ -392,17 +392,21 @@ def link_evidence(
     return _detail(ctx, incident_id)
 
 
+def _with_raw_body(kw: dict[str, Any]) -> dict[str, Any]:
+    """Document the raw upload body (the handler reads the stream itself)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    kw["openapi_extra"]["requestBody"] = {
+        "required": True,
+        "content": {t: binary for t in ("image/jpeg", "application/pdf", "audio/ogg")},
+    }
+    return kw
+
+
 @router.post(
     "/incidents/{incident_id}/attachments",
     response_model=AttachmentInfo,
     status_code=201,
-    **guarded(
-        Permission.INCIDENTS_WORK,
-        {
-            413: {"description": "over the size limit"},
-            "requestBody": {"content": {"image/jpeg": {}, "application/pdf": {}}},
-        },
-    ),
+    **_with_raw_body(guarded(Permission.INCIDENTS_WORK, {413: {"description": "too large"}})),
 )
 async def add_attachment(
     incident_id: IncidentId,

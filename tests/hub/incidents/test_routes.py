@@ -282,3 +282,15 @@ def test_alerts_from_an_agent_group_into_one_incident(
         assert intake["alerts_linked"] == 30 and intake.get("errors", 0) == 0
     finally:
         agent.stop()
+
+
+def test_the_fuzz_seed_makes_what_it_names(hub: RunningHub) -> None:
+    from tests.hub.incidents.fuzz_seed import seed  # noqa: PLC0415
+
+    ids = seed(hub)
+    op = hub.client(Role.OPERATOR)
+    first = ids["incident_id"][0]
+    for attachment in ids["attachment_id"]:
+        assert op.get(f"/api/v1/incidents/{first}/attachments/{attachment}").status_code == 200
+    states = [op.get(f"/api/v1/incidents/{i}").json()["state"] for i in ids["incident_id"]]
+    assert states == ["new", "assigned", "closed", "new"]
