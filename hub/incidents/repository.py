@@ -172,6 +172,20 @@ def alert_exists(conn: Connection, alert_id: str) -> bool:
     return conn.execute(select(alerts.c.id).where(alerts.c.id == alert_id)).first() is not None
 
 
+def fresh_alert_ids(conn: Connection, alert_ids: list[str]) -> list[str]:
+    """Which of these alerts are linked to no incident yet (in the order given)."""
+    linked = linked_alert_ids(conn, alert_ids)
+    return [a for a in alert_ids if a not in linked]
+
+
+def live_groups(conn: Connection, keys: list[str]) -> set[str]:
+    """Which of these group keys an incident holds now."""
+    if not keys:
+        return set()
+    stmt = select(incidents.c.group_key).where(incidents.c.group_key.in_(keys))
+    return {r.group_key for r in conn.execute(stmt).all()}
+
+
 def linked_alert_ids(conn: Connection, alert_ids: list[str]) -> set[str]:
     """Which of these alerts are linked to some incident already."""
     if not alert_ids:
@@ -193,6 +207,14 @@ def link_alert(conn: Connection, incident_id: str, alert_id: str, now: datetime)
     conn.execute(
         incident_alerts.insert().values(incident_id=incident_id, alert_id=alert_id, linked_at=now)
     )
+
+
+def link_alerts(conn: Connection, incident_id: str, alert_ids: list[str], now: datetime) -> None:
+    if alert_ids:
+        conn.execute(
+            incident_alerts.insert(),
+            [{"incident_id": incident_id, "alert_id": a, "linked_at": now} for a in alert_ids],
+        )
 
 
 def linked_alerts(conn: Connection, incident_id: str, *, limit: int) -> list[Any]:

@@ -397,7 +397,7 @@ def _with_raw_body(kw: dict[str, Any]) -> dict[str, Any]:
     binary = {"schema": {"type": "string", "format": "binary"}}
     kw["openapi_extra"]["requestBody"] = {
         "required": True,
-        "content": {t: binary for t in ("image/jpeg", "application/pdf", "audio/ogg")},
+        "content": dict.fromkeys(("image/jpeg", "application/pdf", "audio/ogg"), binary),
     }
     return kw
 

@@ -23,7 +23,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from edge.validators import new_id
-from hub.audit import AuditTrail
+from hub.audit import AuditTrail, write_transaction
+from hub.audit.service import append as audit_append
 from hub.clock import Clock, SystemClock
 from hub.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unsupported
 from hub.geo.locate import CellLocator
@@ -76,8 +77,13 @@ class AttachmentNotFound(NotFound):
     pass
 
 
-class _GroupMovedError(Exception):
-    """The group changed between the look-up and the write transaction: look again."""
+@dataclass(slots=True)
+class _GroupResult:
+    opened: int = 0
+    joined: int = 0
+    linked: int = 0
+    already_linked: int = 0
+    rows: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,79 +376,100 @@ class IncidentService:
     def process_alerts(self, alerts: Sequence[StoredAlert]) -> int:
         """Run freshly stored alerts through the alert rules: open an incident per new group,
         link the rest to their group's open incident. Idempotent: an alert already linked is
-        skipped. Returns how many alerts were linked."""
-        groups: dict[str, tuple[AlertRule, str | None, list[StoredAlert]]] = {}
-        for alert in sorted(alerts, key=lambda a: (a.ts, a.id)):
-            rule = alert_rules.first_match(self.config.alert_rules, alert)
-            if rule is None:
-                self.intake.add("alerts_unmatched")
-                continue
-            cell_id = None
-            if alert.lon is not None and alert.lat is not None:
-                cell_id = self.locator.cell_at(alert.site, alert.lon, alert.lat)
-            key = alert_rules.group_key(rule, alert, cell_id)
-            groups.setdefault(key, (rule, cell_id, []))[2].append(alert)
+        skipped. Returns how many alerts were linked.
+
+        The whole batch is one transaction (a commit per group would cost more than the
+        work). When it collides with another replica (a group opened meanwhile: the unique
+        group key; a deadlock between row locks) it is rolled back and every group is redone
+        in a transaction of its own, each retried until it sees the other replica's work."""
+        groups = self._grouped(alerts)
+        if not groups:
+            return 0
+        try:
+            with write_transaction(self.engine) as conn:
+                results = [self._apply_group(conn, key, *g) for key, g in groups]
+        except (IntegrityError, OperationalError) as err:
+            self.intake.add("batch_fallbacks")
+            log.debug("alert batch collided (%s); one transaction per group", type(err).__name__)
+            results = [self._group_alone(key, *g) for key, g in groups]
         linked = 0
-        for key, (rule, cell_id, members) in groups.items():
-            pending = members
-            while pending:
-                pending, done = self._take_group(key, rule, cell_id, pending)
-                linked += done
+        for result in results:
+            linked += self._after_group(result)
         return linked
 
-    def _take_group(
+    def _grouped(
+        self, alerts: Sequence[StoredAlert]
+    ) -> list[tuple[str, tuple[AlertRule, str | None, list[StoredAlert]]]]:
+        """The batch's matching alerts by group key, each group in time order; groups with a
+        live incident first, then new ones, each part by key (one lock order for replicas)."""
+        groups: dict[str, tuple[AlertRule, str | None, list[StoredAlert]]] = {}
+        # A device reports from one place: locate each distinct point once per batch.
+        cells: dict[tuple[str, float, float], str | None] = {}
+        with self.engine.connect() as conn:
+            for alert in sorted(alerts, key=lambda a: (a.ts, a.id)):
+                rule = alert_rules.first_match(self.config.alert_rules, alert)
+                if rule is None:
+                    self.intake.add("alerts_unmatched")
+                    continue
+                cell_id = None
+                if alert.lon is not None and alert.lat is not None:
+                    point = (alert.site, alert.lon, alert.lat)
+                    if point not in cells:
+                        cells[point] = self.locator.cell_at(*point, conn)
+                    cell_id = cells[point]
+                key = alert_rules.group_key(rule, alert, cell_id)
+                groups.setdefault(key, (rule, cell_id, []))[2].append(alert)
+            live = repository.live_groups(conn, list(groups))
+        return sorted(groups.items(), key=lambda kv: (kv[0] not in live, kv[0]))
+
+    def _group_alone(
         self, key: str, rule: AlertRule, cell_id: str | None, alerts: list[StoredAlert]
-    ) -> tuple[list[StoredAlert], int]:
-        """One transaction for a run of alerts of one group: returns what is left (alerts
-        after the window closed) and how many were linked."""
+    ) -> _GroupResult:
         for attempt in range(RETRIES):
             try:
-                return self._group_once(key, rule, cell_id, alerts)
-            except (_GroupMovedError, IntegrityError, OperationalError) as err:
-                # Another replica opened, joined or released this group meanwhile (a unique
-                # key or a link collided, or the group moved): read it again and redo.
+                with write_transaction(self.engine) as conn:
+                    return self._apply_group(conn, key, rule, cell_id, alerts)
+            except (IntegrityError, OperationalError) as err:
+                # Another replica opened or joined this group meanwhile: read it again.
                 self.intake.add("group_retries")
                 if attempt == RETRIES - 1:
                     raise
-                log.debug("alert group %s changed under us (%s); retrying", key, type(err).__name__)
+                log.debug("alert group %s collided (%s); retrying", key, type(err).__name__)
         raise AssertionError("unreachable")
 
-    def _group_once(
-        self, key: str, rule: AlertRule, cell_id: str | None, alerts: list[StoredAlert]
-    ) -> tuple[list[StoredAlert], int]:
+    def _apply_group(
+        self,
+        conn: Connection,
+        key: str,
+        rule: AlertRule,
+        cell_id: str | None,
+        alerts: list[StoredAlert],
+    ) -> _GroupResult:
+        """Every alert of one group, in the caller's transaction: join the live incident
+        while within its window, open a new one when the window has closed."""
+        result = _GroupResult()
+        fresh = set(repository.fresh_alert_ids(conn, [a.id for a in alerts]))
+        pending = [a for a in alerts if a.id in fresh]
+        result.already_linked = len(alerts) - len(pending)
         window = timedelta(seconds=rule.group_window_s)
-        with self.engine.connect() as conn:
-            current = repository.by_group(conn, key)
-            fresh_ids = {a.id for a in alerts} - repository.linked_alert_ids(
-                conn, [a.id for a in alerts]
-            )
-        alerts = [a for a in alerts if a.id in fresh_ids]
-        if not alerts:
-            self.intake.add("alerts_already_linked")
-            return [], 0
-        first = alerts[0]
-        last_seen = aware(current.last_alert_at) if current is not None else None
-        joins = last_seen is not None and first.ts < last_seen + window
-        target = current.id if joins and current is not None else new_id()
-        action = "incident.alerts_linked" if joins else "incident.open"
-        details: dict[str, Any] = {"group": key, "rule": rule.name}
         now = self.clock.now()
-        with self.audit.change(ALERT_RULES_ACTOR, action, target, details) as conn:
-            locked = repository.by_group(conn, key, for_update=True)
-            if (locked.id if locked else None) != (current.id if current else None):
-                raise _GroupMovedError
-            if repository.linked_alert_ids(conn, [a.id for a in alerts]):
-                raise _GroupMovedError
-            if joins and locked is not None:
-                last = aware(locked.last_alert_at) or first.ts
-                first_at = aware(locked.first_alert_at) or first.ts
-                count = int(locked.alert_count)
+        while pending:
+            current = repository.by_group(conn, key, for_update=True)
+            first = pending[0]
+            last = aware(current.last_alert_at) if current is not None else None
+            opened: dict[str, Any] | None = None
+            if current is not None and last is not None and first.ts < last + window:
+                target = current.id
+                first_at = aware(current.first_alert_at) or first.ts
+                count = int(current.alert_count)
+                result.joined += 1
             else:
-                if locked is not None:  # the old group's window closed: it stops grouping
-                    repository.release_group(conn, locked.id)
-                    details["released"] = locked.id
-                last = first.ts
-                first_at = first.ts
+                target = new_id()
+                details: dict[str, Any] = {"group": key, "rule": rule.name}
+                if current is not None:  # the old group's window closed: it stops grouping
+                    repository.release_group(conn, current.id)
+                    details["released"] = current.id
+                last = first_at = first.ts
                 count = 0
                 self._insert(
                     conn,
@@ -459,19 +486,26 @@ class IncidentService:
                     ),
                     target,
                     now,
-                    group={"group_key": key, "first_alert_at": first.ts, "last_alert_at": first.ts},
+                    group={"group_key": key, "first_alert_at": last, "last_alert_at": last},
                 )
+                opened = details
+                result.opened += 1
             taken: list[StoredAlert] = []
-            for alert in alerts:
+            for alert in pending:
                 if alert.ts >= last + window:
                     break
                 taken.append(alert)
                 last = max(last, alert.ts)
                 first_at = min(first_at, alert.ts)
-                repository.link_alert(conn, target, alert.id, now)
-            count += len(taken)
+            repository.link_alerts(conn, target, [a.id for a in taken], now)
+            pending = pending[len(taken) :]
             repository.set_alert_stats(
-                conn, target, alert_count=count, first_at=first_at, last_at=last, now=now
+                conn,
+                target,
+                alert_count=count + len(taken),
+                first_at=first_at,
+                last_at=last,
+                now=now,
             )
             repository.add_event(
                 conn,
@@ -481,12 +515,33 @@ class IncidentService:
                 kind=EventKind.ALERT_LINKED,
                 details={"count": len(taken), "alerts": [a.id for a in taken[:EVENT_IDS_MAX]]},
             )
-            details["alerts"] = len(taken)
-            row = repository.get(conn, target)
-        self.intake.add("incidents_opened" if not joins else "groups_joined")
-        self.intake.add("alerts_linked", len(taken))
-        self._changed(row)
-        return alerts[len(taken) :], len(taken)
+            if opened is not None:
+                # Opening is audited (a decision the rules took); alerts joining an open
+                # incident are ingest data, on its timeline, and like ingest not audited.
+                opened["alerts"] = len(taken)
+                audit_append(
+                    conn,
+                    ALERT_RULES_ACTOR,
+                    "incident.open",
+                    target,
+                    opened,
+                    key=self.audit.settings.key,
+                    clock=self.audit.clock,
+                )
+            result.linked += len(taken)
+            result.rows.append(repository.get(conn, target))
+        return result
+
+    def _after_group(self, result: _GroupResult) -> int:
+        """Counters and live events, once the transaction has committed."""
+        self.intake.add("incidents_opened", result.opened)
+        self.intake.add("groups_joined", result.joined)
+        self.intake.add("alerts_linked", result.linked)
+        if result.already_linked:
+            self.intake.add("alerts_already_linked", result.already_linked)
+        for row in result.rows:
+            self._changed(row)
+        return result.linked
 
     # --- changes ----------------------------------------------------------------------------
 
