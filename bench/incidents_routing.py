@@ -236,19 +236,24 @@ def main() -> int:
         burst = alert_batches(args.alerts, args.per_batch, devices=1)
         plain1 = intake_rate(f"sqlite:///{tmp}/plain1.sqlite", config, burst, rules=False)
         grouped1 = intake_rate(f"sqlite:///{tmp}/grouped1.sqlite", config, burst, rules=True)
-    print(f"routing rules            {len(config.routing)} rules, {N_CELLS} cells, "
-          f"{len(qs)} queries")
+    print(
+        f"routing rules            {len(config.routing)} rules, {N_CELLS} cells, {len(qs)} queries"
+    )
     print(f"one default rule (base)  {base:10.0f} decisions/s")
     print(f"30 rules                 {full:10.0f} decisions/s   ratio {full / base:.2f}")
     print(f"30 rules, SQLite lookups {in_db:10.0f} decisions/s   ratio {in_db / base:.3f}")
     print(f"alerts                   {args.alerts} in batches of {args.per_batch}, 20 groups")
     print(f"plain ingest (base)      {plain:10.0f} alerts/s stored")
-    print(f"ingest + alert rules     {grouped:10.0f} alerts/s stored and grouped   "
-          f"ratio {grouped / plain:.2f}")
+    print(
+        f"ingest + alert rules     {grouped:10.0f} alerts/s stored and grouped   "
+        f"ratio {grouped / plain:.2f}"
+    )
     print("one device's burst       (1 group)")
     print(f"plain ingest (base)      {plain1:10.0f} alerts/s stored")
-    print(f"ingest + alert rules     {grouped1:10.0f} alerts/s stored and grouped   "
-          f"ratio {grouped1 / plain1:.2f}")
+    print(
+        f"ingest + alert rules     {grouped1:10.0f} alerts/s stored and grouped   "
+        f"ratio {grouped1 / plain1:.2f}"
+    )
     return 0
 
 

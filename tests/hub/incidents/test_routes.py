@@ -285,7 +285,7 @@ def test_alerts_from_an_agent_group_into_one_incident(
 
 
 def test_the_fuzz_seed_makes_what_it_names(hub: RunningHub) -> None:
-    from tests.hub.incidents.fuzz_seed import seed  # noqa: PLC0415
+    from tests.hub.incidents.fuzz_seed import seed
 
     ids = seed(hub)
     op = hub.client(Role.OPERATOR)

@@ -157,16 +157,17 @@ def test_every_condition_together_and_the_trace_says_which_failed() -> None:
             "department": "all",
         }
     )
-    ok = {"cell_id": "c1", "lon": 114.005, "lat": 22.505}
+    ok: dict[str, Any] = {"cell_id": "c1", "lon": 114.005, "lat": 22.505}
     assert route(r, **ok) == ("all", "all")
-    for change, reason in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"category": "sewage"}, "category"),
         ({"level": L.LOW}, "level"),
         ({"cell_id": "c9"}, "cell"),
         ({"lon": 115.0}, "area"),
         ({"at": TUESDAY_9AM_LOCAL + timedelta(hours=10)}, "hours"),
         ({"at": TUESDAY_9AM_LOCAL + timedelta(days=1)}, "day"),
-    ]:
+    ]
+    for change, reason in cases:
         q = RouteQuery(
             **{"category": "garbage", "level": L.MEDIUM, "at": TUESDAY_9AM_LOCAL, **ok, **change}
         )

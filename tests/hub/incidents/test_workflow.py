@@ -334,7 +334,7 @@ def test_evidence_is_held_while_open_and_released_after_close(
 
 
 def _all() -> Any:
-    from hub.incidents.repository import IncidentFilter  # noqa: PLC0415
+    from hub.incidents.repository import IncidentFilter
 
     return IncidentFilter()
 
