@@ -294,3 +294,46 @@ def test_the_fuzz_seed_makes_what_it_names(hub: RunningHub) -> None:
         assert op.get(f"/api/v1/incidents/{first}/attachments/{attachment}").status_code == 200
     states = [op.get(f"/api/v1/incidents/{i}").json()["state"] for i in ids["incident_id"]]
     assert states == ["new", "assigned", "closed", "new"]
+
+
+def test_a_failing_intake_never_stops_ingest(
+    hub: RunningHub, broker: BrokerHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert rules blow up on every batch: alerts are still stored and acknowledged, the
+    failure is counted, and the hub says it is degraded until a pass succeeds again."""
+
+    def broken(alerts: Any) -> int:
+        raise RuntimeError("rules engine on fire")
+
+    service = hub.service.ctx.incidents
+    monkeypatch.setattr(service, "process_alerts", broken)
+    agent = provisioned_agent(hub, broker, tmp_path, f"{hub.site}-cam2", "camera")
+    try:
+        for _ in range(5):
+            agent.send_alert(
+                Alert(
+                    site=hub.site,
+                    device=agent.config.device,
+                    kind=AlertKind.SOS,
+                    severity=Severity.CRITICAL,
+                )
+            )
+        wait_until(lambda: agent.outbox.depth() == 0, timeout_s=20, message="alerts acked")
+        assert hub.service.store.count_alerts(hub.site) == 5
+        assert service.intake.as_dict()["errors"] >= 1
+        health = hub.client(Role.ADMIN).get("/api/v1/health")
+        assert health.status_code == 503
+        assert health.json()["workers"]["incident-intake"]["alive"] is False
+        monkeypatch.undo()  # fixed: the next batch goes through and the hub is healthy again
+        agent.send_alert(
+            Alert(
+                site=hub.site,
+                device=agent.config.device,
+                kind=AlertKind.SOS,
+                severity=Severity.CRITICAL,
+            )
+        )
+        wait_until(lambda: service.intake.healthy, timeout_s=20, message="intake healthy")
+        assert hub.client(Role.ADMIN).get("/api/v1/health").status_code == 200
+    finally:
+        agent.stop()
