@@ -34,12 +34,34 @@ class RouteQuery:
     lat: float | None = None
 
 
+DETAILS = {
+    "category": "category {0} is not one of the rule's",
+    "levels": "level {0} is not one of the rule's",
+    "min_level": "level {0} is below the rule's minimum",
+    "cell": "cell {0} is not one of the rule's",
+    "area": "the location is not inside the rule's area",
+    "hours": "{0} local is outside {1}-{2}",
+    "day": "{0} is not one of the rule's days",
+    "no_cell": "line {0}: the incident has no cell",
+    "no_department": "cell {0} names no department for line {1}",
+    "department": "department {0}",
+    "line": "cell {0}, line {1}: {2}",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class TraceStep:
     rule: str
     matched: bool
     reason: str  # a code: matched, category, level, cell, area, hours, day, no_cell, no_department
-    detail: str
+    # The detail is formatted only when read: routing an incident keeps its trace's codes
+    # and never needs the sentences (the dry run does).
+    template: str
+    args: tuple[Any, ...] = ()
+
+    @property
+    def detail(self) -> str:
+        return DETAILS[self.template].format(*self.args)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +136,7 @@ class Router:
         minute = local.hour * 60 + local.minute
         weekday = local.weekday()
         trace: list[TraceStep] = []
+        looked_up: dict[str, str | None] = {}
         for c in self._rules:
             miss = self._miss(c, query, minute, weekday)
             name = c.rule.name
@@ -121,27 +144,22 @@ class Router:
                 trace.append(TraceStep(name, False, *miss))
                 continue
             if c.rule.department is not None:
-                trace.append(TraceStep(name, True, "matched", f"department {c.rule.department}"))
+                trace.append(TraceStep(name, True, "matched", "department", (c.rule.department,)))
                 return RouteDecision(name, c.rule.department, trace)
             line = c.rule.line or ""
             if query.cell_id is None:
-                trace.append(
-                    TraceStep(name, False, "no_cell", f"line {line}: the incident has no cell")
-                )
+                trace.append(TraceStep(name, False, "no_cell", "no_cell", (line,)))
                 continue
-            department = department_for_cell(query.cell_id, line)
+            if line not in looked_up:  # several rules may name one line: ask once
+                looked_up[line] = department_for_cell(query.cell_id, line)
+            department = looked_up[line]
             if department is None:
                 trace.append(
-                    TraceStep(
-                        name,
-                        False,
-                        "no_department",
-                        f"cell {query.cell_id} names no department for line {line}",
-                    )
+                    TraceStep(name, False, "no_department", "no_department", (query.cell_id, line))
                 )
                 continue
             trace.append(
-                TraceStep(name, True, "matched", f"cell {query.cell_id}, line {line}: {department}")
+                TraceStep(name, True, "matched", "line", (query.cell_id, line, department))
             )
             return RouteDecision(name, department, trace)
         return RouteDecision(None, None, trace)
@@ -149,23 +167,24 @@ class Router:
     @staticmethod
     def _miss(  # noqa: PLR0911 - one early return per condition reads best
         c: _Compiled, q: RouteQuery, minute: int, weekday: int
-    ) -> tuple[str, str] | None:
-        """Why the rule's conditions do not hold (reason code, detail), or None when they do."""
+    ) -> tuple[str, str, tuple[Any, ...]] | None:
+        """Why the rule's conditions do not hold (reason code, detail template and its
+        arguments), or None when they do."""
         if c.categories is not None and q.category not in c.categories:
-            return "category", f"category {q.category} is not one of the rule's"
+            return "category", "category", (q.category,)
         if c.levels is not None and q.level not in c.levels:
-            return "level", f"level {q.level.value} is not one of the rule's"
+            return "level", "levels", (q.level.value,)
         if c.min_rank is not None and LEVEL_ORDER[q.level] < c.min_rank:
-            return "level", f"level {q.level.value} is below the rule's minimum"
+            return "level", "min_level", (q.level.value,)
         if c.cells is not None and (q.cell_id is None or q.cell_id not in c.cells):
-            return "cell", f"cell {q.cell_id or '(none)'} is not one of the rule's"
+            return "cell", "cell", (q.cell_id or "(none)",)
         if c.area is not None and (
             q.lon is None or q.lat is None or not shapely.intersects_xy(c.area, q.lon, q.lat)
         ):
-            return "area", "the location is not inside the rule's area"
+            return "area", "area", ()
         if c.hours is not None and not _in_hours(c.hours, minute):
             start, end = c.hours
-            return "hours", f"{_hhmm(minute)} local is outside {_hhmm(start)}-{_hhmm(end)}"
+            return "hours", "hours", (_hhmm(minute), _hhmm(start), _hhmm(end))
         if c.days is not None and weekday not in c.days:
-            return "day", f"{WEEKDAYS[weekday]} is not one of the rule's days"
+            return "day", "day", (WEEKDAYS[weekday],)
         return None
