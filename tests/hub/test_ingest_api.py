@@ -154,6 +154,7 @@ def test_worker_liveness_in_health_and_a_failing_callback_does_not_kill_ingest(
         "ingest": {"alive": True, "queue_depth": 0},
         "retention": {"alive": True, "queue_depth": None},
         "commands": {"alive": True, "queue_depth": None},
+        "incident-intake": {"alive": True, "queue_depth": None},
     }
     dev = Device(hub, f"{hub.site}-cam", tmp_path, broker.port)
     service = hub.service
