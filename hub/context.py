@@ -20,7 +20,7 @@ from hub.config import HubConfig
 from hub.devices.service import DeviceService
 from hub.fieldreports.service import FieldReportService
 from hub.geo.service import GeoService
-from hub.incidents.service import IncidentService
+from hub.incidents.service import IncidentService, incident_event
 from hub.incidents.timers import TimerSweeper
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
@@ -72,7 +72,14 @@ class HubContext:
         self.users = UserService(engine, self.audit, self.login_limiter)
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
-        self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
+        self.incidents = IncidentService(
+            engine,
+            self.audit,
+            self.config.incidents,
+            self.clock,
+            zone=self.config.zone(),
+            on_change=lambda row: self.live.publish([incident_event(row)]),
+        )
         self.warnings = WarningService(
             engine,
             self.audit,

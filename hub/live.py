@@ -26,6 +26,7 @@ class Layer(StrEnum):
     ALERTS = "alerts"
     DEVICES = "devices"
     WARNINGS = "warnings"  # a grid cell's warning colour changed (hub/warnings/service.py)
+    INCIDENTS = "incidents"
 
 
 BBox = tuple[float, float, float, float]  # west, south, east, north

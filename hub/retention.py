@@ -50,7 +50,16 @@ def alerts_on_hold() -> ColumnElement[bool]:
     linked = select(incident_alerts.c.alert_id).where(
         incident_alerts.c.incident_id.in_(_open_incident_ids())
     )
-    return alerts.c.id.in_(linked)
+    # Evidence linked by hand belongs to an alert too, and deleting that alert would cascade
+    # to the held snapshot (evidence.alert_id is ON DELETE CASCADE).
+    by_evidence = select(evidence.c.alert_id).where(
+        evidence.c.id.in_(
+            select(incident_evidence.c.evidence_id).where(
+                incident_evidence.c.incident_id.in_(_open_incident_ids())
+            )
+        )
+    )
+    return alerts.c.id.in_(linked) | alerts.c.id.in_(by_evidence)
 
 
 def evidence_on_hold() -> ColumnElement[bool]:

@@ -669,3 +669,8 @@ field_reports = Table(
     Index("ix_field_reports_reporter_id", "reporter", "id"),
     Index("ix_field_reports_created_at", "created_at"),
 )
+# -- Incidents (issue 12, item 2): alert grouping ------------------------------------------------
+
+# An incident keeps its group key only while its alert group is live (open, window not closed);
+# NULLs never collide, so this makes "one live incident per group" hold across hub replicas.
+Index("uq_incidents_group_key", incidents.c.group_key, unique=True)

@@ -25,6 +25,7 @@ from hub.devices.directory import DeviceDirectory
 from hub.devices.service import DeviceService, dynsec_control
 from hub.flood import FloodGuard
 from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
+from hub.incidents.alert_rules import stored_alerts
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.pki import SiteCA
@@ -122,6 +123,13 @@ class HubService:
         if self.timeseries is not None:
             self.timeseries.write_messages(item.message for item in batch)
         self._fuse(batch)
+        self._open_incidents(batch, result)
+
+    def _open_incidents(self, batch: list[Inbound], result: BatchResult) -> None:
+        """The batch's new alerts through the alert rules (hub/incidents/service.py)."""
+        fresh = stored_alerts(batch, result.new_alert_ids)
+        if fresh:
+            self.ctx.incidents.intake_batch(fresh)  # counts and logs its own failures
 
     def _fuse(self, batch: list[Inbound]) -> None:
         """Multi-gateway wristband positions from the batch's sightings (hub/fusion.py)."""
@@ -165,6 +173,8 @@ class HubService:
         if self.timeseries is not None:
             self.timeseries.start()  # first: fails fast on a missing token
         self.directory.refresh()
+        for warning in self.ctx.incidents.check_departments():
+            log.warning("incident routing: %s", warning)
         self.ingest.attach()
         self.broker_stats.attach()
         self.ingest.start()
@@ -188,6 +198,8 @@ class HubService:
             self.ingest.worker_status(),
             WorkerStatus("commands", self.command_publisher.alive),
             self.warnings_worker.status(),
+            # Runs in ingest's after-store callback; "not alive" while its last pass failed.
+            WorkerStatus("incident-intake", self.ctx.incidents.intake.healthy),
         ]
         if self._housekeeper is not None:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))

@@ -23,6 +23,7 @@ from hub.context import HubContext
 from hub.devices import routes as devices_routes
 from hub.fieldreports import routes as fieldreports_routes
 from hub.geo import routes as geo_routes
+from hub.incidents import routes as incidents_routes
 from hub.incstats import routes as incstats_routes
 from hub.mapview import routes as mapview_routes
 from hub.notifications import routes as notifications_routes
@@ -199,6 +200,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         classify_routes.router,
         # Before the incidents router: /incidents/export.csv must not read as an incident id.
         incstats_routes.router,
+        incidents_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.

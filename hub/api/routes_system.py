@@ -154,6 +154,8 @@ async def live_stream(websocket: WebSocket) -> None:
         layers = layers - {Layer.DEVICES}
     if not principal.can(Permission.CELLS_READ):
         layers = layers - {Layer.WARNINGS}
+    if not principal.can(Permission.INCIDENTS_READ):
+        layers = layers - {Layer.INCIDENTS}
     await websocket.accept()
     ctx.live.attach_loop(asyncio.get_running_loop())
     client = ctx.live.register(layers, bbox, site)

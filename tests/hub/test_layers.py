@@ -20,6 +20,7 @@ AREAS = (
     "fieldreports",
     "open311",
     "incstats",
+    "incidents",
 )
 SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "and_", "or_", "func"}
 ROUTE_EXCEPTIONS: dict[str, set[str]] = {}
