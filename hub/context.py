@@ -22,6 +22,7 @@ from hub.incidents.service import IncidentService
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
+from hub.org.service import OrgService
 from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
@@ -52,6 +53,7 @@ class HubContext:
     mapview: MapService = field(init=False)
     commands: CommandService = field(init=False)
     incidents: IncidentService = field(init=False)
+    org: OrgService = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -62,6 +64,9 @@ class HubContext:
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
         self.incidents = IncidentService(engine, self.audit, self.config.incidents, self.clock)
+        self.org = OrgService(
+            engine, self.audit, self.config.incidents, hub_site=self.config.site, clock=self.clock
+        )
 
     @property
     def devices(self) -> DeviceService:

@@ -22,6 +22,7 @@ from hub.context import HubContext
 from hub.devices import routes as devices_routes
 from hub.geo import routes as geo_routes
 from hub.mapview import routes as mapview_routes
+from hub.org import routes as org_routes
 from hub.positions import routes as positions_routes
 from hub.users import routes as users_routes
 
@@ -176,6 +177,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         alerts_routes.router,
         geo_routes.router,
         geo_routes.poi_router,
+        org_routes.router,
         routes_system.router,
         mapview_routes.router,
         routes_ingest.router,

@@ -13,7 +13,9 @@ from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
 from hub.api.models import StorableModel, WarningBody
 from hub.auth import Permission
+from hub.context import HubContext
 from hub.geo.geojson import feature
+from hub.org.service import Responsibility
 
 router = APIRouter(prefix="/api/v1", tags=["zones", "grid cells"])
 poi_router = APIRouter(prefix="/api/v1/poi", tags=["points of interest"])
@@ -114,7 +116,7 @@ def _zone_feature(row: Any) -> dict[str, Any]:
     )
 
 
-def _cell_feature(row: Any) -> dict[str, Any]:
+def _cell_feature(row: Any, org: Responsibility | None = None) -> dict[str, Any]:
     return feature(
         row.id,
         row.geometry,
@@ -122,7 +124,9 @@ def _cell_feature(row: Any) -> dict[str, Any]:
             **row.properties,
             "site": row.site,
             "name": row.name,
-            "team": row.team,
+            "team": row.team,  # free text, for clients from before teams existed
+            "responsible_team": org.team if org else None,
+            "departments": org.departments if org else {},
             "warning_level": row.warning_level,
             "warning_reason": row.warning_reason,
             "warning_set_by": row.warning_set_by,
@@ -141,6 +145,12 @@ SiteQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
 def _collection(rows: list[Any], to_feature: Any, page: Page) -> FeatureCollection:
     nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
     return FeatureCollection(features=[to_feature(r) for r in rows], next_cursor=nxt)
+
+
+def _cell_features(ctx: HubContext, rows: list[Any]) -> list[dict[str, Any]]:
+    """Cells with their team and departments (two queries for the whole page)."""
+    org = ctx.org.responsibilities({r.id: r.team_id for r in rows})
+    return [_cell_feature(r, org[r.id]) for r in rows]
 
 
 @router.get("/zones", response_model=FeatureCollection, **guarded(Permission.ZONES_READ))
@@ -173,12 +183,13 @@ def delete_zone(zone_id: GeoId, me: Me, ctx: Ctx) -> None:
 @router.get("/grid-cells", response_model=FeatureCollection, **guarded(Permission.CELLS_READ))
 def list_cells(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
     rows = ctx.geo.cells(limit=page.limit, after=_after(page), site=site)
-    return _collection(rows, _cell_feature, page)
+    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
+    return FeatureCollection(features=_cell_features(ctx, rows), next_cursor=nxt)
 
 
 @router.get("/grid-cells/{cell_id}", **guarded(Permission.CELLS_READ))
 def get_cell(cell_id: GeoId, ctx: Ctx) -> dict[str, Any]:
-    return _cell_feature(ctx.geo.cell(cell_id))
+    return _cell_features(ctx, [ctx.geo.cell(cell_id)])[0]
 
 
 @router.put("/grid-cells/{cell_id}", **guarded(Permission.CELLS_WRITE))
@@ -188,7 +199,7 @@ def put_cell(
     row = ctx.geo.put_cell(
         me.username, cell_id, body.id, body.geometry.model_dump(), body.properties.model_dump()
     )
-    return _cell_feature(row)
+    return _cell_features(ctx, [row])[0]
 
 
 @router.delete("/grid-cells/{cell_id}", status_code=204, **guarded(Permission.CELLS_WRITE))

@@ -21,6 +21,10 @@ CELL_FIELDS = {
     "site",
     "name",
     "team",
+    # answered from the organisation tables: a GET -> PUT round trip must not store copies
+    "team_id",
+    "responsible_team",
+    "departments",
     "warning_level",
     "warning_reason",
     "warning_set_by",
