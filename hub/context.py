@@ -59,7 +59,9 @@ class HubContext:
         engine = self.store.engine
         self.alerts = AlertService(engine, self.audit)
         self.positions = PositionService(engine)
-        self.geo = GeoService(engine, self.audit, hub_site=self.config.site)
+        self.geo = GeoService(
+            engine, self.audit, hub_site=self.config.site, vocabulary=self.config.incidents
+        )
         self.users = UserService(engine, self.audit, self.login_limiter)
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)

@@ -207,6 +207,58 @@ def delete_cell(cell_id: GeoId, me: Me, ctx: Ctx) -> None:
     ctx.geo.delete_cell(me.username, cell_id)
 
 
+class CellImportResult(BaseModel):
+    imported: int = Field(description="features in the file")
+    created: int
+    updated: int
+    deleted: int = Field(description="cells of the site not in the file (replace only)")
+    replaced: bool
+
+
+_CELL_IMPORT_ROUTE = guarded(
+    Permission.CELLS_WRITE,
+    {
+        409: {"description": "replace would delete a cell holding an open incident"},
+        413: {"description": "over the size or feature limit"},
+        415: {"description": "not GeoJSON"},
+        422: {"description": "lists every problem, feature by feature"},
+    },
+)
+_CELL_IMPORT_ROUTE["openapi_extra"]["requestBody"] = {
+    "required": True,
+    "content": {"application/geo+json": {"schema": {"type": "object"}}},
+}
+
+
+@router.post("/grid-cells/import", response_model=CellImportResult, **_CELL_IMPORT_ROUTE)
+async def import_cells(
+    request: Request,
+    me: Me,
+    ctx: Ctx,
+    site: Annotated[str, Query(pattern=SEGMENT_PATTERN)],
+    replace: Annotated[
+        bool, Query(description="also delete the site's cells the file does not name")
+    ] = False,
+) -> CellImportResult:
+    """Import grid cells from a GeoJSON FeatureCollection (``application/geo+json`` or
+    ``application/json``): each Feature has a string id, a Polygon or MultiPolygon, and
+    properties ``name`` (required), ``team`` (a team id) and ``departments`` ({line:
+    department id}). All or nothing: a 422 lists every problem found."""
+    raw = await request.body()
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # Parsing, shapely validation and the audited write are blocking: off the event loop.
+    summary = await run_in_threadpool(
+        ctx.geo.import_cells, me.username, site, raw, media_type, replace=replace
+    )
+    return CellImportResult(
+        imported=summary.imported,
+        created=summary.created,
+        updated=summary.updated,
+        deleted=summary.deleted,
+        replaced=summary.replaced,
+    )
+
+
 @router.post("/grid-cells/{cell_id}/warning", **guarded(Permission.CELLS_WARN))
 def set_warning(cell_id: GeoId, body: WarningBody, me: Me, ctx: Ctx) -> dict[str, Any]:
     """Set (or clear, with level null) a cell's warning colour by hand, with a reason."""

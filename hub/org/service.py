@@ -109,14 +109,15 @@ def check_responsibility(
                 f"{where}team: team {team_id!r} belongs to site {found.site!r}, not {site!r}"
             )
     for line, dep_id in by_line.items():
-        here = f"{where}departments.{line}"
+        # Cut long names: an imported file decides these, and a problem list stays readable.
+        here = f"{where}departments.{line[:64]}"
         if line not in lines:
             problems.append(
-                f"{here}: {line!r} is not a line of work (known: {', '.join(sorted(lines))})"
+                f"{here}: {line[:64]!r} is not a line of work (known: {', '.join(sorted(lines))})"
             )
             continue
-        if not isinstance(dep_id, str):
-            problems.append(f"{here}: a department id is a string")
+        if not isinstance(dep_id, str) or len(dep_id) > 64:
+            problems.append(f"{here}: a department id is a string of at most 64 characters")
             continue
         dep = (
             (departments or {}).get(dep_id)
