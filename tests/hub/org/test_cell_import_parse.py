@@ -59,7 +59,7 @@ def test_good_file_parses_polygons_and_multipolygons() -> None:
 
 
 def test_every_bad_feature_is_listed_with_its_index_and_id() -> None:
-    unclosed = ring(114.0, 22.5)[:-1] + [[114.0005, 22.5]]
+    unclosed = [*ring(114.0, 22.5)[:-1], [114.0005, 22.5]]
     problems = problems_of(
         fc(
             cell("ok", name="fine"),
