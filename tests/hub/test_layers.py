@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
-AREAS = ("devices", "alerts", "positions", "geo", "users", "mapview", "commands")
+AREAS = ("devices", "alerts", "positions", "geo", "users", "mapview", "commands", "org")
 SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "and_", "or_", "func"}
 ROUTE_EXCEPTIONS: dict[str, set[str]] = {}
 
