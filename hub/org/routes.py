@@ -241,3 +241,24 @@ def put_responsibility(
     """Name the cell's team and its department per line of work (replacing the old ones)."""
     found = ctx.org.set_responsibility(me.username, cell_id, body.team_id, body.departments)
     return responsibility_info(cell_id, found)
+
+
+class LineNames(BaseModel):
+    en: str
+    zh: str = Field(alias="zh-CN")
+
+
+class LineInfo(BaseModel):
+    id: str
+    names: LineNames
+
+
+@router.get("/lines", response_model=list[LineInfo], **guarded(Permission.ORG_READ))
+def list_lines(ctx: Ctx) -> list[LineInfo]:
+    """The lines of work of the incident vocabulary (a department works on one of them)."""
+    return [
+        LineInfo.model_validate(
+            {"id": ln.id, "names": {"en": ln.names.en, "zh-CN": ln.names.zh_CN}}
+        )
+        for ln in ctx.config.incidents.lines
+    ]
