@@ -86,11 +86,15 @@ def load(raw: bytes, media_type: str) -> Any:
         raise CellImportError(["the JSON is nested too deeply to be GeoJSON"]) from err
     except ValueError as err:  # NaN/Infinity, or an integer past Python's digit limit
         raise CellImportError([f"not valid JSON: {err}"]) from err
-    try:
-        check_json(data, "file")
-    except UnstorableError as err:
-        raise CellImportError([str(err)]) from err
     return data
+
+
+def _unstorable(value: Any, where: str) -> str | None:
+    try:
+        check_json(value, where)
+    except UnstorableError as err:
+        return str(err)
+    return None
 
 
 def parse(site: str, raw: bytes, media_type: str) -> list[CellDraft]:
@@ -108,6 +112,10 @@ def parse(site: str, raw: bytes, media_type: str) -> list[CellDraft]:
                 )
             ]
         )
+    # Geometries are checked position by position (numbers in range) and stored normalised,
+    # so the storable check walks the rest only: the coordinates are most of a file.
+    if problem := _unstorable({k: v for k, v in data.items() if k != "features"}, "file"):
+        raise CellImportError([problem])
     features = data.get("features")
     if not isinstance(features, list):
         raise CellImportError(["features: must be a list of GeoJSON Features"])
@@ -142,6 +150,9 @@ def _feature(site: str, i: int, feat: Any, problems: list[str]) -> CellDraft | N
     fid = feat.get("id")
     where = f"feature {i} (id {_short(fid)})" if isinstance(fid, str) else f"feature {i}"
     mine = _shape_problems(feat)
+    if problem := _unstorable({k: v for k, v in feat.items() if k != "geometry"}, "feature"):
+        problems.append(f"{where}: {problem}")
+        return None
     geometry: dict[str, Any] = {}
     if feat.get("geometry") is None:
         mine.append("geometry: missing")

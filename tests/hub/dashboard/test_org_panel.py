@@ -117,8 +117,13 @@ def test_commander_builds_the_organisation_through_the_ui(
     )
     assert admin.get("/api/v1/grid-cells/c-12").status_code == 404
 
-    good = {"type": "FeatureCollection", "features": [bad["features"][0]]}
-    good["features"][0]["properties"] = {"name": "C12", "team": teams[0]["id"]}
+    feature = {
+        "type": "Feature",
+        "id": "c-12",
+        "geometry": {"type": "Polygon", "coordinates": [ring(114.05, 22.54)]},
+        "properties": {"name": "C12", "team": teams[0]["id"]},
+    }
+    good = {"type": "FeatureCollection", "features": [feature]}
     page.set_input_files(
         "#org-cell-file",
         files=[

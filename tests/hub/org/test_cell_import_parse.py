@@ -107,7 +107,9 @@ def test_every_bad_feature_is_listed_with_its_index_and_id() -> None:
         (json.dumps(cell("a", name="x")).encode(), "wrap it as"),
         (b"[]", "got 'list'"),
         (b'{"type": "FeatureCollection", "features": {}}', "features: must be a list"),
-        (b'{"type": "FeatureCollection", "features": ["\\u0000"]}', "NUL"),
+        (b'{"type": "FeatureCollection", "features": [], "x": "\\u0000"}', "NUL"),
+        (b'{"type": "FeatureCollection", "features": [{"properties": {"n\\u0000": 1}}]}', "NUL"),
+        (b'{"type": "FeatureCollection", "features": [], "x": 1e999}', "finite"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ],
 )
