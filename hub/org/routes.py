@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -94,8 +94,21 @@ class ResponsibilityInfo(BaseModel):
     departments: dict[str, DepartmentRef]
 
 
-def _department(row: object) -> DepartmentInfo:
-    return DepartmentInfo.model_validate(row, from_attributes=True)
+def _utc(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _department(row: Any) -> DepartmentInfo:
+    return DepartmentInfo(
+        id=row.id,
+        site=row.site,
+        name=row.name,
+        line=row.line,
+        supervisor=row.supervisor,
+        commander=row.commander,
+        updated_at=_utc(row.updated_at),
+    )
 
 
 def _team(team: Team) -> TeamInfo:
@@ -106,7 +119,7 @@ def _team(team: Team) -> TeamInfo:
         name=r.name,
         leader=r.leader,
         members=team.members,
-        updated_at=r.updated_at,
+        updated_at=_utc(r.updated_at),
     )
 
 

@@ -20,6 +20,7 @@ def test_department_crud_and_validation(hub: RunningHub) -> None:
     assert created["line"] == "sanitation"
     assert created["supervisor"] == sup
     assert created["site"] is None
+    assert created["updated_at"].endswith(("Z", "+00:00"))  # UTC, said so (SQLite reads naive)
     # the hub chooses an id when none is given
     res = cmd.post("/api/v1/departments", json={"name": "City", "line": "city_management"})
     assert res.status_code == 201, res.text
@@ -119,6 +120,7 @@ def test_team_crud_members_and_leader(hub: RunningHub) -> None:
     created = team(cmd, hub, "north")
     assert created["members"] == sorted([worker, officer])
     assert created["leader"] == worker
+    assert created["updated_at"].endswith(("Z", "+00:00"))
 
     res = cmd.post(
         "/api/v1/teams",
