@@ -262,7 +262,8 @@ async def import_cells(
 @router.post("/grid-cells/{cell_id}/warning", **guarded(Permission.CELLS_WARN))
 def set_warning(cell_id: GeoId, body: WarningBody, me: Me, ctx: Ctx) -> dict[str, Any]:
     """Set (or clear, with level null) a cell's warning colour by hand, with a reason."""
-    return _cell_feature(ctx.geo.set_warning(me.username, cell_id, body.level, body.reason))
+    row = ctx.geo.set_warning(me.username, cell_id, body.level, body.reason)
+    return _cell_features(ctx, [row])[0]  # with its team and departments, like every cell
 
 
 # --- points of interest ---------------------------------------------------------------------

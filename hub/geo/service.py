@@ -235,7 +235,14 @@ class GeoService:
                 gone = [c for c in repository.cell_ids_of_site(conn, site) if c not in named]
                 self._refuse_open_incidents(conn, gone)
                 repository.delete_cells(conn, gone)
-            self._write_cells(conn, site, drafts, existing)
+            try:
+                self._write_cells(conn, site, drafts, existing)
+            except IntegrityError as err:
+                # Another import (or a delete of a named team or department) committed
+                # between our checks and our writes, on a store that does not serialise them.
+                raise CellConflict(
+                    "the cells, teams or departments changed during the import: try again"
+                ) from err
             summary = CellImportSummary(
                 imported=len(drafts),
                 created=sum(1 for d in drafts if d.id not in existing),

@@ -392,8 +392,14 @@ class OrgService:
             values: dict[str, Any] = {"team_id": team_id}
             if team_row is not None:
                 values["team"] = team_row.name
-            repository.set_cell_team(conn, cell_id, values)
-            repository.replace_cell_departments(conn, cell_id, by_line)
+            try:
+                repository.set_cell_team(conn, cell_id, values)
+                repository.replace_cell_departments(conn, cell_id, by_line)
+            except IntegrityError as err:  # a department or the cell deleted meanwhile
+                raise OrgConflict(
+                    f"grid cell {cell_id!r} or a department it names changed meanwhile: "
+                    "try again"
+                ) from err
             return self._responsibilities(conn, {cell_id: team_id})[cell_id]
 
     def responsibilities(self, cells: Mapping[str, str | None]) -> dict[str, Responsibility]:

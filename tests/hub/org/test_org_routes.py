@@ -193,6 +193,11 @@ def test_cell_responsibility_and_references(hub: RunningHub) -> None:
     assert cell["responsible_team"]["id"] == "north"
     assert cell["team"] == "Team north"  # the old free-text field follows the team's name
     assert set(cell["departments"]) == {"sanitation", "city_management"}
+    # setting a warning answers the whole cell: the dashboard redraws the panel from it
+    res = cmd.post("/api/v1/grid-cells/a1/warning", json={"level": "yellow", "reason": "bins"})
+    assert res.status_code == 200, res.text
+    assert res.json()["properties"]["responsible_team"]["id"] == "north"
+    assert set(res.json()["properties"]["departments"]) == {"sanitation", "city_management"}
     listed = cmd.get("/api/v1/grid-cells", params={"site": hub.site}).json()["features"]
     assert listed[0]["properties"]["departments"]["city_management"]["id"] == "dep-city"
 
