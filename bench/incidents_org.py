@@ -136,8 +136,10 @@ def main() -> int:
     n = args.cells
     print(f"file: {n} cells x {args.vertices} vertices, {len(raw) / 1e6:.2f} MB")
     print(f"json.loads + shapely is_valid (baseline) {n / base:10,.0f} cells/s  1.00")
-    print(f"import, creating the cells               {n / create_s:10,.0f} cells/s  "
-          f"{base / create_s:.2f}")
+    print(
+        f"import, creating the cells               {n / create_s:10,.0f} cells/s  "
+        f"{base / create_s:.2f}"
+    )
     print(f"import, updating them (replace=true)     {n / upd:10,.0f} cells/s  {base / upd:.2f}")
     print(f"import of {n} cells: {create_s * 1000:.0f} ms to create, {upd * 1000:.0f} ms to update")
     return 0

@@ -397,8 +397,7 @@ class OrgService:
                 repository.replace_cell_departments(conn, cell_id, by_line)
             except IntegrityError as err:  # a department or the cell deleted meanwhile
                 raise OrgConflict(
-                    f"grid cell {cell_id!r} or a department it names changed meanwhile: "
-                    "try again"
+                    f"grid cell {cell_id!r} or a department it names changed meanwhile: try again"
                 ) from err
             return self._responsibilities(conn, {cell_id: team_id})[cell_id]
 
