@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from hub.auth import Role
 from tests.hub.conftest import RunningHub
-from tests.hub.dashboard.conftest import detail_panel, open_dashboard
+from tests.hub.dashboard.conftest import ARTIFACTS, detail_panel, open_dashboard
 from tests.hub.org.helpers import put_cell, ring
 
 
@@ -55,6 +55,8 @@ def test_commander_builds_the_organisation_through_the_ui(
     page.select_option("#org-cell-dep-sanitation", label="Sanitation office")
     page.click("#org-cell-form button[type=submit]")
     expect(page.locator("#org-cell-status")).to_have_text("Saved")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-org-panel.png"))  # for people to look at
 
     deps = admin.get("/api/v1/departments").json()["items"]
     assert [(d["name"], d["line"], d["supervisor"]) for d in deps] == [
