@@ -27,6 +27,7 @@ from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
 from hub.notifications.service import NotificationService
 from hub.open311.service import Open311Service
+from hub.org.service import OrgService
 from hub.positions.service import PositionService
 from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
@@ -63,12 +64,15 @@ class HubContext:
     timers: TimerSweeper = field(init=False)  # started and stopped by HubService
     fieldreports: FieldReportService = field(init=False)
     open311: Open311Service = field(init=False)
+    org: OrgService = field(init=False)
 
     def __post_init__(self) -> None:
         engine = self.store.engine
         self.alerts = AlertService(engine, self.audit)
         self.positions = PositionService(engine)
-        self.geo = GeoService(engine, self.audit, hub_site=self.config.site)
+        self.geo = GeoService(
+            engine, self.audit, hub_site=self.config.site, vocabulary=self.config.incidents
+        )
         self.users = UserService(engine, self.audit, self.login_limiter)
         self.mapview = MapService(engine, self.config, self.ingest.flood)
         self.commands = CommandService(engine)
@@ -109,6 +113,9 @@ class HubContext:
             vocabulary=self.config.incidents,
             jurisdiction=self.config.site,
             clock=self.clock,
+        )
+        self.org = OrgService(
+            engine, self.audit, self.config.incidents, hub_site=self.config.site, clock=self.clock
         )
 
     @property

@@ -28,6 +28,7 @@ from hub.incstats import routes as incstats_routes
 from hub.mapview import routes as mapview_routes
 from hub.notifications import routes as notifications_routes
 from hub.open311 import routes as open311_routes
+from hub.org import routes as org_routes
 from hub.positions import routes as positions_routes
 from hub.users import routes as users_routes
 from hub.warnings import routes as warnings_routes
@@ -189,6 +190,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         alerts_routes.router,
         geo_routes.router,
         geo_routes.poi_router,
+        org_routes.router,
         routes_system.router,
         mapview_routes.router,
         routes_ingest.router,

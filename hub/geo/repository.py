@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, exists, or_, select, update
 
-from hub.schema import devices, grid_cells, pois, sites, zones
+from hub.schema import devices, grid_cells, incidents, pois, sites, zones
 
 
 def page(
@@ -88,3 +88,71 @@ def poi_page(
     if after is not None:
         stmt = stmt.where(pois.c.id > after)
     return list(conn.execute(stmt).all())
+
+
+# -- grid cell import -----------------------------------------------------------------------
+
+
+def cell_sites(conn: Connection, cell_ids: list[str]) -> dict[str, str]:
+    """The site of each of these cells that exists (any site)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(cell_ids), 500):  # SQLite's bound-parameter limit
+        chunk = cell_ids[start : start + 500]
+        stmt = select(grid_cells.c.id, grid_cells.c.site).where(grid_cells.c.id.in_(chunk))
+        found.update({r.id: r.site for r in conn.execute(stmt)})
+    return found
+
+
+def cell_ids_of_site(conn: Connection, site: str) -> list[str]:
+    stmt = select(grid_cells.c.id).where(grid_cells.c.site == site).order_by(grid_cells.c.id)
+    return [str(v) for v in conn.execute(stmt).scalars()]
+
+
+def open_incidents_in_cells(
+    conn: Connection, cell_ids: list[str], open_states: list[str], limit: int = 10
+) -> list[tuple[str, str]]:
+    """A few (cell id, incident number) of open incidents located in these cells."""
+    found: list[tuple[str, str]] = []
+    for start in range(0, len(cell_ids), 500):
+        chunk = cell_ids[start : start + 500]
+        stmt = (
+            select(incidents.c.cell_id, incidents.c.number)
+            .where(incidents.c.cell_id.in_(chunk) & incidents.c.state.in_(open_states))
+            .order_by(incidents.c.cell_id, incidents.c.number)
+            .limit(limit - len(found))
+        )
+        found += [(str(r.cell_id), str(r.number)) for r in conn.execute(stmt)]
+        if len(found) >= limit:
+            break
+    return found
+
+
+def delete_cells(conn: Connection, cell_ids: list[str]) -> int:
+    deleted = 0
+    for start in range(0, len(cell_ids), 500):
+        chunk = cell_ids[start : start + 500]
+        deleted += conn.execute(delete(grid_cells).where(grid_cells.c.id.in_(chunk))).rowcount
+    return deleted
+
+
+def insert_cells(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(grid_cells.insert(), rows)
+
+
+def update_cells(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """One executemany per set of columns: ``rows`` carry ``cell_id`` and the new values."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        columns = tuple(sorted(k for k in row if k != "cell_id"))
+        by_columns.setdefault(columns, []).append(row)
+    for columns, group in by_columns.items():
+        stmt = (
+            update(grid_cells)
+            .where(grid_cells.c.id == bindparam("cell_id"))
+            .values({c: bindparam(f"new_{c}") for c in columns})
+        )
+        conn.execute(
+            stmt,
+            [{"cell_id": r["cell_id"], **{f"new_{c}": r[c] for c in columns}} for r in group],
+        )

@@ -14,7 +14,9 @@ from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
 from hub.api.models import StorableModel, WarningBody
 from hub.auth import Permission
+from hub.context import HubContext
 from hub.geo.geojson import feature
+from hub.org.service import Responsibility
 
 router = APIRouter(prefix="/api/v1", tags=["zones", "grid cells"])
 poi_router = APIRouter(prefix="/api/v1/poi", tags=["points of interest"])
@@ -115,7 +117,7 @@ def _zone_feature(row: Any) -> dict[str, Any]:
     )
 
 
-def _cell_feature(row: Any) -> dict[str, Any]:
+def _cell_feature(row: Any, org: Responsibility | None = None) -> dict[str, Any]:
     return feature(
         row.id,
         row.geometry,
@@ -123,7 +125,9 @@ def _cell_feature(row: Any) -> dict[str, Any]:
             **row.properties,
             "site": row.site,
             "name": row.name,
-            "team": row.team,
+            "team": row.team,  # free text, for clients from before teams existed
+            "responsible_team": org.team if org else None,
+            "departments": org.departments if org else {},
             "warning_level": row.warning_level,
             "warning_reason": row.warning_reason,
             "warning_set_by": row.warning_set_by,
@@ -144,6 +148,12 @@ SiteQuery = Annotated[str | None, Query(pattern=SEGMENT_PATTERN)]
 def _collection(rows: list[Any], to_feature: Any, page: Page) -> FeatureCollection:
     nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
     return FeatureCollection(features=[to_feature(r) for r in rows], next_cursor=nxt)
+
+
+def _cell_features(ctx: HubContext, rows: list[Any]) -> list[dict[str, Any]]:
+    """Cells with their team and departments (two queries for the whole page)."""
+    org = ctx.org.responsibilities({r.id: r.team_id for r in rows})
+    return [_cell_feature(r, org[r.id]) for r in rows]
 
 
 @router.get("/zones", response_model=FeatureCollection, **guarded(Permission.ZONES_READ))
@@ -176,12 +186,13 @@ def delete_zone(zone_id: GeoId, me: Me, ctx: Ctx) -> None:
 @router.get("/grid-cells", response_model=FeatureCollection, **guarded(Permission.CELLS_READ))
 def list_cells(ctx: Ctx, page: PageDep, site: SiteQuery = None) -> FeatureCollection:
     rows = ctx.geo.cells(limit=page.limit, after=_after(page), site=site)
-    return _collection(rows, _cell_feature, page)
+    nxt = encode_cursor([rows[-1].id]) if len(rows) == page.limit else None
+    return FeatureCollection(features=_cell_features(ctx, rows), next_cursor=nxt)
 
 
 @router.get("/grid-cells/{cell_id}", **guarded(Permission.CELLS_READ))
 def get_cell(cell_id: GeoId, ctx: Ctx) -> dict[str, Any]:
-    return _cell_feature(ctx.geo.cell(cell_id))
+    return _cell_features(ctx, [ctx.geo.cell(cell_id)])[0]
 
 
 @router.put("/grid-cells/{cell_id}", **guarded(Permission.CELLS_WRITE))
@@ -191,12 +202,64 @@ def put_cell(
     row = ctx.geo.put_cell(
         me.username, cell_id, body.id, body.geometry.model_dump(), body.properties.model_dump()
     )
-    return _cell_feature(row)
+    return _cell_features(ctx, [row])[0]
 
 
 @router.delete("/grid-cells/{cell_id}", status_code=204, **guarded(Permission.CELLS_WRITE))
 def delete_cell(cell_id: GeoId, me: Me, ctx: Ctx) -> None:
     ctx.geo.delete_cell(me.username, cell_id)
+
+
+class CellImportResult(BaseModel):
+    imported: int = Field(description="features in the file")
+    created: int
+    updated: int
+    deleted: int = Field(description="cells of the site not in the file (replace only)")
+    replaced: bool
+
+
+_CELL_IMPORT_ROUTE = guarded(
+    Permission.CELLS_WRITE,
+    {
+        409: {"description": "replace would delete a cell holding an open incident"},
+        413: {"description": "over the size or feature limit"},
+        415: {"description": "not GeoJSON"},
+        422: {"description": "lists every problem, feature by feature"},
+    },
+)
+_CELL_IMPORT_ROUTE["openapi_extra"]["requestBody"] = {
+    "required": True,
+    "content": {"application/geo+json": {"schema": {"type": "object"}}},
+}
+
+
+@router.post("/grid-cells/import", response_model=CellImportResult, **_CELL_IMPORT_ROUTE)
+async def import_cells(
+    request: Request,
+    me: Me,
+    ctx: Ctx,
+    site: Annotated[str, Query(pattern=SEGMENT_PATTERN)],
+    replace: Annotated[
+        bool, Query(description="also delete the site's cells the file does not name")
+    ] = False,
+) -> CellImportResult:
+    """Import grid cells from a GeoJSON FeatureCollection (``application/geo+json`` or
+    ``application/json``): each Feature has a string id, a Polygon or MultiPolygon, and
+    properties ``name`` (required), ``team`` (a team id) and ``departments`` ({line:
+    department id}). All or nothing: a 422 lists every problem found."""
+    raw = await request.body()
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # Parsing, shapely validation and the audited write are blocking: off the event loop.
+    summary = await run_in_threadpool(
+        ctx.geo.import_cells, me.username, site, raw, media_type, replace=replace
+    )
+    return CellImportResult(
+        imported=summary.imported,
+        created=summary.created,
+        updated=summary.updated,
+        deleted=summary.deleted,
+        replaced=summary.replaced,
+    )
 
 
 @router.post("/grid-cells/{cell_id}/warning", **guarded(Permission.CELLS_WARN))
@@ -211,7 +274,7 @@ def set_warning(cell_id: GeoId, body: WarningBody, me: Me, ctx: Ctx) -> dict[str
             hours=ctx.config.warnings.override_default_h
         )
         ctx.warnings.set_override(me.username, cell_id, body.level, body.reason, expires_at)
-    return _cell_feature(ctx.geo.cell(cell_id))
+    return _cell_features(ctx, [ctx.geo.cell(cell_id)])[0]  # with its team and departments
 
 
 # --- points of interest ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ AREAS = (
     "open311",
     "incstats",
     "incidents",
+    "org",
 )
 SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "and_", "or_", "func"}
 ROUTE_EXCEPTIONS: dict[str, set[str]] = {}

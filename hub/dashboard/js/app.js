@@ -9,6 +9,7 @@ import { LiveStream } from "./live.js";
 import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
+import { OrgPanel } from "./org.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -40,6 +41,11 @@ class Dashboard {
   async start() {
     this.initMap();
     this.panels = new Panels(this);
+    this.org = new OrgPanel(this);
+    if (this.can("org:read")) this.org.loadLines().catch((err) => console.error("lines:", err));
+    const orgButton = $("#org-open");
+    orgButton.hidden = !this.can("org:write");
+    orgButton.addEventListener("click", () => this.org.open());
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();

@@ -135,6 +135,7 @@ export class Panels {
     else if (c.type === "device") this.showDevice(c.id);
     else if (c.type === "entity") this.showEntity(c.id);
     else if (c.type === "cell") this.showCell(this.dash.cells.cells.get(c.id)?.feature);
+    else if (c.type === "org") this.dash.org.render();
   }
 
   // Pan only when the point is off screen (or asked to centre): the district view the
@@ -332,13 +333,17 @@ export class Panels {
       h("p", { class: "detail-title" }, p.name || f.id,
         level ? [" ", h("span", { class: `warn warn-${level}` }, t(`warning.${level}`))] : null),
       kv([
-        [t("cell.team"), p.team || "—"],
+        [t("cell.team"), p.responsible_team
+          ? (p.responsible_team.leader ? t("cell.team_led_by", { team: p.responsible_team.name, who: p.responsible_team.leader }) : p.responsible_team.name)
+          : p.team || "—"],
+        ...Object.entries(p.departments || {}).map(([line, dep]) => [d.org ? d.org.lineName(line) : line, dep.name]),
         [t("cell.warning"), level ? t(`warning.${level}`) : t("warning.none")],
         level && [t("cell.reason"), p.warning_reason || "—"],
         level && [t("cell.set_by"), `${p.warning_set_by || "—"} ${p.warning_set_at ? formatTime(p.warning_set_at) : ""}`],
       ]),
       h("div", { class: "warning-explain", "aria-live": "polite" }, t("detail.loading")),
-    ]);
+    ], [d.can("org:write") ? h("button", { type: "button", id: "cell-org" }, t("cell.edit_org")) : null]);
+    box.querySelector("#cell-org")?.addEventListener("click", () => d.org.open(f.id));
     // The rule or override behind the colour, its history and the override form (warnings.js).
     mountWarning(box.querySelector(".warning-explain"), f.id, {
       canWarn: d.can("cells:warn"),
