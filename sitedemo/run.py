@@ -35,6 +35,7 @@ from hub.auth import Role, create_user
 from hub.broker import Account, BrokerLayout, Mosquitto, hash_password, new_password
 from hub.clock import ScaledClock
 from hub.config import ApiConfig, BrokerFilesConfig, HubConfig
+from hub.incidents.config import DEFAULT_ALERT_RULES, IncidentsConfig
 from hub.pki import SiteCA
 from hub.schema import grid_cells, pois, zones
 from hub.service import HubService
@@ -107,6 +108,8 @@ class DemoStack:
             ),
             ca_dir=ca.directory,
             audit_head_file=self.run_dir / "audit.head",
+            timezone=self.site.timezone,
+            incidents=_incidents_config(self.site),
         )
         workflow = self.site.workflow
         clock = ScaledClock(workflow.clock_speedup) if workflow else None
@@ -260,6 +263,12 @@ class DemoStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+
+def _incidents_config(site: SiteConfig) -> IncidentsConfig:
+    """The hub's default incident workflow, with the demo's alert rules first."""
+    extra = site.workflow.alert_rules if site.workflow else []
+    return IncidentsConfig(alert_rules=[*extra, *DEFAULT_ALERT_RULES])
 
 
 def run_demo(

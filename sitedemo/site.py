@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from edge.config import StrictModel, load_config
 from edge.validators import SegmentId
+from hub.incidents.config import AlertRule
 
 M_PER_DEG = 111_320.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,10 @@ class Workflow(StrictModel):
     departments: list[DemoDepartment] = Field(min_length=1)
     grid_workers: list[GridWorker] = Field(default_factory=list)
     field_reports: list[DemoFieldReport] = Field(default_factory=list)
+    alert_rules: list[AlertRule] = Field(
+        default_factory=list,
+        description="alert rules added before the hub's defaults (hub/incidents/config.py)",
+    )
     desk_resolves_reports_after_s: Annotated[float, Field(gt=0, le=3600)] | None = Field(
         default=None,
         description="a department desk assigns, works and resolves field-report incidents "
@@ -126,6 +131,9 @@ class SiteConfig(StrictModel):
     site: SegmentId
     name: Name
     origin: LonLat = Field(description="the site's reference point, (0, 0) m")
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="UTC", description="the site's IANA time zone (the hub's `timezone`)"
+    )
     grid: CellGrid
     warnings: list[CellWarning] = Field(default_factory=list)
     places: list[Place] = Field(default_factory=list)

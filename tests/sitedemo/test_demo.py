@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ def test_demo_runs_the_whole_stack(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         # `python -m sitedemo` is `gridward demo` without the console script's entry point
         [sys.executable, "-m", "sitedemo", "--run-dir", str(run_dir), "--port", "0",
-         "--duration-s", "45"],
+         "--duration-s", "50"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert proc.stdout is not None
@@ -59,9 +60,45 @@ def test_demo_runs_the_whole_stack(tmp_path: Path) -> None:
         kinds = {r[0] for r in db.execute("SELECT DISTINCT device FROM positions")}
         alerts = {r[0] for r in db.execute("SELECT DISTINCT device FROM alerts")}
         states = dict(db.execute("SELECT device, state FROM device_state").fetchall())
+        loop = _incident_loop(db)
     finally:
         db.close()
     assert kinds == {"camera-vtest", "lidar-yard", "wristband-gw-1", "glasses-officer-1",
                      "glasses-officer-2"}
     assert {"camera-vtest", "wristband-gw-1"} <= alerts
     assert set(states.values()) == {"stopped"}
+    # The incident loop on the accelerated clock (configs/site.yaml, workflow):
+    assert loop["alert_incidents"] >= 2, loop  # alerts opened incidents by the alert rules...
+    assert loop["grouped"] >= 1, loop  # ...and repeats joined one instead of opening more
+    assert loop["unrouted"] == 0, loop  # every incident reached a department
+    assert loop["reports"] == 2, loop  # both scripted field reports, each with an incident
+    assert loop["report_categories"] == {"garbage", "streetlight"}, loop  # the classifier's
+    assert loop["resolved_reports"] >= 1, loop  # the desk worked one to resolved
+    assert loop["escalations"] >= 1, loop  # an overdue incident escalated
+    assert loop["rule_colours"] >= 1, loop  # a cell took its colour from the warning rules
+    assert "field report R-" in output and "escalations" in output, output
+
+
+def _incident_loop(db: sqlite3.Connection) -> dict[str, Any]:
+    def one(sql: str) -> int:
+        return int(db.execute(sql).fetchone()[0])
+
+    return {
+        "alert_incidents": one("SELECT count(*) FROM incidents WHERE source = 'alert'"),
+        "grouped": one("SELECT count(*) FROM incidents WHERE alert_count >= 2"),
+        "unrouted": one("SELECT count(*) FROM incidents WHERE department_id IS NULL"),
+        "reports": one("SELECT count(*) FROM field_reports WHERE incident_id IS NOT NULL"),
+        "report_categories": {
+            r[0] for r in db.execute("SELECT category FROM incidents WHERE source = 'report'")
+        },
+        "resolved_reports": one(
+            "SELECT count(*) FROM incidents WHERE source = 'report' AND state = 'resolved'"
+        ),
+        "escalations": one(
+            "SELECT count(*) FROM incident_timers WHERE fired_at IS NOT NULL"
+            " AND kind LIKE 'escalate%'"
+        ),
+        "rule_colours": one(
+            "SELECT count(*) FROM cell_warning_history WHERE source = 'rules' AND level IS NOT NULL"
+        ),
+    }
