@@ -6,7 +6,7 @@ a conditional UPDATE takes, and its rowcount, decide who won; nothing is read-th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -94,7 +94,7 @@ def lock_incidents(conn: Connection, incident_ids: Iterable[str]) -> dict[str, A
     return {str(row.id): row for row in conn.execute(stmt.with_for_update()).all()}
 
 
-def raise_stages(conn: Connection, by_stage: dict[int, Sequence[str]]) -> None:
+def raise_stages(conn: Connection, by_stage: Mapping[int, Sequence[str]]) -> None:
     """:func:`raise_stage` for many incidents, one statement per stage, lowest first."""
     for stage in sorted(by_stage):
         ids = sorted(set(by_stage[stage]))

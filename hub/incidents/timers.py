@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from hub.audit import AuditTrail, write_transaction
+from hub.audit.service import AuditBatch
 from hub.clock import Clock
 from hub.incidents import deadline_repository as repo
 from hub.incidents import repository as incidents_repo
@@ -88,6 +89,7 @@ class TimerSweeper:
             "sweep_errors": 0,
         }
         self._lock = threading.Lock()
+        self._directory: _Directory | None = None  # the page being fired's lookups
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -152,38 +154,53 @@ class TimerSweeper:
         cancel or move won), then write the effects with executemany inserts."""
         counts = {"fired": 0, "lost": 0, "skipped": 0, "unrouted": 0}
         fired: list[Fired] = []
-        with self.audit.changes() as batch:
-            conn = batch.conn
-            locked = repo.lock_incidents(conn, (str(t.incident_id) for t in due))
-            live = []
-            for timer in due:
-                incident = locked.get(str(timer.incident_id))
-                if incident is None or IncidentState(incident.state) not in OPEN_STATES:
-                    if repo.cancel_timer(conn, int(timer.id)):
-                        counts["skipped"] += 1
-                else:
-                    live.append(timer)
-            won = repo.claim_many(conn, (int(t.id) for t in live), now=now, hub_id=self.hub_id)
-            effects = _Effects()
-            for timer in live:
-                if int(timer.id) not in won:
-                    counts["lost"] += 1
-                    continue
-                kind = TimerKind(timer.kind)
-                incident = locked[str(timer.incident_id)]
-                recipients = self._recipients(conn, kind, incident)
-                if not recipients:
-                    counts["unrouted"] += 1
-                    _warn_unrouted(incident, kind)
-                effects.add(kind, incident, recipients, now)
-                batch.add(ACTOR, ACTIONS[kind], str(incident.id), self._details(timer, kind))
-                fired.append(Fired(int(timer.id), str(incident.id), kind, tuple(recipients)))
-            effects.write(conn)
+        try:
+            with self.audit.changes() as batch:
+                self._directory = _Directory(batch.conn)
+                self._fire_in(batch, due, now, counts, fired)
+        finally:
+            self._directory = None
         counts["fired"] = len(fired)
         with self._lock:
             for name, n in counts.items():
                 self.stats[name] += n
         return fired
+
+    def _fire_in(
+        self,
+        batch: AuditBatch,
+        due: Sequence[Any],
+        now: datetime,
+        counts: dict[str, int],
+        fired: list[Fired],
+    ) -> None:
+        conn = batch.conn
+        locked = repo.lock_incidents(conn, (str(t.incident_id) for t in due))
+        live = []
+        for timer in due:
+            incident = locked.get(str(timer.incident_id))
+            if incident is None or IncidentState(incident.state) not in OPEN_STATES:
+                # Gone or done (a change that skipped on_change): cancel, so it is not read again.
+                if repo.cancel_timer(conn, int(timer.id)):
+                    counts["skipped"] += 1
+            else:
+                live.append(timer)
+        won = repo.claim_many(conn, (int(t.id) for t in live), now=now, hub_id=self.hub_id)
+        effects = _Effects()
+        for timer in live:
+            if int(timer.id) not in won:
+                counts["lost"] += 1
+                continue
+            kind = TimerKind(timer.kind)
+            incident = locked[str(timer.incident_id)]
+            recipients = self._recipients(conn, kind, incident)
+            if not recipients:
+                counts["unrouted"] += 1
+                _warn_unrouted(incident, kind)
+            effects.add(kind, incident, recipients, now)
+            batch.add(ACTOR, ACTIONS[kind], str(incident.id), self._details(timer, kind))
+            fired.append(Fired(int(timer.id), str(incident.id), kind, tuple(recipients)))
+        effects.write(conn)
 
     def _details(self, timer: Any, kind: TimerKind) -> dict[str, Any]:
         return {
@@ -243,7 +260,10 @@ class TimerSweeper:
         assigned); stage 1 to the department's supervisor; stage 2 to its commander, or every
         active commander when it names none. A named person who is not an active user is
         skipped for the next rung, so an escalation never ends in a dead inbox."""
-        dept = department(conn, str(incident.department_id)) if incident.department_id else None
+        lookup = self._directory
+        if lookup is None or lookup.conn is not conn:
+            lookup = _Directory(conn)
+        dept = lookup.department(str(incident.department_id)) if incident.department_id else None
         supervisor = dept.supervisor if dept is not None else None
         commander = dept.commander if dept is not None else None
         ladder: list[list[str | None]]
@@ -254,12 +274,12 @@ class TimerSweeper:
         else:
             ladder = [[commander]]
         for rung in ladder:
-            found = repo.active_users(conn, [name for name in rung if name])
+            found = lookup.active_users([name for name in rung if name])
             if found:
                 return found
         if kind is TimerKind.REMINDER:
             return []
-        return repo.active_commanders(conn)
+        return lookup.active_commanders()
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -308,6 +328,33 @@ def _warn_unrouted(incident: Any, kind: TimerKind) -> None:
         incident.number,
         kind.value,
     )
+
+
+@dataclass(slots=True)
+class _Directory:
+    """Departments and active users as one transaction sees them, each looked up once: the
+    timers of a page mostly name the same few people."""
+
+    conn: Connection
+    departments: dict[str, Any] = field(default_factory=dict)
+    users: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    commanders: list[str] | None = None
+
+    def department(self, department_id: str) -> Any | None:
+        if department_id not in self.departments:
+            self.departments[department_id] = department(self.conn, department_id)
+        return self.departments[department_id]
+
+    def active_users(self, names: list[str]) -> list[str]:
+        key = tuple(sorted(set(names)))
+        if key not in self.users:
+            self.users[key] = repo.active_users(self.conn, key)
+        return list(self.users[key])
+
+    def active_commanders(self) -> list[str]:
+        if self.commanders is None:
+            self.commanders = repo.active_commanders(self.conn)
+        return list(self.commanders)
 
 
 @dataclass(slots=True)
