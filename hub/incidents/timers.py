@@ -1,13 +1,14 @@
 """The timer sweeper: fires due reminders and escalations exactly once across hub replicas.
 
 Each hub runs one :class:`TimerSweeper` on a thread. A sweep reads due timers in keyset pages
-and fires each in its own audited transaction: a conditional UPDATE claims the timer
-(``fired_at IS NULL AND NOT cancelled AND due_at <= now``) and, only when its rowcount says
-this hub won, the same transaction writes the timeline event, raises the escalation stage,
-puts the notifications in the inboxes and appends the audit record. A hub that loses the race
-rolls its transaction back, so nothing is written twice; a hub that dies mid-way commits
-nothing, and the timer is still due for the next sweep (of any hub). Timers live in the
-database, so they survive restarts.
+and fires each page in one audited transaction: it locks the page's incidents in id order,
+claims the page with one conditional UPDATE (``fired_at IS NULL AND NOT cancelled AND due_at
+<= now``, RETURNING the ids this hub won), and writes only the won timers' timeline events,
+escalation stages, notifications and audit records (one per timer). A timer another hub
+claimed first is not returned, so nothing is written twice; a hub that dies mid-way commits
+nothing, and its timers are still due for the next sweep (of any hub). A page that fails is
+rolled back and fired again one timer per transaction, so a failing timer costs only itself.
+Timers live in the database, so they survive restarts.
 """
 
 from __future__ import annotations
