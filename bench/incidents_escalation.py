@@ -8,9 +8,10 @@ The store holds ``--incidents`` open incidents with their three timers each (300
 rows), of which ``--due-share`` have their supervisor escalation due. Figures:
 - baseline: reading every due timer with the sweeper's own keyset query (``due_timers``,
   pages of ``sweep_batch``), nothing claimed or written;
-- sweep: ``TimerSweeper.sweep`` firing them all: per timer one audited transaction with the
-  conditional claim, the escalation stage, the timeline event, the notification and the
-  HMAC-chained audit record (the audit log's append lock serialises it, by design);
+- sweep: ``TimerSweeper.sweep`` firing them all: per page of ``sweep_batch`` timers one
+  audited transaction with the ordered incident locks, the conditional claim, the escalation
+  stages, the timeline events, the notifications and one HMAC-chained audit record per timer
+  (the audit log's append lock serialises the pages, by design);
 - the ratio sweep / baseline, and fired/s; then a second sweep with nothing due (what every
   hub pays each tick), against the same baseline.
 """

@@ -39,6 +39,10 @@ def insert(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(audit_log.insert().values(**values))
 
 
+def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(audit_log.insert(), rows)
+
+
 def last_checkpoint_record(conn: Connection) -> Row[Any] | None:
     return conn.execute(
         select(audit_log)

@@ -153,6 +153,9 @@ class Appended:
     ts: datetime
 
 
+Record = tuple[str, str, str, dict[str, Any] | None]  # actor, action, target, details
+
+
 def _append(
     conn: Connection,
     actor: str,
@@ -163,7 +166,16 @@ def _append(
     key: bytes | None,
     clock: Clock,
 ) -> Appended:
-    clean: dict[str, Any] = json.loads(json.dumps(details or {}, default=str))
+    appended = _append_many(conn, [(actor, action, target, details)], key=key, clock=clock)
+    return appended[-1]
+
+
+def _append_many(
+    conn: Connection, records: list[Record], *, key: bytes | None, clock: Clock
+) -> list[Appended]:
+    """Chain ``records`` after the last one, in order, under one append lock and one insert."""
+    if not records:
+        return []
     repository.lock_for_append(conn)
     last = repository.last_record(conn)
     if key is None and last is not None and last.chain == CHAIN_HMAC:
@@ -171,28 +183,48 @@ def _append(
             "the audit log is keyed but this process has no audit key: "
             "configure audit.key_file or the key environment variable"
         )
-    seq = (last.seq + 1) if last else 1
+    seq = last.seq if last else 0
     prev = last.hash if last else GENESIS
-    ts = clock()
-    if key is not None:
-        digest = record_mac(key, seq, ts, actor, action, target, clean, prev)
-    else:
-        digest = record_hash(seq, ts, actor, action, target, clean, prev)
-    repository.insert(
-        conn,
-        {
-            "seq": seq,
-            "ts": ts,
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "details": clean,
-            "prev_hash": prev,
-            "hash": digest,
-            "chain": CHAIN_HMAC if key is not None else CHAIN_LEGACY,
-        },
-    )
-    return Appended(seq, digest, ts)
+    rows: list[dict[str, Any]] = []
+    appended: list[Appended] = []
+    for actor, action, target, details in records:
+        clean: dict[str, Any] = json.loads(json.dumps(details or {}, default=str))
+        seq += 1
+        ts = clock()
+        if key is not None:
+            digest = record_mac(key, seq, ts, actor, action, target, clean, prev)
+        else:
+            digest = record_hash(seq, ts, actor, action, target, clean, prev)
+        rows.append(
+            {
+                "seq": seq,
+                "ts": ts,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "details": clean,
+                "prev_hash": prev,
+                "hash": digest,
+                "chain": CHAIN_HMAC if key is not None else CHAIN_LEGACY,
+            }
+        )
+        appended.append(Appended(seq, digest, ts))
+        prev = digest
+    repository.insert_many(conn, rows)
+    return appended
+
+
+@dataclass(slots=True)
+class AuditBatch:
+    """The transaction of :meth:`AuditTrail.changes` and the records it will append."""
+
+    conn: Connection
+    records: list[Record] = field(default_factory=list)
+
+    def add(
+        self, actor: str, action: str, target: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        self.records.append((actor, action, target, details))
 
 
 def append(
@@ -260,6 +292,18 @@ class AuditTrail:
                 conn, actor, action, target, details, key=self.settings.key, clock=self.clock
             )
         self._after_commit(appended.seq)
+
+    @contextmanager
+    def changes(self) -> Iterator[AuditBatch]:
+        """Several audited changes in one transaction, one record each (``batch.add``): the
+        records are chained in the order added, after the caller's writes, and commit with
+        them or not at all. A batch that adds nothing appends nothing."""
+        with write_transaction(self.engine) as conn:
+            batch = AuditBatch(conn)
+            yield batch
+            appended = _append_many(conn, batch.records, key=self.settings.key, clock=self.clock)
+        if appended:
+            self._after_commit(appended[-1].seq)
 
     def record(
         self, actor: str, action: str, target: str = "", details: dict[str, Any] | None = None

@@ -6,14 +6,21 @@ a conditional UPDATE takes, and its rowcount, decide who won; nothing is read-th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from hub.auth import Role
-from hub.schema import incident_deadlines, incident_timers, incidents, users
+from hub.schema import (
+    incident_deadlines,
+    incident_events,
+    incident_timers,
+    incidents,
+    notifications,
+    users,
+)
 
 T = incident_timers.c
 
@@ -74,6 +81,41 @@ def lock_incident(conn: Connection, incident_id: str) -> Any | None:
     incident change never deadlock."""
     stmt = select(incidents).where(incidents.c.id == incident_id).with_for_update()
     return conn.execute(stmt).first()
+
+
+def lock_incidents(conn: Connection, incident_ids: Iterable[str]) -> dict[str, Any]:
+    """Several incidents' rows, locked in id order (the order two sweepers, and a change that
+    locks several incidents, both take), so overlapping pages wait rather than deadlock. The
+    ORDER BY sits below PostgreSQL's row locking, so the locks are taken in that order."""
+    ids = sorted(set(incident_ids))
+    if not ids:
+        return {}
+    stmt = select(incidents).where(incidents.c.id.in_(ids)).order_by(incidents.c.id)
+    return {str(row.id): row for row in conn.execute(stmt.with_for_update()).all()}
+
+
+def raise_stages(conn: Connection, by_stage: Mapping[int, Sequence[str]]) -> None:
+    """:func:`raise_stage` for many incidents, one statement per stage, lowest first."""
+    for stage in sorted(by_stage):
+        ids = sorted(set(by_stage[stage]))
+        if ids:
+            conn.execute(
+                update(incidents)
+                .where(incidents.c.id.in_(ids) & (incidents.c.escalation_stage < stage))
+                .values(escalation_stage=stage)
+            )
+
+
+def add_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Timeline events in one executemany (the columns of ``incidents.repository.add_event``)."""
+    if rows:
+        conn.execute(incident_events.insert(), list(rows))
+
+
+def add_notifications(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Inbox messages in one executemany (the columns of ``notifications.repository.notify``)."""
+    if rows:
+        conn.execute(notifications.insert(), list(rows))
 
 
 def timers_of(conn: Connection, incident_id: str) -> dict[str, Any]:
@@ -158,6 +200,25 @@ def claim(conn: Connection, timer_id: int, *, now: datetime, hub_id: str) -> boo
         .values(fired_at=now, fired_by=hub_id)
     )
     return res.rowcount == 1
+
+
+def claim_many(
+    conn: Connection, timer_ids: Iterable[int], *, now: datetime, hub_id: str
+) -> set[int]:
+    """:func:`claim` for a page of timers in one conditional UPDATE: the ids this hub won.
+    Without UPDATE ... RETURNING (old SQLite), one claim per timer, whose rowcounts decide."""
+    ids = sorted(set(timer_ids))
+    if not ids:
+        return set()
+    if not conn.dialect.update_returning:
+        return {i for i in ids if claim(conn, i, now=now, hub_id=hub_id)}
+    stmt = (
+        update(incident_timers)
+        .where(T.id.in_(ids) & T.fired_at.is_(None) & T.cancelled.is_(False) & (T.due_at <= now))
+        .values(fired_at=now, fired_by=hub_id)
+        .returning(T.id)
+    )
+    return {int(i) for i in conn.execute(stmt).scalars()}
 
 
 def pending_count(conn: Connection, now: datetime) -> int:

@@ -1,33 +1,35 @@
 """The timer sweeper: fires due reminders and escalations exactly once across hub replicas.
 
 Each hub runs one :class:`TimerSweeper` on a thread. A sweep reads due timers in keyset pages
-and fires each in its own audited transaction: a conditional UPDATE claims the timer
-(``fired_at IS NULL AND NOT cancelled AND due_at <= now``) and, only when its rowcount says
-this hub won, the same transaction writes the timeline event, raises the escalation stage,
-puts the notifications in the inboxes and appends the audit record. A hub that loses the race
-rolls its transaction back, so nothing is written twice; a hub that dies mid-way commits
-nothing, and the timer is still due for the next sweep (of any hub). Timers live in the
-database, so they survive restarts.
+and fires each page in one audited transaction: it locks the page's incidents in id order,
+claims the page with one conditional UPDATE (``fired_at IS NULL AND NOT cancelled AND due_at
+<= now``, RETURNING the ids this hub won), and writes only the won timers' timeline events,
+escalation stages, notifications and audit records (one per timer). A timer another hub
+claimed first is not returned, so nothing is written twice; a hub that dies mid-way commits
+nothing, and its timers are still due for the next sweep (of any hub). A page that fails is
+rolled back and fired again one timer per transaction, so a failing timer costs only itself.
+Timers live in the database, so they survive restarts.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from hub.audit import AuditTrail, write_transaction
+from hub.audit.service import AuditBatch
 from hub.clock import Clock
 from hub.incidents import deadline_repository as repo
 from hub.incidents import repository as incidents_repo
 from hub.incidents.config import IncidentsConfig
 from hub.incidents.deadlines import STAGE, TimerKind, aware
 from hub.incidents.model import OPEN_STATES, EventKind, IncidentState
-from hub.notifications.repository import notify
 from hub.org.repository import department
 from hub.workers import WorkerStatus, thread_alive
 
@@ -88,6 +90,7 @@ class TimerSweeper:
             "sweep_errors": 0,
         }
         self._lock = threading.Lock()
+        self._directory: _Directory | None = None  # the page being fired's lookups
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -100,33 +103,112 @@ class TimerSweeper:
         fired: list[Fired] = []
         after: tuple[Any, int] | None = None
         batch = self.config.deadlines.sweep_batch
-        while True:
+        while not self._stop.is_set():
             with self.engine.connect() as conn:
                 due = repo.due_timers(conn, now, after=after, limit=batch)
-            for timer in due:
-                if self._stop.is_set():
-                    # Shutting down: leave the rest due for the next hub (or this one, restarted)
-                    # rather than outlive the store.
-                    self._count("sweeps")
-                    return fired
-                after = (timer.due_at, int(timer.id))
-                try:
-                    result = self._fire(timer, now)
-                except Exception:
-                    self._count("failed")
-                    log.exception(
-                        "timer %s (%s of incident %s) failed; it stays due",
-                        timer.id,
-                        timer.kind,
-                        timer.incident_id,
-                    )
-                    continue
-                if result is not None:
-                    fired.append(result)
+            if not due:
+                break
+            after = (due[-1].due_at, int(due[-1].id))
+            try:
+                fired.extend(self._fire_page(due, now))
+            except Exception:
+                # Rolled back whole: fire this page one timer per transaction, so that only
+                # the failing timer stays due.
+                log.warning(
+                    "a page of %d timers failed as a batch; firing them one by one",
+                    len(due),
+                    exc_info=True,
+                )
+                if not self._fire_each(due, now, fired):
+                    break
             if len(due) < batch:
                 break
+        # Shutting down: the rest stays due for the next hub (or this one, restarted) rather
+        # than outlive the store.
         self._count("sweeps")
         return fired
+
+    def _fire_each(self, due: Sequence[Any], now: datetime, fired: list[Fired]) -> bool:
+        """The one-transaction-per-timer path; False when told to stop mid-way."""
+        for timer in due:
+            if self._stop.is_set():
+                return False
+            try:
+                result = self._fire(timer, now)
+            except Exception:
+                self._count("failed")
+                log.exception(
+                    "timer %s (%s of incident %s) failed; it stays due",
+                    timer.id,
+                    timer.kind,
+                    timer.incident_id,
+                )
+                continue
+            if result is not None:
+                fired.append(result)
+        return True
+
+    def _fire_page(self, due: Sequence[Any], now: datetime) -> list[Fired]:
+        """Fire a page of due timers in one audited transaction, one audit record per timer:
+        lock their incidents (id order), cancel the timers of incidents gone or done, claim the
+        rest in one conditional UPDATE (what it does not return, another hub or a concurrent
+        cancel or move won), then write the effects with executemany inserts."""
+        counts = {"fired": 0, "lost": 0, "skipped": 0, "unrouted": 0}
+        fired: list[Fired] = []
+        try:
+            with self.audit.changes() as batch:
+                self._directory = _Directory(batch.conn)
+                self._fire_in(batch, due, now, counts, fired)
+        finally:
+            self._directory = None
+        counts["fired"] = len(fired)
+        with self._lock:
+            for name, n in counts.items():
+                self.stats[name] += n
+        return fired
+
+    def _fire_in(
+        self,
+        batch: AuditBatch,
+        due: Sequence[Any],
+        now: datetime,
+        counts: dict[str, int],
+        fired: list[Fired],
+    ) -> None:
+        conn = batch.conn
+        locked = repo.lock_incidents(conn, (str(t.incident_id) for t in due))
+        live = []
+        for timer in due:
+            incident = locked.get(str(timer.incident_id))
+            if incident is None or IncidentState(incident.state) not in OPEN_STATES:
+                # Gone or done (a change that skipped on_change): cancel, so it is not read again.
+                if repo.cancel_timer(conn, int(timer.id)):
+                    counts["skipped"] += 1
+            else:
+                live.append(timer)
+        won = repo.claim_many(conn, (int(t.id) for t in live), now=now, hub_id=self.hub_id)
+        effects = _Effects()
+        for timer in live:
+            if int(timer.id) not in won:
+                counts["lost"] += 1
+                continue
+            kind = TimerKind(timer.kind)
+            incident = locked[str(timer.incident_id)]
+            recipients = self._recipients(conn, kind, incident)
+            if not recipients:
+                counts["unrouted"] += 1
+                _warn_unrouted(incident, kind)
+            effects.add(kind, incident, recipients, now)
+            batch.add(ACTOR, ACTIONS[kind], str(incident.id), self._details(timer, kind))
+            fired.append(Fired(int(timer.id), str(incident.id), kind, tuple(recipients)))
+        effects.write(conn)
+
+    def _details(self, timer: Any, kind: TimerKind) -> dict[str, Any]:
+        return {
+            "timer": kind.value,
+            "due_at": aware(timer.due_at).isoformat(),
+            "hub": self.hub_id,
+        }
 
     def _fire(self, timer: Any, now: datetime) -> Fired | None:
         kind = TimerKind(timer.kind)
@@ -140,11 +222,7 @@ class TimerSweeper:
                 if repo.cancel_timer(conn, int(timer.id)):
                     self._count("skipped")
             return None
-        details = {
-            "timer": kind.value,
-            "due_at": aware(timer.due_at).isoformat(),
-            "hub": self.hub_id,
-        }
+        details = self._details(timer, kind)
         try:
             with self.audit.change(ACTOR, ACTIONS[kind], incident_id, details) as conn:
                 recipients = self._claimed(conn, int(timer.id), kind, incident_id, now)
@@ -171,48 +249,22 @@ class TimerSweeper:
     def _effect(
         self, conn: Connection, kind: TimerKind, incident: Any, recipients: list[str], now: datetime
     ) -> None:
-        stage = STAGE.get(kind)
-        if stage is not None:
-            repo.raise_stage(conn, str(incident.id), stage)
-        deadline = aware(incident.deadline_at).isoformat() if incident.deadline_at else None
-        incidents_repo.add_event(
-            conn,
-            str(incident.id),
-            ts=now,
-            actor=ACTOR,
-            kind=EventKind.REMINDER if kind is TimerKind.REMINDER else EventKind.ESCALATED,
-            details={
-                "timer": kind.value,
-                "stage": stage or 0,
-                "deadline_at": deadline,
-                "notified": recipients,
-            },
-        )
-        params = {"number": incident.number, "title": incident.title, "deadline_at": deadline}
-        for username in recipients:
-            notify(
-                conn,
-                username,
-                kind=kind.value,
-                message_key=MESSAGE_KEYS[kind],
-                params=params,
-                now=now,
-                incident_id=str(incident.id),
-            )
+        effects = _Effects()
+        effects.add(kind, incident, recipients, now)
+        effects.write(conn)
         if not recipients:
             self._count("unrouted")
-            log.warning(
-                "incident %s: %s found nobody to notify (no assignee, supervisor or commander)",
-                incident.number,
-                kind.value,
-            )
+            _warn_unrouted(incident, kind)
 
     def _recipients(self, conn: Connection, kind: TimerKind, incident: Any) -> list[str]:
         """Who hears of it: the reminder goes to the assignee (the supervisor while nobody is
         assigned); stage 1 to the department's supervisor; stage 2 to its commander, or every
         active commander when it names none. A named person who is not an active user is
         skipped for the next rung, so an escalation never ends in a dead inbox."""
-        dept = department(conn, str(incident.department_id)) if incident.department_id else None
+        lookup = self._directory
+        if lookup is None or lookup.conn is not conn:
+            lookup = _Directory(conn)
+        dept = lookup.department(str(incident.department_id)) if incident.department_id else None
         supervisor = dept.supervisor if dept is not None else None
         commander = dept.commander if dept is not None else None
         ladder: list[list[str | None]]
@@ -223,12 +275,12 @@ class TimerSweeper:
         else:
             ladder = [[commander]]
         for rung in ladder:
-            found = repo.active_users(conn, [name for name in rung if name])
+            found = lookup.active_users([name for name in rung if name])
             if found:
                 return found
         if kind is TimerKind.REMINDER:
             return []
-        return repo.active_commanders(conn)
+        return lookup.active_commanders()
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -269,3 +321,89 @@ class TimerSweeper:
 
     def worker_status(self) -> WorkerStatus:
         return WorkerStatus("timers", thread_alive(self._thread))
+
+
+def _warn_unrouted(incident: Any, kind: TimerKind) -> None:
+    log.warning(
+        "incident %s: %s found nobody to notify (no assignee, supervisor or commander)",
+        incident.number,
+        kind.value,
+    )
+
+
+@dataclass(slots=True)
+class _Directory:
+    """Departments and active users as one transaction sees them, each looked up once: the
+    timers of a page mostly name the same few people."""
+
+    conn: Connection
+    departments: dict[str, Any] = field(default_factory=dict)
+    users: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    commanders: list[str] | None = None
+
+    def department(self, department_id: str) -> Any | None:
+        if department_id not in self.departments:
+            self.departments[department_id] = department(self.conn, department_id)
+        return self.departments[department_id]
+
+    def active_users(self, names: list[str]) -> list[str]:
+        key = tuple(sorted(set(names)))
+        if key not in self.users:
+            self.users[key] = repo.active_users(self.conn, key)
+        return list(self.users[key])
+
+    def active_commanders(self) -> list[str]:
+        if self.commanders is None:
+            self.commanders = repo.active_commanders(self.conn)
+        return list(self.commanders)
+
+
+@dataclass(slots=True)
+class _Effects:
+    """What fired timers write, gathered so a page writes it in a few statements: the raised
+    stages, one timeline event per timer and one notification per recipient."""
+
+    stages: dict[int, list[str]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, kind: TimerKind, incident: Any, recipients: list[str], now: datetime) -> None:
+        incident_id = str(incident.id)
+        stage = STAGE.get(kind)
+        if stage is not None:
+            self.stages.setdefault(stage, []).append(incident_id)
+        deadline = aware(incident.deadline_at).isoformat() if incident.deadline_at else None
+        self.events.append(
+            {
+                "incident_id": incident_id,
+                "ts": now,
+                "actor": ACTOR,
+                "kind": EventKind.REMINDER if kind is TimerKind.REMINDER else EventKind.ESCALATED,
+                "from_state": None,
+                "to_state": None,
+                "text": "",
+                "details": {
+                    "timer": kind.value,
+                    "stage": stage or 0,
+                    "deadline_at": deadline,
+                    "notified": recipients,
+                },
+            }
+        )
+        params = {"number": incident.number, "title": incident.title, "deadline_at": deadline}
+        self.notes.extend(
+            {
+                "username": username,
+                "kind": kind.value,
+                "incident_id": incident_id,
+                "message_key": MESSAGE_KEYS[kind],
+                "params": params,
+                "created_at": now,
+            }
+            for username in recipients
+        )
+
+    def write(self, conn: Connection) -> None:
+        repo.raise_stages(conn, self.stages)
+        repo.add_events(conn, self.events)
+        repo.add_notifications(conn, self.notes)
