@@ -155,6 +155,7 @@ def test_worker_liveness_in_health_and_a_failing_callback_does_not_kill_ingest(
         "retention": {"alive": True, "queue_depth": None},
         "commands": {"alive": True, "queue_depth": None},
         "timers": {"alive": True, "queue_depth": None},
+        "warnings": {"alive": True, "queue_depth": None},
         "incident-intake": {"alive": True, "queue_depth": None},
     }
     dev = Device(hub, f"{hub.site}-cam", tmp_path, broker.port)

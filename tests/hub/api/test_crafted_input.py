@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def paged_routes(client: httpx.Client) -> list[str]:
 
 
 def _get(client: httpx.Client, path: str, cursor: str) -> httpx.Response:
-    url = path.replace("{device_id}", PATH_VALUE)
+    url = re.sub(r"\{\w+\}", PATH_VALUE, path)  # every path parameter names the same id
     return client.get(url, params={**NEEDED_QUERY.get(path, {}), "cursor": cursor})
 
 

@@ -86,10 +86,17 @@ def test_category_the_reporter_gives_must_be_reportable(hub: RunningHub) -> None
 
 
 def test_without_a_category_the_classifier_decides_else_other(hub: RunningHub) -> None:
-    res = send(hub.client(Role.WORKER), report_json())
+    worker = hub.client(Role.WORKER)
+    text = "Overflowing rubbish bins and bags of garbage dumped on the pavement"
+    res = send(worker, report_json(description=text))
     assert res.status_code == 201, res.text
     body = res.json()
-    # The stub classifier on this branch knows nothing: the fallback applies.
+    assert body["category"] == "garbage" and body["category_source"] == "classifier"
+    assert body["suggested_category"] == "garbage" and body["suggested_confidence"] > 0.5
+    # Nothing the classifier has seen: no suggestion, and the fallback applies.
+    res = send(worker, report_json(description="qzxv wkpt jjrr"))
+    assert res.status_code == 201, res.text
+    body = res.json()
     assert body["category"] == "other" and body["category_source"] == "default"
     assert body["suggested_category"] is None
 
