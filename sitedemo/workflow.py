@@ -7,7 +7,6 @@ the organisation, which is seeded straight into the database like the rest of th
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import string
@@ -205,7 +204,7 @@ class WorkflowDriver:
             ("report", (None, json.dumps(body, ensure_ascii=False), "application/json"))
         ]
         if report.photo and self._photo is not None:
-            files.append(("photo", ("photo.jpg", io.BytesIO(self._photo).read(), "image/jpeg")))
+            files.append(("photo", ("photo.jpg", self._photo, "image/jpeg")))
         try:
             with self._client(report.by) as client:
                 res = client.post("/api/v1/field-reports", files=files)

@@ -39,14 +39,28 @@ def send(
 
 
 def set_incident_state(hub: RunningHub, incident_number: str, state: IncidentState) -> None:
-    """Move a report's incident as an operator would. The incidents helper's transition API
-    is not on this branch; this writes the same columns its service writes."""
-    from sqlalchemy import update
+    """Move a report's incident forward to ``state`` as an operator would, through the incident
+    service's own transitions (audited, timeline, deadlines), one step at a time."""
+    from sqlalchemy import select
 
     from hub.schema import incidents
 
-    values: dict[str, Any] = {"state": state.value, "updated_at": hub.service.ctx.clock.now()}
-    with hub.service.store.engine.begin() as conn:
-        conn.execute(
-            update(incidents).where(incidents.c.number == incident_number).values(**values)
-        )
+    with hub.service.store.engine.connect() as conn:
+        incident_id, current = conn.execute(
+            select(incidents.c.id, incidents.c.state).where(incidents.c.number == incident_number)
+        ).one()
+    service, operator = hub.service.ctx.incidents, f"{hub.site}-operator"
+    steps = {
+        IncidentState.ASSIGNED: lambda: service.assign(operator, incident_id, operator, None),
+        IncidentState.IN_PROGRESS: lambda: service.start(
+            operator, incident_id, None, may_manage=True
+        ),
+        IncidentState.RESOLVED: lambda: service.resolve(
+            operator, incident_id, "Handled on site.", None, may_manage=True
+        ),
+        IncidentState.CLOSED: lambda: service.close(operator, incident_id, "", None),
+    }
+    order = list(steps)
+    start = order.index(IncidentState(current)) + 1 if current in order else 0
+    for step in order[start : order.index(state) + 1]:
+        steps[step]()
