@@ -65,6 +65,7 @@ class Permission(StrEnum):
     INCIDENT_STATS_READ = "incidents:stats"  # counts, times to close, exports
     FIELD_REPORTS_SUBMIT = "reports:submit"  # file a field report, follow one's own
     FIELD_REPORTS_READ = "reports:read"  # every field report
+    TASKS_WORK = "tasks:work"  # the incidents assigned to oneself: list, accept, start, resolve
     SELF = "self"  # one's own profile and tokens
 
 
@@ -129,6 +130,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INCIDENTS_READ,
             P.INCIDENTS_WORK,
             P.FIELD_REPORTS_SUBMIT,
+            P.TASKS_WORK,
             P.SELF,
         }
     ),
@@ -160,6 +162,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CELLS_READ,
             P.ORG_READ,
             P.FIELD_REPORTS_SUBMIT,
+            P.TASKS_WORK,
             P.SELF,
         }
     ),

@@ -21,6 +21,7 @@ from hub.classify import routes as classify_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
+from hub.errors import NotFound
 from hub.fieldreports import routes as fieldreports_routes
 from hub.geo import routes as geo_routes
 from hub.incidents import routes as incidents_routes
@@ -30,6 +31,7 @@ from hub.notifications import routes as notifications_routes
 from hub.open311 import routes as open311_routes
 from hub.org import routes as org_routes
 from hub.positions import routes as positions_routes
+from hub.tasks import routes as tasks_routes
 from hub.users import routes as users_routes
 from hub.warnings import routes as warnings_routes
 
@@ -177,9 +179,9 @@ def create_app(ctx: HubContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.refusals = Refusals()
-    app.security_headers = security_headers(
-        ctx.config.ui, tls=ctx.config.api.tls_cert_file is not None
-    )
+    tls = ctx.config.api.tls_cert_file is not None
+    app.security_headers = security_headers(ctx.config.ui, tls=tls)
+    app.field_security_headers = security_headers(ctx.config.ui, tls=tls, field_page=True)
     guard = [Depends(enforce_access)]
     for router in (
         users_routes.router,
@@ -203,6 +205,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         # Before the incidents router: /incidents/export.csv must not read as an incident id.
         incstats_routes.router,
         incidents_routes.router,
+        tasks_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
@@ -219,6 +222,16 @@ def create_app(ctx: HubContext) -> FastAPI:
         if index.exists():
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
         return HTMLResponse("<h1>gridward hub</h1><p>API: <a href='/docs'>/docs</a></p>")
+
+    field_index = dashboard / "field" / "index.html"
+
+    # StaticFiles serves no index for a directory: the field page's address (its manifest's
+    # start_url and its service worker's scope) is the directory /ui/field/.
+    @app.get("/ui/field/", include_in_schema=False)
+    def field_page() -> FileResponse:
+        if not field_index.exists():
+            raise NotFound("this hub serves no field page")
+        return FileResponse(field_index, headers={"Cache-Control": "no-cache"})
 
     if dashboard.is_dir():
         app.mount("/ui", StaticFiles(directory=dashboard), name="ui")

@@ -46,7 +46,10 @@ def tile_origins(ui: DashboardConfig) -> list[str]:
     return origins
 
 
-def content_security_policy(ui: DashboardConfig) -> str:
+FIELD_PAGE_PREFIX = "/ui/field/"
+
+
+def content_security_policy(ui: DashboardConfig, *, field_page: bool = False) -> str:
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
@@ -60,12 +63,23 @@ def content_security_policy(ui: DashboardConfig) -> str:
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
+    if field_page:
+        # The field page plays back the voice note it just recorded (a blob: URL) before it
+        # is queued; nothing else plays media.
+        directives["media-src"] = ["'self'", "blob:"]
     return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
 
-def security_headers(ui: DashboardConfig, *, tls: bool) -> list[tuple[bytes, bytes]]:
+def security_headers(
+    ui: DashboardConfig, *, tls: bool, field_page: bool = False
+) -> list[tuple[bytes, bytes]]:
+    # Only the field page (under FIELD_PAGE_PREFIX) may ask for the microphone (voice notes)
+    # and the position; photos come through a file input, which needs no camera permission.
+    allowed = (
+        "microphone=(self), geolocation=(self)" if field_page else "microphone=(), geolocation=()"
+    )
     headers = {
-        "content-security-policy": content_security_policy(ui),
+        "content-security-policy": content_security_policy(ui, field_page=field_page),
         "x-content-type-options": "nosniff",
         # Not no-referrer: under it browsers send "Origin: null" on the dashboard's own
         # POSTs, and the CSRF check needs the real origin. same-origin still tells no
@@ -74,7 +88,7 @@ def security_headers(ui: DashboardConfig, *, tls: bool) -> list[tuple[bytes, byt
         "x-frame-options": "DENY",
         "cross-origin-opener-policy": "same-origin",
         "cross-origin-resource-policy": "same-origin",
-        "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+        "permissions-policy": f"camera=(), {allowed}, payment=(), usb=()",
     }
     if tls:
         headers["strict-transport-security"] = "max-age=31536000"
@@ -84,15 +98,24 @@ def security_headers(ui: DashboardConfig, *, tls: bool) -> list[tuple[bytes, byt
 class SecurityHeaders:
     """Set the security headers on every HTTP response, replacing any a handler set."""
 
-    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        headers: list[tuple[bytes, bytes]],
+        field_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self.app = app
         self.headers = headers
-        self._names = {name for name, _ in headers}
+        self.field_headers = field_headers or headers
+        self._names = {name for name, _ in headers} | {name for name, _ in self.field_headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        path = str(scope.get("path", ""))
+        headers = self.field_headers if path.startswith(FIELD_PAGE_PREFIX) else self.headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -101,7 +124,7 @@ class SecurityHeaders:
                     for name, value in message.get("headers", [])
                     if name.lower() not in self._names
                 ]
-                message["headers"] = kept + self.headers
+                message["headers"] = kept + headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -112,6 +135,9 @@ class HubApp(FastAPI):
     error middleware (``add_middleware`` would place it inside, missing the 500s)."""
 
     security_headers: list[tuple[bytes, bytes]] = []  # noqa: RUF012 - set once by create_app
+    field_security_headers: list[tuple[bytes, bytes]] = []  # noqa: RUF012 - the same, /ui/field/
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), self.security_headers)
+        return SecurityHeaders(
+            super().build_middleware_stack(), self.security_headers, self.field_security_headers
+        )

@@ -1,5 +1,5 @@
 // ESLint for the dashboard's ES modules (run by tests/hub/dashboard/test_lint.py):
-//   cd hub/dashboard && node_modules/.bin/eslint --max-warnings 0 js
+//   cd hub/dashboard && node_modules/.bin/eslint --max-warnings 0 js field
 // The recommended rules, plus a ban on every API that parses a string as markup: pages are
 // built with the element helpers in js/dom.js (h, svg, fill), so no value a device or a user
 // sets can become an element or a script.
@@ -10,9 +10,11 @@ const MARKUP = "builds markup from a string: build nodes with h()/svg()/fill() f
 
 export default [
   { ignores: ["node_modules/**"] },
+  // The field page's service worker runs in a worker's global scope, not a page's.
+  { files: ["field/sw.js"], languageOptions: { globals: { ...globals.serviceworker } } },
   js.configs.recommended,
   {
-    files: ["js/**/*.js", "eslint.config.js"],
+    files: ["js/**/*.js", "field/**/*.js", "eslint.config.js"],
     languageOptions: {
       ecmaVersion: 2023,
       sourceType: "module",

@@ -343,6 +343,46 @@ def list_reports(
     return Paged[FieldReportInfo](items=items, next_cursor=nxt)
 
 
+class ReportCategory(BaseModel):
+    id: str
+    line: str
+    names: dict[str, str] = Field(description="by catalogue language (en, zh-CN)")
+
+
+class ReportForm(BaseModel):
+    """What the field page needs to build its form (and to refuse a photo before queueing)."""
+
+    categories: list[ReportCategory] = Field(description="the field-reportable ones")
+    levels: list[IncidentLevel]
+    default_level: IncidentLevel
+    max_photos: int
+    max_photo_bytes: int
+    max_voice_bytes: int
+    max_description_chars: int
+
+
+@router.get(
+    "/field-reports/form",
+    response_model=ReportForm,
+    **guarded(Permission.FIELD_REPORTS_SUBMIT),
+)
+def report_form(ctx: Ctx) -> ReportForm:
+    """The reportable categories with their names, the levels and the intake's limits."""
+    config = ctx.config.field_reports
+    return ReportForm(
+        categories=[
+            ReportCategory(id=c.id, line=c.line, names=c.names.model_dump(by_alias=True))
+            for c in ctx.config.incidents.reportable()
+        ],
+        levels=list(IncidentLevel),
+        default_level=config.default_level,
+        max_photos=config.max_photos,
+        max_photo_bytes=config.max_photo_bytes,
+        max_voice_bytes=config.max_voice_bytes,
+        max_description_chars=MAX_DESCRIPTION_CHARS,
+    )
+
+
 @router.get(
     "/field-reports/{report_id}",
     response_model=FieldReportDetail,

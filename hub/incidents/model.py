@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     ASSIGNED = "assigned"
     STATE = "state"
     COMMENT = "comment"
+    ACCEPTED = "accepted"  # the assignee took the task on (from the field page); no state change
     ALERT_LINKED = "alert_linked"
     EVIDENCE_LINKED = "evidence_linked"
     ATTACHMENT = "attachment"

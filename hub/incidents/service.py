@@ -713,6 +713,21 @@ class IncidentService:
 
         return self._change(actor, "incident.comment", incident_id, None, change, versioned=False)
 
+    def accept(self, actor: str, incident_id: str, note: str) -> Any:
+        """The assignee takes the task on: a timeline event, no state change (starting work is
+        ``start``), so the version stays and a worker's accept never races an edit."""
+        _check_text("note", note, TEXT_MAX, required=False)
+
+        def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
+            self._may_work(actor, row, may_manage=False)
+            if IncidentState(row.state) is not IncidentState.ASSIGNED:
+                raise Conflict(
+                    f"incident {row.number} is {row.state}: only assigned tasks are accepted"
+                )
+            return {}, [{"kind": EventKind.ACCEPTED, "text": note}]
+
+        return self._change(actor, "incident.accept", incident_id, None, change, versioned=False)
+
     def link_alert(self, actor: str, incident_id: str, alert_id: str) -> Any:
         def change(conn: Connection, row: Any, now: datetime) -> ChangeResult:
             if not repository.alert_exists(conn, alert_id):
