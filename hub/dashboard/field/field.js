@@ -115,9 +115,9 @@ class FieldApp {
   }
 
   async loadOutline() {
-    if (!navigator.onLine) return;
+    if (!navigator.onLine || !readJson(MAP_KEY)?.has_outline) return;
     try {
-      this.place.showOutline(await api("/api/v1/outline"));
+      this.place.showOutline(await api("/api/v1/ui/outline"));
     } catch {
       // the outline is a help for finding one's way, not needed to report
     }

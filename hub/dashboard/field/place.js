@@ -52,7 +52,9 @@ export class PlacePicker {
     if (geojson?.features?.length) this.outline.addData(geojson);
   }
 
-  set(point) {
+  // Moves without animation: the map is small and the marker must be where the finger expects
+  // it the moment the position is shown.
+  set(point, zoom = this.map.getZoom()) {
     this.point = point;
     const at = this.toDisplay(point.lon, point.lat);
     if (this.marker) {
@@ -65,7 +67,7 @@ export class PlacePicker {
         this.set({ lon, lat, accuracy_m: null, source: "map" });
       });
     }
-    this.map.panTo(at);
+    this.map.setView(at, zoom, { animate: false });
     this.onChange(point);
   }
 
@@ -90,8 +92,7 @@ export class PlacePicker {
             accuracy_m: pos.coords.accuracy,
             source: "gps",
           };
-          this.set(point);
-          this.map.setZoom(Math.max(this.map.getZoom(), 17));
+          this.set(point, Math.max(this.map.getZoom(), 17));
           resolve(point);
         },
         reject,

@@ -116,7 +116,7 @@ def test_a_report_filed_offline_arrives_once_with_photo_and_voice(
     page.select_option("#category", "garbage")
     page.click("#locate")
     expect(page.locator("#place-text")).to_contain_text("within 12 m")
-    # Correct the position on the map: a tap 40 px east of the marker.
+    # Correct the position on the map: a tap 40 px east of the marker (the map centres on it).
     box = page.locator("#place-map").bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2)
