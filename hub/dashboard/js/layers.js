@@ -6,7 +6,7 @@ import { h } from "./dom.js";
 import { t, formatAgo } from "./i18n.js";
 
 export const SEVERITY = {
-  critical: { color: "#D55E00", ink: "#ffffff", rank: 4 },
+  critical: { color: "#D55E00", ink: "#111111", rank: 4 }, // dark ink: white on it is 3.9:1
   high: { color: "#E69F00", ink: "#111111", rank: 3 },
   medium: { color: "#F0E442", ink: "#111111", rank: 2 },
   low: { color: "#0072B2", ink: "#ffffff", rank: 1 },

@@ -300,12 +300,14 @@ def test_the_field_page_fits_a_phone(
         assert small == [], f"touch targets under 44 px in the {view} view: {small}"
 
 
-# Every visible control a finger must hit, with its size when under 44 x 44 CSS px.
+# Every visible control a finger must hit, with its size when under 44 x 44 CSS px (a check
+# box inside its label is hit through the label).
 SMALL_TARGETS = """() => {
     const out = [];
     const sel = 'button, select, textarea, input:not([type=file]):not(.sr-only), .file-button';
     for (const el of document.querySelectorAll(sel)) {
-        const r = el.getBoundingClientRect();
+        const box = ['checkbox', 'radio'].includes(el.type) && el.closest('label');
+        const r = (box || el).getBoundingClientRect();
         if (!r.width || !r.height || getComputedStyle(el).visibility === 'hidden') continue;
         if (r.width < 44 || r.height < 44) {
             out.push(`${el.id || el.className || el.tagName} ${Math.round(r.width)}x${Math.round(r.height)}`);
