@@ -127,3 +127,28 @@ def tiled_hub(broker: BrokerHarness, site: str, tmp_path: Path) -> Iterator[Runn
 def test_the_running_hub_allows_its_tile_server(tiled_hub: RunningHub) -> None:
     csp = _assert_guarded(tiled_hub.client(None).get("/"))
     assert "https://tiles.example.org" in csp["img-src"]
+
+
+def test_only_the_field_page_may_ask_for_the_microphone_and_the_position(hub: RunningHub) -> None:
+    """The field page records voice notes and reads the phone's position: its documents (and
+    its service worker) may ask, with the same strict CSP plus blob: media for the playback of
+    a recording; every other page keeps both off, and the camera stays off everywhere (photos
+    come through a file input)."""
+    anon = hub.client(None)
+    for path in ("/ui/field/", "/ui/field/field.js", "/ui/field/sw.js"):
+        res = anon.get(path)
+        assert res.status_code == 200, path
+        csp = _assert_guarded(res)
+        policy = res.headers["permissions-policy"]
+        assert "microphone=(self)" in policy, path
+        assert "geolocation=(self)" in policy, path
+        assert "camera=()" in policy, path
+        assert csp["media-src"] == ["'self'", "blob:"], path
+        assert csp["worker-src"] == ["'self'"], path
+    for path in ("/", "/ui/js/app.js", "/api/v1/health", "/ui/field", "/ui/fieldx/"):
+        res = anon.get(path)
+        csp = _assert_guarded(res)
+        policy = res.headers["permissions-policy"]
+        assert "microphone=()" in policy, path
+        assert "geolocation=()" in policy, path
+        assert "media-src" not in csp, path

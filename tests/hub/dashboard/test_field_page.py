@@ -315,3 +315,16 @@ SMALL_TARGETS = """() => {
     }
     return out;
 }"""
+
+
+def test_the_form_vocabulary_is_the_reportable_categories(module_hub: RunningHub) -> None:
+    with _client(module_hub, Role.WORKER) as worker, _client(module_hub, Role.INSTALLER) as other:
+        form = worker.get("/api/v1/field-reports/form").json()
+        ids = [c["id"] for c in form["categories"]]
+        assert "garbage" in ids
+        assert "watchlist_match" not in ids  # raised from device alerts only
+        garbage = next(c for c in form["categories"] if c["id"] == "garbage")
+        assert garbage["names"] == {"en": "Garbage or illegal dumping", "zh-CN": "垃圾堆放"}
+        assert form["default_level"] == "medium"
+        assert form["max_photos"] == 5
+        assert other.get("/api/v1/field-reports/form").status_code == 403
