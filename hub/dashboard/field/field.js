@@ -17,6 +17,8 @@ const ME_KEY = "gw.field.me";
 const FORM_KEY = "gw.field.form";
 const MAP_KEY = "gw.field.map";
 const RETRY_S = [5, 15, 30, 60, 120];
+// Answers that the same bytes sent again cannot change: the report is refused, not retried.
+const REFUSED = new Set([400, 403, 409, 413, 415, 422]);
 
 function readJson(key) {
   try {
@@ -42,6 +44,7 @@ class FieldApp {
     this.voice = null; // Blob
     this.chosenCategory = false; // the worker picked one: suggestions no longer replace it
     this.flushing = null;
+    this.again = false;
     this.retry = 0;
     this.retryTimer = null;
     this.tasks = new TasksView($("#task-list"), $("#tasks-note"));
@@ -338,13 +341,20 @@ class FieldApp {
 
   // One sender at a time across the page's tabs (Web Locks); the hub's idempotency by
   // client_report_id is what makes a double send harmless where locks are missing.
+  // A report filed while a pass is running was not in the list that pass read: one more pass
+  // follows, or it would wait for the next network change.
   flush() {
-    if (this.flushing) return this.flushing;
+    if (this.flushing) {
+      this.again = true;
+      return this.flushing;
+    }
+    this.again = false;
     const run = () => this.sendQueued();
     this.flushing = (navigator.locks ? navigator.locks.request("gw-field-send", run) : run())
       .catch((err) => console.warn("sending the queue failed", err))
       .finally(() => {
         this.flushing = null;
+        if (this.again) this.flush();
       });
     return this.flushing;
   }
@@ -382,51 +392,44 @@ class FieldApp {
     body.append("report", JSON.stringify(fresh.report));
     for (const photo of fresh.photos) body.append("photo", photo.blob, photo.name);
     if (fresh.voice) body.append("voice", fresh.voice.blob, fresh.voice.name);
-    let res;
+    let info;
     try {
-      res = await fetch("/api/v1/field-reports", {
-        method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json" },
-      });
-    } catch {
-      return "retry"; // no network: the record stays as it is
+      info = await api("/api/v1/field-reports", { method: "POST", body });
+    } catch (err) {
+      return this.failed(fresh, err);
     }
-    if (res.status === 200 || res.status === 201) {
-      const info = await res.json();
-      await queue.update(fresh.client_report_id, (r) => ({
-        ...r,
-        state: queue.State.SENT,
-        number: info.number,
-        report_id: info.id,
-        status: info.status,
-        incident_number: info.incident_number,
-        category: info.category,
-        sent_at: new Date().toISOString(),
-        // The hub has the media now; the phone's copy would only fill its storage.
-        photos: [],
-        photo_count: fresh.photos.length,
-        voice: null,
-        has_voice: Boolean(fresh.voice),
-      }));
-      return "done";
-    }
-    if (res.status === 401) {
+    // 201 filed, or 200: the hub already had this client_report_id (a resend).
+    await queue.update(fresh.client_report_id, (r) => ({
+      ...r,
+      state: queue.State.SENT,
+      number: info.number,
+      report_id: info.id,
+      status: info.status,
+      incident_number: info.incident_number,
+      category: info.category,
+      sent_at: new Date().toISOString(),
+      // The hub has the media now; the phone's copy would only fill its storage.
+      photos: [],
+      photo_count: fresh.photos.length,
+      voice: null,
+      has_voice: Boolean(fresh.voice),
+    }));
+    return "done";
+  }
+
+  async failed(record, err) {
+    if (isNetworkError(err)) return "retry"; // no network: the record stays as it is
+    if (err.status === 401) {
       showLogin(t("field.login.again"));
       return "signed_out";
     }
-    if ([400, 403, 409, 413, 415, 422].includes(res.status)) {
-      let detail = "";
-      try {
-        const data = await res.json();
-        detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
-      } catch {
-        detail = res.statusText;
-      }
-      await queue.update(fresh.client_report_id, (r) => ({
-        ...r, state: queue.State.REFUSED, error: detail, http_status: res.status,
+    if (REFUSED.has(err.status)) {
+      await queue.update(record.client_report_id, (r) => ({
+        ...r, state: queue.State.REFUSED, error: err.message, http_status: err.status,
       }));
       return "done";
     }
-    await queue.update(fresh.client_report_id, (r) => ({ ...r, attempts: (r.attempts || 0) + 1 }));
+    await queue.update(record.client_report_id, (r) => ({ ...r, attempts: (r.attempts || 0) + 1 }));
     return "retry"; // 429, 5xx: the hub is busy or down; the record waits
   }
 

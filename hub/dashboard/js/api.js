@@ -9,7 +9,7 @@ export class ApiError extends Error {
 export async function api(path, { method = "GET", body, headers = {}, raw = false } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
   if (body !== undefined) {
-    if (typeof body === "string" || body instanceof Blob) {
+    if (typeof body === "string" || body instanceof Blob || body instanceof FormData) {
       init.body = body;
     } else {
       init.body = JSON.stringify(body);

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from anyio._backends._asyncio import WorkerThread
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
 
 from edge.agent import AgentRuntime
 from edge.bus import BusConfig
@@ -72,6 +72,16 @@ def pages(browser: Browser) -> Iterator[list[Page]]:
     yield opened
     for page in opened:
         page.context.close()
+
+
+@pytest.fixture
+def contexts() -> Iterator[list[BrowserContext]]:
+    """Browser contexts a test opens itself (its own viewport, locale, permissions), closed
+    afterwards."""
+    opened: list[BrowserContext] = []
+    yield opened
+    for context in opened:
+        context.close()
 
 
 def open_dashboard(

@@ -37,14 +37,6 @@ def media_browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def contexts() -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
-
-
 @contextmanager
 def _client(hub: RunningHub, role: Role) -> Iterator[httpx.Client]:
     """A client closed at once: the module's hub outlives each test's leak check."""
@@ -198,7 +190,7 @@ def test_the_category_is_suggested_from_the_description(
     hub = module_hub
     page = phone(media_browser, contexts).new_page()
     sign_in(page, hub)
-    page.fill("#description", "垃圾堆放在市场东门，很久没人清理")
+    page.fill("#description", "垃圾堆放在市场东门 很久没人清理")
     expect(page.locator("#category")).to_have_value("garbage")
     expect(page.locator("#suggestion")).to_contain_text("Garbage")
 
@@ -268,9 +260,7 @@ def test_my_tasks_accept_in_progress_done(
         assert worker.get(f"/api/v1/tasks/{theirs['id']}").status_code == 404
         res = worker.post(f"/api/v1/tasks/{theirs['id']}/accept", json={"note": "mine now"})
         assert res.status_code == 404
-        res = worker.post(
-            f"/api/v1/tasks/{theirs['id']}/done", json={"version": 2, "note": "done"}
-        )
+        res = worker.post(f"/api/v1/tasks/{theirs['id']}/done", json={"version": 2, "note": "done"})
         assert res.status_code == 404
         assert worker.get("/api/v1/incidents").status_code == 403
         after = commander.get(f"/api/v1/incidents/{theirs['id']}").json()
@@ -310,7 +300,8 @@ SMALL_TARGETS = """() => {
         const r = (box || el).getBoundingClientRect();
         if (!r.width || !r.height || getComputedStyle(el).visibility === 'hidden') continue;
         if (r.width < 44 || r.height < 44) {
-            out.push(`${el.id || el.className || el.tagName} ${Math.round(r.width)}x${Math.round(r.height)}`);
+            const name = el.id || el.className || el.tagName;
+            out.push(`${name} ${Math.round(r.width)}x${Math.round(r.height)}`);
         }
     }
     return out;
@@ -328,3 +319,42 @@ def test_the_form_vocabulary_is_the_reportable_categories(module_hub: RunningHub
         assert form["default_level"] == "medium"
         assert form["max_photos"] == 5
         assert other.get("/api/v1/field-reports/form").status_code == 403
+
+
+def test_a_refused_report_is_shown_and_the_queue_goes_on(
+    media_browser: Browser, contexts: list[BrowserContext], module_hub: RunningHub
+) -> None:
+    """A "photo" that is a text file passes the page's size check but not the hub's decoder:
+    the report is marked refused with the hub's sentence, is not resent, and the next report
+    still goes through."""
+    hub = module_hub
+    with _client(hub, Role.ADMIN) as admin:
+        before = admin.get("/api/v1/stats").json()["field_reports"]
+        page = phone(media_browser, contexts).new_page()
+        errors = watch_errors(page)
+        sign_in(page, hub)
+        page.fill("#description", f"Broken streetlight {hub.site} (bad photo)")
+        page.set_input_files(
+            "#photo-input",
+            files=[{"name": "x.jpg", "mimeType": "image/jpeg", "buffer": b"<svg onload=x>"}],
+        )
+        page.click("#send")
+        page.fill("#description", f"Broken streetlight {hub.site} (no photo)")
+        page.click("#send")
+        page.click("[data-view=reports]")
+        bad = page.locator("#report-list .report", has_text="(bad photo)")
+        good = page.locator("#report-list .report", has_text="(no photo)")
+        expect(bad.locator(".state")).to_have_attribute("data-state", "refused")
+        expect(bad.locator(".error")).to_contain_text("photo")
+        expect(good.locator(".state")).to_have_attribute("data-state", "sent")
+        after = admin.get("/api/v1/stats").json()["field_reports"]
+        assert after.get("refused_photo_refused", 0) == before.get("refused_photo_refused", 0) + 1
+        # Reopening the page sends nothing again: the refused report stays refused.
+        page.reload()
+        page.locator("#app-view").wait_for(state="visible")
+        page.click("[data-view=reports]")
+        expect(bad.locator(".state")).to_have_attribute("data-state", "refused")
+        again = admin.get("/api/v1/stats").json()["field_reports"]
+        assert again.get("refused_photo_refused", 0) == after.get("refused_photo_refused", 0)
+    # The refusal itself is the 422 the console reports; nothing else went wrong.
+    assert [e for e in _expected_errors(errors) if "422" not in e] == []

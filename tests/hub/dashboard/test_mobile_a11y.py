@@ -6,7 +6,6 @@ and the wall display (when there is one), with no serious or critical violation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,9 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from hub.auth import Role
 from tests.hub.conftest import PASSWORD, RunningHub
-from tests.hub.dashboard.conftest import offset, open_dashboard
+from tests.hub.dashboard.conftest import open_dashboard
 from tests.hub.dashboard.test_field_page import SMALL_TARGETS
+from tests.hub.dashboard.test_warnings_panel import _cell
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "hub" / "dashboard"
 AXE = DASHBOARD / "node_modules" / "axe-core" / "axe.min.js"
@@ -62,39 +62,13 @@ def serious_violations(page: Page) -> list[str]:
     ]
 
 
-@pytest.fixture
-def contexts() -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
-
-
 def test_the_dashboard_fits_a_phone(
     pages: list[Page], browser: Browser, module_hub: RunningHub
 ) -> None:
     hub = module_hub
     name = f"Phone cell {hub.site}"
     cid = f"{hub.site}-phone"
-    w, s = offset(-900, -900)
-    e, n = offset(-700, -700)
-    client = hub.client(Role.COMMANDER)
-    try:
-        client.put(
-            f"/api/v1/grid-cells/{cid}",
-            json={
-                "type": "Feature",
-                "id": cid,
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-                },
-                "properties": {"site": hub.site, "name": name, "team": "Team P"},
-            },
-        ).raise_for_status()
-    finally:
-        client.close()
-        hub.clients.remove(client)
+    _cell(hub, cid, name, -900)
     page = open_dashboard(pages, browser, hub, Role.COMMANDER, width=375, height=667)
     assert page.evaluate(NO_SIDEWAYS_SCROLL), "the dashboard scrolls sideways on a phone"
     assert page.evaluate(CLIPPED) == []
