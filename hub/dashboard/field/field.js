@@ -97,6 +97,7 @@ class FieldApp {
     this.showNet();
     this.fillCategories();
     this.showPlace(this.place?.point ?? null);
+    this.place?.relabel();
     this.renderPhotos();
     this.renderReports();
     if (!$("#tasks-view").hidden) this.tasks.render();

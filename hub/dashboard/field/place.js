@@ -3,6 +3,7 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { displayProjector } from "/ui/js/datum.js";
 import { escapeHtml } from "/ui/js/dom.js";
+import { t } from "/ui/js/i18n.js";
 
 // The inverse of the display projection, by fixed-point iteration (GCJ-02 has no closed-form
 // inverse; three rounds are well under a metre).
@@ -26,6 +27,8 @@ export class PlacePicker {
     this.map = L.map(el, { zoomControl: true, attributionControl: true }).setView(
       this.toDisplay(lon, lat), config.zoom || 15,
     );
+    this.map.attributionControl.setPrefix(""); // Leaflet's own English link, as on the dashboard
+    this.relabel();
     const base = config.base_layer || {};
     if ((base.kind === "url" || base.kind === "local_tiles") && navigator.onLine) {
       L.tileLayer(base.url, {
@@ -99,6 +102,15 @@ export class PlacePicker {
         { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 },
       );
     });
+  }
+
+  // The zoom buttons' names, in the page's language (Leaflet's are English).
+  relabel() {
+    const zc = this.map.zoomControl;
+    for (const [el, key] of [[zc._zoomInButton, "map.zoom_in"], [zc._zoomOutButton, "map.zoom_out"]]) {
+      el.title = t(key);
+      el.setAttribute("aria-label", t(key));
+    }
   }
 
   invalidate() {

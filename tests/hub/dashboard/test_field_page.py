@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from hub.auth import Role
 from tests.hub.conftest import PASSWORD, RunningHub
 from tests.hub.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS, offset
+from tests.hub.dashboard.test_panels import SCAN_TEXT, _catalogue
 from tests.support.images import small_jpeg
 
 FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
@@ -288,6 +289,23 @@ def test_the_field_page_fits_a_phone(
         assert fits, f"the {view} view scrolls sideways"
         small = page.evaluate(SMALL_TARGETS)
         assert small == [], f"touch targets under 44 px in the {view} view: {small}"
+        if locale == "zh-CN":
+            assert english_left(page, hub) == [], f"English in the {view} view"
+
+
+def english_left(page: Page, hub: RunningHub) -> list[tuple[str, str]]:
+    """Visible texts of the page with Latin words that are neither the Chinese catalogue's
+    own (GeoJSON, MB...) nor data (the brand, language names, user and site names)."""
+    zh = _catalogue("zh-CN")
+    allowed = {w for v in zh.values() for w in re.findall(r"[A-Za-z]+", re.sub(r"\{\w+\}", "", v))}
+    allowed |= {"gridward", "English", "Leaflet"}
+    site_ids = re.compile(re.escape(hub.site) + r"[\w-]*")
+    left = []
+    for where, text in page.evaluate(SCAN_TEXT):
+        words = [w for w in re.findall(r"[A-Za-z]+", site_ids.sub(" ", text)) if w not in allowed]
+        if words:
+            left.append((where, text))
+    return left
 
 
 # Every visible control a finger must hit, with its size when under 44 x 44 CSS px (a check
