@@ -6,6 +6,7 @@ with accept, in progress and done; a phone's viewport in both languages."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from hub.auth import Role
@@ -376,3 +378,20 @@ def test_a_refused_report_is_shown_and_the_queue_goes_on(
         assert again.get("refused_photo_refused", 0) == after.get("refused_photo_refused", 0)
     # The refusal itself is the 422 the console reports; nothing else went wrong.
     assert [e for e in _expected_errors(errors) if "422" not in e] == []
+
+
+def test_the_page_is_installable(module_hub: RunningHub) -> None:
+    """The manifest's start URL and scope are the page, and its icons are what they claim."""
+    with httpx.Client(base_url=module_hub.base_url, timeout=30) as anon:
+        manifest = anon.get("/ui/field/manifest.json").json()
+        assert manifest["start_url"] == manifest["scope"] == "/ui/field/"
+        assert manifest["display"] == "standalone"
+        assert anon.get(manifest["start_url"]).status_code == 200
+        for icon in manifest["icons"]:
+            res = anon.get(icon["src"])
+            assert res.status_code == 200, icon["src"]
+            if icon["type"] == "image/png":
+                with Image.open(io.BytesIO(res.content)) as img:
+                    assert f"{img.width}x{img.height}" == icon["sizes"]
+            else:
+                assert res.content.startswith(b"<svg")
