@@ -84,7 +84,7 @@ class FieldApp {
     this.retry = 0;
     this.flush();
     this.refreshStatuses();
-    this.loadForm();
+    this.loadForm().catch((err) => console.warn("the form's vocabulary was not refreshed", err));
   }
 
   showNet() {
