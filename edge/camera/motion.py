@@ -38,7 +38,7 @@ class MotionConfig(StrictModel):
     # The detector also runs on the whole frame at least this often, motion or not: a person
     # standing still (absorbed by the background model) is looked at again, and a track whose
     # person left unseen ages out at this pace (see docs/camera.md, "Stillness").
-    full_frame_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    full_frame_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
     camera_motion: bool = Field(default=True, description="detect pan, shake and cuts")
     # global shift between consecutive frames, in pixels of the analysis frame
     camera_shift_px: Annotated[float, Field(gt=0, le=100)] = 1.5
