@@ -173,6 +173,8 @@ class CameraService:
             "reconnects": float(self.source.counters["reconnects"]),
             "stream_errors": float(self.source.counters["stream_errors"]),
             "detector_runs": float(self.processor.detector_runs),
+            "full_frame_runs": float(self.processor.full_frame_runs),
+            "camera_motion_frames": float(self.processor.camera_motion_frames),
             "tracks": float(len(self.processor.tracker.tracks)),
             "connected": 1.0 if self.source.connected.is_set() else 0.0,
         }
@@ -209,7 +211,8 @@ class CameraService:
         ts = frame.pts_s if frame.pts_s is not None else frame.monotonic_s
         result = self.processor.process(frame.image, ts)
         with self._latest_lock:
-            self._latest = (frame, result if result.detector_ran else None)
+            # a gated frame carries the tracks as last seen; a skipped one carries none
+            self._latest = (frame, result if result.mode != "skipped" else None)
         for event in result.events:
             self.events.append(event)
             self._alert(frame, result, event)
