@@ -22,8 +22,12 @@ def test_a_panning_camera_does_not_run_the_detector_on_every_frame(vtest: Path,
                           source=TestPatternSource(),
                           ingest=IngestConfig(width_px=384, height_px=288))
     proc = FrameProcessor(config, track_ids=TrackIds("t"))
+    results = []
+    boxes: list[dict[str, tuple[float, float, float, float]]] = []  # tracks are mutable
     try:
-        results = [proc.process(frame, i * 0.1) for i, frame in enumerate(clip)]
+        for i, frame in enumerate(clip):
+            results.append(proc.process(frame, i * 0.1))
+            boxes.append({t.id: t.box for t in results[-1].tracks})
     finally:
         proc.close()
     warmup = config.motion.warmup_frames
@@ -32,6 +36,14 @@ def test_a_panning_camera_does_not_run_the_detector_on_every_frame(vtest: Path,
     # warm-up frames, then one full frame every 2 s (the default), not every frame
     assert proc.detector_runs <= warmup + 5 + 1
     assert {r.mode for r in results[warmup:]} <= {"camera_motion", "full"}
+    # tracks ride along with the pan between two full looks: a box moves by the window's
+    # 4 px a frame to the left, so the person's next detection still lands on it
+    moves = [boxes[i][tid][0] - boxes[i - 1][tid][0]
+             for i in range(1, len(results)) if results[i].mode == "camera_motion"
+             for tid in boxes[i] if tid in boxes[i - 1]]
+    assert len(moves) >= 10
+    assert all(-5.0 < dx < -2.5 for dx in moves), moves  # phase correlation's estimate
+    assert -4.4 < float(np.median(moves)) < -3.6
     # the pan is measured: content moves left by the window's 4 px a frame
     gate = MotionGate(MotionConfig())
     shifts = [gate.assess(f).shift_px[0] for f in clip[:20]]
