@@ -86,7 +86,7 @@ class FrameProcessor:
             # Nothing looked at: no detection is no evidence, so tracks are not aged (a still
             # person keeps their id and their loitering timer); they stay where last seen.
             tracks = self.tracker.visible()
-            events = self.zones.update(tracks, ts)
+            events = self._zone_events(tracks, ts, camera_motion)
             return FrameResult(ts, [], tracks, events, [], False, 0.0, mode, camera_motion)
         t0 = self._clock()
         detections = self.detector.detect(image, regions)
@@ -97,10 +97,16 @@ class FrameProcessor:
             self.full_frame_runs += 1
             self._last_full_ts = ts
         tracks = self.tracker.update(detections, ts, regions)
-        events = self.zones.update(tracks, ts)
+        events = self._zone_events(tracks, ts, camera_motion)
         self.zones.forget({t.id for t in self.tracker.tracks})
         return FrameResult(ts, detections, tracks, events, regions or [], True, elapsed_ms,
                            mode, camera_motion)
+
+    def _zone_events(self, tracks: list[Track], ts: float, camera_motion: bool
+                     ) -> list[ZoneEvent]:
+        # Zones are pixels of a fixed view: while the camera moves, a foot point crossing a
+        # zone's edge is the camera's doing, not the person's, so zones do not judge it.
+        return [] if camera_motion else self.zones.update(tracks, ts)
 
     def replace_zones(self, config: CameraConfig, zones: ZoneEngine,
                       homography: CameraHomography | None) -> None:

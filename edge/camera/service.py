@@ -114,7 +114,7 @@ class CameraService:
         outbox = self.runtime.outbox
         pending = outbox.depth()
         if pending:
-            lifecycle.info("source ended: waiting up to %.0f s for %d pending alert(s)",
+            lifecycle.info("source ended: waiting up to %g s for %d pending alert(s)",
                            timeout_s, pending)
         deadline = self._clock() + timeout_s
         while pending and self._clock() < deadline:
@@ -124,7 +124,7 @@ class CameraService:
             pending = outbox.depth()
         if pending:
             lifecycle.warning("%d alert(s) left in the outbox %s: the broker or the hub did not "
-                              "acknowledge them within %.0f s; they are sent at the next start",
+                              "acknowledge them within %g s; they are sent at the next start",
                               pending, outbox.path, timeout_s)
         else:
             lifecycle.info("all alerts acknowledged by the hub")
@@ -322,5 +322,4 @@ def run(config: CameraConfig, stop: threading.Event) -> int:
                 break
     finally:
         service.stop()
-    failure = getattr(service.source, "failure", None)
-    return 1 if failure is not None else 0
+    return 1 if service.source.failure is not None else 0

@@ -11,7 +11,7 @@ they do not overlap, centre distance relative to the box height.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -140,13 +140,14 @@ class Tracker:
         ``looked`` is where the detector searched (frame pixels; None = the whole frame). A
         track mostly outside it keeps its state instead of counting a miss: a person standing
         still outside every motion region has not left, and is returned as seen."""
-        check = None
+        check: Callable[[Track, Box], bool] | None = None
         if looked is not None:
             regions = list(looked)
 
-            def check(_track: Track, predicted: Box) -> bool:
+            def looked_at(_track: Track, predicted: Box) -> bool:
                 return coverage(predicted, regions) >= LOOKED_MIN_COVERAGE
 
+            check = looked_at
         return [t for t in self.core.update(detections, ts, check) if t.missed == 0]
 
     def visible(self) -> list[Track]:

@@ -11,6 +11,7 @@ from edge.camera.config import CameraConfig
 from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.motion import MotionConfig, MotionGate
 from edge.camera.pipeline import FrameProcessor
+from edge.camera.zones import LineZone
 from edge.tracking import TrackIds
 from tests.edge.camera.clips import panning_clip, vtest_frames
 
@@ -20,7 +21,8 @@ def test_a_panning_camera_does_not_run_the_detector_on_every_frame(vtest: Path,
     clip = panning_clip(vtest, 90, speed_px=4)  # 9 s at 10 fps
     config = CameraConfig(site="s", device="d", mqtt={"host": "127.0.0.1"}, data_dir=tmp_path,
                           source=TestPatternSource(),
-                          ingest=IngestConfig(width_px=384, height_px=288))
+                          ingest=IngestConfig(width_px=384, height_px=288),
+                          zones=[LineZone(id="kerb", a=(192, 10), b=(192, 278), cooldown_s=0)])
     proc = FrameProcessor(config, track_ids=TrackIds("t"))
     results = []
     boxes: list[dict[str, tuple[float, float, float, float]]] = []  # tracks are mutable
@@ -44,6 +46,8 @@ def test_a_panning_camera_does_not_run_the_detector_on_every_frame(vtest: Path,
     assert len(moves) >= 10
     assert all(-5.0 < dx < -2.5 for dx in moves), moves  # phase correlation's estimate
     assert -4.4 < float(np.median(moves)) < -3.6
+    # ... across the kerb line, which is the camera's doing: no crossing is reported
+    assert not any(r.events for r in results[warmup:])
     # the pan is measured: content moves left by the window's 4 px a frame
     gate = MotionGate(MotionConfig())
     shifts = [gate.assess(f).shift_px[0] for f in clip[:20]]
