@@ -22,7 +22,7 @@ def test_a_panning_camera_does_not_run_the_detector_on_every_frame(vtest: Path,
     config = CameraConfig(site="s", device="d", mqtt={"host": "127.0.0.1"}, data_dir=tmp_path,
                           source=TestPatternSource(),
                           ingest=IngestConfig(width_px=384, height_px=288),
-                          zones=[LineZone(id="kerb", a=(192, 10), b=(192, 278), cooldown_s=0)])
+                          zones=[LineZone(id="kerb", a=(260, 10), b=(260, 278), cooldown_s=0)])
     proc = FrameProcessor(config, track_ids=TrackIds("t"))
     results = []
     boxes: list[dict[str, tuple[float, float, float, float]]] = []  # tracks are mutable
