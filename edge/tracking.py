@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -160,10 +160,15 @@ class TrackCore(Generic[T, M, P]):
         self.created = 0
         self.confirmed_total = 0
 
-    def update(self, measurements: Sequence[M], t: float) -> list[T]:
+    def update(self, measurements: Sequence[M], t: float,
+               looked: Callable[[T, P], bool] | None = None) -> list[T]:
         """Advance to ``t`` with this update's measurements; returns the confirmed live tracks
         (coasting ones included: a caller that wants only this update's matches checks
-        ``missed == 0``)."""
+        ``missed == 0``).
+
+        ``looked(track, predicted)`` says whether the sensor looked where the track is in this
+        update (default: everywhere). An unmatched track that was not looked at is *held*: no
+        miss, no coasting; not seeing something one did not look at is no evidence it left."""
         model = self.model
         predicted = [model.predict(tr, t) for tr in self.tracks]
         pairs: list[tuple[float, int, int]] = []
@@ -186,7 +191,7 @@ class TrackCore(Generic[T, M, P]):
             tr.missed = 0
             self._maybe_confirm(tr)
         for ti, tr in enumerate(self.tracks):
-            if ti not in used_t:
+            if ti not in used_t and (looked is None or looked(tr, predicted[ti])):
                 tr.missed += 1
                 model.coast(tr, predicted[ti], t)
         self.tracks = [tr for tr in self.tracks if model.alive(tr, t)]

@@ -35,7 +35,7 @@ def register(esub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from edge.camera.config import CameraConfig
-    from edge.camera.ingest import pipeline_description
+    from edge.camera.ingest import check_source, pipeline_description, scrub
 
     if args.config is None:
         print("gridward edge camera: --config is required", file=sys.stderr)
@@ -44,29 +44,29 @@ def _run(args: argparse.Namespace) -> int:
     if args.validate_config:
         from edge.camera.detectors import DetectorError, build_detector
 
+        problem = check_source(config.source)
+        if problem is not None:
+            print(f"gridward: {args.config}: source.path: {problem}", file=sys.stderr)
+            return 2
         try:  # a missing or corrupt model file is a config error too
             build_detector(config.detector).close()
         except DetectorError as err:
             print(f"gridward: {args.config}: detector: {err}", file=sys.stderr)
             return 2
         print(f"{args.config}: OK")
-        print(f"  pipeline: {pipeline_description(config.source, config.ingest)}")
+        # the pipeline text holds the RTSP URL: never print its credentials
+        pipeline = scrub(pipeline_description(config.source, config.ingest), config.source)
+        print(f"  pipeline: {pipeline}")
         print(f"  detector: {config.detector.type}, zones: {[z.id for z in config.zones]}")
         return 0
-    from edge.camera.service import CameraService
+    from edge.camera.lifecycle import show_at_default_level
+    from edge.camera.service import run
 
+    show_at_default_level()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    service = CameraService(config)
-    service.start()
-    try:
-        while not stop.wait(0.5):
-            if service.finished.is_set():
-                break
-    finally:
-        service.stop()
-    return 0
+    return run(config, stop)
 
 
 def _manifest() -> Any:

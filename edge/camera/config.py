@@ -29,6 +29,9 @@ class CameraConfig(AgentConfig):
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     position_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     send_positions: bool = True
+    # At the end of a file source the agent waits at most this long for the hub to
+    # acknowledge pending alerts, then exits and says how many stay in the outbox.
+    end_of_file_wait_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
 
     @model_validator(mode="after")
     def _zones_fit_frame(self) -> CameraConfig:

@@ -13,8 +13,10 @@ from typing import Any
 from edge.agent import AgentRuntime
 from edge.alert_details import ZONE_EVENT_DETAILS
 from edge.camera.config import CameraConfig
+from edge.camera.detectors import DetectorConfig
 from edge.camera.homography import CameraHomography
-from edge.camera.ingest import Frame, FrameSource
+from edge.camera.ingest import Frame, FrameSource, source_label
+from edge.camera.lifecycle import log as lifecycle
 from edge.camera.pipeline import FrameProcessor, FrameResult
 from edge.camera.reload import parse_push
 from edge.camera.snapshot import SnapshotError, render_snapshot
@@ -37,6 +39,17 @@ from edge.tracking import TrackIds, track_entity
 from edge.validators import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def detector_choice(config: CameraConfig) -> tuple[DetectorConfig, str]:
+    """The detector to run and why, for the start-up log.
+
+    TODO(issue 17, integrator): call the nanodet part's ``choose_default(...)`` from
+    ``edge.camera.detectors`` here when the config does not name a detector: it returns the
+    config to use (NanoDet where its model is built, else HOG) and the reason string."""
+    if "detector" in config.model_fields_set:
+        return config.detector, "set in the config"
+    return config.detector, "the default: no detector is configured"
 
 
 class CameraService:
@@ -70,8 +83,15 @@ class CameraService:
         self.events: list[ZoneEvent] = []
         self.alerts_sent = 0
         self.finished = threading.Event()
+        self._broker_up: bool | None = None
 
     def start(self) -> None:
+        cfg = self.config
+        detector, why = detector_choice(cfg)
+        lifecycle.info("camera %s (site %s) starting: source %s at %dx%d, zones %s",
+                       cfg.device, cfg.site, source_label(cfg.source), cfg.ingest.width_px,
+                       cfg.ingest.height_px, [z.id for z in cfg.zones] or "none")
+        lifecycle.info("detector: %s (%s)", detector.type, why)
         self.runtime.start()
         self.source.start()
         self.loop.start()
@@ -80,8 +100,50 @@ class CameraService:
         self._stop.set()
         self.source.stop()
         self.loop.stop(timeout_s=10)
+        pending = self.runtime.outbox.depth()
         self.runtime.stop()
         self.processor.close()
+        lifecycle.info("camera %s stopped; %d alert(s) pending in the outbox",
+                       self.config.device, pending)
+
+    def wait_for_pending_alerts(self, timeout_s: float,
+                                interrupt: threading.Event | None = None) -> int:
+        """After the source ended: wait at most ``timeout_s`` (or until ``interrupt``) for the
+        hub to acknowledge the alerts still in the outbox; returns how many are left (and says
+        so)."""
+        outbox = self.runtime.outbox
+        pending = outbox.depth()
+        if pending:
+            lifecycle.info("source ended: waiting up to %g s for %d pending alert(s)",
+                           timeout_s, pending)
+        deadline = self._clock() + timeout_s
+        while pending and self._clock() < deadline:
+            self._watch_broker()
+            if (interrupt or self._stop).wait(0.1):
+                break
+            pending = outbox.depth()
+        if pending:
+            lifecycle.warning("%d alert(s) left in the outbox %s: the broker or the hub did not "
+                              "acknowledge them within %g s; they are sent at the next start",
+                              pending, outbox.path, timeout_s)
+        else:
+            lifecycle.info("all alerts acknowledged by the hub")
+        return pending
+
+    def _watch_broker(self) -> None:
+        """Log broker connection changes with the number of alerts waiting."""
+        up = self.runtime.bus.connected
+        if up == self._broker_up or (self._broker_up is None and not up):
+            return
+        self._broker_up = up
+        mqtt = self.config.mqtt
+        pending = self.runtime.outbox.depth()
+        if up:
+            lifecycle.info("broker connected: %s:%s; %d alert(s) pending", mqtt.host, mqtt.port,
+                           pending)
+        else:
+            lifecycle.warning("broker lost: %s:%s; %d alert(s) pending, kept in the outbox "
+                              "until the hub acknowledges them", mqtt.host, mqtt.port, pending)
 
     def apply_config(self, config: CameraConfig) -> None:
         """Put a validated effective config's zones and homography in force between frames."""
@@ -111,6 +173,8 @@ class CameraService:
             "reconnects": float(self.source.counters["reconnects"]),
             "stream_errors": float(self.source.counters["stream_errors"]),
             "detector_runs": float(self.processor.detector_runs),
+            "full_frame_runs": float(self.processor.full_frame_runs),
+            "camera_motion_frames": float(self.processor.camera_motion_frames),
             "tracks": float(len(self.processor.tracker.tracks)),
             "connected": 1.0 if self.source.connected.is_set() else 0.0,
         }
@@ -125,6 +189,7 @@ class CameraService:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._watch_broker()
             frame = self.source.read(timeout_s=0.5)
             if frame is None:
                 if self.source.ended.is_set():
@@ -146,7 +211,8 @@ class CameraService:
         ts = frame.pts_s if frame.pts_s is not None else frame.monotonic_s
         result = self.processor.process(frame.image, ts)
         with self._latest_lock:
-            self._latest = (frame, result if result.detector_ran else None)
+            # a gated frame carries the tracks as last seen; a skipped one carries none
+            self._latest = (frame, result if result.mode != "skipped" else None)
         for event in result.events:
             self.events.append(event)
             self._alert(frame, result, event)
@@ -241,3 +307,19 @@ class CameraService:
                                       result={"frame_seq": frame.seq,
                                               "tracks": len(boxes)},
                                       evidence=evidence))
+
+
+def run(config: CameraConfig, stop: threading.Event) -> int:
+    """The agent's life from start to exit (``gridward edge camera``): until ``stop`` is set
+    or a file source ends; then the bounded wait for pending alerts. Returns the exit code:
+    1 when a file source failed (the reason is in the log), else 0."""
+    service = CameraService(config)
+    service.start()
+    try:
+        while not stop.wait(0.2):
+            if service.finished.is_set():
+                service.wait_for_pending_alerts(config.end_of_file_wait_s, stop)
+                break
+    finally:
+        service.stop()
+    return 1 if service.source.failure is not None else 0

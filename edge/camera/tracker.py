@@ -11,7 +11,7 @@ they do not overlap, centre distance relative to the box height.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -30,6 +30,10 @@ class TrackerConfig(StrictModel):
     alpha: Annotated[float, Field(gt=0, le=1)] = 0.6
     beta: Annotated[float, Field(ge=0, le=1)] = 0.2
     history_len: Annotated[int, Field(ge=2, le=10_000)] = 64
+    # An established track slower than this (centre speed per frame, relative to its box
+    # height) is standing still: only an overlapping detection continues it. Without this a
+    # passer-by detected next to a still person takes over the person's track (and id).
+    still_speed_rel: Annotated[float, Field(ge=0, le=1)] = 0.01
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,8 +81,12 @@ class BoxModel:
         overlap = iou(predicted, measurement.box)
         if overlap >= cfg.iou_min:
             return 1.0 - overlap
-        pc, dc = center(predicted), center(measurement.box)
         ph = _cxcywh(predicted)[3]
+        vx, vy = track.velocity[0], track.velocity[1]
+        if (track.hits >= cfg.min_hits
+                and (vx * vx + vy * vy) ** 0.5 < cfg.still_speed_rel * max(ph, 1.0)):
+            return None
+        pc, dc = center(predicted), center(measurement.box)
         dist = ((pc[0] - dc[0]) ** 2 + (pc[1] - dc[1]) ** 2) ** 0.5 / max(ph, 1.0)
         return 1.0 + dist if dist <= cfg.max_center_distance_rel else None
 
@@ -125,6 +133,47 @@ class Tracker:
     def tracks(self) -> list[Track]:
         return self.core.tracks
 
-    def update(self, detections: Sequence[Detection], ts: float) -> list[Track]:
-        """Feed one frame's detections; returns the confirmed tracks seen in this frame."""
-        return [t for t in self.core.update(detections, ts) if t.missed == 0]
+    def update(self, detections: Sequence[Detection], ts: float,
+               looked: Sequence[Box] | None = None) -> list[Track]:
+        """Feed one frame's detections; returns the confirmed tracks seen in this frame.
+
+        ``looked`` is where the detector searched (frame pixels; None = the whole frame). A
+        track mostly outside it keeps its state instead of counting a miss: a person standing
+        still outside every motion region has not left, and is returned as seen."""
+        check: Callable[[Track, Box], bool] | None = None
+        if looked is not None:
+            regions = list(looked)
+
+            def looked_at(_track: Track, predicted: Box) -> bool:
+                return coverage(predicted, regions) >= LOOKED_MIN_COVERAGE
+
+            check = looked_at
+        return [t for t in self.core.update(detections, ts, check) if t.missed == 0]
+
+    def visible(self) -> list[Track]:
+        """The confirmed tracks as last seen, for a frame the detector did not look at."""
+        return [t for t in self.core.tracks if t.confirmed and t.missed == 0]
+
+    def shift(self, dx: float, dy: float) -> None:
+        """Move every track by a global image shift (the camera panned or shook), so the
+        next detection of the same person still falls on its track."""
+        for track in self.core.tracks:
+            b = track.box
+            track.box = (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
+
+
+# A track counts as looked at when the detector searched at least this share of its box: HOG
+# and the tensor detectors rarely find a person cut in half by a region's edge.
+LOOKED_MIN_COVERAGE = 0.5
+
+
+def coverage(box: Box, regions: Sequence[Box]) -> float:
+    """The largest share of ``box``'s area inside one of ``regions``."""
+    area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
+    best = 0.0
+    for r in regions:
+        w = min(box[2], r[2]) - max(box[0], r[0])
+        h = min(box[3], r[3]) - max(box[1], r[1])
+        if w > 0 and h > 0:
+            best = max(best, w * h / area)
+    return best

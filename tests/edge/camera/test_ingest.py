@@ -118,11 +118,15 @@ def test_rtsp_reconnects_with_backoff_when_the_server_dies(
         source.stop()
 
 
-def test_missing_file_is_an_error_with_retries_not_a_crash(tmp_path: Path) -> None:
+def test_missing_file_is_an_error_that_ends_the_source_not_a_crash(tmp_path: Path) -> None:
+    # A file that is not there will not be there on a retry either (test_stream_errors.py
+    # has every cause); the source stops with the reason instead of retrying forever.
     source = FrameSource(FileSource(path=tmp_path / "nope.avi"),
                          IngestConfig(reconnect_min_s=0.05, reconnect_max_s=0.1))
     source.start()
     try:
-        wait_until(lambda: source.counters["stream_errors"] >= 2, 10, message="errors counted")
+        wait_until(source.ended.is_set, 10, message="the source ended")
     finally:
         source.stop()
+    assert source.counters["stream_errors"] == 1 and source.counters["reconnects"] == 0
+    assert source.failure is not None and source.failure.cause == "not found"
