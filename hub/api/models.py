@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -10,15 +10,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from edge.protocol import DeviceKind
 from edge.validators import SEGMENT_PATTERN
 from hub.auth import Role
+from hub.clock import as_utc
 from hub.storable import check_json
 
 T = TypeVar("T")
-
-
-def as_utc(ts: datetime) -> datetime:
-    """``ts`` as aware UTC. SQLite hands every stored timestamp back naive; the hub stores only
-    UTC, so a naive value read from the store is UTC (never the server's local time)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 # Every timestamp a response carries: aware UTC, serialised with its zone ("...Z"). A browser

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
-from hub.api.models import StorableModel, WarningBody, as_utc
+from hub.api.models import StorableModel, WarningBody
 from hub.auth import Permission
+from hub.clock import as_utc
 from hub.context import HubContext
 from hub.geo.geojson import feature
 from hub.org.service import Responsibility
