@@ -83,10 +83,13 @@ def open_dashboard(
     width: int = 1920,
     height: int = 1080,
     username: str | None = None,
+    timezone_id: str | None = None,
 ) -> Page:
     """Log in through the form like a user and wait until the dashboard has loaded (as the
-    site's user for ``role``, or as ``username``)."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+    site's user for ``role``, or as ``username``; in the browser's zone ``timezone_id``)."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, timezone_id=timezone_id
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
