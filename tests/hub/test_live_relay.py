@@ -84,7 +84,8 @@ class LiveSocket:
         deadline = time.monotonic() + timeout_s
         while True:
             frame = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-            for event in frame["events"] if frame["layer"] == "batch" else [frame]:
+            events: list[Event] = frame["events"] if frame["layer"] == "batch" else [frame]
+            for event in events:
                 self.seen.append(event)
                 if wanted(event):
                     return event

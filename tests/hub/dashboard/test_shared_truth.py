@@ -13,18 +13,19 @@ from playwright.sync_api import Browser, Page, expect
 from edge.protocol import AlertKind, Severity
 from hub.auth import Role, create_user
 from tests.hub.conftest import PASSWORD, RunningHub
-from tests.hub.dashboard.conftest import District, open_dashboard, wait_outbox_empty
+from tests.hub.dashboard.conftest import (
+    District,
+    clients_closed,
+    open_dashboard,
+    wait_outbox_empty,
+)
 from tests.support.broker import BrokerHarness
 
 
 @pytest.fixture(autouse=True)
 def _close_clients(module_hub: RunningHub) -> Iterator[None]:
-    """API clients a test opens on the shared hub are closed with the test (leak check)."""
-    known = len(module_hub.clients)
-    yield
-    for client in module_hub.clients[known:]:
-        client.close()
-    del module_hub.clients[known:]
+    with clients_closed(module_hub):
+        yield
 
 
 def test_an_ack_and_an_assignment_by_one_operator_appear_for_the_other(

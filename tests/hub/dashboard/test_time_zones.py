@@ -7,7 +7,6 @@ A figure a device does not report reads "not reported", never 0."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,18 +14,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from anyio._backends._asyncio import WorkerThread
 from playwright.sync_api import Browser, Page, expect
 
 from edge.protocol import AlertKind, EntityKind, Severity
 from hub.auth import Role
-from tests.hub.conftest import RunningHub, start_hub, stop_hub
+from tests.hub.conftest import RunningHub, start_hub
 from tests.hub.dashboard.conftest import (
-    PINNED_WORKERS,
     District,
-    _pin_workers,
+    clients_closed,
     open_dashboard,
     position,
+    shared_hub,
     wait_outbox_empty,
 )
 from tests.support.broker import BrokerHarness, unique_site
@@ -40,29 +38,16 @@ HMS = re.compile(r"^\d{2}:\d{2}:\d{2}$")
 def zoned_hub(
     broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningHub]:
-    """One hub in the site zone for the module (the worker pool pinned, as module_hub does)."""
+    """One hub in the site zone for the module."""
     running = start_hub(broker, unique_site(), tmp_path_factory.mktemp("hub"), timezone=SITE_ZONE)
-    idle_s = WorkerThread.MAX_IDLE_TIME
-    WorkerThread.MAX_IDLE_TIME = 10**9
-    try:
-        server = running.service._server
-        assert server is not None and server.servers
-        loop = server.servers[0].get_loop()
-        asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
+    with shared_hub(broker, running):
         yield running
-    finally:
-        stop_hub(broker, running)
-        WorkerThread.MAX_IDLE_TIME = idle_s
 
 
 @pytest.fixture(autouse=True)
 def _close_clients(zoned_hub: RunningHub) -> Iterator[None]:
-    """API clients a test opens on the shared hub are closed with the test (leak check)."""
-    known = len(zoned_hub.clients)
-    yield
-    for client in zoned_hub.clients[known:]:
-        client.close()
-    del zoned_hub.clients[known:]
+    with clients_closed(zoned_hub):
+        yield
 
 
 @pytest.fixture
