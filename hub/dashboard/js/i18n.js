@@ -111,11 +111,13 @@ export function formatDateTime(iso) {
   }).format(parseTime(iso));
 }
 
-// "Asia/Shanghai (GMT+8)": the header says which clock the page shows.
+// "Asia/Shanghai (UTC+08:00)": the header says which clock the page shows. The offset is
+// worked out here, not by Intl's "shortOffset" (which reads "GMT+8" in every language).
 export function zoneLabel(when = new Date()) {
-  const offset = formatter("offset", { timeZoneName: "shortOffset" })
-    .formatToParts(when).find((p) => p.type === "timeZoneName")?.value;
-  return t("time.zone_label", { zone, offset: offset || "" });
+  const minutes = Math.round(zoneOffsetMs(when.getTime()) / 60000);
+  const pad = (n) => String(n).padStart(2, "0");
+  const offset = `${minutes < 0 ? "-" : "+"}${pad(Math.floor(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
+  return t("time.zone_label", { zone, offset });
 }
 
 function zoneParts(ms) {

@@ -98,7 +98,7 @@ def test_times_are_the_sites_and_markers_move_in_any_browser_zone(
 
     page = open_dashboard(pages, browser, hub, Role.OPERATOR, timezone_id=browser_zone)
     assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == browser_zone
-    expect(page.locator("#site-zone")).to_have_text("Asia/Kolkata (GMT+5:30)")
+    expect(page.locator("#site-zone")).to_have_text("Asia/Kolkata (UTC+05:30)")
     item = page.locator("#feed-list .alert-item", has_text=f"SOS {tag}")
     shown = _site_hms(alert.ts)
     expect(item.locator("time")).to_have_text(shown)
