@@ -17,8 +17,9 @@ const INCIDENT_CHANGES = {
 const STATES = ["new", "assigned", "in_progress", "resolved", "closed"];
 
 export class Activity {
-  constructor(el) {
+  constructor(el, me) {
     this.el = el;
+    this.me = me; // this operator's own acknowledgements and notes need no announcement
     onLiveEvent("incidents", (ev) => this.incident(ev));
   }
 
@@ -30,6 +31,7 @@ export class Activity {
   }
 
   alert(ev) {
+    if ((ev.acknowledged_by === this.me && ev.change === "ack") || ev.note?.author === this.me) return;
     if (ev.change === "ack") this.say(t("live.alert_acked", { who: ev.acknowledged_by ?? "" }));
     else if (ev.change === "note") this.say(t("live.alert_note", { who: ev.note?.author ?? "" }));
   }

@@ -301,7 +301,7 @@ class Dashboard {
     if (this.can("devices:read")) layers.push("devices");
     if (this.can("cells:read")) layers.push("warnings");
     if (this.can("incidents:read")) layers.push("incidents");
-    this.activity = new Activity($("#live-activity"));
+    this.activity = new Activity($("#live-activity"), this.me.username);
     this.live = new LiveStream({
       layers,
       onEvent: (ev) => this.onEvent(ev),
