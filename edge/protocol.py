@@ -165,6 +165,35 @@ def cmd_filter(site: str, device: str) -> str:
     return f"{TOPIC_PREFIX}/{site}/{CMD}/{device}/+"
 
 
+# Hub-to-hub relay of live events (hub/live_relay.py). Five segments, where every device topic
+# has six: no device ACL (``gw/v1/<site>/<kind>/<device>/+``) can ever match one.
+HUB_RELAY = "_relay"
+
+
+def hub_relay_topic(scope: str, replica: str) -> str:
+    """Topic one hub replica relays its live events on; ``scope`` is its site or ``_all``."""
+    check_segment(scope, "scope")
+    check_segment(replica, "replica")
+    return f"{TOPIC_PREFIX}/{HUB_RELAY}/{scope}/{replica}"
+
+
+def hub_relay_filter(scope: str) -> str:
+    """What every replica of one deployment subscribes to (not shared: each needs all)."""
+    check_segment(scope, "scope")
+    return f"{TOPIC_PREFIX}/{HUB_RELAY}/{scope}/+"
+
+
+def parse_hub_relay_topic(topic: str) -> tuple[str, str]:
+    """(scope, replica) of a relay topic; raise :class:`ProtocolError` for anything else."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX or parts[2] != HUB_RELAY:
+        raise ProtocolError("bad_topic", f"topic {topic!r} is not {TOPIC_PREFIX}/{HUB_RELAY}/..")
+    try:
+        return check_segment(parts[3], "scope"), check_segment(parts[4], "replica")
+    except ValueError as err:
+        raise ProtocolError("bad_topic", str(err)) from err
+
+
 def device_acl(site: str, kind: DeviceKind | str, device: str) -> tuple[str, str]:
     """(write filter, read filter) a device's broker credentials are limited to."""
     check_segment(site, "site")

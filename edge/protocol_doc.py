@@ -14,6 +14,7 @@ from edge.protocol import (
     CHANNEL_MODELS,
     CHANNEL_QOS,
     CMD_MODELS,
+    HUB_RELAY,
     PROTOCOL_VERSION,
     RETAINED,
     TOPIC_PREFIX,
@@ -119,6 +120,9 @@ def render() -> str:
         "- The broker ACL lets a device write only `gw/v1/<site>/<its kind>/<its id>/+` and read "
         "only `gw/v1/<site>/cmd/<its id>/+`; the hub also rejects a payload whose `site`/`device` "
         "differ from its topic (`origin_mismatch`).",
+        f"- Hub to hub: `{TOPIC_PREFIX}/{HUB_RELAY}/<site or _all>/<replica>` carries one hub "
+        "replica's live events to the others (hub/live_relay.py; five segments, so no device "
+        "ACL matches it: only hub accounts may publish or read there).",
         "",
         "## Channels",
         "",

@@ -12,6 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def as_utc(ts: datetime) -> datetime:
+    """``ts`` as aware UTC. SQLite hands every stored timestamp back naive; the hub stores only
+    UTC, so a naive value read from the store is UTC (never the server's local time)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""

@@ -85,6 +85,12 @@ class ApiConfig(StrictModel):
         "a proxy",
     )
     ws_queue_max: Annotated[int, Field(ge=10, le=100_000)] = 2000
+    live_relay: bool = Field(
+        default=True,
+        description="relay this replica's live events to the other hub replicas on the broker "
+        "(and show theirs), so every browser sees every change (docs/dashboard.md); a lone hub "
+        "may turn it off to save the broker its echo",
+    )
     dashboard_dir: Path | None = Field(
         default=None, description="built dashboard files; default: the one shipped with the hub"
     )

@@ -68,7 +68,7 @@ class HubContext:
 
     def __post_init__(self) -> None:
         engine = self.store.engine
-        self.alerts = AlertService(engine, self.audit)
+        self.alerts = AlertService(engine, self.audit, live=self.live)
         self.positions = PositionService(engine)
         self.geo = GeoService(
             engine, self.audit, hub_site=self.config.site, vocabulary=self.config.incidents
@@ -82,7 +82,7 @@ class HubContext:
             self.config.incidents,
             self.clock,
             zone=self.config.zone(),
-            on_change=lambda row: self.live.publish([incident_event(row)]),
+            on_change=lambda row, action: self.live.publish([incident_event(row, action)]),
         )
         self.warnings = WarningService(
             engine,

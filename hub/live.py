@@ -3,6 +3,8 @@
 Ingest (a thread) hands each committed batch to :meth:`LiveBroadcaster.publish`, which never
 blocks: events are scheduled onto the API's event loop and put into each client's bounded queue.
 A client whose queue overflows is disconnected with a reason; it never slows ingest.
+Events made here also go to the other hub replicas through :attr:`LiveBroadcaster.relay`
+(hub/live_relay.py); theirs arrive with ``relayed=True`` and go to local clients only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -146,6 +149,8 @@ class LiveBroadcaster:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self.stats: Counter[str] = Counter()
+        # Set by LiveRelay.attach: sends this replica's events to the other replicas.
+        self.relay: Callable[[list[LiveEvent]], None] | None = None
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -165,10 +170,21 @@ class LiveBroadcaster:
     def client_count(self) -> int:
         return len(self._clients)
 
-    def publish(self, events: list[LiveEvent]) -> None:
-        """Thread-safe and non-blocking; a no-op while no API loop is attached."""
+    def publish(self, events: list[LiveEvent], *, relayed: bool = False) -> None:
+        """Thread-safe and non-blocking. Events made on this replica are also relayed to the
+        others (even while no browser is connected here); ``relayed`` ones came from another
+        replica and are never sent on again."""
+        if not events:
+            return
+        relay = self.relay
+        if relay is not None and not relayed:
+            try:
+                relay(events)
+            except Exception:  # the live map must never fail the change that made the event
+                self.stats["relay_errors"] += 1
+                log.exception("live relay failed for %d events", len(events))
         loop = self._loop
-        if not events or loop is None or loop.is_closed() or not self._clients:
+        if loop is None or loop.is_closed() or not self._clients:
             return
         try:
             loop.call_soon_threadsafe(self._fanout, events)

@@ -28,6 +28,7 @@ from hub.fusion import FUSION_DEVICE, FusedPosition, SightingFusion
 from hub.incidents.alert_rules import stored_alerts
 from hub.ingest import Ingest
 from hub.live import Layer, LiveBroadcaster, LiveEvent
+from hub.live_relay import LiveRelay
 from hub.pki import SiteCA
 from hub.store import BatchResult, Store, TimestampWindow
 from hub.timeseries import TimeSeriesWriter
@@ -71,6 +72,11 @@ class HubService:
             self.store.engine, self.bus, self.outbox, config.commands
         )
         self.live = LiveBroadcaster(config.api.ws_queue_max)
+        self.live_relay = (
+            LiveRelay(self.bus, self.live, replica=config.client_id, site=config.site)
+            if config.api.live_relay
+            else None
+        )
         self.fusion = SightingFusion()
         self.timeseries = TimeSeriesWriter(config.influx) if config.influx else None
         self.ingest = Ingest(
@@ -177,6 +183,8 @@ class HubService:
             log.warning("incident routing: %s", warning)
         self.ingest.attach()
         self.broker_stats.attach()
+        if self.live_relay is not None:
+            self.live_relay.attach()
         self.ingest.start()
         self.bus.start()
         self.command_publisher.start()

@@ -5,14 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from edge.protocol import DeviceKind
 from edge.validators import SEGMENT_PATTERN
 from hub.auth import Role
+from hub.clock import as_utc
 from hub.storable import check_json
 
 T = TypeVar("T")
+
+
+# Every timestamp a response carries: aware UTC, serialised with its zone ("...Z"). A browser
+# parses an ISO time without a zone as *its own local time*, so a bare "12:00:00" is a
+# different instant in Shanghai and in New York (issue 13). Response models only; request
+# bodies that take a time use AwareDatetime and refuse a naive one.
+UtcDateTime = Annotated[
+    datetime,
+    AfterValidator(as_utc),
+    Field(description="UTC, ISO 8601 with zone (e.g. 2026-12-01T08:30:00Z)"),
+]
 Id = Annotated[str, Field(pattern=SEGMENT_PATTERN, examples=["cam-north-1"])]
 
 
@@ -39,7 +51,7 @@ class LoginRequest(Body):
 class TokenResponse(BaseModel):
     token: str = Field(description="shown once; send as 'Authorization: Bearer <token>'")
     token_id: str
-    expires_at: datetime | None
+    expires_at: UtcDateTime | None
     username: str
     role: Role
 
@@ -60,9 +72,9 @@ class TokenInfo(BaseModel):
     id: str
     name: str
     kind: str
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
+    last_used_at: UtcDateTime | None
     revoked: bool
 
 
@@ -85,7 +97,7 @@ class UserInfo(BaseModel):
     display_name: str
     role: Role
     active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 # strict: a JSON true is not the number 1, nor "114.05" a longitude.
@@ -148,10 +160,10 @@ class DeviceInfo(BaseModel):
     name: str
     status: str
     location: LonLat | None
-    created_at: datetime
-    retired_at: datetime | None
+    created_at: UtcDateTime
+    retired_at: UtcDateTime | None
     online: Literal["online", "offline", "stopped", "unknown"]
-    last_seen: datetime | None
+    last_seen: UtcDateTime | None
     sw_version: str | None
     config_version_applied: int | None
     config_version_pushed: int | None
@@ -187,7 +199,7 @@ class ConfigPushInfo(BaseModel):
     device: str
     version: int
     created_by: str
-    created_at: datetime
+    created_at: UtcDateTime
     config: dict[str, Any]
     applied_version: int | None
     status: Literal["pending", "applied", "rejected"] = Field(
@@ -214,7 +226,7 @@ class NoteInfo(BaseModel):
     id: int
     author: str
     text: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class AlertInfo(BaseModel):
@@ -224,15 +236,15 @@ class AlertInfo(BaseModel):
     kind: str
     severity: str
     title: str
-    ts: datetime
-    received_at: datetime
+    ts: UtcDateTime
+    received_at: UtcDateTime
     lon: float | None
     lat: float | None
     zone: str | None
     entity: str | None
     status: str
     acknowledged_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_at: UtcDateTime | None
     has_evidence: bool
     details: dict[str, Any]
 
@@ -251,7 +263,7 @@ class PositionInfo(BaseModel):
     accuracy_m: float | None
     heading_deg: float | None
     speed_mps: float | None
-    ts: datetime
+    ts: UtcDateTime
 
 
 class Paged(BaseModel, Generic[T]):
@@ -261,7 +273,7 @@ class Paged(BaseModel, Generic[T]):
 
 class AuditRecord(BaseModel):
     seq: int
-    ts: datetime
+    ts: UtcDateTime
     actor: str
     action: str
     target: str
@@ -301,7 +313,7 @@ class WarningBody(Body):
 
 class HealthRecord(BaseModel):
     id: str
-    ts: datetime
+    ts: UtcDateTime
     payload: dict[str, Any]
 
 
@@ -316,11 +328,11 @@ class CommandInfo(BaseModel):
     retain: bool
     state: Literal["pending", "sent", "answered", "failed", "superseded"]
     attempts: int
-    next_attempt_at: datetime | None = Field(description="when it is retried (open ones only)")
-    created_at: datetime
+    next_attempt_at: UtcDateTime | None = Field(description="when it is retried (open ones only)")
+    created_at: UtcDateTime
     created_by: str
-    sent_at: datetime | None
-    answered_at: datetime | None
+    sent_at: UtcDateTime | None
+    answered_at: UtcDateTime | None
     answer_ok: bool | None
     answer_error: str | None
     last_error: str | None = Field(description="why the last attempt or the command failed")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, PageDep, encode_cursor, guarded
-from hub.api.models import Paged
+from hub.api.models import Paged, UtcDateTime
 from hub.auth import Permission
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 
 class RejectedMessage(BaseModel):
     id: int
-    received_at: datetime
+    received_at: UtcDateTime
     topic: str
     site: str | None
     device: str | None = Field(

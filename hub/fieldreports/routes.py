@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from edge.validators import SegmentId
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.api.models import Paged
+from hub.api.models import Paged, UtcDateTime
 from hub.auth import Permission
 from hub.errors import DomainError, Invalid, TooLarge, Unsupported
 from hub.fieldreports.config import FieldReportsConfig
@@ -89,8 +89,8 @@ class FieldReportInfo(BaseModel):
     client_report_id: str | None
     photo_count: int
     has_voice: bool
-    created_at: datetime
-    updated_at: datetime | None = Field(description="when its incident last changed")
+    created_at: UtcDateTime
+    updated_at: UtcDateTime | None = Field(description="when its incident last changed")
 
 
 class FieldReportDetail(FieldReportInfo):

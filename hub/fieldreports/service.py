@@ -379,6 +379,7 @@ class FieldReportService:
                 raise
             return self._replay(existing, print_)
         log.info("field report %s stored (%s, %d photos)", report_id, channel.value, len(photos))
+        self.incidents.announce(incident, "incident.open")
         return Submitted(row, created=True)
 
     def _attach(

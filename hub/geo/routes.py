@@ -14,6 +14,7 @@ from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, Page, PageDep, encode_cursor, guarded
 from hub.api.models import StorableModel, WarningBody
 from hub.auth import Permission
+from hub.clock import as_utc
 from hub.context import HubContext
 from hub.geo.geojson import feature
 from hub.org.service import Responsibility
@@ -118,6 +119,7 @@ def _zone_feature(row: Any) -> dict[str, Any]:
 
 
 def _cell_feature(row: Any, org: Responsibility | None = None) -> dict[str, Any]:
+    set_at = as_utc(row.warning_set_at).isoformat() if row.warning_set_at else None
     return feature(
         row.id,
         row.geometry,
@@ -131,7 +133,7 @@ def _cell_feature(row: Any, org: Responsibility | None = None) -> dict[str, Any]
             "warning_level": row.warning_level,
             "warning_reason": row.warning_reason,
             "warning_set_by": row.warning_set_by,
-            "warning_set_at": row.warning_set_at.isoformat() if row.warning_set_at else None,
+            "warning_set_at": set_at,
             "warning_source": row.warning_source,
             "warning_rule": row.warning_rule,
         },

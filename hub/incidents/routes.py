@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.api.models import Body, Paged
+from hub.api.models import Body, Paged, UtcDateTime
 from hub.auth import Permission
 from hub.errors import TooLarge
 from hub.incidents.model import IncidentLevel, IncidentSource, IncidentState
@@ -48,22 +48,22 @@ class IncidentInfo(BaseModel):
     routing_rule: str | None
     assignee: str | None
     state: IncidentState
-    deadline_at: datetime | None
+    deadline_at: UtcDateTime | None
     escalation_stage: int
     alert_count: int
-    first_alert_at: datetime | None
-    last_alert_at: datetime | None
+    first_alert_at: UtcDateTime | None
+    last_alert_at: UtcDateTime | None
     opened_by: str
-    created_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-    closed_at: datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    resolved_at: UtcDateTime | None
+    closed_at: UtcDateTime | None
     version: int
 
 
 class TimelineEvent(BaseModel):
     id: int
-    ts: datetime
+    ts: UtcDateTime
     actor: str
     kind: str
     from_state: str | None
@@ -76,7 +76,7 @@ class LinkedAlert(BaseModel):
     id: str
     kind: str
     severity: str
-    ts: datetime
+    ts: UtcDateTime
     device: str
 
 
@@ -91,7 +91,7 @@ class AttachmentInfo(BaseModel):
     height: int | None
     report_id: str | None
     created_by: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class IncidentDetailOut(IncidentInfo):

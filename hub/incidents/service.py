@@ -164,7 +164,7 @@ class IncidentService:
         *,
         zone: tzinfo = UTC,
         locator: CellLocator | None = None,
-        on_change: Callable[[Any], None] | None = None,
+        on_change: Callable[[Any, str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -173,7 +173,8 @@ class IncidentService:
         self.router = Router(self.config.routing, zone)
         self.locator = locator or CellLocator(engine)
         self.intake = AlertIntakeStats()
-        # Called after commit with each changed incident row (the live map's hook).
+        # Called after commit with each changed incident row and the audited action that
+        # changed it (the live map's hook: every operator sees every other's change).
         self.on_change = on_change
 
     # --- reading ----------------------------------------------------------------------------
@@ -219,7 +220,7 @@ class IncidentService:
         details = {"source": new.source.value, "category": new.category, "level": new.level}
         with self.audit.change(actor, "incident.open", incident_id, details) as conn:
             row = self._insert(conn, actor, new, incident_id, self.clock.now())
-        self._changed(row)
+        self._changed(row, "incident.open")
         return row
 
     def _check_new(self, new: NewIncident) -> None:
@@ -540,7 +541,7 @@ class IncidentService:
         if result.already_linked:
             self.intake.add("alerts_already_linked", result.already_linked)
         for row in result.rows:
-            self._changed(row)
+            self._changed(row, "incident.alerts")
         return result.linked
 
     # --- changes ----------------------------------------------------------------------------
@@ -578,7 +579,7 @@ class IncidentService:
             new = repository.get(conn, incident_id)
             deadlines.on_change(conn, self.config, new, now)
             new = repository.get(conn, incident_id)
-        self._changed(new)
+        self._changed(new, action)
         return new
 
     @staticmethod
@@ -841,17 +842,23 @@ class IncidentService:
 
     # --- after commit -----------------------------------------------------------------------
 
-    def _changed(self, row: Any) -> None:
+    def announce(self, row: Any, action: str) -> None:
+        """Tell the live map about a change committed by a caller's own transaction
+        (:meth:`open_in`); call after that transaction has committed."""
+        self._changed(row, action)
+
+    def _changed(self, row: Any, action: str) -> None:
         if self.on_change is None or row is None:
             return
         try:
-            self.on_change(row)
+            self.on_change(row, action)
         except Exception:  # the change is committed; a live-view failure must not undo it
             log.exception("incident change hook failed")
 
 
-def incident_event(row: Any) -> LiveEvent:
-    """The live map's view of a changed incident."""
+def incident_event(row: Any, change: str | None = None) -> LiveEvent:
+    """The live map's view of a changed incident; ``change`` is the audited action
+    (``incident.assign``, ``incident.comment``, ...) so a page knows what to re-read."""
     return LiveEvent(
         Layer.INCIDENTS,
         row.site,
@@ -867,6 +874,7 @@ def incident_event(row: Any) -> LiveEvent:
             "alert_count": row.alert_count,
             "version": row.version,
             "updated_at": _iso(aware(row.updated_at)),
+            "change": change,
         },
         row.lon,
         row.lat,

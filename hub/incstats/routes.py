@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, guarded
+from hub.api.models import UtcDateTime
 from hub.auth import Permission
 from hub.context import HubContext
 from hub.i18n import Language
@@ -72,9 +73,9 @@ class StatsItem(BaseModel):
 class StatsPage(BaseModel):
     by: Dimension
     site: str | None
-    since: datetime | None
-    until: datetime | None
-    generated_at: datetime
+    since: UtcDateTime | None
+    until: UtcDateTime | None
+    generated_at: UtcDateTime
     items: list[StatsItem]
 
 

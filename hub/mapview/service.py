@@ -110,6 +110,8 @@ class MapService:
             "position_stale_after_s": ui.position_stale_after_s,
             "alert_feed_max": ui.alert_feed_max,
             "language": ui.language,
+            # The site's zone: the dashboard shows every time in it, whatever the browser's.
+            "timezone": self.config.timezone,
         }
 
     def tile_path(self, z: int, x: int, y: int, ext: str) -> Path:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query
 from pydantic import BaseModel, Field
 
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.api.models import Paged
+from hub.api.models import Paged, UtcDateTime
 from hub.auth import Permission
 from hub.i18n import LANGUAGES, Language
 from hub.notifications.service import Rendered
@@ -30,8 +29,8 @@ class NotificationInfo(BaseModel):
     message_key: str = Field(description="the catalogue key the text is rendered from")
     params: dict[str, Any]
     text: str = Field(description="the message in the requested language")
-    created_at: datetime
-    read_at: datetime | None
+    created_at: UtcDateTime
+    read_at: UtcDateTime | None
 
 
 class UnreadCount(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.api.models import Body, Id, Paged
+from hub.api.models import Body, Id, Paged, UtcDateTime
 from hub.auth import Permission
 from hub.org.service import DepartmentDraft, Responsibility, Team, TeamDraft
 
@@ -43,7 +43,7 @@ class DepartmentInfo(BaseModel):
     line: str
     supervisor: str | None
     commander: str | None
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class TeamBody(Body):
@@ -65,7 +65,7 @@ class TeamInfo(BaseModel):
     name: str
     leader: str | None
     members: list[str]
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class ResponsibilityBody(Body):

@@ -3,7 +3,7 @@ the CAP 1.2 export."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.api.models import Body, Paged
+from hub.api.models import Body, Paged, UtcDateTime
 from hub.auth import Permission, Principal
 from hub.warnings import cap
 from hub.warnings.service import Explanation
@@ -39,8 +39,8 @@ class OverrideInfo(BaseModel):
     level: Literal["red", "orange", "yellow"] | None
     reason: str
     by: str
-    at: datetime
-    expires_at: datetime
+    at: UtcDateTime
+    expires_at: UtcDateTime
 
 
 class WarningExplanation(BaseModel):
@@ -51,7 +51,7 @@ class WarningExplanation(BaseModel):
     source: Literal["rules", "override", "none"]
     rule: str | None = Field(description="the rule that chose the colour (source rules)")
     matched_rules: list[str] = Field(description="every rule matching now, override or not")
-    since: datetime | None
+    since: UtcDateTime | None
     incident_count: int
     incidents: list[IncidentBehind] = Field(
         description="the incidents behind the rule, worst first"
@@ -62,7 +62,7 @@ class WarningExplanation(BaseModel):
 
 class HistoryItem(BaseModel):
     id: int
-    ts: datetime
+    ts: UtcDateTime
     level: str | None
     previous_level: str | None
     source: str

@@ -2,10 +2,11 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { api, ApiError, fetchAll } from "./api.js";
 import { displayProjector } from "./datum.js";
-import { t, setLanguage, preferredLanguage, onLanguage, translateDom, formatTime } from "./i18n.js";
+import { t, setLanguage, preferredLanguage, onLanguage, translateDom, formatTime, setTimeZone, zoneLabel } from "./i18n.js";
 import { escapeHtml, fill, h } from "./dom.js";
 import { AlertsLayer, CellsLayer, DevicesLayer, OutlineLayer, PoisLayer, severityBadge } from "./layers.js";
-import { LiveStream } from "./live.js";
+import { LiveStream, dispatchLive } from "./live.js";
+import { Activity } from "./activity.js";
 import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
@@ -299,6 +300,8 @@ class Dashboard {
     if (this.can("alerts:read")) layers.push("alerts");
     if (this.can("devices:read")) layers.push("devices");
     if (this.can("cells:read")) layers.push("warnings");
+    if (this.can("incidents:read")) layers.push("incidents");
+    this.activity = new Activity($("#live-activity"), this.me.username);
     this.live = new LiveStream({
       layers,
       onEvent: (ev) => this.onEvent(ev),
@@ -311,9 +314,25 @@ class Dashboard {
   onEvent(ev) {
     if (this.config.site && ev.site && ev.site !== this.config.site) return;
     if (ev.layer === "positions") this.positions.update(ev);
+    else if (ev.layer === "alerts" && ev.change) this.applyAlertChange(ev);
     else if (ev.layer === "alerts") this.addAlert(ev);
     else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
     else if (ev.layer === "warnings") applyWarningEvent(this, ev);
+    dispatchLive(ev);
+  }
+
+  // Another operator (on this hub or another replica) acknowledged or annotated an alert.
+  applyAlertChange(ev) {
+    const known = this.alerts.get(ev.id);
+    if (known) {
+      const { status, acknowledged_by, acknowledged_at } = ev;
+      this.alerts.set(ev.id, { ...known, status, acknowledged_by, acknowledged_at });
+      this.alertMarkers.upsert(this.alerts.get(ev.id));
+      this.panels.renderFeed();
+    }
+    const open = this.panels.current;
+    if (open?.type === "alert" && open.id === ev.id) this.panels.refreshAlert(ev.id);
+    this.activity.alert(ev);
   }
 
   setConn(state, reason) {
@@ -327,6 +346,8 @@ class Dashboard {
     const now = new Date();
     $("#clock").textContent = formatTime(now.toISOString());
     $("#clock").dateTime = now.toISOString();
+    const zone = zoneLabel(now);
+    if ($("#site-zone").textContent !== zone) $("#site-zone").textContent = zone;
   }
 
   bindKeys() {
@@ -408,6 +429,7 @@ async function boot() {
     return showLogin(t("login.hub_unreachable"));
   }
   const config = await api("/api/v1/ui/config");
+  setTimeZone(config.timezone || "UTC");
   await setLanguage(preferredLanguage(config.language));
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;

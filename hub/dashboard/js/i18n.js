@@ -55,25 +55,111 @@ export function translateDom(root) {
   for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
 }
 
+// --- time ------------------------------------------------------------------------------------
+// Every time on the page is shown in the site's zone (HubConfig.timezone, from /api/v1/ui/config)
+// with a 24-hour clock, whatever the browser's own zone and language: a command room in one
+// district reads one clock. hourCycle "h23", not hour12: false, which some locales render as
+// "24:05" past midnight.
+let zone = "UTC";
+const formatters = new Map();
+
+export function setTimeZone(name) {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name });
+    zone = name;
+  } catch {
+    console.error(`unknown site time zone ${name}; showing UTC`);
+    zone = "UTC";
+  }
+  formatters.clear();
+}
+
+export function timeZone() {
+  return zone;
+}
+
+function formatter(kind, options) {
+  const key = `${lang}|${zone}|${kind}`;
+  let f = formatters.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(lang, { ...options, timeZone: zone, hourCycle: "h23" });
+    formatters.set(key, f);
+  }
+  return f;
+}
+
+const ZONELESS = /T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+
+// An API time as a Date. The hub sends every time with its zone; one without (an older hub, a
+// hand-made link) is UTC, never the browser's local time: that misreading froze markers west of
+// UTC, where a naive initial position looked hours newer than every live one (issue 13).
+export function parseTime(iso) {
+  if (iso instanceof Date) return iso;
+  return new Date(typeof iso === "string" && ZONELESS.test(iso) ? `${iso}Z` : iso);
+}
+
 export function formatTime(iso) {
   if (!iso) return t("time.never");
-  const d = new Date(iso);
-  return new Intl.DateTimeFormat(lang, {
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-  }).format(d);
+  return formatter("time", { hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(parseTime(iso));
 }
 
 export function formatDateTime(iso) {
   if (!iso) return t("time.never");
-  return new Intl.DateTimeFormat(lang, {
+  return formatter("datetime", {
     year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-  }).format(new Date(iso));
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).format(parseTime(iso));
+}
+
+// "Asia/Shanghai (UTC+08:00)": the header says which clock the page shows. The offset is
+// worked out here, not by Intl's "shortOffset" (which reads "GMT+8" in every language).
+export function zoneLabel(when = new Date()) {
+  const minutes = Math.round(zoneOffsetMs(when.getTime()) / 60000);
+  const pad = (n) => String(n).padStart(2, "0");
+  const offset = `${minutes < 0 ? "-" : "+"}${pad(Math.floor(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
+  return t("time.zone_label", { zone, offset });
+}
+
+function zoneParts(ms) {
+  const parts = {};
+  for (const p of formatter("parts", {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(ms))) parts[p.type] = p.value;
+  return parts;
+}
+
+function zoneOffsetMs(ms) {
+  const p = zoneParts(ms);
+  return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(ms / 1000) * 1000;
+}
+
+// A datetime-local input's value ("2026-12-01T08:30") for a Date, on the site's clock.
+export function toZoneInput(date) {
+  const p = zoneParts(date.getTime());
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+
+// The instant a datetime-local value names on the site's clock (not the browser's).
+export function fromZoneInput(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(value || "");
+  if (!m) return new Date(NaN);
+  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  let ms = wall - zoneOffsetMs(wall);
+  ms = wall - zoneOffsetMs(ms); // again at the instant itself: right across a DST change
+  return new Date(ms);
+}
+
+// A figure a device may not report (battery, temperature, fps): "not reported", never 0.
+export function figure(value, show = String) {
+  if (value === null || value === undefined || (typeof value === "number" && !Number.isFinite(value))) {
+    return t("live.not_reported");
+  }
+  return show(value);
 }
 
 export function formatAgo(iso, now = Date.now()) {
   if (!iso) return t("time.never");
-  const s = Math.round((new Date(iso).getTime() - now) / 1000);
+  const s = Math.round((parseTime(iso).getTime() - now) / 1000);
   const rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
   const a = Math.abs(s);
   if (a < 60) return rtf.format(s, "second");

@@ -1,4 +1,27 @@
 // The live stream: one WebSocket, reconnect with backoff, resync after a gap.
+
+// The event bus: any module may follow a layer (alerts, incidents, warnings, positions,
+// devices) without touching app.js; "*" follows every layer. Events from other operators and
+// from other hub replicas arrive here like any other (docs/dashboard.md, "Live updates").
+const subscribers = new Map();
+
+export function onLiveEvent(layer, fn) {
+  if (!subscribers.has(layer)) subscribers.set(layer, new Set());
+  subscribers.get(layer).add(fn);
+  return () => subscribers.get(layer).delete(fn);
+}
+
+export function dispatchLive(event) {
+  for (const key of [event.layer, "*"]) {
+    for (const fn of subscribers.get(key) || []) {
+      try {
+        fn(event);
+      } catch (err) {
+        console.error(`live ${event.layer} handler:`, err);
+      }
+    }
+  }
+}
 export class LiveStream {
   constructor({ layers, onEvent, onState, onResync }) {
     this.layers = layers;

@@ -2,7 +2,7 @@
 // search and POI import. Controls are rendered only when the role holds the permission.
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { api, fetchAll } from "./api.js";
-import { t, formatTime, formatDateTime, formatAgo } from "./i18n.js";
+import { t, formatTime, formatDateTime, formatAgo, figure, toZoneInput, fromZoneInput } from "./i18n.js";
 import { fill, h, svg } from "./dom.js";
 import { deviceStatus, severityBadge, DEVICE_STATUS, WARNING } from "./layers.js";
 import { ENTITY_STYLE } from "./positions-layer.js";
@@ -10,13 +10,6 @@ import { mountWarning } from "./warnings.js";
 
 const $ = (sel) => document.querySelector(sel);
 const HEALTH_METRICS = ["fps", "inference_ms", "outbox_depth", "queue_depth", "cpu_temp_c"];
-
-function toLocalInput(d) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(
-    d.getMinutes(),
-  )}`;
-}
 
 // A list of nodes: a sparkline of the finite values with its min / last / max under it.
 export function sparkline(values, width = 320, height = 64) {
@@ -153,7 +146,20 @@ export class Panels {
     if (detail.lon != null) this.reveal(detail.lon, detail.lat);
   }
 
-  renderAlert(a) {
+  // A live change to the open alert (another operator's acknowledgement or note): read it
+  // again, keeping the focus and what this operator was typing.
+  async refreshAlert(id) {
+    const detail = await api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+    if (this.current?.type !== "alert" || this.current.id !== id) return;
+    const typed = $("#ack-note")?.value;
+    const focused = document.activeElement;
+    this.renderAlert(detail, false);
+    const note = $("#ack-note");
+    if (note && typed) note.value = typed;
+    if (focused?.id && focused.id !== "detail") document.getElementById(focused.id)?.focus();
+  }
+
+  renderAlert(a, focus = true) {
     const d = this.dash;
     const acked = a.status === "acknowledged";
     const rows = [
@@ -185,7 +191,7 @@ export class Panels {
         await this.ack(a.id, box.querySelector("#ack-note").value.trim() || undefined);
       });
     }
-    box.focus();
+    if (focus) box.focus();
   }
 
   // --- device -----------------------------------------------------------------------------
@@ -225,7 +231,11 @@ export class Panels {
     const draw = () => {
       const m = box.querySelector("#health-metric").value;
       this.metric = m;
-      fill(box.querySelector("#health-spark"), sparkline(records.map((r) => Number(r.payload[m]))));
+      // A figure the device does not report is null (or absent): not a 0 on the chart.
+      const values = records.map((r) => (typeof r.payload[m] === "number" ? r.payload[m] : NaN));
+      fill(box.querySelector("#health-spark"), values.some(Number.isFinite) || !records.length
+        ? sparkline(values)
+        : h("p", { class: "muted not-reported" }, t("live.not_reported")));
     };
     box.querySelector("#health-metric").addEventListener("change", draw);
     draw();
@@ -249,15 +259,15 @@ export class Panels {
         [t("alert.device"), e.device],
         [t("entity.last_fix"), `${formatTime(e.ts)} (${formatAgo(e.ts)})`],
         [t("entity.position"), `${e.lat.toFixed(5)}, ${e.lon.toFixed(5)}`],
-        [t("entity.speed"), e.speed != null ? t("entity.speed_value", { v: e.speed.toFixed(1) }) : "—"],
+        [t("entity.speed"), figure(e.speed, (v) => t("entity.speed_value", { v: v.toFixed(1) }))],
       ]),
     ], [
       h("h3", null, t("playback.title")),
       h("form", { class: "playback-form" },
         h("label", { for: "pb-from" }, t("playback.from")),
-        h("input", { id: "pb-from", type: "datetime-local", value: toLocalInput(from) }),
+        h("input", { id: "pb-from", type: "datetime-local", value: toZoneInput(from) }),
         h("label", { for: "pb-to" }, t("playback.to")),
-        h("input", { id: "pb-to", type: "datetime-local", value: toLocalInput(new Date(now.getTime() + 60000)) }),
+        h("input", { id: "pb-to", type: "datetime-local", value: toZoneInput(new Date(now.getTime() + 60000)) }),
         h("button", { type: "submit", class: "primary" }, t("playback.load"))),
       h("div", { id: "pb-controls", class: "pb-controls", hidden: true },
         h("button", { type: "button", id: "pb-play" }, t("playback.play")),
@@ -268,7 +278,7 @@ export class Panels {
     ]);
     box.querySelector(".playback-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      this.loadPlayback(id, new Date(box.querySelector("#pb-from").value), new Date(box.querySelector("#pb-to").value));
+      this.loadPlayback(id, fromZoneInput(box.querySelector("#pb-from").value), fromZoneInput(box.querySelector("#pb-to").value));
     });
   }
 

@@ -8,6 +8,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -93,10 +94,13 @@ def open_dashboard(
     width: int = 1920,
     height: int = 1080,
     username: str | None = None,
+    timezone_id: str | None = None,
 ) -> Page:
     """Log in through the form like a user and wait until the dashboard has loaded (as the
-    site's user for ``role``, or as ``username``)."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+    site's user for ``role``, or as ``username``; in the browser's zone ``timezone_id``)."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, timezone_id=timezone_id
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
@@ -314,6 +318,13 @@ def module_hub(
     """One hub shared by a module's tests that do not interfere (each makes its own data):
     starting a hub per test would cost more than the browser work it serves."""
     running = start_hub(broker, unique_site(), tmp_path_factory.mktemp("hub"))
+    with shared_hub(broker, running):
+        yield running
+
+
+@contextmanager
+def shared_hub(broker: BrokerHarness, running: RunningHub) -> Iterator[None]:
+    """Make a started hub fit to serve a whole module; stop it at the end."""
     # FastAPI runs sync routes on AnyIO worker threads, spawned on demand and pruned when idle:
     # threads that a long-lived hub creates during one test would fail that test's leak check.
     # So the pool is fixed before the first test: PINNED_WORKERS threads, never pruned.
@@ -324,10 +335,20 @@ def module_hub(
         assert server is not None and server.servers
         loop = server.servers[0].get_loop()
         asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
-        yield running
+        yield
     finally:
         stop_hub(broker, running)
         WorkerThread.MAX_IDLE_TIME = idle_s
+
+
+@contextmanager
+def clients_closed(running: RunningHub) -> Iterator[None]:
+    """API clients a test opens on a module's hub are closed with the test (leak check)."""
+    known = len(running.clients)
+    yield
+    for client in running.clients[known:]:
+        client.close()
+    del running.clients[known:]
 
 
 PINNED_WORKERS = 8
