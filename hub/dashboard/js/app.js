@@ -10,6 +10,7 @@ import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
 import { OrgPanel } from "./org.js";
+import { IncidentWorkspace } from "./incidents.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -38,6 +39,11 @@ class Dashboard {
     return this.perms.has(p);
   }
 
+  // Open one incident in the workspace (the feed, the wall and search link here).
+  openIncident(id) {
+    return this.incidents.openIncident(id);
+  }
+
   async start() {
     this.initMap();
     this.panels = new Panels(this);
@@ -46,6 +52,10 @@ class Dashboard {
     const orgButton = $("#org-open");
     orgButton.hidden = !this.can("org:write");
     orgButton.addEventListener("click", () => this.org.open());
+    this.incidents = new IncidentWorkspace(this);
+    const incidentsButton = $("#incidents-open");
+    incidentsButton.hidden = !this.can("incidents:read");
+    incidentsButton.addEventListener("click", () => this.incidents.open());
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();
@@ -299,6 +309,7 @@ class Dashboard {
     if (this.can("alerts:read")) layers.push("alerts");
     if (this.can("devices:read")) layers.push("devices");
     if (this.can("cells:read")) layers.push("warnings");
+    if (this.can("incidents:read")) layers.push("incidents");
     this.live = new LiveStream({
       layers,
       onEvent: (ev) => this.onEvent(ev),
@@ -314,6 +325,7 @@ class Dashboard {
     else if (ev.layer === "alerts") this.addAlert(ev);
     else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
     else if (ev.layer === "warnings") applyWarningEvent(this, ev);
+    else if (ev.layer === "incidents") this.incidents.onLive(ev);
   }
 
   setConn(state, reason) {
@@ -359,6 +371,7 @@ class Dashboard {
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
     this.panels.renderFeed();
     this.panels.rerender();
+    this.incidents.rerender();
     if (this.live) this.setConn($("#conn").dataset.state || "connecting");
     $("#who").textContent = `${this.me.display_name || this.me.username} · ${t(`role.${this.me.role}`)}`;
   }
