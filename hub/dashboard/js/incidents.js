@@ -402,13 +402,20 @@ export class IncidentWorkspace {
     const section = h("section", { class: "inc-section", "aria-labelledby": "inc-warning-title" },
       h("h3", { id: "inc-warning-title" }, t("workspace.cell_warning", { cell: this.cellName(d.cell_id) })), box);
     const cell = this.dash.cells?.cells.get(d.cell_id)?.feature;
+    const buttons = h("div", { class: "inc-buttons" });
     if (cell) {
       const b = h("button", { type: "button", class: "inc-open-cell" }, t("workspace.open_cell"));
       b.addEventListener("click", () => {
         this.dash.panels.showCell(this.dash.cells.cells.get(d.cell_id)?.feature);
       });
-      section.append(b);
+      buttons.append(b);
     }
+    if (cell && this.can("org:write")) {
+      const b = h("button", { type: "button", class: "inc-edit-cell" }, t("workspace.edit_cell"));
+      b.addEventListener("click", () => this.dash.org.open(d.cell_id));
+      buttons.append(b);
+    }
+    section.append(buttons);
     // Read-only here: the override lives in the cell's own panel, next to its history.
     mountWarning(box, d.cell_id, { canWarn: false, onChanged: async () => {} });
     return section;

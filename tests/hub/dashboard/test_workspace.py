@@ -483,3 +483,42 @@ def test_a_warning_override_with_a_reason_and_an_expiry_from_the_cell_panel(
         finally:
             client.delete(f"/api/v1/grid-cells/{scene.team_cell}/warning-override")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_commander_edits_the_cells_team_and_lines_from_the_incident_in_chinese_too(
+    pages: list[Page], browser: Browser, scene: Scene
+) -> None:
+    hub = scene.hub
+    cid = f"{hub.site}-ws3"
+    with _client(hub) as commander:
+        _put_cell(commander, hub, cid, "WS3", 800)
+        commander.post(
+            "/api/v1/departments",
+            json={"id": f"{hub.site}-san", "name": "Sanitation office", "line": "sanitation"},
+        ).raise_for_status()
+    inc = _manual(hub, cid, "Blocked drain")
+    page = open_dashboard(pages, browser, hub, Role.COMMANDER)
+    _open_in_workspace(page, inc["number"])
+    drawer = page.get_by_role("region", name="Incidents", exact=True)
+    drawer.locator(".inc-edit-cell").click()
+    org = page.get_by_role("region", name="Organisation", exact=True)
+    expect(org.locator("#org-cell")).to_have_value(cid)
+    expect(org.locator("#org-cell-team")).to_be_focused()
+    page.select_option("#org-cell-team", label="North team")
+    page.select_option("#org-cell-dep-sanitation", label="Sanitation office")
+    page.click("#org-cell-form button[type=submit]")
+    expect(page.locator("#org-cell-status")).to_have_text("Saved")
+    with _client(hub) as commander:
+        cell = commander.get(f"/api/v1/grid-cells/{cid}").json()["properties"]
+    assert cell["responsible_team"]["id"] == f"{hub.site}-north"
+    assert cell["departments"]["sanitation"]["id"] == f"{hub.site}-san"
+
+    # the open incident follows the page's language
+    page.select_option("#app-view .lang-select", "zh-CN")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
+    expect(page.locator("#incidents-heading")).to_have_text("事件")
+    zh_drawer = page.get_by_role("region", name="事件", exact=True)
+    expect(zh_drawer.locator(".inc-state")).to_have_text("新建")
+    expect(zh_drawer.locator(".inc-action")).to_have_text(["分派", "办结"])
+    page.select_option("#app-view .lang-select", "en")
+    assert page.errors == []  # type: ignore[attr-defined]
