@@ -228,7 +228,7 @@ export class IncidentWorkspace {
       h("nav", { class: "inc-pager", "aria-label": t("workspace.pages") },
         prev, h("span", { class: "muted", id: "inc-page" }, t("workspace.page", { n: this.pageIndex + 1 })), next),
     ]);
-    if (focused && this.root.querySelector(`#${focused}`)) this.root.querySelector(`#${focused}`).focus();
+    if (focused) this.root.querySelector(`#${CSS.escape(focused)}`)?.focus();
   }
 
   // --- detail -----------------------------------------------------------------------------
@@ -283,7 +283,7 @@ export class IncidentWorkspace {
     back.addEventListener("click", () => {
       this.incident = null;
       this.view = "list";
-      this.loadPage(this.pageIndex).then(() => this.renderList());
+      this.loadPage(this.pageIndex);
     });
     const overdue = d.deadline_at && OPEN_STATES.includes(d.state) && new Date(d.deadline_at) < new Date();
     const box = this.shell([
