@@ -151,6 +151,10 @@ def _open_in_workspace(page: Page, number: str) -> None:
     """Through the header button and the list, as an operator does."""
     page.click("#incidents-open")
     page.select_option("#inc-f-state", "")  # any state
+    _open_from_list(page, number)
+
+
+def _open_from_list(page: Page, number: str) -> None:
     item = page.locator("#inc-list .inc-open", has_text=number)
     item.wait_for()
     item.click()
@@ -371,7 +375,7 @@ def test_each_role_sees_only_what_it_may_do_and_the_hub_refuses_the_rest(
         with _client(hub, Role.OPERATOR) as operator:
             operator.post(f"{path}/assign", json=body).raise_for_status()
         officer_page.locator("#inc-back").click()
-        _open_in_workspace_again(officer_page, inc["number"])
+        _open_from_list(officer_page, inc["number"])
         expect(od.locator(".inc-action")).to_have_text(["Start work", "Resolve"])
         od.locator(".inc-action[data-action=start]").click()
         expect(od.locator(".inc-state")).to_have_text("In progress")
@@ -384,13 +388,6 @@ def test_each_role_sees_only_what_it_may_do_and_the_hub_refuses_the_rest(
         assert worker.get("/api/v1/incidents").status_code == 403
     for p in (page, officer_page, worker_page):
         assert p.errors == []  # type: ignore[attr-defined]
-
-
-def _open_in_workspace_again(page: Page, number: str) -> None:
-    item = page.locator("#inc-list .inc-open", has_text=number)
-    item.wait_for()
-    item.click()
-    expect(page.locator("#incidents .inc-detail .inc-number")).to_have_text(number)
 
 
 def test_markup_in_a_comment_a_title_and_a_cell_name_is_shown_as_text(
