@@ -259,6 +259,10 @@ def test_evidence_enlarges_show_on_map_pans_and_the_cell_warning_is_explained(
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 
+    # look elsewhere first (the address holds the view), so the pan and the zoom are real
+    far_lon, far_lat = offset(3000, -3000)
+    page.evaluate("(h) => { location.hash = h; }", f"#map=14/{far_lat:.6f}/{far_lon:.6f}")
+    page.wait_for_function("() => location.hash.startsWith('#map=14/')")
     before = map_view(page)
     alert.locator(".inc-show-alert").click()
     expect(page.locator(".inc-highlight")).to_have_count(1)
