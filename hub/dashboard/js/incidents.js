@@ -64,6 +64,10 @@ export class IncidentWorkspace {
     this.pending = null; // the move whose form is open
     this.message = null; // {text, cls, reload}
     this.highlight = L.layerGroup().addTo(dash.map);
+    // Escape leaves the workspace, unless the enlarged snapshot takes it (the dialog closes).
+    this.root.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape" && !this.dialog.open) this.close();
+    });
     this.refreshTimer = null;
     this.dialog = this.evidenceDialog();
   }
@@ -128,6 +132,7 @@ export class IncidentWorkspace {
     await this.loadVocabulary();
     this.view = "list";
     await this.loadPage(this.pageIndex);
+    this.root.focus(); // a keyboard user lands in the drawer (a live refresh never moves focus)
   }
 
   query(cursor) {
@@ -233,6 +238,12 @@ export class IncidentWorkspace {
 
   // --- detail -----------------------------------------------------------------------------
   async openIncident(id) {
+    await this.showIncident(id);
+    // Asked for by the user: the drawer takes the focus. A live refresh (reload) never does.
+    if (this.view === "detail" && !this.root.contains(document.activeElement)) this.root.focus();
+  }
+
+  async showIncident(id) {
     await this.loadVocabulary();
     let d;
     try {
@@ -255,7 +266,7 @@ export class IncidentWorkspace {
   }
 
   async reload() {
-    if (this.incident) await this.openIncident(this.incident.id);
+    if (this.incident) await this.showIncident(this.incident.id);
   }
 
   // Title, place and evidence of the first linked alerts (the incident detail lists only ids).

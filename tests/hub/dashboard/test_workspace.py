@@ -341,6 +341,7 @@ def test_an_incident_changed_elsewhere_updates_the_open_detail_live(
         ).raise_for_status()
     expect(drawer.locator(".inc-state")).to_have_text("Assigned")
     expect(drawer.locator("#inc-comment")).to_have_value("half-typed note")  # kept
+    expect(drawer.locator("#inc-comment")).to_be_focused()  # and the focus with it
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -419,6 +420,9 @@ def test_markup_in_a_comment_a_title_and_a_cell_name_is_shown_as_text(
     expect(drawer.locator("#inc-warning-title")).to_contain_text("cell <img")
     seen = page.evaluate(SCAN)
     assert seen == {"pwned": None, "injected": []}
+    page.keyboard.press("Escape")  # leaves the workspace; the focus goes back to its button
+    expect(page.locator("#incidents")).to_be_hidden()
+    expect(page.locator("#incidents-open")).to_be_focused()
     assert page.errors == []  # type: ignore[attr-defined]
 
 
