@@ -11,11 +11,13 @@ from sqlalchemy import Connection, func, select, update
 from hub.schema import (
     alerts,
     evidence,
+    grid_cells,
     incident_alerts,
     incident_attachments,
     incident_events,
     incident_evidence,
     incidents,
+    team_members,
     users,
 )
 from hub.sequences import next_value
@@ -295,3 +297,28 @@ def attachment_count(conn: Connection, incident_id: str) -> int:
 def active_user(conn: Connection, username: str) -> bool:
     stmt = select(users.c.username).where(users.c.username == username, users.c.active.is_(True))
     return conn.execute(stmt).first() is not None
+
+
+ASSIGNEE_COLUMNS = (users.c.username, users.c.display_name, users.c.role)
+
+
+def cell_team_members(conn: Connection, cell_id: str) -> list[Any]:
+    """Active members of the team responsible for the cell, by username."""
+    stmt = (
+        select(*ASSIGNEE_COLUMNS)
+        .join(team_members, team_members.c.username == users.c.username)
+        .join(grid_cells, grid_cells.c.team_id == team_members.c.team_id)
+        .where(grid_cells.c.id == cell_id, users.c.active.is_(True))
+        .order_by(users.c.username)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def active_users_of_role(conn: Connection, role: str, *, limit: int) -> list[Any]:
+    stmt = (
+        select(*ASSIGNEE_COLUMNS)
+        .where(users.c.role == role, users.c.active.is_(True))
+        .order_by(users.c.username)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())

@@ -450,6 +450,32 @@ def get_attachment(
     )
 
 
+class AssigneeOut(BaseModel):
+    username: str
+    display_name: str
+    role: str
+
+
+class AssigneesOut(BaseModel):
+    team: list[AssigneeOut] = Field(description="active members of the cell's responsible team")
+    officers: list[AssigneeOut] = Field(description="active officers")
+
+
+@router.get(
+    "/incidents/{incident_id}/assignees",
+    response_model=AssigneesOut,
+    **guarded(Permission.INCIDENTS_MANAGE),
+)
+def assignees(incident_id: IncidentId, ctx: Ctx) -> AssigneesOut:
+    """Whom to assign to: the cell team's active members and the active officers (the
+    dashboard's picker; users cannot be listed without ``users:read``)."""
+    team, officers = ctx.incidents.assignees(incident_id)
+    return AssigneesOut(
+        team=[AssigneeOut.model_validate(r._mapping) for r in team],
+        officers=[AssigneeOut.model_validate(r._mapping) for r in officers],
+    )
+
+
 # --- workflow -----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from edge.validators import new_id
 from hub.audit import AuditTrail, write_transaction
 from hub.audit.service import append as audit_append
+from hub.auth import Role
 from hub.clock import Clock, SystemClock
 from hub.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unsupported
 from hub.geo.locate import CellLocator
@@ -53,6 +54,7 @@ TITLE_MAX = 200
 TEXT_MAX = 20_000
 FILENAME_MAX = 200
 LINKED_ALERTS_SHOWN = 500
+ASSIGNEES_SHOWN = 500
 EVENT_IDS_MAX = 50  # alert ids listed in one ALERT_LINKED timeline event
 RETRIES = 5
 
@@ -198,6 +200,19 @@ class IncidentService:
                 repository.linked_evidence_ids(conn, incident_id),
                 repository.attachments_meta(conn, incident_id),
             )
+
+    def assignees(self, incident_id: str) -> tuple[list[Any], list[Any]]:
+        """Whom the dashboard offers to assign to: the active members of the team responsible
+        for the incident's cell, and the active officers (the first ``ASSIGNEES_SHOWN``)."""
+        with self.engine.connect() as conn:
+            row = repository.get(conn, incident_id)
+            if row is None:
+                raise IncidentNotFound(f"no incident {incident_id!r}")
+            team = repository.cell_team_members(conn, row.cell_id) if row.cell_id else []
+            officers = repository.active_users_of_role(
+                conn, Role.OFFICER.value, limit=ASSIGNEES_SHOWN
+            )
+        return team, officers
 
     def page(self, f: IncidentFilter, *, limit: int, after: str | None) -> list[Any]:
         with self.engine.connect() as conn:

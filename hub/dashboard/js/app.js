@@ -11,6 +11,7 @@ import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
 import { OrgPanel } from "./org.js";
+import { IncidentWorkspace } from "./incidents.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -39,6 +40,11 @@ class Dashboard {
     return this.perms.has(p);
   }
 
+  // Open one incident in the workspace (the feed, the wall and search link here).
+  openIncident(id) {
+    return this.incidents.openIncident(id);
+  }
+
   async start() {
     this.initMap();
     this.panels = new Panels(this);
@@ -47,6 +53,10 @@ class Dashboard {
     const orgButton = $("#org-open");
     orgButton.hidden = !this.can("org:write");
     orgButton.addEventListener("click", () => this.org.open());
+    this.incidents = new IncidentWorkspace(this);
+    const incidentsButton = $("#incidents-open");
+    incidentsButton.hidden = !this.can("incidents:read");
+    incidentsButton.addEventListener("click", () => this.incidents.open());
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();
@@ -318,6 +328,7 @@ class Dashboard {
     else if (ev.layer === "alerts") this.addAlert(ev);
     else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
     else if (ev.layer === "warnings") applyWarningEvent(this, ev);
+    else if (ev.layer === "incidents") this.incidents.onLive(ev);
     dispatchLive(ev);
   }
 
@@ -380,6 +391,7 @@ class Dashboard {
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
     this.panels.renderFeed();
     this.panels.rerender();
+    this.incidents.rerender();
     if (this.live) this.setConn($("#conn").dataset.state || "connecting");
     $("#who").textContent = `${this.me.display_name || this.me.username} · ${t(`role.${this.me.role}`)}`;
   }

@@ -53,10 +53,17 @@ export class OrgPanel {
     this.teams = teams;
   }
 
+  // Opened on a cell (from its panel or from an incident in it): that cell's team and
+  // departments come into view with the focus on them, the rest of the panel above.
   async open(cellId) {
     if (cellId) this.cellId = cellId;
     await this.load();
     this.render();
+    if (cellId) {
+      const team = document.getElementById("org-cell-team");
+      team?.scrollIntoView({ block: "center" });
+      team?.focus();
+    }
   }
 
   render() {

@@ -33,6 +33,8 @@ export function explanationView(e) {
       e.level || e.source === "override" ? [t("warning.source"), source] : null,
       e.rule ? [t("warning.rule"), e.rule] : null,
       e.since ? [t("warning.since"), formatDateTime(e.since)] : null,
+      e.override ? [t("workspace.override_reason"), e.override.reason] : null,
+      e.override ? [t("workspace.override_by"), [e.override.by, " · ", formatDateTime(e.override.at)]] : null,
       e.override ? [t("warning.expires"), formatDateTime(e.override.expires_at)] : null,
       e.alerts ? [t("warning.alerts_label"), t("warning.alerts", { n: e.alerts.count, min: e.alerts.window_min })] : null,
     ]),

@@ -209,6 +209,7 @@ CONTROLS: dict[str, Permission] = {
     "#layer-pois": Permission.ZONES_READ,
     "#poi-import:not([hidden])": Permission.ZONES_WRITE,
     "#feed-list button.ack": Permission.ALERTS_ACK,
+    "#incidents-open:not([hidden])": Permission.INCIDENTS_READ,
 }
 
 
