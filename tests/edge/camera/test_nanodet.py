@@ -20,13 +20,14 @@ LABELS = ["person", "bicycle", "car"]
 SIZE = (64, 48)  # W x H: stride 8 -> 8 x 6 cells, 16 -> 4 x 3, 32 -> 2 x 2 (ceil)
 BINS = 11
 STRIDES = (8, 16, 32)
+Head = dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]]
 
 
 def cells(stride: int) -> tuple[int, int]:
     return -(-SIZE[0] // stride), -(-SIZE[1] // stride)
 
 
-def empty_head() -> dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]]:
+def empty_head() -> Head:
     """Per stride: scores [1, cells, 3] (all 0.01) and flat distance logits [1, cells, 44]."""
     head = {}
     for s in STRIDES:
@@ -36,11 +37,13 @@ def empty_head() -> dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]]:
     return head
 
 
-def put(head: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]], stride: int,
-        col: int, row: int, cls: int, score: float, sides: list[dict[int, float]]) -> None:
-    """A detection at one cell: ``sides`` gives, per side (l, t, r, b), probabilities of bins;
-    they become logits whose softmax is that distribution."""
+def put(head: Head, stride: int, cell: tuple[int, int], what: tuple[int, float],
+        sides: list[dict[int, float]]) -> None:
+    """A detection (class, score) at one cell (col, row). ``sides`` gives, per side (l, t,
+    r, b), probabilities of bins; they become logits whose softmax is that distribution."""
     scores, dist = head[stride]
+    col, row = cell
+    cls, score = what
     i = row * cells(stride)[0] + col
     scores[0, i, cls] = score
     for side, probs in enumerate(sides):
@@ -50,7 +53,7 @@ def put(head: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]], stride
         dist[0, i, side * BINS:(side + 1) * BINS] = np.log(p / p.sum())
 
 
-def flat(head: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]]) -> list[NDArray[np.float32]]:
+def flat(head: Head) -> list[NDArray[np.float32]]:
     return [t for s in STRIDES for t in head[s]]
 
 
@@ -70,14 +73,14 @@ def test_distances_are_the_softmax_expectation_not_the_argmax() -> None:
 def test_one_box_decodes_to_its_cell_centre_plus_expected_distances() -> None:
     head = empty_head()
     # stride 8, cell (col 3, row 2): centre (28, 20); left 2.5 bins, top 1, right 0.5, bottom 4
-    put(head, 8, 3, 2, 0, 0.9, [{2: 0.5, 3: 0.5}, {1: 1.0}, {0: 0.5, 1: 0.5}, {4: 1.0}])
+    put(head, 8, (3, 2), (0, 0.9), [{2: 0.5, 3: 0.5}, {1: 1.0}, {0: 0.5, 1: 0.5}, {4: 1.0}])
     assert decode(flat(head)) == [((28 - 20.0, 20 - 8.0, 28 + 4.0, 20 + 32.0), "person")]
 
 
 def test_output_order_and_layout_do_not_matter() -> None:
     head = empty_head()
-    put(head, 16, 1, 1, 0, 0.8, [{3: 1.0}] * 4)
-    put(head, 32, 0, 1, 2, 0.7, [{1: 1.0}] * 4)
+    put(head, 16, (1, 1), (0, 0.8), [{3: 1.0}] * 4)
+    put(head, 32, (0, 1), (2, 0.7), [{1: 1.0}] * 4)
     want = decode(flat(head))
     # centres (24, 24) and (16, 48); 3 bins of 16 px and 1 bin of 32 px on every side
     assert want == [((-24.0, -24.0, 72.0, 72.0), "person"), ((-16.0, 16.0, 48.0, 80.0), "car")]
@@ -89,10 +92,10 @@ def test_output_order_and_layout_do_not_matter() -> None:
 
 def test_keep_threshold_and_nms() -> None:
     head = empty_head()
-    put(head, 8, 4, 3, 0, 0.9, [{2: 1.0}] * 4)
-    put(head, 8, 5, 3, 0, 0.6, [{2: 1.0}] * 4)  # the same person one cell over: suppressed
-    put(head, 8, 0, 0, 1, 0.95, [{1: 1.0}] * 4)  # a bicycle
-    put(head, 16, 3, 2, 0, 0.29, [{1: 1.0}] * 4)  # below min_score
+    put(head, 8, (4, 3), (0, 0.9), [{2: 1.0}] * 4)
+    put(head, 8, (5, 3), (0, 0.6), [{2: 1.0}] * 4)  # the same person one cell over: suppressed
+    put(head, 8, (0, 0), (1, 0.95), [{1: 1.0}] * 4)  # a bicycle
+    put(head, 16, (3, 2), (0, 0.29), [{1: 1.0}] * 4)  # below min_score
     assert decode(flat(head), keep={"person"}) == [((20.0, 12.0, 52.0, 44.0), "person")]
     both = decode(flat(head), nms_iou=0.9)
     assert [label for _, label in both] == ["bicycle", "person", "person"]
