@@ -89,7 +89,8 @@ def _models_list(args: argparse.Namespace) -> int:
 
     for entry in _manifest().models:
         print(f"{entry.name:24} {entry.kind:7} {entry.licence:12} "
-              f"{entry.input_size[0]}x{entry.input_size[1]:<5} {verify(entry):9} {entry.source}")
+              f"{entry.input_size[0]}x{entry.input_size[1]:<5} {verify(entry):9} "
+              f"{entry.source or f'built: models build {entry.build}'}")
     return 0
 
 

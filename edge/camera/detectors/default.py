@@ -64,10 +64,23 @@ def choose_default(models_dir: Path) -> tuple[DefaultConfig, str]:
     return hog.Config(), f"HOG people detector (fallback, weak on small people): {why}"
 
 
+def detector_reason(detector: DefaultConfig, *, configured: bool,
+                    directory: Path | None = None) -> str:
+    """The start-up sentence for the detector a camera runs: the configured one as such, the
+    default one with :func:`choose_default`'s reason. ``configured`` is whether the config file
+    named a detector (``"detector" in config.model_fields_set``)."""
+    if configured:
+        if isinstance(detector, hog.Config):
+            return "hog detector as configured"
+        return (f"{detector.type} detector as configured ({detector.model}, output_format "
+                f"{detector.output_format})")
+    return choose_default(directory or models_dir())[1]
+
+
 def default_detector() -> DefaultConfig:
     """The camera config's ``detector`` default (the cache's models directory)."""
     return choose_default(models_dir())[0]
 
 
 __all__ = ["BUILD_HINT", "ONNX_FILE", "TFLITE_FILE", "choose_default", "default_detector",
-           "nanodet_onnx_config", "nanodet_tflite_config"]
+           "detector_reason", "nanodet_onnx_config", "nanodet_tflite_config"]

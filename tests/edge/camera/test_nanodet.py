@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import default as default_mod
 from edge.camera.detectors import hog, onnx, tflite
-from edge.camera.detectors.default import BUILD_HINT, choose_default
+from edge.camera.detectors.default import BUILD_HINT, choose_default, detector_reason
 from edge.camera.detectors.nanodet import check_outputs, distances, parse_nanodet
 from edge.camera.detectors.preprocess import normalise
 
@@ -164,3 +164,11 @@ def test_camera_config_default_detector_follows_the_cache(tmp_path: Path,
     assert CameraConfig.model_validate(raw).detector.type == "onnx"
     explicit = CameraConfig.model_validate({**raw, "detector": {"type": "hog"}})
     assert explicit.detector.type == "hog"  # a configured detector is never replaced
+    # the start-up sentence camtrack logs: configured as such, the default with its reason
+    assert detector_reason(explicit.detector,
+                           configured="detector" in explicit.model_fields_set) == (
+        "hog detector as configured")
+    chosen = CameraConfig.model_validate(raw)
+    assert "detector" not in chosen.model_fields_set
+    assert detector_reason(chosen.detector, configured=False).startswith(
+        "NanoDet-m 416x416 on onnxruntime")
