@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from edge.camera.boxes import iou
 from edge.camera.models import (
@@ -150,12 +151,11 @@ def fetch_tarball(build: BuildEntry, cache: Path, say: Say, *, timeout_s: float 
     return target
 
 
-def _copy_with_progress(src: object, dst: object, total: int, what: str, say: Say) -> None:
-    read = getattr(src, "read")  # noqa: B009 - a response or any binary file
-    write = getattr(dst, "write")  # noqa: B009
+def _copy_with_progress(src: BinaryIO, dst: IO[bytes], total: int, what: str,
+                        say: Say) -> None:
     done, next_report = 0, 0.1
-    while chunk := read(1 << 20):
-        write(chunk)
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
         done += len(chunk)
         if total and done / total >= next_report:
             say(f"{what}: {done >> 20} of {total >> 20} MB")

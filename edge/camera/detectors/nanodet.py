@@ -44,9 +44,10 @@ def grid_cells(input_size: tuple[int, int], stride: int) -> tuple[int, int]:
 def distances(distributions: Floats, bins: int) -> NDArray[np.float64]:
     """``[N, 4 * bins]`` logits to ``[N, 4]`` expected distances in bins (softmax expectation)."""
     d = np.asarray(distributions, dtype=np.float64).reshape(-1, 4, bins)
-    d = np.exp(d - d.max(axis=2, keepdims=True))
-    d /= d.sum(axis=2, keepdims=True)
-    return np.asarray(d @ np.arange(bins, dtype=np.float64), dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite in, NaN out: callers drop it
+        d = np.exp(d - d.max(axis=2, keepdims=True))
+        d /= d.sum(axis=2, keepdims=True)
+        return np.asarray(d @ np.arange(bins, dtype=np.float64), dtype=np.float64)
 
 
 def _levels(outputs: Sequence[Floats], input_size: tuple[int, int], strides: Sequence[int],
@@ -126,9 +127,11 @@ def parse_nanodet(outputs: Sequence[Floats], *, input_size: tuple[int, int],
         cy = (idx // columns + 0.5) * stride
         d = distances(dist[idx], dist.shape[1] // 4) * stride
         x1, y1, x2, y2 = cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]
+        # a NaN/inf logit makes a NaN box, which no comparison below would reject
+        finite = np.asarray(np.isfinite(d).all(axis=1), dtype=bool)
         for k, i in enumerate(idx):
             score = float(best_score[i])
-            if not math.isfinite(score) or x2[k] <= x1[k] or y2[k] <= y1[k]:
+            if not (finite[k] and math.isfinite(score)) or x2[k] <= x1[k] or y2[k] <= y1[k]:
                 continue
             dets.append(Detection((float(x1[k]), float(y1[k]), float(x2[k]), float(y2[k])),
                                   score, label_for(int(wanted[best[i]]), labels)))

@@ -104,6 +104,17 @@ def test_keep_threshold_and_nms() -> None:
     assert decode(flat(head), max_candidates=1) == [((-4.0, -4.0, 12.0, 12.0), "bicycle")]
 
 
+def test_non_finite_values_give_no_boxes() -> None:
+    head = empty_head()
+    put(head, 8, (1, 1), (0, 0.9), [{2: 1.0}] * 4)
+    put(head, 8, (6, 4), (0, 0.8), [{2: 1.0}] * 4)
+    put(head, 16, (2, 1), (0, 0.7), [{2: 1.0}] * 4)
+    head[8][1][0, 9, 3] = np.nan  # cell (1, 1): a NaN distance logit
+    head[8][1][0, 4 * 8 + 6, 0] = np.inf  # cell (6, 4): an infinite one
+    head[16][0][0, 6, 0] = np.nan  # cell (2, 1): a NaN score
+    assert decode(flat(head)) == []
+
+
 def test_logits_and_wrong_shapes_are_refused_with_the_reason() -> None:
     head = empty_head()
     head[8][0][0, 0, 0] = 3.5
