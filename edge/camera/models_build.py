@@ -105,11 +105,9 @@ def cached(build: BuildEntry, manifest: Manifest, directory: Path) -> dict[str, 
 
 def sri_sha512(path: Path) -> str:
     """``sha512-<base64>``: the npm registry's ``dist.integrity`` of a tarball."""
-    digest = hashlib.sha512()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha512-" + base64.b64encode(digest.digest()).decode("ascii")
+        digest = hashlib.file_digest(fh, "sha512").digest()
+    return "sha512-" + base64.b64encode(digest).decode("ascii")
 
 
 def tarball_path(build: BuildEntry, cache: Path) -> Path:
