@@ -238,7 +238,7 @@ def default_converter(build: BuildEntry, cache: Path, say: Say) -> Converter:
 
 
 def read_frame(video: Path, index: int) -> object:
-    import cv2
+    import cv2  # the camera extra; reference_checker has checked it is there
 
     cap = cv2.VideoCapture(str(video))
     try:
@@ -256,16 +256,20 @@ def reference_checker(build: BuildEntry, manifest: Manifest) -> Checker:
     """Runs each staged model through its detector plugin (onnxruntime / LiteRT, as the agent
     does) on the reference frame: each must find the pinned number of people, and the
     runtimes must agree box for box."""
-    from edge.camera.detectors import DetectorError, build_detector
-    from edge.camera.detectors.default import nanodet_onnx_config, nanodet_tflite_config
+    try:
+        from edge.camera.detectors import DetectorError, build_detector
+        from edge.camera.detectors.default import nanodet_onnx_config, nanodet_tflite_config
+    except ImportError as err:  # the camera extra (OpenCV, onnxruntime, LiteRT) is missing
+        raise BuildError(f"the reference check runs the camera's detectors: {err}; install "
+                         "the camera extra (pip install -e '.[camera]')") from err
 
     kinds = {m.name: m.kind for m in manifest.outputs_of(build)}
+    try:  # before the long steps: a missing video should not cost a conversion
+        video = vtest_path()
+    except TestDataMissingError as err:
+        raise BuildError(f"the reference frame comes from vtest.avi: {err}") from err
 
     def check(files: dict[str, Path]) -> str:
-        try:
-            video = vtest_path()
-        except TestDataMissingError as err:
-            raise BuildError(f"the reference frame comes from vtest.avi: {err}") from err
         frame = read_frame(video, build.reference_frame)
         found: dict[str, list[tuple[float, float, float, float]]] = {}
         for name, path in files.items():
@@ -320,6 +324,7 @@ def build_model(name: str, manifest: Manifest, *, directory: Path | None = None,
     if done is not None:
         say(f"{name}: cached, sha256 verified: " + ", ".join(str(p) for p in files.values()))
         return BuildResult(name, True, files, done, "cached")
+    checker = check or reference_checker(build, manifest)
     tarball = fetch_tarball(build, cache, say, timeout_s=timeout_s)
     (cache / "build").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{name}-work-", dir=cache / "build"))
@@ -334,7 +339,7 @@ def build_model(name: str, manifest: Manifest, *, directory: Path | None = None,
         if missing:
             raise BuildError(f"the conversion wrote no {missing}")
         say(f"{name}: checking the converted models on the reference frame ...")
-        summary = (check or reference_checker(build, manifest))(staged)
+        summary = checker(staged)
         say(f"{name}: {summary}")
         directory.mkdir(parents=True, exist_ok=True)
         digests = _check_digests(outputs, staged, directory, pin=pin, say=say)

@@ -156,6 +156,16 @@ def test_no_network_is_a_clear_error(tmp_path: Path, tarball: Path) -> None:
                     say=lambda _: None, convert=FakeConverter(), check=people_found)
 
 
+def test_missing_reference_video_fails_before_any_download(
+        tmp_path: Path, tarball: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDWARD_CACHE", str(tmp_path / "empty-cache"))
+    m = manifest(closed_port_url(), sri_sha512(tarball))
+    with pytest.raises(BuildError, match=r"reference frame comes from vtest\.avi: .*"
+                                         r"fetch_test_data\.py"):
+        build_model("tiny", m, directory=tmp_path / "models", cache=tmp_path / "cache",
+                    say=lambda _: None, convert=FakeConverter())
+
+
 def test_an_unreproducible_build_is_refused_unless_pinned(tmp_path: Path,
                                                           tarball: Path) -> None:
     m = manifest(tarball.as_uri(), sri_sha512(tarball), onnx_sha="0" * 64)
