@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from edge.camera.boxes import Detection, iou
 from edge.camera.config import CameraConfig
-from edge.camera.detectors import build_detector, choose_default
+from edge.camera.detectors import DetectorError, build_detector, choose_default
 from edge.camera.detectors.default import nanodet_tflite_config
 from edge.camera.models import load_manifest, models_dir, verify
 from edge.camera.models_build import build_model
@@ -84,3 +84,11 @@ def test_default_config_runs_nanodet_and_both_runtimes_find_the_people(
         assert len(tflite_found[i]) == len(dets)
         for d in dets:
             assert max(iou(d.box, t.box) for t in tflite_found[i]) > 0.95
+
+
+def test_a_wrong_input_layout_is_refused_at_load() -> None:
+    nhwc = nanodet_tflite_config(MODELS / "nanodet-m.tflite").model_copy(
+        update={"input_layout": "nhwc"})
+    with pytest.raises(DetectorError, match=r"takes 'input_1:0' \[1, 3, 416, 416\] float32; "
+                                            r"a detector here takes one \[1, height, width, 3\]"):
+        build_detector(nhwc)
