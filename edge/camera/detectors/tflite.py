@@ -77,7 +77,8 @@ class Config(StrictModel):
                              "to decode the model's regressors")
         if self.output_format != "raw_ssd" and self.anchors is not None:
             raise ValueError("anchors are only used with output_format raw_ssd; the ssd "
-                             "post-processing op decodes its own anchors")
+                             "post-processing op decodes its own anchors, and nanodet heads "
+                             "have none (their grid follows from the strides)")
         return self
 
 
