@@ -365,7 +365,10 @@ def _check_digests(outputs: list[ModelEntry], staged: dict[str, Path], directory
     wrong = [(m, digests[m.name]) for m in outputs
              if expected_digest(m, directory) not in (UNPINNED, digests[m.name])]
     if wrong and not pin:
-        detail = "; ".join(f"{m.name} is {got}, the manifest pins {m.sha256}" for m, got in wrong)
+        detail = "; ".join(
+            f"{m.name} is {got}, the "
+            f"{'manifest pins' if locked_digest(directory, m.name) is None else 'lock has'} "
+            f"{expected_digest(m, directory)}" for m, got in wrong)
         raise BuildError(f"the build is not reproducible here: {detail}. Nothing was installed. "
                          "Review the conversion; `--pin` accepts these digests and records "
                          "them in the cache's lock.yaml")
