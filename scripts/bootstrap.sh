@@ -81,6 +81,9 @@ fi
 if [ -f scripts/fetch_test_data.py ]; then
   .venv/bin/python scripts/fetch_test_data.py
 fi
+# NanoDet-m, the camera's default person detector (docs/camera-models.md): cached, so a second
+# run only checks digests; without it the camera agent runs HOG, so a failure does not stop set-up
+.venv/bin/gridward edge camera models build nanodet-m || say "WARNING: building NanoDet-m failed (see above); camera agents fall back to the weak HOG detector until \`gridward edge camera models build nanodet-m\` succeeds"
 
 # --- run ----------------------------------------------------------------------------------
 case "$mode" in

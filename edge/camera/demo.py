@@ -1,6 +1,7 @@
 """The camera piece of ``gridward demo``: a simulated camera box that replays the pedestrian
 video ``vtest.avi`` as a live stream (paced at its own 10 fps, looping) through the real agent:
-GStreamer ingest, HOG person detection, tracking, a line and an intrusion zone, alerts with
+GStreamer ingest, person detection (the default detector: NanoDet-m where set-up has built it,
+HOG otherwise), tracking, a line and an intrusion zone, alerts with
 snapshots and track positions on the map through a homography anchored at the demo origin."""
 
 from __future__ import annotations

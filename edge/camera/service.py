@@ -14,6 +14,7 @@ from edge.agent import AgentRuntime
 from edge.alert_details import ZONE_EVENT_DETAILS
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import DetectorConfig
+from edge.camera.detectors.default import detector_reason
 from edge.camera.homography import CameraHomography
 from edge.camera.ingest import Frame, FrameSource, source_label
 from edge.camera.lifecycle import log as lifecycle
@@ -42,14 +43,10 @@ log = logging.getLogger(__name__)
 
 
 def detector_choice(config: CameraConfig) -> tuple[DetectorConfig, str]:
-    """The detector to run and why, for the start-up log.
-
-    TODO(issue 17, integrator): call the nanodet part's ``choose_default(...)`` from
-    ``edge.camera.detectors`` here when the config does not name a detector: it returns the
-    config to use (NanoDet where its model is built, else HOG) and the reason string."""
-    if "detector" in config.model_fields_set:
-        return config.detector, "set in the config"
-    return config.detector, "the default: no detector is configured"
+    """The detector to run and why, for the start-up log: a configured detector as it is, else
+    the default (NanoDet where its model is built, else HOG) with the reason it was chosen."""
+    configured = "detector" in config.model_fields_set
+    return config.detector, detector_reason(config.detector, configured=configured)
 
 
 class CameraService:

@@ -15,6 +15,7 @@ from edge.camera.detectors.base import (
     DetectorError,
     DetectorUnavailableError,
 )
+from edge.camera.detectors.default import choose_default, default_detector
 
 PLUGINS: tuple[ModuleType, ...] = (hog, tflite, onnx)
 REGISTRY: dict[str, ModuleType] = {m.KEY: m for m in PLUGINS}
@@ -30,4 +31,4 @@ def build_detector(config: hog.Config | tflite.Config | onnx.Config) -> Detector
 
 
 __all__ = ["PLUGINS", "REGISTRY", "Detector", "DetectorConfig", "DetectorError",
-           "DetectorUnavailableError", "build_detector"]
+           "DetectorUnavailableError", "build_detector", "choose_default", "default_detector"]

@@ -1,5 +1,5 @@
 """ONNX detectors through onnxruntime (CPU provider by default): SSD-style post-processed
-outputs or raw YOLO heads, chosen by ``output_format``.
+outputs, raw YOLO heads or NanoDet heads, chosen by ``output_format``.
 
 The input tensor's layout (``input_layout``), float scaling (``input_scale``) and resize mode
 (``resize``) come from the config; its dtype (float32, float16 or uint8) and size come from the
@@ -19,6 +19,7 @@ from pydantic import Field
 
 from edge.camera.boxes import Box, Detection
 from edge.camera.detectors.base import DetectorError, DetectorUnavailableError, Image
+from edge.camera.detectors.nanodet import check_outputs, parse_nanodet
 from edge.camera.detectors.parsers import parse_ssd, parse_yolo
 from edge.camera.detectors.preprocess import (
     InputFit,
@@ -28,7 +29,7 @@ from edge.camera.detectors.preprocess import (
     to_frame_detections,
     to_input_rgb,
 )
-from edge.camera.detectors.tflite import read_labels
+from edge.camera.detectors.tflite import labels_for_format, read_labels
 from edge.config import StrictModel
 
 KEY = "onnx"
@@ -51,11 +52,11 @@ Size = tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le
 class Config(StrictModel):
     type: Literal["onnx"] = "onnx"
     model: Path
-    output_format: Literal["ssd", "yolo"] = "yolo"
+    output_format: Literal["ssd", "yolo", "nanodet"] = "yolo"
     output_names: list[str] = Field(
         default_factory=list, max_length=4,
         description="outputs in the order boxes, classes, scores[, count] (ssd) or the head "
-                    "(yolo); empty: the model's own order")
+                    "(yolo); empty: the model's own order (nanodet takes them all, by shape)")
     input_layout: Literal["nchw", "nhwc"] = "nchw"
     input_scale: InputScale = Field(
         default="unit", description="float inputs: unit 0..1, byte 0..255, signed -1..1")
@@ -153,8 +154,11 @@ class OnnxDetector:
             raise DetectorError(f"onnxruntime could not load {config.model}: {err}") from err
         self._check_input()
         self._output_names = self._pick_outputs()
-        self.labels = read_labels(config.labels, config.labels_file)
+        self.labels = labels_for_format(read_labels(config.labels, config.labels_file),
+                                        config.output_format)
         self._keep = set(config.keep_labels) if config.keep_labels else None
+        if config.output_format == "nanodet":
+            self._check_nanodet_outputs()
         self._fit: InputFit | None = None
         log.info("onnx detector %s: input %dx%d %s %s, outputs %s (%s)", config.model.name,
                  self.input_w, self.input_h, config.input_layout, self._input_dtype.name,
@@ -203,7 +207,21 @@ class OnnxDetector:
             raise DetectorError(f"{cfg.model} has outputs {_describe(outputs)}; output_format "
                                 "ssd needs boxes, classes and scores (and optionally count); "
                                 "name them in output_names if the order differs")
+        if cfg.output_format == "nanodet":
+            return names
         return names[:4] if cfg.output_format == "ssd" else names[:1]
+
+    def _check_nanodet_outputs(self) -> None:
+        outputs = self._session.get_outputs()
+        shapes = [list(o.shape) for o in outputs]
+        if not all(isinstance(v, int) for s in shapes for v in s):
+            return  # dynamic shapes: only the first frame can tell
+        try:
+            check_outputs(shapes, input_size=(self.input_w, self.input_h),
+                          n_classes=len(self.labels))
+        except ValueError as err:
+            raise DetectorError(f"{self.config.model} is not a NanoDet head for "
+                                f"output_format nanodet: {err}") from err
 
     def _fit_for(self, frame: Image) -> InputFit:
         size = (int(frame.shape[1]), int(frame.shape[0]))
@@ -231,6 +249,9 @@ class OnnxDetector:
             count = int(np.asarray(outputs[3]).reshape(-1)[0]) if len(outputs) > 3 else None
             dets = parse_ssd(outputs[0], outputs[1], outputs[2], count, frame_size=size,
                              labels=self.labels, min_score=cfg.min_score, keep=self._keep)
+        elif cfg.output_format == "nanodet":
+            dets = parse_nanodet(outputs, input_size=size, labels=self.labels,
+                                 min_score=cfg.min_score, nms_iou=cfg.nms_iou, keep=self._keep)
         else:
             dets = parse_yolo(outputs[0], input_size=size, frame_size=size, labels=self.labels,
                               min_score=cfg.min_score, nms_iou=cfg.nms_iou, keep=self._keep)

@@ -18,8 +18,13 @@ from numpy.typing import NDArray
 from edge.camera.boxes import Box, Detection
 
 Resize = Literal["stretch", "letterbox"]
-InputScale = Literal["signed", "unit", "byte"]
-"""How float inputs are normalised: signed -1..1, unit 0..1, byte 0..255."""
+InputScale = Literal["signed", "unit", "byte", "nanodet"]
+"""How float inputs are normalised: signed -1..1, unit 0..1, byte 0..255, or ``nanodet``:
+NanoDet's own convention, channels in BGR order and ``(pixel - mean) / std`` per channel."""
+
+# NanoDet's training normalisation (BGR order), as in its configs' pipeline.normalize
+NANODET_MEAN_BGR = (103.53, 116.28, 123.675)
+NANODET_STD_BGR = (57.375, 57.12, 58.395)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,10 @@ def normalise(rgb: NDArray[np.uint8], scale: InputScale, dtype: Any,
         x = x / 127.5 - 1.0
     elif scale == "unit":
         x = x / 255.0
+    elif scale == "nanodet":
+        mean = np.asarray(NANODET_MEAN_BGR, dtype=np.float32)
+        std = np.asarray(NANODET_STD_BGR, dtype=np.float32)
+        x = np.asarray((x[..., ::-1] - mean) / std, dtype=np.float32)
     if dt == np.int8:
         q_scale, zero_point = quantization
         if q_scale <= 0:

@@ -7,6 +7,8 @@ Two output layouts, chosen by ``output_format``:
 - ``raw_ssd``: the model emits raw anchor regressors and score logits (MediaPipe BlazeFace and
   the other Blaze* detectors); ``anchors`` describes the anchor grid and decoding plus NMS run
   here, see :func:`parsers.parse_raw_ssd`.
+- ``nanodet``: NanoDet's per-stride class scores and distance distributions (the converted
+  NanoDet-m takes an NCHW input: ``input_layout: nchw``); see :func:`nanodet.parse_nanodet`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import Field, model_validator
 
 from edge.camera.boxes import Box, Detection
 from edge.camera.detectors.base import DetectorError, DetectorUnavailableError, Image
+from edge.camera.detectors.nanodet import check_outputs, parse_nanodet
 from edge.camera.detectors.parsers import parse_raw_ssd, parse_ssd, ssd_anchors
 from edge.camera.detectors.preprocess import (
     InputFit,
@@ -31,6 +34,7 @@ from edge.camera.detectors.preprocess import (
     to_frame_detections,
     to_input_rgb,
 )
+from edge.camera.models import COCO80
 from edge.config import StrictModel
 
 KEY = "tflite"
@@ -51,8 +55,9 @@ class AnchorConfig(StrictModel):
 class Config(StrictModel):
     type: Literal["tflite"] = "tflite"
     model: Path
-    output_format: Literal["ssd", "raw_ssd"] = "ssd"
+    output_format: Literal["ssd", "raw_ssd", "nanodet"] = "ssd"
     anchors: AnchorConfig | None = Field(default=None, description="raw_ssd only")
+    input_layout: Literal["nhwc", "nchw"] = "nhwc"
     resize: Resize = Field(default="stretch",
                            description="stretch to the input size, or letterbox (keep aspect)")
     input_scale: InputScale = Field(
@@ -62,7 +67,7 @@ class Config(StrictModel):
     keep_labels: list[str] = Field(default_factory=lambda: ["person"])
     min_score: Annotated[float, Field(ge=0, le=1)] = 0.5
     nms_iou: Annotated[float, Field(gt=0, le=1)] = Field(
-        default=0.3, description="raw_ssd only: the ssd op already suppresses overlaps")
+        default=0.3, description="raw_ssd and nanodet: the ssd op already suppresses overlaps")
     num_threads: Annotated[int, Field(ge=1, le=64)] = 2
 
     @model_validator(mode="after")
@@ -70,9 +75,10 @@ class Config(StrictModel):
         if self.output_format == "raw_ssd" and self.anchors is None:
             raise ValueError("output_format raw_ssd needs anchors (strides, anchors_per_layer) "
                              "to decode the model's regressors")
-        if self.output_format == "ssd" and self.anchors is not None:
+        if self.output_format != "raw_ssd" and self.anchors is not None:
             raise ValueError("anchors are only used with output_format raw_ssd; the ssd "
-                             "post-processing op decodes its own anchors")
+                             "post-processing op decodes its own anchors, and nanodet heads "
+                             "have none (their grid follows from the strides)")
         return self
 
 
@@ -112,6 +118,13 @@ def read_labels(config_labels: Sequence[str], labels_file: Path | None) -> list[
         return [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines()]
     except OSError as err:
         raise DetectorError(f"cannot read labels file {labels_file}: {err.strerror}") from err
+
+
+def labels_for_format(labels: list[str], output_format: str) -> list[str]:
+    """NanoDet heads are COCO-80 unless the config names other labels."""
+    if labels or output_format != "nanodet":
+        return labels
+    return list(COCO80)
 
 
 def describe(details: Sequence[dict[str, Any]]) -> str:
@@ -154,9 +167,11 @@ class TfliteDetector:
         inputs = self._interp.get_input_details()
         inp = inputs[0]
         shape = [int(v) for v in inp["shape"]]
-        if len(inputs) != 1 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+        channels = 1 if config.input_layout == "nchw" else 3
+        if len(inputs) != 1 or len(shape) != 4 or shape[0] != 1 or shape[channels] != 3:
+            want = "[1, 3, height, width]" if channels == 1 else "[1, height, width, 3]"
             raise DetectorError(f"{config.model} takes {describe(inputs)}; a detector here takes "
-                                "one [1, height, width, 3] image")
+                                f"one {want} image (input_layout {config.input_layout})")
         self._input_index = inp["index"]
         self._input_dtype = np.dtype(inp["dtype"])
         if self._input_dtype not in (np.float32, np.float16, np.uint8, np.int8):
@@ -164,15 +179,25 @@ class TfliteDetector:
                                 "float16, uint8 and int8 are supported")
         q_scale, q_zero = inp.get("quantization", (0.0, 0))
         self._quant = (float(q_scale), int(q_zero))
-        self.input_h, self.input_w = shape[1], shape[2]
+        self.input_h, self.input_w = (shape[2], shape[3]) if channels == 1 else (shape[1],
+                                                                                 shape[2])
         self._outputs: list[dict[str, Any]] = list(self._interp.get_output_details())
-        self.labels = read_labels(config.labels, config.labels_file)
+        self.labels = labels_for_format(read_labels(config.labels, config.labels_file),
+                                        config.output_format)
         self._keep = set(config.keep_labels) if config.keep_labels else None
         self._anchors: Any = None
         if config.output_format == "ssd":
             self._check_ssd_outputs()
-        else:
+        elif config.output_format == "raw_ssd":
             self._check_raw_outputs()
+        else:
+            try:
+                check_outputs([[int(v) for v in o["shape"]] for o in self._outputs],
+                              input_size=(self.input_w, self.input_h),
+                              n_classes=len(self.labels))
+            except ValueError as err:
+                raise DetectorError(f"{config.model} is not a NanoDet head for output_format "
+                                    f"nanodet: {err}") from err
         self._fit: InputFit | None = None
         log.info("tflite detector %s on %s: input %dx%d %s, outputs %s", config.model.name,
                  self.runtime, self.input_w, self.input_h, self._input_dtype.name,
@@ -232,7 +257,9 @@ class TfliteDetector:
         cfg = self.config
         fit = self._fit_for(frame)
         x = normalise(to_input_rgb(frame, fit), cfg.input_scale, self._input_dtype, self._quant)
-        self._interp.set_tensor(self._input_index, x[np.newaxis])
+        if cfg.input_layout == "nchw":
+            x = x.transpose(2, 0, 1)
+        self._interp.set_tensor(self._input_index, np.ascontiguousarray(x[np.newaxis]))
         self._interp.invoke()
         tensors = [self._interp.get_tensor(o["index"]) for o in self._outputs]
         size = (self.input_w, self.input_h)
@@ -240,6 +267,11 @@ class TfliteDetector:
             count = int(np.asarray(tensors[3]).reshape(-1)[0]) if len(tensors) > 3 else None
             dets = parse_ssd(tensors[0], tensors[1], tensors[2], count, frame_size=size,
                              labels=self.labels, min_score=cfg.min_score, keep=self._keep)
+        elif cfg.output_format == "nanodet":
+            dets = parse_nanodet([_dequantize(t, o) for t, o in zip(tensors, self._outputs,
+                                                                       strict=True)],
+                                 input_size=size, labels=self.labels, min_score=cfg.min_score,
+                                 nms_iou=cfg.nms_iou, keep=self._keep)
         else:
             dets = parse_raw_ssd(
                 _dequantize(tensors[self._reg], self._outputs[self._reg]),

@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from edge.camera.config import CameraConfig
+from edge.camera.detectors.default import choose_default
 from edge.camera.ingest import IngestConfig, TestPatternSource
+from edge.camera.models import models_dir
 from edge.camera.service import CameraService
 from edge.cli import main
 from edge.outbox import Outbox
@@ -72,9 +74,10 @@ def test_at_the_end_of_a_file_the_agent_waits_bounded_and_says_what_it_leaves(
     finally:
         outbox.close()
     assert left >= 1  # the person in the street raised an intrusion; nobody acknowledged it
+    default, why = choose_default(models_dir())  # NanoDet where set-up built it, else HOG
     for line in (f"camera {device} (site {site}) starting: source file {clip} at 384x288, "
                  "zones ['street']",
-                 "detector: hog (the default: no detector is configured)",
+                 f"detector: {default.type} ({why})",
                  f"stream connected: file {clip}",
                  f"file {clip}: end of file after 20 frames",
                  f"source ended: waiting up to 1 s for {left} pending alert(s)",

@@ -51,7 +51,9 @@ def base_config(tmp_path: Path, **extra: Any) -> CameraConfig:
     values: dict[str, Any] = {
         "site": "test", "device": "cam-1", "data_dir": tmp_path,
         "source": {"type": "test"}, "ingest": {"width_px": W, "height_px": H},
-        "zones": [LINE]}
+        # these tests are about pushed zones, not detection: the cheap detector, whatever the
+        # default is on this machine (NanoDet-m where set-up has built it)
+        "detector": {"type": "hog"}, "zones": [LINE]}
     values.update(extra)
     return CameraConfig.model_validate(values)
 
