@@ -22,6 +22,7 @@ count of the whole pipeline against the crossing hand labels.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -254,34 +255,73 @@ def compare_crossings(events: Sequence[tuple[int, str]], labels: Sequence[tuple[
 # Detectors and the video (I/O from here on)
 
 DETECTOR_CONFIG: TypeAdapter[Any] = TypeAdapter(DetectorConfig)
+# detectors run with a low threshold so that AP sees the whole precision/recall curve;
+# precision and recall are then taken at the detector's own configured threshold
+CURVE_MIN_SCORE = {"hog": 0.0, "onnx": 0.05, "tflite": 0.05}
+NANODET_FILES = {"onnx": "nanodet-m.onnx", "tflite": "nanodet-m.tflite"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    config: Any  # a DetectorConfig with min_score lowered to CURVE_MIN_SCORE
+    operating_min_score: float
 
 
 def nanodet_config(runtime: str, models: Path) -> Any:
-    """The detector config of the NanoDet-m model built by ``gridward edge camera models
-    build nanodet-m``; raises DetectorError when this build's plugins cannot take it."""
-    suffix = {"onnx": "onnx", "tflite": "tflite"}[runtime]
-    raw: dict[str, Any] = {"type": runtime, "model": str(models / f"nanodet-m.{suffix}"),
-                           "output_format": "nanodet", "input_scale": "nanodet",
-                           "input_layout": "nchw", "min_score": 0.35}
-    try:
-        return DETECTOR_CONFIG.validate_python(raw)
-    except ValidationError as err:
-        raise DetectorError(f"the {runtime} plugin here has no NanoDet support: "
-                            f"{err.errors()[0]['msg']}") from err
-
-
-def detector_configs(models: Path) -> dict[str, Any]:
-    """name -> config, or the reason the detector cannot run here (a string)."""
-    out: dict[str, Any] = {"hog": HogConfig()}
-    for runtime in ("onnx", "tflite"):
-        name = f"nanodet-{runtime}"
+    """The operating config of NanoDet-m as the agent runs it by default (built by ``gridward
+    edge camera models build nanodet-m``); raises DetectorError when the plugins here cannot
+    take it."""
+    model = models / NANODET_FILES[runtime]
+    try:  # the default-detector choice owns the operating config; use it where it exists
+        default = importlib.import_module("edge.camera.detectors.default")
+        config: Any = getattr(default, f"nanodet_{runtime}_config")(model)
+    except (ImportError, AttributeError):
+        raw = {"type": runtime, "model": str(model), "output_format": "nanodet",
+               "input_scale": "nanodet", "input_layout": "nchw", "min_score": 0.4,
+               "nms_iou": 0.5}
         try:
-            cfg = nanodet_config(runtime, models)
+            config = DETECTOR_CONFIG.validate_python(raw)
+        except ValidationError as err:
+            raise DetectorError(f"the {runtime} plugin here has no NanoDet support: "
+                                f"{err.errors()[0]['msg']}") from err
+    except ValidationError as err:
+        raise DetectorError(f"NanoDet {runtime} config: {err}") from err
+    return config
+
+
+def candidates(models: Path) -> dict[str, Candidate | str]:
+    """name -> what to run, or the reason it cannot run here."""
+    configs: dict[str, Any] = {"hog": HogConfig()}
+    out: dict[str, Candidate | str] = {}
+    for runtime in ("onnx", "tflite"):
+        try:
+            configs[f"nanodet-{runtime}"] = nanodet_config(runtime, models)
         except DetectorError as err:
-            out[name] = str(err)
+            out[f"nanodet-{runtime}"] = str(err)
+    for name, cfg in configs.items():
+        model = getattr(cfg, "model", None)
+        if model is not None and not Path(model).is_file():
+            out[name] = f"{model} is not built: gridward edge camera models build nanodet-m"
             continue
-        out[name] = cfg if Path(cfg.model).is_file() else f"{cfg.model} is not built"
-    return out
+        curve = cfg.model_copy(update={"min_score": min(cfg.min_score,
+                                                        CURVE_MIN_SCORE[cfg.type])})
+        out[name] = Candidate(name, curve, float(cfg.min_score))
+    return dict(sorted(out.items()))
+
+
+class AtThreshold:
+    """A detector seen through its operating threshold (what the pipeline gets)."""
+
+    def __init__(self, inner: Detector, min_score: float) -> None:
+        self.inner, self.min_score, self.name = inner, min_score, inner.name
+
+    def detect(self, frame: NDArray[np.uint8],
+               regions: Sequence[Box] | None = None) -> list[Detection]:
+        return [d for d in self.inner.detect(frame, regions) if d.score >= self.min_score]
+
+    def close(self) -> None:
+        return None  # the evaluation closes the inner detector itself
 
 
 def frames_of(video: Path, width: int, height: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
@@ -312,6 +352,7 @@ class DetectorRun:
     the motion-gated pipeline's detections there, its line crossings, and its cost."""
 
     name: str
+    min_score: float | None = None
     full: dict[int, list[Detection]] = field(default_factory=dict)
     gated: dict[int, list[Detection]] = field(default_factory=dict)
     crossings: list[tuple[int, str]] = field(default_factory=list)
@@ -319,9 +360,11 @@ class DetectorRun:
 
 
 def run_video(video: Path, labels: Labels, crossings: CrossingLabels,
-              detectors: Mapping[str, Detector], *, pipeline: bool = True) -> list[DetectorRun]:
+              detectors: Mapping[str, Detector], *, pipeline: bool = True,
+              thresholds: Mapping[str, float] | None = None) -> list[DetectorRun]:
     """One decode pass; every detector runs full frame on the labelled frames and, when
-    ``pipeline``, inside its own motion-gated pipeline on every frame with the labelled line."""
+    ``pipeline``, inside its own motion-gated pipeline on every frame with the labelled line,
+    seeing only detections at or above its operating threshold (``thresholds``)."""
     from edge.camera.config import CameraConfig
     from edge.camera.ingest import FileSource, IngestConfig
     from edge.camera.pipeline import FrameProcessor
@@ -330,14 +373,15 @@ def run_video(video: Path, labels: Labels, crossings: CrossingLabels,
     w, h = labels.frame_size_px
     if crossings.frame_size_px != (w, h):
         raise ValueError("the crossing labels and the box labels are at different sizes")
-    runs = {name: DetectorRun(name) for name in detectors}
-    procs = {}
+    runs = {name: DetectorRun(name, (thresholds or {}).get(name)) for name in detectors}
+    procs: dict[str, FrameProcessor] = {}
     if pipeline:
         cfg = CameraConfig(site="eval", device="eval", source=FileSource(path=video),
                            ingest=IngestConfig(width_px=w, height_px=h, policy="all"),
                            zones=[LineZone(id="line", a=crossings.line[0], b=crossings.line[1],
                                            cooldown_s=0)])
-        procs = {name: FrameProcessor(cfg, detector=det) for name, det in detectors.items()}
+        procs = {name: FrameProcessor(cfg, detector=AtThreshold(
+            det, (thresholds or {}).get(name, float("-inf")))) for name, det in detectors.items()}
     for index, image in frames_of(video, w, h):
         labelled = index in labels.frames
         for name, det in detectors.items():
@@ -364,7 +408,7 @@ def _table(runs: Sequence[DetectorRun], labels: Labels, skipped: Mapping[str, st
     for run in runs:
         modes = [("full frame", run.full)] + ([("pipeline", run.gated)] if run.gated else [])
         for mode, dets in modes:
-            s = score(dets, labels)
+            s = score(dets, labels, min_score=run.min_score)
             ms = f"{float(np.median(run.full_ms)):.0f}" if mode == "full frame" else ""
             lines.append(f"{run.name:<16}{mode:<12}{s.tp:>5}{s.fp:>5}{s.fn:>5}"
                          f"{s.precision:>11.3f}{s.recall:>8.3f}{s.ap:>8.3f}{ms:>10}")
@@ -402,22 +446,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"cannot read labels {args.labels}: {err}\n")
         return 2
     crossings = load_crossings(args.crossings)
-    configs = detector_configs(args.models or models_dir())
+    found = candidates(args.models or models_dir())
     if args.only:
-        configs = {k: v for k, v in configs.items() if k in args.only}
+        found = {k: v for k, v in found.items() if k in args.only}
     detectors: dict[str, Detector] = {}
+    thresholds: dict[str, float] = {}
     skipped: dict[str, str] = {}
-    for name, cfg in configs.items():
-        if isinstance(cfg, str):
-            skipped[name] = cfg
+    for name, cand in found.items():
+        if isinstance(cand, str):
+            skipped[name] = cand
             continue
         try:
-            detectors[name] = build_detector(cfg)
+            detectors[name] = build_detector(cand.config)
+            thresholds[name] = cand.operating_min_score
         except DetectorError as err:
             skipped[name] = str(err)
     try:
         runs = run_video(fetch_vtest(), labels, crossings, detectors,
-                         pipeline=not args.no_pipeline)
+                         pipeline=not args.no_pipeline, thresholds=thresholds)
     finally:
         for det in detectors.values():
             det.close()
