@@ -90,7 +90,11 @@ case "$mode" in
   setup) say "set-up complete" ;;
   demo) exec .venv/bin/gridward demo "$@" ;;
   test)
-    say "running the test suite"
-    exec .venv/bin/python -m pytest "$@"
+    # Two workers, one test file each at a time (module-scoped hubs and browsers stay in one
+    # process); GRIDWARD_TEST_WORKERS=0 runs in this process only.
+    workers="${GRIDWARD_TEST_WORKERS:-2}"
+    say "running the test suite on $workers worker(s)"
+    if [ "$workers" = "0" ]; then exec .venv/bin/python -m pytest "$@"; fi
+    exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
     ;;
 esac
