@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from hub.schema import alerts, device_state, devices, health, latest_positions
+from hub.schema import alerts, config_pushes, device_state, devices, health, latest_positions
 
 
 def active_devices(
@@ -81,3 +81,29 @@ def newest_health(conn: Connection, ids: list[str]) -> list[Any]:
             )
         ).all()
     )
+
+
+def newest_camera_pushes(conn: Connection, site: str | None, limit: int) -> list[Any]:
+    """(device, site, config) of each active camera's newest config push."""
+    newest = (
+        select(config_pushes.c.device, func.max(config_pushes.c.version).label("version"))
+        .group_by(config_pushes.c.device)
+        .subquery()
+    )
+    stmt = (
+        select(devices.c.id.label("device"), devices.c.site, config_pushes.c.config)
+        .join(newest, newest.c.device == devices.c.id)
+        .join(
+            config_pushes,
+            and_(
+                config_pushes.c.device == newest.c.device,
+                config_pushes.c.version == newest.c.version,
+            ),
+        )
+        .where(devices.c.status == "active", devices.c.kind == "camera")
+        .order_by(devices.c.id)
+        .limit(limit)
+    )
+    if site:
+        stmt = stmt.where(devices.c.site == site)
+    return list(conn.execute(stmt).all())
