@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, PageDep, encode_cursor, guarded
 from hub.auth import Permission
+from hub.mapview.wall import WallFigures
 
 router = APIRouter(prefix="/api/v1/ui", tags=["dashboard"])
 MAX_TILE_ZOOM = 22
@@ -49,6 +50,21 @@ def local_tile(
 def outline(ctx: Ctx) -> dict[str, Any]:
     """The operator's offline outline (GeoJSON FeatureCollection), or an empty collection."""
     return ctx.mapview.outline()
+
+
+@router.get("/wall", **guarded(Permission.INCIDENT_STATS_READ))
+def wall(
+    ctx: Ctx,
+    site: Annotated[str | None, Query(pattern=SEGMENT_PATTERN)] = None,
+    days: Annotated[int, Query(ge=1, le=90, description="days of the trend")] = 14,
+    overdue_max: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """The wall display's own figures: open incidents by level, the overdue incidents (the
+    total and the longest overdue first), incidents opened and closed per day of the site's
+    calendar (``HubConfig.timezone``) and alerts per hour over the last 24 hours (hours start
+    in UTC). Cells, departments and times to close come from ``/incident-stats``."""
+    figures = WallFigures(ctx.engine, ctx.config)
+    return figures.figures(ctx.clock.now(), site=site, days=days, overdue_max=overdue_max)
 
 
 @router.get("/camera-zones", **guarded(Permission.ZONES_READ))

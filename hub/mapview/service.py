@@ -40,6 +40,19 @@ class HealthSummary:
     ts: datetime
     outbox_depth: int
     cpu_temp_c: float | None
+    # Figures the dashboard's per-kind health shows; None: the device does not report it.
+    fps: float | None = None
+    inference_ms: float | None = None
+    queue_depth: int | None = None
+
+    def figures(self) -> dict[str, float | int | None]:
+        return {
+            "fps": self.fps,
+            "inference_ms": self.inference_ms,
+            "queue_depth": self.queue_depth,
+            "outbox_depth": self.outbox_depth,
+            "cpu_temp_c": self.cpu_temp_c,
+        }
 
 
 def device_status(
@@ -73,6 +86,13 @@ def device_status(
     if flood_dropped > 0:
         reasons.append({"code": "flooding", "n": flood_dropped})
     return ("degraded" if reasons else "online"), reasons
+
+
+def _number(value: object) -> float | None:
+    # bool is an int subclass; a stored payload is JSON, so nothing else can appear here.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _aware(ts: datetime) -> datetime:
@@ -199,6 +219,8 @@ class MapService:
                         "status_reasons": reasons,
                         "last_seen": last_seen.isoformat() if last_seen else None,
                         "location_source": source,
+                        # None when no heartbeat came: "not reported", not zero.
+                        "health": last.figures() if last else None,
                     },
                 }
             )
@@ -215,10 +237,13 @@ class MapService:
             rows.setdefault(r.device, {})["alert"] = (r.lon, r.lat)
         for r in repository.newest_health(conn, ids):
             payload = r.payload or {}
-            temp = payload.get("cpu_temp_c")
+            queue = payload.get("queue_depth")
             rows.setdefault(r.device, {})["health"] = HealthSummary(
                 ts=_aware(r.ts),
                 outbox_depth=int(payload.get("outbox_depth") or 0),
-                cpu_temp_c=float(temp) if isinstance(temp, int | float) else None,
+                cpu_temp_c=_number(payload.get("cpu_temp_c")),
+                fps=_number(payload.get("fps")),
+                inference_ms=_number(payload.get("inference_ms")),
+                queue_depth=int(queue) if isinstance(queue, int) else None,
             )
         return rows
