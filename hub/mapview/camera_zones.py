@@ -72,6 +72,27 @@ class PixelToMap:
         return round(lon, 7), round(lat, 7)
 
 
+def crossing_arrow(
+    to_map: PixelToMap, a: Sequence[float], b: Sequence[float], direction: str
+) -> list[list[float]] | None:
+    """The direction a line alerts on, as two lon/lat points across its middle (from the side
+    a crossing starts on to the side it ends on). Sides are the camera's: walking from ``a``
+    to ``b`` on the image, "left" is the left hand, i.e. ``(dy, -dx)`` with y pointing down
+    (edge.camera.zones.line_side). Worked out in pixels, as the homography may mirror."""
+    if direction not in ("left_to_right", "right_to_left"):
+        return None
+    dx, dy = float(b[0]) - float(a[0]), float(b[1]) - float(a[1])
+    length = math.hypot(dx, dy)
+    if length < 1.0:
+        return None
+    k = 0.15 * length  # the arrow's half-length, in pixels
+    lx, ly = dy / length * k, -dx / length * k
+    mx, my = (float(a[0]) + float(b[0])) / 2, (float(a[1]) + float(b[1])) / 2
+    left, right = (mx + lx, my + ly), (mx - lx, my - ly)
+    start, end = (left, right) if direction == "left_to_right" else (right, left)
+    return [list(to_map.lonlat(*start)), list(to_map.lonlat(*end))]
+
+
 def camera_zone_features(device: str, site: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """GeoJSON features of one camera's pushed zones (empty if the push cannot be mapped)."""
     zones = config.get("zones")
@@ -89,10 +110,13 @@ def camera_zone_features(device: str, site: str, config: Mapping[str, Any]) -> l
     for zone in zones:
         if not isinstance(zone, Mapping) or zone.get("type") not in ZONE_TYPES:
             continue
+        crossing = None
         try:
             if zone["type"] == "line":
                 coords = [list(to_map.lonlat(*zone["a"])), list(to_map.lonlat(*zone["b"]))]
                 geometry: dict[str, Any] = {"type": "LineString", "coordinates": coords}
+                direction = str(zone.get("alert_direction", "any"))
+                crossing = crossing_arrow(to_map, zone["a"], zone["b"], direction)
             else:
                 ring = [list(to_map.lonlat(*p)) for p in zone["polygon"]]
                 geometry = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
@@ -111,6 +135,8 @@ def camera_zone_features(device: str, site: str, config: Mapping[str, Any]) -> l
                     "alert_direction": zone.get("alert_direction", "any")
                     if zone["type"] == "line"
                     else None,
+                    # Foreign member: [from, to] lon/lat of the alerting direction, or None.
+                    "crossing": crossing,
                 },
             }
         )

@@ -10,6 +10,8 @@ import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
 import { OrgPanel } from "./org.js";
+import { CameraZonesLayer, CAMERA_ZONE_STYLE, ZonesLayer, ZONE_STYLE } from "./map-zones.js";
+import { DeviceSummary } from "./map-devices.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -22,6 +24,8 @@ const LAYERS = [
   { id: "trails", perm: "positions:read" },
   { id: "alerts", perm: "alerts:read" },
   { id: "pois", perm: "zones:read" },
+  { id: "zones", perm: "zones:read", label: "map.layers.zones" },
+  { id: "camera_zones", perm: "zones:read", label: "map.layers.camera_zones" },
 ];
 
 class Dashboard {
@@ -75,6 +79,7 @@ class Dashboard {
       zoomSnap: 0.25,
     });
     map.attributionControl.setPrefix("");
+    L.control.scale({ position: "bottomright", metric: true, imperial: false, maxWidth: 160 }).addTo(map);
     this.map = map;
     this.bindViewToUrl();
     this.relabelZoom();
@@ -110,6 +115,13 @@ class Dashboard {
       this.panels.showCell(f);
     });
     this.devices = new DevicesLayer(this.toDisplay, (id) => this.panels.showDevice(id));
+    this.devices.attach(map);
+    this.deviceSummary = new DeviceSummary($("#device-summary"));
+    $("#device-summary").hidden = !this.can("devices:read");
+    this.devices.onChange = () => this.deviceSummary.set([...this.devices.devices.values()].map((e) => e.feature));
+    this.zones = new ZonesLayer(this.toDisplay);
+    this.cameraZones = new CameraZonesLayer(this.toDisplay);
+    this.cameraZones.attach(map);
     this.alertMarkers = new AlertsLayer(this.toDisplay, (id) => this.panels.showAlert(id));
     this.pois = new PoisLayer(this.toDisplay);
     this.positions = new PositionsLayer({
@@ -117,6 +129,8 @@ class Dashboard {
       trailPoints: c.trail_points,
       trailMaxAgeS: c.trail_max_age_s,
       staleAfterS: c.position_stale_after_s,
+      trackFadeAfterS: c.track_fade_after_s,
+      trackRemoveAfterS: c.track_remove_after_s,
       onSelect: (e) => this.panels.showEntity(e.id),
     });
     this.playback = L.layerGroup().addTo(map);
@@ -125,6 +139,8 @@ class Dashboard {
       devices: this.devices.group,
       alerts: this.alertMarkers.group,
       pois: this.pois.group,
+      zones: this.zones.group,
+      camera_zones: this.cameraZones.group,
     };
     for (const def of LAYERS) {
       if (!this.can(def.perm)) continue;
@@ -164,7 +180,7 @@ class Dashboard {
       input.addEventListener("change", (ev) => this.setLayer(def, ev.target.checked));
       labels.push(h("label", { class: `toggle toggle-${def.id}` },
         input, " ", h("span", { class: `swatch swatch-${def.id}`, "aria-hidden": "true" }), " ",
-        h("span", { "data-i18n": `layers.${def.id}` }, t(`layers.${def.id}`))));
+        h("span", { "data-i18n": def.label || `layers.${def.id}` }, t(def.label || `layers.${def.id}`))));
     }
     fill(box, labels);
     $("#poi-import").hidden = !this.can("zones:write");
@@ -204,6 +220,17 @@ class Dashboard {
       rows.push(row(spaced(["online", "degraded", "offline"].map((s) => h("span", { class: "ent" },
         h("i", { class: `dev-dot dev-${s}` }), t(`status.${s}`))))));
     }
+    if (this.can("zones:read")) {
+      // Each kind's colour with its dash pattern and its name: never colour alone.
+      const swatch = (s) => h("i", {
+        class: `zone-swatch ${s.dash ? (s.dash.startsWith("2") ? "dash-dot" : "dash-long") : ""}`,
+        style: { "border-top-color": s.color }, "aria-hidden": "true",
+      });
+      rows.push(row(h("span", { "data-i18n": "map.legend.zones" }, t("map.legend.zones")), " ",
+        spaced(Object.entries(ZONE_STYLE).map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.zone.${k}`))))));
+      rows.push(row(h("span", { "data-i18n": "map.legend.camera_zones" }, t("map.legend.camera_zones")), " ",
+        spaced(Object.entries(CAMERA_ZONE_STYLE).map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.camera_zone.${k}`))))));
+    }
     fill($("#legend"), rows);
   }
 
@@ -214,6 +241,10 @@ class Dashboard {
     if (this.can("cells:read")) jobs.push(fetchAll("/api/v1/grid-cells", site).then((f) => this.cells.set(f)));
     if (this.can("devices:read")) jobs.push(this.refreshDevices());
     if (this.can("zones:read")) jobs.push(fetchAll("/api/v1/poi", site).then((f) => this.pois.set(f)));
+    if (this.can("zones:read")) {
+      jobs.push(fetchAll("/api/v1/zones", site).then((f) => this.zones.set(f)));
+      jobs.push(api(`/api/v1/ui/camera-zones?${new URLSearchParams(site)}`).then((fc) => this.cameraZones.set(fc)));
+    }
     if (this.can("positions:read")) {
       const since = new Date(Date.now() - this.config.position_stale_after_s * 4000).toISOString();
       jobs.push(
@@ -237,6 +268,7 @@ class Dashboard {
     this.outline.group.eachLayer((l) => bounds.extend(l.getBounds ? l.getBounds() : l.getLatLng()));
     for (const { marker } of this.devices.devices.values()) if (marker) bounds.extend(marker.getLatLng());
     this.pois.group.eachLayer((m) => bounds.extend(m.getLatLng()));
+    this.zones.group.eachLayer((l) => bounds.extend(l.getBounds()));
     return bounds;
   }
 
@@ -356,6 +388,9 @@ class Dashboard {
     this.cells.relabel();
     this.devices.relabel();
     this.pois.relabel();
+    this.zones.relabel();
+    this.cameraZones.relabel();
+    this.deviceSummary.render();
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
     this.panels.renderFeed();
     this.panels.rerender();
