@@ -204,6 +204,7 @@ def test_mbtiles_tiles_are_served_behind_the_login_and_flipped_to_xyz(map_hub: R
         assert res.status_code == 200
         assert res.headers["content-type"] == "image/png"
         img = cv2.imdecode(np.frombuffer(res.content, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None
         assert tuple(int(c) for c in img[128, 128][::-1]) == TILE_CENTRE  # not a neighbour
         assert op.get(f"/api/v1/ui/tiles/{TILE_Z}/{cx + 40}/{cy}.png").status_code == 404
         # The row that holds the non-image bytes (TMS row 0 is XYZ y = 2^z - 1).
@@ -388,6 +389,7 @@ def test_two_devices_at_one_spot_are_both_clickable(
 def _rgb_at(page: Page, x: float, y: float) -> tuple[int, int, int]:
     png = page.screenshot(clip={"x": x, "y": y, "width": 1, "height": 1})
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
     b, g, r = (int(c) for c in img[0, 0])
     return r, g, b
 
