@@ -116,8 +116,17 @@ class Dashboard {
     });
     this.devices = new DevicesLayer(this.toDisplay, (id) => this.panels.showDevice(id));
     this.devices.attach(map);
-    this.deviceSummary = new DeviceSummary($("#device-summary"));
-    $("#device-summary").hidden = !this.can("devices:read");
+    // On the map (top right), not in the side column: that keeps its room for the detail.
+    const summary = L.control({ position: "topright" });
+    summary.onAdd = () => {
+      const el = L.DomUtil.create("details", "device-summary map-control");
+      el.id = "device-summary";
+      L.DomEvent.disableClickPropagation(el);
+      L.DomEvent.disableScrollPropagation(el);
+      return el;
+    };
+    if (this.can("devices:read")) summary.addTo(map);
+    this.deviceSummary = new DeviceSummary(summary.getContainer() || document.createElement("details"));
     this.devices.onChange = () => this.deviceSummary.set([...this.devices.devices.values()].map((e) => e.feature));
     this.zones = new ZonesLayer(this.toDisplay);
     this.cameraZones = new CameraZonesLayer(this.toDisplay);

@@ -88,9 +88,10 @@ export class DeviceSummary {
         cell.dataset.figure = name;
         return cell;
       })));
+    // A <details>: the totals always show, the per-kind table opens on demand, so the side
+    // column keeps its room for the alert detail and the feed.
     fill(this.root,
-      h("h2", { id: "device-summary-title" }, t("map.devices.title")),
-      line,
+      h("summary", null, h("h2", { id: "device-summary-title" }, t("map.devices.title")), line),
       rows.length
         ? h("div", { class: "table-scroll" }, h("table", { class: "device-health" },
           h("caption", { class: "sr-only" }, t("map.devices.caption")), h("thead", null, head), h("tbody", null, body)))

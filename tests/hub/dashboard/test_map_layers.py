@@ -341,8 +341,8 @@ def test_zones_and_camera_lines_are_drawn_as_layers_that_toggle(
     line_mid = offset(-480, 276)  # on the camera line, away from the arrow
     assert shows_colour(page, *zone_edge, pink, radius=3, tol=30)
     assert shows_colour(page, *line_mid, white, radius=3, tol=20)
-    zones_toggle = page.get_by_label("Zones and geofences")
-    camera_toggle = page.get_by_label("Camera zones and lines")
+    zones_toggle = page.get_by_label("Zones", exact=True)
+    camera_toggle = page.get_by_label("Camera lines", exact=True)
     camera_toggle.uncheck()
     assert not shows_colour(page, *line_mid, white, radius=3, tol=20)
     assert shows_colour(page, *zone_edge, pink, radius=3, tol=30)
@@ -356,7 +356,7 @@ def test_zones_and_camera_lines_are_drawn_as_layers_that_toggle(
     expect(legend).to_contain_text("Camera line")
     page.select_option(".topbar .lang-select", "zh-CN")
     expect(legend).to_contain_text("禁入区域围栏")
-    expect(page.get_by_label("摄像机区域与警戒线")).to_be_visible()
+    expect(page.get_by_label("摄像机警戒线", exact=True)).to_be_visible()
     page.select_option(".topbar .lang-select", "en")
     assert _errors(page) == []
 
@@ -477,6 +477,7 @@ def test_device_summary_counts_status_and_health_per_kind(
         page = open_dashboard(pages, browser, map_hub, Role.OPERATOR)
         summary = page.locator("#device-summary")
         expect(summary).to_be_visible()
+        summary.locator("summary").click()  # the per-kind table opens on demand
         want: dict[str, int] = {}
         for f in features["features"]:
             status = f["properties"]["status"]
