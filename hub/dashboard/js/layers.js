@@ -49,7 +49,7 @@ function geoLatLngs(coords, depth, toDisplay) {
   return coords.map((c) => geoLatLngs(c, depth - 1, toDisplay));
 }
 
-function polygonLayer(geometry, toDisplay, style) {
+export function polygonLayer(geometry, toDisplay, style) {
   if (geometry.type === "Polygon") return L.polygon(geoLatLngs(geometry.coordinates, 2, toDisplay), style);
   if (geometry.type === "MultiPolygon") {
     return L.polygon(geoLatLngs(geometry.coordinates, 3, toDisplay), style);

@@ -5,6 +5,7 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
+import { polygonLayer } from "./layers.js";
 
 // Okabe-Ito blues, greens and purples: none is a warning colour, so a zone is never read as
 // a warning. `dash` null: a solid line.
@@ -22,21 +23,8 @@ export const CAMERA_ZONE_STYLE = {
   line: { color: "#F5F5F5", dash: null },
 };
 
-function ring(coords, toDisplay) {
-  return coords.map(([lon, lat]) => toDisplay(lon, lat));
-}
-
 function zoneKind(kind, table) {
   return Object.hasOwn(table, kind) ? kind : null;
-}
-
-function shapeOf(geometry, toDisplay, style) {
-  if (geometry?.type === "Polygon") return L.polygon(geometry.coordinates.map((r) => ring(r, toDisplay)), style);
-  if (geometry?.type === "MultiPolygon") {
-    return L.polygon(geometry.coordinates.map((p) => p.map((r) => ring(r, toDisplay))), style);
-  }
-  if (geometry?.type === "LineString") return L.polyline(ring(geometry.coordinates, toDisplay), style);
-  return null;
 }
 
 // Geofences and areas from GET /api/v1/zones.
@@ -54,7 +42,7 @@ export class ZonesLayer {
       const kind = zoneKind(f.properties?.kind, ZONE_STYLE);
       if (!kind) continue;
       const s = ZONE_STYLE[kind];
-      const layer = shapeOf(f.geometry, this.toDisplay, {
+      const layer = polygonLayer(f.geometry, this.toDisplay, {
         color: s.color, dashArray: s.dash, weight: 2.5, fillColor: s.color, fillOpacity: 0.06,
         className: `zone zone-${kind}`,
       });
@@ -115,7 +103,7 @@ export class CameraZonesLayer {
         color: s.color, dashArray: s.dash, weight: type === "line" ? 3.5 : 2, fillOpacity: 0.05,
         className: `camera-zone camera-zone-${type}`,
       };
-      const layer = shapeOf(f.geometry, this.toDisplay, style);
+      const layer = polygonLayer(f.geometry, this.toDisplay, style);
       if (!layer) continue;
       const label = () => h("span", null, h("strong", null, f.properties.zone), " · ",
         t(`map.camera_zone.${type}`), " · ", f.properties.device);

@@ -8,6 +8,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import cv2
+import httpx
 import numpy as np
 import pytest
 from anyio._backends._asyncio import WorkerThread
@@ -303,7 +305,14 @@ def module_hub(
 ) -> Iterator[RunningHub]:
     """One hub shared by a module's tests that do not interfere (each makes its own data):
     starting a hub per test would cost more than the browser work it serves."""
-    running = start_hub(broker, unique_site(), tmp_path_factory.mktemp("hub"))
+    with pinned_hub(broker, tmp_path_factory.mktemp("hub")) as running:
+        yield running
+
+
+@contextmanager
+def pinned_hub(broker: BrokerHarness, tmp_path: Path, **overrides: object) -> Iterator[RunningHub]:
+    """A hub that outlives single tests (a module's), started with ``overrides``."""
+    running = start_hub(broker, unique_site(), tmp_path, None, **overrides)
     # FastAPI runs sync routes on AnyIO worker threads, spawned on demand and pruned when idle:
     # threads that a long-lived hub creates during one test would fail that test's leak check.
     # So the pool is fixed before the first test: PINNED_WORKERS threads, never pruned.
@@ -318,6 +327,17 @@ def module_hub(
     finally:
         stop_hub(broker, running)
         WorkerThread.MAX_IDLE_TIME = idle_s
+
+
+@contextmanager
+def closing_client(hub: RunningHub, role: Role | None = Role.ADMIN) -> Iterator[httpx.Client]:
+    """A client closed at the end of the block: a module's hub outlives a test's leak check."""
+    client = hub.client(role)
+    try:
+        yield client
+    finally:
+        client.close()
+        hub.clients.remove(client)
 
 
 PINNED_WORKERS = 8

@@ -6,7 +6,6 @@ warning colours with contrast and text labels."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import sqlite3
@@ -16,30 +15,28 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 import numpy as np
 import pytest
-from anyio._backends._asyncio import WorkerThread
 from playwright.sync_api import Browser, Page, expect
 
 from edge.protocol import EntityKind
 from hub.auth import Role
 from hub.dashboard_config import DashboardConfig
-from tests.hub.conftest import RunningHub, start_hub, stop_hub
+from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import (
     ORIGIN,
-    PINNED_WORKERS,
     District,
-    _pin_workers,
+    closing_client,
     colour_near,
     detail_panel,
     map_view,
     offset,
     open_dashboard,
+    pinned_hub,
     position,
     shows_colour,
 )
-from tests.support.broker import BrokerHarness, unique_site
+from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
 TRACK_FADE_S = 20.0
@@ -109,28 +106,8 @@ def map_hub(
         track_fade_after_s=TRACK_FADE_S,
         track_remove_after_s=TRACK_REMOVE_S,
     )
-    running = start_hub(broker, unique_site(), tmp, ui=ui)
-    idle_s = WorkerThread.MAX_IDLE_TIME
-    WorkerThread.MAX_IDLE_TIME = 10**9  # as module_hub: a fixed pool the leak check accepts
-    try:
-        server = running.service._server
-        assert server is not None and server.servers
-        loop = server.servers[0].get_loop()
-        asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
+    with pinned_hub(broker, tmp, ui=ui) as running:
         yield running
-    finally:
-        stop_hub(broker, running)
-        WorkerThread.MAX_IDLE_TIME = idle_s
-
-
-@contextmanager
-def _client(hub: RunningHub, role: Role | None = Role.ADMIN) -> Iterator[httpx.Client]:
-    client = hub.client(role)
-    try:
-        yield client
-    finally:
-        client.close()
-        hub.clients.remove(client)
 
 
 @contextmanager
@@ -148,7 +125,7 @@ def _district(hub: RunningHub, broker: BrokerHarness, tmp_path: Path) -> Iterato
 
 
 def _provision(hub: RunningHub, device: str, kind: str, at: tuple[float, float]) -> None:
-    with _client(hub) as admin:
+    with closing_client(hub) as admin:
         admin.post(
             "/api/v1/devices",
             json={
@@ -197,9 +174,9 @@ def contrast(a: str, b: str) -> float:
 def test_mbtiles_tiles_are_served_behind_the_login_and_flipped_to_xyz(map_hub: RunningHub) -> None:
     cx, cy = _tile_xy(*ORIGIN, TILE_Z)
     url = f"/api/v1/ui/tiles/{TILE_Z}/{cx}/{cy}.png"
-    with _client(map_hub, None) as anonymous:
+    with closing_client(map_hub, None) as anonymous:
         assert anonymous.get(url).status_code == 401
-    with _client(map_hub, Role.OPERATOR) as op:
+    with closing_client(map_hub, Role.OPERATOR) as op:
         res = op.get(url)
         assert res.status_code == 200
         assert res.headers["content-type"] == "image/png"
@@ -240,19 +217,21 @@ def test_the_base_map_from_mbtiles_and_the_scale_bar_are_shown(
 # -- zones and camera lines ------------------------------------------------------------------
 
 
-def _zone(hub: RunningHub, zid: str, kind: str, east_m: float, north_m: float) -> None:
+def _box(east_m: float, north_m: float, width_m: float, height_m: float) -> dict[str, Any]:
+    """A rectangle from its south-west corner, in metres from ORIGIN (GeoJSON)."""
     w, s = offset(east_m, north_m)
-    e, n = offset(east_m + 80, north_m + 60)
-    with _client(hub, Role.COMMANDER) as commander:
+    e, n = offset(east_m + width_m, north_m + height_m)
+    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+
+def _zone(hub: RunningHub, zid: str, kind: str, east_m: float, north_m: float) -> None:
+    with closing_client(hub, Role.COMMANDER) as commander:
         commander.put(
             f"/api/v1/zones/{zid}",
             json={
                 "type": "Feature",
                 "id": zid,
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-                },
+                "geometry": _box(east_m, north_m, 80, 60),
                 "properties": {"site": hub.site, "name": f"Zone {zid}", "kind": kind},
             },
         ).raise_for_status()
@@ -270,7 +249,7 @@ def _push_camera_zones(hub: RunningHub, device: str) -> None:
     points = [
         {"px": list(px), "lon": offset(*m)[0], "lat": offset(*m)[1]} for px, m in GROUND
     ]
-    with _client(hub) as admin:
+    with closing_client(hub) as admin:
         admin.post(
             f"/api/v1/devices/{device}/config",
             json={
@@ -302,13 +281,13 @@ def test_camera_zones_are_mapped_to_the_ground_by_the_pushed_homography(
     _provision(map_hub, cam, "camera", offset(-470, 270))
     bare = f"{map_hub.site}-cam-bare"
     _provision(map_hub, bare, "camera", offset(-300, 270))
-    with _client(map_hub) as admin:  # a push with zones but no homography: not drawable
+    with closing_client(map_hub) as admin:  # a push with zones but no homography: not drawable
         admin.post(
             f"/api/v1/devices/{bare}/config",
             json={"config": {"zones": [{"id": "z", "type": "line", "a": [0, 1], "b": [9, 1]}]}},
         ).raise_for_status()
     _push_camera_zones(map_hub, cam)
-    with _client(map_hub, Role.OPERATOR) as op:
+    with closing_client(map_hub, Role.OPERATOR) as op:
         fc = op.get("/api/v1/ui/camera-zones", params={"site": map_hub.site}).json()
     mine = {f["properties"]["zone"]: f for f in fc["features"] if f["properties"]["device"] == cam}
     assert fc["cameras_not_drawn"] >= 1
@@ -465,7 +444,7 @@ def test_device_summary_counts_status_and_health_per_kind(
             health_fields=lambda: {"fps": 12.5, "inference_ms": 41.0},
         )
         lidar = district.device(f"{map_hub.site}-lidar-sum", "lidar", offset(120, 100))
-        with _client(map_hub, Role.OPERATOR) as op:
+        with closing_client(map_hub, Role.OPERATOR) as op:
 
             def heartbeats() -> bool:  # the hub has them before the page asks
                 feats = op.get("/api/v1/ui/devices", params={"site": map_hub.site}).json()
@@ -529,18 +508,13 @@ def test_warning_colours_have_contrast_red_stands_out_and_every_colour_is_named(
     assert chip == "rgb({}, {}, {})".format(*_hex(red["chip"]))
     # A red cell says so in words on the map too.
     cid = f"{map_hub.site}-w-red"
-    w, s = offset(500, 500)
-    e, n = offset(600, 580)
-    with _client(map_hub, Role.COMMANDER) as commander:
+    with closing_client(map_hub, Role.COMMANDER) as commander:
         commander.put(
             f"/api/v1/grid-cells/{cid}",
             json={
                 "type": "Feature",
                 "id": cid,
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-                },
+                "geometry": _box(500, 500, 100, 80),
                 "properties": {"site": map_hub.site, "name": "Riverside"},
             },
         ).raise_for_status()

@@ -7,17 +7,13 @@ live when an alert arrives."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from anyio._backends._asyncio import WorkerThread
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import update
 
@@ -25,18 +21,18 @@ from edge.protocol import AlertKind, Location, Severity
 from edge.validators import utcnow
 from hub.auth import Role
 from hub.schema import incidents
-from tests.hub.conftest import RunningHub, start_hub, stop_hub
+from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import (
     ARTIFACTS,
-    PINNED_WORKERS,
     District,
-    _pin_workers,
+    closing_client,
     offset,
     open_dashboard,
+    pinned_hub,
     wait_outbox_empty,
 )
 from tests.hub.incstats.seeding import Seeder
-from tests.support.broker import BrokerHarness, unique_site
+from tests.support.broker import BrokerHarness
 
 ZONE = ZoneInfo("Asia/Shanghai")
 HOUR = timedelta(hours=1)
@@ -50,22 +46,11 @@ def wall_hub(
     broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningHub, datetime]]:
     """A hub in Asia/Shanghai seeded with incidents whose figures are worked out below."""
-    running = start_hub(
-        broker, unique_site(), tmp_path_factory.mktemp("wallhub"), timezone="Asia/Shanghai"
-    )
-    idle_s = WorkerThread.MAX_IDLE_TIME
-    WorkerThread.MAX_IDLE_TIME = 10**9  # a fixed worker pool, as module_hub
-    try:
-        server = running.service._server
-        assert server is not None and server.servers
-        loop = server.servers[0].get_loop()
-        asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
+    tmp = tmp_path_factory.mktemp("wallhub")
+    with pinned_hub(broker, tmp, timezone="Asia/Shanghai") as running:
         now = utcnow()
         seed(running, now)
         yield running, now
-    finally:
-        stop_hub(broker, running)
-        WorkerThread.MAX_IDLE_TIME = idle_s
 
 
 def _midday(now: datetime, days_ago: int) -> datetime:
@@ -118,25 +103,15 @@ def seed(hub: RunningHub, now: datetime) -> None:
     add("critical", late_utc, cell=c2, department=d2)
 
 
-@contextmanager
-def _client(hub: RunningHub, role: Role = Role.OPERATOR) -> Iterator[httpx.Client]:
-    client = hub.client(role)
-    try:
-        yield client
-    finally:
-        client.close()
-        hub.clients.remove(client)
-
-
 def test_wall_figures_count_what_the_database_holds_in_the_site_calendar(
     wall_hub: tuple[RunningHub, datetime],
 ) -> None:
     hub, now = wall_hub
-    with _client(hub) as op:
+    with closing_client(hub, Role.OPERATOR) as op:
         res = op.get("/api/v1/ui/wall", params={"site": hub.site, "days": 5, "overdue_max": 1})
         assert res.status_code == 200
         wall = res.json()
-        with _client(hub, Role.WORKER) as worker:  # statistics are not a grid worker's
+        with closing_client(hub, Role.WORKER) as worker:  # statistics are not a grid worker's
             assert worker.get("/api/v1/ui/wall").status_code == 403
     assert wall["timezone"] == "Asia/Shanghai"
     assert wall["open_by_level"] == {"low": 0, "medium": 1, "high": 2, "critical": 2}
@@ -160,23 +135,27 @@ def test_wall_figures_count_what_the_database_holds_in_the_site_calendar(
 
 
 def _figures(page: Page, card: str) -> dict[str, list[str]]:
-    return page.evaluate(
+    figures: dict[str, list[str]] = page.evaluate(
         """(card) => Object.fromEntries([...document.querySelectorAll(`#${card} .figures tbody tr`)]
             .map((tr) => [tr.dataset.key,
                           [...tr.querySelectorAll('td')].map((td) => td.dataset.value)]))""",
         card,
     )
+    return figures
 
 
 def _check_against_api(page: Page, hub: RunningHub) -> None:
-    with _client(hub) as op:
+    with closing_client(hub, Role.OPERATOR) as op:
         site = {"site": hub.site}
         wall = op.get("/api/v1/ui/wall", params=site).json()
         cells = op.get("/api/v1/incident-stats", params={**site, "by": "cell"}).json()
         depts = op.get("/api/v1/incident-stats", params={**site, "by": "department"}).json()
         devices = op.get("/api/v1/ui/devices", params=site).json()["features"]
     def open_rows(items: list[dict[str, Any]]) -> dict[str, list[str]]:
-        rows = {i["key"] or "": [str(i["open"]), str(i["overdue"])] for i in items if i["open"]}
+        rows: dict[str, list[str]] = {}
+        for i in items:
+            if i["open"]:
+                rows[i["key"] or ""] = [str(i["open"]), str(i["overdue"])]
         return rows
 
     assert _figures(page, "card-cells") == open_rows(cells["items"])
