@@ -230,15 +230,24 @@ class Dashboard {
         h("i", { class: `dev-dot dev-${s}` }), t(`status.${s}`))))));
     }
     if (this.can("zones:read")) {
-      // Each kind's colour with its dash pattern and its name: never colour alone.
+      // Each kind's colour with its dash pattern and its name: never colour alone. Only the
+      // kinds the site has: the legend must not grow over the map for kinds nobody uses.
       const swatch = (s) => h("i", {
         class: `zone-swatch ${s.dash ? (s.dash.startsWith("2") ? "dash-dot" : "dash-long") : ""}`,
         style: { "border-top-color": s.color }, "aria-hidden": "true",
       });
-      rows.push(row(h("span", { "data-i18n": "map.legend.zones" }, t("map.legend.zones")), " ",
-        spaced(Object.entries(ZONE_STYLE).map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.zone.${k}`))))));
-      rows.push(row(h("span", { "data-i18n": "map.legend.camera_zones" }, t("map.legend.camera_zones")), " ",
-        spaced(Object.entries(CAMERA_ZONE_STYLE).map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.camera_zone.${k}`))))));
+      const present = (features, key, table) => Object.entries(table)
+        .filter(([k]) => features.some((f) => f.properties?.[key] === k));
+      const zoneKinds = present(this.zones?.features || [], "kind", ZONE_STYLE);
+      const cameraKinds = present(this.cameraZones?.features || [], "type", CAMERA_ZONE_STYLE);
+      if (zoneKinds.length) {
+        rows.push(row(h("span", { "data-i18n": "map.legend.zones" }, t("map.legend.zones")), " ",
+          spaced(zoneKinds.map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.zone.${k}`))))));
+      }
+      if (cameraKinds.length) {
+        rows.push(row(h("span", { "data-i18n": "map.legend.camera_zones" }, t("map.legend.camera_zones")), " ",
+          spaced(cameraKinds.map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.camera_zone.${k}`))))));
+      }
     }
     fill($("#legend"), rows);
   }
@@ -251,8 +260,14 @@ class Dashboard {
     if (this.can("devices:read")) jobs.push(this.refreshDevices());
     if (this.can("zones:read")) jobs.push(fetchAll("/api/v1/poi", site).then((f) => this.pois.set(f)));
     if (this.can("zones:read")) {
-      jobs.push(fetchAll("/api/v1/zones", site).then((f) => this.zones.set(f)));
-      jobs.push(api(`/api/v1/ui/camera-zones?${new URLSearchParams(site)}`).then((fc) => this.cameraZones.set(fc)));
+      jobs.push(fetchAll("/api/v1/zones", site).then((f) => {
+        this.zones.set(f);
+        this.buildLegend();
+      }));
+      jobs.push(api(`/api/v1/ui/camera-zones?${new URLSearchParams(site)}`).then((fc) => {
+        this.cameraZones.set(fc);
+        this.buildLegend();
+      }));
     }
     if (this.can("positions:read")) {
       const since = new Date(Date.now() - this.config.position_stale_after_s * 4000).toISOString();
@@ -294,8 +309,10 @@ class Dashboard {
     if (!bounds.isValid()) return;
     const legend = document.getElementById("legend");
     const pad = 28;
+    // The device summary sits top right: the top is kept clear of it as the bottom of the legend.
+    const summary = document.getElementById("device-summary");
     this.map.fitBounds(bounds, {
-      paddingTopLeft: [pad, pad],
+      paddingTopLeft: [pad, pad + (summary ? summary.offsetHeight : 0)],
       paddingBottomRight: [pad, pad + (legend ? legend.offsetHeight : 0)],
       maxZoom: Math.min(this.config.max_zoom, 19),
       animate: false,

@@ -85,10 +85,14 @@ def open_dashboard(
     width: int = 1920,
     height: int = 1080,
     username: str | None = None,
+    fake_clock: bool = False,
 ) -> Page:
     """Log in through the form like a user and wait until the dashboard has loaded (as the
-    site's user for ``role``, or as ``username``)."""
+    site's user for ``role``, or as ``username``). ``fake_clock``: Playwright's clock is
+    installed before any script runs; time flows as usual until the test moves it on."""
     context = browser.new_context(viewport={"width": width, "height": height})
+    if fake_clock:
+        context.clock.install()
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))

@@ -382,7 +382,7 @@ def test_a_track_that_stops_fades_then_disappears(
         # entities were last seen, which would cover the very pixels looked at here.
         cam = district.device(f"{map_hub.site}-cam-fade", "camera", offset(-60, -330))
         officer_src = district.device(f"{map_hub.site}-glasses-fade", "glasses", offset(-60, -270))
-        page = _open_with_clock(pages, browser, map_hub)
+        page = open_dashboard(pages, browser, map_hub, Role.OPERATOR, fake_clock=True)
         _go(page, *offset(0, -300), 18)
         page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
         track = position(f"{cam.device}-7", EntityKind.TRACK, 0, -300)
@@ -412,23 +412,6 @@ def test_a_track_that_stops_fades_then_disappears(
         assert diag["removed_tracks"] >= 1
         assert not colour_near(page, tx, ty, fresh, radius=2, tol=40)
         assert colour_near(page, ox, oy, blue, radius=1, tol=10)
-
-
-def _open_with_clock(pages: list[Page], browser: Browser, hub: RunningHub) -> Page:
-    """The dashboard with Playwright's clock installed before any script runs: time flows as
-    usual until the test moves it on (no sleeping for a track to age)."""
-    original = browser.new_context
-
-    def with_clock(**kwargs: Any) -> Any:
-        context = original(**kwargs)
-        context.clock.install()
-        return context
-
-    browser.new_context = with_clock  # type: ignore[method-assign]
-    try:
-        return open_dashboard(pages, browser, hub, Role.OPERATOR)
-    finally:
-        browser.new_context = original  # type: ignore[method-assign]
 
 
 # -- device summary --------------------------------------------------------------------------
