@@ -28,6 +28,15 @@ const LAYERS = [
   { id: "camera_zones", perm: "zones:read", label: "map.layers.camera_zones" },
 ];
 
+// Leaflet's scale bar with its units from the catalogue ("100 m", "100 米").
+const LocalScale = L.Control.Scale.extend({
+  _updateMetric(maxMeters) {
+    const meters = this._getRoundNum(maxMeters);
+    const label = meters < 1000 ? t("map.scale.m", { n: meters }) : t("map.scale.km", { n: meters / 1000 });
+    this._updateScale(this._mScale, label, meters / maxMeters);
+  },
+});
+
 class Dashboard {
   constructor(me, config) {
     this.me = me;
@@ -79,7 +88,7 @@ class Dashboard {
       zoomSnap: 0.25,
     });
     map.attributionControl.setPrefix("");
-    L.control.scale({ position: "bottomright", metric: true, imperial: false, maxWidth: 160 }).addTo(map);
+    this.scale = new LocalScale({ position: "bottomright", metric: true, imperial: false, maxWidth: 160 }).addTo(map);
     this.map = map;
     this.bindViewToUrl();
     this.relabelZoom();
@@ -409,6 +418,7 @@ class Dashboard {
 
   relabel() {
     this.relabelZoom();
+    this.scale._update();
     this.buildToggles();
     this.buildLegend();
     this.cells.relabel();
