@@ -2,9 +2,10 @@
 
 The map must work with no internet: the default base layer is ``none`` (a plain background with
 the site's own grid cells, zones and an optional outline file). ``local_tiles`` serves an XYZ tile
-tree from disk through the hub; ``url`` lets the browser load an online (or intranet) tile
-server. Coordinates stay WGS84 everywhere; if the operator says the tile source uses a shifted
-datum (GCJ-02, common for maps of China), the browser shifts overlays at display time only.
+tree or an MBTiles file from disk through the hub (behind the login, like every route); ``url``
+lets the browser load an online (or intranet) tile server. Coordinates stay WGS84 everywhere;
+if the operator says the tile source uses a shifted datum (GCJ-02, common for maps of China),
+the browser shifts overlays at display time only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class DashboardConfig(StrictModel):
     tiles_dir: Path | None = Field(
         default=None, description="<tiles_dir>/<z>/<x>/<y>.<ext>; only for base_layer: local_tiles"
     )
+    mbtiles_file: Path | None = Field(
+        default=None,
+        description="an MBTiles 1.3 file of raster tiles (png, jpg or webp), served by the hub; "
+        "only for base_layer: local_tiles, instead of tiles_dir",
+    )
     tile_ext: TileExt = "png"
     attribution: Annotated[str, Field(max_length=300)] = ""
     tile_datum: TileDatum = Field(
@@ -56,6 +62,14 @@ class DashboardConfig(StrictModel):
     trail_points: Annotated[int, Field(ge=0, le=200)] = 20
     trail_max_age_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     position_stale_after_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    track_fade_after_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=30.0,
+        description="an anonymous track (camera or LiDAR) not seen for this long starts to fade",
+    )
+    track_remove_after_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=120.0,
+        description="an anonymous track not seen for this long is removed from the map",
+    )
     device_degraded_after_s: Annotated[float, Field(gt=0, le=86400)] = Field(
         default=90.0,
         description="an online device with no heartbeat for this long shows as degraded",
@@ -77,8 +91,15 @@ class DashboardConfig(StrictModel):
                 raise ValueError(f"ui.tile_url lacks {', '.join(missing)}: it is a tile template")
             if not self.tile_url.startswith(("https://", "http://", "/")):
                 raise ValueError("ui.tile_url must start with https://, http:// or / (same host)")
-        if self.base_layer == "local_tiles" and self.tiles_dir is None:
-            raise ValueError("ui.base_layer 'local_tiles' needs ui.tiles_dir (a z/x/y tile tree)")
+        if self.base_layer == "local_tiles" and (self.tiles_dir is None) == (
+            self.mbtiles_file is None
+        ):
+            raise ValueError(
+                "ui.base_layer 'local_tiles' needs exactly one of ui.tiles_dir (a z/x/y tile "
+                "tree) and ui.mbtiles_file (an MBTiles file)"
+            )
+        if self.track_fade_after_s >= self.track_remove_after_s:
+            raise ValueError("ui.track_fade_after_s must be less than ui.track_remove_after_s")
         if self.min_zoom > self.max_zoom:
             raise ValueError("ui.min_zoom must not exceed ui.max_zoom")
         if not self.min_zoom <= self.zoom <= self.max_zoom:

@@ -7,7 +7,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine
@@ -15,19 +14,21 @@ from sqlalchemy import Engine
 from edge.validators import utcnow
 from hub.config import HubConfig
 from hub.dashboard_config import DashboardConfig
-from hub.errors import NotFound, Unavailable
+from hub.errors import Unavailable
 from hub.flood import FloodGuard
 from hub.mapview import repository
+from hub.mapview.camera_zones import camera_zone_features
+from hub.mapview.tiles import Tile, TileNotFound, directory_tile, mbtiles_tile
+
+__all__ = ["MapService", "OutlineUnavailable", "TileNotFound", "device_status"]
 
 log = logging.getLogger(__name__)
+# Cameras whose zones one answer carries (64 zones each at most): a district's cameras fit.
+CAMERA_ZONES_MAX_CAMERAS = 2000
 
 DeviceStatus = Literal["online", "offline", "degraded", "unknown"]
 LocationSource = Literal["registry", "positions", "alert"]
 StatusReason = dict[str, str | int | float]
-
-
-class TileNotFound(NotFound):
-    pass
 
 
 class OutlineUnavailable(Unavailable):
@@ -39,6 +40,19 @@ class HealthSummary:
     ts: datetime
     outbox_depth: int
     cpu_temp_c: float | None
+    # Figures the dashboard's per-kind health shows; None: the device does not report it.
+    fps: float | None = None
+    inference_ms: float | None = None
+    queue_depth: int | None = None
+
+    def figures(self) -> dict[str, float | int | None]:
+        return {
+            "fps": self.fps,
+            "inference_ms": self.inference_ms,
+            "queue_depth": self.queue_depth,
+            "outbox_depth": self.outbox_depth,
+            "cpu_temp_c": self.cpu_temp_c,
+        }
 
 
 def device_status(
@@ -72,6 +86,13 @@ def device_status(
     if flood_dropped > 0:
         reasons.append({"code": "flooding", "n": flood_dropped})
     return ("degraded" if reasons else "online"), reasons
+
+
+def _number(value: object) -> float | None:
+    # bool is an int subclass; a stored payload is JSON, so nothing else can appear here.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _aware(ts: datetime) -> datetime:
@@ -108,23 +129,26 @@ class MapService:
             "trail_points": ui.trail_points,
             "trail_max_age_s": ui.trail_max_age_s,
             "position_stale_after_s": ui.position_stale_after_s,
+            "track_fade_after_s": ui.track_fade_after_s,
+            "track_remove_after_s": ui.track_remove_after_s,
             "alert_feed_max": ui.alert_feed_max,
             "language": ui.language,
             # The site's zone: the dashboard shows every time in it, whatever the browser's.
             "timezone": self.config.timezone,
         }
 
-    def tile_path(self, z: int, x: int, y: int, ext: str) -> Path:
+    def tile(self, z: int, x: int, y: int, ext: str) -> Tile:
+        """One tile of the site's own base map (an MBTiles file or a z/x/y tree)."""
         ui = self.config.ui
-        if ui.base_layer != "local_tiles" or ui.tiles_dir is None or ext != ui.tile_ext:
+        if ui.base_layer != "local_tiles" or ext != ui.tile_ext:
             raise TileNotFound("this hub serves no local tiles (ui.base_layer)")
         if x >= 2**z or y >= 2**z:
             raise TileNotFound(f"tile {z}/{x}/{y} is outside the zoom level's grid")
-        # z, x, y are validated integers, so the path cannot leave tiles_dir.
-        path = ui.tiles_dir / str(z) / str(x) / f"{y}.{ext}"
-        if not path.is_file():
-            raise TileNotFound(f"no tile {z}/{x}/{y}")
-        return path
+        if ui.mbtiles_file is not None:
+            return mbtiles_tile(ui.mbtiles_file, z, x, y)
+        if ui.tiles_dir is None:  # the config's validator requires one of the two
+            raise TileNotFound("this hub serves no local tiles (ui.tiles_dir)")
+        return directory_tile(ui.tiles_dir, z, x, y, ext)
 
     def outline(self) -> dict[str, Any]:
         path = self.config.ui.outline_file
@@ -138,6 +162,19 @@ class MapService:
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
             raise OutlineUnavailable("ui.outline_file is not a GeoJSON FeatureCollection")
         return data
+
+    def camera_zones(self, *, site: str | None) -> dict[str, Any]:
+        """Every camera's pushed zones and lines in lon/lat, and how many cameras with a push
+        could not be drawn (no zones or no homography in their newest push)."""
+        with self.engine.connect() as conn:
+            rows = repository.newest_camera_pushes(conn, site, CAMERA_ZONES_MAX_CAMERAS)
+        features: list[dict[str, Any]] = []
+        undrawn = 0
+        for r in rows:
+            found = camera_zone_features(r.device, r.site, r.config or {})
+            features.extend(found)
+            undrawn += 0 if found else 1
+        return {"type": "FeatureCollection", "features": features, "cameras_not_drawn": undrawn}
 
     def devices(
         self, *, limit: int, after: str | None, site: str | None
@@ -184,6 +221,8 @@ class MapService:
                         "status_reasons": reasons,
                         "last_seen": last_seen.isoformat() if last_seen else None,
                         "location_source": source,
+                        # None when no heartbeat came: "not reported", not zero.
+                        "health": last.figures() if last else None,
                     },
                 }
             )
@@ -200,10 +239,13 @@ class MapService:
             rows.setdefault(r.device, {})["alert"] = (r.lon, r.lat)
         for r in repository.newest_health(conn, ids):
             payload = r.payload or {}
-            temp = payload.get("cpu_temp_c")
+            queue = payload.get("queue_depth")
             rows.setdefault(r.device, {})["health"] = HealthSummary(
                 ts=_aware(r.ts),
                 outbox_depth=int(payload.get("outbox_depth") or 0),
-                cpu_temp_c=float(temp) if isinstance(temp, int | float) else None,
+                cpu_temp_c=_number(payload.get("cpu_temp_c")),
+                fps=_number(payload.get("fps")),
+                inference_ms=_number(payload.get("inference_ms")),
+                queue_depth=int(queue) if isinstance(queue, int) else None,
             )
         return rows

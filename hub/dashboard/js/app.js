@@ -12,6 +12,8 @@ import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
 import { OrgPanel } from "./org.js";
 import { IncidentWorkspace } from "./incidents.js";
+import { CameraZonesLayer, CAMERA_ZONE_STYLE, ZonesLayer, ZONE_STYLE } from "./map-zones.js";
+import { DeviceSummary } from "./map-devices.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -24,7 +26,18 @@ const LAYERS = [
   { id: "trails", perm: "positions:read" },
   { id: "alerts", perm: "alerts:read" },
   { id: "pois", perm: "zones:read" },
+  { id: "zones", perm: "zones:read", label: "map.layers.zones" },
+  { id: "camera_zones", perm: "zones:read", label: "map.layers.camera_zones" },
 ];
+
+// Leaflet's scale bar with its units from the catalogue ("100 m", "100 米").
+const LocalScale = L.Control.Scale.extend({
+  _updateMetric(maxMeters) {
+    const meters = this._getRoundNum(maxMeters);
+    const label = meters < 1000 ? t("map.scale.m", { n: meters }) : t("map.scale.km", { n: meters / 1000 });
+    this._updateScale(this._mScale, label, meters / maxMeters);
+  },
+});
 
 class Dashboard {
   constructor(me, config) {
@@ -86,6 +99,7 @@ class Dashboard {
       zoomSnap: 0.25,
     });
     map.attributionControl.setPrefix("");
+    this.scale = new LocalScale({ position: "bottomright", metric: true, imperial: false, maxWidth: 160 }).addTo(map);
     this.map = map;
     this.bindViewToUrl();
     this.relabelZoom();
@@ -121,6 +135,22 @@ class Dashboard {
       this.panels.showCell(f);
     });
     this.devices = new DevicesLayer(this.toDisplay, (id) => this.panels.showDevice(id));
+    this.devices.attach(map);
+    // On the map (top right), not in the side column: that keeps its room for the detail.
+    const summary = L.control({ position: "topright" });
+    summary.onAdd = () => {
+      const el = L.DomUtil.create("details", "device-summary map-control");
+      el.id = "device-summary";
+      L.DomEvent.disableClickPropagation(el);
+      L.DomEvent.disableScrollPropagation(el);
+      return el;
+    };
+    if (this.can("devices:read")) summary.addTo(map);
+    this.deviceSummary = new DeviceSummary(summary.getContainer() || document.createElement("details"));
+    this.devices.onChange = () => this.deviceSummary.set([...this.devices.devices.values()].map((e) => e.feature));
+    this.zones = new ZonesLayer(this.toDisplay);
+    this.cameraZones = new CameraZonesLayer(this.toDisplay);
+    this.cameraZones.attach(map);
     this.alertMarkers = new AlertsLayer(this.toDisplay, (id) => this.panels.showAlert(id));
     this.pois = new PoisLayer(this.toDisplay);
     this.positions = new PositionsLayer({
@@ -128,6 +158,8 @@ class Dashboard {
       trailPoints: c.trail_points,
       trailMaxAgeS: c.trail_max_age_s,
       staleAfterS: c.position_stale_after_s,
+      trackFadeAfterS: c.track_fade_after_s,
+      trackRemoveAfterS: c.track_remove_after_s,
       onSelect: (e) => this.panels.showEntity(e.id),
     });
     this.playback = L.layerGroup().addTo(map);
@@ -136,6 +168,8 @@ class Dashboard {
       devices: this.devices.group,
       alerts: this.alertMarkers.group,
       pois: this.pois.group,
+      zones: this.zones.group,
+      camera_zones: this.cameraZones.group,
     };
     for (const def of LAYERS) {
       if (!this.can(def.perm)) continue;
@@ -175,7 +209,7 @@ class Dashboard {
       input.addEventListener("change", (ev) => this.setLayer(def, ev.target.checked));
       labels.push(h("label", { class: `toggle toggle-${def.id}` },
         input, " ", h("span", { class: `swatch swatch-${def.id}`, "aria-hidden": "true" }), " ",
-        h("span", { "data-i18n": `layers.${def.id}` }, t(`layers.${def.id}`))));
+        h("span", { "data-i18n": def.label || `layers.${def.id}` }, t(def.label || `layers.${def.id}`))));
     }
     fill(box, labels);
     $("#poi-import").hidden = !this.can("zones:write");
@@ -215,6 +249,26 @@ class Dashboard {
       rows.push(row(spaced(["online", "degraded", "offline"].map((s) => h("span", { class: "ent" },
         h("i", { class: `dev-dot dev-${s}` }), t(`status.${s}`))))));
     }
+    if (this.can("zones:read")) {
+      // Each kind's colour with its dash pattern and its name: never colour alone. Only the
+      // kinds the site has: the legend must not grow over the map for kinds nobody uses.
+      const swatch = (s) => h("i", {
+        class: `zone-swatch ${s.dash ? (s.dash.startsWith("2") ? "dash-dot" : "dash-long") : ""}`,
+        style: { "border-top-color": s.color }, "aria-hidden": "true",
+      });
+      const present = (features, key, table) => Object.entries(table)
+        .filter(([k]) => features.some((f) => f.properties?.[key] === k));
+      const zoneKinds = present(this.zones?.features || [], "kind", ZONE_STYLE);
+      const cameraKinds = present(this.cameraZones?.features || [], "type", CAMERA_ZONE_STYLE);
+      if (zoneKinds.length) {
+        rows.push(row(h("span", { "data-i18n": "map.legend.zones" }, t("map.legend.zones")), " ",
+          spaced(zoneKinds.map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.zone.${k}`))))));
+      }
+      if (cameraKinds.length) {
+        rows.push(row(h("span", { "data-i18n": "map.legend.camera_zones" }, t("map.legend.camera_zones")), " ",
+          spaced(cameraKinds.map(([k, s]) => h("span", { class: "ent zone-key" }, swatch(s), t(`map.camera_zone.${k}`))))));
+      }
+    }
     fill($("#legend"), rows);
   }
 
@@ -225,6 +279,16 @@ class Dashboard {
     if (this.can("cells:read")) jobs.push(fetchAll("/api/v1/grid-cells", site).then((f) => this.cells.set(f)));
     if (this.can("devices:read")) jobs.push(this.refreshDevices());
     if (this.can("zones:read")) jobs.push(fetchAll("/api/v1/poi", site).then((f) => this.pois.set(f)));
+    if (this.can("zones:read")) {
+      jobs.push(fetchAll("/api/v1/zones", site).then((f) => {
+        this.zones.set(f);
+        this.buildLegend();
+      }));
+      jobs.push(api(`/api/v1/ui/camera-zones?${new URLSearchParams(site)}`).then((fc) => {
+        this.cameraZones.set(fc);
+        this.buildLegend();
+      }));
+    }
     if (this.can("positions:read")) {
       const since = new Date(Date.now() - this.config.position_stale_after_s * 4000).toISOString();
       jobs.push(
@@ -248,6 +312,7 @@ class Dashboard {
     this.outline.group.eachLayer((l) => bounds.extend(l.getBounds ? l.getBounds() : l.getLatLng()));
     for (const { marker } of this.devices.devices.values()) if (marker) bounds.extend(marker.getLatLng());
     this.pois.group.eachLayer((m) => bounds.extend(m.getLatLng()));
+    this.zones.group.eachLayer((l) => bounds.extend(l.getBounds()));
     return bounds;
   }
 
@@ -264,8 +329,10 @@ class Dashboard {
     if (!bounds.isValid()) return;
     const legend = document.getElementById("legend");
     const pad = 28;
+    // The device summary sits top right: the top is kept clear of it as the bottom of the legend.
+    const summary = document.getElementById("device-summary");
     this.map.fitBounds(bounds, {
-      paddingTopLeft: [pad, pad],
+      paddingTopLeft: [pad, pad + (summary ? summary.offsetHeight : 0)],
       paddingBottomRight: [pad, pad + (legend ? legend.offsetHeight : 0)],
       maxZoom: Math.min(this.config.max_zoom, 19),
       animate: false,
@@ -383,11 +450,15 @@ class Dashboard {
 
   relabel() {
     this.relabelZoom();
+    this.scale._update();
     this.buildToggles();
     this.buildLegend();
     this.cells.relabel();
     this.devices.relabel();
     this.pois.relabel();
+    this.zones.relabel();
+    this.cameraZones.relabel();
+    this.deviceSummary.render();
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
     this.panels.renderFeed();
     this.panels.rerender();

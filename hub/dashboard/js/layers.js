@@ -4,6 +4,7 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { h } from "./dom.js";
 import { t, formatAgo } from "./i18n.js";
+import { MarkerSpreader } from "./map-spread.js";
 
 export const SEVERITY = {
   critical: { color: "#D55E00", ink: "#111111", rank: 4 }, // dark ink: white on it is 3.9:1
@@ -12,10 +13,14 @@ export const SEVERITY = {
   low: { color: "#0072B2", ink: "#ffffff", rank: 1 },
   info: { color: "#9AA5B1", ink: "#111111", rank: 0 },
 };
+// Warning colours on the dark map: yellow is by nature the most luminous, so red is made the
+// most visible by everything else: the widest outline, a white casing under it, the densest
+// fill and a label chip in a dark red that white text reads on (6.5:1). Each outline has at
+// least 3:1 contrast to the map background (WCAG 1.4.11) and every colour has a text label.
 export const WARNING = {
-  red: { color: "#D55E00" },
-  orange: { color: "#E69F00" },
-  yellow: { color: "#F0E442" },
+  red: { color: "#FF3B30", weight: 5, casing: 8, fillOpacity: 0.34, chip: "#B3261E", ink: "#ffffff" },
+  orange: { color: "#FF9F1A", weight: 3, casing: 0, fillOpacity: 0.2, chip: "#E69F00", ink: "#111111" },
+  yellow: { color: "#F0E442", weight: 2, casing: 0, fillOpacity: 0.1, chip: "#F0E442", ink: "#111111" },
 };
 export const DEVICE_STATUS = {
   online: { color: "#009E73" },
@@ -44,7 +49,7 @@ function geoLatLngs(coords, depth, toDisplay) {
   return coords.map((c) => geoLatLngs(c, depth - 1, toDisplay));
 }
 
-function polygonLayer(geometry, toDisplay, style) {
+export function polygonLayer(geometry, toDisplay, style) {
   if (geometry.type === "Polygon") return L.polygon(geoLatLngs(geometry.coordinates, 2, toDisplay), style);
   if (geometry.type === "MultiPolygon") {
     return L.polygon(geoLatLngs(geometry.coordinates, 3, toDisplay), style);
@@ -98,16 +103,20 @@ export class CellsLayer {
     const w = WARNING[level];
     const style = {
       color: w ? w.color : "#7D8AA0",
-      weight: w ? 3 : 1.5,
+      weight: w ? w.weight : 1.5,
       dashArray: w ? null : "4 4",
       fillColor: w ? w.color : "#7D8AA0",
-      fillOpacity: w ? 0.22 : 0.04,
+      fillOpacity: w ? w.fillOpacity : 0.04,
+      className: `cell-shape cell-shape-${w ? level : "none"}`,
     };
     const labelClass = `cell-label ${level ? `cell-${level}` : ""}`;
     const old = this.cells.get(f.id);
     if (old && JSON.stringify(old.feature.geometry) === JSON.stringify(f.geometry)) {
       old.feature = f;
       old.layer.setStyle(style);
+      const shape = old.layer.getElement?.();
+      if (shape) shape.setAttribute("class", `${style.className} leaflet-interactive`);
+      this.setCasing(old, f, w);
       const tip = old.layer.getTooltip();
       tip.options.className = labelClass;
       const el = tip.getElement();
@@ -115,16 +124,34 @@ export class CellsLayer {
       old.layer.setTooltipContent(this.label(f));
       return;
     }
-    if (old) this.group.removeLayer(old.layer);
+    if (old) {
+      this.group.removeLayer(old.layer);
+      if (old.casing) this.group.removeLayer(old.casing);
+    }
     const layer = polygonLayer(f.geometry, this.toDisplay, style);
     if (!layer) return;
     layer.bindTooltip(this.label(f), {
       permanent: true, direction: "center", pane: "gwCellLabels", className: labelClass,
     });
-    const entry = { feature: f, layer };
+    const entry = { feature: f, layer, casing: null };
     layer.on("click", (ev) => this.onSelect(entry.feature, ev));
+    this.setCasing(entry, f, w);
     this.group.addLayer(layer);
     this.cells.set(f.id, entry);
+  }
+
+  // A white outline under the red one: red stands out on any base map, light or dark.
+  setCasing(entry, f, w) {
+    if (entry.casing) {
+      this.group.removeLayer(entry.casing);
+      entry.casing = null;
+    }
+    if (!w?.casing) return;
+    entry.casing = polygonLayer(f.geometry, this.toDisplay, {
+      color: "#ffffff", weight: w.casing, fill: false, interactive: false, className: "cell-casing",
+    });
+    if (entry.casing) this.group.addLayer(entry.casing);
+    entry.casing?.bringToBack();
   }
 
   label(f) {
@@ -159,21 +186,32 @@ export class DevicesLayer {
     this.toDisplay = toDisplay;
     this.onSelect = onSelect;
     this.devices = new Map();
+    this.spreader = new MarkerSpreader();
+    this.group.addLayer(this.spreader.legs);
+    this.onChange = () => {};
+  }
+
+  // Overlapping markers are fanned out on this map (js/map-spread.js).
+  attach(map) {
+    this.spreader.attach(map, () => [...this.devices.values()].filter((e) => e.marker));
   }
 
   set(features) {
     this.group.clearLayers();
+    this.group.addLayer(this.spreader.legs);
     this.devices.clear();
     for (const f of features) this.upsert(f);
+    this.onChange();
   }
 
   upsert(f) {
     const old = this.devices.get(f.id);
     if (old?.marker) this.group.removeLayer(old.marker);
-    const entry = { feature: f, marker: null };
+    const entry = { feature: f, marker: null, at: null };
     if (f.geometry) {
       const [lon, lat] = f.geometry.coordinates;
-      entry.marker = L.marker(this.toDisplay(lon, lat), {
+      entry.at = L.latLng(this.toDisplay(lon, lat));
+      entry.marker = L.marker(entry.at, {
         icon: deviceIcon(f.properties), keyboard: true, title: f.properties.name || f.id, zIndexOffset: 200,
       });
       entry.marker.bindTooltip(() => this.tooltip(f), { direction: "top", offset: [0, -12] });
@@ -181,6 +219,7 @@ export class DevicesLayer {
       this.group.addLayer(entry.marker);
     }
     this.devices.set(f.id, entry);
+    this.spreader.schedule();
   }
 
   tooltip(f) {
@@ -202,6 +241,7 @@ export class DevicesLayer {
     p.status = ev.state === "online" ? "online" : "offline";
     p.last_seen = ev.ts;
     this.upsert(entry.feature);
+    this.onChange();
     return true;
   }
 

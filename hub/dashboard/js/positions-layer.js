@@ -2,6 +2,8 @@
 // Thousands of markers that move every second: points are kept in normalised Web Mercator
 // (computed once per update), each frame batches one path per style, and a frame is drawn
 // only when something changed (requestAnimationFrame). Trails are the last N points.
+// Anonymous tracks (camera and LiDAR) that stop reporting fade out from trackFadeAfterS and
+// are removed at trackRemoveAfterS: a person who walked away leaves no ghost on the map.
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 
 export const ENTITY_STYLE = {
@@ -10,11 +12,14 @@ export const ENTITY_STYLE = {
   track: { fill: "#D9DEE4", stroke: "#0b1320", shape: "square", r: 3.5 },
 };
 const SAMPLE_MAX = 4096;
+const FADE_STEPS = 8; // fading tracks use one of this many alpha levels (a sprite each)
+const SWEEP_MS = 1000;
 const TRAIL_BUDGET = 1500;
 const sprites = new Map();
 
-function spriteFor(kind, stale, ratio) {
-  const key = `${kind}:${stale}:${ratio}`;
+// `fade`: 0 (opaque) to FADE_STEPS (gone); the alpha is baked into the sprite's pixels.
+function spriteFor(kind, stale, ratio, fade = 0) {
+  const key = `${kind}:${stale}:${ratio}:${fade}`;
   let sprite = sprites.get(key);
   if (sprite) return sprite;
   const style = ENTITY_STYLE[kind];
@@ -44,12 +49,13 @@ function spriteFor(kind, stale, ratio) {
   const data = new Uint32Array(c.getImageData(0, 0, n, n).data.buffer);
   const offsets = [];
   const colours = [];
+  const alpha = Math.round(255 * (1 - fade / FADE_STEPS)) << 24;
   for (let yy = 0; yy < n; yy++) {
     for (let xx = 0; xx < n; xx++) {
       const v = data[yy * n + xx];
       if (v >>> 24 >= 96) {
         offsets.push(xx, yy);
-        colours.push((v | 0xff000000) >>> 0);
+        colours.push(((v & 0x00ffffff) | alpha) >>> 0);
       }
     }
   }
@@ -69,6 +75,9 @@ export const PositionsLayer = L.Layer.extend({
     this.trailPoints = options.trailPoints ?? 20;
     this.trailMaxAgeMs = (options.trailMaxAgeS ?? 120) * 1000;
     this.staleMs = (options.staleAfterS ?? 300) * 1000;
+    this.trackFadeMs = (options.trackFadeAfterS ?? 30) * 1000;
+    this.trackRemoveMs = (options.trackRemoveAfterS ?? 120) * 1000;
+    this.removedTracks = 0;
     this.entities = new Map();
     this.visibleKinds = new Set(["officer", "wearer", "track"]);
     this.selected = null;
@@ -90,10 +99,40 @@ export const PositionsLayer = L.Layer.extend({
     map.on("move zoomend resize viewreset", this._reset, this);
     map.on("zoomstart", this._hide, this);
     map.on("click", this._click, this);
+    // Fading needs frames while nothing moves; the sweep also drops expired tracks.
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
     this._reset();
   },
 
+  // Remove anonymous tracks older than trackRemoveMs; redraw while any is fading.
+  sweep(now = Date.now()) {
+    let fading = false;
+    for (const [id, e] of this.entities) {
+      if (e.kind !== "track") continue;
+      const age = now - e.tsMs;
+      if (age > this.trackRemoveMs) {
+        this.entities.delete(id);
+        this.removedTracks += 1;
+        if (this.selected === id) this.selected = null;
+        fading = true;
+      } else if (age > this.trackFadeMs) {
+        fading = true;
+      }
+    }
+    if (fading) this.requestDraw();
+  },
+
+  // 0 (opaque) .. FADE_STEPS for an entity at `now`; officers and wearers never fade.
+  fadeOf(e, now) {
+    if (e.kind !== "track") return 0;
+    const age = now - e.tsMs;
+    if (age <= this.trackFadeMs) return 0;
+    const f = (age - this.trackFadeMs) / (this.trackRemoveMs - this.trackFadeMs);
+    return Math.min(FADE_STEPS - 1, 1 + Math.floor(f * (FADE_STEPS - 1)));
+  },
+
   onRemove(map) {
+    clearInterval(this.sweepTimer);
     map.off("move zoomend resize viewreset", this._reset, this);
     map.off("zoomstart", this._hide, this);
     map.off("click", this._click, this);
@@ -189,6 +228,7 @@ export const PositionsLayer = L.Layer.extend({
     const onScreen = [];
     for (const e of this.entities.values()) {
       if (!this.visibleKinds.has(e.kind)) continue;
+      if (e.kind === "track" && now - e.tsMs > this.trackRemoveMs) continue; // until the sweep
       const x = e.m[0] * scale - ox;
       const y = e.m[1] * scale - oy;
       if (x < -pad || y < -pad || x > w + pad || y > h + pad) continue;
@@ -206,7 +246,8 @@ export const PositionsLayer = L.Layer.extend({
     const px = this.px;
     px.fill(0);
     for (const [e, x, y] of onScreen) {
-      const sprite = spriteFor(e.kind, now - e.tsMs > this.staleMs, ratio);
+      const fade = this.fadeOf(e, now);
+      const sprite = spriteFor(e.kind, fade === 0 && now - e.tsMs > this.staleMs, ratio, fade);
       if (!sprite) continue;
       const x0 = Math.round(x * ratio) - sprite.half;
       const y0 = Math.round(y * ratio) - sprite.half;
@@ -279,6 +320,7 @@ export const PositionsLayer = L.Layer.extend({
     const perf = this.perf;
     return {
       entities: this.entities.size,
+      removed_tracks: this.removedTracks,
       frames: perf.frames,
       updates: perf.updates,
       draw_ms: perf.drawMs.values(),

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import cv2
+import httpx
 import numpy as np
 import pytest
 from anyio._backends._asyncio import WorkerThread
@@ -95,12 +96,17 @@ def open_dashboard(
     height: int = 1080,
     username: str | None = None,
     timezone_id: str | None = None,
+    fake_clock: bool = False,
 ) -> Page:
     """Log in through the form like a user and wait until the dashboard has loaded (as the
-    site's user for ``role``, or as ``username``; in the browser's zone ``timezone_id``)."""
+    site's user for ``role``, or as ``username``; in the browser's zone ``timezone_id``).
+    ``fake_clock``: Playwright's clock is installed before any script runs; time flows as usual
+    until the test moves it on."""
     context = browser.new_context(
         viewport={"width": width, "height": height}, timezone_id=timezone_id
     )
+    if fake_clock:
+        context.clock.install()
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
@@ -317,14 +323,14 @@ def module_hub(
 ) -> Iterator[RunningHub]:
     """One hub shared by a module's tests that do not interfere (each makes its own data):
     starting a hub per test would cost more than the browser work it serves."""
-    running = start_hub(broker, unique_site(), tmp_path_factory.mktemp("hub"))
-    with shared_hub(broker, running):
+    with pinned_hub(broker, tmp_path_factory.mktemp("hub")) as running:
         yield running
 
 
 @contextmanager
-def shared_hub(broker: BrokerHarness, running: RunningHub) -> Iterator[None]:
-    """Make a started hub fit to serve a whole module; stop it at the end."""
+def pinned_hub(broker: BrokerHarness, tmp_path: Path, **overrides: object) -> Iterator[RunningHub]:
+    """A hub that outlives single tests (a module's), started with ``overrides``."""
+    running = start_hub(broker, unique_site(), tmp_path, None, **overrides)
     # FastAPI runs sync routes on AnyIO worker threads, spawned on demand and pruned when idle:
     # threads that a long-lived hub creates during one test would fail that test's leak check.
     # So the pool is fixed before the first test: PINNED_WORKERS threads, never pruned.
@@ -335,10 +341,21 @@ def shared_hub(broker: BrokerHarness, running: RunningHub) -> Iterator[None]:
         assert server is not None and server.servers
         loop = server.servers[0].get_loop()
         asyncio.run_coroutine_threadsafe(_pin_workers(PINNED_WORKERS), loop).result(10)
-        yield
+        yield running
     finally:
         stop_hub(broker, running)
         WorkerThread.MAX_IDLE_TIME = idle_s
+
+
+@contextmanager
+def closing_client(hub: RunningHub, role: Role | None = Role.ADMIN) -> Iterator[httpx.Client]:
+    """A client closed at the end of the block: a module's hub outlives a test's leak check."""
+    client = hub.client(role)
+    try:
+        yield client
+    finally:
+        client.close()
+        hub.clients.remove(client)
 
 
 @contextmanager

@@ -45,7 +45,7 @@ I18N = Path(__file__).resolve().parents[3] / "hub" / "dashboard" / "i18n"
 OFFICER = "officer-9"
 SPARK_W, SPARK_H = 320, 64  # panels.js sparkline() viewBox
 PLAYBACK_BLUE = (0x00, 0x72, 0xB2)
-WARNING_RED = (0xD5, 0x5E, 0x00)
+WARNING_RED = (0xFF, 0x3B, 0x30)  # js/layers.js WARNING.red.color
 EVIDENCE_TITLE = "Person in the rail yard"  # the scene's critical alert with evidence
 KIOSK_TITLE = "Keyboard check at the kiosk"
 
