@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.camera.config import CameraConfig
+from edge.camera.detectors.hog import (
+    Config as HogConfig,  # the clip's boxes and ids were drawn from HOG's
+)
 from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.motion import MotionConfig, MotionGate
 from edge.camera.pipeline import FrameProcessor
@@ -20,7 +23,7 @@ def test_a_panning_camera_does_not_run_the_detector_on_every_frame(vtest: Path,
                                                                    tmp_path: Path) -> None:
     clip = panning_clip(vtest, 90, speed_px=4)  # 9 s at 10 fps
     config = CameraConfig(site="s", device="d", mqtt={"host": "127.0.0.1"}, data_dir=tmp_path,
-                          source=TestPatternSource(),
+                          source=TestPatternSource(), detector=HogConfig(),
                           ingest=IngestConfig(width_px=384, height_px=288),
                           zones=[LineZone(id="kerb", a=(260, 10), b=(260, 278), cooldown_s=0)])
     proc = FrameProcessor(config, track_ids=TrackIds("t"))

@@ -14,6 +14,9 @@ import pytest
 
 from edge.camera.boxes import Box, Detection, iou
 from edge.camera.config import CameraConfig
+from edge.camera.detectors.hog import (
+    Config as HogConfig,  # the clip's boxes and ids were drawn from HOG's
+)
 from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.pipeline import FrameProcessor
 from edge.camera.tracker import Tracker, TrackerConfig
@@ -64,7 +67,8 @@ def test_a_standing_person_keeps_one_id_and_their_loitering_timer(vtest: Path,
     clip = standing_person_clip(vtest, 150)  # 30 s at 5 fps
     config = CameraConfig(
         site="s", device="d", mqtt={"host": "127.0.0.1"}, data_dir=tmp_path,
-        source=TestPatternSource(), ingest=IngestConfig(width_px=384, height_px=288),
+        source=TestPatternSource(), detector=HogConfig(),
+        ingest=IngestConfig(width_px=384, height_px=288),
         zones=[LoiteringZone(id="bench", polygon=[(200, 140), (300, 140), (300, 200),
                                                   (200, 200)], dwell_s=20)])
     proc = FrameProcessor(config, track_ids=TrackIds("t"))
