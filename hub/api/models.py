@@ -235,6 +235,8 @@ class AlertInfo(BaseModel):
     acknowledged_at: datetime | None
     has_evidence: bool
     details: dict[str, Any]
+    incident_id: str | None = Field(default=None, description="the incident it was grouped into")
+    incident_number: str | None = None
 
 
 class AlertDetail(AlertInfo):
@@ -252,6 +254,12 @@ class PositionInfo(BaseModel):
     heading_deg: float | None
     speed_mps: float | None
     ts: datetime
+
+
+class Count(BaseModel):
+    """How many items a list's filters select, over all its pages."""
+
+    total: int
 
 
 class Paged(BaseModel, Generic[T]):
