@@ -10,6 +10,7 @@ import { applyWarningEvent } from "./warnings.js";
 import { PositionsLayer, ENTITY_STYLE } from "./positions-layer.js";
 import { Panels } from "./panels.js";
 import { OrgPanel } from "./org.js";
+import { Feed } from "./feed.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -41,6 +42,7 @@ class Dashboard {
   async start() {
     this.initMap();
     this.panels = new Panels(this);
+    this.feed = new Feed(this);
     this.org = new OrgPanel(this);
     if (this.can("org:read")) this.org.loadLines().catch((err) => console.error("lines:", err));
     const orgButton = $("#org-open");
@@ -49,6 +51,8 @@ class Dashboard {
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();
+    await this.feed.start();
+    this.feedStarted = true;
     this.startLive();
     this.panels.bindSearch();
     this.bindKeys();
@@ -226,6 +230,7 @@ class Dashboard {
     const results = await Promise.allSettled(jobs);
     for (const r of results) if (r.status === "rejected") console.error("initial load:", r.reason);
     if (!this.fitted) await this.fitToContent();
+    if (this.feedStarted) await this.feed.reload(); // a resync after a gap in the stream
   }
 
   // Start on the whole district: the union of cells, outline, devices and points of interest,
@@ -266,16 +271,16 @@ class Dashboard {
     this.devices.set(await fetchAll("/api/v1/ui/devices", site));
   }
 
+  // The map's alert markers: the newest alerts (the feed keeps its own lists, js/feed.js).
   async reloadAlerts() {
     const site = this.config.site ? { site: this.config.site } : {};
     const q = new URLSearchParams({ ...site, limit: String(this.config.alert_feed_max) });
     const page = await api(`/api/v1/alerts?${q}`);
     this.alerts.clear();
-    for (const a of page.items.reverse()) this.addAlert(a, false);
-    this.panels.renderFeed();
+    for (const a of page.items.reverse()) this.upsertMarker(a);
   }
 
-  addAlert(a, render = true) {
+  upsertMarker(a) {
     const known = this.alerts.get(a.id);
     const merged = { status: "new", ...known, ...a };
     this.alerts.set(a.id, merged);
@@ -285,13 +290,21 @@ class Dashboard {
       this.alertMarkers.remove(oldest);
     }
     this.alertMarkers.upsert(merged);
-    if (render) this.panels.renderFeed(known ? null : a.id);
+    return merged;
+  }
+
+  // A new or changed alert (live, or this page's own ack: opts.own) for the map and the feed.
+  addAlert(a, opts = {}) {
+    const merged = this.upsertMarker(a);
+    this.feed.onAlert(merged, opts);
   }
 
   startLive() {
     if (!this.can("live:read")) {
       this.setConn("polling");
-      if (this.can("alerts:read")) this.timers.push(setInterval(() => this.reloadAlerts(), 15000));
+      if (this.can("alerts:read")) {
+        this.timers.push(setInterval(() => this.reloadAlerts().then(() => this.feed.reload()), 15000));
+      }
       return;
     }
     const layers = [];
@@ -299,6 +312,7 @@ class Dashboard {
     if (this.can("alerts:read")) layers.push("alerts");
     if (this.can("devices:read")) layers.push("devices");
     if (this.can("cells:read")) layers.push("warnings");
+    if (this.can("incidents:read")) layers.push("incidents");
     this.live = new LiveStream({
       layers,
       onEvent: (ev) => this.onEvent(ev),
@@ -314,6 +328,7 @@ class Dashboard {
     else if (ev.layer === "alerts") this.addAlert(ev);
     else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
     else if (ev.layer === "warnings") applyWarningEvent(this, ev);
+    else if (ev.layer === "incidents") this.feed.onIncident(ev);
   }
 
   setConn(state, reason) {
@@ -357,7 +372,6 @@ class Dashboard {
     this.devices.relabel();
     this.pois.relabel();
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
-    this.panels.renderFeed();
     this.panels.rerender();
     if (this.live) this.setConn($("#conn").dataset.state || "connecting");
     $("#who").textContent = `${this.me.display_name || this.me.username} · ${t(`role.${this.me.role}`)}`;
@@ -377,6 +391,7 @@ function publishDiagnostics(dash) {
   if (window.gridwardDiagnostics) return;
   const diagnostics = Object.freeze({
     render: () => (dash.positions ? dash.positions.diagnostics() : null),
+    feed: () => (dash.feed ? dash.feed.diagnostics() : null),
   });
   Object.defineProperty(window, "gridwardDiagnostics", { value: diagnostics, enumerable: false });
 }

@@ -4,6 +4,7 @@
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { h } from "./dom.js";
 import { t, formatAgo } from "./i18n.js";
+import { alertTitle } from "./alert-text.js";
 
 export const SEVERITY = {
   critical: { color: "#D55E00", ink: "#ffffff", rank: 4 },
@@ -234,7 +235,7 @@ export class AlertsLayer {
         iconSize: [28, 28],
         iconAnchor: [14, 14],
       }),
-      title: `${t(`severity.${sev}`)}: ${alert.title || t(`alert_kind.${alert.kind}`)}`,
+      title: `${t(`severity.${sev}`)}: ${alertTitle(alert)}`,
       zIndexOffset: 1000 + SEVERITY[sev].rank * 10,
       keyboard: true,
     });
