@@ -47,6 +47,7 @@ export class Feed {
     this.seen = new Set(); // ids already announced (a live event and a reload never beep twice)
     this.baseTitle = document.title;
     this.criticalOpen = null;
+    this.languageStamp = 0;
     this.bind();
   }
 
@@ -134,24 +135,33 @@ export class Feed {
     return q;
   }
 
+  // Critical alerts have their own section above the rest (open ones only with "open only"),
+  // so the other alerts' query leaves critical out: each alert is in one section, counted once.
   buildSections() {
     const openOnly = $("#feed-open-only").checked;
+    const status = openOnly ? { status: "new" } : {};
+    const sev = this.filters.severity;
     const sections = [];
     const iq = this.can("incidents:read") ? this.incidentQuery() : null;
     if (iq) sections.push(new Section(this, "incidents", "/api/v1/incidents", iq));
-    if (!this.filters.severity || this.filters.severity === "critical") {
-      const q = new URLSearchParams(this.alertQuery({ status: "new", severity: "critical" }));
-      sections.push(new Section(this, "critical", "/api/v1/alerts", q));
+    if (!sev || sev === "critical") {
+      const q = new URLSearchParams(this.alertQuery({ ...status, severity: "critical" }));
+      sections.push(new Section(this, "critical", "/api/v1/alerts", q, openOnly ? "critical" : "critical_all"));
     }
-    const rest = new URLSearchParams(this.alertQuery(openOnly ? { status: "new" } : {}));
-    const critical = sections.find((s) => s.id === "critical");
-    // The other alerts leave out what the critical section already shows (and its count).
-    sections.push(new Section(this, "alerts", "/api/v1/alerts", rest, critical));
+    if (sev !== "critical") {
+      const q = new URLSearchParams(this.alertQuery(status));
+      if (!sev) {
+        q.delete("severity");
+        for (const s of SEVERITIES) if (s !== "critical") q.append("severity", s);
+      }
+      sections.push(new Section(this, "alerts", "/api/v1/alerts", q));
+    }
     return sections;
   }
 
   async reload() {
     const gen = ++this.generation;
+    const lang = this.languageStamp;
     this.pending = [];
     this.stale = false;
     const sections = this.buildSections();
@@ -161,6 +171,8 @@ export class Feed {
     })));
     if (gen !== this.generation) return;
     this.sections = pages;
+    // The language changed while the pages were on their way: they were drawn in the old one.
+    if (lang !== this.languageStamp) for (const sec of pages) for (const row of sec.items.values()) sec.redraw(row);
     for (const s of this.sections) for (const item of s.items.values()) this.seen.add(item.data.id);
     this.render();
     this.refreshCounts(true);
@@ -416,7 +428,7 @@ export class Feed {
   renderCounts() {
     const n = this.openTotal;
     $("#feed-count").textContent = n == null ? "" : t("feed.count", { n });
-    for (const s of this.sections) s.renderHead();
+    for (const s of this.sections) s.renderMore();
     const c = this.criticalOpen;
     document.title = c ? t("triage.tab_title", { n: c, title: this.baseTitle }) : this.baseTitle;
   }
@@ -431,6 +443,7 @@ export class Feed {
   }
 
   relabel() {
+    this.languageStamp += 1;
     this.renderTools();
     this.renderFilters();
     for (const s of this.sections) for (const row of s.items.values()) s.redraw(row);
@@ -478,15 +491,15 @@ export class Feed {
   }
 }
 
-// One part of the feed (incidents, open criticals, the other alerts): its rows by id, its
+// One part of the feed (incidents, criticals, the other alerts): its rows by id, its
 // cursor into the hub's list and the hub's count for the same query.
 class Section {
-  constructor(feed, id, path, query, excluded = null) {
+  constructor(feed, id, path, query, heading = id) {
     this.feed = feed;
     this.id = id;
     this.path = path;
     this.query = query;
-    this.excluded = excluded;
+    this.heading = heading;
     this.items = new Map();
     this.cursor = null;
     this.total = null;
@@ -534,10 +547,6 @@ class Section {
   async count() {
     const path = this.path === "/api/v1/alerts" ? "/api/v1/alerts/count" : "/api/v1/incidents/count";
     const { total } = await api(`${path}?${this.query}`);
-    if (this.excluded) {
-      const { total: shown } = await api(`/api/v1/alerts/count?${this.excluded.query}`);
-      return Math.max(0, total - shown);
-    }
     return total;
   }
 
@@ -565,8 +574,7 @@ class Section {
       if (q.get("kind") || q.get("device")) return false;
       return this.accepts(d) && (!since || new Date(d.created_at) >= new Date(since));
     }
-    if (this.excluded?.takes(item)) return false;
-    if (q.get("severity") && q.get("severity") !== d.severity) return false;
+    if (q.has("severity") && !q.getAll("severity").includes(d.severity)) return false;
     if (q.get("kind") && q.get("kind") !== d.kind) return false;
     if (q.get("device") && q.get("device") !== d.device) return false;
     if (since && new Date(d.ts) < new Date(since)) return false;
@@ -660,7 +668,7 @@ class Section {
 
   renderHead() {
     const n = this.total;
-    fill(this.head, t(`triage.section.${this.id}`), " ",
+    fill(this.head, t(`triage.section.${this.heading}`), " ",
       h("span", { class: "count" }, n == null ? "…" : String(n)));
     this.el.hidden = this.items.size === 0 && !this.cursor;
   }
