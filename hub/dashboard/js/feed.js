@@ -24,6 +24,7 @@ const MUTE_KEY = "gw.feed.muted";
 // Counts are asked again at most this often under a stream of events (the figures stay the
 // hub's own, the hub is not asked 50 times a second).
 const COUNT_DEBOUNCE_MS = 400;
+const SEEN_MAX = 20000;
 
 function isOpenAlert(a) {
   return a.status !== "acknowledged";
@@ -200,9 +201,15 @@ export class Feed {
   // --- live updates ---------------------------------------------------------------------------
   // An alert from the live stream, or one this page changed (ack): `own` marks the user's
   // own action, which may rearrange the list at once (they asked for it).
+  remember(id) {
+    this.seen.add(id);
+    // Bounded: a day of a busy stream must not grow the page; the oldest ids go first.
+    if (this.seen.size > SEEN_MAX) for (const old of [...this.seen].slice(0, SEEN_MAX / 4)) this.seen.delete(old);
+  }
+
   onAlert(a, { own = false } = {}) {
     const fresh = !this.seen.has(a.id);
-    this.seen.add(a.id);
+    this.remember(a.id);
     if (fresh && a.severity === "critical" && isOpenAlert(a)) this.alarm(alertTitle(a), a.id, () => this.dash.panels.showAlert(a.id));
     const placed = this.sections.find((s) => s.items.has(a.id));
     if (placed) {
@@ -210,7 +217,10 @@ export class Feed {
       row.data = { ...row.data, ...a };
       const stays = placed.accepts(row.data);
       if (stays) placed.redraw(row);
-      else if (own) this.mutate(() => placed.remove(a.id), true);
+      // Your own ack from the keyboard or the detail panel takes the row out at once; under
+      // the mouse it stays (acknowledged) until the pointer leaves, so the next row never
+      // slides under a second click.
+      else if (own && !this.pointerIn) this.mutate(() => placed.remove(a.id), true);
       else if (this.holding()) {
         placed.redraw(row); // shown as acknowledged until the pointer leaves
         row.leaving = true;
@@ -232,7 +242,7 @@ export class Feed {
         row.leaving = true;
       } else this.mutate(() => placed.remove(ev.id));
     } else if (!this.seen.has(ev.id) && this.can("incidents:read")) {
-      this.seen.add(ev.id);
+      this.remember(ev.id);
       let full;
       try {
         full = await api(`/api/v1/incidents/${encodeURIComponent(ev.id)}`);
@@ -617,8 +627,11 @@ class Section {
     if (this.total != null) this.total = Math.max(0, this.total - 1);
   }
 
+  // Redrawn in place; the focus stays in the row (its first button) if it was there.
   redraw(row) {
+    const had = row.el.contains(document.activeElement);
     this.draw(row);
+    if (had) row.el.querySelector("button")?.focus();
   }
 
   draw(row) {
