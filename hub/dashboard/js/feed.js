@@ -38,6 +38,8 @@ export class Feed {
     this.departments = [];
     this.sections = [];
     this.pending = []; // new items held while the pointer or the focus is in the feed
+    this.incoming = []; // new items for the next frame
+    this.frameAsked = false;
     this.stale = false; // an update the page cannot place (a cell filter): reload on release
     this.pointerIn = false;
     this.generation = 0; // a reload supersedes the pages and counts still on their way
@@ -164,6 +166,7 @@ export class Feed {
     const gen = ++this.generation;
     const lang = this.languageStamp;
     this.pending = [];
+    this.incoming = [];
     this.stale = false;
     const sections = this.buildSections();
     const pages = await Promise.all(sections.map((s) => s.firstPage().then(() => s, (err) => {
@@ -274,8 +277,28 @@ export class Feed {
       this.stats.held += 1;
       this.renderNewBar();
     } else {
-      this.mutate(() => section.prepend(item.data));
+      // Applied once per frame however many arrive in it: one layout, one scroll fix.
+      this.incoming.push(item);
+      if (!this.frameAsked) {
+        this.frameAsked = true;
+        requestAnimationFrame(() => this.applyIncoming());
+      }
     }
+  }
+
+  applyIncoming() {
+    this.frameAsked = false;
+    const items = this.incoming;
+    this.incoming = [];
+    if (this.holding()) {
+      // The pointer came in since: these wait in the bar like the others.
+      this.pending.push(...items);
+      this.renderNewBar();
+      return;
+    }
+    this.mutate(() => {
+      for (const item of items) this.sections.find((s) => s.takes(item))?.prepend(item.data);
+    });
   }
 
   // At most one reload per COUNT_DEBOUNCE_MS however fast such items come.
