@@ -170,6 +170,51 @@ def wait_live(page: Page) -> None:
     page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
 
 
+def bench_hub(
+    work: Path, broker: BrokerHarness, user: str, role: Role, ui: DashboardConfig | None = None
+) -> HubService:
+    """A started hub on SQLite in ``work`` with one user of ``role`` (password PASSWORD)."""
+    hub = HubService(
+        HubConfig(
+            site=SITE,
+            database_url=f"sqlite:///{work}/hub.sqlite",
+            mqtt=broker.hub_config(),
+            client_id="bench-hub",
+            accept_unprovisioned=True,
+            api=ApiConfig(port=0, ws_queue_max=100_000),
+            ui=ui or DashboardConfig(),
+        )
+    )
+    with hub.store.engine.begin() as conn:
+        create_user(conn, user, PASSWORD, role)
+    hub.start()
+    return hub
+
+
+def bench_agent(work: Path, broker: BrokerHarness, kind: DeviceKind, device: str) -> AgentRuntime:
+    agent = AgentRuntime(
+        AgentConfig(
+            site=SITE,
+            device=device,
+            data_dir=work / "edge",
+            mqtt=broker.add_device(SITE, kind, device),
+            telemetry_queue_max=10_000,
+        ),
+        kind,
+    )
+    agent.start()
+    return agent
+
+
+def login(page: Page, hub: HubService, user: str) -> None:
+    """Sign in through the form, the view in the address: zoom 15 on the site's centre."""
+    page.goto(f"http://127.0.0.1:{hub.api_port}/#map=15/22.543000/114.057000")
+    page.fill("#login-user", user)
+    page.fill("#login-pass", PASSWORD)
+    page.press("#login-pass", "Enter")
+    wait_live(page)
+
+
 def run(page: Page, seconds: float) -> dict[str, float]:
     return summary(page.evaluate(MEASURE_JS, seconds))
 
@@ -190,33 +235,11 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
         work = Path(tmp)
         broker = BrokerHarness(work / "broker")
         broker.start()
-        hub = HubService(
-            HubConfig(
-                site=SITE,
-                database_url=f"sqlite:///{work}/hub.sqlite",
-                mqtt=broker.hub_config(),
-                client_id="bench-hub",
-                accept_unprovisioned=True,
-                api=ApiConfig(port=0, ws_queue_max=100_000),
-                ui=DashboardConfig(
-                    **({} if args.trail_points is None else {"trail_points": args.trail_points})
-                ),
-            )
+        ui = DashboardConfig(
+            **({} if args.trail_points is None else {"trail_points": args.trail_points})
         )
-        with hub.store.engine.begin() as conn:
-            create_user(conn, "bench-admin", PASSWORD, Role.ADMIN)
-        hub.start()
-        agent = AgentRuntime(
-            AgentConfig(
-                site=SITE,
-                device="bench-dev",
-                data_dir=work / "edge",
-                mqtt=broker.add_device(SITE, DeviceKind.WRISTBAND, "bench-dev"),
-                telemetry_queue_max=10_000,
-            ),
-            DeviceKind.WRISTBAND,
-        )
-        agent.start()
+        hub = bench_hub(work, broker, "bench-admin", Role.ADMIN, ui)
+        agent = bench_agent(work, broker, DeviceKind.WRISTBAND, "bench-dev")
         stop = threading.Event()
         try:
             assert hub.bus.wait_connected(10)
@@ -227,12 +250,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
                 )
                 page = browser.new_page(viewport={"width": 1920, "height": 1080})
                 page.add_init_script(KEEP_SOCKET_JS)
-                # The view in the address: zoom 15 on the site's centre.
-                page.goto(f"http://127.0.0.1:{hub.api_port}/#map=15/22.543000/114.057000")
-                page.fill("#login-user", "bench-admin")
-                page.fill("#login-pass", PASSWORD)
-                page.press("#login-pass", "Enter")
-                wait_live(page)
+                login(page, hub, "bench-admin")
                 base = run(page, min(args.seconds, 5))
                 page.evaluate(INJECT_JS, [n, args.seconds + 1, *ORIGIN])
                 time.sleep(1.0)  # every entity present before measuring
@@ -350,29 +368,8 @@ def triage(n_incidents: int, rate: float, seconds: float) -> int:  # noqa: PLR09
         work = Path(tmp)
         broker = BrokerHarness(work / "broker")
         broker.start()
-        hub = HubService(
-            HubConfig(
-                site=SITE,
-                database_url=f"sqlite:///{work}/hub.sqlite",
-                mqtt=broker.hub_config(),
-                client_id="bench-hub",
-                accept_unprovisioned=True,
-                api=ApiConfig(port=0, ws_queue_max=100_000),
-            )
-        )
-        with hub.store.engine.begin() as conn:
-            create_user(conn, "bench-operator", PASSWORD, Role.OPERATOR)
-        hub.start()
-        agent = AgentRuntime(
-            AgentConfig(
-                site=SITE,
-                device="bench-cam",
-                data_dir=work / "edge",
-                mqtt=broker.add_device(SITE, DeviceKind.CAMERA, "bench-cam"),
-            ),
-            DeviceKind.CAMERA,
-        )
-        agent.start()
+        hub = bench_hub(work, broker, "bench-operator", Role.OPERATOR)
+        agent = bench_agent(work, broker, DeviceKind.CAMERA, "bench-cam")
         stop = threading.Event()
         results: dict[str, dict[str, float]] = {}
         try:
@@ -383,11 +380,7 @@ def triage(n_incidents: int, rate: float, seconds: float) -> int:  # noqa: PLR09
                     executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
                 )
                 page = browser.new_page(viewport={"width": 1920, "height": 1080})
-                page.goto(f"http://127.0.0.1:{hub.api_port}/#map=15/22.543000/114.057000")
-                page.fill("#login-user", "bench-operator")
-                page.fill("#login-pass", PASSWORD)
-                page.press("#login-pass", "Enter")
-                wait_live(page)
+                login(page, hub, "bench-operator")
                 results["empty page"] = _frames(page, seconds)
                 _seed_incidents(hub, n_incidents)
                 t0 = time.monotonic()
