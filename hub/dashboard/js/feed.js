@@ -147,6 +147,7 @@ export class Feed {
     const sections = [];
     const iq = this.can("incidents:read") ? this.incidentQuery() : null;
     if (iq) sections.push(new Section(this, "incidents", "/api/v1/incidents", iq));
+    if (!this.can("alerts:read")) return sections; // the map's role (installer) has no alerts
     if (!sev || sev === "critical") {
       const q = new URLSearchParams(this.alertQuery({ ...status, severity: "critical" }));
       sections.push(new Section(this, "critical", "/api/v1/alerts", q, openOnly ? "critical" : "critical_all"));
@@ -186,8 +187,10 @@ export class Feed {
     clearTimeout(this.countTimer);
     const run = async () => {
       const gen = this.generation;
-      const alertTotal = api(`/api/v1/alerts/count?${new URLSearchParams(this.alertQuery({ status: "new" }))}`);
-      const crit = api(`/api/v1/alerts/count?${new URLSearchParams({ ...this.siteParams(), status: "new", severity: "critical" })}`);
+      const none = Promise.resolve({ total: null });
+      const reads = this.can("alerts:read");
+      const alertTotal = reads ? api(`/api/v1/alerts/count?${new URLSearchParams(this.alertQuery({ status: "new" }))}`) : none;
+      const crit = reads ? api(`/api/v1/alerts/count?${new URLSearchParams({ ...this.siteParams(), status: "new", severity: "critical" })}`) : none;
       const parts = await Promise.allSettled([alertTotal, crit, ...this.sections.map((s) => s.count())]);
       if (gen !== this.generation) return;
       if (parts[0].status === "fulfilled") this.openTotal = parts[0].value.total;
@@ -411,6 +414,7 @@ export class Feed {
         options.map(([value, label]) => h("option", { value, selected: f[name] === value }, label)));
       el.addEventListener("change", () => {
         f[name] = el.value;
+        this.renderFilterSummary();
         this.reload();
       });
       return h("label", { class: "feed-f" }, h("span", { class: "sr-only" }, t(`triage.filter.${name}`)), el);
@@ -429,6 +433,7 @@ export class Feed {
         return;
       }
       f.device = v;
+      this.renderFilterSummary();
       this.reload();
     });
     const controls = [
@@ -440,6 +445,12 @@ export class Feed {
       select("window", Object.keys(WINDOWS_S).map((w) => [w, t(`triage.filter.window_${w}`)])),
     ];
     fill($("#feed-filters"), controls);
+    this.renderFilterSummary();
+  }
+
+  renderFilterSummary() {
+    const active = Object.values(this.filters).filter(Boolean).length;
+    $("#feed-filters-summary").textContent = active ? t("triage.filters_active", { n: active }) : t("triage.filters");
   }
 
   render() {

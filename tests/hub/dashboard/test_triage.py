@@ -216,8 +216,10 @@ def test_filters_narrow_the_list_as_the_api_does(
         assert sorted(_shown(page)) == sorted(want), params
         expect(page.locator("#feed-count")).to_have_text(f"{len(want)} open")
 
+    page.click("#feed-filters-summary")  # the filters fold away to keep the list tall
     page.select_option("#feed-f-severity", "high")
     check({"severity": "high"})
+    expect(page.locator("#feed-filters-summary")).to_have_text("Filters (1 on)")
     expect(page.locator(".feed-critical")).to_have_count(0)  # no critical section for "high"
     page.select_option("#feed-f-severity", "")
     page.select_option("#feed-f-kind", "loitering")
