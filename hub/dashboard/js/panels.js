@@ -113,6 +113,7 @@ export class Panels {
     const acked = a.status === "acknowledged";
     const rows = [
       [t("alert.kind"), t(`alert_kind.${a.kind}`)],
+      a.title ? [t("triage.device_text"), a.title] : null,
       [t("alert.device"), a.device],
       [t("alert.time"), formatDateTime(a.ts)],
       [t("alert.location"), a.lon != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "—"],
@@ -124,7 +125,6 @@ export class Panels {
       h("strong", null, n.author), " ", h("time", { datetime: n.created_at }, formatTime(n.created_at)), h("br"), n.text));
     const box = this.openDetail("alert", a.id, [
       h("p", { class: "detail-title" }, severityBadge(a.severity), " ", alertTitle(a)),
-      a.title ? h("p", { class: "alert-note" }, a.title) : null,
       a.has_evidence ? h("figure", { class: "evidence" },
         h("img", { alt: t("alert.evidence_alt"), src: `/api/v1/alerts/${encodeURIComponent(a.id)}/evidence` }),
         h("figcaption", null, t("alert.evidence"))) : null,
