@@ -235,7 +235,7 @@ export class AlertsLayer {
         iconSize: [28, 28],
         iconAnchor: [14, 14],
       }),
-      title: `${t(`severity.${sev}`)}: ${alertTitle(alert)}`,
+      title: `${t(`severity.${sev}`)}: ${alertTitle(alert)}${alert.title ? ` — ${alert.title}` : ""}`,
       zIndexOffset: 1000 + SEVERITY[sev].rank * 10,
       keyboard: true,
     });
