@@ -1,6 +1,8 @@
-"""Dashboard: 5,000 live markers updating once a second, measured in Debian's Chromium.
+"""Dashboard: 5,000 live markers updating once a second, measured in Debian's Chromium; with
+--triage, the triage feed over 10,000 open incidents under 50 new alerts a second.
 
     .venv/bin/python bench/dashboard.py [--entities 5000] [--seconds 10]
+    .venv/bin/python bench/dashboard.py --triage [--incidents 10000] [--rate 50] [--seconds 10]
 
 One real broker, one real hub, one logged-in dashboard (1920x1080). Three phases, same page:
 
@@ -37,8 +39,8 @@ from playwright.sync_api import Page, sync_playwright
 
 from edge.agent import AgentRuntime
 from edge.config import AgentConfig
-from edge.protocol import DeviceKind, EntityKind, Position
-from edge.validators import utcnow
+from edge.protocol import AlertKind, DeviceKind, EntityKind, Position, Severity
+from edge.validators import new_id, utcnow
 from hub.auth import Role, create_user
 from hub.config import ApiConfig, HubConfig
 from hub.dashboard_config import DashboardConfig
@@ -168,6 +170,51 @@ def wait_live(page: Page) -> None:
     page.wait_for_function("() => document.querySelector('#conn').dataset.state === 'live'")
 
 
+def bench_hub(
+    work: Path, broker: BrokerHarness, user: str, role: Role, ui: DashboardConfig | None = None
+) -> HubService:
+    """A started hub on SQLite in ``work`` with one user of ``role`` (password PASSWORD)."""
+    hub = HubService(
+        HubConfig(
+            site=SITE,
+            database_url=f"sqlite:///{work}/hub.sqlite",
+            mqtt=broker.hub_config(),
+            client_id="bench-hub",
+            accept_unprovisioned=True,
+            api=ApiConfig(port=0, ws_queue_max=100_000),
+            ui=ui or DashboardConfig(),
+        )
+    )
+    with hub.store.engine.begin() as conn:
+        create_user(conn, user, PASSWORD, role)
+    hub.start()
+    return hub
+
+
+def bench_agent(work: Path, broker: BrokerHarness, kind: DeviceKind, device: str) -> AgentRuntime:
+    agent = AgentRuntime(
+        AgentConfig(
+            site=SITE,
+            device=device,
+            data_dir=work / "edge",
+            mqtt=broker.add_device(SITE, kind, device),
+            telemetry_queue_max=10_000,
+        ),
+        kind,
+    )
+    agent.start()
+    return agent
+
+
+def login(page: Page, hub: HubService, user: str) -> None:
+    """Sign in through the form, the view in the address: zoom 15 on the site's centre."""
+    page.goto(f"http://127.0.0.1:{hub.api_port}/#map=15/22.543000/114.057000")
+    page.fill("#login-user", user)
+    page.fill("#login-pass", PASSWORD)
+    page.press("#login-pass", "Enter")
+    wait_live(page)
+
+
 def run(page: Page, seconds: float) -> dict[str, float]:
     return summary(page.evaluate(MEASURE_JS, seconds))
 
@@ -177,39 +224,22 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
     parser.add_argument("--entities", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--trail-points", type=int, default=None, help="override ui.trail_points")
+    parser.add_argument("--triage", action="store_true", help="the triage feed bench instead")
+    parser.add_argument("--incidents", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=50.0, help="new alerts per second")
     args = parser.parse_args()
+    if args.triage:
+        return triage(args.incidents, args.rate, args.seconds)
     n = args.entities
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker = BrokerHarness(work / "broker")
         broker.start()
-        hub = HubService(
-            HubConfig(
-                site=SITE,
-                database_url=f"sqlite:///{work}/hub.sqlite",
-                mqtt=broker.hub_config(),
-                client_id="bench-hub",
-                accept_unprovisioned=True,
-                api=ApiConfig(port=0, ws_queue_max=100_000),
-                ui=DashboardConfig(
-                    **({} if args.trail_points is None else {"trail_points": args.trail_points})
-                ),
-            )
+        ui = DashboardConfig(
+            **({} if args.trail_points is None else {"trail_points": args.trail_points})
         )
-        with hub.store.engine.begin() as conn:
-            create_user(conn, "bench-admin", PASSWORD, Role.ADMIN)
-        hub.start()
-        agent = AgentRuntime(
-            AgentConfig(
-                site=SITE,
-                device="bench-dev",
-                data_dir=work / "edge",
-                mqtt=broker.add_device(SITE, DeviceKind.WRISTBAND, "bench-dev"),
-                telemetry_queue_max=10_000,
-            ),
-            DeviceKind.WRISTBAND,
-        )
-        agent.start()
+        hub = bench_hub(work, broker, "bench-admin", Role.ADMIN, ui)
+        agent = bench_agent(work, broker, DeviceKind.WRISTBAND, "bench-dev")
         stop = threading.Event()
         try:
             assert hub.bus.wait_connected(10)
@@ -220,12 +250,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
                 )
                 page = browser.new_page(viewport={"width": 1920, "height": 1080})
                 page.add_init_script(KEEP_SOCKET_JS)
-                # The view in the address: zoom 15 on the site's centre.
-                page.goto(f"http://127.0.0.1:{hub.api_port}/#map=15/22.543000/114.057000")
-                page.fill("#login-user", "bench-admin")
-                page.fill("#login-pass", PASSWORD)
-                page.press("#login-pass", "Enter")
-                wait_live(page)
+                login(page, hub, "bench-admin")
                 base = run(page, min(args.seconds, 5))
                 page.evaluate(INJECT_JS, [n, args.seconds + 1, *ORIGIN])
                 time.sleep(1.0)  # every entity present before measuring
@@ -262,6 +287,147 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, three phases, p
     print(f"ratio frame p95 inject / baseline   {inject['frame_p95'] / base['frame_p95']:.2f}")
     print(f"ratio frame p95 e2e / baseline      {e2e['frame_p95'] / base['frame_p95']:.2f}")
     print(f"live clients dropped as too slow    {dropped}")
+    return 0
+
+
+# --- the triage feed (issue 13) --------------------------------------------------------------
+
+# Frame intervals only: the feed has no canvas of its own to time.
+FRAMES_JS = """(seconds) => new Promise((resolve) => {
+  const frames = [];
+  let last = performance.now();
+  const end = last + seconds * 1000;
+  function tick(now) {
+    frames.push(now - last); last = now;
+    if (now < end) requestAnimationFrame(tick); else resolve(frames);
+  }
+  requestAnimationFrame(tick);
+})"""
+
+
+INCIDENT_COUNT_JS = """(n) =>
+  document.querySelector('.feed-incidents .count')?.textContent === `${n}`"""
+
+
+def _seed_incidents(hub: HubService, n: int) -> None:
+    """``n`` open incidents written straight into the store (the bench measures the page, not
+    the incident service), newest last, spread over levels and the three open states."""
+    from sqlalchemy import insert
+
+    from hub.schema import incidents
+
+    now = utcnow()
+    levels, states = ("critical", "high", "medium", "low"), ("new", "assigned", "in_progress")
+    rows = [
+        {
+            "id": new_id(), "number": f"I-{i:07d}", "site": SITE, "source": "manual",
+            "category": "public_order", "level": levels[i % 4], "title": f"incident {i}",
+            "description": "", "state": states[i % 3], "opened_by": "bench",
+            "escalation_stage": 0, "alert_count": 0, "created_at": now, "updated_at": now,
+            "version": 1, "lon": ORIGIN[0], "lat": ORIGIN[1],
+        }
+        for i in range(n)
+    ]  # fmt: skip
+    with hub.store.engine.begin() as conn:
+        for start in range(0, n, 5000):
+            conn.execute(insert(incidents), rows[start : start + 5000])
+
+
+def _alert_stream(agent: AgentRuntime, rate: float, seconds: float, stop: threading.Event) -> int:
+    """``rate`` alerts a second through the real path (outbox, broker, ingest, live stream);
+    one in 25 is critical (it beeps)."""
+    sent = 0
+    t0 = time.monotonic()
+    while not stop.is_set() and time.monotonic() - t0 < seconds:
+        critical = sent % 25 == 0
+        agent.alert(
+            kind=AlertKind.LOITERING if critical else AlertKind.BATTERY_LOW,
+            severity=Severity.CRITICAL if critical else Severity.LOW,
+            zone=f"z-{sent % 40}",
+        )
+        sent += 1
+        time.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
+    return sent
+
+
+def _frames(page: Page, seconds: float) -> dict[str, float]:
+    frames = page.evaluate(FRAMES_JS, seconds)[1:]
+    return {
+        "p50": pct(frames, 0.5),
+        "p95": pct(frames, 0.95),
+        "max": max(frames) if frames else float("nan"),
+        "fps": 1000 / statistics.mean(frames) if frames else 0.0,
+    }
+
+
+def triage(n_incidents: int, rate: float, seconds: float) -> int:  # noqa: PLR0915 - linear
+    """Phases on one page: the empty dashboard (baseline), the feed over ``n_incidents`` open
+    incidents, the same under ``rate`` new alerts a second with the pointer away from the feed
+    (rows go in) and with the pointer on the feed (they wait in the "N new" bar)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        broker = BrokerHarness(work / "broker")
+        broker.start()
+        hub = bench_hub(work, broker, "bench-operator", Role.OPERATOR)
+        agent = bench_agent(work, broker, DeviceKind.CAMERA, "bench-cam")
+        stop = threading.Event()
+        results: dict[str, dict[str, float]] = {}
+        try:
+            assert hub.bus.wait_connected(10)
+            assert agent.bus.wait_connected(10)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                login(page, hub, "bench-operator")
+                results["empty page"] = _frames(page, seconds)
+                _seed_incidents(hub, n_incidents)
+                t0 = time.monotonic()
+                page.reload()
+                wait_live(page)
+                page.wait_for_function(INCIDENT_COUNT_JS, arg=n_incidents)
+                load_s = time.monotonic() - t0
+                results[f"{n_incidents} incidents"] = _frames(page, seconds)
+                page.mouse.move(5, 500)  # on the map, away from the feed
+                streams: list[int] = []
+                phases = (("stream, pointer away", None), ("stream, pointer on feed", "#feed-list"))
+                for label, pointer in phases:
+                    if pointer:
+                        box = page.locator(pointer).bounding_box()
+                        assert box is not None
+                        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
+                    stop.clear()
+                    pub = threading.Thread(
+                        target=lambda: streams.append(
+                            _alert_stream(agent, rate, seconds + 2, stop)
+                        ),
+                        daemon=True,
+                    )
+                    pub.start()
+                    time.sleep(1.0)
+                    results[label] = _frames(page, seconds)
+                    stop.set()
+                    pub.join()
+                diag = page.evaluate("() => window.gridwardDiagnostics.feed()")
+                shown = page.evaluate("() => document.querySelectorAll('#feed-list li').length")
+                browser.close()
+        finally:
+            stop.set()
+            agent.stop()
+            hub.stop()
+            broker.stop()
+    print(f"triage feed: {n_incidents} open incidents, {rate:.0f} new alerts/s, {seconds:.0f} s")
+    print(f"feed loaded (reload until the hub's incident count shows) in {load_s:.2f} s")
+    print(f"rows in the page at the end {shown}; alerts sent per stream phase {streams}")
+    print(f"held in the 'new' bar at the end {diag['pending']}")
+    print(f"{'phase':26} {'fps':>6} {'frame p50':>10} {'p95':>7} {'max':>7} {'p95 ratio':>10}")
+    base = results["empty page"]["p95"]
+    for name, r in results.items():
+        print(
+            f"{name:26} {r['fps']:6.1f} {r['p50']:8.1f}ms {r['p95']:5.1f}ms {r['max']:5.0f}ms "
+            f"{r['p95'] / base:10.2f}"
+        )
     return 0
 
 

@@ -6,9 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
-from hub.schema import alert_notes, alerts, evidence
+from hub.schema import (
+    alert_notes,
+    alerts,
+    cell_departments,
+    evidence,
+    grid_cells,
+    incident_alerts,
+    incidents,
+)
 
 BBox = tuple[float, float, float, float]
 
@@ -23,6 +31,10 @@ class AlertFilter:
     device: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Located in this grid cell / in a cell this department serves (for any line of work):
+    # the service resolves these through the cells' shapes, as incidents are located.
+    cell: str | None = None
+    department: str | None = None
 
 
 def bbox_clauses(table: Any, bbox: BBox | None) -> list[Any]:
@@ -32,9 +44,9 @@ def bbox_clauses(table: Any, bbox: BBox | None) -> list[Any]:
     return [table.c.lon >= w, table.c.lon <= e, table.c.lat >= s, table.c.lat <= n]
 
 
-def page(conn: Connection, f: AlertFilter, *, limit: int, after: str | None) -> list[Any]:
+def _filtered(stmt: Select[Any], f: AlertFilter) -> Select[Any]:
     t = alerts
-    stmt = select(t).where(*bbox_clauses(t, f.bbox)).order_by(t.c.id.desc())
+    stmt = stmt.where(*bbox_clauses(t, f.bbox))
     if f.site:
         stmt = stmt.where(t.c.site == f.site)
     if f.kinds:
@@ -49,13 +61,83 @@ def page(conn: Connection, f: AlertFilter, *, limit: int, after: str | None) -> 
         stmt = stmt.where(t.c.ts >= f.since)
     if f.until:
         stmt = stmt.where(t.c.ts < f.until)
+    return stmt
+
+
+# The incident an alert was grouped into (the first by id when linked by hand to several):
+# a correlated lookup on incident_alerts' alert_id index, so a page never repeats an alert.
+_INCIDENT_ID = (
+    select(func.min(incident_alerts.c.incident_id))
+    .where(incident_alerts.c.alert_id == alerts.c.id)
+    .correlate(alerts)
+    .scalar_subquery()
+)
+_INCIDENT_NUMBER = (
+    select(incidents.c.number).where(incidents.c.id == _INCIDENT_ID).scalar_subquery()
+)
+
+
+def page(conn: Connection, f: AlertFilter, *, limit: int, after: str | None) -> list[Any]:
+    """Newest first, each row with ``incident_id`` and ``incident_number`` (or None)."""
+    t = alerts
+    stmt = _filtered(
+        select(t, _INCIDENT_ID.label("incident_id"), _INCIDENT_NUMBER.label("incident_number")),
+        f,
+    ).order_by(t.c.id.desc())
     if after is not None:
         stmt = stmt.where(t.c.id < after)
     return list(conn.execute(stmt.limit(limit)).all())
 
 
+def count(conn: Connection, f: AlertFilter) -> int:
+    stmt = _filtered(select(func.count()).select_from(alerts), f)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def located(
+    conn: Connection, f: AlertFilter, *, limit: int | None = None, after: str | None = None
+) -> list[Any]:
+    """``id, site, lon, lat`` of the alerts ``f`` selects that have a location, newest first
+    (the candidates of a cell filter, which is checked against the cells' shapes in Python)."""
+    t = alerts
+    stmt = _filtered(select(t.c.id, t.c.site, t.c.lon, t.c.lat), f).where(
+        t.c.lon.is_not(None), t.c.lat.is_not(None)
+    )
+    stmt = stmt.order_by(t.c.id.desc())
+    if after is not None:
+        stmt = stmt.where(t.c.id < after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(conn.execute(stmt).all())
+
+
+def by_ids(conn: Connection, ids: list[str]) -> list[Any]:
+    """Full rows (as :func:`page` gives them) of these alerts, newest first."""
+    if not ids:
+        return []
+    t = alerts
+    stmt = select(
+        t, _INCIDENT_ID.label("incident_id"), _INCIDENT_NUMBER.label("incident_number")
+    ).where(t.c.id.in_(ids))
+    return list(conn.execute(stmt.order_by(t.c.id.desc())).all())
+
+
 def get(conn: Connection, alert_id: str) -> Any | None:
-    return conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+    rows = by_ids(conn, [alert_id])
+    return rows[0] if rows else None
+
+
+def cell_shapes(conn: Connection, cell: str | None, department: str | None) -> list[Any]:
+    """``id, site, geometry`` of the cells a cell and/or department filter names."""
+    stmt = select(grid_cells.c.id, grid_cells.c.site, grid_cells.c.geometry)
+    if cell is not None:
+        stmt = stmt.where(grid_cells.c.id == cell)
+    if department is not None:
+        served = select(cell_departments.c.cell_id).where(
+            cell_departments.c.department_id == department
+        )
+        stmt = stmt.where(grid_cells.c.id.in_(served))
+    return list(conn.execute(stmt.order_by(grid_cells.c.id)).all())
 
 
 def exists(conn: Connection, alert_id: str) -> bool:

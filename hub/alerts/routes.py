@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from edge.validators import SEGMENT_PATTERN
 from hub.alerts.repository import AlertFilter
 from hub.api.deps import BBoxQuery, Ctx, Me, PageDep, encode_cursor, guarded, parse_bbox
-from hub.api.models import AckBody, AlertDetail, AlertInfo, NoteBody, NoteInfo, Paged
+from hub.api.models import AckBody, AlertDetail, AlertInfo, Count, NoteBody, NoteInfo, Paged
 from hub.auth import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -38,28 +38,51 @@ def _alert_info(row: Any) -> AlertInfo:
         acknowledged_at=row.acknowledged_at,
         has_evidence="evidence" in payload,
         details=payload.get("details", {}),
+        incident_id=row.incident_id,
+        incident_number=row.incident_number,
     )
 
 
-@router.get("/alerts", response_model=Paged[AlertInfo], **guarded(Permission.ALERTS_READ))
-def list_alerts(
-    ctx: Ctx,
-    page: PageDep,
+def alert_filter(
     site: SiteQuery = None,
     bbox: BBoxQuery = None,
     kind: Annotated[list[str] | None, Query(max_length=20)] = None,
     severity: Annotated[list[str] | None, Query(max_length=5)] = None,
     status: Annotated[str | None, Query(pattern="^(new|acknowledged)$")] = None,
     device: Annotated[str | None, Query(pattern=SEGMENT_PATTERN)] = None,
+    cell: Annotated[
+        str | None, Query(pattern=SEGMENT_PATTERN, description="located in this grid cell")
+    ] = None,
+    department: Annotated[
+        str | None,
+        Query(pattern=SEGMENT_PATTERN, description="located in a cell this department serves"),
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Paged[AlertInfo]:
+) -> AlertFilter:
+    """The filters of the alert list and of its count (one definition, so they agree)."""
+    return AlertFilter(
+        site, parse_bbox(bbox), kind, severity, status, device, since, until, cell, department
+    )
+
+
+AlertFilterDep = Annotated[AlertFilter, Depends(alert_filter)]
+
+
+@router.get("/alerts", response_model=Paged[AlertInfo], **guarded(Permission.ALERTS_READ))
+def list_alerts(ctx: Ctx, page: PageDep, f: AlertFilterDep) -> Paged[AlertInfo]:
     """Alerts, newest first (ids are time-ordered UUIDv7)."""
-    f = AlertFilter(site, parse_bbox(bbox), kind, severity, status, device, since, until)
     after = page.after_text()
     items = [_alert_info(r) for r in ctx.alerts.page(f, limit=page.limit, after=after)]
     nxt = encode_cursor([items[-1].id]) if len(items) == page.limit else None
     return Paged[AlertInfo](items=items, next_cursor=nxt)
+
+
+# Before /alerts/{alert_id}: "count" would otherwise be taken for an alert id.
+@router.get("/alerts/count", response_model=Count, **guarded(Permission.ALERTS_READ))
+def count_alerts(ctx: Ctx, f: AlertFilterDep) -> Count:
+    """How many alerts the same filters as ``GET /alerts`` select, over all its pages."""
+    return Count(total=ctx.alerts.count(f))
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, **guarded(Permission.ALERTS_READ))

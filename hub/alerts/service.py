@@ -3,11 +3,12 @@ live map after commit, so every operator (on every hub replica) sees them at onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from shapely.geometry import shape
+from sqlalchemy import Connection, Engine
 
 from edge.validators import utcnow
 from hub.alerts import repository
@@ -15,7 +16,12 @@ from hub.alerts.repository import AlertFilter
 from hub.audit import AuditTrail
 from hub.clock import as_utc
 from hub.errors import NotFound
+from hub.geo.locate import CellLocator
 from hub.live import Layer, LiveBroadcaster, LiveEvent
+
+# A cell or department filter reads located candidates in chunks of this many and checks them
+# against the cells' shapes, so one page costs a few queries however sparse the matches are.
+CANDIDATE_CHUNK = 1000
 
 
 class AlertNotFound(NotFound):
@@ -36,15 +42,74 @@ class Note:
 
 class AlertService:
     def __init__(
-        self, engine: Engine, audit: AuditTrail, live: LiveBroadcaster | None = None
+        self,
+        engine: Engine,
+        audit: AuditTrail,
+        live: LiveBroadcaster | None = None,
+        locator: CellLocator | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
         self.live = live
+        self.locator = locator or CellLocator(engine)
 
     def page(self, f: AlertFilter, *, limit: int, after: str | None) -> list[Any]:
+        """Newest first. An alert's cell is the cell its location falls in, found as an
+        incident's is (the first cell by id where cells overlap); an alert without a location
+        is in no cell, so a cell or department filter never selects it."""
         with self.engine.connect() as conn:
-            return repository.page(conn, f, limit=limit, after=after)
+            if f.cell is None and f.department is None:
+                return repository.page(conn, f, limit=limit, after=after)
+            scope = self._scope(conn, f)
+            if scope is None:
+                return []
+            bounded, cells = scope
+            ids: list[str] = []
+            cursor = after
+            while len(ids) < limit:
+                chunk = repository.located(conn, bounded, limit=CANDIDATE_CHUNK, after=cursor)
+                ids.extend(self._in_cells(conn, chunk, cells)[: limit - len(ids)])
+                if len(chunk) < CANDIDATE_CHUNK:
+                    break
+                cursor = chunk[-1].id
+            return repository.by_ids(conn, ids)
+
+    def count(self, f: AlertFilter) -> int:
+        """How many alerts ``f`` selects: what all of :meth:`page`'s pages add up to."""
+        with self.engine.connect() as conn:
+            if f.cell is None and f.department is None:
+                return repository.count(conn, f)
+            scope = self._scope(conn, f)
+            if scope is None:
+                return 0
+            bounded, cells = scope
+            return len(self._in_cells(conn, repository.located(conn, bounded), cells))
+
+    def _scope(
+        self, conn: Connection, f: AlertFilter
+    ) -> tuple[AlertFilter, frozenset[str]] | None:
+        """The filter narrowed to the named cells' bounding box, and the cells' ids; None when
+        no alert can match (no such cell, or a bbox that misses them all)."""
+        rows = repository.cell_shapes(conn, f.cell, f.department)
+        if not rows:
+            return None
+        bounds = [shape(r.geometry).bounds for r in rows]
+        w, s = min(b[0] for b in bounds), min(b[1] for b in bounds)
+        e, n = max(b[2] for b in bounds), max(b[3] for b in bounds)
+        if f.bbox is not None:
+            w, s, e, n = max(w, f.bbox[0]), max(s, f.bbox[1]), min(e, f.bbox[2]), min(n, f.bbox[3])
+            if w > e or s > n:
+                return None
+        return replace(f, bbox=(w, s, e, n)), frozenset(r.id for r in rows)
+
+    def _in_cells(self, conn: Connection, rows: list[Any], cells: frozenset[str]) -> list[str]:
+        """The ids (in the given order) of the located alerts that lie in one of ``cells``."""
+        found: dict[str, str | None] = {}
+        for site in {r.site for r in rows}:
+            mine = [r for r in rows if r.site == site]
+            where = self.locator.cells_at(site, [(r.lon, r.lat) for r in mine], conn)
+            found.update(zip((r.id for r in mine), where, strict=True))
+        return [r.id for r in rows if found[r.id] in cells]
 
     def evidence(self, actor: str, alert_id: str) -> tuple[bytes, str]:
         """The alert's evidence snapshot and its content type; every view is audited.

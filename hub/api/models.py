@@ -247,6 +247,8 @@ class AlertInfo(BaseModel):
     acknowledged_at: UtcDateTime | None
     has_evidence: bool
     details: dict[str, Any]
+    incident_id: str | None = Field(default=None, description="the incident it was grouped into")
+    incident_number: str | None = None
 
 
 class AlertDetail(AlertInfo):
@@ -264,6 +266,12 @@ class PositionInfo(BaseModel):
     heading_deg: float | None
     speed_mps: float | None
     ts: UtcDateTime
+
+
+class Count(BaseModel):
+    """How many items a list's filters select, over all its pages."""
+
+    total: int
 
 
 class Paged(BaseModel, Generic[T]):

@@ -37,12 +37,21 @@ class CellLocator:
         if conn is None:
             with self.engine.connect() as own:
                 return self.cell_at(site, lon, lat, own)
+        return self.cells_at(site, [(lon, lat)], conn)[0]
+
+    def cells_at(
+        self, site: str, points: list[tuple[float, float]], conn: Connection
+    ) -> list[str | None]:
+        """:meth:`cell_at` for many points of one site, reading the site's cells once."""
         cells = self._cells(conn, site)
-        point = Point(lon, lat)
-        hits = sorted(
-            cells.ids[i] for i in cells.tree.query(point) if cells.polygons[i].covers(point)
-        )
-        return hits[0] if hits else None
+        out: list[str | None] = []
+        for lon, lat in points:
+            point = Point(lon, lat)
+            hits = sorted(
+                cells.ids[i] for i in cells.tree.query(point) if cells.polygons[i].covers(point)
+            )
+            out.append(hits[0] if hits else None)
+        return out
 
     def _cells(self, conn: Connection, site: str) -> _SiteCells:
         stamp_row = conn.execute(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, exists, func, select, update
 
 from hub.schema import (
     alerts,
@@ -140,12 +140,13 @@ class IncidentFilter:
     assignee: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    levels: list[str] | None = None
+    alert_kinds: list[str] | None = None  # has a linked alert of one of these kinds
+    device: str | None = None  # has a linked alert from this device
 
 
-def page(conn: Connection, f: IncidentFilter, *, limit: int, after: str | None) -> list[Any]:
-    """Newest first (ids are UUIDv7, so id order is creation order)."""
+def _filtered(stmt: Select[Any], f: IncidentFilter) -> Select[Any]:
     t = incidents
-    stmt = select(t).order_by(t.c.id.desc())
     for column, value in (
         (t.c.site, f.site),
         (t.c.cell_id, f.cell),
@@ -158,13 +159,38 @@ def page(conn: Connection, f: IncidentFilter, *, limit: int, after: str | None) 
             stmt = stmt.where(column == value)
     if f.states:
         stmt = stmt.where(t.c.state.in_(f.states))
+    if f.levels:
+        stmt = stmt.where(t.c.level.in_(f.levels))
     if f.since is not None:
         stmt = stmt.where(t.c.created_at >= f.since)
     if f.until is not None:
         stmt = stmt.where(t.c.created_at < f.until)
+    if f.alert_kinds or f.device is not None:
+        linked = (
+            select(incident_alerts.c.alert_id)
+            .join(alerts, alerts.c.id == incident_alerts.c.alert_id)
+            .where(incident_alerts.c.incident_id == t.c.id)
+        )
+        if f.alert_kinds:
+            linked = linked.where(alerts.c.kind.in_(f.alert_kinds))
+        if f.device is not None:
+            linked = linked.where(alerts.c.device == f.device)
+        stmt = stmt.where(exists(linked.correlate(t)))
+    return stmt
+
+
+def page(conn: Connection, f: IncidentFilter, *, limit: int, after: str | None) -> list[Any]:
+    """Newest first (ids are UUIDv7, so id order is creation order)."""
+    t = incidents
+    stmt = _filtered(select(t), f).order_by(t.c.id.desc())
     if after is not None:
         stmt = stmt.where(t.c.id < after)
     return list(conn.execute(stmt.limit(limit)).all())
+
+
+def count(conn: Connection, f: IncidentFilter) -> int:
+    stmt = _filtered(select(func.count()).select_from(incidents), f)
+    return int(conn.execute(stmt).scalar_one())
 
 
 # --- alerts and evidence ------------------------------------------------------------------------

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.protocol import AlertKind
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
-from hub.api.models import Body, Paged, UtcDateTime
+from hub.api.models import Body, Count, Paged, UtcDateTime
 from hub.auth import Permission
 from hub.errors import TooLarge
 from hub.incidents.model import IncidentLevel, IncidentSource, IncidentState
@@ -203,36 +204,55 @@ class DryRunOut(BaseModel):
 # --- incidents ----------------------------------------------------------------------------------
 
 
-@router.get("/incidents", response_model=Paged[IncidentInfo], **guarded(Permission.INCIDENTS_READ))
-def list_incidents(
-    ctx: Ctx,
-    page: PageDep,
+def incident_filter(
     site: SegmentQuery = None,
     state: Annotated[list[IncidentState] | None, Query(max_length=5)] = None,
     cell: SegmentQuery = None,
     department: SegmentQuery = None,
     category: SegmentQuery = None,
-    level: IncidentLevel | None = None,
+    level: Annotated[list[IncidentLevel] | None, Query(max_length=4)] = None,
     assignee: SegmentQuery = None,
+    kind: Annotated[
+        list[AlertKind] | None, Query(max_length=20, description="has a linked alert of this kind")
+    ] = None,
+    device: Annotated[
+        str | None, Query(pattern=SEGMENT_PATTERN, description="has a linked alert from it")
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Paged[IncidentInfo]:
-    """Incidents, newest first."""
-    f = IncidentFilter(
-        site,
-        [s.value for s in state] if state else None,
-        cell,
-        department,
-        category,
-        level.value if level else None,
-        assignee,
-        since,
-        until,
+) -> IncidentFilter:
+    """The filters of the incident list and of its count (one definition, so they agree)."""
+    return IncidentFilter(
+        site=site,
+        states=[s.value for s in state] if state else None,
+        cell=cell,
+        department=department,
+        category=category,
+        assignee=assignee,
+        since=since,
+        until=until,
+        levels=[lv.value for lv in level] if level else None,
+        alert_kinds=[k.value for k in kind] if kind else None,
+        device=device,
     )
+
+
+IncidentFilterDep = Annotated[IncidentFilter, Depends(incident_filter)]
+
+
+@router.get("/incidents", response_model=Paged[IncidentInfo], **guarded(Permission.INCIDENTS_READ))
+def list_incidents(ctx: Ctx, page: PageDep, f: IncidentFilterDep) -> Paged[IncidentInfo]:
+    """Incidents, newest first."""
     rows = ctx.incidents.page(f, limit=page.limit, after=page.after_text())
     items = [_info(r) for r in rows]
     nxt = encode_cursor([items[-1].id]) if len(items) == page.limit else None
     return Paged[IncidentInfo](items=items, next_cursor=nxt)
+
+
+@router.get("/incidents/count", response_model=Count, **guarded(Permission.INCIDENTS_READ))
+def count_incidents(ctx: Ctx, f: IncidentFilterDep) -> Count:
+    """How many incidents the same filters as ``GET /incidents`` select, over all its pages."""
+    return Count(total=ctx.incidents.count(f))
 
 
 @router.post(

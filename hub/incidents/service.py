@@ -218,6 +218,11 @@ class IncidentService:
         with self.engine.connect() as conn:
             return repository.page(conn, f, limit=limit, after=after)
 
+    def count(self, f: IncidentFilter) -> int:
+        """How many incidents ``f`` selects (the figure a list's pages add up to)."""
+        with self.engine.connect() as conn:
+            return repository.count(conn, f)
+
     # --- opening ----------------------------------------------------------------------------
 
     def open_in(

@@ -14,6 +14,7 @@ import { OrgPanel } from "./org.js";
 import { IncidentWorkspace } from "./incidents.js";
 import { CameraZonesLayer, CAMERA_ZONE_STYLE, ZonesLayer, ZONE_STYLE } from "./map-zones.js";
 import { DeviceSummary } from "./map-devices.js";
+import { Feed } from "./feed.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -61,6 +62,7 @@ class Dashboard {
   async start() {
     this.initMap();
     this.panels = new Panels(this);
+    this.feed = new Feed(this);
     this.org = new OrgPanel(this);
     if (this.can("org:read")) this.org.loadLines().catch((err) => console.error("lines:", err));
     const orgButton = $("#org-open");
@@ -73,6 +75,8 @@ class Dashboard {
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();
+    await this.feed.start();
+    this.feedStarted = true;
     this.startLive();
     this.panels.bindSearch();
     this.bindKeys();
@@ -301,6 +305,7 @@ class Dashboard {
     const results = await Promise.allSettled(jobs);
     for (const r of results) if (r.status === "rejected") console.error("initial load:", r.reason);
     if (!this.fitted) await this.fitToContent();
+    if (this.feedStarted) await this.feed.reload(); // a resync after a gap in the stream
   }
 
   // Start on the whole district: the union of cells, outline, devices and points of interest,
@@ -344,16 +349,16 @@ class Dashboard {
     this.devices.set(await fetchAll("/api/v1/ui/devices", site));
   }
 
+  // The map's alert markers: the newest alerts (the feed keeps its own lists, js/feed.js).
   async reloadAlerts() {
     const site = this.config.site ? { site: this.config.site } : {};
     const q = new URLSearchParams({ ...site, limit: String(this.config.alert_feed_max) });
     const page = await api(`/api/v1/alerts?${q}`);
     this.alerts.clear();
-    for (const a of page.items.reverse()) this.addAlert(a, false);
-    this.panels.renderFeed();
+    for (const a of page.items.reverse()) this.upsertMarker(a);
   }
 
-  addAlert(a, render = true) {
+  upsertMarker(a) {
     const known = this.alerts.get(a.id);
     const merged = { status: "new", ...known, ...a };
     this.alerts.set(a.id, merged);
@@ -363,13 +368,21 @@ class Dashboard {
       this.alertMarkers.remove(oldest);
     }
     this.alertMarkers.upsert(merged);
-    if (render) this.panels.renderFeed(known ? null : a.id);
+    return merged;
+  }
+
+  // A new or changed alert (live, or this page's own ack: opts.own) for the map and the feed.
+  addAlert(a, opts = {}) {
+    const merged = this.upsertMarker(a);
+    this.feed.onAlert(merged, opts);
   }
 
   startLive() {
     if (!this.can("live:read")) {
       this.setConn("polling");
-      if (this.can("alerts:read")) this.timers.push(setInterval(() => this.reloadAlerts(), 15000));
+      if (this.can("alerts:read")) {
+        this.timers.push(setInterval(() => this.reloadAlerts().then(() => this.feed.reload()), 15000));
+      }
       return;
     }
     const layers = [];
@@ -395,19 +408,23 @@ class Dashboard {
     else if (ev.layer === "alerts") this.addAlert(ev);
     else if (ev.layer === "devices" && !this.devices.applyState(ev)) this.refreshDevices();
     else if (ev.layer === "warnings") applyWarningEvent(this, ev);
-    else if (ev.layer === "incidents") this.incidents.onLive(ev);
+    else if (ev.layer === "incidents") {
+      this.feed.onIncident(ev);
+      this.incidents.onLive(ev);
+    }
     dispatchLive(ev);
   }
 
   // Another operator (on this hub or another replica) acknowledged or annotated an alert.
   applyAlertChange(ev) {
     const known = this.alerts.get(ev.id);
+    const { status, acknowledged_by, acknowledged_at } = ev;
     if (known) {
-      const { status, acknowledged_by, acknowledged_at } = ev;
       this.alerts.set(ev.id, { ...known, status, acknowledged_by, acknowledged_at });
       this.alertMarkers.upsert(this.alerts.get(ev.id));
-      this.panels.renderFeed();
     }
+    // The feed holds its own rows (some the map's newest-alerts list does not).
+    this.feed.onAlertChange({ id: ev.id, status, acknowledged_by, acknowledged_at });
     const open = this.panels.current;
     if (open?.type === "alert" && open.id === ev.id) this.panels.refreshAlert(ev.id);
     this.activity.alert(ev);
@@ -460,7 +477,6 @@ class Dashboard {
     this.cameraZones.relabel();
     this.deviceSummary.render();
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
-    this.panels.renderFeed();
     this.panels.rerender();
     this.incidents.rerender();
     if (this.live) this.setConn($("#conn").dataset.state || "connecting");
@@ -481,6 +497,7 @@ function publishDiagnostics(dash) {
   if (window.gridwardDiagnostics) return;
   const diagnostics = Object.freeze({
     render: () => (dash.positions ? dash.positions.diagnostics() : null),
+    feed: () => (dash.feed ? dash.feed.diagnostics() : null),
   });
   Object.defineProperty(window, "gridwardDiagnostics", { value: diagnostics, enumerable: false });
 }

@@ -5,6 +5,7 @@ import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { h } from "./dom.js";
 import { t, formatAgo } from "./i18n.js";
 import { MarkerSpreader } from "./map-spread.js";
+import { alertTitle } from "./alert-text.js";
 
 export const SEVERITY = {
   critical: { color: "#D55E00", ink: "#111111", rank: 4 }, // dark ink: white on it is 3.9:1
@@ -274,7 +275,7 @@ export class AlertsLayer {
         iconSize: [28, 28],
         iconAnchor: [14, 14],
       }),
-      title: `${t(`severity.${sev}`)}: ${alert.title || t(`alert_kind.${alert.kind}`)}`,
+      title: `${t(`severity.${sev}`)}: ${alertTitle(alert)}${alert.title ? ` — ${alert.title}` : ""}`,
       zIndexOffset: 1000 + SEVERITY[sev].rank * 10,
       keyboard: true,
     });

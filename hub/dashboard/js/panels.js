@@ -1,4 +1,4 @@
-// Side panels: the live alert feed, alert / device / entity / cell details, track playback,
+// Side panels: alert / device / entity / cell details, track playback,
 // search and POI import. Controls are rendered only when the role holds the permission.
 import * as L from "/ui/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { api, fetchAll } from "./api.js";
@@ -7,6 +7,7 @@ import { fill, h, svg } from "./dom.js";
 import { deviceStatus, severityBadge, DEVICE_STATUS, WARNING } from "./layers.js";
 import { ENTITY_STYLE } from "./positions-layer.js";
 import { mountWarning } from "./warnings.js";
+import { alertTitle } from "./alert-text.js";
 
 const $ = (sel) => document.querySelector(sel);
 const HEALTH_METRICS = ["fps", "inference_ms", "outbox_depth", "queue_depth", "cpu_temp_c"];
@@ -43,56 +44,10 @@ export class Panels {
     this.dash = dash;
     this.current = null; // {type, id}
     this.play = null;
-    $("#feed-open-only").addEventListener("change", () => this.renderFeed());
     $("#poi-file").addEventListener("change", async (ev) => {
       await this.importPois(ev.target.files[0]);
       ev.target.value = ""; // choosing the same (fixed) file again imports it again
     });
-  }
-
-  // --- feed -------------------------------------------------------------------------------
-  renderFeed(flashId) {
-    const d = this.dash;
-    const openOnly = $("#feed-open-only").checked;
-    const items = [...d.alerts.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
-    const shown = items.filter((a) => !openOnly || a.status !== "acknowledged");
-    const open = items.filter((a) => a.status !== "acknowledged").length;
-    $("#feed-count").textContent = t("feed.count", { n: open });
-    const canAck = d.can("alerts:ack");
-    fill($("#feed-list"), shown.length
-      ? shown.map((a) => this.feedItem(a, canAck, a.id === flashId))
-      : h("li", { class: "muted" }, t("feed.empty")));
-  }
-
-  feedItem(a, canAck, flash) {
-    const acked = a.status === "acknowledged";
-    const title = a.title || t(`alert_kind.${a.kind}`);
-    const sev = severityBadge(a.severity);
-    const open = h("button", { type: "button", class: "alert-open" },
-      sev, " ",
-      h("span", { class: "alert-title" }, title), " ",
-      h("span", { class: "alert-meta" }, `${t(`alert_kind.${a.kind}`)} · ${a.device ?? ""} · `,
-        h("time", { datetime: a.ts }, formatTime(a.ts))),
-      acked ? [" ", h("span", { class: "acked-by" }, t("alert.acked_by", { who: a.acknowledged_by || "" }))] : null);
-    open.addEventListener("click", () => this.showAlert(a.id));
-    let ack = null;
-    if (canAck && !acked) {
-      ack = h("button", { type: "button", class: "ack" }, t("alert.ack"));
-      ack.addEventListener("click", () => this.ack(a.id));
-    }
-    // The row's severity class comes from the badge (a known severity), never from the value.
-    const sevClass = sev.classList[1].replace("sev-", "sevrow-");
-    const li = h("li", { class: `alert-item ${sevClass}` }, open, ack);
-    if (acked) li.classList.add("is-acked");
-    if (flash) li.classList.add("flash");
-    return li;
-  }
-
-  async ack(id, note) {
-    const body = note ? { note } : {};
-    const detail = await api(`/api/v1/alerts/${encodeURIComponent(id)}/ack`, { method: "POST", body });
-    this.dash.addAlert(detail);
-    if (this.current?.type === "alert" && this.current.id === id) this.renderAlert(detail);
   }
 
   // --- detail container -------------------------------------------------------------------
@@ -164,6 +119,7 @@ export class Panels {
     const acked = a.status === "acknowledged";
     const rows = [
       [t("alert.kind"), t(`alert_kind.${a.kind}`)],
+      a.title ? [t("triage.device_text"), a.title] : null,
       [t("alert.device"), a.device],
       [t("alert.time"), formatDateTime(a.ts)],
       [t("alert.location"), a.lon != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "—"],
@@ -174,7 +130,7 @@ export class Panels {
     const notes = (a.notes || []).map((n) => h("li", null,
       h("strong", null, n.author), " ", h("time", { datetime: n.created_at }, formatTime(n.created_at)), h("br"), n.text));
     const box = this.openDetail("alert", a.id, [
-      h("p", { class: "detail-title" }, severityBadge(a.severity), " ", a.title || t(`alert_kind.${a.kind}`)),
+      h("p", { class: "detail-title" }, severityBadge(a.severity), " ", alertTitle(a)),
       a.has_evidence ? h("figure", { class: "evidence" },
         h("img", { alt: t("alert.evidence_alt"), src: `/api/v1/alerts/${encodeURIComponent(a.id)}/evidence` }),
         h("figcaption", null, t("alert.evidence"))) : null,
@@ -188,7 +144,7 @@ export class Panels {
     if (form) {
       form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        await this.ack(a.id, box.querySelector("#ack-note").value.trim() || undefined);
+        await d.feed.ack(a.id, box.querySelector("#ack-note").value.trim() || undefined);
       });
     }
     if (focus) box.focus();
