@@ -20,8 +20,8 @@ from hub.config import HubConfig
 from hub.devices.service import DeviceService
 from hub.fieldreports.service import FieldReportService
 from hub.geo.service import GeoService
-from hub.incidents.service import IncidentService, incident_event
-from hub.incidents.timers import TimerSweeper
+from hub.incidents.service import IncidentNotFound, IncidentService, incident_event
+from hub.incidents.timers import ACTIONS, Fired, TimerSweeper
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
@@ -96,6 +96,7 @@ class HubContext:
         self.timers = TimerSweeper(
             engine, self.audit, self.config.incidents, self.clock, hub_id=self.config.client_id
         )
+        self.timers.on_fired = self._announce_fired
         self.fieldreports = FieldReportService(
             engine,
             self.audit,
@@ -125,3 +126,18 @@ class HubContext:
     @property
     def engine(self) -> Engine:
         return self.store.engine
+
+    def _announce_fired(self, fired: list[Fired]) -> None:
+        """Reminders and escalations this hub fired, on the live map (and through the relay to
+        the other replicas' operators): one event per incident, its newest row."""
+        actions: dict[str, str] = {}
+        for f in fired:  # an escalation says more than a reminder fired with it
+            if actions.get(f.incident_id) != "incident.escalate":
+                actions[f.incident_id] = ACTIONS[f.kind]
+        events = []
+        for incident_id, action in actions.items():
+            try:
+                events.append(incident_event(self.incidents.get(incident_id), action))
+            except IncidentNotFound:
+                continue  # deleted since: nothing to show
+        self.live.publish(events)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,6 +91,9 @@ class TimerSweeper:
         }
         self._lock = threading.Lock()
         self._directory: _Directory | None = None  # the page being fired's lookups
+        # Told what this hub fired after each sweep (the hub puts it on the live map, so every
+        # operator sees an escalation or a reminder as it happens); a failing hook is logged.
+        self.on_fired: Callable[[list[Fired]], None] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -126,6 +129,11 @@ class TimerSweeper:
         # Shutting down: the rest stays due for the next hub (or this one, restarted) rather
         # than outlive the store.
         self._count("sweeps")
+        if fired and self.on_fired is not None:
+            try:
+                self.on_fired(fired)
+            except Exception:
+                log.exception("telling the live map about %d fired timers failed", len(fired))
         return fired
 
     def _fire_each(self, due: Sequence[Any], now: datetime, fired: list[Fired]) -> bool:

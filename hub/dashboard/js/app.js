@@ -72,6 +72,7 @@ class Dashboard {
     const incidentsButton = $("#incidents-open");
     incidentsButton.hidden = !this.can("incidents:read");
     incidentsButton.addEventListener("click", () => this.incidents.open());
+    $("#wall-open").hidden = !this.can("incidents:stats"); // the wall's figures need it
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();

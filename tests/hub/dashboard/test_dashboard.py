@@ -210,6 +210,7 @@ CONTROLS: dict[str, Permission] = {
     "#poi-import:not([hidden])": Permission.ZONES_WRITE,
     "#feed-list button.ack": Permission.ALERTS_ACK,
     "#incidents-open:not([hidden])": Permission.INCIDENTS_READ,
+    "#wall-open:not([hidden])": Permission.INCIDENT_STATS_READ,
 }
 
 

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, FilePayload, Locator, Page, expect
 from edge.agent import AgentRuntime
 from edge.protocol import AlertKind, EntityKind, Evidence, Location, Position, Severity
 from hub.auth import Role
+from hub.incidents.model import EventKind
 from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import (
     District,
@@ -559,6 +560,14 @@ def test_catalogues_have_the_same_keys_and_placeholders() -> None:
     for key in en:
         assert set(re.findall(r"\{(\w+)\}", en[key])) == set(re.findall(r"\{(\w+)\}", zh[key])), key
         assert zh[key].strip(), key
+
+
+def test_every_incident_event_kind_has_a_timeline_label() -> None:
+    """The workspace's timeline names each event kind the hub writes, in both languages."""
+    for code in ("en", "zh-CN"):
+        catalogue = _catalogue(code)
+        missing = [k.value for k in EventKind if f"workspace.event.{k.value}" not in catalogue]
+        assert not missing, (code, missing)
 
 
 # Every visible text node and every title / aria-label / placeholder / alt of a visible element.

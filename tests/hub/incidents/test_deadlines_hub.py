@@ -4,15 +4,18 @@ a hub stopped before the deadline and a new one started after it escalate exactl
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
+from edge.validators import utcnow
 from hub.auth import Role
 from hub.clock import ManualClock
 from hub.config import ApiConfig, AuditConfig, BrokerFilesConfig, HubConfig
 from hub.incidents.model import IncidentLevel
 from hub.service import HubService
-from tests.hub.conftest import RunningHub
+from tests.hub.conftest import RunningHub, start_hub, stop_hub
+from tests.hub.test_live_relay import LiveSocket
 from tests.support.broker import BrokerHarness
 from tests.support.incident_timers import ASSIGNEE, SUPERVISOR, T0, World, seed_people
 from tests.support.waiting import wait_until
@@ -102,3 +105,25 @@ def test_the_running_hub_reports_its_sweeper(hub: RunningHub) -> None:
     stats = hub.client(Role.ADMIN).get("/api/v1/stats").json()
     assert stats["timers"]["sweeps"] >= 1
     assert stats["timers"]["failed"] == 0
+
+
+def test_an_escalation_reaches_every_operators_live_map(
+    broker: BrokerHarness, site: str, tmp_path: Path
+) -> None:
+    """The sweeper changes incidents outside any request: what it fires is still announced on
+    the live stream (and so through the relay to the other replicas' operators)."""
+    hub = start_hub(broker, site, tmp_path, incidents={"deadlines": {"sweep_every_s": 0.05}})
+    try:
+        with ExitStack() as stack:
+            live = LiveSocket(hub, stack)
+            seed_people(hub.service.store)
+            # opened three hours ago (reminder 45 min, supervisor 60, commander 120): all due
+            world = World(hub.service.store, hub.service.audit, hub.service.config.incidents,
+                          ManualClock(utcnow() - timedelta(hours=3)), site=site)
+            row = world.open(level=IncidentLevel.CRITICAL)
+            event = live.until(lambda e: e["layer"] == "incidents" and e["id"] == row.id)
+            assert event["change"] == "incident.escalate"
+            assert event["number"] == row.number and event["state"] == row.state
+        assert hub.service.timers.stats["fired"] == 3
+    finally:
+        stop_hub(broker, hub)
