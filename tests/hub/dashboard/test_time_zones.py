@@ -18,16 +18,16 @@ from playwright.sync_api import Browser, Page, expect
 
 from edge.protocol import AlertKind, EntityKind, Severity
 from hub.auth import Role
-from tests.hub.conftest import RunningHub, start_hub
+from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import (
     District,
     clients_closed,
     open_dashboard,
+    pinned_hub,
     position,
-    shared_hub,
     wait_outbox_empty,
 )
-from tests.support.broker import BrokerHarness, unique_site
+from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
 SITE_ZONE = "Asia/Kolkata"
@@ -39,8 +39,7 @@ def zoned_hub(
     broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningHub]:
     """One hub in the site zone for the module."""
-    running = start_hub(broker, unique_site(), tmp_path_factory.mktemp("hub"), timezone=SITE_ZONE)
-    with shared_hub(broker, running):
+    with pinned_hub(broker, tmp_path_factory.mktemp("hub"), timezone=SITE_ZONE) as running:
         yield running
 
 

@@ -64,19 +64,21 @@ def test_unknown_departments_are_warnings(store: Store) -> None:
 
 
 def test_every_change_reaches_the_live_hook(store: Store) -> None:
-    seen: list[Any] = []
-    svc = make_service(store, CONFIG, on_change=seen.append)
+    seen: list[tuple[Any, str]] = []
+    svc = make_service(store, CONFIG, on_change=lambda r, action: seen.append((r, action)))
     row = svc.open("op", new())
     svc.comment("op", row.id, "heard it too")
     svc.close("op", row.id, "", row.version)
-    assert [r.state for r in seen] == ["new", "new", "closed"]
-    event = incident_event(seen[-1])
+    assert [(r.state, action) for r, action in seen] == [
+        ("new", "incident.open"), ("new", "incident.comment"), ("closed", "incident.close")]
+    event = incident_event(*seen[-1])
     assert event.layer is Layer.INCIDENTS
     assert event.data["number"] == row.number and event.data["state"] == "closed"
+    assert event.data["change"] == "incident.close"
 
 
 def test_a_failing_live_hook_does_not_undo_the_change(store: Store) -> None:
-    def broken(row: Any) -> None:
+    def broken(row: Any, action: str) -> None:
         raise RuntimeError("no loop")
 
     svc = make_service(store, CONFIG, on_change=broken)
