@@ -28,6 +28,7 @@ from hub.incidents.model import EventKind
 from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import (
     District,
+    clients_closed,
     detail_panel,
     evidence_jpeg,
     js,
@@ -126,11 +127,8 @@ def scene(
 @pytest.fixture(autouse=True)
 def _close_clients(module_hub: RunningHub) -> Iterator[None]:
     """API clients a test opens on the shared hub are closed with the test (leak check)."""
-    known = len(module_hub.clients)
-    yield
-    for client in module_hub.clients[known:]:
-        client.close()
-    del module_hub.clients[known:]
+    with clients_closed(module_hub):
+        yield
 
 
 def _open(

@@ -19,7 +19,14 @@ from edge.agent import AgentRuntime
 from edge.protocol import AlertKind, Location, Severity
 from hub.auth import Role
 from tests.hub.conftest import RunningHub
-from tests.hub.dashboard.conftest import District, js, offset, open_dashboard, wait_outbox_empty
+from tests.hub.dashboard.conftest import (
+    District,
+    clients_closed,
+    js,
+    offset,
+    open_dashboard,
+    wait_outbox_empty,
+)
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
@@ -100,11 +107,8 @@ def scene(
 @pytest.fixture(autouse=True)
 def _close_clients(module_hub: RunningHub) -> Iterator[None]:
     """API clients a test opens on the shared hub are closed with the test (leak check)."""
-    known = len(module_hub.clients)
-    yield
-    for client in module_hub.clients[known:]:
-        client.close()
-    del module_hub.clients[known:]
+    with clients_closed(module_hub):
+        yield
 
 
 def _get(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
