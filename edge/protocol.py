@@ -72,6 +72,7 @@ class Channel(StrEnum):
     POS = "pos"
     REPLY = "reply"
     SIGHTINGS = "sightings"
+    ANSWER = "answer"
 
 
 class CmdChannel(StrEnum):
@@ -538,18 +539,66 @@ class Request(Message):
     deadline: UtcDatetime | None = None
 
 
-class Notify(Message):
-    """Hub -> glasses: an alert meant for this officer's HUD."""
+class ExpectedAction(StrEnum):
+    """What the hub asks the officer to do; the HUD shows it from the message catalogue."""
 
-    alert_id: MessageId
+    ATTEND = "attend"  # go to the place and deal with it
+    VERIFY = "verify"  # go and check whether it is real (lawful means only)
+    ASSIST = "assist"  # back up another officer already there
+    OBSERVE = "observe"  # keep an eye out nearby, no need to go
+
+
+class Notify(Message):
+    """Hub -> glasses: an alert or incident meant for this officer's HUD.
+
+    The device answers receipt with a :class:`Reply` citing this ``id`` (the command outbox
+    stops retrying), and the officer's answers with :class:`DispatchAnswer`. A dispatch has one
+    ``dispatch_id``; a repeated notify (a retry) has the same ``id`` and is shown once.
+    """
+
+    alert_id: MessageId | None = Field(
+        default=None, description="the alert this is about (None for an incident without one)"
+    )
     kind: AlertKind
     severity: Severity
     title: Annotated[str, Field(max_length=200)]
     body: Annotated[str, Field(max_length=1000)] = ""
     location: Location | None = None
     evidence: Evidence | None = None
+    dispatch_id: MessageId | None = Field(
+        default=None, description="the dispatch the officer answers (None: for information)"
+    )
+    incident_id: MessageId | None = None
+    incident_number: Annotated[str, Field(max_length=32)] | None = None
+    action: ExpectedAction = ExpectedAction.ATTEND
+    respond_by: UtcDatetime | None = Field(
+        default=None, description="the hub widens the circle if nobody acknowledges by then"
+    )
 
     MAX_BYTES: ClassVar[int] = 320 * 1024
+
+
+class OfficerAnswer(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    ON_MY_WAY = "on_my_way"
+    ARRIVED = "arrived"
+    VERIFY = "verify"  # on site: verified, it is real
+    REJECT = "reject"  # cannot take it (the hub chooses someone else)
+    NEED_BACKUP = "need_backup"
+
+
+class DispatchAnswer(Message):
+    """Glasses -> hub: the officer's answer to a dispatch (QoS 1, through the edge outbox, so
+    an answer given offline arrives later). ``ts`` is when the officer answered."""
+
+    dispatch_id: MessageId
+    notify_id: MessageId = Field(description="the Notify being answered")
+    officer: SegmentId = Field(description="the officer wearing the device")
+    answer: OfficerAnswer
+    note: Annotated[str, Field(max_length=500)] = ""
+    location: Location | None = Field(default=None, description="where the officer was")
+
+    MAX_BYTES: ClassVar[int] = 4096
 
 
 M = TypeVar("M", bound=Message)
@@ -561,6 +610,7 @@ CHANNEL_MODELS: dict[Channel, type[Message]] = {
     Channel.POS: PositionBatch,
     Channel.REPLY: Reply,
     Channel.SIGHTINGS: SightingBatch,
+    Channel.ANSWER: DispatchAnswer,
 }
 
 CMD_MODELS: dict[CmdChannel, type[Message]] = {
@@ -581,6 +631,7 @@ CHANNEL_QOS: dict[Channel | CmdChannel, int] = {
     Channel.POS: 0,
     Channel.REPLY: 1,
     Channel.SIGHTINGS: 0,
+    Channel.ANSWER: 1,
     CmdChannel.ACK: 1,
     CmdChannel.CONFIG: 1,
     CmdChannel.WATCHLIST: 1,

@@ -25,7 +25,7 @@ apt_packages=(
   ca-certificates python3 python3-venv python3-dev gcc g++ make pkg-config git
   mosquitto mosquitto-clients openssl socat
   postgresql postgresql-contrib victoria-metrics
-  chromium chromium-driver fonts-noto-cjk
+  chromium chromium-driver fonts-noto-cjk espeak-ng
   python3-gst-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev
