@@ -124,6 +124,12 @@ class Speaker:
                 self.counters["queued"] += 1
                 return True
 
+    @property
+    def speaking_pid(self) -> int | None:
+        """The espeak-ng process speaking now, if any (health output, tests)."""
+        with self._lock:
+            return self._proc.pid if self._proc is not None else None
+
     def argv(self, language: Language, wav: Path | None) -> list[str]:
         voice = self.config.voice_zh if language == "zh-CN" else self.config.voice_en
         argv = [self._binary or self.config.binary, "-v", voice, "-s", str(self.config.rate_wpm)]

@@ -77,12 +77,13 @@ def test_a_slow_speaker_never_blocks_and_drops_the_oldest(tmp_path: Path) -> Non
     assert speaker.say("one", "en")
     busy = threading.Event()
     for _ in range(500):  # until the worker has taken cue 1 (bounded: not a timing assertion)
-        if speaker._proc is not None:  # noqa: SLF001 - observing the worker's state
+        if speaker.speaking_pid is not None:
             busy.set()
             break
         busy.wait(0.01)
     assert busy.is_set()
-    pid = speaker._proc.pid if speaker._proc else 0  # noqa: SLF001
+    pid = speaker.speaking_pid
+    assert pid is not None
     for text in ("two", "three", "four", "five"):
         assert speaker.say(text, "en")  # returns at once although nothing is being spoken
     assert speaker.counters["dropped"] == 2
