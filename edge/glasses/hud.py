@@ -49,6 +49,8 @@ MAX_WIDTH, MAX_HEIGHT = 3840, 2160
 MIN_ASPECT, MAX_ASPECT = 1.2, 2.4
 BASE_W, BASE_H = 640, 400  # the layout's design size; larger frames scale it
 ELLIPSIS = "…"
+SEPARATOR = " · "
+ANSWERED = "✓ "  # before the officer's latest answer
 # A hub title is data of unknown length; beyond this it is cut before layout even measures it.
 TITLE_MAX_CHARS = 200
 # Evidence crops come off the wire: refuse decompression bombs before decoding them.
@@ -253,12 +255,12 @@ class HudRenderer:
         cx0, cx1 = card[0] + pad, card[2] - pad
         y = card[1] + pad
         severity = (cx0, y, cx0 + px(120), y + px(34))
-        kind = (severity[2] + px(10), y, cx1, y + px(34))
+        stale = (cx1 - px(80), y + px(5), cx1, y + px(29))
+        kind = (severity[2] + px(10), y, stale[0] - px(6), y + px(34))
         y = severity[3] + px(8)
         title = (cx0, y, cx1, y + px(64))
         y = title[3] + px(8)
-        meta = (cx0, y, cx1 - px(96), y + px(24))
-        stale = (cx1 - px(90), y, cx1, y + px(24))
+        meta = (cx0, y, cx1, y + px(24))
         y = meta[3] + px(10)
         action = (cx0, y, cx1, y + px(30))
         y = action[3] + px(6)
@@ -321,7 +323,7 @@ class HudRenderer:
         parts = [translate("hud.online" if view.online else "hud.offline", lang)]
         if view.unsent_answers > 0:
             parts.append(translate("hud.unsent", lang, count=view.unsent_answers))
-        left = " · ".join(parts)
+        left = SEPARATOR.join(parts)
         half = (inner[0], inner[1], (inner[0] + inner[2]) // 2, inner[3])
         colour = pal.dim if view.online and view.unsent_answers == 0 else pal.alarm
         if not view.online:
@@ -372,7 +374,7 @@ class HudRenderer:
         if item.incident_number:
             meta.insert(0, translate("hud.incident", lang, number=clean_text(item.incident_number)))
         with _clipped(image, lay.meta) as (sub, box):
-            self._text(sub, box, " · ".join(meta), pal.dim, fill=0.7)
+            self._text(sub, box, SEPARATOR.join(meta), pal.dim, fill=0.7)
         if item.stale:
             draw.rectangle(_inclusive(lay.stale), outline=pal.alarm, width=self._px(2))
             self._text(draw, lay.stale, translate("hud.stale", lang), pal.alarm, fill=0.65,
@@ -380,7 +382,7 @@ class HudRenderer:
         self._text(draw, lay.action, translate(f"hud.action.{item.action.value}", lang),
                    pal.text, fill=0.75)
         if item.answer is not None:
-            self._text(draw, lay.answer, "✓ " + translate(f"hud.answer.{item.answer.value}",
+            self._text(draw, lay.answer, ANSWERED + translate(f"hud.answer.{item.answer.value}",
                                                           lang), pal.dim, fill=0.7)
 
     def _border(self, draw: ImageDraw.ImageDraw, box: Box, severity: Severity,
@@ -518,9 +520,11 @@ def decode_thumbnail(jpeg: bytes, size: tuple[int, int]) -> Image.Image:
             if im.width * im.height > EVIDENCE_MAX_PIXELS:
                 raise ValueError(f"evidence of {im.width}x{im.height} pixels")
             im.draft("RGB", size)
-            thumb = im.convert("RGB")
-    thumb.thumbnail(size)
-    return thumb
+            photo = im.convert("RGB")
+    # Fit the box both ways: a 112 px face crop is worth enlarging on a 1280 px display.
+    factor = min(size[0] / photo.width, size[1] / photo.height)
+    fitted = (max(1, round(photo.width * factor)), max(1, round(photo.height * factor)))
+    return photo.resize(fitted, Image.Resampling.BILINEAR)
 
 
 @contextmanager

@@ -16,8 +16,11 @@ from PIL import Image, ImageFont
 
 from edge.glasses.fonts import FontBook, FontError, default_fontbook, draws_glyph, find_cjk_font
 from edge.glasses.hud import (
+    ANSWERED,
     COLOUR,
+    ELLIPSIS,
     MONO,
+    SEPARATOR,
     SEVERITY_COLOUR,
     HudRenderer,
     LayoutError,
@@ -199,6 +202,7 @@ def test_cjk_labels_render_with_real_glyphs(
     chars = {ch for key, text in catalogue("zh-CN").items() if key.startswith("hud.")
              for ch in text if ord(ch) > 0x2E80}
     assert chars
+    chars |= set((ELLIPSIS + SEPARATOR + ANSWERED).replace(" ", ""))  # its own symbols
     missing = sorted(ch for ch in chars if not draws_glyph(font, ch))
     assert missing == []
 
