@@ -57,6 +57,8 @@ TITLE_MAX_CHARS = 200
 EVIDENCE_MAX_BYTES = 2_000_000
 EVIDENCE_MAX_PIXELS = 4096 * 4096
 EVIDENCE_CACHE = 8
+MASK_CACHE = 512  # rasterised labels (a few dozen per view, both languages)
+TITLE_CACHE = 32
 
 SEVERITY_COLOUR: dict[Severity, RGB] = {
     Severity.CRITICAL: (220, 30, 30),
@@ -232,6 +234,9 @@ class HudRenderer:
         self._layout = self._compute_layout()
         self._thumbs: OrderedDict[bytes, Image.Image | None] = OrderedDict()
         self._missing_hints: set[str] = set()
+        self._masks: OrderedDict[tuple[str, int, int | None],
+                                 tuple[Image.Image, int, int, int]] = OrderedDict()
+        self._titles: OrderedDict[tuple[str, int, int], tuple[str, ...]] = OrderedDict()
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -301,20 +306,38 @@ class HudRenderer:
         self.stats.frames += 1
         return np.array(image, dtype=np.uint8)  # a writable copy the caller may keep
 
-    def _font(self, box: Box, fill: float) -> ImageFont.FreeTypeFont:
-        return self.fonts.get(round((box[3] - box[1]) * fill))
-
     def _text(self, draw: ImageDraw.ImageDraw, box: Box, text: str, colour: RGB, *,
               fill: float = 0.75, align: Literal["left", "centre", "right"] = "left") -> None:
-        font = self._font(box, fill)
-        text = _cut(text, font, box[2] - box[0])
-        width = font.getlength(text)
-        x: float = box[0]
+        size = round((box[3] - box[1]) * fill)
+        mask, left, top, width = self._glyphs(text, size, box[2] - box[0])
+        x = box[0]
         if align == "centre":
-            x = box[0] + (box[2] - box[0] - width) / 2
+            x = box[0] + (box[2] - box[0] - width) // 2
         elif align == "right":
             x = box[2] - width
-        draw.text((x, (box[1] + box[3]) / 2), text, font=font, fill=colour, anchor="lm")
+        draw.bitmap((x + left, (box[1] + box[3]) // 2 + top), mask, fill=colour)
+
+    def _glyphs(self, text: str, size: int, max_width: int | None
+                ) -> tuple[Image.Image, int, int, int]:
+        """``text`` (cut to ``max_width`` with an ellipsis) as an antialiased mask, with its
+        offset from a left-middle anchor and its advance width. Cached: most of a HUD is the
+        same few labels every frame, and rasterising them is most of the drawing time."""
+        key = (text, size, max_width)
+        hit = self._masks.get(key)
+        if hit is not None:
+            self._masks.move_to_end(key)
+            return hit
+        font = self.fonts.get(size)
+        if max_width is not None:
+            text = _cut(text, font, max_width)
+        left, top, right, bottom = (int(v) for v in font.getbbox(text, anchor="lm"))
+        mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+        ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255, anchor="lm")
+        entry = (mask, left, top, round(font.getlength(text)))
+        self._masks[key] = entry
+        while len(self._masks) > MASK_CACHE:
+            self._masks.popitem(last=False)
+        return entry
 
     def _status(self, draw: ImageDraw.ImageDraw, view: HudView) -> None:
         pal, box, lang = self.palette, self._layout.status, view.language
@@ -364,12 +387,11 @@ class HudRenderer:
         # Hub data: drawn on a crop of its own box and pasted back, so no glyph (a stack of
         # combining marks, a tall script) can spill over its neighbours.
         with _clipped(image, lay.title) as (sub, box):
-            title_font = self.fonts.get(round((box[3] - box[1]) * 0.4))
-            lines = _wrap(clean_text(item.title), title_font, box[2] - box[0], 2)
-            line_h = (box[3] - box[1]) / 2
-            for n, line in enumerate(lines):
-                sub.text((0, line_h * (n + 0.5)), line, font=title_font, fill=pal.text,
-                         anchor="lm")
+            size = round((box[3] - box[1]) * 0.4)
+            line_h = (box[3] - box[1]) // 2
+            for n, line in enumerate(self._title_lines(item.title, size, box[2] - box[0])):
+                mask, left, top, _ = self._glyphs(line, size, None)
+                sub.bitmap((left, line_h * n + line_h // 2 + top), mask, fill=pal.text)
         meta = [format_age(view.now, item.issued_at, lang)]
         if item.incident_number:
             meta.insert(0, translate("hud.incident", lang, number=clean_text(item.incident_number)))
@@ -384,6 +406,16 @@ class HudRenderer:
         if item.answer is not None:
             self._text(draw, lay.answer, ANSWERED + translate(f"hud.answer.{item.answer.value}",
                                                           lang), pal.dim, fill=0.7)
+
+    def _title_lines(self, title: str, size: int, width: int) -> tuple[str, ...]:
+        key = (title, size, width)
+        lines = self._titles.get(key)
+        if lines is None:
+            lines = tuple(_wrap(clean_text(title), self.fonts.get(size), width, 2))
+            self._titles[key] = lines
+            while len(self._titles) > TITLE_CACHE:
+                self._titles.popitem(last=False)
+        return lines
 
     def _border(self, draw: ImageDraw.ImageDraw, box: Box, severity: Severity,
                 colour: RGB) -> None:
