@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from edge.errors import GridwardError
 from edge.glasses.fonts import FontBook, default_fontbook
 from edge.glasses.view import (
     Frame,
@@ -78,7 +79,7 @@ SEVERITY_BORDER: dict[Severity, tuple[BorderStyle, int]] = {
 }
 
 
-class LayoutError(ValueError):
+class LayoutError(GridwardError, ValueError):
     """The frame size is one the HUD cannot lay out."""
 
 

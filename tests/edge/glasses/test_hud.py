@@ -220,6 +220,9 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
         find_cjk_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
     with pytest.raises(FontError, match="does not exist"):
         find_cjk_font(Path("/nonexistent/font.ttc"))
+    # the agent's config check catches ValueError for every display refusal
+    assert issubclass(FontError, ValueError)
+    assert issubclass(LayoutError, ValueError)
 
 
 @pytest.mark.parametrize("mode", ["colour", "mono_green"])
