@@ -79,10 +79,10 @@ def crop(frame: Frame, box: Box) -> Frame:
 
 def ink(frame: Frame, box: Box) -> int:
     """Pixels in ``box`` that differ from its most common colour (its background)."""
-    region = crop(frame, box).reshape(-1, 3)
-    colours, counts = np.unique(region, axis=0, return_counts=True)
-    background = colours[counts.argmax()]
-    return int((region != background).any(axis=1).sum())
+    region = crop(frame, box).reshape(-1, 3).astype(np.uint32)
+    packed = (region[:, 0] << 16) | (region[:, 1] << 8) | region[:, 2]
+    colours, counts = np.unique(packed, return_counts=True)
+    return int((packed != colours[counts.argmax()]).sum())
 
 
 def arrow_direction(frame: Frame, box: Box, colour: tuple[int, int, int]) -> float | None:
