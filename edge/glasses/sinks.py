@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from edge import gstreamer
 from edge.config import StrictModel
 from edge.errors import GridwardError
 from edge.glasses.view import Frame, Sink
@@ -120,29 +120,12 @@ class PngSink:
 
 # -- GStreamer --------------------------------------------------------------------------------
 
-_gst: Any = None
-_gst_lock = threading.Lock()
-
-
 def gst() -> Any:
     """The initialised ``Gst`` module, imported lazily (GStreamer is optional on a box)."""
-    global _gst  # noqa: PLW0603 - one process-wide initialisation
-    with _gst_lock:
-        if _gst is None:
-            try:
-                import gi
-
-                gi.require_version("Gst", "1.0")
-                gi.require_version("GstApp", "1.0")
-                from gi.repository import Gst, GstApp  # noqa: F401 - registers appsrc
-            except (ImportError, ValueError) as err:
-                raise SinkError(
-                    "GStreamer Python bindings missing: apt-get install python3-gst-1.0 "
-                    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good and "
-                    "pip install 'PyGObject<3.51'") from err
-            Gst.init(None)
-            _gst = Gst
-        return _gst
+    try:
+        return gstreamer.gst()
+    except gstreamer.GStreamerMissingError as err:
+        raise SinkError(str(err)) from err
 
 
 class GstSink:
