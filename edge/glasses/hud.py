@@ -134,6 +134,7 @@ class RenderStats:
     frames: int = 0
     evidence_refused: int = 0
     missing_hints: int = 0
+    bad_positions: int = 0  # a pose or target with NaN / infinite coordinates
 
 
 def format_distance(metres: float, language: Language) -> str:
@@ -451,11 +452,15 @@ class HudRenderer:
         radius = (box[2] - box[0]) / 2 - self._px(2)
         draw.ellipse((box[0] + 1, box[1] + 1, box[2] - 2, box[3] - 2), outline=pal.ring,
                      width=self._px(2))
+        if pose is not None and not _finite(pose.lon, pose.lat, pose.heading_deg):
+            # A receiver glitch must cost the arrow, not the frame (NaN has no direction).
+            self.stats.bad_positions += 1
+            pose = None
         if pose is None:
             self._text(draw, lay.distance, translate("hud.no_position", language), pal.alarm,
                        fill=0.75, align="centre")
             return
-        if item.target is None:
+        if item.target is None or not _finite(*item.target):
             self._text(draw, lay.distance, translate("hud.no_target", language), pal.dim,
                        fill=0.75, align="centre")
             return
@@ -566,6 +571,10 @@ def _clipped(image: Image.Image, box: Box) -> Iterator[tuple[ImageDraw.ImageDraw
     sub = image.crop(box)
     yield ImageDraw.Draw(sub), (0, 0, box[2] - box[0], box[3] - box[1])
     image.paste(sub, box[:2])
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is None or math.isfinite(v) for v in values)
 
 
 def _inclusive(box: Box) -> Box:

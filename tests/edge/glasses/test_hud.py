@@ -177,6 +177,21 @@ def test_distance_and_no_position(renderers: dict[tuple[int, int, str], HudRende
     assert not np.array_equal(distances[0], distances[2])
 
 
+@pytest.mark.parametrize("pose", [Pose(math.nan, HERE[1], NOW, heading_deg=0.0),
+                                  Pose(HERE[0], HERE[1], NOW, heading_deg=math.inf),
+                                  Pose(HERE[0], math.inf, NOW)])
+def test_a_broken_fix_shows_no_position_instead_of_crashing(fonts: FontBook, pose: Pose) -> None:
+    r = HudRenderer(640, 400, font=fonts)
+    boxes = r.layout()
+    lost = r.render(view(pose=None))
+    broken = r.render(view(pose=pose))
+    assert np.array_equal(crop(broken, boxes["distance"]), crop(lost, boxes["distance"]))
+    assert arrow_direction(broken, boxes["arrow"], COLOUR.arrow) is None
+    assert r.stats.bad_positions == 1
+    nan_target = r.render(view(item(target=(math.nan, 0.0))))
+    assert arrow_direction(nan_target, boxes["arrow"], COLOUR.arrow) is None
+
+
 def test_format_distance_and_age() -> None:
     assert format_distance(120.4, "en") == "120 m"
     assert format_distance(1400, "en") == "1.4 km"
