@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -215,7 +216,9 @@ class HudRenderer:
     """Implements :class:`~edge.glasses.view.Renderer`. Not thread-safe: one per display."""
 
     def __init__(self, width: int, height: int, mode: Mode = "colour",
-                 font: FontBook | None = None) -> None:
+                 font: FontBook | Path | None = None) -> None:
+        """``font``: a loaded :class:`FontBook`, a configured font file (checked for CJK), or
+        None for the lookup in :func:`~edge.glasses.fonts.find_cjk_font`."""
         if mode not in ("colour", "mono_green"):
             raise ValueError(f"HUD mode must be 'colour' or 'mono_green', not {mode!r}")
         if not (MIN_WIDTH <= width <= MAX_WIDTH and MIN_HEIGHT <= height <= MAX_HEIGHT):
@@ -230,7 +233,7 @@ class HudRenderer:
         self.width, self.height, self.mode = width, height, mode
         self.mono = mode == "mono_green"
         self.palette = MONO if self.mono else COLOUR
-        self.fonts = font if font is not None else default_fontbook()
+        self.fonts = font if isinstance(font, FontBook) else default_fontbook(font)
         self.scale = min(width / BASE_W, height / BASE_H)
         self.stats = RenderStats()
         self._layout = self._compute_layout()

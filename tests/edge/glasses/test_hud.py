@@ -235,6 +235,10 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
         find_cjk_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
     with pytest.raises(FontError, match="does not exist"):
         find_cjk_font(Path("/nonexistent/font.ttc"))
+    with pytest.raises(FontError, match="no CJK glyphs"):
+        HudRenderer(640, 400, font=Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
+    noto = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    assert HudRenderer(640, 400, font=noto).fonts.source.path == noto
     # the agent's config check catches ValueError for every display refusal
     assert issubclass(FontError, ValueError)
     assert issubclass(LayoutError, ValueError)
