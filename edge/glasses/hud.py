@@ -297,7 +297,10 @@ class HudRenderer:
         image = Image.new("RGB", (self.width, self.height), pal.background)
         draw = ImageDraw.Draw(image)
         lay = self._layout
-        item = view.items[view.selected] if 0 <= view.selected < len(view.items) else None
+        # An index out of range (the queue shrank under the agent) shows the nearest item
+        # rather than "no alerts" while alerts are pending.
+        item = (view.items[min(max(view.selected, 0), len(view.items) - 1)] if view.items
+                else None)
         self._status(draw, view)
         draw.rectangle(_inclusive(lay.card), fill=pal.card)
         if item is None:

@@ -385,8 +385,13 @@ def test_empty_view_and_bad_selection(renderers: dict[tuple[int, int, str], HudR
     r = renderers[(640, 400, "colour")]
     empty = HudView(now=NOW, language="zh-CN")
     assert ink(r.render(empty), r.layout()["title"]) > 20
-    out_of_range = r.render(view(selected=7))
-    assert out_of_range.shape == (400, 640, 3)
+    first, last = item(notify_id="a", kind=AlertKind.SOS), item(notify_id="b")
+    kind = r.layout()["kind"]
+    shown_last = crop(r.render(view(first, last, selected=1)), kind)
+    assert np.array_equal(crop(r.render(view(first, last, selected=7)), kind), shown_last)
+    assert np.array_equal(crop(r.render(view(first, last, selected=-3)), kind),
+                          crop(r.render(view(first, last, selected=0)), kind))
+    assert not np.array_equal(shown_last, crop(r.render(view(first, last, selected=0)), kind))
 
 
 def test_unknown_hint_key_is_shown_and_counted_not_fatal(fonts: FontBook) -> None:
