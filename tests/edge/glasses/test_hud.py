@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
+from edge.glasses import fonts as fonts_module
 from edge.glasses.fonts import FontBook, FontError, default_fontbook, draws_glyph, find_cjk_font
 from edge.glasses.hud import (
     ANSWERED,
@@ -242,6 +243,21 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
     # the agent's config check catches ValueError for every display refusal
     assert issubclass(FontError, ValueError)
     assert issubclass(LayoutError, ValueError)
+
+
+def test_font_lookup_prefers_fontconfig_and_falls_back_to_the_noto_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    found = find_cjk_font()
+    assert draws_glyph(FontBook(found).get(24), "中")
+    # without fontconfig: the known Debian path, Simplified Chinese face
+    monkeypatch.setattr("edge.glasses.fonts.shutil.which", lambda _name: None)
+    fallback = find_cjk_font()
+    assert fallback.path.name == "NotoSansCJK-Regular.ttc"
+    assert fallback.index == 2
+    # neither: a loud error naming the package
+    monkeypatch.setattr(fonts_module, "KNOWN_FONTS", ())
+    with pytest.raises(FontError, match="install the Debian package fonts-noto-cjk"):
+        find_cjk_font()
 
 
 @pytest.mark.parametrize("mode", ["colour", "mono_green"])
