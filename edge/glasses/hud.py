@@ -61,6 +61,7 @@ EVIDENCE_MAX_PIXELS = 4096 * 4096
 EVIDENCE_CACHE = 8
 MASK_CACHE = 512  # rasterised labels (a few dozen per view, both languages)
 TITLE_CACHE = 32
+TITLE_LINES, TITLE_LINE_H = 3, 30  # at the design size
 
 SEVERITY_COLOUR: dict[Severity, RGB] = {
     Severity.CRITICAL: (220, 30, 30),
@@ -268,7 +269,7 @@ class HudRenderer:
         stale = (cx1 - px(80), y + px(5), cx1, y + px(29))
         kind = (severity[2] + px(10), y, stale[0] - px(6), y + px(34))
         y = severity[3] + px(8)
-        title = (cx0, y, cx1, y + px(64))
+        title = (cx0, y, cx1, y + px(TITLE_LINE_H * TITLE_LINES))
         y = title[3] + px(8)
         meta = (cx0, y, cx1, y + px(24))
         y = meta[3] + px(10)
@@ -305,7 +306,7 @@ class HudRenderer:
         draw.rectangle(_inclusive(lay.card), fill=pal.card)
         if item is None:
             self._text(draw, lay.title, translate("hud.no_alerts", view.language), pal.dim,
-                       fill=0.6)
+                       fill=0.4)
         else:
             self._card(image, draw, view, item)
             self._arrow(draw, view.language, view.pose, item)
@@ -395,8 +396,8 @@ class HudRenderer:
         # Hub data: drawn on a crop of its own box and pasted back, so no glyph (a stack of
         # combining marks, a tall script) can spill over its neighbours.
         with _clipped(image, lay.title) as (sub, box):
-            size = round((box[3] - box[1]) * 0.4)
-            line_h = (box[3] - box[1]) // 2
+            line_h = (box[3] - box[1]) // TITLE_LINES
+            size = round(line_h * 0.8)
             for n, line in enumerate(self._title_lines(item.title, size, box[2] - box[0])):
                 mask, left, top, _ = self._glyphs(line, size, None)
                 sub.bitmap((left, line_h * n + line_h // 2 + top), mask, fill=pal.text)
@@ -419,7 +420,7 @@ class HudRenderer:
         key = (title, size, width)
         lines = self._titles.get(key)
         if lines is None:
-            lines = tuple(_wrap(clean_text(title), self.fonts.get(size), width, 2))
+            lines = tuple(_wrap(clean_text(title), self.fonts.get(size), width, TITLE_LINES))
             self._titles[key] = lines
             while len(self._titles) > TITLE_CACHE:
                 self._titles.popitem(last=False)
