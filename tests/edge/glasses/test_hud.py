@@ -427,3 +427,17 @@ def test_sizes_it_cannot_lay_out_are_refused(fonts: FontBook, width: int, height
 def test_unknown_mode_is_refused(fonts: FontBook) -> None:
     with pytest.raises(ValueError, match="mono_green"):
         HudRenderer(640, 400, mode="sepia", font=fonts)  # type: ignore[arg-type]
+
+
+@pytest.mark.bench
+def test_bench_script_runs() -> None:
+    """bench/hud.py still runs (on request: pytest -m bench)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    res = subprocess.run([sys.executable, str(root / "bench" / "hud.py"), "--frames", "3"],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=root)
+    assert res.returncode == 0, res.stderr
+    assert "1280x720" in res.stdout
+    assert "png sink" in res.stdout
