@@ -65,8 +65,9 @@ class Input(Protocol):
     def stop(self) -> None: ...
 
 
-class AnswerError(Exception):
-    """An answer that cannot be given; ``code`` is the catalogue-free reason for the API."""
+class RefusedError(Exception):
+    """An input the agent will not act on (an answer to an unknown notification, a phone fix
+    while the GNSS is the source); ``code`` is the machine-readable reason for the API."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -233,15 +234,15 @@ class GlassesAgent:
     def answer(self, notify_id: str | None, answer: OfficerAnswer, note: str = ""
                ) -> DispatchAnswer:
         """Answer a dispatch (the selected one when ``notify_id`` is None): durable first, then
-        shown as answered. Raises :class:`AnswerError`."""
+        shown as answered. Raises :class:`RefusedError`."""
         target = notify_id if notify_id is not None else self.selected_id()
         if target is None:
-            raise AnswerError("nothing_selected", "no notification to answer")
+            raise RefusedError("nothing_selected", "no notification to answer")
         item = self.queue.get(target)
         if item is None:
-            raise AnswerError("unknown_notify", f"no notification {target} on this box")
+            raise RefusedError("unknown_notify", f"no notification {target} on this box")
         if item.notify.dispatch_id is None:
-            raise AnswerError("not_a_dispatch", "this notification is for information only")
+            raise RefusedError("not_a_dispatch", "this notification is for information only")
         pose = self.position.pose(self._now()) if self.position is not None else None
         location = (Location(lon=pose.lon, lat=pose.lat, accuracy_m=pose.accuracy_m)
                     if pose is not None else None)
@@ -250,11 +251,18 @@ class GlassesAgent:
             dispatch_id=item.notify.dispatch_id, notify_id=item.notify.id,
             officer=self.officer, answer=answer, note=note, location=location)
         if not self.runtime.send_durable(message):
-            raise AnswerError("outbox_full", "the answer could not be stored; check the link")
+            raise RefusedError("outbox_full", "the answer could not be stored; check the link")
         self.queue.set_answer(item.notify.id, answer, message.ts)
         self.counters[f"answer_{answer.value}"] += 1
         self._wake.set()
         return message
+
+    def phone_fix(self, pose: Pose) -> None:
+        """A fix posted by the paired phone (POST /v1/position)."""
+        if not isinstance(self.position, PhoneFixes):
+            raise RefusedError("position_source", "the position source is not the phone")
+        self.position.update(pose)
+        self._wake.set()
 
     def state(self) -> dict[str, Any]:
         """What the local API reports (GET /v1/state): plain JSON data."""
@@ -338,7 +346,7 @@ class GlassesAgent:
             if (now - since).total_seconds() >= plan.after_s:
                 try:
                     self.answer(q.notify.id, plan.answers[done])
-                except AnswerError as err:
+                except RefusedError as err:
                     log.warning("demo answer not given: %s", err)
 
     def _render_run(self) -> None:

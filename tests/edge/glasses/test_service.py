@@ -10,7 +10,7 @@ import pytest
 
 from edge.bus import Bus
 from edge.glasses.config import GlassesConfig
-from edge.glasses.service import AnswerError, GlassesAgent
+from edge.glasses.service import RefusedError, GlassesAgent
 from edge.protocol import (
     CmdChannel,
     DeviceKind,
@@ -101,7 +101,7 @@ def test_answer_goes_through_the_outbox_until_the_hub_acks(rig: Rig) -> None:
     note = notify(rig.site, rig.device)
     rig.send(note)
     wait_until(lambda: len(agent.queue) == 1, message="queued")
-    with pytest.raises(AnswerError) as err:
+    with pytest.raises(RefusedError) as err:
         agent.answer("0190a1b2-0000-7000-8000-000000000000", OfficerAnswer.ACKNOWLEDGE)
     assert err.value.code == "unknown_notify"
     sent = agent.answer(None, OfficerAnswer.ACKNOWLEDGE)  # the selected (only) item
@@ -120,7 +120,7 @@ def test_information_only_notify_cannot_be_answered(rig: Rig) -> None:
     agent = rig.start()
     rig.send(notify(rig.site, rig.device, dispatch=False))
     wait_until(lambda: len(agent.queue) == 1, message="queued")
-    with pytest.raises(AnswerError) as err:
+    with pytest.raises(RefusedError) as err:
         agent.answer(None, OfficerAnswer.ACKNOWLEDGE)
     assert err.value.code == "not_a_dispatch"
     assert agent.runtime.outbox.depth() == 0
