@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from edge.agent import AgentRuntime
 from edge.glasses.config import GlassesConfig
 from edge.glasses.queue import NotificationQueue, Queued
+from edge.glasses.speech import cue_text
 from edge.glasses.view import HudItem, HudView, Language, Pose, Renderer, Sink
-from edge.i18n import translate
 from edge.protocol import (
     CmdChannel,
     DeviceKind,
@@ -42,7 +42,9 @@ KEY_HINTS = ("glasses.hint.select", "glasses.hint.answer")
 
 
 class Speaker(Protocol):
-    def say(self, text: str, language: Language) -> None: ...
+    """edge.glasses.speech.Speaker: queues a cue, never blocks."""
+
+    def say(self, text: str, language: Language) -> bool: ...
 
 
 class PositionSource(Protocol):
@@ -120,7 +122,7 @@ class GlassesAgent:
         self.renderer = renderer
         self.sink = sink
         self.position = position
-        self.speaker = speaker if config.speech.enabled else None
+        self.speaker = speaker
         self._now = now
         self.runtime = runtime if runtime is not None else AgentRuntime(
             config, DeviceKind.GLASSES, health_fields=self.health_fields)
@@ -201,8 +203,7 @@ class GlassesAgent:
                 while len(self._evidence) > EVIDENCE_KEPT:
                     self._evidence.popitem(last=False)
             if notify.severity in CUE_SEVERITIES and not stale and self.speaker is not None:
-                self._cues.append(translate(f"glasses.cue.{notify.severity.value}",
-                                            self.language))
+                self._cues.append(notify.id)
         self._wake.set()
 
     # -- what the officer does ----------------------------------------------------------------
@@ -322,10 +323,11 @@ class GlassesAgent:
         self._auto_answer(now)
         with self._lock:
             cues, self._cues = self._cues, []
-        for cue in cues:
-            if self.speaker is not None:
-                self.speaker.say(cue, self.language)
         view = self.build_view(now)
+        for item in view.items:
+            if item.notify_id in cues and self.speaker is not None:
+                self.speaker.say(cue_text(item, self.language, view.pose), self.language)
+                self.counters["cues"] += 1
         frame = self.renderer.render(view)
         self.sink.show(frame)
         self.frames += 1

@@ -83,7 +83,7 @@ def test_state_select_answer_and_position_through_the_api(
     status, got = call(api, "POST", "/v1/answer",
                        {"notify_id": second.id, "answer": "on_my_way", "note": "2 min"})
     assert status == 200 and got["dispatch_id"] == second.dispatch_id
-    (item,) = [i for i in agent.runtime.outbox.due(float("inf"), 10)]
+    (item,) = agent.runtime.outbox.due(float("inf"), 10)
     answer = decode_as(DispatchAnswer, item.payload)
     assert (answer.answer, answer.note, answer.notify_id) == (OfficerAnswer.ON_MY_WAY, "2 min",
                                                               second.id)

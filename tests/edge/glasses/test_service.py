@@ -10,7 +10,7 @@ import pytest
 
 from edge.bus import Bus
 from edge.glasses.config import GlassesConfig
-from edge.glasses.service import RefusedError, GlassesAgent
+from edge.glasses.service import GlassesAgent, RefusedError
 from edge.protocol import (
     CmdChannel,
     DeviceKind,
