@@ -12,16 +12,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import select
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -165,10 +165,23 @@ def _allow(method: str, allowed: str) -> None:
         raise _HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed")
 
 
-def read_token(path: Path) -> str:
-    token = path.read_text(encoding="utf-8").strip()
-    if len(token) < 16:
-        raise ValueError(f"the API token in {path} is shorter than 16 characters")
+MIN_TOKEN_CHARS = 16  # shorter is guessable: no protection
+
+
+def read_token(config: HttpInput, environ: Mapping[str, str] | None = None) -> str:
+    """The local API's bearer token from ``token_file``, else from ``$token_env``. Raises
+    ValueError (missing, too short) or OSError (unreadable file)."""
+    if config.token_file is not None:
+        token = config.token_file.read_text(encoding="utf-8").strip()
+        where = str(config.token_file)
+    else:
+        env = os.environ if environ is None else environ
+        token, where = env.get(config.token_env, "").strip(), f"${config.token_env}"
+        if not token:
+            raise ValueError(f"the local API needs a token: set inputs.http.token_file or "
+                             f"{where} (or inputs.http.enabled: false)")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(f"the API token in {where} is shorter than {MIN_TOKEN_CHARS} characters")
     return token
 
 

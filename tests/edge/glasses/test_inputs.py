@@ -45,7 +45,7 @@ def agent(tmp_path: Path) -> Iterator[GlassesAgent]:
 
 @pytest.fixture
 def api(agent: GlassesAgent) -> Iterator[LocalApi]:
-    server = LocalApi(HttpInput(port=0, token_file=Path("unused")), agent, TOKEN)
+    server = LocalApi(HttpInput(port=0), agent, TOKEN)
     server.start()
     yield server
     server.stop()
@@ -139,12 +139,19 @@ def test_hostile_bodies_are_refused_and_nothing_is_sent(
     assert call(api, "GET", "/v1/state")[0] == 200
 
 
-def test_short_tokens_are_refused(tmp_path: Path) -> None:
+def test_tokens_from_file_or_variable_and_short_ones_refused(tmp_path: Path) -> None:
     (tmp_path / "t").write_text("short\n", encoding="utf-8")
+    from_file = HttpInput(token_file=tmp_path / "t")
     with pytest.raises(ValueError, match="16"):
-        read_token(tmp_path / "t")
+        read_token(from_file)
     (tmp_path / "t").write_text(TOKEN + "\n", encoding="utf-8")
-    assert read_token(tmp_path / "t") == TOKEN
+    assert read_token(from_file) == TOKEN
+    from_env = HttpInput(token_env="GLASSES_TOKEN")
+    assert read_token(from_env, {"GLASSES_TOKEN": TOKEN}) == TOKEN
+    with pytest.raises(ValueError, match="GLASSES_TOKEN"):
+        read_token(from_env, {})
+    with pytest.raises(ValueError, match="16"):
+        read_token(from_env, {"GLASSES_TOKEN": "abc"})
 
 
 def test_keys_select_and_answer_the_selected_item(agent: GlassesAgent) -> None:
