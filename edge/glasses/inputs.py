@@ -227,6 +227,12 @@ class LocalApi:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
+    def health(self) -> dict[str, float]:
+        refused = sum(v for k, v in self.counters.items() if k.startswith("refused_"))
+        return {"api_requests": float(self.counters["requests"]),
+                "api_refused": float(refused),
+                "api_unauthorised": float(self.counters["refused_401"])}
+
     def start(self) -> None:
         self._server.server_bind()
         self._server.server_activate()
@@ -382,6 +388,11 @@ class SerialButton:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def health(self) -> dict[str, float]:
+        return {"button_taps": float(self.counters["tap"]),
+                "button_double_taps": float(self.counters["double"]),
+                "button_connected": 1.0 if self.connected else 0.0}
 
     def gesture(self, gesture: str | None) -> None:
         if gesture is None:

@@ -392,4 +392,8 @@ class GlassesAgent:
         }
         if self.position is not None:
             metrics.update(self.position.health())
+        for source in self.inputs:
+            report = getattr(source, "health", None)
+            if callable(report):
+                metrics.update(report())
         return {"metrics": metrics, "dropped": {"notes_evicted": self.queue.evicted}}

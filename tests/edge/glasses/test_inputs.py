@@ -103,7 +103,9 @@ def test_requests_without_the_token_are_refused(
                      token=token, headers=headers)
     assert status == 401
     assert agent.runtime.outbox.depth() == 0
-    assert api.counters["refused_401"] == 2
+    agent.add_input(api)
+    metrics = agent.health_fields()["metrics"]
+    assert metrics["api_unauthorised"] == 2 and metrics["api_refused"] == 2
 
 
 def test_hostile_bodies_are_refused_and_nothing_is_sent(
