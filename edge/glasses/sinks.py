@@ -9,6 +9,7 @@ config the glasses agent embeds (:data:`SinkConfig`).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -75,18 +76,33 @@ class PngSink:
                 found.append((int(match.group(1)), path))
         return sorted(found)
 
-    def _atomic_write(self, image: Image.Image, name: str) -> None:
+    def _atomic_write(self, data: bytes, name: str) -> None:
         tmp = self.directory / f".{name}.{os.getpid()}.png.tmp"
-        image.save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(data)
         tmp.replace(self.directory / name)
+
+    def _link_latest(self, name: str, data: bytes) -> None:
+        tmp = self.directory / f".{LATEST}.{os.getpid()}.png.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            tmp.hardlink_to(self.directory / name)
+        except OSError:  # a filesystem without hard links (vfat on an SD card)
+            tmp.write_bytes(data)
+        tmp.replace(self.directory / LATEST)
 
     def show(self, frame: Frame) -> None:
         _check_frame(frame)
-        image = Image.fromarray(frame, "RGB")
+        buf = io.BytesIO()
+        # compress_level 1: a HUD frame is mostly flat colour, so the fastest level is
+        # nearly as small and several times quicker than the default 6.
+        Image.fromarray(frame, "RGB").save(buf, format="PNG", compress_level=1)
+        data = buf.getvalue()
         name = f"frame-{self._next:06d}.png"
         try:
-            self._atomic_write(image, name)
-            self._atomic_write(image, LATEST)
+            self._atomic_write(data, name)
+            # latest.png is a second link to the same file: no second write, and it survives
+            # the numbered name being pruned later.
+            self._link_latest(name, data)
         except OSError as err:
             raise SinkError(f"cannot write a HUD frame to {self.directory}: {err}") from err
         self._next += 1

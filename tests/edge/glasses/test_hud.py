@@ -16,8 +16,11 @@ from PIL import Image, ImageFont
 
 from edge.glasses.fonts import FontBook, FontError, default_fontbook, draws_glyph, find_cjk_font
 from edge.glasses.hud import (
+    ANSWERED,
     COLOUR,
+    ELLIPSIS,
     MONO,
+    SEPARATOR,
     SEVERITY_COLOUR,
     HudRenderer,
     LayoutError,
@@ -76,10 +79,10 @@ def crop(frame: Frame, box: Box) -> Frame:
 
 def ink(frame: Frame, box: Box) -> int:
     """Pixels in ``box`` that differ from its most common colour (its background)."""
-    region = crop(frame, box).reshape(-1, 3)
-    colours, counts = np.unique(region, axis=0, return_counts=True)
-    background = colours[counts.argmax()]
-    return int((region != background).any(axis=1).sum())
+    region = crop(frame, box).reshape(-1, 3).astype(np.uint32)
+    packed = (region[:, 0] << 16) | (region[:, 1] << 8) | region[:, 2]
+    colours, counts = np.unique(packed, return_counts=True)
+    return int((packed != colours[counts.argmax()]).sum())
 
 
 def arrow_direction(frame: Frame, box: Box, colour: tuple[int, int, int]) -> float | None:
@@ -199,6 +202,7 @@ def test_cjk_labels_render_with_real_glyphs(
     chars = {ch for key, text in catalogue("zh-CN").items() if key.startswith("hud.")
              for ch in text if ord(ch) > 0x2E80}
     assert chars
+    chars |= set((ELLIPSIS + SEPARATOR + ANSWERED).replace(" ", ""))  # its own symbols
     missing = sorted(ch for ch in chars if not draws_glyph(font, ch))
     assert missing == []
 
@@ -216,6 +220,9 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
         find_cjk_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
     with pytest.raises(FontError, match="does not exist"):
         find_cjk_font(Path("/nonexistent/font.ttc"))
+    # the agent's config check catches ValueError for every display refusal
+    assert issubclass(FontError, ValueError)
+    assert issubclass(LayoutError, ValueError)
 
 
 @pytest.mark.parametrize("mode", ["colour", "mono_green"])
