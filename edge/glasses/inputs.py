@@ -27,6 +27,7 @@ from typing import Annotated, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.glasses.config import ButtonInput, HttpInput
+from edge.glasses.serial_port import SerialDevice
 from edge.glasses.service import RefusedError
 from edge.glasses.view import Pose
 from edge.protocol import DispatchAnswer, OfficerAnswer
@@ -362,7 +363,7 @@ class TapDetector:
         return None
 
 
-class SerialButton:
+class SerialButton(SerialDevice):
     """A remote that sends a line (or a lone byte) per press on a serial port: tap =
     acknowledge the selected notification, double tap = the next one."""
 
@@ -370,24 +371,12 @@ class SerialButton:
 
     def __init__(self, config: ButtonInput, controller: Controller, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__("button", config.port, config.baudrate, read_timeout_s=self.QUIET_S)
         self.config = config
         self.controller = controller
         self.taps = TapDetector(config.double_tap_s)
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.counters: Counter[str] = Counter()
-        self.connected = False
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="glasses-button", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def health(self) -> dict[str, float]:
         return {"button_taps": float(self.counters["tap"]),
@@ -406,29 +395,6 @@ class SerialButton:
         except RefusedError as err:
             self.counters["refused"] += 1
             log.info("button tap: %s", err)
-
-    def _run(self) -> None:
-        import serial
-
-        while not self._stop.is_set():
-            try:
-                port = serial.Serial(self.config.port, self.config.baudrate,
-                                     timeout=self.QUIET_S)
-            except (serial.SerialException, OSError) as err:
-                self.counters["port_errors"] += 1
-                log.info("button port %s not open: %s", self.config.port, err)
-                self._stop.wait(1.0)
-                continue
-            self.connected = True
-            try:
-                self._read(port)
-            except (serial.SerialException, OSError) as err:
-                self.counters["port_errors"] += 1
-                log.warning("button port %s lost: %s", self.config.port, err)
-            finally:
-                self.connected = False
-                port.close()
-            self._stop.wait(1.0)
 
     def _read(self, port: Any) -> None:
         pending = False
