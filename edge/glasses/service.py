@@ -184,12 +184,14 @@ class GlassesAgent:
             self.on_notify(message)
 
     def on_notify(self, notify: Notify) -> None:
-        # Receipt first, whatever happens next: it stops the hub's retries (contract rule 2).
-        self.runtime.send_reply(Reply(site=self.runtime.site, device=self.runtime.device,
-                                      request_id=notify.id, ok=True))
         now = self._now()
         stale = (now - notify.ts).total_seconds() > self.config.stale_after_s
-        if not self.queue.add(notify, now, stale=stale):
+        # On disk before the receipt: the receipt stops the hub's retries (contract rule 2),
+        # so a notify the box failed to store must stay unanswered and come again.
+        added = self.queue.add(notify, now, stale=stale)
+        self.runtime.send_reply(Reply(site=self.runtime.site, device=self.runtime.device,
+                                      request_id=notify.id, ok=True))
+        if not added:
             self.counters["notify_duplicate"] += 1
             return
         self.counters["notify_in"] += 1
