@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -140,6 +141,31 @@ def test_hostile_bodies_are_refused_and_nothing_is_sent(
     assert agent.runtime.outbox.depth() == 0
     # The API is still serving after all that.
     assert call(api, "GET", "/v1/state")[0] == 200
+
+
+def test_idle_connections_cannot_pile_up(agent: GlassesAgent) -> None:
+    server = LocalApi(HttpInput(port=0, max_connections=2), agent, TOKEN)
+    server.start()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        wait_until(lambda: server.connections == 2, message="slots held by the idle clients")
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            call(server, "GET", "/v1/state")
+        assert server.health()["api_refused"] == 1
+        for conn in idle:
+            conn.close()
+        wait_until(lambda: call_ok(server), message="served again once they left")
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
+
+
+def call_ok(api: LocalApi) -> bool:
+    try:
+        return call(api, "GET", "/v1/state")[0] == 200
+    except (ConnectionError, http.client.HTTPException, OSError):
+        return False
 
 
 def test_tokens_from_file_or_variable_and_short_ones_refused(tmp_path: Path) -> None:
