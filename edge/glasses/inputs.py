@@ -80,23 +80,25 @@ def handle_key(key: str, controller: Controller) -> bool:
 
 
 class KeyReader:
-    """Single key presses from the controlling terminal (cbreak mode, restored on stop)."""
+    """Single key presses from the controlling terminal (cbreak mode, restored on stop).
+    Reads the file descriptor itself: a buffered text stream would hide keys from select."""
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: Controller, fd: int | None = None) -> None:
         self.controller = controller
+        self.fd = sys.stdin.fileno() if fd is None else fd
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved: Any = None
 
     def start(self) -> None:
-        if not sys.stdin.isatty():
+        if not os.isatty(self.fd):
             log.warning("keys input enabled but stdin is not a terminal; ignoring it")
             return
         import termios
         import tty
 
-        self._saved = termios.tcgetattr(sys.stdin.fileno())
-        tty.setcbreak(sys.stdin.fileno())
+        self._saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
         self._thread = threading.Thread(target=self._run, name="glasses-keys", daemon=True)
         self._thread.start()
 
@@ -108,16 +110,19 @@ class KeyReader:
         if self._saved is not None:
             import termios
 
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
             self._saved = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([sys.stdin], [], [], 0.2)
-            if ready:
-                key = sys.stdin.read(1)
-                if key:
-                    handle_key(key, self.controller)
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if not ready:
+                continue
+            data = os.read(self.fd, 16)
+            if not data:
+                return  # the terminal went away
+            for key in data.decode("utf-8", "replace"):
+                handle_key(key, self.controller)
 
 
 # -- the local HTTP API -------------------------------------------------------------------------

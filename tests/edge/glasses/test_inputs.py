@@ -15,7 +15,14 @@ import pytest
 
 from edge.bus import BusConfig
 from edge.glasses.config import ButtonInput, HttpInput
-from edge.glasses.inputs import LocalApi, SerialButton, TapDetector, handle_key, read_token
+from edge.glasses.inputs import (
+    KeyReader,
+    LocalApi,
+    SerialButton,
+    TapDetector,
+    handle_key,
+    read_token,
+)
 from edge.glasses.service import GlassesAgent, PhoneFixes
 from edge.protocol import DispatchAnswer, OfficerAnswer, Severity, decode_as
 from edge.validators import new_id, utcnow
@@ -204,6 +211,22 @@ def test_keys_select_and_answer_the_selected_item(agent: GlassesAgent) -> None:
     assert agent.queue.get(second.id).answer is OfficerAnswer.ACKNOWLEDGE  # type: ignore[union-attr]
     assert agent.queue.get(first.id).answer is None  # type: ignore[union-attr]
     assert not handle_key("q", agent)
+
+
+def test_key_reader_on_a_terminal(agent: GlassesAgent) -> None:
+    agent.on_notify(first := notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    agent.on_notify(second := notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    pty = PtyReceiver()  # the slave is the officer's terminal, the test types on the master
+    keys = KeyReader(agent, fd=pty.slave)
+    keys.start()
+    try:
+        pty.write(b"nzo")  # next, an unbound key, on my way
+        wait_until(lambda: agent.runtime.outbox.depth() == 1, message="answer from the keys")
+        assert agent.queue.get(second.id).answer is OfficerAnswer.ON_MY_WAY  # type: ignore[union-attr]
+        assert agent.queue.get(first.id).answer is None  # type: ignore[union-attr]
+    finally:
+        keys.stop()
+        pty.close()
 
 
 def test_tap_detector_tells_tap_from_double_tap() -> None:
