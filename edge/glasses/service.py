@@ -140,6 +140,7 @@ class GlassesAgent:
         self._stop = threading.Event()
         self.frames = 0
         self.last_view: HudView | None = None
+        self._last_sent: Pose | None = None
         self.render_loop = self.runtime.supervise("render", self._render_run, self._stop)
         self.position_loop = self.runtime.supervise("position", self._position_run, self._stop)
 
@@ -377,6 +378,9 @@ class GlassesAgent:
         if pose is None:
             self.counters["position_no_fix"] += 1
             return False
+        if pose == self._last_sent:
+            return False  # no new fix since the last batch: the hub already has this one
+        self._last_sent = pose
         self.runtime.send_positions([Position(
             entity=self.officer, entity_kind=EntityKind.OFFICER, lon=pose.lon, lat=pose.lat,
             accuracy_m=pose.accuracy_m, heading_deg=pose.heading_deg, ts=pose.fix_at)])

@@ -24,7 +24,8 @@ from edge.glasses.inputs import (
     read_token,
 )
 from edge.glasses.service import GlassesAgent, PhoneFixes
-from edge.protocol import DispatchAnswer, OfficerAnswer, Severity, decode_as
+from edge.glasses.view import Pose
+from edge.protocol import DispatchAnswer, OfficerAnswer, PositionBatch, Severity, decode_as
 from edge.validators import new_id, utcnow
 from tests.edge.glasses.support import (
     PtyReceiver,
@@ -201,6 +202,21 @@ def test_a_fresh_urgent_notify_takes_the_card_a_routine_one_does_not(
     agent.on_notify(notify(SITE, DEVICE, severity=Severity.HIGH,
                            ts=utcnow() - timedelta(hours=1)))  # stale: no interruption
     assert agent.selected_id() == critical.id
+
+
+def test_each_phone_fix_is_published_once(agent: GlassesAgent) -> None:
+    assert not agent.publish_position()  # no fix yet
+    fix = Pose(lon=116.4, lat=39.9, fix_at=utcnow(), heading_deg=12.0)
+    agent.phone_fix(fix)
+    assert agent.publish_position()
+    assert not agent.publish_position()  # the same fix again: nothing new to say
+    agent.phone_fix(Pose(lon=116.41, lat=39.9, fix_at=utcnow()))
+    assert agent.publish_position()
+    batches = [decode_as(PositionBatch, payload)
+               for _, payload, _ in agent.runtime.telemetry.get_batch(10, timeout_s=0)]
+    assert [b.positions[0].lon for b in batches] == [116.4, 116.41]
+    assert batches[0].positions[0].heading_deg == 12.0
+    assert batches[1].positions[0].heading_deg is None
 
 
 def test_keys_select_and_answer_the_selected_item(agent: GlassesAgent) -> None:
