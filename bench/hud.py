@@ -38,15 +38,24 @@ SIZES = ((640, 400), (1280, 720))
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 
 
-def timings_ms(fn: Callable[[int], object], n: int) -> tuple[float, float]:
-    fn(0)  # warm: fonts, caches
-    times = []
+def timings_ms(cases: list[tuple[str, Callable[[int], object]]], n: int
+               ) -> list[tuple[str, float, float]]:
+    """Median and p95 per case. The cases take turns frame by frame, so a burst of load from
+    elsewhere on the machine hits them all alike and the ratios stay comparable."""
+    for _, fn in cases:
+        fn(0)  # warm: fonts, label caches
+    times: list[list[float]] = [[] for _ in cases]
     for i in range(n):
-        t0 = time.perf_counter()
-        fn(i + 1)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
+        for k, (_, fn) in enumerate(cases):
+            t0 = time.perf_counter()
+            fn(i + 1)
+            times[k].append((time.perf_counter() - t0) * 1000.0)
+    out = []
+    for (name, _), samples in zip(cases, times, strict=True):
+        samples.sort()
+        out.append((name, statistics.median(samples),
+                    samples[min(len(samples) - 1, int(len(samples) * 0.95))]))
+    return out
 
 
 def photo(seed: int) -> bytes:
@@ -102,7 +111,7 @@ def run_size(width: int, height: int, n: int, evidence: bytes, fresh: list[bytes
     with tempfile.TemporaryDirectory() as tmp:
         sink = PngSink(Path(tmp), keep=5)
         cases.append(("png sink (encode + write)", lambda _: sink.show(frame)))
-        return [(name, *timings_ms(fn, n)) for name, fn in cases]
+        return timings_ms(cases, n)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from edge import gstreamer
 from edge.config import StrictModel
 from edge.errors import GridwardError
 from edge.glasses.view import Frame, Sink
@@ -120,29 +120,12 @@ class PngSink:
 
 # -- GStreamer --------------------------------------------------------------------------------
 
-_gst: Any = None
-_gst_lock = threading.Lock()
-
-
 def gst() -> Any:
     """The initialised ``Gst`` module, imported lazily (GStreamer is optional on a box)."""
-    global _gst  # noqa: PLW0603 - one process-wide initialisation
-    with _gst_lock:
-        if _gst is None:
-            try:
-                import gi
-
-                gi.require_version("Gst", "1.0")
-                gi.require_version("GstApp", "1.0")
-                from gi.repository import Gst, GstApp  # noqa: F401 - registers appsrc
-            except (ImportError, ValueError) as err:
-                raise SinkError(
-                    "GStreamer Python bindings missing: apt-get install python3-gst-1.0 "
-                    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good and "
-                    "pip install 'PyGObject<3.51'") from err
-            Gst.init(None)
-            _gst = Gst
-        return _gst
+    try:
+        return gstreamer.gst()
+    except gstreamer.GStreamerMissingError as err:
+        raise SinkError(str(err)) from err
 
 
 class GstSink:
@@ -162,6 +145,7 @@ class GstSink:
         self._size: tuple[int, int] | None = None
         self._pts = 0
         self._closed = False
+        self._failed = False
 
     def description(self, width: int, height: int) -> str:
         caps = (f"video/x-raw,format=RGB,width={width},height={height},"
@@ -197,6 +181,7 @@ class GstSink:
             if msg is None:
                 return
             err, debug = msg.parse_error()
+            self._failed = True
             log.debug("GStreamer sink error detail: %s", debug)
             raise SinkError(f"GStreamer sink {self.tail!r} failed: {err.message}")
 
@@ -234,10 +219,11 @@ class GstSink:
         if self.pipeline is None:
             return
         g = self.gst
-        self._src.emit("end-of-stream")
-        bus = self.pipeline.get_bus()
-        bus.timed_pop_filtered(int(GST_STOP_TIMEOUT_S * g.SECOND),
-                               g.MessageType.EOS | g.MessageType.ERROR)
+        if not self._failed:  # a failed pipeline posts no end-of-stream: do not wait for it
+            self._src.emit("end-of-stream")
+            bus = self.pipeline.get_bus()
+            bus.timed_pop_filtered(int(GST_STOP_TIMEOUT_S * g.SECOND),
+                                   g.MessageType.EOS | g.MessageType.ERROR)
         self.pipeline.set_state(g.State.NULL)
         self.pipeline = None
         self._src = None

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
+from edge.glasses import fonts as fonts_module
 from edge.glasses.fonts import FontBook, FontError, default_fontbook, draws_glyph, find_cjk_font
 from edge.glasses.hud import (
     ANSWERED,
@@ -177,6 +178,21 @@ def test_distance_and_no_position(renderers: dict[tuple[int, int, str], HudRende
     assert not np.array_equal(distances[0], distances[2])
 
 
+@pytest.mark.parametrize("pose", [Pose(math.nan, HERE[1], NOW, heading_deg=0.0),
+                                  Pose(HERE[0], HERE[1], NOW, heading_deg=math.inf),
+                                  Pose(HERE[0], math.inf, NOW)])
+def test_a_broken_fix_shows_no_position_instead_of_crashing(fonts: FontBook, pose: Pose) -> None:
+    r = HudRenderer(640, 400, font=fonts)
+    boxes = r.layout()
+    lost = r.render(view(pose=None))
+    broken = r.render(view(pose=pose))
+    assert np.array_equal(crop(broken, boxes["distance"]), crop(lost, boxes["distance"]))
+    assert arrow_direction(broken, boxes["arrow"], COLOUR.arrow) is None
+    assert r.stats.bad_positions == 1
+    nan_target = r.render(view(item(target=(math.nan, 0.0))))
+    assert arrow_direction(nan_target, boxes["arrow"], COLOUR.arrow) is None
+
+
 def test_format_distance_and_age() -> None:
     assert format_distance(120.4, "en") == "120 m"
     assert format_distance(1400, "en") == "1.4 km"
@@ -220,9 +236,28 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
         find_cjk_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
     with pytest.raises(FontError, match="does not exist"):
         find_cjk_font(Path("/nonexistent/font.ttc"))
+    with pytest.raises(FontError, match="no CJK glyphs"):
+        HudRenderer(640, 400, font=Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
+    noto = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    assert HudRenderer(640, 400, font=noto).fonts.source.path == noto
     # the agent's config check catches ValueError for every display refusal
     assert issubclass(FontError, ValueError)
     assert issubclass(LayoutError, ValueError)
+
+
+def test_font_lookup_prefers_fontconfig_and_falls_back_to_the_noto_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    found = find_cjk_font()
+    assert draws_glyph(FontBook(found).get(24), "中")
+    # without fontconfig: the known Debian path, Simplified Chinese face
+    monkeypatch.setattr("edge.glasses.fonts.shutil.which", lambda _name: None)
+    fallback = find_cjk_font()
+    assert fallback.path.name == "NotoSansCJK-Regular.ttc"
+    assert fallback.index == 2
+    # neither: a loud error naming the package
+    monkeypatch.setattr(fonts_module, "KNOWN_FONTS", ())
+    with pytest.raises(FontError, match="install the Debian package fonts-noto-cjk"):
+        find_cjk_font()
 
 
 @pytest.mark.parametrize("mode", ["colour", "mono_green"])
@@ -366,8 +401,13 @@ def test_empty_view_and_bad_selection(renderers: dict[tuple[int, int, str], HudR
     r = renderers[(640, 400, "colour")]
     empty = HudView(now=NOW, language="zh-CN")
     assert ink(r.render(empty), r.layout()["title"]) > 20
-    out_of_range = r.render(view(selected=7))
-    assert out_of_range.shape == (400, 640, 3)
+    first, last = item(notify_id="a", kind=AlertKind.SOS), item(notify_id="b")
+    kind = r.layout()["kind"]
+    shown_last = crop(r.render(view(first, last, selected=1)), kind)
+    assert np.array_equal(crop(r.render(view(first, last, selected=7)), kind), shown_last)
+    assert np.array_equal(crop(r.render(view(first, last, selected=-3)), kind),
+                          crop(r.render(view(first, last, selected=0)), kind))
+    assert not np.array_equal(shown_last, crop(r.render(view(first, last, selected=0)), kind))
 
 
 def test_unknown_hint_key_is_shown_and_counted_not_fatal(fonts: FontBook) -> None:
