@@ -5,11 +5,13 @@ DispatchAnswer, and reporting the officer's position."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -42,13 +44,14 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub.auth import Role, create_user
-from hub.schema import incident_alerts
+from hub.schema import audit_log, dispatch_answers, incident_alerts
 from tests.hub.conftest import PASSWORD, RunningHub
 from tests.hub.dashboard.conftest import closing_client, pinned_hub
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
 ORIGIN = (114.0570, 22.5430)
+_NAMES = itertools.count(1)  # unique across a module's tests, which share one hub
 M_PER_DEG = 111_320.0
 
 
@@ -176,23 +179,28 @@ class District:
     broker: BrokerHarness
     devices: list[Device] = field(default_factory=list)
     clients: list[httpx.Client] = field(default_factory=list)
-    n: int = 0
+    logged_in: dict[str, httpx.Client] = field(default_factory=dict)
 
     def client(self, role: Role = Role.ADMIN, username: str | None = None) -> httpx.Client:
-        client = httpx.Client(base_url=self.hub.base_url, timeout=30)
+        """A logged-in client, one per user (a login is an argon2 verification: slow)."""
         name = username or f"{self.hub.site}-{role.value}"
+        if name in self.logged_in:
+            return self.logged_in[name]
+        client = httpx.Client(base_url=self.hub.base_url, timeout=30)
         res = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
         res.raise_for_status()
         client.headers["Authorization"] = f"Bearer {res.json()['token']}"
         self.clients.append(client)
+        self.logged_in[name] = client
         return client
 
     def name(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}-{self.hub.site}"[:64]
+        return f"{prefix}{next(_NAMES)}-{self.hub.site}"[:64]
 
-    def officer(self, east_m: float, north_m: float = 0.0, *, on_duty: bool = True) -> Glasses:
-        """An officer user with bound glasses, on duty, with a fresh fix at the place."""
+    def officer(
+        self, east_m: float, north_m: float = 0.0, *, on_duty: bool = True, fix_age_s: float = 0
+    ) -> Glasses:
+        """An officer user with bound glasses, on duty, with a fix at the place."""
         username = self.name("off")
         with self.hub.service.store.engine.begin() as conn:
             create_user(conn, username, PASSWORD, Role.OFFICER, display_name=username)
@@ -203,7 +211,7 @@ class District:
             f"/api/v1/officers/{username}", json={"device": glasses.device, "on_duty": on_duty}
         )
         assert res.status_code == 200, res.text
-        glasses.at(east_m, north_m)
+        glasses.at(east_m, north_m, ts=utcnow() - timedelta(seconds=fix_age_s))
         wait_until(
             lambda: (self.officer_view(username) or {}).get("last_fix") is not None,
             message=f"{username}'s fix stored",
@@ -255,6 +263,34 @@ class District:
         wait_until(linked, message=f"incident of alert {alert_id}")
         return found[0]
 
+    def outcome(self, answer_id: str) -> tuple[str | None, str | None]:
+        """(outcome, reason) of a stored answer, once dispatch has decided it."""
+        engine = self.hub.service.store.engine
+        t = dispatch_answers
+        got: list[Any] = []
+
+        def decided() -> bool:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    select(t.c.outcome, t.c.reason).where(t.c.id == answer_id)
+                ).first()
+            if row is not None and row.outcome is not None:
+                got.append(row)
+                return True
+            return False
+
+        wait_until(decided, message=f"answer {answer_id} decided")
+        return got[0].outcome, got[0].reason
+
+    def audit(self, target: str) -> list[tuple[str, str]]:
+        with self.hub.service.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_log.c.actor, audit_log.c.action)
+                .where(audit_log.c.target == target)
+                .order_by(audit_log.c.seq)
+            ).all()
+        return [(r.actor, r.action) for r in rows]
+
     def dispatches(self, incident_id: str) -> list[dict[str, Any]]:
         res = self.client(Role.COMMANDER).get(f"/api/v1/incidents/{incident_id}/dispatches")
         res.raise_for_status()
@@ -272,6 +308,7 @@ class District:
             client.close()
         self.devices.clear()
         self.clients.clear()
+        self.logged_in.clear()
 
 
 @pytest.fixture(scope="module")
