@@ -30,6 +30,7 @@ from edge.protocol import (
     DeviceStatus,
     DispatchAnswer,
     EntityKind,
+    HubAck,
     Location,
     Notify,
     OfficerAnswer,
@@ -78,6 +79,7 @@ class Device:
             res.raise_for_status()
             password = res.json()["mqtt_password"]
         self.notifies: list[Notify] = []
+        self.acked: set[str] = set()  # message ids the hub's HubAck said it stored
         self.lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=device, protocol=MQTTProtocolVersion.MQTTv5
@@ -88,12 +90,16 @@ class Device:
         self.client.loop_start()
         wait_until(self.client.is_connected, message=f"{device} connected")
         if kind == "glasses":
-            res_sub = self.client.subscribe(cmd_topic(self.site, device, CmdChannel.NOTIFY), qos=1)
-            assert res_sub[0] == mqtt.MQTT_ERR_SUCCESS
+            for channel in (CmdChannel.NOTIFY, CmdChannel.ACK):
+                res_sub = self.client.subscribe(cmd_topic(self.site, device, channel), qos=1)
+                assert res_sub[0] == mqtt.MQTT_ERR_SUCCESS
 
     def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
         with self.lock:
-            self.notifies.append(decode_as(Notify, msg.payload))
+            if msg.topic.endswith("/ack"):
+                self.acked.update(decode_as(HubAck, msg.payload).ids)
+            else:
+                self.notifies.append(decode_as(Notify, msg.payload))
 
     def publish(self, channel: Channel, message: Any, qos: int = 1) -> None:
         info = self.client.publish(

@@ -4,9 +4,12 @@ the task route, every step audited."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
+from websockets.sync.client import ClientConnection, connect
 
 from edge.protocol import DeviceStatus, ExpectedAction, OfficerAnswer
 from hub.auth import Role
@@ -91,9 +94,37 @@ def _sweep_after(district: District, seconds: float) -> int:
     return service.ctx.dispatch.sweep(service.clock.now() + timedelta(seconds=seconds))
 
 
+class LiveDispatch:
+    """The commander's live stream, dispatch layer only: every event received, in order."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+
+    def changes(self, incident_id: str, until: str) -> list[str]:
+        """The changes seen for the incident, reading until ``until`` arrives."""
+
+        def seen() -> list[str]:
+            return [e["change"] for e in self.events if e["incident_id"] == incident_id]
+
+        while until not in seen():
+            frame = json.loads(self.ws.recv(timeout=10))
+            batch = frame["events"] if frame["layer"] == "batch" else [frame]
+            self.events.extend(e for e in batch if e["layer"] == "dispatch")
+        return seen()
+
+
 def test_nobody_acknowledges_widening_then_the_commander(
     module_hub: RunningHub, district: District
 ) -> None:
+    token = district.client(Role.COMMANDER).headers["Authorization"].split()[1]
+    url = f"ws://127.0.0.1:{module_hub.port}/api/v1/live?token={token}&layers=dispatch"
+    with connect(url) as ws:
+        assert json.loads(ws.recv(timeout=5))["layers"] == ["dispatch"]
+        _widening_then_the_commander(district, LiveDispatch(ws))
+
+
+def _widening_then_the_commander(district: District, live: LiveDispatch) -> None:
     near = district.officer(100)
     mid = district.officer(1500)  # ring 1
     district.officer(1200, on_duty=False)  # never asked: off duty
@@ -120,6 +151,17 @@ def test_nobody_acknowledges_widening_then_the_commander(
     changes = [e["details"].get("change") for e in timeline if e["kind"] == "dispatch"]
     assert changes == ["notified", "widened", "notified", "widened", "unanswered"]
     assert ("system:dispatch", "dispatch.unanswered") in district.audit(incident_id)
+    assert live.changes(incident_id, until="unanswered") == [
+        "notified",
+        "widened",
+        "notified",
+        "widened",
+        "unanswered",
+    ]
+    told_live = [e for e in live.events if e["change"] == "unanswered"]
+    assert told_live[0]["dispatch"] is None and told_live[0]["site"] == district.hub.site
+    widened = [e["dispatch"]["officer"] for e in live.events if e["change"] == "widened"]
+    assert widened == [near.officer, mid.officer]
     # A late acknowledgement still counts: better late than never.
     near.answer(first, OfficerAnswer.ACKNOWLEDGE)
     wait_until(

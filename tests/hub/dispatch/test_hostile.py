@@ -35,6 +35,8 @@ def test_forged_and_replayed_answers_change_nothing(
     )
     other.publish(Channel.ANSWER, forged)
     assert district.outcome(forged.id) == ("refused", "wrong_device")
+    # Refused, but stored: acked, so the sender's outbox stops resending it.
+    wait_until(lambda: forged.id in other.acked, message="the refused answer acked")
     # The victim's own device, claiming another officer.
     wrong = victim.answer(note, OfficerAnswer.REJECT, officer=other.officer)
     assert district.outcome(wrong.id) == ("refused", "wrong_officer")
@@ -59,6 +61,8 @@ def test_forged_and_replayed_answers_change_nothing(
     taken = ingest.stats.rejected["answer_id_taken"]
     other.publish(Channel.ANSWER, good.model_copy(update={"device": other.device}))
     wait_until(lambda: ingest.stats.rejected["answer_id_taken"] == taken + 1)
+    wait_until(lambda: good.id in victim.acked, message="the answer acked to its sender")
+    assert good.id not in other.acked
     marker = victim.answer(note, OfficerAnswer.ON_MY_WAY)  # answers arrive in order
     assert district.outcome(marker.id) == ("accepted", None)
     [row] = district.dispatches(incident_id)
