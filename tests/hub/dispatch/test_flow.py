@@ -213,3 +213,9 @@ def test_need_backup_sends_an_assist(module_hub: RunningHub, district: District)
     assert assist.action is ExpectedAction.ASSIST and assist.incident_id == incident_id
     states = {d["officer"]: (d["state"], d["action"]) for d in district.dispatches(incident_id)}
     assert states == {first.officer: ("on_scene", "attend"), backup.officer: ("notified", "assist")}
+    # Nobody else left to send: the commanders hear of it.
+    again = first.answer(note, OfficerAnswer.NEED_BACKUP)
+    assert district.outcome(again.id) == ("accepted", None)
+    inbox = district.client(Role.COMMANDER).get("/api/v1/notifications").json()["items"]
+    keys = [n["message_key"] for n in inbox if n.get("incident_id") == incident_id]
+    assert keys == ["dispatch.no_backup"]
