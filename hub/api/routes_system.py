@@ -71,7 +71,8 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
     refusals and lockouts, web requests refused by reason (CSRF, WebSocket origin), the
     per-device flood limiter (``flood``: drops by device and reason, devices flooding now)
     and the broker's own ``$SYS`` counters (``broker``: messages it dropped, clients), field
-    reports accepted, resent and refused by reason, and the Open311 rate limiter."""
+    reports accepted, resent and refused by reason, the Open311 rate limiter, and dispatch
+    (officers notified, rounds fired or lost to another replica, answers refused by reason)."""
     return {
         "ingest": ctx.ingest.stats.as_dict(),
         "ingest_queue": ctx.ingest.queue_stats(),
@@ -85,6 +86,7 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
         "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
         "flood": ctx.ingest.flood.stats() if ctx.ingest.flood is not None else None,
         "timers": ctx.timers.stats_snapshot(),
+        "dispatch": ctx.dispatch.stats_snapshot(),
         "broker": ctx.broker_stats.snapshot() if ctx.broker_stats is not None else None,
         "field_reports": ctx.fieldreports.stats(),
         "open311_rate": ctx.open311.stats(),
@@ -110,6 +112,15 @@ async def _pump(websocket: WebSocket, client: LiveClient) -> None:
             await websocket.send_json(events[0].as_json())
         else:
             await websocket.send_json({"layer": "batch", "events": [e.as_json() for e in events]})
+
+
+# A layer beyond positions and alerts needs one of these permissions besides live:read.
+LAYER_PERMISSIONS: dict[Layer, tuple[Permission, ...]] = {
+    Layer.DEVICES: (Permission.DEVICES_READ,),
+    Layer.WARNINGS: (Permission.CELLS_READ,),
+    Layer.INCIDENTS: (Permission.INCIDENTS_READ,),
+    Layer.DISPATCH: (Permission.DISPATCH_READ, Permission.DISPATCH_ANSWER),
+}
 
 
 async def live_stream(websocket: WebSocket) -> None:
@@ -150,12 +161,11 @@ async def live_stream(websocket: WebSocket) -> None:
         await websocket.close(WS_CLOSE_POLICY, f"bad query: {detail}"[:120])
         return
     site = websocket.query_params.get("site")
-    if not principal.can(Permission.DEVICES_READ):
-        layers = layers - {Layer.DEVICES}
-    if not principal.can(Permission.CELLS_READ):
-        layers = layers - {Layer.WARNINGS}
-    if not principal.can(Permission.INCIDENTS_READ):
-        layers = layers - {Layer.INCIDENTS}
+    layers = frozenset(
+        layer
+        for layer in layers
+        if any(principal.can(p) for p in LAYER_PERMISSIONS.get(layer, (Permission.LIVE_READ,)))
+    )
     await websocket.accept()
     ctx.live.attach_loop(asyncio.get_running_loop())
     client = ctx.live.register(layers, bbox, site)
