@@ -1,0 +1,371 @@
+"""End-to-end alert latency (issue 14): an edge agent's alert to the HUD frame that shows it.
+
+    .venv/bin/python bench/e2e.py [--events 1000] [--rate-per-s 20] [--baseline 300]
+
+A real Mosquitto (tests/support/broker.py) and a real hub (SQLite, API, ingest, incidents,
+dispatch, command outbox) as the tests start them; three edge agents' runtimes (a camera box,
+a wristband gateway, a LiDAR scanner: real ``AgentRuntime`` with its durable outbox) raise their
+own kind of alert (camera intrusion, wristband geofence exit, LiDAR intrusion) through
+``build_alert`` + ``send_alert``, the path each agent's service calls once its model or
+geofence has decided; model inference is excluded and measured apart. The events go round the
+three kinds at a steady rate. Each alert opens an incident of its own (the bench's alert rules
+put first: one zone per event, so nothing groups), which the hub dispatches to the nearest
+officer's glasses: a real glasses agent that renders the HUD frame into an in-memory sink.
+
+Per-hop timestamps, all on this machine's monotonic clock (``time.perf_counter``):
+
+- ``enqueue``    just before ``send_alert`` (the outbox insert with its fsync is in hop 1)
+- ``broker``     a plain subscriber on the alert topics sees the alert
+- ``stored``     the hub's after-commit callback (``Ingest.on_stored``) gets the alert's batch
+- ``intake``     that callback returned: incident opened and dispatch written (one transaction)
+- ``dispatched`` the subscriber sees the ``Notify`` on the glasses' notify topic
+- ``rendered``   the glasses agent's sink receives the first frame that shows the dispatch
+
+Baseline in the same run: a bare paho QoS 1 publish -> subscribe round on the same broker, one
+message at a time; the total's ratio to it is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge.agent import AgentRuntime
+from edge.alert_details import AlertDetails, GeofenceExitDetails, IntrusionDetails, build_alert
+from edge.protocol import Channel, DeviceKind, Location, Severity, device_topic
+from hub.incidents.config import DEFAULT_ALERT_RULES, AlertRule, IncidentsConfig
+from tests.hub.conftest import RunningHub, provisioned_agent, start_hub, stop_hub
+from tests.support.broker import BrokerHarness
+
+SITE = "e2e"
+ORIGIN = (114.0579, 22.5431)  # lon, lat: the events happen within ~200 m of it
+HOPS = ("enqueue", "broker", "stored", "intake", "dispatched", "rendered")
+AGENTS = (
+    (DeviceKind.CAMERA, "e2e-camera"),
+    (DeviceKind.WRISTBAND, "e2e-band-gw"),
+    (DeviceKind.LIDAR, "e2e-lidar"),
+)
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+
+@dataclass
+class Stamps:
+    """alert id -> hop -> perf_counter seconds; the first stamp of a hop wins (a resend or a
+    repeated frame does not move it)."""
+
+    by_alert: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_dispatch: dict[str, str] = field(default_factory=dict)  # dispatch id -> alert id
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mark(self, alert_id: str, hop: str, at: float | None = None) -> None:
+        at = time.perf_counter() if at is None else at
+        with self.lock:
+            self.by_alert.setdefault(alert_id, {}).setdefault(hop, at)
+
+    def complete(self, hops: tuple[str, ...]) -> int:
+        with self.lock:
+            return sum(1 for s in self.by_alert.values() if all(h in s for h in hops))
+
+
+def quantiles_ms(values: list[float]) -> tuple[float, float, float, float]:
+    """p50, p95, p99 and max in milliseconds."""
+    ms = sorted(v * 1000 for v in values)
+    if len(ms) < 2:
+        one = ms[0] if ms else float("nan")
+        return one, one, one, one
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return q[49], q[94], q[98], ms[-1]
+
+
+# --- the sniffing subscriber --------------------------------------------------------------------
+
+
+def paho_client(broker: BrokerHarness, user: str, client_id: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                    protocol=MQTTProtocolVersion.MQTTv5)
+    c.username_pw_set(user, broker.passwords[user])
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    deadline = time.monotonic() + 10
+    while not c.is_connected():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{client_id} could not connect")
+        time.sleep(0.01)
+    return c
+
+
+@contextmanager
+def sniffer(broker: BrokerHarness, stamps: Stamps) -> Iterator[mqtt.Client]:
+    """A plain subscriber beside the hub: sees each alert and each Notify as the broker
+    delivers them (the hub reads alerts through its own shared subscription)."""
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        at = time.perf_counter()
+        body = json.loads(m.payload)
+        if m.topic.endswith("/alert"):
+            stamps.mark(body["id"], "broker", at)
+        elif m.topic.endswith("/notify"):
+            alert_id = body.get("alert_id")
+            if alert_id:
+                stamps.mark(alert_id, "dispatched", at)
+                with stamps.lock:
+                    stamps.by_dispatch.setdefault(body.get("dispatch_id", ""), alert_id)
+
+    c = paho_client(broker, "hub", "e2e-sniffer")
+    c.on_message = on_message
+    c.subscribe([(f"gw/v1/{SITE}/+/+/alert", 1), (f"gw/v1/{SITE}/cmd/+/notify", 1)])
+    time.sleep(0.3)  # the SUBACK; nothing is sent before the run starts
+    try:
+        yield c
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+# --- baseline -----------------------------------------------------------------------------------
+
+
+def baseline_round_s(broker: BrokerHarness, samples: int) -> list[float]:
+    """Bare paho QoS 1 publish -> subscribe on the same broker, one message at a time."""
+    got = threading.Event()
+    device = "e2e-base"
+    broker.add_device(SITE, DeviceKind.CAMERA, device)
+    topic = device_topic(SITE, DeviceKind.CAMERA, device, Channel.ALERT)
+    sub = paho_client(broker, "hub", "e2e-base-sub")
+    sub.on_message = lambda c, u, m: got.set()
+    sub.subscribe(topic, qos=1)
+    pub = paho_client(broker, device, device)
+    time.sleep(0.3)
+    payload = json.dumps({"id": "x" * 36, "pad": "y" * 400}).encode()
+    rounds: list[float] = []
+    try:
+        for _ in range(samples):
+            got.clear()
+            t0 = time.perf_counter()
+            pub.publish(topic, payload, qos=1)
+            if not got.wait(5):
+                raise RuntimeError("baseline message lost")
+            rounds.append(time.perf_counter() - t0)
+            time.sleep(0.005)
+    finally:
+        for c in (pub, sub):
+            c.loop_stop()
+            c.disconnect()
+    return rounds
+
+
+# --- inference, apart ---------------------------------------------------------------------------
+
+
+def hog_ms_per_frame(frames: int) -> float | None:
+    """The camera's always-available detector (OpenCV HOG, ungated, whole 640x480 frame) on
+    the first frames of vtest.avi, when the test data is cached; None otherwise."""
+    try:
+        import cv2
+        import numpy as np
+
+        from edge.camera.detectors import build_detector
+        from edge.camera.detectors.base import Image
+        from edge.camera.detectors.hog import Config as HogConfig
+        from edge.camera.testdata import cache_dir
+    except ImportError:
+        return None
+    video = cache_dir() / "camera" / "vtest.avi"
+    if not video.is_file():
+        return None
+    cap = cv2.VideoCapture(str(video))
+    images: list[Image] = []
+    while len(images) < frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        images.append(np.ascontiguousarray(cv2.resize(image, (640, 480)), dtype=np.uint8))
+    cap.release()
+    if not images:
+        return None
+    detector = build_detector(HogConfig())
+    detector.detect(images[0])  # warm-up
+    t0 = time.perf_counter()
+    for image in images:
+        detector.detect(image)
+    detector.close()
+    return (time.perf_counter() - t0) * 1000 / len(images)
+
+
+# --- the stack ----------------------------------------------------------------------------------
+
+
+def bench_rules() -> IncidentsConfig:
+    """Every bench alert opens its own high/critical incident (one zone per event, grouped by
+    zone within 1 s): each one is dispatched."""
+    rules = [
+        AlertRule(name="e2e-intrusion", kinds=["intrusion"], category="intrusion",
+                  level="high", group_window_s=1, place="zone"),
+        AlertRule(name="e2e-walked-out", kinds=["geofence_exit"],
+                  category="person_in_distress", level="critical", group_window_s=1,
+                  place="zone"),
+    ]
+    return IncidentsConfig(alert_rules=[*rules, *DEFAULT_ALERT_RULES])
+
+
+def event(seq: int) -> tuple[int, AlertDetails, Severity, Location]:
+    """The seq-th event: which agent raises it, its details as that agent builds them."""
+    which = seq % 3
+    east, north = ((seq * 37) % 200 - 100) * 1e-5, ((seq * 53) % 200 - 100) * 1e-5
+    where = Location(lon=ORIGIN[0] + east, lat=ORIGIN[1] + north, accuracy_m=3.0)
+    details: AlertDetails
+    if which == 0:  # edge/camera/service.py _alert
+        details = IntrusionDetails(source="camera", track_id=f"t{seq}", x_px=320.0, y_px=400.0,
+                                   dwell_s=0.0)
+    elif which == 1:  # edge/wristband/service.py _emit (a GeofenceEngine exit intent)
+        details = GeofenceExitDetails(method="trilateration")
+    else:  # edge/lidar/service.py _raise_intrusion
+        details = IntrusionDetails(source="lidar", track_id=f"t{seq}", x_m=3.2, y_m=7.5,
+                                   dwell_s=0.4)
+    severity = Severity.CRITICAL if which == 1 else Severity.HIGH
+    return which, details, severity, where
+
+
+def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
+    """Stamp ``stored`` as ingest's after-commit callback starts and ``intake`` as it returns
+    (incident intake and the dispatch it writes run inside it)."""
+    ingest = hub.service.ingest
+    inner = ingest.on_stored
+    if inner is None:
+        raise RuntimeError("hub ingest has no after-store callback")
+
+    def on_stored(batch: list[Any], result: Any) -> None:
+        at = time.perf_counter()
+        ids = [item.message.id for item in batch if type(item.message).__name__ == "Alert"]
+        for i in ids:
+            stamps.mark(i, "stored", at)
+        inner(batch, result)
+        done = time.perf_counter()
+        for i in ids:
+            stamps.mark(i, "intake", done)
+
+    ingest.on_stored = on_stored
+
+
+@dataclass
+class Run:
+    stamps: Stamps
+    baseline: list[float]
+    hops: tuple[str, ...]
+    sent: int
+    elapsed_s: float
+    notes: list[str]
+
+
+def run(events: int, rate_per_s: float, baseline_samples: int, work: Path,
+        glasses: Callable[[RunningHub, BrokerHarness, Path, Stamps], list[str]] | None) -> Run:
+    stamps = Stamps()
+    with ExitStack() as stack:
+        broker = BrokerHarness(work / "broker")
+        broker.start()
+        stack.callback(broker.stop)
+        baseline = baseline_round_s(broker, baseline_samples)
+        hub = start_hub(broker, SITE, work, incidents=bench_rules())
+        stack.callback(stop_hub, broker, hub)
+        notes: list[str] = []
+        hops: tuple[str, ...] = HOPS[:4]
+        if glasses is not None:
+            notes += glasses(hub, broker, work, stamps)
+            hops = HOPS
+        agents: list[AgentRuntime] = []
+        for kind, device in AGENTS:
+            agent = provisioned_agent(hub, broker, work, device, kind.value)
+            stack.callback(agent.stop)
+            agents.append(agent)
+        watch_hub(hub, stamps)
+        stack.enter_context(sniffer(broker, stamps))
+        t0 = time.perf_counter()
+        for seq in range(events):
+            which, details, severity, where = event(seq)
+            agent = agents[which]
+            alert = build_alert(details, site=SITE, device=agent.device, severity=severity,
+                                title=f"e2e event {seq}", location=where, zone=f"z{seq}",
+                                entity=f"e2e-{seq}")
+            stamps.mark(alert.id, "enqueue")
+            agent.send_alert(alert)
+            delay = t0 + (seq + 1) / rate_per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        elapsed = time.perf_counter() - t0
+        deadline = time.monotonic() + 60
+        while stamps.complete(hops) < events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        missing = events - stamps.complete(hops)
+        if missing:
+            notes.append(f"{missing} of {events} events did not reach every hop within 60 s")
+    return Run(stamps, baseline, hops, events, elapsed, notes)
+
+
+def report(result: Run, inference_ms: float | None) -> str:
+    hops = result.hops
+    rows: list[tuple[str, list[float]]] = []
+    complete = [s for s in result.stamps.by_alert.values() if all(h in s for h in hops)]
+    for a, b in itertools.pairwise(hops):
+        rows.append((f"{a} -> {b}", [s[b] - s[a] for s in complete]))
+    total = [s[hops[-1]] - s[hops[0]] for s in complete]
+    rows.append((f"total ({hops[0]} -> {hops[-1]})", total))
+    base = quantiles_ms(result.baseline)
+    lines = [
+        f"events                   {result.sent} sent in {result.elapsed_s:.1f} s "
+        f"({result.sent / result.elapsed_s:.1f}/s), {len(complete)} through every hop",
+        f"{'hop':<28}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}",
+        f"{'bare paho QoS 1 (baseline)':<28}" + "".join(f"{v:9.1f}" for v in base),
+    ]
+    for name, values in rows:
+        q = quantiles_ms(values)
+        lines.append(f"{name:<28}" + "".join(f"{v:9.1f}" for v in q))
+    tq = quantiles_ms(total)
+    lines.append(f"total / baseline          p50 {tq[0] / base[0]:.1f}x   "
+                 f"p99 {tq[2] / base[2]:.1f}x")
+    lines.append(f"target p99 < 250 ms       {'met' if tq[2] < 250 else 'NOT met'} "
+                 f"(p99 {tq[2]:.1f} ms)")
+    if inference_ms is not None:
+        lines.append(f"inference, apart          HOG ungated 640x480: {inference_ms:.0f} ms "
+                     "a frame (camera only; before the alert exists)")
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--rate-per-s", type=float, default=20.0)
+    parser.add_argument("--baseline", type=int, default=300, help="baseline rounds")
+    parser.add_argument("--inference-frames", type=int, default=10,
+                        help="HOG frames to time (0: skip)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gridward-e2e-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # Mosquitto drops to its own user (ENVIRONMENT.md)
+        result = run(args.events, args.rate_per_s, args.baseline, work, glasses=None)
+    inference = hog_ms_per_frame(args.inference_frames) if args.inference_frames else None
+    print(report(result, inference), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
