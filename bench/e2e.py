@@ -30,12 +30,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import queue
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,155 @@ def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
     ingest.on_stored = on_stored
 
 
+OFFICER = "e2e-officer"
+GLASSES = "e2e-glasses"
+
+
+class FixedPosition:
+    """The bench officer stands at the origin, facing north (a GNSS receiver is a serial
+    boundary; tests/edge/glasses and the demo drive the real NMEA path)."""
+
+    def __init__(self) -> None:
+        from edge.glasses.view import Pose
+
+        self._pose = Pose
+
+    def pose(self, now: Any) -> Any:
+        return self._pose(lon=ORIGIN[0], lat=ORIGIN[1], heading_deg=0.0, accuracy_m=3.0,
+                          fix_at=now)
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def health(self) -> dict[str, float]:
+        return {}
+
+
+class Answerer:
+    """Plays the officer: each dispatch, once a frame has shown it, is answered ``reject``
+    through the agent (durable outbox -> hub), so the box holds a realistic one or two pending
+    items instead of a backlog of a thousand; the hub, with no other officer, tells the
+    commander. Runs on its own thread: the render thread must not wait on the outbox."""
+
+    def __init__(self) -> None:
+        self.todo: queue.Queue[str | None] = queue.Queue()
+        self.agent: Any = None
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="e2e-answerer", daemon=True)
+
+    def start(self, agent: Any) -> None:
+        self.agent = agent
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.todo.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from edge.protocol import OfficerAnswer
+
+        while (notify_id := self.todo.get()) is not None:
+            try:
+                self.agent.answer(notify_id, OfficerAnswer.REJECT, "e2e bench")
+            except Exception:  # noqa: BLE001 - counted and reported; the run goes on
+                self.errors += 1
+
+
+class WatchedRenderer:
+    """The HUD renderer, remembering the view of the frame it just drew."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.view: Any = None
+
+    def render(self, view: Any) -> Any:
+        self.view = view
+        return self.inner.render(view)
+
+
+class MemorySink:
+    """In-memory sink: stamps ``rendered`` for every dispatch in the view of the frame shown
+    (the card or the queue strip under it), the first time it appears."""
+
+    def __init__(self, renderer: WatchedRenderer, stamps: Stamps, answerer: Answerer) -> None:
+        self.renderer = renderer
+        self.stamps = stamps
+        self.answerer = answerer
+        self.frames = 0
+        self.as_card = 0
+        self._seen: set[str] = set()
+
+    def show(self, frame: Any) -> None:
+        at = time.perf_counter()
+        self.frames += 1
+        view = self.renderer.view
+        if view is None or frame is None:
+            return
+        for index, item in enumerate(view.items):
+            if item.dispatch_id is None or item.notify_id in self._seen or item.answer:
+                continue
+            self._seen.add(item.notify_id)
+            self.as_card += index == view.selected
+            with self.stamps.lock:
+                alert_id = self.stamps.by_dispatch.get(item.dispatch_id)
+            if alert_id is not None:
+                self.stamps.mark(alert_id, "rendered", at)
+            self.answerer.todo.put(item.notify_id)
+
+    def close(self) -> None:
+        return None
+
+
+def start_glasses(hub: RunningHub, broker: BrokerHarness, work: Path, stamps: Stamps,
+                  stack: ExitStack) -> MemorySink:
+    """A real glasses agent (edge/glasses/service.py) with the real HUD renderer, for an
+    officer bound to it and on duty, whose fix the hub has."""
+    from edge.bus import BusConfig
+    from edge.glasses.config import GlassesConfig
+    from edge.glasses.hud import HudRenderer
+    from edge.glasses.service import GlassesAgent
+    from hub.auth import Role, create_user
+
+    with hub.service.store.engine.begin() as conn:
+        create_user(conn, OFFICER, "e2e-officer-password", Role.OFFICER, "Bench officer")
+    admin = hub.client(Role.ADMIN)
+    creds = admin.post("/api/v1/devices", json={"id": GLASSES, "site": SITE,
+                                                "kind": "glasses"})
+    creds.raise_for_status()
+    secret = work / f"{GLASSES}.pw"
+    secret.write_text(creds.json()["mqtt_password"], encoding="utf-8")
+    config = GlassesConfig.model_validate({
+        "site": SITE, "device": GLASSES, "data_dir": work / GLASSES,
+        "mqtt": BusConfig(port=broker.port, username=GLASSES, password_file=secret),
+        "officer": {"username": OFFICER},
+        "speech": {"enabled": False}, "inputs": {"http": {"enabled": False}},
+        "position_interval_s": 1.0, "queue_max": 20,
+    })
+    answerer = Answerer()
+    renderer = WatchedRenderer(HudRenderer(config.display.width_px, config.display.height_px))
+    sink = MemorySink(renderer, stamps, answerer)
+    agent = GlassesAgent(config, renderer=renderer, sink=sink, position=FixedPosition())
+    agent.start()
+    stack.callback(agent.stop)
+    answerer.start(agent)
+    stack.callback(answerer.stop)
+    if not agent.runtime.bus.wait_connected(10):
+        raise RuntimeError("glasses agent did not connect")
+    res = admin.put(f"/api/v1/officers/{OFFICER}", json={"device": GLASSES, "on_duty": True})
+    res.raise_for_status()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        agent.publish_position()
+        me = next(o for o in admin.get("/api/v1/officers").json() if o["username"] == OFFICER)
+        if me["availability"] == "available":
+            return sink
+        time.sleep(0.2)
+    raise RuntimeError(f"bench officer never became available: {me}")
+
+
 @dataclass
 class Run:
     stamps: Stamps
@@ -275,8 +425,8 @@ class Run:
     notes: list[str]
 
 
-def run(events: int, rate_per_s: float, baseline_samples: int, work: Path,
-        glasses: Callable[[RunningHub, BrokerHarness, Path, Stamps], list[str]] | None) -> Run:
+def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
+        glasses: bool) -> Run:
     stamps = Stamps()
     with ExitStack() as stack:
         broker = BrokerHarness(work / "broker")
@@ -287,8 +437,9 @@ def run(events: int, rate_per_s: float, baseline_samples: int, work: Path,
         stack.callback(stop_hub, broker, hub)
         notes: list[str] = []
         hops: tuple[str, ...] = HOPS[:4]
-        if glasses is not None:
-            notes += glasses(hub, broker, work, stamps)
+        sink = None
+        if glasses:
+            sink = start_glasses(hub, broker, work, stamps, stack)
             hops = HOPS
         agents: list[AgentRuntime] = []
         for kind, device in AGENTS:
@@ -316,6 +467,9 @@ def run(events: int, rate_per_s: float, baseline_samples: int, work: Path,
         missing = events - stamps.complete(hops)
         if missing:
             notes.append(f"{missing} of {events} events did not reach every hop within 60 s")
+        if sink is not None:
+            notes.append(f"HUD: {sink.frames} frames, {sink.as_card} of the dispatches first "
+                         "shown as the card, the rest in the queue strip")
     return Run(stamps, baseline, hops, events, elapsed, notes)
 
 
@@ -357,11 +511,14 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=300, help="baseline rounds")
     parser.add_argument("--inference-frames", type=int, default=10,
                         help="HOG frames to time (0: skip)")
+    parser.add_argument("--no-glasses", action="store_true",
+                        help="stop at the hub (no dispatch, no HUD): the hops before them")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gridward-e2e-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # Mosquitto drops to its own user (ENVIRONMENT.md)
-        result = run(args.events, args.rate_per_s, args.baseline, work, glasses=None)
+        result = run(args.events, args.rate_per_s, args.baseline, work,
+                     glasses=not args.no_glasses)
     inference = hog_ms_per_frame(args.inference_frames) if args.inference_frames else None
     print(report(result, inference), flush=True)
     return 0
