@@ -296,15 +296,8 @@ class HudRenderer:
             self._arrow(draw, view.language, view.pose, item)
             self._evidence(image, draw, view.language, item)
         self._queue(draw, view, item)
-        frame = np.asarray(image, dtype=np.uint8)
-        if self.mono:
-            # Guarantees R = B = 0 for the evidence photo too; the brightest channel keeps
-            # the palette's greens exactly as drawn (a luma weighting would dim them).
-            bright = frame.max(axis=2)
-            frame = np.zeros_like(frame)
-            frame[..., 1] = bright
         self.stats.frames += 1
-        return np.ascontiguousarray(frame)
+        return np.array(image, dtype=np.uint8)  # a writable copy the caller may keep
 
     def _font(self, box: Box, fill: float) -> ImageFont.FreeTypeFont:
         return self.fonts.get(round((box[3] - box[1]) * fill))
@@ -460,6 +453,11 @@ class HudRenderer:
             self.stats.evidence_refused += 1
             log.warning("HUD evidence image refused: %s", err)
             thumb = None
+        if thumb is not None and self.mono:
+            # The photo is the only thing not drawn from the green palette: its brightness
+            # goes to the green channel, so every pixel keeps R = B = 0.
+            dark = Image.new("L", thumb.size, 0)
+            thumb = Image.merge("RGB", (dark, thumb.convert("L"), dark))
         self._thumbs[key] = thumb
         while len(self._thumbs) > EVIDENCE_CACHE:
             self._thumbs.popitem(last=False)
