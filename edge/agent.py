@@ -202,6 +202,20 @@ class AgentRuntime:
         self.counters["alerts"] += 1
         return True
 
+    def send_durable(self, message: Message) -> bool:
+        """Store a non-alert durable message (an officer's :class:`DispatchAnswer`) in the same
+        outbox as alerts, kept until the hub acks its id. False when the outbox is full (the
+        message is lost, counted and logged like a dropped alert)."""
+        try:
+            self.delivery.send_message(message)
+        except OutboxFullError as err:
+            with self._dropped_lock:
+                self.alerts_dropped += 1
+            log.error("message %s dropped: %s", message.id, err)  # noqa: TRY400 - the reason is the message, no traceback needed
+            return False
+        self.counters["durable_sent"] += 1
+        return True
+
     def send_positions(self, positions: Sequence[Position]) -> None:
         """Queue positions (QoS 0, batched); oldest batches drop first when the queue is full."""
         for start in range(0, len(positions), 500):

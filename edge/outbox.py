@@ -26,6 +26,7 @@ from edge.protocol import (
     HubAck,
     Message,
     ProtocolError,
+    channel_of,
     cmd_topic,
     decode_cmd_message,
     device_topic,
@@ -33,6 +34,9 @@ from edge.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+# Device -> hub channels whose messages are kept on disk until the hub acks their id.
+DURABLE_CHANNELS: frozenset[Channel | CmdChannel] = frozenset({Channel.ALERT, Channel.ANSWER})
 
 
 class OutboxFullError(Exception):
@@ -208,9 +212,18 @@ class AlertDelivery:
             self._thread = None
 
     def send(self, alert: Alert) -> None:
-        if alert.device != self.device or alert.site != self.site:
-            raise ProtocolError("origin_mismatch", "an agent can only send its own alerts")
-        self.outbox.put(alert.id, self.topic, encode(alert))
+        self.send_message(alert)
+
+    def send_message(self, message: Message) -> None:
+        """Store any device -> hub message of a durable channel (an alert, an officer's
+        dispatch answer) for delivery; the hub acks its id in :class:`HubAck` like an alert's."""
+        if message.device != self.device or message.site != self.site:
+            raise ProtocolError("origin_mismatch", "an agent can only send its own messages")
+        channel = channel_of(message)
+        if channel not in DURABLE_CHANNELS:
+            raise ProtocolError("not_durable", f"{channel} messages do not go through the outbox")
+        topic = device_topic(self.site, self.kind, self.device, channel)
+        self.outbox.put(message.id, topic, encode(message))
         self._wake.set()
 
     def _on_ack(self, topic: str, payload: bytes) -> None:
@@ -250,6 +263,7 @@ class AlertDelivery:
             sent: list[str] = []
             try:
                 for item in items:
+                    # Every durable channel is QoS 1 (DURABLE_CHANNELS), like alerts.
                     self.bus.publish(item.topic, item.payload, qos=CHANNEL_QOS[Channel.ALERT])
                     sent.append(item.id)
             finally:

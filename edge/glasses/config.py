@@ -1,0 +1,149 @@
+"""Configuration of the AR-glasses agent (``gridward edge glasses --config F``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from edge.config import AgentConfig, StrictModel
+from edge.protocol import OfficerAnswer
+from edge.validators import SegmentId
+
+
+class OfficerConfig(StrictModel):
+    """Who wears the glasses: the hub user the device is bound to (PUT /officers/{username})."""
+
+    username: SegmentId
+
+
+class PngSinkConfig(StrictModel):
+    """Every frame written as a PNG into ``directory`` (demo, tests, headless boxes)."""
+
+    type: Literal["png"] = "png"
+    directory: Path
+    keep_frames: Annotated[int, Field(ge=1, le=100_000, description=(
+        "newest frames kept on disk; older ones are deleted"))] = 10
+
+
+class NullSinkConfig(StrictModel):
+    """Render, but show nowhere (benchmarks, a box whose display is driven elsewhere)."""
+
+    type: Literal["none"] = "none"
+
+
+class DisplayConfig(StrictModel):
+    width_px: Annotated[int, Field(ge=64, le=4096)] = 640
+    height_px: Annotated[int, Field(ge=64, le=4096)] = 400
+    mode: Literal["color", "mono"] = Field(
+        default="color", description="mono: a single-colour waveguide (green on black)")
+    render_interval_s: Annotated[float, Field(gt=0, le=1.0, description=(
+        "longest time between two frames (the 'time since' counters tick); a change renders "
+        "at once"))] = 1.0
+    sink: PngSinkConfig | NullSinkConfig = Field(
+        default_factory=NullSinkConfig, discriminator="type")
+
+
+HudLanguage = Literal["en", "zh-CN"]
+
+
+def _default_voices() -> dict[HudLanguage, str]:
+    return {"en": "en", "zh-CN": "cmn"}
+
+
+class SpeechConfig(StrictModel):
+    enabled: bool = True
+    voices: dict[HudLanguage, Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=_default_voices, description="espeak-ng voice per HUD language")
+
+
+class GnssPosition(StrictModel):
+    """A GNSS receiver speaking NMEA 0183 on a serial port."""
+
+    source: Literal["gnss"] = "gnss"
+    port: Annotated[str, Field(min_length=1, max_length=256)]
+    baudrate: Annotated[int, Field(ge=1200, le=921_600)] = 9600
+    max_fix_age_s: Annotated[float, Field(gt=0, le=600, description=(
+        "a fix older than this is stale: no position is published"))] = 5.0
+    min_speed_mps: Annotated[float, Field(ge=0, le=10, description=(
+        "below this, course over ground is noise and is not used as the heading"))] = 0.5
+
+
+class PhonePosition(StrictModel):
+    """The paired phone posts fixes to the local API (POST /v1/position)."""
+
+    source: Literal["phone"] = "phone"
+    max_fix_age_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+
+class NoPosition(StrictModel):
+    source: Literal["none"] = "none"
+
+
+class KeysInput(StrictModel):
+    enabled: bool = False  # a terminal on stdin: only on a bench or a dev box
+
+
+class HttpInput(StrictModel):
+    enabled: bool = True
+    bind: Annotated[str, Field(min_length=1, max_length=253, description=(
+        "127.0.0.1: only apps on the box itself (the paired phone's tunnel) can reach it"))] = (
+        "127.0.0.1")
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    token_file: Path | None = Field(default=None, description=(
+        "bearer token for the local API (a 0600 file); required when enabled"))
+    max_body_bytes: Annotated[int, Field(ge=64, le=65_536)] = 4096
+
+
+class ButtonInput(StrictModel):
+    """A one-button remote on a serial port: tap = acknowledge, double tap = next item."""
+
+    port: Annotated[str, Field(min_length=1, max_length=256)]
+    baudrate: Annotated[int, Field(ge=1200, le=921_600)] = 9600
+    double_tap_s: Annotated[float, Field(gt=0, le=2)] = 0.4
+
+
+class InputsConfig(StrictModel):
+    keys: KeysInput = Field(default_factory=KeysInput)
+    http: HttpInput = Field(default_factory=HttpInput)
+    button: ButtonInput | None = None
+
+
+class AutoAnswerConfig(StrictModel):
+    """Demo only: answer every dispatch by itself, one answer every ``after_s``."""
+
+    after_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    answers: list[OfficerAnswer] = Field(
+        default_factory=lambda: [OfficerAnswer.ACKNOWLEDGE, OfficerAnswer.ON_MY_WAY,
+                                 OfficerAnswer.ARRIVED], min_length=1, max_length=6)
+
+
+class GlassesConfig(AgentConfig):
+    officer: OfficerConfig
+    language: HudLanguage = "en"
+    display: DisplayConfig = Field(default_factory=DisplayConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    position: GnssPosition | PhonePosition | NoPosition = Field(
+        default_factory=NoPosition, discriminator="source")
+    position_interval_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    stale_after_s: Annotated[float, Field(gt=0, le=86_400, description=(
+        "a notification older than this (sent by the hub that long ago) is shown marked stale"
+    ))] = 120.0
+    forget_after_s: Annotated[float, Field(gt=0, le=7 * 86_400, description=(
+        "notifications received longer ago leave the box"))] = 12 * 3600.0
+    queue_max: Annotated[int, Field(ge=1, le=10_000, description=(
+        "most notifications kept on the box; the oldest answered ones go first"))] = 200
+    inputs: InputsConfig = Field(default_factory=InputsConfig)
+    demo: bool = Field(default=False, description="allows auto_answer; never on a real officer")
+    auto_answer: AutoAnswerConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GlassesConfig:
+        if self.auto_answer is not None and not self.demo:
+            raise ValueError("auto_answer answers for the officer: it needs demo: true")
+        if self.inputs.http.enabled and self.inputs.http.token_file is None:
+            raise ValueError("inputs.http needs a token_file (or set inputs.http.enabled: false)")
+        if self.position.source == "phone" and not self.inputs.http.enabled:
+            raise ValueError("position source phone posts to the local API: enable inputs.http")
+        return self
