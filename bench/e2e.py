@@ -247,7 +247,8 @@ def event(seq: int) -> tuple[int, AlertDetails, Severity, Location]:
 
 def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
     """Stamp ``stored`` as ingest's after-commit callback starts and ``intake`` as it returns
-    (incident intake and the dispatch it writes run inside it)."""
+    (incident intake and the dispatch it writes run inside it); ``picked`` (a breakdown of
+    broker -> stored) when the ingest thread hands the batch to the store."""
     ingest = hub.service.ingest
     inner = ingest.on_stored
     if inner is None:
@@ -264,6 +265,17 @@ def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
             stamps.mark(i, "intake", done)
 
     ingest.on_stored = on_stored
+    store = hub.service.store
+    write_batch = store.write_batch
+
+    def timed_write(batch: list[Any], *args: Any, **kwargs: Any) -> Any:
+        at = time.perf_counter()  # the ingest thread took the batch off its queue
+        for item in batch:
+            if type(item.message).__name__ == "Alert":
+                stamps.mark(item.message.id, "picked", at)
+        return write_batch(batch, *args, **kwargs)
+
+    store.write_batch = timed_write  # type: ignore[method-assign]
 
 
 OFFICER = "e2e-officer"
@@ -426,10 +438,17 @@ class Run:
 
 
 def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
-        glasses: bool) -> Run:
+        glasses: bool, tcp_nodelay: bool = False) -> Run:
     stamps = Stamps()
     with ExitStack() as stack:
         broker = BrokerHarness(work / "broker")
+        if tcp_nodelay:
+            # Mosquitto's default leaves Nagle's algorithm on for its client sockets.
+            conf = broker.layout.conf_file
+            text = conf.read_text(encoding="utf-8")
+            conf.write_text(text.replace("connection_messages false\n",
+                                         "connection_messages false\nset_tcp_nodelay true\n"),
+                            encoding="utf-8")
         broker.start()
         stack.callback(broker.stop)
         baseline = baseline_round_s(broker, baseline_samples)
@@ -481,6 +500,9 @@ def report(result: Run, inference_ms: float | None) -> str:
         rows.append((f"{a} -> {b}", [s[b] - s[a] for s in complete]))
     total = [s[hops[-1]] - s[hops[0]] for s in complete]
     rows.append((f"total ({hops[0]} -> {hops[-1]})", total))
+    picked = [s for s in complete if "picked" in s]
+    rows.append(("  of which broker -> picked", [s["picked"] - s["broker"] for s in picked]))
+    rows.append(("  and picked -> stored", [s["stored"] - s["picked"] for s in picked]))
     base = quantiles_ms(result.baseline)
     lines = [
         f"events                   {result.sent} sent in {result.elapsed_s:.1f} s "
@@ -511,6 +533,8 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=300, help="baseline rounds")
     parser.add_argument("--inference-frames", type=int, default=10,
                         help="HOG frames to time (0: skip)")
+    parser.add_argument("--tcp-nodelay", action="store_true",
+                        help="the broker with set_tcp_nodelay true (Nagle off)")
     parser.add_argument("--no-glasses", action="store_true",
                         help="stop at the hub (no dispatch, no HUD): the hops before them")
     args = parser.parse_args()
@@ -518,7 +542,7 @@ def main() -> int:
         work = Path(tmp)
         work.chmod(0o755)  # Mosquitto drops to its own user (ENVIRONMENT.md)
         result = run(args.events, args.rate_per_s, args.baseline, work,
-                     glasses=not args.no_glasses)
+                     glasses=not args.no_glasses, tcp_nodelay=args.tcp_nodelay)
     inference = hog_ms_per_frame(args.inference_frames) if args.inference_frames else None
     print(report(result, inference), flush=True)
     return 0
