@@ -8,6 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from edge.config import AgentConfig, StrictModel
+from edge.glasses.hud import MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, Mode
+from edge.glasses.sinks import SinkConfig
+from edge.glasses.speech import SpeechConfig
+from edge.glasses.view import Language
 from edge.protocol import OfficerAnswer
 from edge.validators import SegmentId
 
@@ -18,44 +22,15 @@ class OfficerConfig(StrictModel):
     username: SegmentId
 
 
-class PngSinkConfig(StrictModel):
-    """Every frame written as a PNG into ``directory`` (demo, tests, headless boxes)."""
-
-    type: Literal["png"] = "png"
-    directory: Path
-    keep_frames: Annotated[int, Field(ge=1, le=100_000, description=(
-        "newest frames kept on disk; older ones are deleted"))] = 10
-
-
-class NullSinkConfig(StrictModel):
-    """Render, but show nowhere (benchmarks, a box whose display is driven elsewhere)."""
-
-    type: Literal["none"] = "none"
-
-
 class DisplayConfig(StrictModel):
-    width_px: Annotated[int, Field(ge=64, le=4096)] = 640
-    height_px: Annotated[int, Field(ge=64, le=4096)] = 400
-    mode: Literal["color", "mono"] = Field(
-        default="color", description="mono: a single-colour waveguide (green on black)")
+    width_px: Annotated[int, Field(ge=MIN_WIDTH, le=MAX_WIDTH)] = 640
+    height_px: Annotated[int, Field(ge=MIN_HEIGHT, le=MAX_HEIGHT)] = 400
+    mode: Mode = Field(default="colour", description=(
+        "mono_green: a single-colour waveguide (severity also shown by border pattern)"))
     render_interval_s: Annotated[float, Field(gt=0, le=1.0, description=(
         "longest time between two frames (the 'time since' counters tick); a change renders "
         "at once"))] = 1.0
-    sink: PngSinkConfig | NullSinkConfig = Field(
-        default_factory=NullSinkConfig, discriminator="type")
-
-
-HudLanguage = Literal["en", "zh-CN"]
-
-
-def _default_voices() -> dict[HudLanguage, str]:
-    return {"en": "en", "zh-CN": "cmn"}
-
-
-class SpeechConfig(StrictModel):
-    enabled: bool = True
-    voices: dict[HudLanguage, Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=_default_voices, description="espeak-ng voice per HUD language")
+    sink: SinkConfig = Field(description="where frames go: png, window, framebuffer, gstreamer")
 
 
 class GnssPosition(StrictModel):
@@ -121,9 +96,10 @@ class AutoAnswerConfig(StrictModel):
 
 class GlassesConfig(AgentConfig):
     officer: OfficerConfig
-    language: HudLanguage = "en"
-    display: DisplayConfig = Field(default_factory=DisplayConfig)
-    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    language: Language = "en"
+    display: DisplayConfig
+    speech: SpeechConfig = Field(default_factory=SpeechConfig, description=(
+        "spoken cues for new high and critical notifications (espeak-ng)"))
     position: GnssPosition | PhonePosition | NoPosition = Field(
         default_factory=NoPosition, discriminator="source")
     position_interval_s: Annotated[float, Field(gt=0, le=600)] = 2.0

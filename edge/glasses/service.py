@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from edge.agent import AgentRuntime
 from edge.glasses.config import GlassesConfig
 from edge.glasses.queue import NotificationQueue, Queued
+from edge.glasses.speech import cue_text
 from edge.glasses.view import HudItem, HudView, Language, Pose, Renderer, Sink
-from edge.i18n import translate
 from edge.protocol import (
     CmdChannel,
     DeviceKind,
@@ -42,7 +42,9 @@ KEY_HINTS = ("glasses.hint.select", "glasses.hint.answer")
 
 
 class Speaker(Protocol):
-    def say(self, text: str, language: Language) -> None: ...
+    """edge.glasses.speech.Speaker: queues a cue, never blocks."""
+
+    def say(self, text: str, language: Language) -> bool: ...
 
 
 class PositionSource(Protocol):
@@ -65,8 +67,9 @@ class Input(Protocol):
     def stop(self) -> None: ...
 
 
-class AnswerError(Exception):
-    """An answer that cannot be given; ``code`` is the catalogue-free reason for the API."""
+class RefusedError(Exception):
+    """An input the agent will not act on (an answer to an unknown notification, a phone fix
+    while the GNSS is the source); ``code`` is the machine-readable reason for the API."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -119,7 +122,7 @@ class GlassesAgent:
         self.renderer = renderer
         self.sink = sink
         self.position = position
-        self.speaker = speaker if config.speech.enabled else None
+        self.speaker = speaker
         self._now = now
         self.runtime = runtime if runtime is not None else AgentRuntime(
             config, DeviceKind.GLASSES, health_fields=self.health_fields)
@@ -200,8 +203,7 @@ class GlassesAgent:
                 while len(self._evidence) > EVIDENCE_KEPT:
                     self._evidence.popitem(last=False)
             if notify.severity in CUE_SEVERITIES and not stale and self.speaker is not None:
-                self._cues.append(translate(f"glasses.cue.{notify.severity.value}",
-                                            self.language))
+                self._cues.append(notify.id)
         self._wake.set()
 
     # -- what the officer does ----------------------------------------------------------------
@@ -233,15 +235,15 @@ class GlassesAgent:
     def answer(self, notify_id: str | None, answer: OfficerAnswer, note: str = ""
                ) -> DispatchAnswer:
         """Answer a dispatch (the selected one when ``notify_id`` is None): durable first, then
-        shown as answered. Raises :class:`AnswerError`."""
+        shown as answered. Raises :class:`RefusedError`."""
         target = notify_id if notify_id is not None else self.selected_id()
         if target is None:
-            raise AnswerError("nothing_selected", "no notification to answer")
+            raise RefusedError("nothing_selected", "no notification to answer")
         item = self.queue.get(target)
         if item is None:
-            raise AnswerError("unknown_notify", f"no notification {target} on this box")
+            raise RefusedError("unknown_notify", f"no notification {target} on this box")
         if item.notify.dispatch_id is None:
-            raise AnswerError("not_a_dispatch", "this notification is for information only")
+            raise RefusedError("not_a_dispatch", "this notification is for information only")
         pose = self.position.pose(self._now()) if self.position is not None else None
         location = (Location(lon=pose.lon, lat=pose.lat, accuracy_m=pose.accuracy_m)
                     if pose is not None else None)
@@ -250,11 +252,18 @@ class GlassesAgent:
             dispatch_id=item.notify.dispatch_id, notify_id=item.notify.id,
             officer=self.officer, answer=answer, note=note, location=location)
         if not self.runtime.send_durable(message):
-            raise AnswerError("outbox_full", "the answer could not be stored; check the link")
+            raise RefusedError("outbox_full", "the answer could not be stored; check the link")
         self.queue.set_answer(item.notify.id, answer, message.ts)
         self.counters[f"answer_{answer.value}"] += 1
         self._wake.set()
         return message
+
+    def phone_fix(self, pose: Pose) -> None:
+        """A fix posted by the paired phone (POST /v1/position)."""
+        if not isinstance(self.position, PhoneFixes):
+            raise RefusedError("position_source", "the position source is not the phone")
+        self.position.update(pose)
+        self._wake.set()
 
     def state(self) -> dict[str, Any]:
         """What the local API reports (GET /v1/state): plain JSON data."""
@@ -314,10 +323,11 @@ class GlassesAgent:
         self._auto_answer(now)
         with self._lock:
             cues, self._cues = self._cues, []
-        for cue in cues:
-            if self.speaker is not None:
-                self.speaker.say(cue, self.language)
         view = self.build_view(now)
+        for item in view.items:
+            if item.notify_id in cues and self.speaker is not None:
+                self.speaker.say(cue_text(item, self.language, view.pose), self.language)
+                self.counters["cues"] += 1
         frame = self.renderer.render(view)
         self.sink.show(frame)
         self.frames += 1
@@ -338,7 +348,7 @@ class GlassesAgent:
             if (now - since).total_seconds() >= plan.after_s:
                 try:
                     self.answer(q.notify.id, plan.answers[done])
-                except AnswerError as err:
+                except RefusedError as err:
                     log.warning("demo answer not given: %s", err)
 
     def _render_run(self) -> None:

@@ -101,7 +101,7 @@ def glasses_config(site: str, device: str, mqtt: BusConfig, data_dir: Path,
     values: dict[str, Any] = {
         "site": site, "device": device, "mqtt": mqtt, "data_dir": data_dir,
         "officer": {"username": "officer-li"}, "health_interval_s": 0.5,
-        "speech": {"enabled": False},
+        "display": {"sink": {"type": "png", "directory": str(data_dir / "hud")}},
         "inputs": {"http": {"enabled": False}},
     }
     values.update(overrides)

@@ -4,34 +4,48 @@ offline catch-up through the persistent session, restart."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from edge.bus import Bus
+from edge.agent import AgentRuntime
+from edge.bus import Bus, BusConfig
 from edge.glasses.config import GlassesConfig
-from edge.glasses.service import AnswerError, GlassesAgent
+from edge.glasses.gnss import GnssReader
+from edge.glasses.service import GlassesAgent, RefusedError
 from edge.protocol import (
     CmdChannel,
     DeviceKind,
+    DispatchAnswer,
+    EntityKind,
     HubAck,
     Notify,
     OfficerAnswer,
+    ProtocolError,
+    Reply,
     Severity,
     cmd_topic,
     device_filter,
     encode,
 )
+from edge.validators import new_id
 from tests.edge.glasses.support import (
     Clock,
     HubListener,
+    PtyReceiver,
     RecordingRenderer,
     RecordingSink,
     glasses_config,
+    nmea,
     notify,
 )
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
+
+GGA = "GPGGA,123519,3954.522,N,11624.000,E,1,08,0.9,45.4,M,-8.9,M,,"
+RMC = "GPRMC,123519,A,3954.522,N,11624.000,E,003.0,084.4,011226,,,A"
 
 
 class Rig:
@@ -101,7 +115,7 @@ def test_answer_goes_through_the_outbox_until_the_hub_acks(rig: Rig) -> None:
     note = notify(rig.site, rig.device)
     rig.send(note)
     wait_until(lambda: len(agent.queue) == 1, message="queued")
-    with pytest.raises(AnswerError) as err:
+    with pytest.raises(RefusedError) as err:
         agent.answer("0190a1b2-0000-7000-8000-000000000000", OfficerAnswer.ACKNOWLEDGE)
     assert err.value.code == "unknown_notify"
     sent = agent.answer(None, OfficerAnswer.ACKNOWLEDGE)  # the selected (only) item
@@ -120,7 +134,7 @@ def test_information_only_notify_cannot_be_answered(rig: Rig) -> None:
     agent = rig.start()
     rig.send(notify(rig.site, rig.device, dispatch=False))
     wait_until(lambda: len(agent.queue) == 1, message="queued")
-    with pytest.raises(AnswerError) as err:
+    with pytest.raises(RefusedError) as err:
         agent.answer(None, OfficerAnswer.ACKNOWLEDGE)
     assert err.value.code == "not_a_dispatch"
     assert agent.runtime.outbox.depth() == 0
@@ -175,3 +189,94 @@ def test_demo_auto_answer_needs_demo_flag(rig: Rig) -> None:
     wait_until(lambda: len(rig.listener.drain().answers) == 3, message="three demo answers")
     assert [a.answer for a in rig.listener.answers] == [
         OfficerAnswer.ACKNOWLEDGE, OfficerAnswer.ON_MY_WAY, OfficerAnswer.ARRIVED]
+
+
+class Cues:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str]] = []
+
+    def say(self, text: str, language: str) -> bool:
+        self.said.append((text, language))
+        return True
+
+
+def test_positions_follow_the_pty_gnss_at_the_configured_rate(rig: Rig) -> None:
+    pty = PtyReceiver()
+    config = rig.config(position={"source": "gnss", "port": pty.port}, position_interval_s=0.2)
+    reader = GnssReader(config.position)  # type: ignore[arg-type]
+    agent = GlassesAgent(config, renderer=RecordingRenderer(), sink=RecordingSink(),
+                         position=reader)
+    agent.start()
+    try:
+        wait_until(lambda: reader.connected, message="GNSS port open")
+        wait_until(lambda: agent.counters["position_no_fix"] >= 1, message="no fix, no position")
+        assert not rig.listener.drain().positions
+
+        def feed() -> bool:
+            pty.write(nmea(GGA) + nmea(RMC))
+            return len(rig.listener.drain().positions) >= 4
+
+        wait_until(feed, message="positions from the receiver")
+        first = rig.listener.positions[0].positions[0]
+        assert (first.entity, first.entity_kind) == ("officer-li", EntityKind.OFFICER)
+        assert first.heading_deg == pytest.approx(84.4)
+        assert first.lat == pytest.approx(39.9087, abs=1e-4)
+        stamps = [b.ts for b in rig.listener.positions]
+        # Never faster than the configured interval (the loop waits it out between batches).
+        assert all((b - a).total_seconds() >= 0.19 for a, b in pairwise(stamps))
+        health = agent.runtime.health_message()
+        assert health.metrics["gnss_fix"] == 2.0 and health.metrics["positions"] >= 4
+    finally:
+        agent.stop()
+        pty.close()
+
+
+def test_health_counts_queue_stale_and_unsent_answers(rig: Rig) -> None:
+    agent = rig.start(stale_after_s=30)
+    fresh, old = notify(rig.site, rig.device), notify(rig.site, rig.device)
+    rig.send(fresh)
+    rig.send(old)
+    wait_until(lambda: len(agent.queue) == 2, message="queued")
+    agent.answer(fresh.id, OfficerAnswer.ACKNOWLEDGE)
+    rig.clock.advance(60)
+    agent.tick()
+    metrics = agent.runtime.health_message().metrics
+    assert metrics["notifications"] == 2 and metrics["stale"] == 2
+    assert metrics["unanswered"] == 1 and metrics["unsent_answers"] == 1
+
+
+def test_new_urgent_items_are_spoken_once_stale_and_low_ones_not(rig: Rig) -> None:
+    cues = Cues()
+    rig.renderer, rig.sink = RecordingRenderer(), RecordingSink()
+    agent = GlassesAgent(rig.config(language="zh-CN", stale_after_s=60), renderer=rig.renderer,
+                         sink=rig.sink, now=rig.clock, speaker=cues)
+    rig.agent = agent
+    agent.start()
+    urgent = notify(rig.site, rig.device, severity=Severity.CRITICAL)
+    for note in (urgent, urgent, notify(rig.site, rig.device, severity=Severity.LOW),
+                 notify(rig.site, rig.device, severity=Severity.HIGH,
+                        ts=rig.clock() - timedelta(seconds=600))):
+        agent.on_notify(note)
+    agent.tick()
+    agent.tick()
+    assert len(cues.said) == 1 and cues.said[0][1] == "zh-CN"
+    assert "入侵" in cues.said[0][0]  # the kind, from the catalogue
+
+
+def test_the_outbox_takes_answers_but_no_telemetry_or_foreign_messages(tmp_path: Path) -> None:
+    config = glasses_config("s1", "g1", BusConfig(), tmp_path / "data")
+    runtime = AgentRuntime(config, DeviceKind.GLASSES)
+    try:
+        answer = DispatchAnswer(site="s1", device="g1", dispatch_id=new_id(),
+                                notify_id=new_id(), officer="officer-li",
+                                answer=OfficerAnswer.REJECT)
+        assert runtime.send_durable(answer)
+        (item,) = runtime.outbox.due(float("inf"), 10)
+        assert item.topic == "gw/v1/s1/glasses/g1/answer"
+        with pytest.raises(ProtocolError, match="its own messages"):
+            runtime.send_durable(answer.model_copy(update={"device": "g2"}))
+        with pytest.raises(ProtocolError, match="outbox"):
+            runtime.send_durable(Reply(site="s1", device="g1", request_id=new_id(), ok=True))
+        assert runtime.outbox.depth() == 1
+    finally:
+        runtime.stop()
