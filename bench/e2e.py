@@ -402,6 +402,7 @@ def start_glasses(hub: RunningHub, broker: BrokerHarness, work: Path, stamps: St
         "site": SITE, "device": GLASSES, "data_dir": work / GLASSES,
         "mqtt": BusConfig(port=broker.port, username=GLASSES, password_file=secret),
         "officer": {"username": OFFICER},
+        "display": {"sink": {"type": "png", "directory": str(work / "hud")}},  # unused
         "speech": {"enabled": False}, "inputs": {"http": {"enabled": False}},
         "position_interval_s": 1.0, "queue_max": 20,
     })

@@ -77,7 +77,7 @@ def glasses_config(officer: Officer, *, site: str, mqtt: BusConfig, data_dir: Pa
         "mqtt": mqtt.model_dump(mode="json", exclude_defaults=True),
         "officer": {"username": officer.id},
         "language": officer.language,
-        "display": {"sink": {"type": "png", "directory": str(hud_dir), "keep_frames": 20}},
+        "display": {"sink": {"type": "png", "directory": str(hud_dir), "keep": 20}},
         "speech": {"enabled": False},  # a demo server has no loudspeaker worth waking
         "position": {"source": "gnss", "port": gnss_port},
         "position_interval_s": 1.0,
