@@ -15,8 +15,6 @@ and printed with ``--validate-config``.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import socket
 import threading
@@ -31,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from edge import gstreamer
 from edge.backoff import Backoff
 from edge.camera.lifecycle import log as lifecycle
 from edge.config import StrictModel
@@ -276,35 +275,12 @@ def pipeline_description(source: RtspSource | FileSource | V4l2Source | TestPatt
             "emit-signals=false")
 
 
-_gst: Any = None
-_gst_lock = threading.Lock()
-
-
 def gst() -> Any:
     """The initialised ``Gst`` module (imported lazily: GStreamer is optional on a dev box)."""
-    global _gst  # noqa: PLW0603 - one process-wide initialisation
-    with _gst_lock:
-        if _gst is None:
-            # libgstreamer pulls in libunwind, whose unwinder C++ runtimes loaded later
-            # (onnxruntime, LiteRT) would pick up: their first exception then aborts the
-            # process. Loading libgcc_s globally first keeps the standard unwinder in front.
-            with contextlib.suppress(OSError):
-                ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
-            try:
-                import gi
-
-                gi.require_version("Gst", "1.0")
-                gi.require_version("GstApp", "1.0")
-                from gi.repository import Gst, GstApp  # noqa: F401 - registers appsink API
-            except (ImportError, ValueError) as err:
-                raise IngestError(
-                    "GStreamer Python bindings missing: apt-get install python3-gst-1.0 "
-                    "gstreamer1.0-plugins-{base,good,bad,ugly} gstreamer1.0-libav, "
-                    "pip install 'PyGObject<3.51' and run scripts/link_gst_overrides.sh"
-                ) from err
-            Gst.init(None)
-            _gst = Gst
-        return _gst
+    try:
+        return gstreamer.gst()
+    except gstreamer.GStreamerMissingError as err:
+        raise IngestError(str(err)) from err
 
 
 _START_STALL_RETRIES = 2

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from edge.errors import GridwardError
+
 log = logging.getLogger(__name__)
 
 DEBIAN_PACKAGE = "fonts-noto-cjk"
@@ -35,8 +37,10 @@ PROBE_MISSING = "\U000ffffd"
 FC_TIMEOUT_S = 5.0
 
 
-class FontError(RuntimeError):
-    """No usable CJK-capable font; the message says what to install or configure."""
+class FontError(GridwardError, ValueError):
+    """No usable CJK-capable font; the message says what to install or configure. A
+    ValueError like the renderer's other refusals (a bad size, a bad mode), so a caller that
+    checks a display config catches all three the same way."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from edge.errors import GridwardError
 from edge.glasses.fonts import FontBook, default_fontbook
 from edge.glasses.view import (
     Frame,
@@ -49,12 +50,16 @@ MAX_WIDTH, MAX_HEIGHT = 3840, 2160
 MIN_ASPECT, MAX_ASPECT = 1.2, 2.4
 BASE_W, BASE_H = 640, 400  # the layout's design size; larger frames scale it
 ELLIPSIS = "…"
+SEPARATOR = " · "
+ANSWERED = "✓ "  # before the officer's latest answer
 # A hub title is data of unknown length; beyond this it is cut before layout even measures it.
 TITLE_MAX_CHARS = 200
 # Evidence crops come off the wire: refuse decompression bombs before decoding them.
 EVIDENCE_MAX_BYTES = 2_000_000
 EVIDENCE_MAX_PIXELS = 4096 * 4096
 EVIDENCE_CACHE = 8
+MASK_CACHE = 512  # rasterised labels (a few dozen per view, both languages)
+TITLE_CACHE = 32
 
 SEVERITY_COLOUR: dict[Severity, RGB] = {
     Severity.CRITICAL: (220, 30, 30),
@@ -74,7 +79,7 @@ SEVERITY_BORDER: dict[Severity, tuple[BorderStyle, int]] = {
 }
 
 
-class LayoutError(ValueError):
+class LayoutError(GridwardError, ValueError):
     """The frame size is one the HUD cannot lay out."""
 
 
@@ -129,6 +134,7 @@ class RenderStats:
     frames: int = 0
     evidence_refused: int = 0
     missing_hints: int = 0
+    bad_positions: int = 0  # a pose or target with NaN / infinite coordinates
 
 
 def format_distance(metres: float, language: Language) -> str:
@@ -230,6 +236,9 @@ class HudRenderer:
         self._layout = self._compute_layout()
         self._thumbs: OrderedDict[bytes, Image.Image | None] = OrderedDict()
         self._missing_hints: set[str] = set()
+        self._masks: OrderedDict[tuple[str, int, int | None],
+                                 tuple[Image.Image, int, int, int]] = OrderedDict()
+        self._titles: OrderedDict[tuple[str, int, int], tuple[str, ...]] = OrderedDict()
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -253,12 +262,12 @@ class HudRenderer:
         cx0, cx1 = card[0] + pad, card[2] - pad
         y = card[1] + pad
         severity = (cx0, y, cx0 + px(120), y + px(34))
-        kind = (severity[2] + px(10), y, cx1, y + px(34))
+        stale = (cx1 - px(80), y + px(5), cx1, y + px(29))
+        kind = (severity[2] + px(10), y, stale[0] - px(6), y + px(34))
         y = severity[3] + px(8)
         title = (cx0, y, cx1, y + px(64))
         y = title[3] + px(8)
-        meta = (cx0, y, cx1 - px(96), y + px(24))
-        stale = (cx1 - px(90), y, cx1, y + px(24))
+        meta = (cx0, y, cx1, y + px(24))
         y = meta[3] + px(10)
         action = (cx0, y, cx1, y + px(30))
         y = action[3] + px(6)
@@ -299,20 +308,38 @@ class HudRenderer:
         self.stats.frames += 1
         return np.array(image, dtype=np.uint8)  # a writable copy the caller may keep
 
-    def _font(self, box: Box, fill: float) -> ImageFont.FreeTypeFont:
-        return self.fonts.get(round((box[3] - box[1]) * fill))
-
     def _text(self, draw: ImageDraw.ImageDraw, box: Box, text: str, colour: RGB, *,
               fill: float = 0.75, align: Literal["left", "centre", "right"] = "left") -> None:
-        font = self._font(box, fill)
-        text = _cut(text, font, box[2] - box[0])
-        width = font.getlength(text)
-        x: float = box[0]
+        size = round((box[3] - box[1]) * fill)
+        mask, left, top, width = self._glyphs(text, size, box[2] - box[0])
+        x = box[0]
         if align == "centre":
-            x = box[0] + (box[2] - box[0] - width) / 2
+            x = box[0] + (box[2] - box[0] - width) // 2
         elif align == "right":
             x = box[2] - width
-        draw.text((x, (box[1] + box[3]) / 2), text, font=font, fill=colour, anchor="lm")
+        draw.bitmap((x + left, (box[1] + box[3]) // 2 + top), mask, fill=colour)
+
+    def _glyphs(self, text: str, size: int, max_width: int | None
+                ) -> tuple[Image.Image, int, int, int]:
+        """``text`` (cut to ``max_width`` with an ellipsis) as an antialiased mask, with its
+        offset from a left-middle anchor and its advance width. Cached: most of a HUD is the
+        same few labels every frame, and rasterising them is most of the drawing time."""
+        key = (text, size, max_width)
+        hit = self._masks.get(key)
+        if hit is not None:
+            self._masks.move_to_end(key)
+            return hit
+        font = self.fonts.get(size)
+        if max_width is not None:
+            text = _cut(text, font, max_width)
+        left, top, right, bottom = (int(v) for v in font.getbbox(text, anchor="lm"))
+        mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+        ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255, anchor="lm")
+        entry = (mask, left, top, round(font.getlength(text)))
+        self._masks[key] = entry
+        while len(self._masks) > MASK_CACHE:
+            self._masks.popitem(last=False)
+        return entry
 
     def _status(self, draw: ImageDraw.ImageDraw, view: HudView) -> None:
         pal, box, lang = self.palette, self._layout.status, view.language
@@ -321,7 +348,7 @@ class HudRenderer:
         parts = [translate("hud.online" if view.online else "hud.offline", lang)]
         if view.unsent_answers > 0:
             parts.append(translate("hud.unsent", lang, count=view.unsent_answers))
-        left = " · ".join(parts)
+        left = SEPARATOR.join(parts)
         half = (inner[0], inner[1], (inner[0] + inner[2]) // 2, inner[3])
         colour = pal.dim if view.online and view.unsent_answers == 0 else pal.alarm
         if not view.online:
@@ -362,17 +389,16 @@ class HudRenderer:
         # Hub data: drawn on a crop of its own box and pasted back, so no glyph (a stack of
         # combining marks, a tall script) can spill over its neighbours.
         with _clipped(image, lay.title) as (sub, box):
-            title_font = self.fonts.get(round((box[3] - box[1]) * 0.4))
-            lines = _wrap(clean_text(item.title), title_font, box[2] - box[0], 2)
-            line_h = (box[3] - box[1]) / 2
-            for n, line in enumerate(lines):
-                sub.text((0, line_h * (n + 0.5)), line, font=title_font, fill=pal.text,
-                         anchor="lm")
+            size = round((box[3] - box[1]) * 0.4)
+            line_h = (box[3] - box[1]) // 2
+            for n, line in enumerate(self._title_lines(item.title, size, box[2] - box[0])):
+                mask, left, top, _ = self._glyphs(line, size, None)
+                sub.bitmap((left, line_h * n + line_h // 2 + top), mask, fill=pal.text)
         meta = [format_age(view.now, item.issued_at, lang)]
         if item.incident_number:
             meta.insert(0, translate("hud.incident", lang, number=clean_text(item.incident_number)))
         with _clipped(image, lay.meta) as (sub, box):
-            self._text(sub, box, " · ".join(meta), pal.dim, fill=0.7)
+            self._text(sub, box, SEPARATOR.join(meta), pal.dim, fill=0.7)
         if item.stale:
             draw.rectangle(_inclusive(lay.stale), outline=pal.alarm, width=self._px(2))
             self._text(draw, lay.stale, translate("hud.stale", lang), pal.alarm, fill=0.65,
@@ -380,8 +406,18 @@ class HudRenderer:
         self._text(draw, lay.action, translate(f"hud.action.{item.action.value}", lang),
                    pal.text, fill=0.75)
         if item.answer is not None:
-            self._text(draw, lay.answer, "✓ " + translate(f"hud.answer.{item.answer.value}",
+            self._text(draw, lay.answer, ANSWERED + translate(f"hud.answer.{item.answer.value}",
                                                           lang), pal.dim, fill=0.7)
+
+    def _title_lines(self, title: str, size: int, width: int) -> tuple[str, ...]:
+        key = (title, size, width)
+        lines = self._titles.get(key)
+        if lines is None:
+            lines = tuple(_wrap(clean_text(title), self.fonts.get(size), width, 2))
+            self._titles[key] = lines
+            while len(self._titles) > TITLE_CACHE:
+                self._titles.popitem(last=False)
+        return lines
 
     def _border(self, draw: ImageDraw.ImageDraw, box: Box, severity: Severity,
                 colour: RGB) -> None:
@@ -416,11 +452,15 @@ class HudRenderer:
         radius = (box[2] - box[0]) / 2 - self._px(2)
         draw.ellipse((box[0] + 1, box[1] + 1, box[2] - 2, box[3] - 2), outline=pal.ring,
                      width=self._px(2))
+        if pose is not None and not _finite(pose.lon, pose.lat, pose.heading_deg):
+            # A receiver glitch must cost the arrow, not the frame (NaN has no direction).
+            self.stats.bad_positions += 1
+            pose = None
         if pose is None:
             self._text(draw, lay.distance, translate("hud.no_position", language), pal.alarm,
                        fill=0.75, align="centre")
             return
-        if item.target is None:
+        if item.target is None or not _finite(*item.target):
             self._text(draw, lay.distance, translate("hud.no_target", language), pal.dim,
                        fill=0.75, align="centre")
             return
@@ -518,9 +558,11 @@ def decode_thumbnail(jpeg: bytes, size: tuple[int, int]) -> Image.Image:
             if im.width * im.height > EVIDENCE_MAX_PIXELS:
                 raise ValueError(f"evidence of {im.width}x{im.height} pixels")
             im.draft("RGB", size)
-            thumb = im.convert("RGB")
-    thumb.thumbnail(size)
-    return thumb
+            photo = im.convert("RGB")
+    # Fit the box both ways: a 112 px face crop is worth enlarging on a 1280 px display.
+    factor = min(size[0] / photo.width, size[1] / photo.height)
+    fitted = (max(1, round(photo.width * factor)), max(1, round(photo.height * factor)))
+    return photo.resize(fitted, Image.Resampling.BILINEAR)
 
 
 @contextmanager
@@ -529,6 +571,10 @@ def _clipped(image: Image.Image, box: Box) -> Iterator[tuple[ImageDraw.ImageDraw
     sub = image.crop(box)
     yield ImageDraw.Draw(sub), (0, 0, box[2] - box[0], box[3] - box[1])
     image.paste(sub, box[:2])
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is None or math.isfinite(v) for v in values)
 
 
 def _inclusive(box: Box) -> Box:

@@ -9,10 +9,10 @@ config the glasses agent embeds (:data:`SinkConfig`).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from edge import gstreamer
 from edge.config import StrictModel
 from edge.errors import GridwardError
 from edge.glasses.view import Frame, Sink
@@ -75,18 +76,33 @@ class PngSink:
                 found.append((int(match.group(1)), path))
         return sorted(found)
 
-    def _atomic_write(self, image: Image.Image, name: str) -> None:
+    def _atomic_write(self, data: bytes, name: str) -> None:
         tmp = self.directory / f".{name}.{os.getpid()}.png.tmp"
-        image.save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(data)
         tmp.replace(self.directory / name)
+
+    def _link_latest(self, name: str, data: bytes) -> None:
+        tmp = self.directory / f".{LATEST}.{os.getpid()}.png.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            tmp.hardlink_to(self.directory / name)
+        except OSError:  # a filesystem without hard links (vfat on an SD card)
+            tmp.write_bytes(data)
+        tmp.replace(self.directory / LATEST)
 
     def show(self, frame: Frame) -> None:
         _check_frame(frame)
-        image = Image.fromarray(frame, "RGB")
+        buf = io.BytesIO()
+        # compress_level 1: a HUD frame is mostly flat colour, so the fastest level is
+        # nearly as small and several times quicker than the default 6.
+        Image.fromarray(frame, "RGB").save(buf, format="PNG", compress_level=1)
+        data = buf.getvalue()
         name = f"frame-{self._next:06d}.png"
         try:
-            self._atomic_write(image, name)
-            self._atomic_write(image, LATEST)
+            self._atomic_write(data, name)
+            # latest.png is a second link to the same file: no second write, and it survives
+            # the numbered name being pruned later.
+            self._link_latest(name, data)
         except OSError as err:
             raise SinkError(f"cannot write a HUD frame to {self.directory}: {err}") from err
         self._next += 1
@@ -104,29 +120,12 @@ class PngSink:
 
 # -- GStreamer --------------------------------------------------------------------------------
 
-_gst: Any = None
-_gst_lock = threading.Lock()
-
-
 def gst() -> Any:
     """The initialised ``Gst`` module, imported lazily (GStreamer is optional on a box)."""
-    global _gst  # noqa: PLW0603 - one process-wide initialisation
-    with _gst_lock:
-        if _gst is None:
-            try:
-                import gi
-
-                gi.require_version("Gst", "1.0")
-                gi.require_version("GstApp", "1.0")
-                from gi.repository import Gst, GstApp  # noqa: F401 - registers appsrc
-            except (ImportError, ValueError) as err:
-                raise SinkError(
-                    "GStreamer Python bindings missing: apt-get install python3-gst-1.0 "
-                    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good and "
-                    "pip install 'PyGObject<3.51'") from err
-            Gst.init(None)
-            _gst = Gst
-        return _gst
+    try:
+        return gstreamer.gst()
+    except gstreamer.GStreamerMissingError as err:
+        raise SinkError(str(err)) from err
 
 
 class GstSink:

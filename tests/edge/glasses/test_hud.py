@@ -16,8 +16,11 @@ from PIL import Image, ImageFont
 
 from edge.glasses.fonts import FontBook, FontError, default_fontbook, draws_glyph, find_cjk_font
 from edge.glasses.hud import (
+    ANSWERED,
     COLOUR,
+    ELLIPSIS,
     MONO,
+    SEPARATOR,
     SEVERITY_COLOUR,
     HudRenderer,
     LayoutError,
@@ -76,10 +79,10 @@ def crop(frame: Frame, box: Box) -> Frame:
 
 def ink(frame: Frame, box: Box) -> int:
     """Pixels in ``box`` that differ from its most common colour (its background)."""
-    region = crop(frame, box).reshape(-1, 3)
-    colours, counts = np.unique(region, axis=0, return_counts=True)
-    background = colours[counts.argmax()]
-    return int((region != background).any(axis=1).sum())
+    region = crop(frame, box).reshape(-1, 3).astype(np.uint32)
+    packed = (region[:, 0] << 16) | (region[:, 1] << 8) | region[:, 2]
+    colours, counts = np.unique(packed, return_counts=True)
+    return int((packed != colours[counts.argmax()]).sum())
 
 
 def arrow_direction(frame: Frame, box: Box, colour: tuple[int, int, int]) -> float | None:
@@ -174,6 +177,21 @@ def test_distance_and_no_position(renderers: dict[tuple[int, int, str], HudRende
     assert not np.array_equal(distances[0], distances[2])
 
 
+@pytest.mark.parametrize("pose", [Pose(math.nan, HERE[1], NOW, heading_deg=0.0),
+                                  Pose(HERE[0], HERE[1], NOW, heading_deg=math.inf),
+                                  Pose(HERE[0], math.inf, NOW)])
+def test_a_broken_fix_shows_no_position_instead_of_crashing(fonts: FontBook, pose: Pose) -> None:
+    r = HudRenderer(640, 400, font=fonts)
+    boxes = r.layout()
+    lost = r.render(view(pose=None))
+    broken = r.render(view(pose=pose))
+    assert np.array_equal(crop(broken, boxes["distance"]), crop(lost, boxes["distance"]))
+    assert arrow_direction(broken, boxes["arrow"], COLOUR.arrow) is None
+    assert r.stats.bad_positions == 1
+    nan_target = r.render(view(item(target=(math.nan, 0.0))))
+    assert arrow_direction(nan_target, boxes["arrow"], COLOUR.arrow) is None
+
+
 def test_format_distance_and_age() -> None:
     assert format_distance(120.4, "en") == "120 m"
     assert format_distance(1400, "en") == "1.4 km"
@@ -199,6 +217,7 @@ def test_cjk_labels_render_with_real_glyphs(
     chars = {ch for key, text in catalogue("zh-CN").items() if key.startswith("hud.")
              for ch in text if ord(ch) > 0x2E80}
     assert chars
+    chars |= set((ELLIPSIS + SEPARATOR + ANSWERED).replace(" ", ""))  # its own symbols
     missing = sorted(ch for ch in chars if not draws_glyph(font, ch))
     assert missing == []
 
@@ -216,6 +235,9 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
         find_cjk_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
     with pytest.raises(FontError, match="does not exist"):
         find_cjk_font(Path("/nonexistent/font.ttc"))
+    # the agent's config check catches ValueError for every display refusal
+    assert issubclass(FontError, ValueError)
+    assert issubclass(LayoutError, ValueError)
 
 
 @pytest.mark.parametrize("mode", ["colour", "mono_green"])

@@ -76,18 +76,34 @@ def test_png_sink_keeps_the_previous_latest_when_a_write_fails(tmp_path: Path,
     sink = PngSink(tmp_path, keep=5)
     first = frame()
     sink.show(first)
-    real_save = Image.Image.save
+    real_write = Path.write_bytes
 
-    def half_write(self: Image.Image, fp: object, *args: object, **kw: object) -> None:
-        Path(str(fp)).write_bytes(b"\x89PNG\r\n\x1a\n half")
+    def half_write(self: Path, data: bytes) -> int:
+        real_write(self, data[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(Image.Image, "save", half_write)
+    monkeypatch.setattr(Path, "write_bytes", half_write)
     with pytest.raises(SinkError, match="disk full"):
         sink.show(frame())
-    monkeypatch.setattr(Image.Image, "save", real_save)
+    monkeypatch.setattr(Path, "write_bytes", real_write)
     # a reader of latest.png still gets the whole previous frame, never the half one
     assert np.array_equal(np.asarray(Image.open(sink.latest)), first)
+
+
+def test_png_sink_without_hard_links_writes_latest_as_a_copy(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    def no_links(self: Path, target: Path) -> None:
+        raise OSError("operation not permitted")  # what vfat answers
+
+    monkeypatch.setattr(Path, "hardlink_to", no_links)
+    sink = PngSink(tmp_path, keep=1)
+    frames = [frame(), frame()]
+    for f in frames:
+        sink.show(f)
+    assert np.array_equal(np.asarray(Image.open(sink.latest)), frames[-1])
+    assert sink.latest.stat().st_nlink == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame-000002.png", LATEST]
 
 
 # -- GStreamer --------------------------------------------------------------------------------
