@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from edge.camera.config import CameraConfig
 from edge.cli import main
 from edge.config import ConfigError, load_config
+from edge.glasses.config import GlassesConfig
 from edge.lidar.config import LidarConfig
 from edge.wristband.config import WristbandConfig
 from edge.wristband.service import load_engine
@@ -26,6 +27,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "camera.yaml": CameraConfig,
     "lidar.yaml": LidarConfig,
     "wristband.yaml": WristbandConfig,
+    "glasses.yaml": GlassesConfig,
 }
 ZONE_FILES = ["wristband-zones.geojson"]
 VALIDATE = {
@@ -33,6 +35,7 @@ VALIDATE = {
     "camera.yaml": ["edge", "camera"],
     "lidar.yaml": ["edge", "lidar"],
     "wristband.yaml": ["edge", "wristband"],
+    "glasses.yaml": ["edge", "glasses"],
 }
 
 
@@ -67,6 +70,9 @@ def test_validate_config_accepts_it(
         )
         keys.chmod(0o600)
         monkeypatch.setenv("GRIDWARD_BAND_KEYS_FILE", str(keys))
+    if name == "glasses.yaml":
+        # the local API token is the secret: from the variable the example documents
+        monkeypatch.setenv("GRIDWARD_GLASSES_API_TOKEN", os.urandom(16).hex())
     code = main([*VALIDATE[name], "--config", str(CONFIGS / name), "--validate-config"])
     out = capsys.readouterr()
     assert code == 0, out.out + out.err

@@ -44,7 +44,7 @@ def position_source(config: GlassesConfig) -> PositionSource | None:
 def add_inputs(agent: GlassesAgent, config: GlassesConfig, token: str | None) -> None:
     from edge.glasses.inputs import KeyReader, LocalApi, SerialButton
 
-    if config.inputs.http.enabled and token is not None:
+    if token is not None:
         agent.add_input(LocalApi(config.inputs.http, agent, token))
     if config.inputs.keys.enabled:
         agent.add_input(KeyReader(agent))
@@ -64,8 +64,8 @@ def _check(args: argparse.Namespace) -> tuple[GlassesConfig, HudRenderer, str | 
         return str(err)
     token: str | None = None
     try:
-        if config.inputs.http.enabled and config.inputs.http.token_file is not None:
-            token = read_token(config.inputs.http.token_file)
+        if config.inputs.http.enabled:
+            token = read_token(config.inputs.http)
         renderer = HudRenderer(config.display.width_px, config.display.height_px,
                                config.display.mode)
     except OSError as err:

@@ -67,7 +67,9 @@ class HttpInput(StrictModel):
         "127.0.0.1")
     port: Annotated[int, Field(ge=0, le=65535)] = 8765
     token_file: Path | None = Field(default=None, description=(
-        "bearer token for the local API (a 0600 file); required when enabled"))
+        "bearer token for the local API (a 0600 file); else the variable token_env"))
+    token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = (
+        "GRIDWARD_GLASSES_API_TOKEN")  # noqa: S105 - the name of a variable, not a secret
     max_body_bytes: Annotated[int, Field(ge=64, le=65_536)] = 4096
 
 
@@ -118,8 +120,6 @@ class GlassesConfig(AgentConfig):
     def _consistent(self) -> GlassesConfig:
         if self.auto_answer is not None and not self.demo:
             raise ValueError("auto_answer answers for the officer: it needs demo: true")
-        if self.inputs.http.enabled and self.inputs.http.token_file is None:
-            raise ValueError("inputs.http needs a token_file (or set inputs.http.enabled: false)")
         if self.position.source == "phone" and not self.inputs.http.enabled:
             raise ValueError("position source phone posts to the local API: enable inputs.http")
         return self

@@ -24,6 +24,7 @@ from typing import Any
 import pynmea2  # type: ignore[import-untyped]
 
 from edge.glasses.config import GnssPosition
+from edge.glasses.serial_port import SerialDevice
 from edge.glasses.view import Pose
 from edge.validators import utcnow
 
@@ -211,31 +212,17 @@ class NmeaParser:
 FIX_STATES = {"none": 0.0, "stale": 1.0, "fix": 2.0}
 
 
-class GnssReader:
+class GnssReader(SerialDevice):
     """Reads the receiver's serial port on a thread; reopens it after an unplug."""
 
     def __init__(self, config: GnssPosition, *, now: Callable[[], datetime] = utcnow,
                  reopen_s: float = 1.0) -> None:
+        super().__init__("gnss", config.port, config.baudrate, read_timeout_s=0.2,
+                         reopen_s=reopen_s)
         self.config = config
         self.parser = NmeaParser(max_fix_age_s=config.max_fix_age_s,
                                  min_speed_mps=config.min_speed_mps)
         self._now = now
-        self._reopen_s = reopen_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.opened = 0
-        self.port_errors = 0
-        self.connected = False
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="glasses-gnss", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def pose(self, now: datetime) -> Pose | None:
         return self.parser.pose(now)
@@ -250,29 +237,6 @@ class GnssReader:
             "gnss_garbage": float(c["garbage"] + c["malformed"]),
             "gnss_port_errors": float(self.port_errors),
         }
-
-    def _run(self) -> None:
-        import serial
-
-        while not self._stop.is_set():
-            try:
-                port = serial.Serial(self.config.port, self.config.baudrate, timeout=0.2)
-            except (serial.SerialException, OSError) as err:
-                self.port_errors += 1
-                log.info("GNSS port %s not open: %s", self.config.port, err)
-                self._stop.wait(self._reopen_s)
-                continue
-            self.opened += 1
-            self.connected = True
-            try:
-                self._read(port)
-            except (serial.SerialException, OSError) as err:
-                self.port_errors += 1
-                log.warning("GNSS port %s lost: %s", self.config.port, err)
-            finally:
-                self.connected = False
-                port.close()
-            self._stop.wait(self._reopen_s)
 
     def _read(self, port: Any) -> None:
         pending = b""

@@ -12,21 +12,22 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import select
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.glasses.config import ButtonInput, HttpInput
+from edge.glasses.serial_port import SerialDevice
 from edge.glasses.service import RefusedError
 from edge.glasses.view import Pose
 from edge.protocol import DispatchAnswer, OfficerAnswer
@@ -165,10 +166,23 @@ def _allow(method: str, allowed: str) -> None:
         raise _HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed")
 
 
-def read_token(path: Path) -> str:
-    token = path.read_text(encoding="utf-8").strip()
-    if len(token) < 16:
-        raise ValueError(f"the API token in {path} is shorter than 16 characters")
+MIN_TOKEN_CHARS = 16  # shorter is guessable: no protection
+
+
+def read_token(config: HttpInput, environ: Mapping[str, str] | None = None) -> str:
+    """The local API's bearer token from ``token_file``, else from ``$token_env``. Raises
+    ValueError (missing, too short) or OSError (unreadable file)."""
+    if config.token_file is not None:
+        token = config.token_file.read_text(encoding="utf-8").strip()
+        where = str(config.token_file)
+    else:
+        env = os.environ if environ is None else environ
+        token, where = env.get(config.token_env, "").strip(), f"${config.token_env}"
+        if not token:
+            raise ValueError(f"the local API needs a token: set inputs.http.token_file or "
+                             f"{where} (or inputs.http.enabled: false)")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(f"the API token in {where} is shorter than {MIN_TOKEN_CHARS} characters")
     return token
 
 
@@ -213,6 +227,12 @@ class LocalApi:
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    def health(self) -> dict[str, float]:
+        refused = sum(v for k, v in self.counters.items() if k.startswith("refused_"))
+        return {"api_requests": float(self.counters["requests"]),
+                "api_refused": float(refused),
+                "api_unauthorised": float(self.counters["refused_401"])}
 
     def start(self) -> None:
         self._server.server_bind()
@@ -343,7 +363,7 @@ class TapDetector:
         return None
 
 
-class SerialButton:
+class SerialButton(SerialDevice):
     """A remote that sends a line (or a lone byte) per press on a serial port: tap =
     acknowledge the selected notification, double tap = the next one."""
 
@@ -351,24 +371,17 @@ class SerialButton:
 
     def __init__(self, config: ButtonInput, controller: Controller, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__("button", config.port, config.baudrate, read_timeout_s=self.QUIET_S)
         self.config = config
         self.controller = controller
         self.taps = TapDetector(config.double_tap_s)
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.counters: Counter[str] = Counter()
-        self.connected = False
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="glasses-button", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    def health(self) -> dict[str, float]:
+        return {"button_taps": float(self.counters["tap"]),
+                "button_double_taps": float(self.counters["double"]),
+                "button_connected": 1.0 if self.connected else 0.0}
 
     def gesture(self, gesture: str | None) -> None:
         if gesture is None:
@@ -382,29 +395,6 @@ class SerialButton:
         except RefusedError as err:
             self.counters["refused"] += 1
             log.info("button tap: %s", err)
-
-    def _run(self) -> None:
-        import serial
-
-        while not self._stop.is_set():
-            try:
-                port = serial.Serial(self.config.port, self.config.baudrate,
-                                     timeout=self.QUIET_S)
-            except (serial.SerialException, OSError) as err:
-                self.counters["port_errors"] += 1
-                log.info("button port %s not open: %s", self.config.port, err)
-                self._stop.wait(1.0)
-                continue
-            self.connected = True
-            try:
-                self._read(port)
-            except (serial.SerialException, OSError) as err:
-                self.counters["port_errors"] += 1
-                log.warning("button port %s lost: %s", self.config.port, err)
-            finally:
-                self.connected = False
-                port.close()
-            self._stop.wait(1.0)
 
     def _read(self, port: Any) -> None:
         pending = False

@@ -202,8 +202,12 @@ class GlassesAgent:
                 self._evidence[notify.id] = base64.b64decode(notify.evidence.data_b64)
                 while len(self._evidence) > EVIDENCE_KEPT:
                     self._evidence.popitem(last=False)
-            if notify.severity in CUE_SEVERITIES and not stale and self.speaker is not None:
-                self._cues.append(notify.id)
+            if notify.severity in CUE_SEVERITIES and not stale:
+                # A fresh urgent dispatch takes the card: the officer must not have to page
+                # to it (the one looked at before is one "p" away).
+                self._selected = notify.id
+                if self.speaker is not None:
+                    self._cues.append(notify.id)
         self._wake.set()
 
     # -- what the officer does ----------------------------------------------------------------
@@ -392,4 +396,8 @@ class GlassesAgent:
         }
         if self.position is not None:
             metrics.update(self.position.health())
+        for source in self.inputs:
+            report = getattr(source, "health", None)
+            if callable(report):
+                metrics.update(report())
         return {"metrics": metrics, "dropped": {"notes_evicted": self.queue.evicted}}

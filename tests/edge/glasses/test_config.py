@@ -13,14 +13,14 @@ from edge.config import ConfigError, parse_config
 from edge.glasses.config import GlassesConfig
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE = ROOT / "configs" / "glasses.example.yaml"
+EXAMPLE = ROOT / "configs" / "glasses.yaml"
 
 
 def _example(tmp_path: Path, **changes: object) -> Path:
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     token = tmp_path / "api.token"
     token.write_text("0123456789abcdef-token\n", encoding="utf-8")
-    data["inputs"]["http"]["token_file"] = str(token)
+    data["inputs"]["http"]["token_file"] = str(token)  # instead of the variable
     data.update(changes)
     path = tmp_path / "glasses.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -34,8 +34,12 @@ def test_example_config_validates(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "li-wei" in out and "gnss" in out  # printed in the config's language (zh-CN)
 
 
-def test_short_token_and_bad_size_fail_validation(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_or_short_token_and_bad_size_fail_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRIDWARD_GLASSES_API_TOKEN", raising=False)
+    assert main(["edge", "glasses", "--config", str(EXAMPLE), "--validate-config"]) == 2
+    assert "GRIDWARD_GLASSES_API_TOKEN" in capsys.readouterr().err
     path = _example(tmp_path)
     (tmp_path / "api.token").write_text("short", encoding="utf-8")
     assert main(["edge", "glasses", "--config", str(path), "--validate-config"]) == 2
@@ -48,7 +52,6 @@ def test_short_token_and_bad_size_fail_validation(
 
 @pytest.mark.parametrize(("change", "reason"), [
     ({"auto_answer": {"after_s": 3}}, "demo: true"),
-    ({"inputs": {"http": {"enabled": True}}}, "token_file"),
     ({"position": {"source": "phone"}, "inputs": {"http": {"enabled": False}}}, "local API"),
     ({"officer": {"username": "li wei"}}, "officer.username"),
     ({"display": {"sink": {"type": "png"}}}, "display.sink.png.directory"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from edge.bus import BusConfig
 from edge.glasses.config import ButtonInput, HttpInput
 from edge.glasses.inputs import LocalApi, SerialButton, TapDetector, handle_key, read_token
 from edge.glasses.service import GlassesAgent, PhoneFixes
-from edge.protocol import DispatchAnswer, OfficerAnswer, decode_as
-from edge.validators import new_id
+from edge.protocol import DispatchAnswer, OfficerAnswer, Severity, decode_as
+from edge.validators import new_id, utcnow
 from tests.edge.glasses.support import (
     PtyReceiver,
     RecordingRenderer,
@@ -45,7 +46,7 @@ def agent(tmp_path: Path) -> Iterator[GlassesAgent]:
 
 @pytest.fixture
 def api(agent: GlassesAgent) -> Iterator[LocalApi]:
-    server = LocalApi(HttpInput(port=0, token_file=Path("unused")), agent, TOKEN)
+    server = LocalApi(HttpInput(port=0), agent, TOKEN)
     server.start()
     yield server
     server.stop()
@@ -69,7 +70,7 @@ def call(api: LocalApi, method: str, path: str, body: Any = None, *, token: str 
 
 def test_state_select_answer_and_position_through_the_api(
         agent: GlassesAgent, api: LocalApi) -> None:
-    first, second = notify(SITE, DEVICE), notify(SITE, DEVICE)
+    first, second = (notify(SITE, DEVICE, severity=Severity.MEDIUM) for _ in range(2))
     agent.on_notify(first)
     agent.on_notify(second)
     status, state = call(api, "GET", "/v1/state")
@@ -103,7 +104,9 @@ def test_requests_without_the_token_are_refused(
                      token=token, headers=headers)
     assert status == 401
     assert agent.runtime.outbox.depth() == 0
-    assert api.counters["refused_401"] == 2
+    agent.add_input(api)
+    metrics = agent.health_fields()["metrics"]
+    assert metrics["api_unauthorised"] == 2 and metrics["api_refused"] == 2
 
 
 def test_hostile_bodies_are_refused_and_nothing_is_sent(
@@ -139,17 +142,37 @@ def test_hostile_bodies_are_refused_and_nothing_is_sent(
     assert call(api, "GET", "/v1/state")[0] == 200
 
 
-def test_short_tokens_are_refused(tmp_path: Path) -> None:
+def test_tokens_from_file_or_variable_and_short_ones_refused(tmp_path: Path) -> None:
     (tmp_path / "t").write_text("short\n", encoding="utf-8")
+    from_file = HttpInput(token_file=tmp_path / "t")
     with pytest.raises(ValueError, match="16"):
-        read_token(tmp_path / "t")
+        read_token(from_file)
     (tmp_path / "t").write_text(TOKEN + "\n", encoding="utf-8")
-    assert read_token(tmp_path / "t") == TOKEN
+    assert read_token(from_file) == TOKEN
+    from_env = HttpInput(token_env="GLASSES_TOKEN")
+    assert read_token(from_env, {"GLASSES_TOKEN": TOKEN}) == TOKEN
+    with pytest.raises(ValueError, match="GLASSES_TOKEN"):
+        read_token(from_env, {})
+    with pytest.raises(ValueError, match="16"):
+        read_token(from_env, {"GLASSES_TOKEN": "abc"})
+
+
+def test_a_fresh_urgent_notify_takes_the_card_a_routine_one_does_not(
+        agent: GlassesAgent) -> None:
+    agent.on_notify(low := notify(SITE, DEVICE, severity=Severity.LOW))
+    assert agent.selected_id() == low.id
+    agent.on_notify(notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    assert agent.selected_id() == low.id
+    agent.on_notify(critical := notify(SITE, DEVICE, severity=Severity.CRITICAL))
+    assert agent.selected_id() == critical.id
+    agent.on_notify(notify(SITE, DEVICE, severity=Severity.HIGH,
+                           ts=utcnow() - timedelta(hours=1)))  # stale: no interruption
+    assert agent.selected_id() == critical.id
 
 
 def test_keys_select_and_answer_the_selected_item(agent: GlassesAgent) -> None:
-    agent.on_notify(first := notify(SITE, DEVICE))
-    agent.on_notify(second := notify(SITE, DEVICE))
+    agent.on_notify(first := notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    agent.on_notify(second := notify(SITE, DEVICE, severity=Severity.MEDIUM))
     assert handle_key("n", agent) and agent.selected_id() == second.id
     assert handle_key("A", agent)
     assert agent.queue.get(second.id).answer is OfficerAnswer.ACKNOWLEDGE  # type: ignore[union-attr]
@@ -171,8 +194,8 @@ def test_tap_detector_tells_tap_from_double_tap() -> None:
 
 
 def test_serial_button_tap_acknowledges_double_tap_moves(agent: GlassesAgent) -> None:
-    agent.on_notify(first := notify(SITE, DEVICE))
-    agent.on_notify(second := notify(SITE, DEVICE))
+    agent.on_notify(first := notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    agent.on_notify(second := notify(SITE, DEVICE, severity=Severity.MEDIUM))
     pty = PtyReceiver()
     button = SerialButton(ButtonInput(port=pty.port, double_tap_s=0.3), agent)
     button.start()
