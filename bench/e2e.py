@@ -32,11 +32,12 @@ import itertools
 import json
 import queue
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class Stamps:
     by_alert: dict[str, dict[str, float]] = field(default_factory=dict)
     by_dispatch: dict[str, str] = field(default_factory=dict)  # dispatch id -> alert id
     pending: dict[str, float] = field(default_factory=dict)  # rendered before linked
+    passes: list[float] = field(default_factory=list)  # command publisher passes, seconds
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def mark(self, alert_id: str, hop: str, at: float | None = None) -> None:
@@ -266,7 +268,8 @@ def event(seq: int) -> tuple[int, AlertDetails, Severity, Location]:
 def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
     """Stamp ``stored`` as ingest's after-commit callback starts and ``intake`` as it returns
     (incident intake and the dispatch it writes run inside it); ``picked`` (a breakdown of
-    broker -> stored) when the ingest thread hands the batch to the store."""
+    broker -> stored) when the ingest thread hands the batch to the store, and ``published``
+    (of intake -> dispatched) when the command publisher hands the Notify to paho."""
     ingest = hub.service.ingest
     inner = ingest.on_stored
     if inner is None:
@@ -293,10 +296,32 @@ def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
                 stamps.mark(item.message.id, "picked", at)
         return write_batch(batch, *args, **kwargs)
 
-    store.write_batch = timed_write  # type: ignore[method-assign]
+    store.write_batch = timed_write  # type: ignore[method-assign,assignment]
+    bus = hub.service.bus
+    publish = bus.publish
+
+    def watched_publish(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+        if topic.endswith("/notify"):  # the command publisher hands the Notify to paho
+            alert_id = json.loads(payload).get("alert_id")
+            if alert_id:
+                stamps.mark(alert_id, "published")
+        return publish(topic, payload, *args, **kwargs)
+
+    bus.publish = watched_publish  # type: ignore[method-assign]
+    publisher = hub.service.command_publisher
+    publish_due = publisher.publish_due
+
+    def timed_pass() -> int:
+        t0 = time.perf_counter()
+        try:
+            return publish_due()
+        finally:
+            stamps.passes.append(time.perf_counter() - t0)
+
+    publisher.publish_due = timed_pass  # type: ignore[method-assign]
 
 
-OFFICER = "e2e-officer"
+OFFICER = f"{SITE}-officer"  # start_hub makes one user per role
 GLASSES = "e2e-glasses"
 
 
@@ -372,9 +397,10 @@ class MemorySink:
 
     CHIPS_DRAWN = 2  # at 640 px the strip has room for at least two
 
-    def __init__(self, renderer: WatchedRenderer, stamps: Stamps, answerer: Answerer) -> None:
+    def __init__(self, renderer: WatchedRenderer, report: Callable[[str, float], None],
+                 answerer: Answerer) -> None:
         self.renderer = renderer
-        self.stamps = stamps
+        self.report = report
         self.answerer = answerer
         self.frames = 0
         self.as_card = 0
@@ -397,57 +423,133 @@ class MemorySink:
                 self.as_card += 1
             else:
                 self.as_chip += 1
-            self.stamps.mark_rendered(item.dispatch_id, at)
+            self.report(item.dispatch_id, at)
             self.answerer.todo.put(item.notify_id)
 
     def close(self) -> None:
         return None
 
 
-def start_glasses(hub: RunningHub, broker: BrokerHarness, work: Path, stamps: Stamps,
-                  stack: ExitStack) -> MemorySink:
-    """A real glasses agent (edge/glasses/service.py) with the real HUD renderer, for an
-    officer bound to it and on duty, whose fix the hub has."""
-    from edge.bus import BusConfig
+def glasses_config(broker_port: int, secret: Path, work: Path) -> dict[str, Any]:
+    return {
+        "site": SITE, "device": GLASSES, "data_dir": str(work / GLASSES),
+        "mqtt": {"port": broker_port, "username": GLASSES, "password_file": str(secret)},
+        "officer": {"username": OFFICER},
+        "display": {"sink": {"type": "png", "directory": str(work / "hud")}},  # unused
+        "speech": {"enabled": False}, "inputs": {"http": {"enabled": False}},
+        "position_interval_s": 1.0, "queue_max": 20,
+    }
+
+
+@contextmanager
+def glasses_agent(config_json: str, report: Callable[[str, float], None]) -> Iterator[Any]:
+    """A real glasses agent (edge/glasses/service.py) with the real HUD renderer and the
+    in-memory sink; yields (agent, sink)."""
     from edge.glasses.config import GlassesConfig
     from edge.glasses.hud import HudRenderer
     from edge.glasses.service import GlassesAgent
-    from hub.auth import Role, create_user
 
-    with hub.service.store.engine.begin() as conn:
-        create_user(conn, OFFICER, "e2e-officer-password", Role.OFFICER, "Bench officer")
+    config = GlassesConfig.model_validate_json(config_json)
+    answerer = Answerer()
+    renderer = WatchedRenderer(HudRenderer(config.display.width_px, config.display.height_px))
+    sink = MemorySink(renderer, report, answerer)
+    agent = GlassesAgent(config, renderer=renderer, sink=sink, position=FixedPosition())
+    agent.start()
+    answerer.start(agent)
+    try:
+        if not agent.runtime.bus.wait_connected(10):
+            raise RuntimeError("glasses agent did not connect")
+        yield agent, sink, answerer
+    finally:
+        answerer.stop()
+        agent.stop()
+
+
+def glasses_child(config_path: Path) -> int:
+    """``--glasses-child CONFIG``: the glasses agent in a process of its own (as on the box),
+    printing ``R <dispatch id> <perf_counter>`` per first drawing (the monotonic clock is the
+    machine's, shared by every process) until its stdin closes, then a summary line."""
+    def report(dispatch_id: str, at: float) -> None:
+        print(f"R {dispatch_id} {at:.6f}", flush=True)
+
+    with glasses_agent(config_path.read_text(encoding="utf-8"), report) as (_, sink, answerer):
+        print("READY", flush=True)
+        sys.stdin.read()  # the parent closes it at the end of the run
+        print(f"S {sink.frames} {sink.as_card} {sink.as_chip} {answerer.errors}", flush=True)
+    return 0
+
+
+class GlassesProcess:
+    def __init__(self, config_path: Path, stamps: Stamps) -> None:
+        self.stamps = stamps
+        self.summary = ""
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--glasses-child", str(config_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, name="e2e-glasses-out", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(60):
+            self.stop()
+            raise RuntimeError("the glasses agent process did not start")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "READY":
+                self._ready.set()
+            elif kind == "R":
+                dispatch_id, at = rest.split()
+                self.stamps.mark_rendered(dispatch_id, float(at))
+            elif kind == "S":
+                frames, card, chip, errors = rest.split()
+                self.summary = (f"HUD (own process): {frames} frames; dispatches first drawn as "
+                                f"the card {card}, as a queue chip {chip}; answer errors {errors}")
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+
+def start_glasses(hub: RunningHub, broker: BrokerHarness, work: Path, stamps: Stamps,
+                  stack: ExitStack, *, own_process: bool) -> Callable[[], str]:
+    """The officer's glasses, bound to them and on duty, once the hub has their fix; returns
+    what to say about the HUD at the end."""
+    from hub.auth import Role
+
     admin = hub.client(Role.ADMIN)
     creds = admin.post("/api/v1/devices", json={"id": GLASSES, "site": SITE,
                                                 "kind": "glasses"})
     creds.raise_for_status()
     secret = work / f"{GLASSES}.pw"
     secret.write_text(creds.json()["mqtt_password"], encoding="utf-8")
-    config = GlassesConfig.model_validate({
-        "site": SITE, "device": GLASSES, "data_dir": work / GLASSES,
-        "mqtt": BusConfig(port=broker.port, username=GLASSES, password_file=secret),
-        "officer": {"username": OFFICER},
-        "display": {"sink": {"type": "png", "directory": str(work / "hud")}},  # unused
-        "speech": {"enabled": False}, "inputs": {"http": {"enabled": False}},
-        "position_interval_s": 1.0, "queue_max": 20,
-    })
-    answerer = Answerer()
-    renderer = WatchedRenderer(HudRenderer(config.display.width_px, config.display.height_px))
-    sink = MemorySink(renderer, stamps, answerer)
-    agent = GlassesAgent(config, renderer=renderer, sink=sink, position=FixedPosition())
-    agent.start()
-    stack.callback(agent.stop)
-    answerer.start(agent)
-    stack.callback(answerer.stop)
-    if not agent.runtime.bus.wait_connected(10):
-        raise RuntimeError("glasses agent did not connect")
+    config_json = json.dumps(glasses_config(broker.port, secret, work))
+    summary: Callable[[], str]
+    if own_process:
+        path = work / "glasses.json"
+        path.write_text(config_json, encoding="utf-8")
+        child = GlassesProcess(path, stamps)
+        stack.callback(child.stop)
+        summary = lambda: child.summary  # noqa: E731 - read after the child stopped
+    else:
+        _, sink, answerer = stack.enter_context(glasses_agent(config_json, stamps.mark_rendered))
+        summary = lambda: (f"HUD (in the bench process): {sink.frames} frames; dispatches "  # noqa: E731
+                           f"first drawn as the card {sink.as_card}, as a queue chip "
+                           f"{sink.as_chip}; answer errors {answerer.errors}")
     res = admin.put(f"/api/v1/officers/{OFFICER}", json={"device": GLASSES, "on_duty": True})
     res.raise_for_status()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        agent.publish_position()
         me = next(o for o in admin.get("/api/v1/officers").json() if o["username"] == OFFICER)
         if me["availability"] == "available":
-            return sink
+            return summary
         time.sleep(0.2)
     raise RuntimeError(f"bench officer never became available: {me}")
 
@@ -463,7 +565,7 @@ class Run:
 
 
 def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
-        glasses: bool, tcp_nodelay: bool = False) -> Run:
+        glasses: bool, tcp_nodelay: bool = False, own_process: bool = True) -> Run:
     stamps = Stamps()
     with ExitStack() as stack:
         broker = BrokerHarness(work / "broker")
@@ -481,9 +583,9 @@ def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
         stack.callback(stop_hub, broker, hub)
         notes: list[str] = []
         hops: tuple[str, ...] = HOPS[:4]
-        sink = None
+        hud: Callable[[], str] | None = None
         if glasses:
-            sink = start_glasses(hub, broker, work, stamps, stack)
+            hud = start_glasses(hub, broker, work, stamps, stack, own_process=own_process)
             hops = HOPS
         agents: list[AgentRuntime] = []
         for kind, device in AGENTS:
@@ -511,9 +613,8 @@ def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
         missing = events - stamps.complete(hops)
         if missing:
             notes.append(f"{missing} of {events} events did not reach every hop within 60 s")
-        if sink is not None:
-            notes.append(f"HUD: {sink.frames} frames; dispatches first drawn as the card "
-                         f"{sink.as_card}, as a queue chip {sink.as_chip}")
+    if hud is not None:
+        notes.append(hud())  # the glasses stopped with the stack: their summary is in
     return Run(stamps, baseline, hops, events, elapsed, notes)
 
 
@@ -528,6 +629,12 @@ def report(result: Run, inference_ms: float | None) -> str:
     picked = [s for s in complete if "picked" in s]
     rows.append(("  of which broker -> picked", [s["picked"] - s["broker"] for s in picked]))
     rows.append(("  and picked -> stored", [s["stored"] - s["picked"] for s in picked]))
+    if "dispatched" in hops:
+        pub = [s for s in complete if "published" in s]
+        rows.append(("  of which intake -> publish", [s["published"] - s["intake"] for s in pub]))
+        rows.append(("  and publish -> dispatched",
+                     [s["dispatched"] - s["published"] for s in pub]))
+        rows.append(("  command publisher pass", list(result.stamps.passes)))
     base = quantiles_ms(result.baseline)
     lines = [
         f"events                   {result.sent} sent in {result.elapsed_s:.1f} s "
@@ -560,14 +667,20 @@ def main() -> int:
                         help="HOG frames to time (0: skip)")
     parser.add_argument("--tcp-nodelay", action="store_true",
                         help="the broker with set_tcp_nodelay true (Nagle off)")
+    parser.add_argument("--glasses-in-process", action="store_true",
+                        help="the glasses agent in the bench's process (default: its own)")
+    parser.add_argument("--glasses-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-glasses", action="store_true",
                         help="stop at the hub (no dispatch, no HUD): the hops before them")
     args = parser.parse_args()
+    if args.glasses_child is not None:
+        return glasses_child(args.glasses_child)
     with tempfile.TemporaryDirectory(prefix="gridward-e2e-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # Mosquitto drops to its own user (ENVIRONMENT.md)
         result = run(args.events, args.rate_per_s, args.baseline, work,
-                     glasses=not args.no_glasses, tcp_nodelay=args.tcp_nodelay)
+                     glasses=not args.no_glasses, tcp_nodelay=args.tcp_nodelay,
+                     own_process=not args.glasses_in_process)
     inference = hog_ms_per_frame(args.inference_frames) if args.inference_frames else None
     print(report(result, inference), flush=True)
     return 0
