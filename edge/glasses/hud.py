@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -60,6 +61,7 @@ EVIDENCE_MAX_PIXELS = 4096 * 4096
 EVIDENCE_CACHE = 8
 MASK_CACHE = 512  # rasterised labels (a few dozen per view, both languages)
 TITLE_CACHE = 32
+TITLE_LINES, TITLE_LINE_H = 3, 30  # at the design size
 
 SEVERITY_COLOUR: dict[Severity, RGB] = {
     Severity.CRITICAL: (220, 30, 30),
@@ -215,7 +217,9 @@ class HudRenderer:
     """Implements :class:`~edge.glasses.view.Renderer`. Not thread-safe: one per display."""
 
     def __init__(self, width: int, height: int, mode: Mode = "colour",
-                 font: FontBook | None = None) -> None:
+                 font: FontBook | Path | None = None) -> None:
+        """``font``: a loaded :class:`FontBook`, a configured font file (checked for CJK), or
+        None for the lookup in :func:`~edge.glasses.fonts.find_cjk_font`."""
         if mode not in ("colour", "mono_green"):
             raise ValueError(f"HUD mode must be 'colour' or 'mono_green', not {mode!r}")
         if not (MIN_WIDTH <= width <= MAX_WIDTH and MIN_HEIGHT <= height <= MAX_HEIGHT):
@@ -230,7 +234,7 @@ class HudRenderer:
         self.width, self.height, self.mode = width, height, mode
         self.mono = mode == "mono_green"
         self.palette = MONO if self.mono else COLOUR
-        self.fonts = font if font is not None else default_fontbook()
+        self.fonts = font if isinstance(font, FontBook) else default_fontbook(font)
         self.scale = min(width / BASE_W, height / BASE_H)
         self.stats = RenderStats()
         self._layout = self._compute_layout()
@@ -265,7 +269,7 @@ class HudRenderer:
         stale = (cx1 - px(80), y + px(5), cx1, y + px(29))
         kind = (severity[2] + px(10), y, stale[0] - px(6), y + px(34))
         y = severity[3] + px(8)
-        title = (cx0, y, cx1, y + px(64))
+        title = (cx0, y, cx1, y + px(TITLE_LINE_H * TITLE_LINES))
         y = title[3] + px(8)
         meta = (cx0, y, cx1, y + px(24))
         y = meta[3] + px(10)
@@ -294,12 +298,15 @@ class HudRenderer:
         image = Image.new("RGB", (self.width, self.height), pal.background)
         draw = ImageDraw.Draw(image)
         lay = self._layout
-        item = view.items[view.selected] if 0 <= view.selected < len(view.items) else None
+        # An index out of range (the queue shrank under the agent) shows the nearest item
+        # rather than "no alerts" while alerts are pending.
+        item = (view.items[min(max(view.selected, 0), len(view.items) - 1)] if view.items
+                else None)
         self._status(draw, view)
         draw.rectangle(_inclusive(lay.card), fill=pal.card)
         if item is None:
             self._text(draw, lay.title, translate("hud.no_alerts", view.language), pal.dim,
-                       fill=0.6)
+                       fill=0.4)
         else:
             self._card(image, draw, view, item)
             self._arrow(draw, view.language, view.pose, item)
@@ -389,8 +396,8 @@ class HudRenderer:
         # Hub data: drawn on a crop of its own box and pasted back, so no glyph (a stack of
         # combining marks, a tall script) can spill over its neighbours.
         with _clipped(image, lay.title) as (sub, box):
-            size = round((box[3] - box[1]) * 0.4)
-            line_h = (box[3] - box[1]) // 2
+            line_h = (box[3] - box[1]) // TITLE_LINES
+            size = round(line_h * 0.8)
             for n, line in enumerate(self._title_lines(item.title, size, box[2] - box[0])):
                 mask, left, top, _ = self._glyphs(line, size, None)
                 sub.bitmap((left, line_h * n + line_h // 2 + top), mask, fill=pal.text)
@@ -413,7 +420,7 @@ class HudRenderer:
         key = (title, size, width)
         lines = self._titles.get(key)
         if lines is None:
-            lines = tuple(_wrap(clean_text(title), self.fonts.get(size), width, 2))
+            lines = tuple(_wrap(clean_text(title), self.fonts.get(size), width, TITLE_LINES))
             self._titles[key] = lines
             while len(self._titles) > TITLE_CACHE:
                 self._titles.popitem(last=False)

@@ -145,6 +145,7 @@ class GstSink:
         self._size: tuple[int, int] | None = None
         self._pts = 0
         self._closed = False
+        self._failed = False
 
     def description(self, width: int, height: int) -> str:
         caps = (f"video/x-raw,format=RGB,width={width},height={height},"
@@ -180,6 +181,7 @@ class GstSink:
             if msg is None:
                 return
             err, debug = msg.parse_error()
+            self._failed = True
             log.debug("GStreamer sink error detail: %s", debug)
             raise SinkError(f"GStreamer sink {self.tail!r} failed: {err.message}")
 
@@ -217,10 +219,11 @@ class GstSink:
         if self.pipeline is None:
             return
         g = self.gst
-        self._src.emit("end-of-stream")
-        bus = self.pipeline.get_bus()
-        bus.timed_pop_filtered(int(GST_STOP_TIMEOUT_S * g.SECOND),
-                               g.MessageType.EOS | g.MessageType.ERROR)
+        if not self._failed:  # a failed pipeline posts no end-of-stream: do not wait for it
+            self._src.emit("end-of-stream")
+            bus = self.pipeline.get_bus()
+            bus.timed_pop_filtered(int(GST_STOP_TIMEOUT_S * g.SECOND),
+                                   g.MessageType.EOS | g.MessageType.ERROR)
         self.pipeline.set_state(g.State.NULL)
         self.pipeline = None
         self._src = None

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
+from edge.glasses import fonts as fonts_module
 from edge.glasses.fonts import FontBook, FontError, default_fontbook, draws_glyph, find_cjk_font
 from edge.glasses.hud import (
     ANSWERED,
@@ -235,9 +236,28 @@ def test_a_font_without_cjk_is_a_loud_error() -> None:
         find_cjk_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
     with pytest.raises(FontError, match="does not exist"):
         find_cjk_font(Path("/nonexistent/font.ttc"))
+    with pytest.raises(FontError, match="no CJK glyphs"):
+        HudRenderer(640, 400, font=Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
+    noto = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    assert HudRenderer(640, 400, font=noto).fonts.source.path == noto
     # the agent's config check catches ValueError for every display refusal
     assert issubclass(FontError, ValueError)
     assert issubclass(LayoutError, ValueError)
+
+
+def test_font_lookup_prefers_fontconfig_and_falls_back_to_the_noto_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    found = find_cjk_font()
+    assert draws_glyph(FontBook(found).get(24), "中")
+    # without fontconfig: the known Debian path, Simplified Chinese face
+    monkeypatch.setattr("edge.glasses.fonts.shutil.which", lambda _name: None)
+    fallback = find_cjk_font()
+    assert fallback.path.name == "NotoSansCJK-Regular.ttc"
+    assert fallback.index == 2
+    # neither: a loud error naming the package
+    monkeypatch.setattr(fonts_module, "KNOWN_FONTS", ())
+    with pytest.raises(FontError, match="install the Debian package fonts-noto-cjk"):
+        find_cjk_font()
 
 
 @pytest.mark.parametrize("mode", ["colour", "mono_green"])
@@ -381,8 +401,13 @@ def test_empty_view_and_bad_selection(renderers: dict[tuple[int, int, str], HudR
     r = renderers[(640, 400, "colour")]
     empty = HudView(now=NOW, language="zh-CN")
     assert ink(r.render(empty), r.layout()["title"]) > 20
-    out_of_range = r.render(view(selected=7))
-    assert out_of_range.shape == (400, 640, 3)
+    first, last = item(notify_id="a", kind=AlertKind.SOS), item(notify_id="b")
+    kind = r.layout()["kind"]
+    shown_last = crop(r.render(view(first, last, selected=1)), kind)
+    assert np.array_equal(crop(r.render(view(first, last, selected=7)), kind), shown_last)
+    assert np.array_equal(crop(r.render(view(first, last, selected=-3)), kind),
+                          crop(r.render(view(first, last, selected=0)), kind))
+    assert not np.array_equal(shown_last, crop(r.render(view(first, last, selected=0)), kind))
 
 
 def test_unknown_hint_key_is_shown_and_counted_not_fatal(fonts: FontBook) -> None:
@@ -402,3 +427,17 @@ def test_sizes_it_cannot_lay_out_are_refused(fonts: FontBook, width: int, height
 def test_unknown_mode_is_refused(fonts: FontBook) -> None:
     with pytest.raises(ValueError, match="mono_green"):
         HudRenderer(640, 400, mode="sepia", font=fonts)  # type: ignore[arg-type]
+
+
+@pytest.mark.bench
+def test_bench_script_runs() -> None:
+    """bench/hud.py still runs (on request: pytest -m bench)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    res = subprocess.run([sys.executable, str(root / "bench" / "hud.py"), "--frames", "3"],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=root)
+    assert res.returncode == 0, res.stderr
+    assert "1280x720" in res.stdout
+    assert "png sink" in res.stdout

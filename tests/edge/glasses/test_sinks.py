@@ -3,6 +3,7 @@ same pixels back through an appsink, framebuffer bytes in RGB565 and BGRA."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,19 @@ def test_gst_sink_with_fakesink_and_bad_tails() -> None:
     bad.close()
     with pytest.raises(SinkError, match="pipeline tail"):
         GstSink("  ")
+
+
+def test_gst_sink_reports_a_pipeline_error_from_the_next_show() -> None:
+    # caps the frames can never meet: the streaming thread fails with not-negotiated
+    sink = GstSink("video/x-raw,width=10,height=10 ! fakesink")
+    pause = threading.Event()
+    try:
+        with pytest.raises(SinkError, match="failed"):  # noqa: PT012 - the error comes later
+            for _ in range(500):  # bounded; each turn gives the streaming thread a moment
+                sink.show(frame())
+                pause.wait(0.01)
+    finally:
+        sink.close()
 
 
 def test_window_sink_without_a_display_is_a_clear_error() -> None:
