@@ -71,6 +71,8 @@ class HttpInput(StrictModel):
     token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = (
         "GRIDWARD_GLASSES_API_TOKEN")  # noqa: S105 - the name of a variable, not a secret
     max_body_bytes: Annotated[int, Field(ge=64, le=65_536)] = 4096
+    max_connections: Annotated[int, Field(ge=1, le=64, description=(
+        "connections served at once; more are closed at once"))] = 8
 
 
 class ButtonInput(StrictModel):

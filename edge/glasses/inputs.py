@@ -10,6 +10,7 @@ on every request, a bounded body, JSON only.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -79,23 +80,25 @@ def handle_key(key: str, controller: Controller) -> bool:
 
 
 class KeyReader:
-    """Single key presses from the controlling terminal (cbreak mode, restored on stop)."""
+    """Single key presses from the controlling terminal (cbreak mode, restored on stop).
+    Reads the file descriptor itself: a buffered text stream would hide keys from select."""
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: Controller, fd: int | None = None) -> None:
         self.controller = controller
+        self.fd = sys.stdin.fileno() if fd is None else fd
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved: Any = None
 
     def start(self) -> None:
-        if not sys.stdin.isatty():
+        if not os.isatty(self.fd):
             log.warning("keys input enabled but stdin is not a terminal; ignoring it")
             return
         import termios
         import tty
 
-        self._saved = termios.tcgetattr(sys.stdin.fileno())
-        tty.setcbreak(sys.stdin.fileno())
+        self._saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
         self._thread = threading.Thread(target=self._run, name="glasses-keys", daemon=True)
         self._thread.start()
 
@@ -107,16 +110,19 @@ class KeyReader:
         if self._saved is not None:
             import termios
 
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
             self._saved = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([sys.stdin], [], [], 0.2)
-            if ready:
-                key = sys.stdin.read(1)
-                if key:
-                    handle_key(key, self.controller)
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if not ready:
+                continue
+            data = os.read(self.fd, 16)
+            if not data:
+                return  # the terminal went away
+            for key in data.decode("utf-8", "replace"):
+                handle_key(key, self.controller)
 
 
 # -- the local HTTP API -------------------------------------------------------------------------
@@ -208,6 +214,50 @@ class _Handler(BaseHTTPRequestHandler):
         self.api.handle(self, "DELETE")
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """At most ``max_connections`` served at once; more are closed unread (a client holding
+    connections open cannot pile up threads on the box)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_connections: int) -> None:
+        super().__init__(address, handler, bind_and_activate=False)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self.turned_away = 0
+
+    @property
+    def busy(self) -> int:
+        """Connections being served now."""
+        return self._busy
+
+    def _count(self, delta: int) -> None:
+        with self._busy_lock:
+            self._busy += delta
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.turned_away += 1
+            self.shutdown_request(request)
+            return
+        self._count(1)
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._count(-1)
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._count(-1)
+            self._slots.release()
+
+
 class LocalApi:
     """GET /v1/state, POST /v1/answer, /v1/select, /v1/position; JSON in and out."""
 
@@ -219,19 +269,22 @@ class LocalApi:
         self._now = now
         self.counters: Counter[str] = Counter()
         handler = type("GlassesApiHandler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer((config.bind, config.port), handler,
-                                           bind_and_activate=False)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((config.bind, config.port), handler,
+                                      config.max_connections)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
+    @property
+    def connections(self) -> int:
+        return self._server.busy
+
     def health(self) -> dict[str, float]:
         refused = sum(v for k, v in self.counters.items() if k.startswith("refused_"))
         return {"api_requests": float(self.counters["requests"]),
-                "api_refused": float(refused),
+                "api_refused": float(refused + self._server.turned_away),
                 "api_unauthorised": float(self.counters["refused_401"])}
 
     def start(self) -> None:
@@ -241,6 +294,9 @@ class LocalApi:
                                         name="glasses-api", daemon=True)
         self._thread.start()
         log.info("local API on %s:%d", self.config.bind, self.port)
+        if not ipaddress.ip_address(str(self._server.server_address[0])).is_loopback:
+            log.warning("the local API listens on %s, not only on this box: keep its token "
+                        "secret and the network trusted", self.config.bind)
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -140,6 +140,7 @@ class GlassesAgent:
         self._stop = threading.Event()
         self.frames = 0
         self.last_view: HudView | None = None
+        self._last_sent: Pose | None = None
         self.render_loop = self.runtime.supervise("render", self._render_run, self._stop)
         self.position_loop = self.runtime.supervise("position", self._position_run, self._stop)
 
@@ -184,12 +185,14 @@ class GlassesAgent:
             self.on_notify(message)
 
     def on_notify(self, notify: Notify) -> None:
-        # Receipt first, whatever happens next: it stops the hub's retries (contract rule 2).
-        self.runtime.send_reply(Reply(site=self.runtime.site, device=self.runtime.device,
-                                      request_id=notify.id, ok=True))
         now = self._now()
         stale = (now - notify.ts).total_seconds() > self.config.stale_after_s
-        if not self.queue.add(notify, now, stale=stale):
+        # On disk before the receipt: the receipt stops the hub's retries (contract rule 2),
+        # so a notify the box failed to store must stay unanswered and come again.
+        added = self.queue.add(notify, now, stale=stale)
+        self.runtime.send_reply(Reply(site=self.runtime.site, device=self.runtime.device,
+                                      request_id=notify.id, ok=True))
+        if not added:
             self.counters["notify_duplicate"] += 1
             return
         self.counters["notify_in"] += 1
@@ -375,6 +378,9 @@ class GlassesAgent:
         if pose is None:
             self.counters["position_no_fix"] += 1
             return False
+        if pose == self._last_sent:
+            return False  # no new fix since the last batch: the hub already has this one
+        self._last_sent = pose
         self.runtime.send_positions([Position(
             entity=self.officer, entity_kind=EntityKind.OFFICER, lon=pose.lon, lat=pose.lat,
             accuracy_m=pose.accuracy_m, heading_deg=pose.heading_deg, ts=pose.fix_at)])

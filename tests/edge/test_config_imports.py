@@ -14,6 +14,7 @@ PAHO_FREE = [
     "edge.camera.config",
     "edge.lidar.config",
     "edge.wristband.config",
+    "edge.glasses.config",
     "edge.supervision",
     "edge.tracking",
     "edge.projection",

@@ -146,5 +146,7 @@ class PtyReceiver:
     def close(self) -> None:
         import os
 
-        os.close(self.master)
-        os.close(self.slave)
+        if self.master >= 0:
+            os.close(self.master)
+            os.close(self.slave)
+            self.master = self.slave = -1

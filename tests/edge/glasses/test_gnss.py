@@ -4,6 +4,7 @@ serial reader on a pseudo-terminal."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,30 @@ def test_reader_on_a_pty_keeps_going_through_noise() -> None:
         health = reader.health()
         assert health["gnss_fix"] == 2.0 and health["gnss_bad_checksum"] == 1.0
         assert health["gnss_garbage"] >= 1.0
+    finally:
+        reader.stop()
+        receiver.close()
+
+
+def test_reader_reopens_the_port_after_an_unplug(tmp_path: Path) -> None:
+    link = tmp_path / "ttyGNSS"  # a stable name, as udev gives a receiver
+    receiver = PtyReceiver()
+    link.symlink_to(receiver.port)
+    reader = GnssReader(GnssPosition(port=str(link)), reopen_s=0.05)
+    reader.start()
+    try:
+        wait_until(lambda: reader.connected, message="port opened")
+        receiver.write(nmea(GGA))
+        wait_until(lambda: reader.parser.counters["sentences"] == 1, message="first fix")
+        receiver.close()  # unplugged
+        link.unlink()
+        wait_until(lambda: not reader.connected, message="loss noticed")
+        receiver = PtyReceiver()  # plugged back in
+        link.symlink_to(receiver.port)
+        wait_until(lambda: reader.connected and reader.opened == 2, message="reopened")
+        receiver.write(nmea(HDT))
+        wait_until(lambda: reader.parser.counters["sentences"] == 2, message="reading again")
+        assert reader.health()["gnss_port_errors"] >= 1
     finally:
         reader.stop()
         receiver.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,9 +15,17 @@ import pytest
 
 from edge.bus import BusConfig
 from edge.glasses.config import ButtonInput, HttpInput
-from edge.glasses.inputs import LocalApi, SerialButton, TapDetector, handle_key, read_token
+from edge.glasses.inputs import (
+    KeyReader,
+    LocalApi,
+    SerialButton,
+    TapDetector,
+    handle_key,
+    read_token,
+)
 from edge.glasses.service import GlassesAgent, PhoneFixes
-from edge.protocol import DispatchAnswer, OfficerAnswer, Severity, decode_as
+from edge.glasses.view import Pose
+from edge.protocol import DispatchAnswer, OfficerAnswer, PositionBatch, Severity, decode_as
 from edge.validators import new_id, utcnow
 from tests.edge.glasses.support import (
     PtyReceiver,
@@ -142,6 +151,31 @@ def test_hostile_bodies_are_refused_and_nothing_is_sent(
     assert call(api, "GET", "/v1/state")[0] == 200
 
 
+def test_idle_connections_cannot_pile_up(agent: GlassesAgent) -> None:
+    server = LocalApi(HttpInput(port=0, max_connections=2), agent, TOKEN)
+    server.start()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        wait_until(lambda: server.connections == 2, message="slots held by the idle clients")
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            call(server, "GET", "/v1/state")
+        assert server.health()["api_refused"] == 1
+        for conn in idle:
+            conn.close()
+        wait_until(lambda: call_ok(server), message="served again once they left")
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
+
+
+def call_ok(api: LocalApi) -> bool:
+    try:
+        return call(api, "GET", "/v1/state")[0] == 200
+    except (ConnectionError, http.client.HTTPException, OSError):
+        return False
+
+
 def test_tokens_from_file_or_variable_and_short_ones_refused(tmp_path: Path) -> None:
     (tmp_path / "t").write_text("short\n", encoding="utf-8")
     from_file = HttpInput(token_file=tmp_path / "t")
@@ -170,6 +204,21 @@ def test_a_fresh_urgent_notify_takes_the_card_a_routine_one_does_not(
     assert agent.selected_id() == critical.id
 
 
+def test_each_phone_fix_is_published_once(agent: GlassesAgent) -> None:
+    assert not agent.publish_position()  # no fix yet
+    fix = Pose(lon=116.4, lat=39.9, fix_at=utcnow(), heading_deg=12.0)
+    agent.phone_fix(fix)
+    assert agent.publish_position()
+    assert not agent.publish_position()  # the same fix again: nothing new to say
+    agent.phone_fix(Pose(lon=116.41, lat=39.9, fix_at=utcnow()))
+    assert agent.publish_position()
+    batches = [decode_as(PositionBatch, payload)
+               for _, payload, _ in agent.runtime.telemetry.get_batch(10, timeout_s=0)]
+    assert [b.positions[0].lon for b in batches] == [116.4, 116.41]
+    assert batches[0].positions[0].heading_deg == 12.0
+    assert batches[1].positions[0].heading_deg is None
+
+
 def test_keys_select_and_answer_the_selected_item(agent: GlassesAgent) -> None:
     agent.on_notify(first := notify(SITE, DEVICE, severity=Severity.MEDIUM))
     agent.on_notify(second := notify(SITE, DEVICE, severity=Severity.MEDIUM))
@@ -178,6 +227,22 @@ def test_keys_select_and_answer_the_selected_item(agent: GlassesAgent) -> None:
     assert agent.queue.get(second.id).answer is OfficerAnswer.ACKNOWLEDGE  # type: ignore[union-attr]
     assert agent.queue.get(first.id).answer is None  # type: ignore[union-attr]
     assert not handle_key("q", agent)
+
+
+def test_key_reader_on_a_terminal(agent: GlassesAgent) -> None:
+    agent.on_notify(first := notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    agent.on_notify(second := notify(SITE, DEVICE, severity=Severity.MEDIUM))
+    pty = PtyReceiver()  # the slave is the officer's terminal, the test types on the master
+    keys = KeyReader(agent, fd=pty.slave)
+    keys.start()
+    try:
+        pty.write(b"nzo")  # next, an unbound key, on my way
+        wait_until(lambda: agent.runtime.outbox.depth() == 1, message="answer from the keys")
+        assert agent.queue.get(second.id).answer is OfficerAnswer.ON_MY_WAY  # type: ignore[union-attr]
+        assert agent.queue.get(first.id).answer is None  # type: ignore[union-attr]
+    finally:
+        keys.stop()
+        pty.close()
 
 
 def test_tap_detector_tells_tap_from_double_tap() -> None:

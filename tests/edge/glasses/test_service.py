@@ -3,6 +3,7 @@ offline catch-up through the persistent session, restart."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
@@ -280,3 +281,16 @@ def test_the_outbox_takes_answers_but_no_telemetry_or_foreign_messages(tmp_path:
         assert runtime.outbox.depth() == 1
     finally:
         runtime.stop()
+
+
+def test_a_notify_the_box_cannot_store_gets_no_receipt(tmp_path: Path) -> None:
+    """The receipt stops the hub's retries: it must not go out for a notify that is lost."""
+    config = glasses_config("s1", "g1", BusConfig(), tmp_path / "data")
+    agent = GlassesAgent(config, renderer=RecordingRenderer(), sink=RecordingSink())
+    try:
+        agent.queue.close()  # the box's storage fails
+        with pytest.raises(sqlite3.Error):
+            agent.on_notify(notify("s1", "g1"))
+        assert len(agent.runtime.telemetry) == 0
+    finally:
+        agent.stop()
