@@ -217,3 +217,16 @@ def test_alert_to_resolved_through_the_glasses(stack: Stack) -> None:
     assert {(r["details"]["dispatch"], r["actor"], r["details"]["via"]) for r in answers} == {
         (done["id"], stack.officer, "mqtt")}  # from the glasses, through the broker
     assert admin.get("/api/v1/audit/verify").json()["ok"] is True
+
+
+@pytest.mark.bench
+def test_bench_script_runs() -> None:
+    """bench/e2e.py still runs the whole path (on request: pytest -m bench)."""
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [sys.executable, str(root / "bench" / "e2e.py"), "--events", "9", "--rate-per-s", "10",
+         "--baseline", "5", "--inference-frames", "0"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "9 through every hop" in res.stdout, res.stdout
+    assert "dispatched -> rendered" in res.stdout, res.stdout
