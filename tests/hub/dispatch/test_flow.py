@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from websockets.sync.client import ClientConnection, connect
 
-from edge.protocol import DeviceStatus, ExpectedAction, OfficerAnswer
+from edge.protocol import DeviceStatus, Evidence, ExpectedAction, OfficerAnswer
 from hub.auth import Role
 from hub.schema import audit_log
-from tests.hub.conftest import RunningHub
+from tests.hub.conftest import JPEG, RunningHub
 from tests.hub.dispatch.conftest import District
 from tests.support.waiting import wait_until
 
@@ -180,8 +180,11 @@ def test_offline_and_stale_officers_are_passed_over(
     district.officer(60, fix_age_s=600)  # stale fix: offline
     wait_until(lambda: (district.officer_view(gone.officer) or {}).get("availability") == "offline")
     chosen = district.officer(400)
-    incident_id = district.incident_of(district.alert(district.camera(), 0).id)
-    chosen.wait_notify()
+    snapshot = Evidence.from_jpeg(JPEG)
+    incident_id = district.incident_of(district.alert(district.camera(), 0, evidence=snapshot).id)
+    note = chosen.wait_notify()
+    # The alert's snapshot rides along (small); the hub's own re-encoding of it.
+    assert note.evidence is not None and note.evidence.jpeg()[:2] == b"\xff\xd8"
     assert [d["officer"] for d in district.dispatches(incident_id)] == [chosen.officer]
     assert not gone.notifies
 
