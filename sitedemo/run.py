@@ -4,7 +4,9 @@ A Mosquitto broker with a generated config (password file, per-device ACL, TLS a
 listeners on free loopback ports), the hub (ingest, store, API, live map), and simulated field
 devices replaying real data: a camera box on the pedestrian video ``vtest.avi``, a LiDAR scanner
 guarding a yard, a wristband gateway with residents of a care home (one walks out), and two
-patrol officers. Every device is provisioned through the hub with its own credentials.
+patrol officers: hub users bound to real glasses agents (a simulated GNSS receiver each, HUD
+frames as PNG files, answers given by themselves after a delay). Every device is provisioned
+through the hub with its own credentials.
 
 The run directory is recreated on every start (it is demo data). Secrets are written 0600; the
 admin password is printed once.
@@ -20,25 +22,27 @@ import signal
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+import httpx
 from sqlalchemy import select
 
 from edge.bus_config import BusConfig
-from edge.protocol import DeviceKind, EntityKind
-from edge.sim import RoutePoint, SimulatedDevice, SimulatedDeviceConfig
+from edge.protocol import DeviceKind
 from hub.auth import Role, create_user
 from hub.broker import Account, BrokerLayout, Mosquitto, hash_password, new_password
-from hub.clock import ScaledClock
+from hub.clock import ScaledClock, SystemClock
 from hub.config import ApiConfig, BrokerFilesConfig, HubConfig
 from hub.incidents.config import DEFAULT_ALERT_RULES, IncidentsConfig
 from hub.pki import SiteCA
 from hub.schema import grid_cells, pois, zones
 from hub.service import HubService
+from sitedemo.officers import DemoOfficer, bind_officers, create_officer_users, glasses_device
 from sitedemo.site import SiteConfig
 from sitedemo.workflow import WorkflowDriver, seed_organisation, summary
 
@@ -114,12 +118,19 @@ class DemoStack:
         workflow = self.site.workflow
         clock = ScaledClock(workflow.clock_speedup) if workflow else None
         self.hub = HubService(config, broker_reload=self.broker.reload, clock=clock)
+        if clock is not None:
+            # Dispatch on real time: it weighs the officers' GNSS fixes, stamped by their
+            # glasses in real UTC, against its clock (on the 600x clock every fix is minutes
+            # old within a second, and every officer offline), and the glasses answer after
+            # real seconds. The incident deadlines stay on the accelerated clock.
+            self.hub.ctx.dispatch.clock = SystemClock()
         self.admin_password = new_password()
         with self.hub.store.engine.begin() as conn:
             create_user(conn, "admin", self.admin_password, Role.ADMIN, "Demo administrator")
         _secret_file(secrets / "admin.password", self.admin_password)
         self._seed_map()
         seed_organisation(self.hub.store.engine, self.site, secrets, _secret_file)
+        create_officer_users(self.hub.store.engine, self.site.officers, secrets, _secret_file)
         self.hub.start()
         if workflow is not None:
             self.workflow = WorkflowDriver(
@@ -140,25 +151,7 @@ class DemoStack:
         def mqtt_for(device: str) -> BusConfig:
             return BusConfig(port=layout.port, username=device, password_file=passwords[device])
 
-        for officer in site.officers:
-            device = f"glasses-{officer.id}"
-            provision(DeviceKind.GLASSES, device, officer.name)
-            sim = SimulatedDevice(
-                SimulatedDeviceConfig(
-                    site=site.site,
-                    device=device,
-                    kind=DeviceKind.GLASSES,
-                    entity=officer.id,
-                    entity_kind=EntityKind.OFFICER,
-                    route=[RoutePoint(lon=p.lon, lat=p.lat) for p in officer.beat],
-                    data_dir=self.run_dir / "edge",
-                    health_interval_s=5.0,
-                    alert_interval_s=None,
-                    mqtt=mqtt_for(device),
-                )
-            )
-            sim.start()
-            self.pieces.append(sim)
+        self._start_officers(provision, mqtt_for)
         for kind, module_name in AGENT_DEMOS.items():
             try:
                 module = importlib.import_module(module_name)
@@ -172,6 +165,30 @@ class DemoStack:
                 self.skipped.append(f"{kind.value} ({err})")
                 continue
             self.pieces.append(piece)
+
+    def _start_officers(
+        self,
+        provision: Callable[[DeviceKind, str, str], None],
+        mqtt_for: Callable[[str], BusConfig],
+    ) -> None:
+        """Each officer's glasses (provisioned, agent started), then the officers bound to them
+        and on duty; the hub can send them once their first GNSS fix has arrived."""
+        if self.hub is None:
+            raise RuntimeError("hub not created")
+        for officer in self.site.officers:
+            device = glasses_device(officer)
+            provision(DeviceKind.GLASSES, device, officer.name)
+            self.pieces.append(
+                DemoOfficer.start(officer, site=self.site.site, mqtt=mqtt_for(device),
+                                  run_dir=self.run_dir)
+            )
+        if self.site.officers:
+            try:
+                bind_officers(f"http://127.0.0.1:{self.hub.api_port}", self.admin_password,
+                              self.site.officers)
+            except httpx.HTTPError as err:
+                log.warning("officers not bound to their glasses: %s", err)
+                self.skipped.append(f"officer binding ({err})")
 
     def _seed_map(self) -> None:
         """Grid cells over the demo district, points of interest and the wristband zones."""
@@ -309,6 +326,7 @@ def run_demo(
         f" websockets :{layout.ws_port})",
         f"  Hub store   {run_dir / 'hub.sqlite'}",
         *_workflow_lines(stack),
+        *_officer_lines(stack),
         "  Devices     " + ", ".join(str(d) for d in _device_ids(stack)),
     ]
     if stack.skipped:
@@ -347,6 +365,19 @@ def _workflow_lines(stack: DemoStack) -> list[str]:
             + [w.username for w in wf.grid_workers]
         )
         + f" (passwords in {stack.run_dir / 'secrets'})",
+    ]
+
+
+def _officer_lines(stack: DemoStack) -> list[str]:
+    officers = [p for p in stack.pieces if isinstance(p, DemoOfficer)]
+    if not officers:
+        return []
+    return [
+        "  Officers    " + ", ".join(o.officer.id for o in officers)
+        + f" (role officer, passwords in {stack.run_dir / 'secrets'}); their glasses answer"
+        " each dispatch by themselves",
+        *(f"  HUD frames  {o.officer.id}: {o.hud_dir / 'latest.png'}  (agent log {o.log_file})"
+          for o in officers),
     ]
 
 

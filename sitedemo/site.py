@@ -75,6 +75,11 @@ class Officer(StrictModel):
     id: SegmentId = Field(description="the officer; the glasses device is glasses-<id>")
     name: Name
     beat: list[LonLat] = Field(min_length=2, description="walked in a loop")
+    language: Literal["en", "zh-CN"] = Field(default="en", description="of the HUD")
+    answer_after_s: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=5.0, description="the glasses answer each dispatch by themselves after this "
+        "many (real) seconds: acknowledge, on my way, arrived"
+    )
 
 
 Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

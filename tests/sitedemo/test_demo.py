@@ -1,5 +1,6 @@
 """`gridward demo` (the README's main command after set-up) brings up the whole stack: broker,
-hub with API, and every simulated device online and reporting, then stops cleanly."""
+hub with API, and every simulated device online and reporting, the officers' glasses answering
+their dispatches, then stops cleanly."""
 
 from __future__ import annotations
 
@@ -77,6 +78,17 @@ def test_demo_runs_the_whole_stack(tmp_path: Path) -> None:
     assert loop["escalations"] >= 1, loop  # an overdue incident escalated
     assert loop["rule_colours"] >= 1, loop  # a cell took its colour from the warning rules
     assert "field report R-" in output and "escalations" in output, output
+    # The officers' loop: bound to their glasses, on duty, dispatched to the critical and high
+    # incidents, and their glasses answered (acknowledge, on my way, arrived) by themselves.
+    assert loop["officers"] == {("officer-1", "glasses-officer-1", 1),
+                                ("officer-2", "glasses-officer-2", 1)}, loop
+    assert loop["on_scene"] >= 1, loop
+    assert loop["answers"] >= 3, loop
+    assert loop["assigned_to_officer"] >= 1, loop  # the acknowledgement assigned the incident
+    for officer in ("officer-1", "officer-2"):
+        assert f"HUD frames  {officer}:" in output, output
+        frame = run_dir / "hud" / officer / "latest.png"
+        assert frame.is_file() and frame.stat().st_size > 1000, frame
 
 
 def _incident_loop(db: sqlite3.Connection) -> dict[str, Any]:
@@ -97,6 +109,12 @@ def _incident_loop(db: sqlite3.Connection) -> dict[str, Any]:
         "escalations": one(
             "SELECT count(*) FROM incident_timers WHERE fired_at IS NOT NULL"
             " AND kind LIKE 'escalate%'"
+        ),
+        "officers": set(db.execute("SELECT username, device, on_duty FROM officers")),
+        "on_scene": one("SELECT count(*) FROM dispatches WHERE state = 'on_scene'"),
+        "answers": one("SELECT count(*) FROM dispatch_answers"),
+        "assigned_to_officer": one(
+            "SELECT count(*) FROM incidents WHERE assignee IN ('officer-1', 'officer-2')"
         ),
         "rule_colours": one(
             "SELECT count(*) FROM cell_warning_history WHERE source = 'rules' AND level IS NOT NULL"
