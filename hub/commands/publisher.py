@@ -2,8 +2,11 @@
 answers, and fails them after the configured attempts or age.
 
 One pass (:meth:`CommandPublisher.publish_due`) is: record answers (Replies citing a command
-id, from the device it was sent to), fail what is exhausted or too old, then claim the due
-rows in one short transaction and publish them *after* that transaction commits. A claim
+id, from the device it was sent to; no write transaction when there are none), fail what is
+exhausted or too old and claim the due rows in one short transaction, publish them *after*
+that transaction commits, and mark the published ones sent in one more. A notify waits for
+this pass (bench/e2e.py) and every write transaction queues behind ingest for SQLite's one
+writer: the pass used to make three before its first publish and one per command. A claim
 counts the attempt and moves ``next_attempt_at`` forward, guarded by the attempt count read,
 so two replicas scanning one PostgreSQL publish each attempt once; a publish that never left
 (broker down) gives its attempt back.
@@ -85,21 +88,25 @@ class CommandPublisher:
     def publish_due(self) -> int:
         """Run one pass; returns how many commands were published."""
         now = self._clock()
-        self.record_answers(now)
-        with self.engine.begin() as conn:
-            self.stats["failed"] += repository.fail_exhausted(conn, self.config.max_attempts, now)
-            self.stats["failed"] += repository.fail_expired(
-                conn, timedelta(seconds=self.config.max_age_s), now
-            )
+        self.record_answers(now)  # first: an answered command must not be sent again
         claimed = self._claim(now)
-        published = sum(1 for c in claimed if self._publish(c))
+        published = [c.id for c in claimed if self._publish(c)]
+        if published:
+            with self.engine.begin() as conn:
+                repository.mark_sent(conn, published, self._clock())
+            self.stats["published"] += len(published)
         self.last_pass_at = now
-        return published
+        return len(published)
 
     def record_answers(self, now: datetime | None = None) -> int:
         """Mark commands answered whose device's Reply ingest has stored."""
         now = now or self._clock()
         marked = 0
+        # Looked up outside a write transaction: most passes find nothing to record, and
+        # then take no write lock at all.
+        with self.engine.connect() as conn:
+            if not repository.answered_candidates(conn):
+                return 0
         with self.engine.begin() as conn:
             for command_id, device, payload in repository.answered_candidates(conn):
                 try:
@@ -113,8 +120,13 @@ class CommandPublisher:
         return marked
 
     def _claim(self, now: datetime) -> list[Claimed]:
+        """Fail the exhausted and the expired, then claim what is due: one transaction."""
         claimed: list[Claimed] = []
         with self.engine.begin() as conn:
+            self.stats["failed"] += repository.fail_exhausted(conn, self.config.max_attempts, now)
+            self.stats["failed"] += repository.fail_expired(
+                conn, timedelta(seconds=self.config.max_age_s), now
+            )
             for row in repository.due(conn, now, self.config.max_attempts, self.config.batch_max):
                 attempts = row.attempts + 1
                 retry_at = now + timedelta(seconds=self.config.retry_delay_s(attempts))
@@ -154,7 +166,4 @@ class CommandPublisher:
                 repository.release(conn, command, retry_at, f"broker unreachable: {err}")
             log.info("command %s to %s not published yet: %s", command.id, command.device, err)
             return False
-        with self.engine.begin() as conn:
-            repository.mark_sent(conn, command.id, self._clock())
-        self.stats["published"] += 1
         return True

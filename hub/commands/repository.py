@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,11 +159,13 @@ def release(conn: Connection, claimed: Claimed, retry_at: datetime, error: str) 
     )
 
 
-def mark_sent(conn: Connection, command_id: str, now: datetime) -> None:
-    # Only an open command: an answer or a newer push may have landed during the publish.
+def mark_sent(conn: Connection, command_ids: Sequence[str], now: datetime) -> None:
+    # Only open commands: an answer or a newer push may have landed during the publish.
+    if not command_ids:
+        return
     conn.execute(
         update(t)
-        .where(t.c.id == command_id, t.c.state.in_(OPEN_STATES))
+        .where(t.c.id.in_(list(command_ids)), t.c.state.in_(OPEN_STATES))
         .values(state="sent", sent_at=now, last_error=None)
     )
 
