@@ -15,7 +15,7 @@ from edge.protocol import DeviceStatus, Evidence, ExpectedAction, OfficerAnswer
 from hub.auth import Role
 from hub.schema import audit_log
 from tests.hub.conftest import JPEG, RunningHub
-from tests.hub.dispatch.conftest import District
+from tests.hub.dispatch.conftest import District, offset
 from tests.support.waiting import wait_until
 
 
@@ -222,3 +222,33 @@ def test_need_backup_sends_an_assist(module_hub: RunningHub, district: District)
     inbox = district.client(Role.COMMANDER).get("/api/v1/notifications").json()["items"]
     keys = [n["message_key"] for n in inbox if n.get("incident_id") == incident_id]
     assert keys == ["dispatch.no_backup"]
+
+
+def test_an_edit_that_raises_the_level_dispatches_once(
+    module_hub: RunningHub, district: District
+) -> None:
+    officer = district.officer(100)
+    operator = district.client(Role.OPERATOR)
+    lon, lat = offset(0)
+    res = operator.post(
+        "/api/v1/incidents",
+        json={
+            "site": module_hub.site,
+            "category": "intrusion",
+            "level": "medium",
+            "title": "a fence cut, reported by phone",
+            "lon": lon,
+            "lat": lat,
+        },
+    )
+    res.raise_for_status()
+    incident = res.json()
+    assert district.dispatches(incident["id"]) == []
+    url = f"/api/v1/incidents/{incident['id']}"
+    raised = operator.patch(url, json={"version": incident["version"], "level": "critical"})
+    assert raised.status_code == 200, raised.text
+    note = officer.wait_notify()
+    assert note.incident_id == incident["id"] and note.severity.value == "critical"
+    edited = operator.patch(url, json={"version": raised.json()["version"], "title": "renamed"})
+    assert edited.status_code == 200
+    assert len(district.dispatches(incident["id"])) == 1  # a later edit asks nobody again
