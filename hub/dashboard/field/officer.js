@@ -87,6 +87,7 @@ export class OfficerView {
     const onOrientation = (ev) => {
       const heading = compassHeading(ev, screen.orientation?.angle ?? 0);
       if (heading === null) return;
+      if (this.compass) this.compass.hidden = true; // the compass answers: nothing to ask
       this.heading = heading;
       if (this.pose) this.pose = { ...this.pose, headingDeg: heading };
       this.renderArrows();
