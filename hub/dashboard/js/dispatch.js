@@ -52,10 +52,13 @@ export function rankOfficers(officers, incident) {
   return rows;
 }
 
-// Every dispatch of the incident ended without anyone answering: nobody is on the way.
-export function nobodyAnswered(dispatches) {
-  return dispatches.length > 0 && !dispatches.some((d) => OPEN_DISPATCH.has(d.state) || d.state === "done")
-    && dispatches.some((d) => d.state === "timed_out");
+// Nobody is on the way: the hub's last word on the incident's timeline about dispatch is that
+// nobody (more) could be asked or answered, or every dispatch ended without an answer.
+export function nobodyAnswered(dispatches, timeline = []) {
+  if (dispatches.some((d) => OPEN_DISPATCH.has(d.state) || d.state === "done")) return false;
+  const last = timeline.filter((e) => e.kind === "dispatch").at(-1);
+  if (last?.details?.change === "unanswered") return true;
+  return dispatches.some((d) => d.state === "timed_out");
 }
 
 export class DispatchPanel {
@@ -95,6 +98,7 @@ export class DispatchPanel {
       this.load();
     } else {
       this.incident = d;
+      this.render(); // the incident changed (its timeline may say nobody answered)
     }
     return this.box;
   }
@@ -128,7 +132,7 @@ export class DispatchPanel {
     if (!id) return false;
     // The live event says so at once; the list says so after a reload (or on another tab).
     if (this.items.some((d) => OPEN_DISPATCH.has(d.state))) return false;
-    return this.unanswered.has(id) || nobodyAnswered(this.items);
+    return this.unanswered.has(id) || nobodyAnswered(this.items, this.incident.timeline || []);
   }
 
   render() {
@@ -157,7 +161,7 @@ export class DispatchPanel {
   row(x, manage) {
     const answer = x.last_answer && known(ANSWERS, x.last_answer) ? t(`dispatchui.answer.${x.last_answer}`) : x.last_answer;
     const meta = [
-      t("dispatchui.round", { n: x.round }),
+      t("dispatchui.round", { n: x.round + 1 }), // the hub counts rounds from 0
       known(ACTIONS, x.action) ? t(`dispatchui.action.${x.action}`) : x.action,
       distanceText(x.distance_m),
     ].join(" · ");
