@@ -20,7 +20,13 @@ from edge.protocol import EntityKind, Position
 from edge.validators import utcnow
 from hub.auth import Role, create_user
 from tests.hub.conftest import PASSWORD, RunningHub
-from tests.hub.dashboard.conftest import District, closing_client, offset, open_dashboard
+from tests.hub.dashboard.conftest import (
+    District,
+    closing_client,
+    offset,
+    open_dashboard,
+    pinned_hub,
+)
 from tests.hub.dashboard.test_triage import SPY
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
@@ -58,10 +64,22 @@ def _fix(agent: AgentRuntime, officer: str, at: tuple[float, float], heading: fl
 
 
 @pytest.fixture(scope="module")
+def dispatch_hub(
+    broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
+    """The module's hub; a ring waits 10 minutes for an answer, so no dispatch times out and
+    moves on while a test looks at it (the alarm is driven by an incident nobody can reach)."""
+    with pinned_hub(
+        broker, tmp_path_factory.mktemp("hub"), dispatch={"ack_timeout_s": 600.0}
+    ) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
 def scene(
-    module_hub: RunningHub, broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
+    dispatch_hub: RunningHub, broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scene]:
-    hub = module_hub
+    hub = dispatch_hub
     district = District(hub, broker, tmp_path_factory.mktemp("officers"))
     officers = {place: f"{hub.site}-{place}" for place in PLACES}
     officers["near"] = f"{hub.site}-officer"  # the site's own officer account
