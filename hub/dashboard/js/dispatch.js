@@ -61,6 +61,16 @@ export function nobodyAnswered(dispatches, timeline = []) {
   return dispatches.some((d) => d.state === "timed_out");
 }
 
+const TIMELINE_CHANGES = ["notified", "answered", "widened", "unanswered", "cancelled"];
+
+// A dispatch event on the incident's timeline, in words ("Dispatch: ann notified").
+export function dispatchEventText(details) {
+  const change = known(TIMELINE_CHANGES, details?.change);
+  if (!change) return String(details?.change ?? "");
+  const answer = known(ANSWERS, details.answer) ? t(`dispatchui.answer.${details.answer}`) : String(details.answer ?? "");
+  return t(`dispatchui.timeline.${change}`, { officer: String(details.officer ?? ""), answer });
+}
+
 export class DispatchPanel {
   constructor(dash) {
     this.dash = dash;

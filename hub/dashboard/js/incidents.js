@@ -10,7 +10,7 @@ import { t, formatDateTime, language } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { severityBadge } from "./layers.js";
 import { mountWarning } from "./warnings.js";
-import { DispatchPanel } from "./dispatch.js";
+import { DispatchPanel, dispatchEventText } from "./dispatch.js";
 
 const PAGE_SIZE = 25;
 const STATES = ["new", "assigned", "in_progress", "resolved", "closed"];
@@ -514,6 +514,7 @@ export class IncidentWorkspace {
       t(`workspace.event.${e.kind}`) === `workspace.event.${e.kind}` ? e.kind : t(`workspace.event.${e.kind}`),
       e.to_state && known(STATES, e.to_state) ? [" → ", t(`workspace.state.${e.to_state}`)] : null,
       e.kind === "assigned" && e.details?.assignee ? [" · ", String(e.details.assignee)] : null,
+      e.kind === "dispatch" ? [" · ", dispatchEventText(e.details)] : null,
       e.text ? h("p", { class: "inc-event-text" }, e.text) : null));
     return h("section", { class: "inc-section", "aria-labelledby": "inc-timeline-title" },
       h("h3", { id: "inc-timeline-title" }, t("workspace.timeline")),

@@ -227,6 +227,8 @@ def test_the_commander_is_told_when_nobody_can_be_dispatched(
     expect(page.locator("#disp-nobody")).to_have_text(
         "Nobody answered: no officer acknowledged this dispatch."
     )
+    # The incident's timeline says it in words, too.
+    expect(page.locator(".inc-event-dispatch")).to_contain_text("Dispatch · nobody answered")
     assert page.errors == []  # type: ignore[attr-defined]
 
     # An auditor (dispatch:read only) sees the panel but no way to dispatch or cancel.
