@@ -28,6 +28,7 @@ from tests.support.waiting import wait_until
 SCENE_AT = (300.0, 0.0)  # east, north metres from the map's centre
 WEST_OF_SCENE = (150.0, 0.0)  # the scene is due east of here
 SOUTH_OF_SCENE = (300.0, -120.0)  # the scene is due north of here
+MARKUP = '<img src=x onerror="window.__pwned=1">Blocked fire exit'
 
 # Every visible button narrower or lower than a fingertip's 44 CSS px.
 SMALL_TARGETS = """() => [...document.querySelectorAll('#dispatches-view button, .tabs button')]
@@ -246,9 +247,13 @@ def test_the_officer_is_pointed_to_the_scene_answers_and_goes_off_duty(
     assert got["assignee"] == scene.officer  # the acknowledgement assigned it
 
     # A new dispatch for this officer arrives without a reload (live, before the 10 s poll).
-    second = _dispatch(hub, _incident(hub, "Blocked fire exit", (250, 80))["id"], scene.officer)
+    # Its title carries markup: the card shows it as text and runs nothing.
+    second = _dispatch(hub, _incident(hub, MARKUP, (250, 80))["id"], scene.officer)
     expect(page.locator(f'li[data-id="{second}"]')).to_be_visible(timeout=8000)
     expect(cards).to_have_count(2)
+    expect(page.locator(f'li[data-id="{second}"] .title')).to_have_text(MARKUP)
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert page.locator("#dispatch-list img[src='x']").count() == 0
     assert page.locator(f'li[data-id="{scene.theirs}"]').count() == 0
 
     # Off duty and back, as the hub records it.
