@@ -203,6 +203,11 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
     expect(page.locator(f'.off-dot[data-officer="{who["near"]}"] .off-heading')).to_have_attribute(
         "data-heading", "45"
     )
+    # A live fix turns the officer's arrow (and moves the marker) without a reload.
+    _fix(scene.glasses["near"], who["near"], PLACES["near"], heading=90.0)
+    expect(page.locator(f'.off-dot[data-officer="{who["near"]}"] .off-heading')).to_have_attribute(
+        "data-heading", "90"
+    )
     assert page.errors == []  # type: ignore[attr-defined]
 
 
