@@ -80,6 +80,7 @@ export class DispatchPanel {
     this.unanswered = new Set(); // incident ids the hub reported unanswered (live)
     this.picking = false;
     this.cancelling = null; // dispatch id whose cancel form is open
+    this.forceOffered = false; // the hub refused an unavailable officer: "send anyway" shown
     this.message = null;
     this.loadError = null;
     this.refreshTimer = null;
@@ -100,6 +101,7 @@ export class DispatchPanel {
     if (this.incident?.id !== d.id) {
       this.items = [];
       this.picking = false;
+      this.forceOffered = false;
       this.cancelling = null;
       this.message = null;
       this.loadError = null;
