@@ -66,6 +66,9 @@ class Permission(StrEnum):
     FIELD_REPORTS_SUBMIT = "reports:submit"  # file a field report, follow one's own
     FIELD_REPORTS_READ = "reports:read"  # every field report
     TASKS_WORK = "tasks:work"  # the incidents assigned to oneself: list, accept, start, resolve
+    DISPATCH_READ = "dispatch:read"  # officers' availability, every incident's dispatches
+    DISPATCH_MANAGE = "dispatch:manage"  # bind glasses, set duty, dispatch and cancel by hand
+    DISPATCH_ANSWER = "dispatch:answer"  # an officer's own dispatches and answers, own duty
     SELF = "self"  # one's own profile and tokens
 
 
@@ -95,6 +98,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INCIDENT_STATS_READ,
             P.FIELD_REPORTS_SUBMIT,
             P.FIELD_REPORTS_READ,
+            P.DISPATCH_READ,
+            P.DISPATCH_MANAGE,
             P.SELF,
         }
     ),
@@ -115,6 +120,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.WORKFLOW_READ,
             P.INCIDENT_STATS_READ,
             P.FIELD_REPORTS_READ,
+            P.DISPATCH_READ,
+            P.DISPATCH_MANAGE,
             P.SELF,
         }
     ),
@@ -131,6 +138,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INCIDENTS_WORK,
             P.FIELD_REPORTS_SUBMIT,
             P.TASKS_WORK,
+            P.DISPATCH_ANSWER,
             P.SELF,
         }
     ),
@@ -154,6 +162,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INCIDENTS_READ,
             P.INCIDENT_STATS_READ,
             P.FIELD_REPORTS_READ,
+            P.DISPATCH_READ,
             P.SELF,
         }
     ),

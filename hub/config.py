@@ -16,6 +16,7 @@ from hub.broker import Account
 from hub.classify.config import ClassifierConfig
 from hub.commands.config import CommandOutboxConfig
 from hub.dashboard_config import DashboardConfig
+from hub.dispatch.config import DispatchConfig
 from hub.fieldreports.config import FieldReportsConfig
 from hub.flood import FloodConfig
 from hub.incidents.config import IncidentsConfig
@@ -232,6 +233,10 @@ class HubConfig(StrictModel):
     field_reports: FieldReportsConfig = Field(
         default_factory=FieldReportsConfig,
         description="field report and Open311 intake (docs/incidents.md)",
+    )
+    dispatch: DispatchConfig = Field(
+        default_factory=DispatchConfig,
+        description="who is sent to an incident, widening rings, the commander (docs/dispatch.md)",
     )
     classify: ClassifierConfig = Field(
         default_factory=ClassifierConfig,

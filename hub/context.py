@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from edge.bus import Bus
+from edge.protocol import AlertKind
 from hub.alerts.service import AlertService
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
@@ -18,6 +20,7 @@ from hub.commands.outbox import CommandOutbox
 from hub.commands.service import CommandService
 from hub.config import HubConfig
 from hub.devices.service import DeviceService
+from hub.dispatch.service import DispatchService
 from hub.fieldreports.service import FieldReportService
 from hub.geo.service import GeoService
 from hub.incidents.service import IncidentNotFound, IncidentService, incident_event
@@ -65,6 +68,7 @@ class HubContext:
     fieldreports: FieldReportService = field(init=False)
     open311: Open311Service = field(init=False)
     org: OrgService = field(init=False)
+    dispatch: DispatchService = field(init=False)  # its sweeper started and stopped by HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -82,8 +86,20 @@ class HubContext:
             self.config.incidents,
             self.clock,
             zone=self.config.zone(),
-            on_change=lambda row, action: self.live.publish([incident_event(row, action)]),
+            on_change=self._incident_changed,
         )
+        self.dispatch = DispatchService(
+            engine,
+            self.audit,
+            self.config.dispatch,
+            outbox=self.outbox,
+            live=self.live,
+            clock=self.clock,
+            hub_id=self.config.client_id,
+            kind_for_category=self._kind_for_category,
+            announce_incident=self.incidents.announce,
+        )
+        self.incidents.in_transaction = self.dispatch.on_incident
         self.warnings = WarningService(
             engine,
             self.audit,
@@ -126,6 +142,18 @@ class HubContext:
     @property
     def engine(self) -> Engine:
         return self.store.engine
+
+    def _incident_changed(self, row: Any, action: str) -> None:
+        self.live.publish([incident_event(row, action)])
+        self.dispatch.after_incident(row, action)
+
+    def _kind_for_category(self, category: str) -> AlertKind | None:
+        """What a Notify about an incident without an alert calls it: the first alert kind
+        an alert rule files under the incident's category."""
+        for rule in self.config.incidents.alert_rules:
+            if rule.category == category:
+                return rule.kinds[0]
+        return None
 
     def _announce_fired(self, fired: list[Fired]) -> None:
         """Reminders and escalations this hub fired, on the live map (and through the relay to

@@ -28,6 +28,7 @@ from edge.protocol import (
     Alert,
     Channel,
     CmdChannel,
+    DispatchAnswer,
     HubAck,
     Inbound,
     ProtocolError,
@@ -56,6 +57,7 @@ SUBSCRIBED_CHANNELS = (
     Channel.POS,
     Channel.REPLY,
     Channel.SIGHTINGS,
+    Channel.ANSWER,
 )
 
 
@@ -233,7 +235,8 @@ class Ingest:
             if reason is not None:
                 self.reject(reason, f"{inbound.topic}", topic, payload)
                 return
-        if isinstance(inbound.message, Alert):
+        if isinstance(inbound.message, (Alert, DispatchAnswer)):
+            # An officer's answer waits in its device's outbox like an alert: never dropped.
             self._put_alert(inbound)
         else:
             self.queue.put_drop_oldest(inbound, reason=f"{inbound.topic.channel}_queue_full")

@@ -30,6 +30,7 @@ class Layer(StrEnum):
     DEVICES = "devices"
     WARNINGS = "warnings"  # a grid cell's warning colour changed (hub/warnings/service.py)
     INCIDENTS = "incidents"
+    DISPATCH = "dispatch"  # officers notified, answering, widening (hub/dispatch/service.py)
 
 
 BBox = tuple[float, float, float, float]  # west, south, east, north

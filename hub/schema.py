@@ -674,3 +674,98 @@ field_reports = Table(
 # An incident keeps its group key only while its alert group is live (open, window not closed);
 # NULLs never collide, so this makes "one live incident per group" hold across hub replicas.
 Index("uq_incidents_group_key", incidents.c.group_key, unique=True)
+
+# --- dispatch (issue 14) ---------------------------------------------------------------------
+
+officers = Table(
+    # An officer's duty and the glasses device bound to them (one device per officer).
+    "officers",
+    metadata,
+    Column("username", ID, ForeignKey("users.username", ondelete="CASCADE"), primary_key=True),
+    Column("device", ID, ForeignKey("devices.id", ondelete="SET NULL")),
+    Column("on_duty", Boolean, nullable=False, default=False),
+    Column("since", TS, nullable=False),  # when on_duty last changed
+    Column("updated_at", TS, nullable=False),
+    Column("updated_by", ID, nullable=False),
+    Index("uq_officers_device", "device", unique=True),
+)
+
+dispatches = Table(
+    # One row per officer asked per incident; ``notify_id`` is the command outbox row (and the
+    # Notify's id) that carried it. States: notified -> acknowledged -> en_route -> on_scene ->
+    # verified, or rejected | timed_out | cancelled | done.
+    "dispatches",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUIDv7
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("site", ID, nullable=False),
+    Column("officer", ID, nullable=False),
+    Column("device", ID, nullable=False),
+    Column("round", Integer, nullable=False),  # the ring it was asked in (0 first)
+    Column("action", String(16), nullable=False),  # attend | verify | assist | observe
+    Column("state", String(16), nullable=False),
+    Column("distance_m", Float),
+    Column("notify_id", String(36), nullable=False, unique=True),
+    Column("notified_at", TS, nullable=False),
+    Column("respond_by", TS, nullable=False),
+    Column("delivered_at", TS),  # the device's Reply to the Notify, recorded by the outbox
+    Column("last_answer", String(16)),
+    Column("answered_at", TS),
+    Column("alert_id", String(36)),  # the alert the Notify was about
+    Column("cancel_reason", String(500)),
+    Column("created_by", ID, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_dispatches_incident_id_round", "incident_id", "round"),
+    Index("ix_dispatches_officer_state", "officer", "state"),
+    Index("ix_dispatches_delivered_at", "delivered_at"),
+)
+
+dispatch_rounds = Table(
+    # A ring's time to answer. ``fired_at`` is set by the one hub that claims it (conditional
+    # UPDATE), in the transaction that widens or tells the commander: a round fires once
+    # however many hubs sweep; (incident, round) is unique, so no round is asked twice.
+    "dispatch_rounds",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("round", Integer, nullable=False),
+    Column("due_at", TS, nullable=False),
+    Column("fired_at", TS),
+    Column("fired_by", String(64)),  # the hub's client id
+    Column("cancelled", Boolean, nullable=False, default=False),
+    Index("ix_dispatch_rounds_fired_at_due_at", "fired_at", "due_at"),
+    Index("uq_dispatch_rounds_incident_id_round", "incident_id", "round", unique=True),
+)
+
+dispatch_answers = Table(
+    # Every officer answer received (MQTT DispatchAnswer or the phone's HTTP answer); the
+    # message id is the key, so a replay is stored once and changes nothing. ``outcome`` is
+    # set by the hub that processes it: accepted, or refused with ``reason``.
+    "dispatch_answers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("site", ID, nullable=False),
+    Column("device", ID),  # None: answered over HTTP
+    Column("dispatch_id", String(36), nullable=False, index=True),
+    Column("notify_id", String(36)),
+    Column("officer", ID, nullable=False),
+    Column("answer", String(16), nullable=False),
+    Column("ts", TS, nullable=False),
+    Column("note", String(500), nullable=False, default=""),
+    Column("lon", Float),
+    Column("lat", Float),
+    Column("received_at", TS, nullable=False),
+    Column("outcome", String(16)),  # None until processed | accepted | refused
+    Column("reason", String(64)),
+    Index("ix_dispatch_answers_outcome", "outcome"),
+)

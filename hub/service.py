@@ -130,6 +130,8 @@ class HubService:
             self.timeseries.write_messages(item.message for item in batch)
         self._fuse(batch)
         self._open_incidents(batch, result)
+        if result.new_answer_ids:
+            self.ctx.dispatch.process_answers(result.new_answer_ids)  # counts its own failures
 
     def _open_incidents(self, batch: list[Inbound], result: BatchResult) -> None:
         """The batch's new alerts through the alert rules (hub/incidents/service.py)."""
@@ -198,6 +200,8 @@ class HubService:
         self.warnings_worker.start()
         if self.config.incidents.deadlines.enabled:
             self.timers.start()
+        if self.config.dispatch.enabled:
+            self.ctx.dispatch.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -213,6 +217,8 @@ class HubService:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
         if self.timers.started:
             workers.append(self.timers.worker_status())
+        if self.ctx.dispatch.started:
+            workers.append(self.ctx.dispatch.worker_status())
         if self.timeseries is not None:
             stats = self.timeseries.stats()
             workers.append(
@@ -269,6 +275,7 @@ class HubService:
             thread.join(timeout=10)
         self._threads.clear()
         self.timers.stop()
+        self.ctx.dispatch.stop()
         self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving

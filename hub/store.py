@@ -29,6 +29,7 @@ from edge.protocol import (
     Alert,
     DeviceState,
     DeviceStatus,
+    DispatchAnswer,
     Health,
     Inbound,
     Position,
@@ -43,6 +44,7 @@ from hub.ownership import FUSION_REPORTER, NOT_OWNED, Owner, refusal
 from hub.schema import (
     alerts,
     device_state,
+    dispatch_answers,
     entity_owners,
     evidence,
     health,
@@ -69,6 +71,7 @@ DEAD_LETTER_HEAD_BYTES = 512
 DEAD_LETTER_ERROR_CHARS = 500
 DEAD_LETTER_TOPIC_CHARS = 256
 ALERT_ID_TAKEN = "alert_id_taken"
+ANSWER_ID_TAKEN = "answer_id_taken"
 TS_IN_FUTURE = "ts_in_future"
 _IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
 
@@ -122,6 +125,8 @@ class BatchResult:
     # id(item) -> the item with only its accepted positions, for a message partly refused
     # (it is also in ``rejected``, with the reason of its refused positions).
     trimmed: dict[int, Inbound] = field(default_factory=dict)
+    # Ids of the officer answers this batch inserted, for dispatch to decide (hub/dispatch).
+    new_answer_ids: list[str] = field(default_factory=list)
 
     def merge(self, other: BatchResult) -> None:
         self.alerts_new += other.alerts_new
@@ -137,6 +142,7 @@ class BatchResult:
         self.live_positions.extend(other.live_positions)
         self.positions_stale += other.positions_stale
         self.trimmed.update(other.trimmed)
+        self.new_answer_ids.extend(other.new_answer_ids)
 
     def refused_whole(self) -> set[int]:
         """``id()`` of the items nothing of which was stored."""
@@ -384,6 +390,8 @@ class Store:
                 stmt = self._insert(health).on_conflict_do_nothing(index_elements=["id"])
                 conn.execute(stmt, rows.health)
                 result.health = len(rows.health)
+            if rows.answer_items:
+                self._write_answers(conn, rows.answer_items, result)
             if rows.replies:
                 stmt = self._insert(replies).on_conflict_do_nothing(index_elements=["id"])
                 conn.execute(stmt, rows.replies)
@@ -440,6 +448,39 @@ class Store:
         if ev_rows:
             conn.execute(evidence.insert(), ev_rows)
             result.evidence = len(ev_rows)
+
+    def _write_answers(self, conn: Connection, items: list[Inbound], result: BatchResult) -> None:
+        """Insert new answer ids (the first body wins, ever) and ack them like alerts: a resend
+        is acked again; the same id from another device is refused and never acked."""
+        now = utcnow()
+        rows: dict[str, dict[str, Any]] = {}
+        for item in items:
+            msg = item.message
+            if isinstance(msg, DispatchAnswer) and msg.id not in rows:
+                rows[msg.id] = _answer_row(msg, now)
+        stmt = self._insert(dispatch_answers).on_conflict_do_nothing(index_elements=["id"])
+        res = conn.execute(stmt.returning(dispatch_answers.c.id), list(rows.values()))
+        new_ids = {r[0] for r in res.all()}
+        owner = {i: (rows[i]["site"], rows[i]["device"]) for i in new_ids}
+        known = [i for i in rows if i not in new_ids]
+        for start in range(0, len(known), _IN_CHUNK):
+            stmt_owner = select(
+                dispatch_answers.c.id, dispatch_answers.c.site, dispatch_answers.c.device
+            ).where(dispatch_answers.c.id.in_(known[start : start + _IN_CHUNK]))
+            owner.update({r.id: (r.site, r.device) for r in conn.execute(stmt_owner)})
+        for item in items:
+            msg = item.message
+            if owner.get(msg.id) != (msg.site, msg.device):
+                result.rejected.append(
+                    RejectedItem(
+                        item, ANSWER_ID_TAKEN, f"answer id {msg.id} is stored for another sender"
+                    )
+                )
+                continue
+            acks = result.acks.setdefault((msg.site, msg.device), [])
+            if msg.id not in acks:
+                acks.append(msg.id)
+        result.new_answer_ids.extend(sorted(new_ids))
 
     def _owners(self, conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Owner]:
         t = entity_owners
@@ -745,6 +786,7 @@ class _BatchRows:
     position_items: list[tuple[Inbound, PositionBatch]] = field(default_factory=list)
     health: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
+    answer_items: list[Inbound] = field(default_factory=list)
     states: dict[tuple[str, str], DeviceState] = field(default_factory=dict)
 
     @classmethod
@@ -781,6 +823,8 @@ class _BatchRows:
                 key = (msg.site, msg.device)
                 if key not in rows.states or rows.states[key].ts <= msg.ts:
                     rows.states[key] = msg
+            elif isinstance(msg, DispatchAnswer):
+                rows.answer_items.append(item)
             elif isinstance(msg, Reply):
                 rows.replies.append(
                     {
@@ -841,6 +885,26 @@ def _alert_row(msg: Alert, now: datetime) -> tuple[dict[str, Any], dict[str, Any
         "payload": payload,
     }
     return row, ev_row
+
+
+def _answer_row(msg: DispatchAnswer, now: datetime) -> dict[str, Any]:
+    """An officer's answer as stored; dispatch decides it after the commit (``outcome``)."""
+    return {
+        "id": msg.id,
+        "site": msg.site,
+        "device": msg.device,
+        "dispatch_id": msg.dispatch_id,
+        "notify_id": msg.notify_id,
+        "officer": msg.officer,
+        "answer": msg.answer.value,
+        "ts": msg.ts,
+        "note": msg.note,
+        "lon": msg.location.lon if msg.location else None,
+        "lat": msg.location.lat if msg.location else None,
+        "received_at": now,
+        "outcome": None,
+        "reason": None,
+    }
 
 
 def trim_dead_letters(conn: Connection, max_rows: int) -> int:

@@ -21,6 +21,7 @@ from hub.classify import routes as classify_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
 from hub.devices import routes as devices_routes
+from hub.dispatch import routes as dispatch_routes
 from hub.errors import NotFound
 from hub.fieldreports import routes as fieldreports_routes
 from hub.geo import routes as geo_routes
@@ -206,6 +207,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         incstats_routes.router,
         incidents_routes.router,
         tasks_routes.router,
+        dispatch_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.

@@ -112,6 +112,15 @@ async def _pump(websocket: WebSocket, client: LiveClient) -> None:
             await websocket.send_json({"layer": "batch", "events": [e.as_json() for e in events]})
 
 
+# A layer beyond positions and alerts needs one of these permissions besides live:read.
+LAYER_PERMISSIONS: dict[Layer, tuple[Permission, ...]] = {
+    Layer.DEVICES: (Permission.DEVICES_READ,),
+    Layer.WARNINGS: (Permission.CELLS_READ,),
+    Layer.INCIDENTS: (Permission.INCIDENTS_READ,),
+    Layer.DISPATCH: (Permission.DISPATCH_READ, Permission.DISPATCH_ANSWER),
+}
+
+
 async def live_stream(websocket: WebSocket) -> None:
     """``/api/v1/live?layers=positions,alerts,devices&bbox=w,s,e,n&site=...``
 
@@ -150,12 +159,11 @@ async def live_stream(websocket: WebSocket) -> None:
         await websocket.close(WS_CLOSE_POLICY, f"bad query: {detail}"[:120])
         return
     site = websocket.query_params.get("site")
-    if not principal.can(Permission.DEVICES_READ):
-        layers = layers - {Layer.DEVICES}
-    if not principal.can(Permission.CELLS_READ):
-        layers = layers - {Layer.WARNINGS}
-    if not principal.can(Permission.INCIDENTS_READ):
-        layers = layers - {Layer.INCIDENTS}
+    layers = frozenset(
+        layer
+        for layer in layers
+        if any(principal.can(p) for p in LAYER_PERMISSIONS.get(layer, (Permission.LIVE_READ,)))
+    )
     await websocket.accept()
     ctx.live.attach_loop(asyncio.get_running_loop())
     client = ctx.live.register(layers, bbox, site)

@@ -48,6 +48,7 @@ class EventKind(StrEnum):
     REMINDER = "reminder"
     ESCALATED = "escalated"
     UPDATED = "updated"
+    DISPATCH = "dispatch"  # an officer notified, answering, widening (hub/dispatch/service.py)
 
 
 LEVEL_ORDER = {level: rank for rank, level in enumerate(IncidentLevel)}

@@ -178,6 +178,10 @@ class IncidentService:
         # Called after commit with each changed incident row and the audited action that
         # changed it (the live map's hook: every operator sees every other's change).
         self.on_change = on_change
+        # Called inside the transaction that opens (action ``incident.open``, with the alert
+        # that opened it) or changes an incident, with its new row: dispatch asks officers in
+        # the same transaction, so a second replica never asks them again.
+        self.in_transaction: Callable[[Connection, Any, str, str | None], None] | None = None
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -325,7 +329,10 @@ class IncidentService:
         )
         row = repository.get(conn, incident_id)
         deadlines.on_change(conn, self.config, row, now)
-        return repository.get(conn, incident_id)
+        row = repository.get(conn, incident_id)
+        if group is None and self.in_transaction is not None:
+            self.in_transaction(conn, row, "incident.open", None)
+        return row
 
     # --- routing ----------------------------------------------------------------------------
 
@@ -536,6 +543,8 @@ class IncidentService:
                 kind=EventKind.ALERT_LINKED,
                 details={"count": len(taken), "alerts": [a.id for a in taken[:EVENT_IDS_MAX]]},
             )
+            if opened is not None and self.in_transaction is not None:
+                self.in_transaction(conn, repository.get(conn, target), "incident.open", first.id)
             if opened is not None:
                 # Opening is audited (a decision the rules took); alerts joining an open
                 # incident are ingest data, on its timeline, and like ingest not audited.
@@ -599,6 +608,8 @@ class IncidentService:
             new = repository.get(conn, incident_id)
             deadlines.on_change(conn, self.config, new, now)
             new = repository.get(conn, incident_id)
+            if self.in_transaction is not None:
+                self.in_transaction(conn, new, action, None)
         self._changed(new, action)
         return new
 
