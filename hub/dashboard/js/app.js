@@ -257,7 +257,8 @@ class Dashboard {
       rows.push(row(spaced(Object.entries(ENTITY_STYLE).map(([k, s]) => h("span", { class: "ent" },
         h("i", { class: `shape-${s.shape}`, style: { background: s.fill } }), t(`entity.${k}`))))));
     }
-    if (this.can("dispatch:read")) {
+    // Only once officers are on the map: the legend must not grow over it for nothing.
+    if (this.officers?.markers.size) {
       rows.push(row(h("span", { "data-i18n": "dispatchui.legend" }, t("dispatchui.legend")), " ",
         spaced(AVAILABILITY.map((a) => h("span", { class: "ent" },
           h("i", { class: `off-swatch off-${a}`, "aria-hidden": "true" }), t(`dispatchui.availability.${a}`))))));

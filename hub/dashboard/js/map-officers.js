@@ -21,6 +21,7 @@ export class OfficersLayer {
     this.group = L.layerGroup();
     this.markers = new Map(); // username -> {marker, officer}
     this.timer = null;
+    this.shown = false; // officers on the map (and so their legend row)
     onLiveEvent("positions", (ev) => this.onPosition(ev));
     setInterval(() => this.refresh(), REFRESH_MS);
   }
@@ -54,6 +55,12 @@ export class OfficersLayer {
         this.group.removeLayer(entry.marker);
         this.markers.delete(name);
       }
+    }
+    // The legend explains the colours only while there are officers to explain.
+    const any = this.markers.size > 0;
+    if (any !== this.shown) {
+      this.shown = any;
+      this.dash.buildLegend();
     }
   }
 

@@ -211,6 +211,7 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
         dot = page.locator(f'.off-dot[data-officer="{name}"]')
         expect(dot).to_have_attribute("data-availability", hub_says[name])
     assert hub_says[who["resting"]] == "off_duty"
+    expect(page.locator("#legend")).to_contain_text("Off duty")  # the colours explained
     expect(page.locator(f'.off-dot[data-officer="{who["near"]}"] .off-heading')).to_have_attribute(
         "data-heading", "45"
     )
