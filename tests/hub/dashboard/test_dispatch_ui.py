@@ -25,7 +25,6 @@ from tests.hub.dashboard.conftest import (
     closing_client,
     offset,
     open_dashboard,
-    pinned_hub,
 )
 from tests.hub.dashboard.test_triage import SPY
 from tests.support.broker import BrokerHarness
@@ -64,18 +63,6 @@ def _fix(agent: AgentRuntime, officer: str, at: tuple[float, float], heading: fl
 
 
 @pytest.fixture(scope="module")
-def dispatch_hub(
-    broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningHub]:
-    """The module's hub; a ring waits 10 minutes for an answer, so no dispatch times out and
-    moves on while a test looks at it (the alarm is driven by an incident nobody can reach)."""
-    with pinned_hub(
-        broker, tmp_path_factory.mktemp("hub"), dispatch={"ack_timeout_s": 600.0}
-    ) as hub:
-        yield hub
-
-
-@pytest.fixture(scope="module")
 def scene(
     dispatch_hub: RunningHub, broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scene]:
@@ -109,9 +96,12 @@ def scene(
         district.stop()
 
 
-def _open_incident(hub: RunningHub, title: str, at: tuple[float, float]) -> dict[str, Any]:
+def open_incident(
+    hub: RunningHub, title: str, at: tuple[float, float], level: str = "high"
+) -> dict[str, Any]:
+    """An incident opened by a commander at ``at`` (east, north metres from the centre)."""
     lon, lat = offset(*at)
-    body = {"site": hub.site, "category": "garbage", "level": "high", "title": title,
+    body = {"site": hub.site, "category": "garbage", "level": level, "title": title,
             "lon": lon, "lat": lat}  # fmt: skip
     with closing_client(hub, Role.COMMANDER) as commander:
         res = commander.post("/api/v1/incidents", json=body)
@@ -119,7 +109,7 @@ def _open_incident(hub: RunningHub, title: str, at: tuple[float, float]) -> dict
         return dict(res.json())
 
 
-def _dispatches(hub: RunningHub, incident: str) -> list[dict[str, Any]]:
+def dispatches_of(hub: RunningHub, incident: str) -> list[dict[str, Any]]:
     with closing_client(hub, Role.OPERATOR) as operator:
         res = operator.get(f"/api/v1/incidents/{incident}/dispatches")
         res.raise_for_status()
@@ -143,10 +133,10 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
 ) -> None:
     hub, who = scene.hub, scene.officers
     page = open_dashboard(pages, browser, hub, Role.OPERATOR)
-    incident = _open_incident(hub, "Smoke from a bin store", SCENE_AT)
+    incident = open_incident(hub, "Smoke from a bin store", SCENE_AT)
     # The hub asked the nearest officer when the incident opened.
-    wait_until(lambda: len(_dispatches(hub, incident["id"])) == 1, 10, message="a dispatch")
-    assert _dispatches(hub, incident["id"])[0]["officer"] == who["near"]
+    wait_until(lambda: len(dispatches_of(hub, incident["id"])) == 1, 10, message="a dispatch")
+    assert dispatches_of(hub, incident["id"])[0]["officer"] == who["near"]
     _open_in_workspace(page, incident["number"])
     expect(_row(page, who["near"]).locator(".disp-state")).to_have_text("Notified")
     expect(_row(page, who["near"])).to_contain_text("round 1")
@@ -154,7 +144,7 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
     # The first officer declines from their glasses' side (the API here): the hub asks the
     # next one at once, and the open panel shows it without a reload.
     with closing_client(hub, Role.OFFICER) as officer:
-        first = _dispatches(hub, incident["id"])[0]["id"]
+        first = dispatches_of(hub, incident["id"])[0]["id"]
         officer.post(
             f"/api/v1/dispatches/{first}/answers", json={"answer": "reject"}
         ).raise_for_status()
@@ -175,7 +165,7 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
     page.click("#disp-picker button[type=submit]")
     expect(page.locator("#disp-message")).to_have_text(f"{who['far']} dispatched.")
     expect(_row(page, who["far"]).locator(".disp-state")).to_have_text("Notified")
-    by_hand = next(d for d in _dispatches(hub, incident["id"]) if d["officer"] == who["far"])
+    by_hand = next(d for d in dispatches_of(hub, incident["id"]) if d["officer"] == who["far"])
     assert by_hand["action"] == "assist" and by_hand["state"] == "notified"
 
     # Cancel it, with the reason the form asks for.
@@ -183,7 +173,7 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
     page.fill("#disp-cancel-reason", "Sent the wrong officer")
     page.click("#disp-cancel-form button[type=submit]")
     expect(_row(page, who["far"]).locator(".disp-state")).to_have_text("Cancelled")
-    got = {d["officer"]: d for d in _dispatches(hub, incident["id"])}
+    got = {d["officer"]: d for d in dispatches_of(hub, incident["id"])}
     assert got[who["far"]]["state"] == "cancelled"
     assert got[who["middle"]]["state"] == "notified"  # the cancel touched only that one
 
@@ -192,7 +182,7 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
     page.select_option("#disp-officer", who["resting"])
     page.click("#disp-picker button[type=submit]")
     expect(page.locator("#disp-message")).to_contain_text("Tick the box to send anyway")
-    assert not any(d["officer"] == who["resting"] for d in _dispatches(hub, incident["id"]))
+    assert not any(d["officer"] == who["resting"] for d in dispatches_of(hub, incident["id"]))
     page.select_option("#disp-officer", who["resting"])
     page.check("#disp-force")
     page.click("#disp-picker button[type=submit]")
@@ -235,7 +225,7 @@ def test_the_commander_is_told_when_nobody_can_be_dispatched(
     page.evaluate(SPY)
     page.click("#feed-title")  # a user gesture: browsers start sound only after one
     before = page.title()
-    incident = _open_incident(hub, "Flooded underpass", FAR_AWAY)
+    incident = open_incident(hub, "Flooded underpass", FAR_AWAY)
     page.wait_for_function("() => window.__notified.length === 1")
     assert page.evaluate("window.__notified") == [
         ["New critical item", f"Nobody answered the dispatch for {incident['number']}"]

@@ -8,7 +8,6 @@ phone and has no serious axe violation; a grid worker has no officer view."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +18,10 @@ from edge.glasses.view import Pose, bearing_deg, distance_m, relative_bearing
 from edge.validators import utcnow
 from hub.auth import Role, create_user
 from tests.hub.conftest import PASSWORD, RunningHub
-from tests.hub.dashboard.conftest import closing_client, offset, pinned_hub
+from tests.hub.dashboard.conftest import closing_client, offset
+from tests.hub.dashboard.test_dispatch_ui import dispatches_of, open_incident
 from tests.hub.dashboard.test_field_page import PHONE, sign_in, watch_errors
 from tests.hub.dashboard.test_mobile_a11y import NO_SIDEWAYS_SCROLL, serious_violations
-from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
 SCENE_AT = (300.0, 0.0)  # east, north metres from the map's centre
@@ -64,22 +63,8 @@ class Scene:
 
 
 def _incident(hub: RunningHub, title: str, at: tuple[float, float]) -> dict[str, Any]:
-    lon, lat = offset(*at)
-    with closing_client(hub, Role.COMMANDER) as commander:
-        # Medium: below dispatch.min_level, so only the dispatch the test makes exists.
-        res = commander.post(
-            "/api/v1/incidents",
-            json={
-                "site": hub.site,
-                "category": "garbage",
-                "level": "medium",
-                "title": title,
-                "lon": lon,
-                "lat": lat,
-            },
-        )
-        res.raise_for_status()
-        return dict(res.json())
+    # Medium: below dispatch.min_level, so only the dispatch the test makes exists.
+    return open_incident(hub, title, at, level="medium")
 
 
 def _dispatch(hub: RunningHub, incident: str, officer: str, action: str = "verify") -> str:
@@ -91,25 +76,6 @@ def _dispatch(hub: RunningHub, incident: str, officer: str, action: str = "verif
         )
         res.raise_for_status()
         return str(res.json()["id"])
-
-
-def _dispatches(hub: RunningHub, incident: str) -> list[dict[str, Any]]:
-    with closing_client(hub, Role.OPERATOR) as operator:
-        res = operator.get(f"/api/v1/incidents/{incident}/dispatches")
-        res.raise_for_status()
-        return list(res.json())
-
-
-@pytest.fixture(scope="module")
-def dispatch_hub(
-    broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningHub]:
-    """The module's hub; a ring waits 10 minutes for an answer, so no dispatch times out and
-    moves on while a test looks at it (the alarm is driven by an incident nobody can reach)."""
-    with pinned_hub(
-        broker, tmp_path_factory.mktemp("hub"), dispatch={"ack_timeout_s": 600.0}
-    ) as hub:
-        yield hub
 
 
 @pytest.fixture(scope="module")
@@ -231,13 +197,13 @@ def test_the_officer_is_pointed_to_the_scene_answers_and_goes_off_duty(
     card.locator('button[data-answer="acknowledge"]').click()
     expect(card.locator(".status")).to_have_text("Sent: Acknowledge")
     wait_until(
-        lambda: _dispatches(hub, scene.incident["id"])[0]["state"] == "acknowledged",
+        lambda: dispatches_of(hub, scene.incident["id"])[0]["state"] == "acknowledged",
         10,
         message="the hub to hold the acknowledgement",
     )
     page.locator(f'li[data-id="{scene.mine}"] button[data-answer="on_my_way"]').click()
     wait_until(
-        lambda: _dispatches(hub, scene.incident["id"])[0]["last_answer"] == "on_my_way",
+        lambda: dispatches_of(hub, scene.incident["id"])[0]["last_answer"] == "on_my_way",
         10,
         message="the hub to hold 'on my way'",
     )
@@ -270,7 +236,7 @@ def test_the_officer_is_pointed_to_the_scene_answers_and_goes_off_duty(
 
 
 def test_answers_for_another_officers_dispatch_are_refused(scene: Scene) -> None:
-    before = _dispatches(scene.hub, scene.theirs_incident)
+    before = dispatches_of(scene.hub, scene.theirs_incident)
     with closing_client(scene.hub, Role.OFFICER) as officer:
         res = officer.post(
             f"/api/v1/dispatches/{scene.theirs}/answers", json={"answer": "acknowledge"}
@@ -278,7 +244,7 @@ def test_answers_for_another_officers_dispatch_are_refused(scene: Scene) -> None
         assert res.status_code == 404
         mine = [d["id"] for d in officer.get("/api/v1/dispatches/mine").json()]
     assert scene.theirs not in mine
-    assert _dispatches(scene.hub, scene.theirs_incident) == before  # nothing changed
+    assert dispatches_of(scene.hub, scene.theirs_incident) == before  # nothing changed
 
 
 def test_a_grid_worker_has_no_officer_view(
