@@ -71,7 +71,8 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
     refusals and lockouts, web requests refused by reason (CSRF, WebSocket origin), the
     per-device flood limiter (``flood``: drops by device and reason, devices flooding now)
     and the broker's own ``$SYS`` counters (``broker``: messages it dropped, clients), field
-    reports accepted, resent and refused by reason, and the Open311 rate limiter."""
+    reports accepted, resent and refused by reason, the Open311 rate limiter, and dispatch
+    (officers notified, rounds fired or lost to another replica, answers refused by reason)."""
     return {
         "ingest": ctx.ingest.stats.as_dict(),
         "ingest_queue": ctx.ingest.queue_stats(),
@@ -85,6 +86,7 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
         "timeseries": ctx.timeseries.stats() if ctx.timeseries is not None else None,
         "flood": ctx.ingest.flood.stats() if ctx.ingest.flood is not None else None,
         "timers": ctx.timers.stats_snapshot(),
+        "dispatch": ctx.dispatch.stats_snapshot(),
         "broker": ctx.broker_stats.snapshot() if ctx.broker_stats is not None else None,
         "field_reports": ctx.fieldreports.stats(),
         "open311_rate": ctx.open311.stats(),

@@ -247,7 +247,8 @@ def insert_round(conn: Connection, incident_id: str, round_no: int, due_at: date
     stmt = stmt.values(
         incident_id=incident_id, round=round_no, due_at=due_at, cancelled=False
     ).on_conflict_do_nothing(index_elements=["incident_id", "round"])
-    return int(conn.execute(stmt).rowcount) == 1
+    # RETURNING, not rowcount: the row really inserted, on every backend and driver.
+    return conn.execute(stmt.returning(dispatch_rounds.c.id)).first() is not None
 
 
 def due_rounds(conn: Connection, now: datetime, limit: int) -> list[Any]:
@@ -327,8 +328,8 @@ def insert_answer(conn: Connection, values: dict[str, Any]) -> bool:
         stmt: Any = postgresql.insert(dispatch_answers)
     else:
         stmt = sqlite.insert(dispatch_answers)
-    res = conn.execute(stmt.values(**values).on_conflict_do_nothing(index_elements=["id"]))
-    return int(res.rowcount) == 1
+    stmt = stmt.values(**values).on_conflict_do_nothing(index_elements=["id"])
+    return conn.execute(stmt.returning(dispatch_answers.c.id)).first() is not None
 
 
 def answer(conn: Connection, answer_id: str) -> Any | None:

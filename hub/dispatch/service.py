@@ -48,7 +48,13 @@ from hub.dispatch.config import DispatchConfig
 from hub.dispatch.policy import Availability, Candidate, Fix, OfficerStatus
 from hub.errors import Conflict, Invalid, NotFound
 from hub.incidents import repository as incidents_repo
-from hub.incidents.model import DONE_STATES, OPEN_STATES, EventKind, IncidentState
+from hub.incidents.model import (
+    DONE_STATES,
+    OPEN_STATES,
+    EventKind,
+    IncidentState,
+    check_transition,
+)
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.notifications.repository import notify as notify_user
 from hub.workers import WorkerStatus, thread_alive
@@ -829,48 +835,70 @@ class DispatchService:
     ) -> Any:
         if incident.assignee is not None or IncidentState(incident.state) is not IncidentState.NEW:
             return incident
-        values = {"assignee": officer, "state": IncidentState.ASSIGNED.value, "updated_at": now}
-        incidents_repo.update_versioned(conn, str(incident.id), int(incident.version), values)
-        incidents_repo.add_event(
+        return self._move(
             conn,
-            str(incident.id),
-            ts=now,
-            actor=officer,
-            kind=EventKind.ASSIGNED,
-            from_state=incident.state,
-            to_state=IncidentState.ASSIGNED.value,
-            details={"assignee": officer, "previous": None, "via": "dispatch"},
-        )
-        self._audit(
-            conn,
+            incident,
             officer,
-            "incident.assign",
-            str(incident.id),
-            {"assignee": officer, "via": "dispatch"},
+            now,
+            announce,
+            target=IncidentState.ASSIGNED,
+            kind=EventKind.ASSIGNED,
+            action="incident.assign",
+            values={"assignee": officer},
+            details={"assignee": officer, "previous": None},
         )
-        announce.incidents[str(incident.id)] = "incident.assign"
-        return incidents_repo.get(conn, str(incident.id))
 
     def _start_work(
         self, conn: Connection, incident: Any, officer: str, now: datetime, announce: _Announce
     ) -> None:
         if incident.assignee != officer or incident.state != IncidentState.ASSIGNED.value:
             return
-        values = {"state": IncidentState.IN_PROGRESS.value, "updated_at": now}
-        incidents_repo.update_versioned(conn, str(incident.id), int(incident.version), values)
+        self._move(
+            conn,
+            incident,
+            officer,
+            now,
+            announce,
+            target=IncidentState.IN_PROGRESS,
+            kind=EventKind.STATE,
+            action="incident.start",
+            values={},
+            details={},
+        )
+
+    def _move(
+        self,
+        conn: Connection,
+        incident: Any,
+        officer: str,
+        now: datetime,
+        announce: _Announce,
+        *,
+        target: IncidentState,
+        kind: EventKind,
+        action: str,
+        values: dict[str, Any],
+        details: dict[str, Any],
+    ) -> Any:
+        """An incident transition an officer's answer made: the row (version bumped), its
+        timeline event and audit record, in the answer's transaction."""
+        incident_id = str(incident.id)
+        check_transition(IncidentState(incident.state), target)
+        changed = {**values, "state": target.value, "updated_at": now}
+        incidents_repo.update_versioned(conn, incident_id, int(incident.version), changed)
         incidents_repo.add_event(
             conn,
-            str(incident.id),
+            incident_id,
             ts=now,
             actor=officer,
-            kind=EventKind.STATE,
+            kind=kind,
             from_state=incident.state,
-            to_state=IncidentState.IN_PROGRESS.value,
-            text="",
-            details={"via": "dispatch"},
+            to_state=target.value,
+            details={**details, "via": "dispatch"},
         )
-        self._audit(conn, officer, "incident.start", str(incident.id), {"via": "dispatch"})
-        announce.incidents[str(incident.id)] = "incident.start"
+        self._audit(conn, officer, action, incident_id, {**details, "via": "dispatch"})
+        announce.incidents[incident_id] = action
+        return incidents_repo.get(conn, incident_id)
 
     def _replace(
         self, conn: Connection, incident: Any, dispatch: Any, now: datetime, announce: _Announce

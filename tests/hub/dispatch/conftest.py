@@ -5,11 +5,13 @@ DispatchAnswer, and reporting the officer's position."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ from edge.protocol import (
     DeviceStatus,
     DispatchAnswer,
     EntityKind,
+    HubAck,
     Location,
     Notify,
     OfficerAnswer,
@@ -42,13 +45,14 @@ from edge.protocol import (
 )
 from edge.validators import utcnow
 from hub.auth import Role, create_user
-from hub.schema import incident_alerts
+from hub.schema import audit_log, dispatch_answers, incident_alerts
 from tests.hub.conftest import PASSWORD, RunningHub
 from tests.hub.dashboard.conftest import closing_client, pinned_hub
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
 ORIGIN = (114.0570, 22.5430)
+_NAMES = itertools.count(1)  # unique across a module's tests, which share one hub
 M_PER_DEG = 111_320.0
 
 
@@ -75,6 +79,7 @@ class Device:
             res.raise_for_status()
             password = res.json()["mqtt_password"]
         self.notifies: list[Notify] = []
+        self.acked: set[str] = set()  # message ids the hub's HubAck said it stored
         self.lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=device, protocol=MQTTProtocolVersion.MQTTv5
@@ -85,12 +90,16 @@ class Device:
         self.client.loop_start()
         wait_until(self.client.is_connected, message=f"{device} connected")
         if kind == "glasses":
-            res_sub = self.client.subscribe(cmd_topic(self.site, device, CmdChannel.NOTIFY), qos=1)
-            assert res_sub[0] == mqtt.MQTT_ERR_SUCCESS
+            for channel in (CmdChannel.NOTIFY, CmdChannel.ACK):
+                res_sub = self.client.subscribe(cmd_topic(self.site, device, channel), qos=1)
+                assert res_sub[0] == mqtt.MQTT_ERR_SUCCESS
 
     def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
         with self.lock:
-            self.notifies.append(decode_as(Notify, msg.payload))
+            if msg.topic.endswith("/ack"):
+                self.acked.update(decode_as(HubAck, msg.payload).ids)
+            else:
+                self.notifies.append(decode_as(Notify, msg.payload))
 
     def publish(self, channel: Channel, message: Any, qos: int = 1) -> None:
         info = self.client.publish(
@@ -176,23 +185,28 @@ class District:
     broker: BrokerHarness
     devices: list[Device] = field(default_factory=list)
     clients: list[httpx.Client] = field(default_factory=list)
-    n: int = 0
+    logged_in: dict[str, httpx.Client] = field(default_factory=dict)
 
     def client(self, role: Role = Role.ADMIN, username: str | None = None) -> httpx.Client:
-        client = httpx.Client(base_url=self.hub.base_url, timeout=30)
+        """A logged-in client, one per user (a login is an argon2 verification: slow)."""
         name = username or f"{self.hub.site}-{role.value}"
+        if name in self.logged_in:
+            return self.logged_in[name]
+        client = httpx.Client(base_url=self.hub.base_url, timeout=30)
         res = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
         res.raise_for_status()
         client.headers["Authorization"] = f"Bearer {res.json()['token']}"
         self.clients.append(client)
+        self.logged_in[name] = client
         return client
 
     def name(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}-{self.hub.site}"[:64]
+        return f"{prefix}{next(_NAMES)}-{self.hub.site}"[:64]
 
-    def officer(self, east_m: float, north_m: float = 0.0, *, on_duty: bool = True) -> Glasses:
-        """An officer user with bound glasses, on duty, with a fresh fix at the place."""
+    def officer(
+        self, east_m: float, north_m: float = 0.0, *, on_duty: bool = True, fix_age_s: float = 0
+    ) -> Glasses:
+        """An officer user with bound glasses, on duty, with a fix at the place."""
         username = self.name("off")
         with self.hub.service.store.engine.begin() as conn:
             create_user(conn, username, PASSWORD, Role.OFFICER, display_name=username)
@@ -203,7 +217,7 @@ class District:
             f"/api/v1/officers/{username}", json={"device": glasses.device, "on_duty": on_duty}
         )
         assert res.status_code == 200, res.text
-        glasses.at(east_m, north_m)
+        glasses.at(east_m, north_m, ts=utcnow() - timedelta(seconds=fix_age_s))
         wait_until(
             lambda: (self.officer_view(username) or {}).get("last_fix") is not None,
             message=f"{username}'s fix stored",
@@ -255,6 +269,34 @@ class District:
         wait_until(linked, message=f"incident of alert {alert_id}")
         return found[0]
 
+    def outcome(self, answer_id: str) -> tuple[str | None, str | None]:
+        """(outcome, reason) of a stored answer, once dispatch has decided it."""
+        engine = self.hub.service.store.engine
+        t = dispatch_answers
+        got: list[Any] = []
+
+        def decided() -> bool:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    select(t.c.outcome, t.c.reason).where(t.c.id == answer_id)
+                ).first()
+            if row is not None and row.outcome is not None:
+                got.append(row)
+                return True
+            return False
+
+        wait_until(decided, message=f"answer {answer_id} decided")
+        return got[0].outcome, got[0].reason
+
+    def audit(self, target: str) -> list[tuple[str, str]]:
+        with self.hub.service.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_log.c.actor, audit_log.c.action)
+                .where(audit_log.c.target == target)
+                .order_by(audit_log.c.seq)
+            ).all()
+        return [(r.actor, r.action) for r in rows]
+
     def dispatches(self, incident_id: str) -> list[dict[str, Any]]:
         res = self.client(Role.COMMANDER).get(f"/api/v1/incidents/{incident_id}/dispatches")
         res.raise_for_status()
@@ -272,6 +314,7 @@ class District:
             client.close()
         self.devices.clear()
         self.clients.clear()
+        self.logged_in.clear()
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,14 @@ the task route, every step audited."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from datetime import timedelta
+from typing import Any
 
-from edge.protocol import ExpectedAction, OfficerAnswer
+from sqlalchemy import select
+from websockets.sync.client import ClientConnection, connect
+
+from edge.protocol import DeviceStatus, ExpectedAction, OfficerAnswer
 from hub.auth import Role
 from hub.schema import audit_log
 from tests.hub.conftest import RunningHub
@@ -80,3 +85,137 @@ def test_alert_to_resolved_through_the_glasses(module_hub: RunningHub, district:
     assert (near.officer, "incident.assign") in actions
     assert (near.officer, "incident.start") in actions
     assert (near.officer, "incident.resolve") in actions
+
+
+def _sweep_after(district: District, seconds: float) -> int:
+    """Run one dispatch sweep as if ``seconds`` had passed (the hub's own sweeper runs on
+    real time meanwhile and finds nothing due)."""
+    service = district.hub.service
+    return service.ctx.dispatch.sweep(service.clock.now() + timedelta(seconds=seconds))
+
+
+class LiveDispatch:
+    """The commander's live stream, dispatch layer only: every event received, in order."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+
+    def changes(self, incident_id: str, until: str) -> list[str]:
+        """The changes seen for the incident, reading until ``until`` arrives."""
+
+        def seen() -> list[str]:
+            return [e["change"] for e in self.events if e["incident_id"] == incident_id]
+
+        while until not in seen():
+            frame = json.loads(self.ws.recv(timeout=10))
+            batch = frame["events"] if frame["layer"] == "batch" else [frame]
+            self.events.extend(e for e in batch if e["layer"] == "dispatch")
+        return seen()
+
+
+def test_nobody_acknowledges_widening_then_the_commander(
+    module_hub: RunningHub, district: District
+) -> None:
+    token = district.client(Role.COMMANDER).headers["Authorization"].split()[1]
+    url = f"ws://127.0.0.1:{module_hub.port}/api/v1/live?token={token}&layers=dispatch"
+    with connect(url) as ws:
+        assert json.loads(ws.recv(timeout=5))["layers"] == ["dispatch"]
+        _widening_then_the_commander(district, LiveDispatch(ws))
+
+
+def _widening_then_the_commander(district: District, live: LiveDispatch) -> None:
+    near = district.officer(100)
+    mid = district.officer(1500)  # ring 1
+    district.officer(1200, on_duty=False)  # never asked: off duty
+    incident_id = district.incident_of(district.alert(district.camera(), 0).id)
+    first = near.wait_notify()
+    assert [d["officer"] for d in district.dispatches(incident_id)] == [near.officer]
+
+    assert _sweep_after(district, 61) == 1
+    second = mid.wait_notify()
+    assert second.dispatch_id != first.dispatch_id and second.incident_id == incident_id
+    states = {d["officer"]: (d["state"], d["round"]) for d in district.dispatches(incident_id)}
+    assert states == {near.officer: ("timed_out", 0), mid.officer: ("notified", 1)}
+    assert _sweep_after(district, 61) == 0  # round 0 is fired; round 1 not due yet
+
+    # Round 1 runs out too; by then every fix is stale: nobody left, the commander is told.
+    assert _sweep_after(district, 125) == 1
+    states = {d["officer"]: d["state"] for d in district.dispatches(incident_id)}
+    assert states == {near.officer: "timed_out", mid.officer: "timed_out"}
+    commander = district.client(Role.COMMANDER)
+    inbox = commander.get("/api/v1/notifications").json()["items"]
+    told = [n for n in inbox if n.get("incident_id") == incident_id]
+    assert [n["message_key"] for n in told] == ["dispatch.unanswered"]
+    timeline = district.client().get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+    changes = [e["details"].get("change") for e in timeline if e["kind"] == "dispatch"]
+    assert changes == ["notified", "widened", "notified", "widened", "unanswered"]
+    assert ("system:dispatch", "dispatch.unanswered") in district.audit(incident_id)
+    assert live.changes(incident_id, until="unanswered") == [
+        "notified",
+        "widened",
+        "notified",
+        "widened",
+        "unanswered",
+    ]
+    told_live = [e for e in live.events if e["change"] == "unanswered"]
+    assert told_live[0]["dispatch"] is None and told_live[0]["site"] == district.hub.site
+    widened = [e["dispatch"]["officer"] for e in live.events if e["change"] == "widened"]
+    assert widened == [near.officer, mid.officer]
+    # A late acknowledgement still counts: better late than never.
+    near.answer(first, OfficerAnswer.ACKNOWLEDGE)
+    wait_until(
+        lambda: (
+            {d["officer"]: d["state"] for d in district.dispatches(incident_id)}[near.officer]
+            == "acknowledged"
+        )
+    )
+
+
+def test_offline_and_stale_officers_are_passed_over(
+    module_hub: RunningHub, district: District
+) -> None:
+    gone = district.officer(50)
+    gone.state(DeviceStatus.OFFLINE)
+    district.officer(60, fix_age_s=600)  # stale fix: offline
+    wait_until(lambda: (district.officer_view(gone.officer) or {}).get("availability") == "offline")
+    chosen = district.officer(400)
+    incident_id = district.incident_of(district.alert(district.camera(), 0).id)
+    chosen.wait_notify()
+    assert [d["officer"] for d in district.dispatches(incident_id)] == [chosen.officer]
+    assert not gone.notifies
+
+
+def test_reject_asks_the_next_officer_at_once(module_hub: RunningHub, district: District) -> None:
+    near = district.officer(100)
+    mid = district.officer(1500)
+    incident_id = district.incident_of(district.alert(district.camera(), 0).id)
+    note = near.wait_notify()
+    near.answer(note, OfficerAnswer.REJECT, note="off shift in 5 min")
+    replacement = mid.wait_notify()
+    assert replacement.action is ExpectedAction.ATTEND
+    states = {d["officer"]: (d["state"], d["round"]) for d in district.dispatches(incident_id)}
+    # The replacement joins the current round (its timer stretched), not a wider one.
+    assert states == {near.officer: ("rejected", 0), mid.officer: ("notified", 0)}
+    # A rejected dispatch takes no more answers.
+    msg = near.answer(note, OfficerAnswer.ACKNOWLEDGE)
+    assert district.outcome(msg.id) == ("refused", "dispatch_closed")
+
+
+def test_need_backup_sends_an_assist(module_hub: RunningHub, district: District) -> None:
+    first = district.officer(100)
+    backup = district.officer(1800)
+    incident_id = district.incident_of(district.alert(district.camera(), 0).id)
+    note = first.wait_notify()
+    first.answer(note, OfficerAnswer.ARRIVED)
+    first.answer(note, OfficerAnswer.NEED_BACKUP, note="two people, one armed")
+    assist = backup.wait_notify()
+    assert assist.action is ExpectedAction.ASSIST and assist.incident_id == incident_id
+    states = {d["officer"]: (d["state"], d["action"]) for d in district.dispatches(incident_id)}
+    assert states == {first.officer: ("on_scene", "attend"), backup.officer: ("notified", "assist")}
+    # Nobody else left to send: the commanders hear of it.
+    again = first.answer(note, OfficerAnswer.NEED_BACKUP)
+    assert district.outcome(again.id) == ("accepted", None)
+    inbox = district.client(Role.COMMANDER).get("/api/v1/notifications").json()["items"]
+    keys = [n["message_key"] for n in inbox if n.get("incident_id") == incident_id]
+    assert keys == ["dispatch.no_backup"]
