@@ -328,6 +328,15 @@ class DispatchService:
         if action == "incident.open":
             if policy.needs_response(self.config, row.level, row.category):
                 self._ask_from(conn, row, 0, now, announce, alert_id=alert_id)
+        elif (
+            action == "incident.edit"
+            and IncidentState(row.state) in OPEN_STATES
+            and policy.needs_response(self.config, row.level, row.category)
+            and not repo.of_incident(conn, str(row.id))
+        ):
+            # Raised to a level that needs officers (or into a dispatched category): asked now,
+            # once; an incident that has had dispatches keeps its own course.
+            self._ask_from(conn, row, 0, now, announce)
         elif IncidentState(row.state) in DONE_STATES:
             self._close_all(conn, row, now, announce, f"incident {row.state}")
 

@@ -30,6 +30,7 @@ from edge.protocol import (
     DeviceStatus,
     DispatchAnswer,
     EntityKind,
+    Evidence,
     HubAck,
     Location,
     Notify,
@@ -240,6 +241,7 @@ class District:
         east_m: float,
         north_m: float = 0.0,
         kind: AlertKind = AlertKind.INTRUSION,
+        evidence: Evidence | None = None,
     ) -> Alert:
         lon, lat = offset(east_m, north_m)
         alert = Alert(
@@ -249,6 +251,7 @@ class District:
             severity=Severity.HIGH,
             title=f"{kind.value} at {east_m:.0f} m",
             location=Location(lon=lon, lat=lat),
+            evidence=evidence,
         )
         cam.publish(Channel.ALERT, alert)
         return alert

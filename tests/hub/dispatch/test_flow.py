@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from websockets.sync.client import ClientConnection, connect
 
-from edge.protocol import DeviceStatus, ExpectedAction, OfficerAnswer
+from edge.protocol import DeviceStatus, Evidence, ExpectedAction, OfficerAnswer
 from hub.auth import Role
 from hub.schema import audit_log
-from tests.hub.conftest import RunningHub
-from tests.hub.dispatch.conftest import District
+from tests.hub.conftest import JPEG, RunningHub
+from tests.hub.dispatch.conftest import District, offset
 from tests.support.waiting import wait_until
 
 
@@ -180,8 +180,11 @@ def test_offline_and_stale_officers_are_passed_over(
     district.officer(60, fix_age_s=600)  # stale fix: offline
     wait_until(lambda: (district.officer_view(gone.officer) or {}).get("availability") == "offline")
     chosen = district.officer(400)
-    incident_id = district.incident_of(district.alert(district.camera(), 0).id)
-    chosen.wait_notify()
+    snapshot = Evidence.from_jpeg(JPEG)
+    incident_id = district.incident_of(district.alert(district.camera(), 0, evidence=snapshot).id)
+    note = chosen.wait_notify()
+    # The alert's snapshot rides along (small); the hub's own re-encoding of it.
+    assert note.evidence is not None and note.evidence.jpeg()[:2] == b"\xff\xd8"
     assert [d["officer"] for d in district.dispatches(incident_id)] == [chosen.officer]
     assert not gone.notifies
 
@@ -219,3 +222,33 @@ def test_need_backup_sends_an_assist(module_hub: RunningHub, district: District)
     inbox = district.client(Role.COMMANDER).get("/api/v1/notifications").json()["items"]
     keys = [n["message_key"] for n in inbox if n.get("incident_id") == incident_id]
     assert keys == ["dispatch.no_backup"]
+
+
+def test_an_edit_that_raises_the_level_dispatches_once(
+    module_hub: RunningHub, district: District
+) -> None:
+    officer = district.officer(100)
+    operator = district.client(Role.OPERATOR)
+    lon, lat = offset(0)
+    res = operator.post(
+        "/api/v1/incidents",
+        json={
+            "site": module_hub.site,
+            "category": "intrusion",
+            "level": "medium",
+            "title": "a fence cut, reported by phone",
+            "lon": lon,
+            "lat": lat,
+        },
+    )
+    res.raise_for_status()
+    incident = res.json()
+    assert district.dispatches(incident["id"]) == []
+    url = f"/api/v1/incidents/{incident['id']}"
+    raised = operator.patch(url, json={"version": incident["version"], "level": "critical"})
+    assert raised.status_code == 200, raised.text
+    note = officer.wait_notify()
+    assert note.incident_id == incident["id"] and note.severity.value == "critical"
+    edited = operator.patch(url, json={"version": raised.json()["version"], "title": "renamed"})
+    assert edited.status_code == 200
+    assert len(district.dispatches(incident["id"])) == 1  # a later edit asks nobody again
