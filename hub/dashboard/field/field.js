@@ -9,6 +9,7 @@ import * as queue from "./queue.js";
 import { PlacePicker } from "./place.js";
 import { VoiceRecorder, voiceFilename } from "./voice.js";
 import { TasksView } from "./tasks.js";
+import { OfficerView } from "./officer.js";
 
 const $ = (sel) => document.querySelector(sel);
 // Not secrets: who is signed in (to show the page offline) and the form's vocabulary. The
@@ -48,6 +49,10 @@ class FieldApp {
     this.retry = 0;
     this.retryTimer = null;
     this.tasks = new TasksView($("#task-list"), $("#tasks-note"));
+    // An officer (dispatch:answer) also gets "My dispatches", and lands on it.
+    this.officer = me.permissions.includes("dispatch:answer") ? new OfficerView(me, {
+      list: $("#dispatch-list"), note: $("#dispatches-note"), duty: $("#duty"), compass: $("#compass"),
+    }) : null;
   }
 
   async start() {
@@ -67,16 +72,22 @@ class FieldApp {
     await this.renderReports();
     this.flush();
     if (navigator.onLine) this.refreshStatuses();
+    if (this.officer) {
+      document.querySelector('.tab[data-view="dispatches"]').hidden = false;
+      this.officer.start();
+      this.show("dispatches");
+    }
   }
 
   show(view) {
     for (const tab of document.querySelectorAll(".tab")) {
       tab.setAttribute("aria-pressed", String(tab.dataset.view === view));
     }
-    for (const name of ["report", "reports", "tasks"]) $(`#${name}-view`).hidden = name !== view;
+    for (const name of ["report", "reports", "tasks", "dispatches"]) $(`#${name}-view`).hidden = name !== view;
     if (view === "report") this.place.invalidate();
     if (view === "reports") this.renderReports().then(() => this.refreshStatuses());
     if (view === "tasks") this.tasks.refresh();
+    if (view === "dispatches") this.officer?.refresh();
   }
 
   online() {
@@ -101,6 +112,7 @@ class FieldApp {
     this.renderPhotos();
     this.renderReports();
     if (!$("#tasks-view").hidden) this.tasks.render();
+    this.officer?.relabel();
   }
 
   // --- the form's vocabulary ----------------------------------------------------------------

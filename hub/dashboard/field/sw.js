@@ -2,7 +2,7 @@
 // with no network, and nothing else. Reports wait in the page's IndexedDB queue (queue.js), not
 // here: the page sends them, so a report is only ever sent with the signed-in user's session.
 // API answers are never cached (they are people's data and change; the page keeps what it needs).
-const VERSION = "gw-field-v1";
+const VERSION = "gw-field-v2";
 const SHELL = [
   "/ui/field/",
   "/ui/field/field.js",
@@ -10,6 +10,7 @@ const SHELL = [
   "/ui/field/place.js",
   "/ui/field/voice.js",
   "/ui/field/tasks.js",
+  "/ui/field/officer.js",
   "/ui/field/field.css",
   "/ui/field/manifest.json",
   "/ui/field/icons/icon.svg",
@@ -18,6 +19,8 @@ const SHELL = [
   "/ui/js/datum.js",
   "/ui/js/dom.js",
   "/ui/js/i18n.js",
+  "/ui/js/live.js",
+  "/ui/js/bearing.js",
   "/ui/i18n/en.json",
   "/ui/i18n/zh-CN.json",
   "/ui/node_modules/leaflet/dist/leaflet-src.esm.js",

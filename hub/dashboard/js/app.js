@@ -15,6 +15,8 @@ import { IncidentWorkspace } from "./incidents.js";
 import { CameraZonesLayer, CAMERA_ZONE_STYLE, ZonesLayer, ZONE_STYLE } from "./map-zones.js";
 import { DeviceSummary } from "./map-devices.js";
 import { Feed } from "./feed.js";
+import { OfficersLayer } from "./map-officers.js";
+import { AVAILABILITY } from "./dispatch.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -181,6 +183,7 @@ class Dashboard {
       if (this.layerObjects[def.id]) this.layerObjects[def.id].addTo(map);
     }
     if (this.can("positions:read")) this.positions.addTo(map);
+    if (this.can("dispatch:read")) this.officers = new OfficersLayer(this).addTo(map);
   }
 
   // The view lives in the address (#map=zoom/lat/lon, as on openstreetmap.org): a link or a
@@ -223,6 +226,10 @@ class Dashboard {
   setLayer(def, on) {
     if (def.kind) {
       this.positions.setKindVisible(def.kind, on);
+      if (def.id === "officers" && this.officers) {
+        if (on) this.officers.addTo(this.map);
+        else this.map.removeLayer(this.officers.group);
+      }
     } else if (def.id === "trails") {
       this.positions.trailPoints = on ? this.config.trail_points : 0;
       if (!on) for (const e of this.positions.entities.values()) e.trail.length = 0;
@@ -249,6 +256,12 @@ class Dashboard {
     if (this.can("positions:read")) {
       rows.push(row(spaced(Object.entries(ENTITY_STYLE).map(([k, s]) => h("span", { class: "ent" },
         h("i", { class: `shape-${s.shape}`, style: { background: s.fill } }), t(`entity.${k}`))))));
+    }
+    // Only once officers are on the map: the legend must not grow over it for nothing.
+    if (this.officers?.markers.size) {
+      rows.push(row(h("span", { "data-i18n": "dispatchui.legend" }, t("dispatchui.legend")), " ",
+        spaced(AVAILABILITY.map((a) => h("span", { class: "ent" },
+          h("i", { class: `off-swatch off-${a}`, "aria-hidden": "true" }), t(`dispatchui.availability.${a}`))))));
     }
     if (this.can("devices:read")) {
       rows.push(row(spaced(["online", "degraded", "offline"].map((s) => h("span", { class: "ent" },
@@ -303,6 +316,7 @@ class Dashboard {
       );
     }
     if (this.can("alerts:read")) jobs.push(this.reloadAlerts());
+    if (this.officers) jobs.push(this.officers.refresh());
     const results = await Promise.allSettled(jobs);
     for (const r of results) if (r.status === "rejected") console.error("initial load:", r.reason);
     if (!this.fitted) await this.fitToContent();
@@ -392,6 +406,7 @@ class Dashboard {
     if (this.can("devices:read")) layers.push("devices");
     if (this.can("cells:read")) layers.push("warnings");
     if (this.can("incidents:read")) layers.push("incidents");
+    if (this.can("dispatch:read")) layers.push("dispatch");
     this.activity = new Activity($("#live-activity"), this.me.username);
     this.live = new LiveStream({
       layers,
@@ -412,6 +427,10 @@ class Dashboard {
     else if (ev.layer === "incidents") {
       this.feed.onIncident(ev);
       this.incidents.onLive(ev);
+    } else if (ev.layer === "dispatch") {
+      this.incidents.dispatch.onLive(ev);
+      this.feed.onDispatch(ev);
+      this.officers?.onDispatch(ev);
     }
     dispatchLive(ev);
   }
@@ -476,6 +495,7 @@ class Dashboard {
     this.pois.relabel();
     this.zones.relabel();
     this.cameraZones.relabel();
+    this.officers?.relabel();
     this.deviceSummary.render();
     for (const a of this.alerts.values()) this.alertMarkers.upsert(a);
     this.panels.rerender();

@@ -46,7 +46,8 @@ export class Feed {
     this.countTimer = null;
     this.muted = localStorage.getItem(MUTE_KEY) === "1";
     this.audio = null;
-    this.stats = { beeps: 0, notifications: 0, held: 0 };
+    this.stats = { beeps: 0, notifications: 0, held: 0, unanswered: 0 };
+    this.unanswered = new Set(); // incidents nobody answered (live `dispatch` events)
     this.seen = new Set(); // ids already announced (a live event and a reload never beep twice)
     this.baseTitle = document.title;
     this.criticalOpen = null;
@@ -271,6 +272,30 @@ export class Feed {
     this.refreshCounts();
   }
 
+  // The hub rang every officer it could and nobody acknowledged (a live `dispatch` event,
+  // change "unanswered"): the commander's alarm, headed with the incident's number, and one
+  // more in the title's count until somebody is dispatched again or answers.
+  async onDispatch(ev) {
+    const id = ev.incident_id;
+    if (ev.change === "notified" || (ev.change === "answered" && ev.answer !== "reject")) {
+      if (this.unanswered.delete(id)) this.renderCounts();
+      return;
+    }
+    if (ev.change !== "unanswered" || this.unanswered.has(id)) return;
+    this.unanswered.add(id);
+    this.renderCounts();
+    let number = id;
+    if (this.can("incidents:read")) {
+      try {
+        number = (await api(`/api/v1/incidents/${encodeURIComponent(id)}`)).number;
+      } catch (err) {
+        console.warn("incident:", err);
+      }
+    }
+    this.stats.unanswered += 1;
+    this.alarm(t("dispatchui.alarm_unanswered", { number }), `unanswered-${id}`, () => this.openIncident(id));
+  }
+
   arrive(item) {
     const section = this.sections.find((s) => s.takes(item));
     if (section === undefined) {
@@ -480,7 +505,7 @@ export class Feed {
     const n = this.openTotal;
     $("#feed-count").textContent = n == null ? "" : t("feed.count", { n });
     for (const s of this.sections) s.renderMore();
-    const c = this.criticalOpen;
+    const c = (this.criticalOpen || 0) + this.unanswered.size;
     document.title = c ? t("triage.tab_title", { n: c, title: this.baseTitle }) : this.baseTitle;
   }
 

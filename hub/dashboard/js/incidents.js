@@ -10,6 +10,7 @@ import { t, formatDateTime, language } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { severityBadge } from "./layers.js";
 import { mountWarning } from "./warnings.js";
+import { DispatchPanel, dispatchEventText } from "./dispatch.js";
 
 const PAGE_SIZE = 25;
 const STATES = ["new", "assigned", "in_progress", "resolved", "closed"];
@@ -70,6 +71,7 @@ export class IncidentWorkspace {
     });
     this.refreshTimer = null;
     this.dialog = this.evidenceDialog();
+    this.dispatch = new DispatchPanel(dash);
   }
 
   can(p) {
@@ -319,6 +321,7 @@ export class IncidentWorkspace {
         this.actionBar(d),
         h("p", { id: "inc-error", class: `inc-message ${this.message?.cls || ""}`, role: "alert" },
           this.message?.text || "", this.message?.reload ? [" ", this.reloadButton()] : null),
+        this.dispatch.node(d),
         d.cell_id && this.can("cells:read") ? this.warningSection(d) : null,
         this.alertsSection(d),
         this.attachmentsSection(d),
@@ -511,6 +514,7 @@ export class IncidentWorkspace {
       t(`workspace.event.${e.kind}`) === `workspace.event.${e.kind}` ? e.kind : t(`workspace.event.${e.kind}`),
       e.to_state && known(STATES, e.to_state) ? [" → ", t(`workspace.state.${e.to_state}`)] : null,
       e.kind === "assigned" && e.details?.assignee ? [" · ", String(e.details.assignee)] : null,
+      e.kind === "dispatch" ? [" · ", dispatchEventText(e.details)] : null,
       e.text ? h("p", { class: "inc-event-text" }, e.text) : null));
     return h("section", { class: "inc-section", "aria-labelledby": "inc-timeline-title" },
       h("h3", { id: "inc-timeline-title" }, t("workspace.timeline")),

@@ -327,6 +327,18 @@ def module_hub(
         yield running
 
 
+@pytest.fixture(scope="module")
+def dispatch_hub(
+    broker: BrokerHarness, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
+    """A module's hub for the dispatch pages: a ring waits 10 minutes for an answer, so no
+    dispatch times out and moves on while a test looks at it."""
+    with pinned_hub(
+        broker, tmp_path_factory.mktemp("hub"), dispatch={"ack_timeout_s": 600.0}
+    ) as running:
+        yield running
+
+
 @contextmanager
 def pinned_hub(broker: BrokerHarness, tmp_path: Path, **overrides: object) -> Iterator[RunningHub]:
     """A hub that outlives single tests (a module's), started with ``overrides``."""
