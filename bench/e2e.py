@@ -266,44 +266,6 @@ def event(seq: int) -> tuple[int, AlertDetails, Severity, Location]:
     return which, details, severity, where
 
 
-def publish_first(publisher: Any) -> None:
-    """EXPERIMENT (``--publisher-experiment``), the change this bench proposes for
-    hub/commands/publisher.py, applied to the running publisher: a pass claims and publishes
-    first and marks every published command sent in one transaction, then does its
-    housekeeping (answers, exhausted, expired). Today's pass runs three write transactions
-    before the first publish and one more after each, each queueing for SQLite's one writer
-    behind ingest, incident intake and the dispatch sweeper."""
-    from datetime import timedelta
-
-    from edge.bus import BusError
-    from edge.protocol import CmdChannel, cmd_topic
-    from hub.commands import repository
-
-    def publish_due() -> int:
-        now = publisher._clock()
-        sent: list[str] = []
-        for c in publisher._claim(now):
-            try:
-                publisher.bus.publish(cmd_topic(c.site, c.device, CmdChannel(c.channel)),
-                                      c.payload, qos=c.qos, retain=c.retain)
-                sent.append(c.id)
-            except (BusError, ValueError):
-                publisher.stats["experiment_unsent"] += 1  # retried when due again
-        if sent:
-            with publisher.engine.begin() as conn:
-                at = publisher._clock()
-                for command_id in sent:
-                    repository.mark_sent(conn, command_id, at)
-        publisher.record_answers(now)
-        with publisher.engine.begin() as conn:
-            repository.fail_exhausted(conn, publisher.config.max_attempts, now)
-            repository.fail_expired(conn, timedelta(seconds=publisher.config.max_age_s), now)
-        publisher.last_pass_at = now
-        return len(sent)
-
-    publisher.publish_due = publish_due
-
-
 def watch_hub(hub: RunningHub, stamps: Stamps) -> None:
     """Stamp ``stored`` as ingest's after-commit callback starts and ``intake`` as it returns
     (incident intake and the dispatch it writes run inside it); ``picked`` (a breakdown of
@@ -604,18 +566,10 @@ class Run:
 
 
 def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
-        glasses: bool, tcp_nodelay: bool = False, own_process: bool = True,
-        publisher_experiment: bool = False) -> Run:
+        glasses: bool, own_process: bool = True) -> Run:
     stamps = Stamps()
     with ExitStack() as stack:
         broker = BrokerHarness(work / "broker")
-        if tcp_nodelay:
-            # Mosquitto's default leaves Nagle's algorithm on for its client sockets.
-            conf = broker.layout.conf_file
-            text = conf.read_text(encoding="utf-8")
-            conf.write_text(text.replace("connection_messages false\n",
-                                         "connection_messages false\nset_tcp_nodelay true\n"),
-                            encoding="utf-8")
         broker.start()
         stack.callback(broker.stop)
         baseline = baseline_round_s(broker, baseline_samples)
@@ -632,10 +586,6 @@ def run(events: int, rate_per_s: float, baseline_samples: int, work: Path, *,
             agent = provisioned_agent(hub, broker, work, device, kind.value)
             stack.callback(agent.stop)
             agents.append(agent)
-        if publisher_experiment:
-            publish_first(hub.service.command_publisher)
-            notes.append("EXPERIMENT: command publisher publishes first (bench/e2e.py "
-                         "publish_first), not the hub's code as committed")
         watch_hub(hub, stamps)
         stack.enter_context(sniffer(broker, stamps))
         t0 = time.perf_counter()
@@ -711,10 +661,6 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=300, help="baseline rounds")
     parser.add_argument("--inference-frames", type=int, default=10,
                         help="HOG frames to time (0: skip)")
-    parser.add_argument("--tcp-nodelay", action="store_true",
-                        help="the broker with set_tcp_nodelay true (Nagle off)")
-    parser.add_argument("--publisher-experiment", action="store_true",
-                        help="apply the proposed command-publisher pass (see publish_first)")
     parser.add_argument("--glasses-in-process", action="store_true",
                         help="the glasses agent in the bench's process (default: its own)")
     parser.add_argument("--glasses-child", type=Path, help=argparse.SUPPRESS)
@@ -727,9 +673,8 @@ def main() -> int:
         work = Path(tmp)
         work.chmod(0o755)  # Mosquitto drops to its own user (ENVIRONMENT.md)
         result = run(args.events, args.rate_per_s, args.baseline, work,
-                     glasses=not args.no_glasses, tcp_nodelay=args.tcp_nodelay,
-                     own_process=not args.glasses_in_process,
-                     publisher_experiment=args.publisher_experiment)
+                     glasses=not args.no_glasses,
+                     own_process=not args.glasses_in_process)
     inference = hog_ms_per_frame(args.inference_frames) if args.inference_frames else None
     print(report(result, inference), flush=True)
     return 0
