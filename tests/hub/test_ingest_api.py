@@ -99,6 +99,8 @@ def test_nan_health_and_a_poison_state_do_not_stop_the_alerts(
         wait_until(lambda: first.id in dev.acked, message="the alert is stored and acked")
         stats = hub.service.ingest.stats
         wait_until(lambda: stats.rejected["bad_json_number"] == 1, message="poison refused")
+        # Sent after the alert: its ack does not mean the hub has read this one yet.
+        wait_until(lambda: stats.rejected["bad_json_duplicate_key"] == 1, message="duplicate key")
         assert stats.rejected == {
             "bad_json_constant": 1,
             "bad_json_duplicate_key": 1,
@@ -157,6 +159,7 @@ def test_worker_liveness_in_health_and_a_failing_callback_does_not_kill_ingest(
         "timers": {"alive": True, "queue_depth": None},
         "warnings": {"alive": True, "queue_depth": None},
         "incident-intake": {"alive": True, "queue_depth": None},
+        "dispatch": {"alive": True, "queue_depth": None},
     }
     dev = Device(hub, f"{hub.site}-cam", tmp_path, broker.port)
     service = hub.service
