@@ -574,6 +574,12 @@ class Notify(Message):
     respond_by: UtcDatetime | None = Field(
         default=None, description="the hub widens the circle if nobody acknowledges by then"
     )
+    withdraws: MessageId | None = Field(
+        default=None,
+        description="the id of an earlier Notify the hub takes back (the dispatch was "
+        "cancelled, or its incident resolved or closed): the HUD drops it, and drops it on "
+        "arrival should this come first; the other fields repeat the dispatch's",
+    )
 
     MAX_BYTES: ClassVar[int] = 320 * 1024
 

@@ -104,6 +104,18 @@ class NotificationQueue:
                                    (answer.value, _ts(at), notify_id))
         return cur.rowcount == 1
 
+    def withdraw(self, notify_id: str, at: datetime) -> bool:
+        """Drop a notification the hub took back; True when it was queued. Its id is
+        remembered as seen, so the notification itself, should it arrive after the
+        withdrawal (an outage reorders retries), is never shown."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR IGNORE INTO seen(id, at) VALUES (?,?)",
+                             (notify_id, _ts(at)))
+            cur = self._db.execute("DELETE FROM notes WHERE id=?", (notify_id,))
+            self._db.execute("COMMIT")
+        return cur.rowcount == 1
+
     def mark_stale(self, issued_before: datetime) -> int:
         """Mark every notification the hub sent before ``issued_before``; returns how many
         became stale now."""

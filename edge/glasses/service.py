@@ -186,6 +186,9 @@ class GlassesAgent:
 
     def on_notify(self, notify: Notify) -> None:
         now = self._now()
+        if notify.withdraws is not None:
+            self._withdraw(notify, notify.withdraws, now)
+            return
         stale = (now - notify.ts).total_seconds() > self.config.stale_after_s
         # On disk before the receipt: the receipt stops the hub's retries (contract rule 2),
         # so a notify the box failed to store must stay unanswered and come again.
@@ -211,6 +214,19 @@ class GlassesAgent:
                 self._selected = notify.id
                 if self.speaker is not None:
                     self._cues.append(notify.id)
+        self._wake.set()
+
+    def _withdraw(self, notify: Notify, withdrawn: str, now: datetime) -> None:
+        """The hub took a dispatch back: it leaves the HUD (receipt first, like any notify)."""
+        dropped = self.queue.withdraw(withdrawn, now)
+        self.runtime.send_reply(Reply(site=self.runtime.site, device=self.runtime.device,
+                                      request_id=notify.id, ok=True))
+        self.counters["notify_withdrawn" if dropped else "withdraw_before_notify"] += 1
+        log.info("notification %s withdrawn by %s", withdrawn, notify.id)
+        with self._lock:
+            self._evidence.pop(withdrawn, None)
+            if self._selected == withdrawn:
+                self._selected = None
         self._wake.set()
 
     # -- what the officer does ----------------------------------------------------------------

@@ -145,6 +145,12 @@ def put_officer(username: Username, body: OfficerUpdate, me: Me, ctx: Ctx) -> Of
     return _officer(view)
 
 
+@router.get("/me/duty", response_model=OfficerOut, **guarded(Permission.DISPATCH_ANSWER))
+def get_my_duty(me: Me, ctx: Ctx) -> OfficerOut:
+    """The calling officer as the commanders see them: duty, availability, bound glasses."""
+    return _officer(ctx.dispatch.officer(me.username))
+
+
 @router.put("/me/duty", response_model=OfficerOut, **guarded(Permission.DISPATCH_ANSWER))
 def put_my_duty(body: DutyUpdate, me: Me, ctx: Ctx) -> OfficerOut:
     """The officer goes on or off duty."""

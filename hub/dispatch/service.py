@@ -585,8 +585,37 @@ class DispatchService:
             announce.add("cancelled", str(incident.id), dispatch_id)
         for dispatch_id in cancelled:
             announce.add("cancelled", str(incident.id), dispatch_id)
+        self._take_back(conn, incident, [*done, *cancelled], ACTOR, announce)
         if done or cancelled:
             self.count("closed_with_incident", len(done) + len(cancelled))
+
+    def _take_back(
+        self,
+        conn: Connection,
+        incident: Any,
+        dispatch_ids: Sequence[str],
+        actor: str,
+        announce: _Announce,
+    ) -> None:
+        """A Notify withdrawing each dispatch's first one, so it leaves the officer's HUD
+        (through the command outbox like every Notify: a box offline gets it later)."""
+        for row in repo.by_ids(conn, set(dispatch_ids)):
+            device = repo.device(conn, row.device)
+            message = Notify(
+                site=device.site if device is not None else incident.site,
+                device=row.device,
+                alert_id=row.alert_id,
+                kind=self._kind(conn, incident, row.alert_id),
+                severity=LEVEL_SEVERITY.get(incident.level, Severity.HIGH),
+                title=str(incident.title)[:200],
+                dispatch_id=row.id,
+                incident_id=str(incident.id),
+                incident_number=str(incident.number),
+                action=ExpectedAction(row.action),
+                withdraws=row.notify_id,
+            )
+            self.outbox.enqueue(conn, message, CmdChannel.NOTIFY, created_by=actor)
+            announce.notified = True  # wakes the command publisher after the commit
 
     # --- manual dispatch and cancel ----------------------------------------------------------
 
@@ -650,10 +679,12 @@ class DispatchService:
             raise DispatchNotFound(f"no dispatch {dispatch_id!r}")
         details = {"dispatch": dispatch_id, "officer": row.officer, "reason": reason}
         with self._changing(actor, "dispatch.cancel", row.incident_id, details) as conn:
-            repo.lock_incident(conn, row.incident_id)
+            incident = repo.lock_incident(conn, row.incident_id)
             values = {"state": "cancelled", "cancel_reason": reason or None, "updated_at": now}
             if not repo.update_state(conn, dispatch_id, repo.OPEN_STATES, values):
                 raise Conflict(f"dispatch {dispatch_id} is not open")
+            if incident is not None:
+                self._take_back(conn, incident, [dispatch_id], actor, announce)
             self._timeline(
                 conn,
                 row.incident_id,

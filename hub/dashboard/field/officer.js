@@ -114,6 +114,15 @@ export class OfficerView {
   bindDuty() {
     const stored = localStorage.getItem(DUTY_KEY);
     this.renderDuty(stored === null ? null : stored === "1");
+    // The hub's word wins over the last state this phone saw (a commander may have changed it).
+    api("/api/v1/me/duty")
+      .then((officer) => {
+        if (officer && typeof officer.on_duty === "boolean") {
+          localStorage.setItem(DUTY_KEY, officer.on_duty ? "1" : "0");
+          this.renderDuty(officer.on_duty);
+        }
+      })
+      .catch((err) => console.warn("duty:", err));
     this.duty.addEventListener("click", async () => {
       const want = this.duty.getAttribute("aria-checked") !== "true";
       this.duty.disabled = true;

@@ -111,6 +111,27 @@ def test_notify_is_replied_queued_rendered_and_shown_once(rig: Rig) -> None:
     assert agent.counters["notify_duplicate"] == 1
 
 
+def test_a_withdrawn_dispatch_leaves_the_hud_even_when_the_withdrawal_comes_first(
+    rig: Rig,
+) -> None:
+    agent = rig.start()
+    kept, cancelled, late = (notify(rig.site, rig.device) for _ in range(3))
+    rig.send(kept)
+    rig.send(cancelled)
+    wait_until(lambda: len(agent.queue) == 2, message="two queued")
+    rig.send(notify(rig.site, rig.device, withdraws=cancelled.id))
+    # The withdrawal of ``late`` overtakes it (an outage reorders the hub's retries).
+    rig.send(notify(rig.site, rig.device, withdraws=late.id))
+    rig.send(late)
+    wait_until(lambda: len(rig.listener.drain().replies) == 5, message="five receipts")
+    wait_until(lambda: agent.counters["notify_duplicate"] == 1, message="late one refused")
+    assert [q.notify.id for q in agent.queue.items()] == [kept.id]
+    wait_until(lambda: [i.notify_id for i in rig.renderer.last().items] == [kept.id],
+               message="a frame without the withdrawn")
+    assert agent.counters["notify_withdrawn"] == 1
+    assert agent.counters["withdraw_before_notify"] == 1
+
+
 def test_answer_goes_through_the_outbox_until_the_hub_acks(rig: Rig) -> None:
     agent = rig.start()
     note = notify(rig.site, rig.device)

@@ -222,10 +222,11 @@ def test_the_officer_is_pointed_to_the_scene_answers_and_goes_off_duty(
     assert page.locator("#dispatch-list img[src='x']").count() == 0
     assert page.locator(f'li[data-id="{scene.theirs}"]').count() == 0
 
-    # Off duty and back, as the hub records it.
+    # The switch shows the duty the hub holds (GET /me/duty: nothing was stored on this
+    # phone), then goes off duty, as the hub records it.
     duty = page.locator("#duty")
-    duty.click()
     expect(duty).to_have_attribute("aria-checked", "true")
+    expect(duty).to_have_attribute("data-duty", "on")
     duty.click()
     expect(duty).to_have_attribute("aria-checked", "false")
     with closing_client(hub, Role.OPERATOR) as operator:

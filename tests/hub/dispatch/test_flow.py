@@ -71,6 +71,8 @@ def test_alert_to_resolved_through_the_glasses(module_hub: RunningHub, district:
     assert res.status_code == 200, res.text
     [final] = district.dispatches(incident_id)
     assert final["state"] == "done"
+    # Resolved: the hub takes the dispatch back from the glasses' HUD.
+    wait_until(lambda: any(n.withdraws == notify.id for n in near.notifies))
     assert officer.get("/api/v1/dispatches/mine").json() == []
     assert district.officer_view(near.officer)["availability"] == "available"  # type: ignore[index]
 

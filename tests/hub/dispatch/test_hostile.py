@@ -155,6 +155,13 @@ def test_manual_dispatch_and_binding_permissions(
     assert forced.status_code == 201
     cancel = operator.post(f"/api/v1/dispatches/{forced.json()['id']}/cancel", json={"reason": "x"})
     assert cancel.status_code == 200 and cancel.json()["state"] == "cancelled"
+    # The cancelled dispatch is taken back from the resting officer's glasses, not the other's.
+    first = resting.wait_notify()
+    assert first.withdraws is None
+    wait_until(lambda: any(n.withdraws == first.id for n in resting.notifies))
+    taken_back = next(n for n in resting.notifies if n.withdraws == first.id)
+    assert taken_back.dispatch_id == forced.json()["id"]
+    assert all(n.withdraws is None for n in ready.notifies)
     again = operator.post(f"/api/v1/dispatches/{forced.json()['id']}/cancel", json={"reason": "x"})
     assert again.status_code == 409
 
