@@ -14,9 +14,15 @@ async function load(code) {
   return catalogues[code];
 }
 
+let switching = 0;
+
 export async function setLanguage(code) {
   if (!LANGUAGES.includes(code)) code = "en";
+  // Only the latest switch applies: one still fetching its catalogue must not land after a
+  // later one (zh-CN then en quickly would otherwise end in zh-CN with the select on en).
+  const mine = ++switching;
   await Promise.all([load("en"), load(code)]);
+  if (mine !== switching) return;
   lang = code;
   localStorage.setItem("gw.lang", code);
   document.documentElement.lang = code;
