@@ -47,7 +47,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.agent import AgentRuntime
 from edge.alert_details import AlertDetails, GeofenceExitDetails, IntrusionDetails, build_alert
@@ -55,6 +54,7 @@ from edge.protocol import Channel, DeviceKind, Location, Severity, device_topic
 from hub.incidents.config import DEFAULT_ALERT_RULES, AlertRule, IncidentsConfig
 from tests.hub.conftest import RunningHub, provisioned_agent, start_hub, stop_hub
 from tests.support.broker import BrokerHarness
+from tests.support.flood import raw_client
 
 SITE = "e2e"
 ORIGIN = (114.0579, 22.5431)  # lon, lat: the events happen within ~200 m of it
@@ -120,20 +120,6 @@ def quantiles_ms(values: list[float]) -> tuple[float, float, float, float]:
 # --- the sniffing subscriber --------------------------------------------------------------------
 
 
-def paho_client(broker: BrokerHarness, user: str, client_id: str) -> mqtt.Client:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                    protocol=MQTTProtocolVersion.MQTTv5)
-    c.username_pw_set(user, broker.passwords[user])
-    c.connect("127.0.0.1", broker.port)
-    c.loop_start()
-    deadline = time.monotonic() + 10
-    while not c.is_connected():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{client_id} could not connect")
-        time.sleep(0.01)
-    return c
-
-
 @contextmanager
 def sniffer(broker: BrokerHarness, stamps: Stamps) -> Iterator[mqtt.Client]:
     """A plain subscriber beside the hub: sees each alert and each Notify as the broker
@@ -151,7 +137,7 @@ def sniffer(broker: BrokerHarness, stamps: Stamps) -> Iterator[mqtt.Client]:
                 if body.get("dispatch_id"):
                     stamps.link_dispatch(body["dispatch_id"], alert_id)
 
-    c = paho_client(broker, "hub", "e2e-sniffer")
+    c = raw_client(broker, "hub", "e2e-sniffer")
     c.on_message = on_message
     c.subscribe([(f"gw/v1/{SITE}/+/+/alert", 1), (f"gw/v1/{SITE}/cmd/+/notify", 1)])
     time.sleep(0.3)  # the SUBACK; nothing is sent before the run starts
@@ -171,10 +157,10 @@ def baseline_round_s(broker: BrokerHarness, samples: int) -> list[float]:
     device = "e2e-base"
     broker.add_device(SITE, DeviceKind.CAMERA, device)
     topic = device_topic(SITE, DeviceKind.CAMERA, device, Channel.ALERT)
-    sub = paho_client(broker, "hub", "e2e-base-sub")
+    sub = raw_client(broker, "hub", "e2e-base-sub")
     sub.on_message = lambda c, u, m: got.set()
     sub.subscribe(topic, qos=1)
-    pub = paho_client(broker, device, device)
+    pub = raw_client(broker, device, device)
     time.sleep(0.3)
     payload = json.dumps({"id": "x" * 36, "pad": "y" * 400}).encode()
     rounds: list[float] = []
