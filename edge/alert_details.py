@@ -80,6 +80,11 @@ class FaceMatchDetails(AlertDetails):
     entry_id: Annotated[str, Field(min_length=1, max_length=64)]
     score: Annotated[float, Field(ge=0, le=1)]
     track_id: TrackRef | None = None
+    bundle_version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    threshold: Annotated[float, Field(ge=0, le=1)]
+    frames_matched: Annotated[int, Field(ge=1, le=1000)]
+    frames_seen: Annotated[int, Field(ge=1, le=1000)]
+    backend: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
 
 class _GeofenceDetails(AlertDetails):
@@ -149,11 +154,12 @@ def build_alert(
     entity: str | None = None,
     started_at: datetime | None = None,
     evidence: Evidence | None = None,
+    face_crop: Evidence | None = None,
 ) -> Alert:
     """An alert whose kind is the details' kind: the two cannot disagree."""
     return Alert(site=site, device=device, kind=details.KIND, severity=severity, title=title,
                  location=location, zone=zone, entity=entity, started_at=started_at,
-                 evidence=evidence, details=details.wire())
+                 evidence=evidence, face_crop=face_crop, details=details.wire())
 
 
 def parse_details(kind: AlertKind, details: Mapping[str, DetailValue]) -> AlertDetails:

@@ -243,6 +243,12 @@ class DeviceState(Message):
     dead_loops: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=list, max_length=8,
         description="sensing loops given up on: online, but no longer sensing")
+    watchlist_version: Annotated[int, Field(ge=0, le=MAX_DB_INT)] | None = Field(
+        default=None, description="watchlist bundle version in force on the device (face "
+        "matching devices only; 0: none or every entry expired)")
+    bundle_key_b64: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")] | None = Field(
+        default=None, description="the device's X25519 public key (32 bytes, base64) the hub "
+        "encrypts watchlist bundles for; the private key never leaves the device")
 
 
 class LoopState(StrEnum):
@@ -383,11 +389,20 @@ class Alert(Message):
     )
     started_at: UtcDatetime | None = None
     evidence: Evidence | None = None
+    face_crop: Evidence | None = Field(
+        default=None, description="face_match only: the matched face crop (JPEG); the frame "
+        "snapshot is `evidence`")
     details: dict[Annotated[str, Field(max_length=64)], DetailValue] = Field(
         default_factory=dict, max_length=32
     )
 
     MAX_BYTES: ClassVar[int] = 320 * 1024
+
+    @model_validator(mode="after")
+    def _crop_only_for_matches(self) -> Alert:
+        if self.face_crop is not None and self.kind is not AlertKind.FACE_MATCH:
+            raise ValueError("face_crop is only allowed on face_match alerts")
+        return self
 
     @field_validator("details")
     @classmethod
@@ -502,13 +517,17 @@ class ConfigPush(Message):
 
 
 class WatchlistBundleEnvelope(Message):
-    """Signed, encrypted bundle of watchlist embeddings (no photos). The edge refuses an unsigned,
-    stale or expired bundle; the crypto lives with the watchlist code, not here."""
+    """Signed, encrypted bundle of watchlist embeddings (no photos) for the device ``device``.
+    The edge refuses an unsigned, tampered, older-than-applied, stale or expired bundle; the
+    crypto (X25519 + HKDF + AES-256-GCM, Ed25519 over the header and ciphertext) lives in
+    :mod:`edge.faces.bundle`, not here."""
 
     bundle_version: Annotated[int, Field(ge=1, le=MAX_DB_INT)]
     issued_at: UtcDatetime
     expires_at: UtcDatetime
-    key_id: SegmentId
+    key_id: SegmentId = Field(description="the hub signing key's id (edge config pins it)")
+    epk_b64: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")] = Field(
+        description="ephemeral X25519 public key of this bundle's key agreement")
     nonce_b64: Annotated[str, Field(max_length=64)]
     ciphertext_b64: Annotated[str, Field(max_length=2_000_000)]
     signature_b64: Annotated[str, Field(max_length=256)]

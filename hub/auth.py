@@ -69,6 +69,12 @@ class Permission(StrEnum):
     DISPATCH_READ = "dispatch:read"  # officers' availability, every incident's dispatches
     DISPATCH_MANAGE = "dispatch:manage"  # bind glasses, set duty, dispatch and cancel by hand
     DISPATCH_ANSWER = "dispatch:answer"  # an officer's own dispatches and answers, own duty
+    WATCHLIST_READ = "watchlist:read"  # entries' governance data (not their photos' bytes)
+    WATCHLIST_ENROL = "watchlist:enrol"  # propose an entry with its photo, revoke one
+    WATCHLIST_APPROVE = "watchlist:approve"  # approve another user's proposed entry
+    MATCHES_READ = "matches:read"  # possible matches, their crops (each view audited)
+    MATCHES_REVIEW = "matches:review"  # confirm or reject a possible match
+    MATCHES_EXPORT = "matches:export"  # export match records (audited)
     SELF = "self"  # one's own profile and tokens
 
 
@@ -100,6 +106,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.FIELD_REPORTS_READ,
             P.DISPATCH_READ,
             P.DISPATCH_MANAGE,
+            P.WATCHLIST_READ,
+            P.WATCHLIST_ENROL,
+            P.WATCHLIST_APPROVE,
+            P.MATCHES_READ,
+            P.MATCHES_REVIEW,
+            P.MATCHES_EXPORT,
             P.SELF,
         }
     ),
@@ -122,6 +134,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.FIELD_REPORTS_READ,
             P.DISPATCH_READ,
             P.DISPATCH_MANAGE,
+            P.WATCHLIST_READ,
+            P.WATCHLIST_ENROL,
+            P.MATCHES_READ,
+            P.MATCHES_REVIEW,
             P.SELF,
         }
     ),
@@ -163,6 +179,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INCIDENT_STATS_READ,
             P.FIELD_REPORTS_READ,
             P.DISPATCH_READ,
+            P.WATCHLIST_READ,
+            P.MATCHES_READ,
+            P.MATCHES_EXPORT,
             P.SELF,
         }
     ),

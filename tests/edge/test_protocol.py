@@ -129,6 +129,7 @@ def examples() -> list[Message]:
             issued_at=NOW,
             expires_at=NOW + timedelta(hours=1),
             key_id="k1",
+            epk_b64="A" * 43 + "=",
             nonce_b64="bm9uY2U=",
             ciphertext_b64="Y2lwaGVy",
             signature_b64="c2ln",
