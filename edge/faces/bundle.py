@@ -40,10 +40,11 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import os
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -183,6 +184,34 @@ class BundlePayload:
         if isinstance(self.entries, DecodedEntries):
             return self.entries.expiries_s.astype(np.float64)
         return np.array([e.expires_at.timestamp() for e in self.entries], dtype=np.float64)
+
+
+def payload_from_rows(
+    rows: Iterable[tuple[str, datetime, bytes | NDArray[np.float32]]],
+    *,
+    version: int,
+    issued_at: datetime,
+    expires_at: datetime,
+    model: str,
+    dim: int,
+) -> BundlePayload:
+    """A payload from (entry id, expires_at, float32 embedding as bytes or array) rows, the
+    shape the hub's watchlist repository returns; kept as arrays, as a decoded one is."""
+    ids: list[str] = []
+    expiries: list[int] = []
+    vectors: list[NDArray[np.float32]] = []
+    for entry_id, entry_expiry, embedding in rows:
+        vector = (np.frombuffer(embedding, dtype="<f4") if isinstance(embedding, bytes | bytearray)
+                  else np.asarray(embedding, dtype=np.float32))
+        if vector.shape != (dim,):
+            raise ValueError(f"entry {entry_id}: embedding of shape {vector.shape}, not ({dim},)")
+        ids.append(entry_id)
+        expiries.append(math.floor(entry_expiry.timestamp()))
+        vectors.append(vector)
+    matrix = (np.stack(vectors).astype(np.float32) if vectors
+              else np.zeros((0, dim), dtype=np.float32))
+    return BundlePayload(version, issued_at, expires_at, model, dim,
+                         DecodedEntries(tuple(ids), np.array(expiries, dtype=np.int64), matrix))
 
 
 # -- plaintext ----------------------------------------------------------------------------------

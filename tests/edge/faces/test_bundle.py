@@ -28,6 +28,7 @@ from edge.faces.bundle import (
     encode_raw_payload,
     entries_per_envelope,
     open_bundle,
+    payload_from_rows,
     seal_bytes,
     wire_time,
 )
@@ -120,6 +121,22 @@ def test_a_bundle_survives_the_wire_and_opens_to_its_entries(dtype: str, max_err
     cosines = np.sum(got.embeddings() * sent.embeddings(), axis=1)
     assert float(np.abs(cosines - 1.0).max()) < max_error
     assert np.allclose(np.linalg.norm(got.embeddings(), axis=1), 1.0, atol=1e-6)
+
+
+def test_the_hub_builds_a_payload_from_repository_rows() -> None:
+    """``active_embeddings`` gives (id, expires_at, float32 bytes); that seals and opens."""
+    keys = Keys()
+    rows = unit_rows(3)
+    expiry = T0 + timedelta(days=3, microseconds=5)
+    p = payload_from_rows([(f"w{i}", expiry, rows[i].tobytes()) for i in range(3)], version=2,
+                          issued_at=T0, expires_at=T0 + timedelta(days=1), model=MODEL, dim=DIM)
+    got = _open(keys, keys.seal(p))
+    assert got.entry_ids() == ("w0", "w1", "w2")
+    assert got.entries[1].expires_at == T0 + timedelta(days=3)
+    assert np.allclose(got.embeddings(), rows, atol=1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        payload_from_rows([("w0", expiry, rows[0][:10].tobytes())], version=2, issued_at=T0,
+                          expires_at=T0 + timedelta(days=1), model=MODEL, dim=DIM)
 
 
 def test_the_envelope_reveals_no_entry_id_and_no_embedding() -> None:
