@@ -160,6 +160,9 @@ def test_a_redelivered_bundle_is_accepted_once_a_resealed_one_is_a_replay(rig: R
     assert rig.watchlist.counters["redelivered"] == 1
     resealed = rig.send(rig.keys.seal(p))  # same version, other bytes
     assert (resealed.ok, resealed.error) == (False, BundleRefusal.REPLAYED.value)
+    rig.clock.advance(86_400)  # past the bundle's expiry; the timer has not run yet
+    late = rig.send(wire)
+    assert (late.ok, late.error) == (False, BundleRefusal.EXPIRED.value)
 
 
 def test_the_bundle_survives_a_restart_still_encrypted_and_the_mark_too(rig: Rig) -> None:
