@@ -179,6 +179,8 @@ TAMPERS: dict[str, tuple[Callable[[Keys, WatchlistBundleEnvelope], WatchlistBund
                              BundleRefusal.BAD_SIGNATURE),
     "one bit of the ciphertext": (lambda k, e: _with(
         e, ciphertext_b64=_flip(e.ciphertext_b64, 40)), BundleRefusal.BAD_SIGNATURE),
+    "a non-ASCII ciphertext": (lambda k, e: _with(e, ciphertext_b64="\u00e9" + e.ciphertext_b64),
+                               BundleRefusal.BAD_SIGNATURE),
     "one bit of the nonce": (lambda k, e: _with(e, nonce_b64=_flip(e.nonce_b64, 0)),
                              BundleRefusal.BAD_SIGNATURE),
     "a later expiry in the header": (lambda k, e: _with(
