@@ -24,6 +24,7 @@ if __name__ == "__main__":  # before numpy is imported anywhere: one BLAS thread
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
+import base64
 import statistics
 import time
 from collections.abc import Callable
@@ -142,6 +143,7 @@ class OpenResult:
     open_ms: tuple[float, float]  # (wall, cpu)
     gallery_ms: tuple[float, float]
     baseline_ms: tuple[float, float]
+    base64_ms: tuple[float, float]
 
 
 def bench_open(size: int, repeat: int) -> OpenResult:
@@ -165,7 +167,9 @@ def bench_open(size: int, repeat: int) -> OpenResult:
     open_ms = timed(open_only, repeat)
     gallery_ms = timed(lambda: Gallery.from_payload(opened[-1], now), repeat)
     base_ms = timed(lambda: aes.decrypt(nonce, ciphertext, b"aad"), repeat)
-    return OpenResult(size, len(ciphertext) / 1e6, open_ms, gallery_ms, base_ms)
+    text = envelope.ciphertext_b64
+    b64_ms = timed(lambda: base64.b64decode(text.encode("ascii"), validate=True), repeat)
+    return OpenResult(size, len(ciphertext) / 1e6, open_ms, gallery_ms, base_ms, b64_ms)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
           "wall/cpu:")
     for what, (wall, cpu) in (("open (verify, decrypt, check)", o.open_ms),
                               ("load into a Gallery", o.gallery_ms),
-                              ("bare AES-256-GCM decrypt (baseline)", o.baseline_ms)):
+                              ("bare AES-256-GCM decrypt (baseline)", o.baseline_ms),
+                              ("part of open: base64 decode of the text", o.base64_ms)):
         print(f"  {what:<38} {wall:>9.1f} / {cpu:<9.1f}")
     total_cpu = o.open_ms[1] + o.gallery_ms[1]
     print(f"  ratio to the baseline (cpu): {total_cpu / o.baseline_ms[1]:.1f}")
