@@ -323,6 +323,15 @@ def test_the_hub_cannot_seal_what_an_edge_would_refuse() -> None:
         p.entries[0], BundleEntry("e0", p.entries[1].expires_at, p.entries[1].embedding)))
     with pytest.raises(ValueError, match="unique"):
         keys.seal(bad)
+    newline = BundlePayload(p.version, p.issued_at, p.expires_at, p.model, p.dim, (
+        p.entries[0], BundleEntry("e1\ne2", p.entries[1].expires_at, p.entries[1].embedding)))
+    with pytest.raises(ValueError, match="count"):
+        keys.seal(newline)  # an id with a newline would split into two on the edge
+    nan = BundlePayload(p.version, p.issued_at, p.expires_at, p.model, p.dim, (
+        p.entries[0], BundleEntry("e1", p.entries[1].expires_at,
+                                  np.full(DIM, np.nan, dtype=np.float32))))
+    with pytest.raises(ValueError, match="finite"):
+        keys.seal(nan)
 
 
 def test_a_bundle_too_big_for_one_envelope_is_refused_at_sealing() -> None:

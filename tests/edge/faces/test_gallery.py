@@ -49,6 +49,17 @@ def test_a_single_query_vector_and_an_unnormalised_one_are_accepted() -> None:
         gallery.search(np.ones((1, DIM + 1), dtype=np.float32), 1, NOW)
 
 
+def test_a_query_that_is_not_a_direction_matches_nothing() -> None:
+    """A faulty embedder's zero, NaN or infinite vector: no candidates (not NaN scores, which
+    sort first), and the good queries of the same batch are unaffected."""
+    p = payload(n=10)
+    gallery = Gallery.from_payload(p)
+    queries = np.stack([p.embeddings()[3], np.zeros(DIM), np.full(DIM, np.nan),
+                        np.full(DIM, np.inf), p.embeddings()[7]]).astype(np.float32)
+    found = gallery.search(queries, 3, NOW)
+    assert [row[0].entry_id if row else None for row in found] == ["e3", None, None, None, "e7"]
+
+
 def test_an_expired_entry_is_never_returned_even_before_it_is_pruned() -> None:
     p = payload(n=4, valid_s=3600, entry_valid_s=[60, 120, 4000, 4000])
     gallery = Gallery.from_payload(p)
