@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from edge.faces.align import CROP_PX, align_face
 from edge.faces.types import BgrImage, Embedding, FaceBox
+
+if TYPE_CHECKING:
+    from edge.faces.backends import FaceBackendConfig
 
 NAME = "sface-2021dec"
 DIM = 128
@@ -79,3 +82,11 @@ class SFaceEmbedder:
         if len(face.landmarks) != 5:
             raise ValueError("SFace needs the five landmarks to align the face")
         return self.embed_crop(align_face(image, face.landmarks))
+
+
+def build_embedder(config: FaceBackendConfig) -> SFaceEmbedder:
+    from edge.faces.backends import model_path
+    from edge.faces.backends.models import SFACE_MODEL
+
+    return SFaceEmbedder(model_path(config, SFACE_MODEL), config.embedder_runtime,
+                         config.threads)

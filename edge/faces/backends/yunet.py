@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.faces.types import BgrImage, FaceBox
+from edge.faces.types import BgrImage, FaceBackend, FaceBox
+
+if TYPE_CHECKING:
+    from edge.faces.backends import BackendSpec, FaceBackendConfig
 
 NAME = "yunet-2023mar"
 MIN_SIDE_PX = 32
@@ -83,3 +87,16 @@ class YuNetDetector:
                  for r in np.asarray(rows, dtype=np.float64) if plausible(r, size)]
         faces.sort(key=lambda f: -f.score)
         return faces
+
+
+def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
+    """yunet-sface: YuNet finds faces and their landmarks, SFace embeds them."""
+    from edge.faces.backends import model_path
+    from edge.faces.backends.models import YUNET_MODEL
+    from edge.faces.backends.sface import build_embedder
+
+    detector = YuNetDetector(model_path(config, YUNET_MODEL),
+                             min_score=config.min_detector_score, nms_iou=config.nms_iou,
+                             max_faces=config.max_faces, max_side_px=config.detect_max_side_px)
+    return FaceBackend(spec.key, detector, build_embedder(config), spec.default_threshold,
+                       spec.floor, spec.licence)

@@ -242,3 +242,33 @@ def test_implausible_detector_rows_are_dropped() -> None:
         bad = good.copy()
         bad[index] = value
         assert not plausible(bad, (100, 100)), (index, value)
+
+
+def test_the_hub_side_of_faces_loads_no_agent_code(face_models: None) -> None:
+    """The hub enrols with the default backend: that path must not import the camera agent
+    (the architecture contract) nor insightface (its weights' licence)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from edge.faces.backends import FaceBackendConfig, load_backend\n"
+            "from edge.faces import quality, evaluate\n"
+            "load_backend(FaceBackendConfig())\n"
+            "bad = sorted(m for m in sys.modules if m.startswith(('edge.camera', 'insightface',"
+            " 'ai_edge_litert', 'hub')))\n"
+            "print(bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_model_pins_agree_with_the_fetch_code() -> None:
+    from edge.camera.detectors.packaged_models import BLAZEFACE
+    from edge.faces.backends.models import BLAZEFACE_MODEL, SFACE_MODEL, YUNET_MODEL
+    from edge.faces.testdata import SFACE, YUNET
+
+    assert (YUNET_MODEL.file, YUNET_MODEL.sha256) == (YUNET.file, YUNET.sha256)
+    assert (SFACE_MODEL.file, SFACE_MODEL.sha256) == (SFACE.file, SFACE.sha256)
+    full = next(m for m in BLAZEFACE if m.name == "full_range")
+    assert (BLAZEFACE_MODEL.file, BLAZEFACE_MODEL.sha256) == (full.file, full.sha256)
+    assert BLAZEFACE_MODEL.path().parent.name == "blazeface"
