@@ -272,3 +272,16 @@ def test_model_pins_agree_with_the_fetch_code() -> None:
     full = next(m for m in BLAZEFACE if m.name == "full_range")
     assert (BLAZEFACE_MODEL.file, BLAZEFACE_MODEL.sha256) == (full.file, full.sha256)
     assert BLAZEFACE_MODEL.path().parent.name == "blazeface"
+
+
+@pytest.mark.bench
+def test_faces_bench_runs(face_models: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "bench" / "faces.py"
+    spec = importlib.util.spec_from_file_location("bench_faces", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--rounds", "1", "--frames", "1"]) == 0
+    assert "faces/s on the group frame" in capsys.readouterr().out
