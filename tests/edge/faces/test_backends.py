@@ -284,4 +284,21 @@ def test_faces_bench_runs(face_models: None, capsys: pytest.CaptureFixture[str])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--rounds", "1", "--frames", "1"]) == 0
-    assert "faces/s on the group frame" in capsys.readouterr().out
+    assert "faces/s on one core, group frame" in capsys.readouterr().out
+
+
+def test_models_cli_lists_licences_and_verifies_digests(
+        face_models: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+    from edge.faces.testdata import YUNET, face_model_path
+
+    assert main(["faces", "models", "list"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("yunet-sface: default threshold 0.4, floor 0.37", "MIT", "Apache-2.0",
+                   "non-commercial", YUNET.sha256):
+        assert needle in out
+    (tmp_path / YUNET.file).write_bytes(face_model_path(YUNET).read_bytes()[:-1] + b"\0")
+    assert main(["faces", "models", "verify", "--models-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "yunet-2023mar          digest mismatch" in err
+    assert "sface-2021dec          missing" in err
