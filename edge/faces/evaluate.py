@@ -129,23 +129,27 @@ def builtin_pairs(photos: dict[str, Path], group_faces: int = 6) -> list[Pair]:
     return pairs
 
 
+def read_image(file: str) -> BgrImage:
+    import cv2
+
+    image = cv2.imread(file, cv2.IMREAD_COLOR)
+    if image is None:
+        raise PairsError(f"cannot read image {file}")
+    return np.asarray(image, dtype=np.uint8)
+
+
 class Embedder:
     """Embeds image references once each (photos are read and detected once)."""
 
-    def __init__(self, backend: FaceBackend, say: Say) -> None:
+    def __init__(self, backend: FaceBackend, read: Callable[[str], BgrImage] | None = None) -> None:
         self.backend = backend
-        self._say = say
+        self._read = read or read_image
         self._faces: dict[str, list[Embedding]] = {}
         self.skipped: list[str] = []
 
     def _photo(self, file: str) -> list[Embedding]:
-        import cv2
-
         if file not in self._faces:
-            image = cv2.imread(file, cv2.IMREAD_COLOR)
-            if image is None:
-                raise PairsError(f"cannot read image {file}")
-            bgr: BgrImage = np.asarray(image, dtype=np.uint8)
+            bgr = self._read(file)
             faces = self.backend.detector.detect(bgr)
             largest = max(faces, key=lambda f: f.area) if faces else None
             ordered = sorted(faces, key=lambda f: f.x)
@@ -195,9 +199,11 @@ def validated_floor(rows: Sequence[ThresholdRow], target_fmr: float = 0.0) -> fl
 
 
 def evaluate(pairs: Sequence[Pair], backend: FaceBackend, *, target_fmr: float = 0.0,
-             say: Say | None = None) -> Evaluation:
+             say: Say | None = None,
+             read: Callable[[str], BgrImage] | None = None) -> Evaluation:
+    """Score every pair (each photo read and embedded once); ``read`` loads an image path."""
     tell = say or (lambda _m: None)
-    embedder = Embedder(backend, tell)
+    embedder = Embedder(backend, read)
     genuine: list[float] = []
     impostor: list[float] = []
     step = max(1, len(pairs) // 10)

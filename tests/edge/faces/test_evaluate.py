@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,16 @@ from edge.faces.evaluate import (
     validated_floor,
     write_report,
 )
-from edge.faces.types import FaceBackend
+from edge.faces.types import BgrImage, FaceBackend
 
 
 @pytest.fixture(scope="module")
-def builtin_result(face_backend: FaceBackend, face_photos: dict[str, str]) -> Evaluation:
+def builtin_result(face_backend: FaceBackend, face_photos: dict[str, str],
+                   photo: Callable[[str], BgrImage]) -> Evaluation:
     photos = {k: Path(v) for k, v in face_photos.items()}
-    return evaluate(builtin_pairs(photos), face_backend)
+    label_of = {v: k for k, v in face_photos.items()}
+    # the session's decoded photos, not a second decode of the same files
+    return evaluate(builtin_pairs(photos), face_backend, read=lambda f: photo(label_of[f]))
 
 
 def test_builtin_pairs_shape(face_photos: dict[str, str]) -> None:
@@ -109,15 +113,19 @@ def test_read_pairs_resolves_paths_and_refuses_bad_lines(tmp_path: Path) -> None
 
 
 def test_eval_cli_on_a_pairs_file(tmp_path: Path, face_models: None,
-                                  face_photos: dict[str, str],
+                                  photo: Callable[[str], BgrImage],
                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
     from edge.cli import main
 
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("path_a,path_b,same\n"
-                     f"{face_photos['obama']},{face_photos['obama2']},1\n"
-                     f"{face_photos['obama']},{face_photos['biden']},0\n"
-                     f"{face_photos['obama']},{face_photos['biden']}#7,0\n", encoding="utf-8")
+    for label in ("obama", "obama2", "biden"):  # small copies: quick to decode and detect
+        image = photo(label)
+        factor = 640 / max(image.shape[:2])
+        cv2.imwrite(str(tmp_path / f"{label}.jpg"), cv2.resize(image, None, fx=factor, fy=factor))
+    pairs = tmp_path / "pairs.csv"  # relative paths: taken from the CSV's directory
+    pairs.write_text("path_a,path_b,same\nobama.jpg,obama2.jpg,1\nobama.jpg,biden.jpg,0\n"
+                     "obama.jpg,biden.jpg#7,0\n", encoding="utf-8")
     assert main(["faces", "eval", "--pairs", str(pairs), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr()
     assert "1 genuine, 1 impostor pairs" in out.out
