@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from edge.config import ConfigError, load_config
+from edge.faces.cli import register as register_faces
 
 Handler = Callable[[argparse.Namespace], int]
 AGENT_KINDS = ("camera", "lidar", "wristband", "glasses")
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doc.add_argument("--out", type=Path, default=Path("docs/protocol.md"))
     doc.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     doc.set_defaults(func=_protocol_doc)
+
+    register_faces(sub)
 
     edge = sub.add_parser("edge", help="run an edge agent")
     esub = edge.add_subparsers(dest="kind", required=True)
