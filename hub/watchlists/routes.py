@@ -120,7 +120,7 @@ async def _form(request: Request) -> FormData:
         )
     try:
         return await request.form(
-            max_files=1, max_fields=len(FIELDS) + 3, max_part_size=FIELD_MAX_BYTES
+            max_files=2, max_fields=len(FIELDS) + 3, max_part_size=FIELD_MAX_BYTES
         )
     except HTTPException as err:  # Starlette's 400 for a malformed or over-long body
         raise Invalid(
@@ -148,6 +148,8 @@ async def _enrol_input(form: FormData, photo_max_bytes: int) -> EnrolInput:
             raise Invalid(f"{name} must be a text field, not a file", code="form.file_as_field")
         values[name] = item
     photos = form.getlist("photo")
+    if len(photos) > 1:
+        raise Invalid("send exactly one photo", code="form.repeated_field")
     if len(photos) != 1 or not isinstance(photos[0], UploadFile):
         raise Invalid("send exactly one photo, as a file", code="photo.missing")
     upload = photos[0]
