@@ -154,8 +154,10 @@ class WatchlistService:
             )
         reason = _text(item.reason, "reason", REASON_MAX, "a reason (why this person is sought)")
         legal_basis = _text(
-            item.legal_basis, "legal_basis", LEGAL_BASIS_MAX, "a legal basis (the warrant, "
-            "order or statute that allows it)"
+            item.legal_basis,
+            "legal_basis",
+            LEGAL_BASIS_MAX,
+            "a legal basis (the warrant, order or statute that allows it)",
         )
         if item.expires_at.tzinfo is None:
             raise GovernanceRefused(
@@ -257,11 +259,15 @@ class WatchlistService:
         now = self.clock.now()
         with self.audit.change(actor.username, "watchlist.approve", entry_id) as conn:
             row = repo.get(conn, entry_id)
-            if row is None or as_utc(row.expires_at) <= now or not repo.transition(
-                conn,
-                entry_id,
-                repo.PENDING,
-                {"status": repo.ACTIVE, "approved_by": actor.username, "approved_at": now},
+            if (
+                row is None
+                or as_utc(row.expires_at) <= now
+                or not repo.transition(
+                    conn,
+                    entry_id,
+                    repo.PENDING,
+                    {"status": repo.ACTIVE, "approved_by": actor.username, "approved_at": now},
+                )
             ):
                 raise WrongState("the entry changed meanwhile: it is no longer pending")
         self.count("approved")

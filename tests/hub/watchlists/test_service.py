@@ -188,14 +188,15 @@ GOVERNANCE_CASES: list[tuple[dict[str, object], str]] = [
 def test_governance_refusals_write_nothing(sqlite_world: World) -> None:
     world = sqlite_world
     now = world.clock.now()
-    for overrides, code in GOVERNANCE_CASES:
-        if overrides.get("expires_at") == "too_far":
+    for case, code in GOVERNANCE_CASES:
+        overrides = case
+        if case.get("expires_at") == "too_far":
             overrides = {"expires_at": now + timedelta(days=90, seconds=1)}
-        elif overrides.get("expires_at") == "past":
+        elif case.get("expires_at") == "past":
             overrides = {"expires_at": now - timedelta(seconds=1)}
         with pytest.raises(Invalid) as refused:
             world.service.enrol(OPERATOR, world.item(**overrides))
-        assert refused.value.code == code, overrides
+        assert refused.value.code == code, case
         assert str(refused.value)  # a sentence for the user
     with world.store.engine.connect() as conn:
         assert conn.execute(select(watchlist_entries.c.id)).first() is None
