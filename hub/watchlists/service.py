@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from edge.config import ConfigError
 from edge.faces.types import EnrolmentRefusedError, FaceModelMissingError
 from edge.validators import new_id
 from hub.audit import AuditTrail
@@ -98,7 +99,7 @@ class WatchlistService:
         self.audit = audit
         self.config = config
         self.vault = vault
-        self.faces = faces or FaceEngine(config.models_dir, config.quality)
+        self.faces = faces or FaceEngine(config.face, config.quality)
         self.clock: Clock = clock or SystemClock()
         self.on_change: list[Callable[[], None]] = []
         self.stats: Counter[str] = Counter()
@@ -200,7 +201,7 @@ class WatchlistService:
                 face = self.faces.enrol(photo.data)
             except EnrolmentRefusedError as err:
                 raise QualityRefused(str(err), code=f"quality.{err.reason.value}") from err
-            except FaceModelMissingError as err:
+            except (FaceModelMissingError, ConfigError) as err:
                 raise Unavailable(str(err), code="quality.models_missing") from err
         except (Invalid, Unavailable) as err:
             self.count(f"refused_{err.code or 'other'}")

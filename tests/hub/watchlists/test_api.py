@@ -80,7 +80,7 @@ def test_enrol_approve_and_the_audited_photo(hub: RunningHub) -> None:
     entry = res.json()
     assert entry["status"] == "pending" and entry["enrolled_by"].endswith("-operator")
     assert entry["legal_basis"] == "warrant 2026-WX-0041"
-    assert entry["quality"]["face_px"] >= 80
+    assert entry["quality"]["face_width_px"] >= 80
     # The operator may not approve (no watchlist:approve): the route refuses before any rule.
     assert operator.post(f"{ENTRIES}/{entry['id']}/approve").status_code == 403
     approved = commander.post(f"{ENTRIES}/{entry['id']}/approve")

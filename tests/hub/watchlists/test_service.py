@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from edge.faces.backends import FaceBackendConfig
+from edge.faces.quality import QualityConfig
 from hub.audit import AuditTrail
 from hub.auth import Role
 from hub.clock import ManualClock
@@ -19,12 +21,14 @@ from hub.errors import Conflict, Forbidden, Invalid
 from hub.schema import audit_log, watchlist_entries
 from hub.store import Store
 from hub.watchlists import repository as repo
-from hub.watchlists.config import FaceQualityConfig, WatchlistsConfig
-from hub.watchlists.faces import DIM, MODEL, FaceEngine
+from hub.watchlists.config import WatchlistsConfig
+from hub.watchlists.faces import FaceEngine
 from hub.watchlists.photos import PhotoVault
 from hub.watchlists.service import EnrolInput, WatchlistService
 from tests.hub.watchlists.conftest import models_dir, photo, principal
 
+MODEL = "sface-2021dec"
+DIM = 128
 OPERATOR = principal("olga", Role.OPERATOR)
 COMMANDER = principal("chen", Role.COMMANDER)
 COMMANDER2 = principal("wang", Role.COMMANDER)
@@ -62,7 +66,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def engine_faces() -> FaceEngine:
-    return FaceEngine(models_dir(), FaceQualityConfig())
+    return FaceEngine(FaceBackendConfig(models_dir=models_dir()), QualityConfig())
 
 
 def _world(url: str, tmp_path: Path, faces: FaceEngine) -> Iterator[World]:
@@ -212,10 +216,10 @@ def test_enrolment_needs_the_permission(sqlite_world: World) -> None:
 
 
 def test_pose_rule_refuses_a_turned_face(sqlite_world: World) -> None:
-    """obama2 is turned (its nose sits ~0.26 of the eye distance off centre): a strict pose
-    limit refuses it as extreme_pose while the frontal obama passes."""
+    """obama2 is turned (about 18 degrees of yaw from its landmarks): a strict pose limit
+    refuses it as extreme_pose while the frontal obama passes."""
     world = sqlite_world
-    strict = FaceEngine(models_dir(), FaceQualityConfig(max_yaw_ratio=0.2))
+    strict = FaceEngine(FaceBackendConfig(models_dir=models_dir()), QualityConfig(max_yaw_deg=12))
     service = WatchlistService(
         world.store.engine,
         AuditTrail(world.store.engine),
