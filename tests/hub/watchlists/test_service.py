@@ -232,3 +232,16 @@ def test_pose_rule_refuses_a_turned_face(sqlite_world: World) -> None:
         service.enrol(OPERATOR, world.item(photo=photo("obama2")))
     assert refused.value.code == "quality.extreme_pose"
     assert service.enrol(OPERATOR, world.item()).status == "pending"
+
+
+def test_a_failing_listener_neither_undoes_nor_hides_the_change(sqlite_world: World) -> None:
+    world = sqlite_world
+
+    def broken() -> None:
+        raise RuntimeError("bundle builder down")
+
+    world.service.on_change.insert(0, broken)
+    entry = world.service.enrol(OPERATOR, world.item())
+    assert world.service.approve(COMMANDER, entry.id).status == "active"
+    assert world.changes == ["changed"]  # the listener after the broken one still ran
+    assert world.service.stats_snapshot()["on_change_errors"] == 1
