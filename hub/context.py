@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -11,7 +12,7 @@ from sqlalchemy import Engine
 from edge.bus import Bus
 from edge.protocol import AlertKind
 from hub.alerts.service import AlertService
-from hub.audit import AuditTrail
+from hub.audit import AuditPaths, AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
 from hub.classify.classifier import ReportClassifier
@@ -36,6 +37,8 @@ from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
 from hub.users.service import UserService
 from hub.warnings.service import WarningService
+from hub.watchlists.photos import KEY_FILE_NAME, PhotoVault
+from hub.watchlists.service import WatchlistService
 from hub.workers import WorkerStatus
 
 
@@ -69,6 +72,7 @@ class HubContext:
     open311: Open311Service = field(init=False)
     org: OrgService = field(init=False)
     dispatch: DispatchService = field(init=False)  # its sweeper started and stopped by HubService
+    watchlists: WatchlistService = field(init=False)  # its expiry sweeper: HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -134,6 +138,13 @@ class HubContext:
         self.org = OrgService(
             engine, self.audit, self.config.incidents, hub_site=self.config.site, clock=self.clock
         )
+        self.watchlists = WatchlistService(
+            engine,
+            self.audit,
+            self.config.watchlists,
+            vault=PhotoVault(self._photo_key_file()),
+            clock=self.clock,
+        )
 
     @property
     def devices(self) -> DeviceService:
@@ -142,6 +153,17 @@ class HubContext:
     @property
     def engine(self) -> Engine:
         return self.store.engine
+
+    def _photo_key_file(self) -> Path:
+        """The watchlist photo key: configured, else beside the audit keys (the hub's
+        secrets directory, outside the database)."""
+        configured = self.config.watchlists.photo_key_file
+        if configured is not None:
+            return configured
+        paths = AuditPaths.resolve(
+            self.config.audit, self.config.resolved_database_url(), self.config.audit_head_file
+        )
+        return paths.key_file.parent / KEY_FILE_NAME
 
     def _incident_changed(self, row: Any, action: str) -> None:
         self.live.publish([incident_event(row, action)])

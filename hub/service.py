@@ -202,6 +202,7 @@ class HubService:
             self.timers.start()
         if self.config.dispatch.enabled:
             self.ctx.dispatch.start()
+        self.ctx.watchlists.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -219,6 +220,8 @@ class HubService:
             workers.append(self.timers.worker_status())
         if self.ctx.dispatch.started:
             workers.append(self.ctx.dispatch.worker_status())
+        if self.ctx.watchlists.started:
+            workers.append(self.ctx.watchlists.worker_status())
         if self.timeseries is not None:
             stats = self.timeseries.stats()
             workers.append(
@@ -276,6 +279,7 @@ class HubService:
         self._threads.clear()
         self.timers.stop()
         self.ctx.dispatch.stop()
+        self.ctx.watchlists.stop()
         self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving
