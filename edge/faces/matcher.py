@@ -131,7 +131,7 @@ class FaceMatcher:
     def observe(self, track_id: str, candidates: Iterable[ScoredEntry]) -> MatchDecision | None:
         """One frame's candidates for the face of ``track_id``; a decision when, counting this
         frame, one entry reached k of the last n and is outside its cool-down."""
-        above = {}
+        above: dict[str, float] = {}
         for c in candidates:
             if c.score >= self.threshold and c.score > above.get(c.entry_id, -1.0):
                 above[c.entry_id] = float(c.score)
