@@ -1,0 +1,81 @@
+"""SFace 2021dec (OpenCV model zoo, Apache-2.0): 128-d identity embeddings of aligned crops.
+
+Two runtimes run the same ONNX file and give the same vector (a test checks it): onnxruntime
+on one thread, or OpenCV's ``FaceRecognizerSF``. ``bench/faces.py`` measures both; the faster
+one on this machine class is the default (see docs/faces.md)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edge.faces.align import CROP_PX, align_face
+from edge.faces.types import BgrImage, Embedding, FaceBox
+
+NAME = "sface-2021dec"
+DIM = 128
+Runtime = Literal["onnxruntime", "opencv"]
+
+
+def normalise(vector: Any) -> Embedding:
+    """float32, unit length; a zero vector (a blank crop) stays zero rather than NaN."""
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(v))
+    out: Embedding = (v / norm).astype(np.float32) if norm > 0 else v
+    return out
+
+
+def ort_session(model: Path, threads: int) -> Any:
+    """An onnxruntime CPU session on ``threads`` threads with its graph warnings silenced
+    (SFace's initialisers are listed as inputs, which ORT reports once per tensor)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model), sess_options=options,
+                                providers=["CPUExecutionProvider"])
+
+
+def crop_blob(crop: BgrImage) -> Any:
+    """The network input of one aligned crop: RGB, 0..255 float, NCHW (as FaceRecognizerSF)."""
+    rgb = crop[:, :, ::-1].astype(np.float32)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[np.newaxis])
+
+
+class SFaceEmbedder:
+    """Aligns a detected face on its five landmarks and embeds it."""
+
+    name = NAME
+    dim = DIM
+
+    def __init__(self, model: Path, runtime: Runtime = "onnxruntime", threads: int = 1) -> None:
+        self.runtime = runtime
+        self._lock = threading.Lock()  # neither runtime object is documented as thread-safe
+        if runtime == "onnxruntime":
+            self._session = ort_session(model, threads)
+            self._input = self._session.get_inputs()[0].name
+        else:
+            import cv2
+
+            self._recogniser = cv2.FaceRecognizerSF.create(str(model), "")
+
+    def embed_crop(self, crop: BgrImage) -> Embedding:
+        """Embed an already aligned 112x112 crop."""
+        if crop.shape[:2] != (CROP_PX, CROP_PX):
+            raise ValueError(f"an aligned crop is {CROP_PX}x{CROP_PX}, got {crop.shape[:2]}")
+        with self._lock:
+            if self.runtime == "onnxruntime":
+                out = self._session.run(None, {self._input: crop_blob(crop)})[0]
+            else:
+                out = self._recogniser.feature(crop)
+        return normalise(out)
+
+    def embed(self, image: BgrImage, face: FaceBox) -> Embedding:
+        if len(face.landmarks) != 5:
+            raise ValueError("SFace needs the five landmarks to align the face")
+        return self.embed_crop(align_face(image, face.landmarks))
