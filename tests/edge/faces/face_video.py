@@ -49,6 +49,17 @@ def background() -> Image:
     return np.ascontiguousarray(bg)
 
 
+def compose(photo: str, x: int = 20) -> tuple[Image, tuple[float, float, float, float]]:
+    """One frame with ``photo`` at ``x``, and the figure's box (a person detector's stand-in
+    for the stage's unit tests)."""
+    figure = _figure(photo)
+    fh, fw = figure.shape[:2]
+    frame = background().copy()
+    y = HEIGHT - fh
+    frame[y:y + fh, x:x + fw] = figure
+    return frame, (float(x), float(y), float(x + fw), float(HEIGHT))
+
+
 def build_face_video(path: Path, photos: Sequence[str], *, frames_each: int = 8,
                      gap_frames: int = 5) -> list[Segment]:
     """Write the video; returns where each photo appears (frame numbers from 0)."""
