@@ -23,20 +23,23 @@ from typing import Annotated, Literal, Protocol
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.camera.boxes import Box, area, iou
 from edge.camera.snapshot import Snapshot, SnapshotConfig, encode_jpeg
 from edge.camera.tracker import Track
 from edge.config import StrictModel
+from edge.faces.backends import FaceBackendConfig, threshold_floor
 from edge.faces.matcher import (
     FaceMatcher,
     MatchDecision,
     MatcherConfig,
     ScoredEntry,
+    ThresholdBelowFloorError,
     effective_threshold,
 )
 from edge.faces.types import BgrImage, FaceBackend, FaceBox
+from edge.faces.watchlist import WatchlistConfig
 from edge.validators import utcnow
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,24 @@ class FaceStageConfig(StrictModel):
     crop: FaceCropConfig = Field(default_factory=FaceCropConfig)
 
 
+class FacesConfig(FaceStageConfig):
+    """The camera config's ``faces:`` section: matching against the hub's watchlist bundles.
+    Absent: the camera never looks for faces."""
+
+    backend: FaceBackendConfig = Field(default_factory=FaceBackendConfig)
+    watchlist: WatchlistConfig
+
+    @model_validator(mode="after")
+    def _threshold_not_below_floor(self) -> FacesConfig:
+        # refused here too, so --validate-config says it before any model is loaded
+        threshold = self.matcher.threshold
+        floor = threshold_floor(self.backend.backend)
+        if threshold is not None and threshold < floor:
+            raise ValueError(str(ThresholdBelowFloorError(threshold, floor,
+                                                          self.backend.backend)))
+        return self
+
+
 class GalleryView(Protocol):
     """What the stage needs of ``edge.faces.gallery.Gallery``."""
 
@@ -80,6 +101,8 @@ class GalleryView(Protocol):
 
     @property
     def size(self) -> int: ...
+
+    def is_expired(self, now: datetime) -> bool: ...
 
     def search(self, embeddings: NDArray[np.float32], k: int, now: datetime
                ) -> Sequence[Sequence[ScoredEntry]]: ...
@@ -175,8 +198,6 @@ class FaceStage:
 
     def metrics(self) -> dict[str, float]:
         return {"faces_active": 1.0 if self.active else 0.0,
-                "faces_bundle_version": float(self.bundle_version),
-                "faces_entries": float(self.entries),
                 "faces_inference_ms": round(self.inference_ms_avg, 2),
                 "face_matches": float(self.matcher.matches),
                 "face_matches_suppressed": float(self.matcher.suppressed),
@@ -184,7 +205,7 @@ class FaceStage:
 
     def _watch_gallery(self) -> GalleryView | None:
         gallery = self._galleries()
-        active = gallery.size > 0
+        active = gallery.size > 0 and not gallery.is_expired(self._wall())
         if gallery.version != self.bundle_version:
             # votes were cast against the old entries; a revoked entry must not complete a match
             self.matcher.reset()

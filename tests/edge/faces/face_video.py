@@ -29,12 +29,9 @@ class Segment:
 
 def _figure(photo: str) -> Image:
     """The photo scaled so the person fills most of the frame's height (faces 60-100 px)."""
-    img = cv2.imread(str(face_photo_path(photo)))  # type: ignore[arg-type]
+    img = cv2.imread(str(face_photo_path(photo)))
     assert img is not None, photo
-    if photo == "group":
-        scale = (WIDTH - 40) / img.shape[1]
-    else:
-        scale = 420 / img.shape[0]
+    scale = (WIDTH - 40) / img.shape[1] if photo == "group" else 420 / img.shape[0]
     out = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
                      interpolation=cv2.INTER_AREA)
     if out.shape[1] > 330 and photo != "group":
