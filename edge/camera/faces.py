@@ -83,7 +83,10 @@ class FacesConfig(FaceStageConfig):
     watchlist: WatchlistConfig
 
     @model_validator(mode="after")
-    def _threshold_not_below_floor(self) -> FacesConfig:
+    def _one_threshold_not_below_floor(self) -> FacesConfig:
+        if self.matcher.threshold is not None and self.backend.match_threshold is not None:
+            raise ValueError("set the match threshold once: faces.matcher.threshold "
+                             "(faces.backend.match_threshold is the same setting)")
         # refused here too, so --validate-config says it before any model is loaded
         threshold = self.matcher.threshold
         floor = threshold_floor(self.backend.backend)
@@ -91,6 +94,15 @@ class FacesConfig(FaceStageConfig):
             raise ValueError(str(ThresholdBelowFloorError(threshold, floor,
                                                           self.backend.backend)))
         return self
+
+    def stage_config(self) -> FaceStageConfig:
+        """The stage's settings, the threshold taken from either place it may be set."""
+        matcher = self.matcher
+        if matcher.threshold is None and self.backend.match_threshold is not None:
+            matcher = matcher.model_copy(update={"threshold": self.backend.match_threshold})
+        return FaceStageConfig.model_validate(
+            {**self.model_dump(exclude={"backend", "watchlist", "matcher"}),
+             "matcher": matcher})
 
 
 class GalleryView(Protocol):

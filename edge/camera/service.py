@@ -83,7 +83,8 @@ class CameraService:
             backend = load_backend(config.faces.backend)
             self.watchlist = EdgeWatchlist(config.faces.watchlist, self.runtime,
                                            backend.embedder.name)
-            self.faces = FaceStage(config.faces, backend, self.watchlist.gallery)
+            self.faces = FaceStage(config.faces.stage_config(), backend,
+                                   self.watchlist.gallery)
         self._stop = threading.Event()
         self.loop = self.runtime.supervise("frames", self._loop, self._stop)
         self._latest: tuple[Frame, FrameResult | None] | None = None

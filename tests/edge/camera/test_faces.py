@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
+from edge.camera.config import CameraConfig
 from edge.camera.faces import (
     FaceCropConfig,
     FacesConfig,
@@ -22,6 +24,7 @@ from edge.camera.faces import (
     encode_face_crop,
 )
 from edge.camera.tracker import Track
+from edge.config import load_config
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload
 from edge.faces.gallery import Gallery
@@ -213,6 +216,13 @@ def test_threshold_below_the_floor_is_refused_by_config_and_stage(backend: FaceB
                                     "watchlist": watchlist})
     assert FacesConfig.model_validate({"matcher": {"threshold": floor},
                                        "watchlist": watchlist}).matcher.threshold == floor
+    # the backend's own threshold setting is the same knob: honoured, but not both at once
+    via_backend = FacesConfig.model_validate({"backend": {"match_threshold": 0.5},
+                                              "watchlist": watchlist})
+    assert via_backend.stage_config().matcher.threshold == 0.5
+    with pytest.raises(ValidationError, match="once"):
+        FacesConfig.model_validate({"backend": {"match_threshold": 0.5},
+                                    "matcher": {"threshold": 0.5}, "watchlist": watchlist})
     with pytest.raises(ThresholdBelowFloorError):
         FaceStage(FaceStageConfig(matcher=MatcherConfig(threshold=floor - 0.05)), backend,
                   Gallery.empty)
@@ -237,3 +247,22 @@ def test_face_crop_is_deterministic_and_bounded(backend: FaceBackend) -> None:
     a, b = encode_face_crop(frame, face, small), encode_face_crop(frame, face, small)
     assert a.jpeg == b.jpeg
     assert len(a.jpeg) <= 4096
+
+
+def test_the_commented_faces_example_in_configs_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[3] / "configs" / "camera.yaml"
+    lines = example.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# faces:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    uncommented = "\n".join([*lines[:start], *block]) + "\n"
+    path = tmp_path / "camera.yaml"
+    path.write_text(uncommented, encoding="utf-8")
+    config = load_config(path, CameraConfig)
+    assert config.faces is not None
+    assert config.faces.matcher.k_frames == 3
+    assert config.faces.stage_config().matcher.threshold == 0.45
+    assert load_config(example, CameraConfig).faces is None
