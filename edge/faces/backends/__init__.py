@@ -1,6 +1,9 @@
 """Face backends, registered by convention like the camera detectors: one module per model
-family, one :class:`BackendSpec` per backend in :data:`BACKENDS`; the config's ``backend``
-literal and the runtime registry come from that one tuple (a test checks they agree).
+family with a ``build(config, spec)``, one :class:`BackendSpec` per backend in
+:data:`BACKENDS`; the config's ``backend`` literal and the runtime registry come from that one
+tuple (a test checks they agree). A backend's module is imported by name when it is selected:
+the hub runs ``yunet-sface`` for enrolment and must not load the camera agent's TFLite code
+that ``blazeface-sface`` builds on, nor insightface (a test checks what the hub imports).
 
 ``load_backend(config)`` builds a :class:`~edge.faces.types.FaceBackend`. A missing model
 file raises :class:`~edge.faces.types.FaceModelMissingError` naming the fetch command; a
@@ -10,11 +13,12 @@ file whose digest differs, an unaccepted licence or an unusable pack raise
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -28,9 +32,6 @@ from edge.faces.backends.models import (
     verify,
 )
 from edge.faces.types import FaceBackend, FaceModelMissingError
-
-if TYPE_CHECKING:
-    from edge.faces.backends.sface import SFaceEmbedder
 
 BackendKey = Literal["yunet-sface", "blazeface-sface", "insightface"]
 _PACK = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -53,7 +54,7 @@ class FaceBackendConfig(StrictModel):
     detect_max_side_px: Annotated[int, Field(ge=64, le=8192, description=(
         "frames whose longer side is bigger are shrunk before detection (YuNet)"))] = 1280
     insightface_input_px: Annotated[int, Field(ge=128, le=1280, multiple_of=32)] = 640
-    embedder_runtime: Literal["onnxruntime", "opencv"] = Field(default="opencv", description=(
+    embedder_runtime: Literal["onnxruntime", "opencv"] = Field(default="onnxruntime", description=(
         "SFace runtime; both give the same embedding, bench/faces.py measures which is faster"))
     threads: Annotated[int, Field(ge=1, le=64)] = 1
     match_threshold: Annotated[float, Field(gt=0, lt=1)] | None = Field(default=None, description=(
@@ -94,7 +95,12 @@ class BackendSpec:
     default_threshold: float
     floor: float
     licence: str
-    build: Callable[[FaceBackendConfig, BackendSpec], FaceBackend]
+    module: str  # its ``build(config, spec) -> FaceBackend``; imported when selected
+
+    def build(self, config: FaceBackendConfig) -> FaceBackend:
+        plugin = importlib.import_module(self.module)
+        builder: Callable[[FaceBackendConfig, BackendSpec], FaceBackend] = plugin.build
+        return builder(config, self)
 
 
 def threshold_floor(backend: str) -> float:
@@ -116,82 +122,29 @@ def model_path(config: FaceBackendConfig, model: FaceModel) -> Path:
     return path
 
 
-def _spec(model_name: str) -> FaceModel:
-    return next(m for ms in BACKEND_MODELS.values() for m in ms if m.name == model_name)
-
-
-def _sface(config: FaceBackendConfig) -> SFaceEmbedder:
-    from edge.faces.backends.sface import SFaceEmbedder
-
-    return SFaceEmbedder(model_path(config, _spec("sface-2021dec")), config.embedder_runtime,
-                         config.threads)
-
-
-def _build_yunet_sface(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
-    from edge.faces.backends.yunet import YuNetDetector
-
-    detector = YuNetDetector(model_path(config, _spec("yunet-2023mar")),
-                             min_score=config.min_detector_score, nms_iou=config.nms_iou,
-                             max_faces=config.max_faces, max_side_px=config.detect_max_side_px)
-    return FaceBackend(spec.key, detector, _sface(config),
-                       spec.default_threshold, spec.floor, spec.licence)
-
-
-def _build_blazeface_sface(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
-    from edge.faces.backends.blazeface import BlazeFaceDetector
-
-    detector = BlazeFaceDetector(model_path(config, _spec("blazeface-full-range")),
-                                 min_score=config.min_detector_score, nms_iou=config.nms_iou,
-                                 max_faces=config.max_faces, threads=config.threads)
-    return FaceBackend(spec.key, detector, _sface(config),
-                       spec.default_threshold, spec.floor, spec.licence)
-
-
 def insightface_pack_dir(config: FaceBackendConfig) -> Path:
     base = config.models_dir if config.models_dir is not None else default_models_dir()
     return base / "insightface" / str(config.insightface_pack)
 
 
-def _build_insightface(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
-    if not config.accept_insightface_licence:
-        raise ConfigError("backend insightface refused: " + INSIGHTFACE_LICENCE)
-    pack_dir = insightface_pack_dir(config)
-    if not pack_dir.is_dir():
-        raise FaceModelMissingError(
-            f"insightface pack {config.insightface_pack} is not in {pack_dir}: gridward does "
-            "not download insightface packs (non-commercial licence); copy the unpacked pack "
-            "there yourself (see `gridward faces models list`)")
-    try:
-        import insightface  # noqa: F401
-    except ImportError as err:
-        raise ConfigError("backend insightface needs the insightface package: pip install "
-                          "--no-deps insightface==2.1 and the gridward[faces] extra") from err
-    from edge.faces.backends.insightface_pack import (
-        InsightfaceEmbedder,
-        ScrfdDetector,
-        pack_files,
-    )
-
-    try:
-        det_file, rec_file = pack_files(pack_dir)
-        detector = ScrfdDetector(det_file, min_score=config.min_detector_score,
-                                 nms_iou=config.nms_iou, max_faces=config.max_faces,
-                                 input_px=config.insightface_input_px, threads=config.threads)
-        embedder = InsightfaceEmbedder(rec_file, f"insightface-{config.insightface_pack}-"
-                                       f"{rec_file.stem}", config.threads)
-    except (ValueError, RuntimeError, OSError) as err:
-        raise ConfigError(f"insightface pack {pack_dir} cannot be used: {err}") from err
-    return FaceBackend(spec.key, detector, embedder,
-                       spec.default_threshold, spec.floor, spec.licence)
-
-
-# Thresholds: see docs/faces.md "Thresholds and the floor" for the evaluation behind them.
+# Thresholds (cosine similarity), from `gridward faces eval --builtin` (docs/faces.md): on the
+# built-in pairs SFace scores genuine pairs 0.71-0.80 and impostors at most 0.313 (YuNet crops;
+# 0.310 with BlazeFace's), so the validated floor there is 0.32. The floor is the larger of that
+# and OpenCV's own SFace threshold (0.363, from its LFW evaluation, a far larger set), on the
+# 0.01 grid: 0.37. The default keeps a margin above it. insightface packs cannot be evaluated
+# offline here (no weights): their numbers are the usual ArcFace values, to be replaced by an
+# evaluation of the operator's pack on the operator's pairs.
+SFACE_FLOOR = 0.37
+SFACE_DEFAULT_THRESHOLD = 0.40
 BACKENDS: tuple[BackendSpec, ...] = (
-    BackendSpec("yunet-sface", BACKEND_MODELS["yunet-sface"], 0.40, 0.30,
-                "YuNet 2023mar: MIT; SFace 2021dec: Apache-2.0", _build_yunet_sface),
-    BackendSpec("blazeface-sface", BACKEND_MODELS["blazeface-sface"], 0.40, 0.30,
-                "BlazeFace: Apache-2.0; SFace 2021dec: Apache-2.0", _build_blazeface_sface),
-    BackendSpec("insightface", (), 0.40, 0.30, INSIGHTFACE_LICENCE, _build_insightface),
+    BackendSpec("yunet-sface", BACKEND_MODELS["yunet-sface"], SFACE_DEFAULT_THRESHOLD,
+                SFACE_FLOOR, "YuNet 2023mar: MIT; SFace 2021dec: Apache-2.0",
+                "edge.faces.backends.yunet"),
+    BackendSpec("blazeface-sface", BACKEND_MODELS["blazeface-sface"], SFACE_DEFAULT_THRESHOLD,
+                SFACE_FLOOR, "BlazeFace: Apache-2.0; SFace 2021dec: Apache-2.0",
+                "edge.faces.backends.blazeface"),
+    BackendSpec("insightface", (), 0.45, 0.35, INSIGHTFACE_LICENCE,
+                "edge.faces.backends.insightface_pack"),
 )
 SPECS: dict[str, BackendSpec] = {s.key: s for s in BACKENDS}
 if set(SPECS) != set(get_args(BackendKey)):  # the config literal and the registry are one list
@@ -200,8 +153,7 @@ if set(SPECS) != set(get_args(BackendKey)):  # the config literal and the regist
 
 def load_backend(config: FaceBackendConfig) -> FaceBackend:
     """The detector + embedder of ``config.backend``, models verified."""
-    spec = SPECS[config.backend]
-    return spec.build(config, spec)
+    return SPECS[config.backend].build(config)
 
 
 __all__ = ["BACKENDS", "SPECS", "BackendKey", "BackendSpec", "FaceBackendConfig",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,10 @@ from edge.camera.boxes import iou
 from edge.camera.detectors.parsers import ssd_anchors
 from edge.camera.detectors.tflite import load_interpreter_class
 from edge.faces.align import ARCFACE_TEMPLATE
-from edge.faces.types import BgrImage, FaceBox
+from edge.faces.types import BgrImage, FaceBackend, FaceBox
+
+if TYPE_CHECKING:
+    from edge.faces.backends import BackendSpec, FaceBackendConfig
 
 NAME = "blazeface-full-range"
 INPUT_PX = 192
@@ -95,3 +98,16 @@ class BlazeFaceDetector:
             found.append(FaceBox(float(box[0]), float(box[1]), float(bw), float(bh),
                                  float(score[i]), five_points(six)))
         return found
+
+
+def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
+    """blazeface-sface: the light detector with the default embedder (same embedding space)."""
+    from edge.faces.backends import model_path
+    from edge.faces.backends.models import BLAZEFACE_MODEL
+    from edge.faces.backends.sface import build_embedder
+
+    detector = BlazeFaceDetector(model_path(config, BLAZEFACE_MODEL),
+                                 min_score=config.min_detector_score, nms_iou=config.nms_iou,
+                                 max_faces=config.max_faces, threads=config.threads)
+    return FaceBackend(spec.key, detector, build_embedder(config), spec.default_threshold,
+                       spec.floor, spec.licence)

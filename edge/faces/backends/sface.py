@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from edge.faces.align import CROP_PX, align_face
 from edge.faces.types import BgrImage, Embedding, FaceBox
+
+if TYPE_CHECKING:
+    from edge.faces.backends import FaceBackendConfig
 
 NAME = "sface-2021dec"
 DIM = 128
@@ -29,15 +32,32 @@ def normalise(vector: Any) -> Embedding:
 
 
 def ort_session(model: Path, threads: int) -> Any:
-    """An onnxruntime CPU session on ``threads`` threads with its graph warnings silenced
-    (SFace's initialisers are listed as inputs, which ORT reports once per tensor)."""
+    """An onnxruntime CPU session on ``threads`` threads.
+
+    SFace lists its weights as graph inputs as well as initialisers, so onnxruntime must treat
+    them as overridable and cannot fold batch norms into the convolutions (it warns once per
+    tensor); with the ``onnx`` package present the weights are dropped from the inputs first
+    (the same numbers, a test checks the embedding)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(str(model), sess_options=options,
+    source: str | bytes = str(model)
+    try:
+        import onnx
+    except ImportError:
+        pass
+    else:
+        graph = onnx.load(str(model))
+        weights = {init.name for init in graph.graph.initializer}
+        inputs = [i for i in graph.graph.input if i.name not in weights]
+        if len(inputs) != len(graph.graph.input):
+            del graph.graph.input[:]
+            graph.graph.input.extend(inputs)
+            source = graph.SerializeToString()
+    return ort.InferenceSession(source, sess_options=options,
                                 providers=["CPUExecutionProvider"])
 
 
@@ -79,3 +99,11 @@ class SFaceEmbedder:
         if len(face.landmarks) != 5:
             raise ValueError("SFace needs the five landmarks to align the face")
         return self.embed_crop(align_face(image, face.landmarks))
+
+
+def build_embedder(config: FaceBackendConfig) -> SFaceEmbedder:
+    from edge.faces.backends import model_path
+    from edge.faces.backends.models import SFACE_MODEL
+
+    return SFaceEmbedder(model_path(config, SFACE_MODEL), config.embedder_runtime,
+                         config.threads)

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
-from edge.faces.types import BgrImage, FaceBox
+from edge.faces.types import BgrImage, FaceBackend, FaceBox
+
+if TYPE_CHECKING:
+    from edge.faces.backends import BackendSpec, FaceBackendConfig
 
 NAME = "yunet-2023mar"
+MIN_SIDE_PX = 32
 
 
 def scale_to(image: BgrImage, max_side_px: int) -> tuple[BgrImage, float]:
@@ -29,6 +35,16 @@ def scale_to(image: BgrImage, max_side_px: int) -> tuple[BgrImage, float]:
     return np.asarray(small, dtype=np.uint8), 1.0 / factor
 
 
+def plausible(row: NDArray[np.float64], size: tuple[int, int]) -> bool:
+    """A finite box of positive size overlapping the frame, with a score in 0..1: anything
+    else is a runtime fault, never a face."""
+    if row.shape[0] < 15 or not np.all(np.isfinite(row[:15])):
+        return False
+    x, y, w, h, score = row[0], row[1], row[2], row[3], row[14]
+    return bool(w > 0 and h > 0 and 0.0 <= score <= 1.0 and x < size[0] and y < size[1]
+                and x + w > 0 and y + h > 0)
+
+
 class YuNetDetector:
     name = NAME
 
@@ -43,9 +59,18 @@ class YuNetDetector:
         self._lock = threading.Lock()
 
     def detect(self, image: BgrImage) -> list[FaceBox]:
+        import cv2
+
         if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 2 or image.shape[1] < 2:
             raise ValueError(f"a BGR image is H x W x 3, got shape {image.shape}")
         small, back = scale_to(image, self._max_side_px)
+        if min(small.shape[:2]) < MIN_SIDE_PX:
+            # YuNet's coarsest stride is 32 px: smaller inputs leave its output maps empty and
+            # it has been seen to return uninitialised rows (inf boxes) for them
+            small = np.asarray(cv2.copyMakeBorder(
+                small, 0, max(0, MIN_SIDE_PX - small.shape[0]), 0,
+                max(0, MIN_SIDE_PX - small.shape[1]), cv2.BORDER_CONSTANT, value=(0, 0, 0)),
+                dtype=np.uint8)
         size = (int(small.shape[1]), int(small.shape[0]))
         with self._lock:
             if size != self._size:
@@ -59,6 +84,19 @@ class YuNetDetector:
                          float(r[3]) * back, float(r[14]),
                          tuple((float(r[4 + 2 * k]) * back, float(r[5 + 2 * k]) * back)
                                for k in range(5)))
-                 for r in np.asarray(rows, dtype=np.float64)]
+                 for r in np.asarray(rows, dtype=np.float64) if plausible(r, size)]
         faces.sort(key=lambda f: -f.score)
         return faces
+
+
+def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
+    """yunet-sface: YuNet finds faces and their landmarks, SFace embeds them."""
+    from edge.faces.backends import model_path
+    from edge.faces.backends.models import YUNET_MODEL
+    from edge.faces.backends.sface import build_embedder
+
+    detector = YuNetDetector(model_path(config, YUNET_MODEL),
+                             min_score=config.min_detector_score, nms_iou=config.nms_iou,
+                             max_faces=config.max_faces, max_side_px=config.detect_max_side_px)
+    return FaceBackend(spec.key, detector, build_embedder(config), spec.default_threshold,
+                       spec.floor, spec.licence)
