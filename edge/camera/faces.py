@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
 from edge.camera.boxes import Box, area, iou
-from edge.camera.snapshot import Snapshot, SnapshotConfig, encode_jpeg
+from edge.camera.snapshot import Snapshot, SnapshotConfig, SnapshotError, encode_jpeg
 from edge.camera.tracker import Track
 from edge.config import StrictModel
 from edge.faces.backends import FaceBackendConfig, threshold_floor
@@ -128,7 +128,7 @@ class FaceMatchEvent:
     bundle_version: int
     face: FaceBox
     track_box: Box
-    crop: Snapshot
+    crop: Snapshot | None  # None when the face could not be cropped within its byte limit
     # the other faces found in this frame: the evidence snapshot blurs them
     other_faces: tuple[FaceBox, ...]
 
@@ -201,7 +201,8 @@ class FaceStage:
         self.entries = 0
         self.inference_ms_avg = 0.0
         self.counters = {"face_runs": 0, "faces_detected": 0, "faces_embedded": 0,
-                         "faces_unassigned": 0, "faces_too_small": 0, "faces_over_limit": 0}
+                         "faces_unassigned": 0, "faces_too_small": 0, "faces_over_limit": 0,
+                         "face_crop_failed": 0}
         self._frames_with_tracks = 0
 
     @property
@@ -259,9 +260,15 @@ class FaceStage:
             decision = self.matcher.observe(track.id, candidates)
             if decision is None:
                 continue
+            crop = None
+            try:
+                crop = encode_face_crop(image, face, self.config.crop)
+            except (SnapshotError, ValueError) as err:
+                # the match still counts: reviewers get the frame snapshot without the crop
+                self.counters["face_crop_failed"] += 1
+                log.warning("face match on track %s without a face crop: %s", track.id, err)
             events.append(FaceMatchEvent(
-                decision, gallery.version, face, track.box,
-                encode_face_crop(image, face, self.config.crop),
+                decision, gallery.version, face, track.box, crop,
                 tuple(f for _, f in assigned if f is not face) + others))
         return events
 

@@ -314,11 +314,12 @@ class CameraService:
         except (SnapshotError, ProtocolError) as err:
             self.runtime.counters["snapshot_failed"] += 1
             log.warning("face match alert without snapshot: %s", err)
-        try:
-            face_crop = match.crop.evidence()
-        except ProtocolError as err:
-            self.runtime.counters["face_crop_failed"] += 1
-            log.warning("face match alert without face crop: %s", err)
+        if match.crop is not None:
+            try:
+                face_crop = match.crop.evidence()
+            except ProtocolError as err:
+                self.runtime.counters["face_crop_failed"] += 1
+                log.warning("face match alert without face crop: %s", err)
         track = next((t for t in result.tracks if t.id == decision.track_id), None)
         location = None
         lonlat = self.processor.lonlat(track.foot) if track is not None else None

@@ -20,6 +20,7 @@ from edge.camera.faces import (
     FacesConfig,
     FaceStage,
     FaceStageConfig,
+    GalleryView,
     blur_faces,
     encode_face_crop,
 )
@@ -92,7 +93,8 @@ def track(track_id: str, box: tuple[float, float, float, float]) -> Track:
     return Track(id=track_id, box=box, label="person", score=0.9, first_ts=0.0, last_ts=0.0)
 
 
-def stage(backend: FaceBackend, galleries: Callable[[], Gallery], **kw: object) -> FaceStage:
+def stage(backend: FaceBackend, galleries: Callable[[], GalleryView], **kw: object
+          ) -> FaceStage:
     config = FaceStageConfig.model_validate({"matcher": {"k_frames": 2, "n_frames": 3,
                                                          "cooldown_s": 60}, **kw})
     return FaceStage(config, backend, galleries, wall=lambda: NOW)
@@ -108,6 +110,7 @@ def test_obama_matches_on_the_kth_frame_and_biden_never(backend: FaceBackend) ->
     assert (event.decision.entry_id, event.decision.track_id) == ("entry-obama", "t1")
     assert event.decision.score > 0.5
     assert event.bundle_version == 1
+    assert event.crop is not None
     crop = cv2.imdecode(np.frombuffer(event.crop.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert crop is not None
     assert max(crop.shape[:2]) == FaceCropConfig().size_px
@@ -266,3 +269,35 @@ def test_the_commented_faces_example_in_configs_is_valid(tmp_path: Path) -> None
     assert config.faces.matcher.k_frames == 3
     assert config.faces.stage_config().matcher.threshold == 0.45
     assert load_config(example, CameraConfig).faces is None
+
+
+def test_a_face_box_at_or_beyond_the_frame_edge(backend: FaceBackend) -> None:
+    frame, _ = compose("obama2", 60)
+    edge = FaceBox(-30.0, -20.0, 80.0, 90.0, 0.9, ())
+    crop = encode_face_crop(frame, edge, FaceCropConfig())
+    assert cv2.imdecode(np.frombuffer(crop.jpeg, np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(ValueError, match="outside"):
+        encode_face_crop(frame, FaceBox(700.0, 10.0, 50.0, 50.0, 0.9, ()), FaceCropConfig())
+
+
+def test_nan_and_negative_scores_never_count(backend: FaceBackend) -> None:
+    @dataclass(frozen=True)
+    class Cand:
+        entry_id: str
+        score: float
+
+    class Broken:
+        version = 1
+        size = 1
+
+        def is_expired(self, now: datetime) -> bool:
+            return False
+
+        def search(self, embeddings: object, k: int, now: datetime) -> list[list[Cand]]:
+            return [[Cand("e", float("nan")), Cand("e", -1.0)]]
+
+    s = stage(backend, Broken)
+    frame, box = compose("obama2", 60)
+    for _ in range(4):
+        assert s.process(frame, [track("t1", box)], {"t1"}) == []
+    assert s.matcher.held_entries() == set()
