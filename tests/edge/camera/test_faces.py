@@ -74,10 +74,15 @@ class Counting:
         return FaceBackend(b.name, Det(), Emb(), b.default_threshold, b.floor, b.licence)
 
 
+_EMBEDDINGS: dict[str, Embedding] = {}
+
+
 def embedding(backend: FaceBackend, label: str) -> Embedding:
-    frame, _ = compose(label)
-    faces = backend.detector.detect(frame)
-    return backend.embedder.embed(frame, max(faces, key=lambda f: f.area))
+    if label not in _EMBEDDINGS:
+        frame, _ = compose(label)
+        faces = backend.detector.detect(frame)
+        _EMBEDDINGS[label] = backend.embedder.embed(frame, max(faces, key=lambda f: f.area))
+    return _EMBEDDINGS[label]
 
 
 def gallery(backend: FaceBackend, entries: dict[str, str], version: int = 1) -> Gallery:

@@ -91,6 +91,12 @@ def test_no_trace_of_a_canary_face_leaves_the_process(run: FaceRun,
                                                       caplog: pytest.LogCaptureFixture
                                                       ) -> None:
     stacks = _haystacks(run, caplog.text)
+    # the walk saw the agent's files: its outbox, its stored bundle, its bundle key
+    names = {p.name for p in run.files}
+    assert any(n.endswith("-outbox.sqlite") for n in names), names
+    assert any(n.endswith("-watchlist.json") for n in names), names
+    assert "device.key" in names
+    assert any("face match: entry" in line for line in run.logs)
     text = stacks["logs"].decode("utf-8") + "".join(
         d.decode("utf-8", "replace") for n, d in stacks.items() if n.startswith("mqtt"))
     for trace in _canaries(run):
