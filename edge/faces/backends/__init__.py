@@ -31,7 +31,7 @@ from edge.faces.backends.models import (
     fetch_command,
     verify,
 )
-from edge.faces.types import FaceBackend, FaceModelMissingError
+from edge.faces.types import FaceBackend, FaceDetector, FaceEmbedder, FaceModelMissingError
 
 BackendKey = Literal["yunet-sface", "blazeface-sface", "insightface"]
 _PACK = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -101,6 +101,11 @@ class BackendSpec:
         plugin = importlib.import_module(self.module)
         builder: Callable[[FaceBackendConfig, BackendSpec], FaceBackend] = plugin.build
         return builder(config, self)
+
+    def assemble(self, detector: FaceDetector, embedder: FaceEmbedder) -> FaceBackend:
+        """The backend of these two models, with this spec's thresholds and licence."""
+        return FaceBackend(self.key, detector, embedder, self.default_threshold, self.floor,
+                           self.licence)
 
 
 def threshold_floor(backend: str) -> float:

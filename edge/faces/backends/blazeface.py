@@ -22,10 +22,11 @@ from edge.camera.boxes import iou
 from edge.camera.detectors.parsers import ssd_anchors
 from edge.camera.detectors.tflite import load_interpreter_class
 from edge.faces.align import ARCFACE_TEMPLATE
-from edge.faces.types import BgrImage, FaceBackend, FaceBox
+from edge.faces.types import BgrImage, FaceBox
 
 if TYPE_CHECKING:
     from edge.faces.backends import BackendSpec, FaceBackendConfig
+    from edge.faces.types import FaceBackend
 
 NAME = "blazeface-full-range"
 INPUT_PX = 192
@@ -109,5 +110,4 @@ def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
     detector = BlazeFaceDetector(model_path(config, BLAZEFACE_MODEL),
                                  min_score=config.min_detector_score, nms_iou=config.nms_iou,
                                  max_faces=config.max_faces, threads=config.threads)
-    return FaceBackend(spec.key, detector, build_embedder(config), spec.default_threshold,
-                       spec.floor, spec.licence)
+    return spec.assemble(detector, build_embedder(config))

@@ -19,10 +19,11 @@ import numpy as np
 
 from edge.faces.align import align_face
 from edge.faces.backends.sface import normalise
-from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
+from edge.faces.types import BgrImage, Embedding, FaceBox
 
 if TYPE_CHECKING:
     from edge.faces.backends import BackendSpec, FaceBackendConfig
+    from edge.faces.types import FaceBackend
 
 log = logging.getLogger(__name__)
 Role = Literal["detection", "recognition", "other"]
@@ -162,5 +163,4 @@ def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
                                        f"{rec_file.stem}", config.threads)
     except (ValueError, RuntimeError, OSError) as err:
         raise ConfigError(f"insightface pack {pack_dir} cannot be used: {err}") from err
-    return FaceBackend(spec.key, detector, embedder, spec.default_threshold, spec.floor,
-                       spec.licence)
+    return spec.assemble(detector, embedder)

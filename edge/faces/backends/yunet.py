@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.faces.types import BgrImage, FaceBackend, FaceBox
+from edge.faces.types import BgrImage, FaceBox
 
 if TYPE_CHECKING:
     from edge.faces.backends import BackendSpec, FaceBackendConfig
+    from edge.faces.types import FaceBackend
 
 NAME = "yunet-2023mar"
 MIN_SIDE_PX = 32
@@ -98,5 +99,4 @@ def build(config: FaceBackendConfig, spec: BackendSpec) -> FaceBackend:
     detector = YuNetDetector(model_path(config, YUNET_MODEL),
                              min_score=config.min_detector_score, nms_iou=config.nms_iou,
                              max_faces=config.max_faces, max_side_px=config.detect_max_side_px)
-    return FaceBackend(spec.key, detector, build_embedder(config), spec.default_threshold,
-                       spec.floor, spec.licence)
+    return spec.assemble(detector, build_embedder(config))
