@@ -231,11 +231,12 @@ class EdgeWatchlist:
     def handle(self, envelope: WatchlistBundleEnvelope) -> Reply:
         """Apply or refuse one bundle; the Reply to send back."""
         raw = encode(envelope)
+        digest = _digest(raw)
         now = self._clock()
         version = envelope.bundle_version
         with self._lock:
-            if self._digest == _digest(raw) and version == self._applied_version:
-                refusal = self._redelivery_refusal()
+            if self._digest == digest and version == self._applied_version:
+                refusal = self._redelivery_refusal(envelope, now)
                 if refusal is None:
                     self.counters["redelivered"] += 1
                     return self._reply(envelope, ok=True, entries=self._gallery.size)
@@ -249,8 +250,8 @@ class EdgeWatchlist:
                 return self._refuse(envelope, err.reason)
             gallery = Gallery.from_payload(payload, now)
             text = raw.decode("utf-8")
-            self._persist(version, _digest(raw), text)
-            self._applied_version, self._digest, self._envelope_json = version, _digest(raw), text
+            self._persist(version, digest, text)
+            self._applied_version, self._digest, self._envelope_json = version, digest, text
             self._applied_entries = len(payload.entries)
             self._gallery = gallery
             self._dropped = None
@@ -260,9 +261,12 @@ class EdgeWatchlist:
         self._runtime.publish_state()
         return self._reply(envelope, ok=True, entries=gallery.size)
 
-    def _redelivery_refusal(self) -> BundleRefusal | None:
+    def _redelivery_refusal(self, envelope: WatchlistBundleEnvelope, now: datetime
+                            ) -> BundleRefusal | None:
         """The last accepted bundle came again: fine while it is in force; once dropped (it
         expired, or failed its checks at a restart), the reason it was dropped for."""
+        if envelope.expires_at <= now:
+            return BundleRefusal.EXPIRED  # even if the timer has not dropped it yet
         if self._envelope_json is not None:
             return None
         return self._dropped or BundleRefusal.REPLAYED
