@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +125,7 @@ def main() -> int:
         times["baseline: persons (NanoDet-m + tracker)"].append(
             cpu_ms_per_frame(persons, len(frames)))
         for name, (settings, g) in variants.items():
-            times[name].append(cpu_ms_per_frame(lambda s=settings, gg=g: stage_run(s, gg),
-                                                len(frames)))
+            times[name].append(cpu_ms_per_frame(partial(stage_run, settings, g), len(frames)))
     base = statistics.median(times["baseline: persons (NanoDet-m + tracker)"])
     print(f"{len(frames)} frames, {args.rounds} rounds, median CPU ms per frame (one thread)")
     print("| per frame | CPU ms | ratio to the person detector |")
