@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
@@ -306,3 +307,30 @@ def test_nan_and_negative_scores_never_count(backend: FaceBackend) -> None:
     for _ in range(4):
         assert s.process(frame, [track("t1", box)], {"t1"}) == []
     assert s.matcher.held_entries() == set()
+
+
+def test_validate_config_checks_the_face_models(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    hub = Ed25519PrivateKey.generate().public_key()
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"not empty")
+
+    def validate(faces: dict[str, object]) -> tuple[int, str, str]:
+        path = tmp_path / "cam.yaml"
+        path.write_text(yaml.safe_dump({
+            "site": "s", "device": "cam", "detector": {"type": "hog"},
+            "source": {"type": "file", "path": str(video)},
+            "faces": {"watchlist": {"hub_keys": {key_id_of(hub): ed25519_public_b64(hub)}},
+                      **faces}}), encoding="utf-8")
+        rc = main(["edge", "camera", "--config", str(path), "--validate-config"])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    rc, out, _ = validate({})
+    assert rc == 0
+    assert "faces: yunet-sface, threshold 0.4" in out
+    rc, _, err = validate({"backend": {"models_dir": str(tmp_path / "empty")}})
+    assert rc == 2
+    assert "faces: face model" in err and "missing" in err and "fetch" in err
