@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from edge.camera.config import CameraConfig
@@ -29,7 +30,7 @@ from edge.camera.tracker import Track
 from edge.config import load_config
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload
-from edge.faces.gallery import Gallery
+from edge.faces.gallery import Candidate, Gallery
 from edge.faces.keys import ed25519_public_b64, key_id_of
 from edge.faces.matcher import MatcherConfig, ThresholdBelowFloorError
 from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
@@ -334,3 +335,49 @@ def test_validate_config_checks_the_face_models(tmp_path: Path,
     rc, _, err = validate({"backend": {"models_dir": str(tmp_path / "empty")}})
     assert rc == 2
     assert "faces: face model" in err and "missing" in err and "fetch" in err
+
+
+def test_no_embedding_outlives_its_frame(backend: FaceBackend) -> None:
+    """Every embedding the stage computes is unreferenced once process() returns: nothing of a
+    face that matched no entry is kept (no list, no cache). The weak references would stay alive
+    if anything held the vectors (or a view of them)."""
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[NDArray[np.float32]]] = []
+
+    class Watched:
+        name = backend.embedder.name
+        dim = backend.embedder.dim
+
+        def embed(self, image: BgrImage, face: FaceBox) -> Embedding:
+            vector = backend.embedder.embed(image, face)
+            refs.append(weakref.ref(vector))
+            return vector
+
+    b = backend
+    watched = FaceBackend(b.name, b.detector, Watched(), b.default_threshold, b.floor, b.licence)
+    real = gallery(backend, {"entry-obama": "obama"})
+
+    class WatchedGallery:
+        version = real.version
+        size = real.size
+
+        def is_expired(self, now: datetime) -> bool:
+            return real.is_expired(now)
+
+        def search(self, embeddings: NDArray[np.float32], k: int, now: datetime
+                   ) -> list[list[Candidate]]:
+            refs.append(weakref.ref(embeddings))  # the stacked queries of the frame
+            return real.search(embeddings, k, now)
+
+    s = stage(watched, WatchedGallery)
+    frame, box = compose("biden", 60)
+    for _ in range(3):
+        assert s.process(frame, [track("t1", box)], {"t1"}) == []
+    gc.collect()
+    assert len(refs) == 6
+    assert all(r() is None for r in refs)
+    # the control: a held vector keeps its weak reference alive
+    held = backend.embedder.embed(frame, backend.detector.detect(frame)[0])
+    assert weakref.ref(held)() is not None
