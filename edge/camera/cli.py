@@ -8,9 +8,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from edge.camera.config import CameraConfig
 
 
 def register(esub: Any) -> None:
@@ -44,38 +47,73 @@ def register(esub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from edge.camera.config import CameraConfig
-    from edge.camera.ingest import check_source, pipeline_description, scrub
 
     if args.config is None:
         print("gridward edge camera: --config is required", file=sys.stderr)
         return 2
     config = load_config(args.config, CameraConfig)
     if args.validate_config:
-        from edge.camera.detectors import DetectorError, build_detector
-
-        problem = check_source(config.source)
-        if problem is not None:
-            print(f"gridward: {args.config}: source.path: {problem}", file=sys.stderr)
-            return 2
-        try:  # a missing or corrupt model file is a config error too
-            build_detector(config.detector).close()
-        except DetectorError as err:
-            print(f"gridward: {args.config}: detector: {err}", file=sys.stderr)
-            return 2
-        print(f"{args.config}: OK")
-        # the pipeline text holds the RTSP URL: never print its credentials
-        pipeline = scrub(pipeline_description(config.source, config.ingest), config.source)
-        print(f"  pipeline: {pipeline}")
-        print(f"  detector: {config.detector.type}, zones: {[z.id for z in config.zones]}")
-        return 0
+        return _validate(args.config, config)
     from edge.camera.lifecycle import show_at_default_level
     from edge.camera.service import run
+    from edge.faces.types import FaceModelMissingError
 
     show_at_default_level()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    return run(config, stop)
+    try:
+        return run(config, stop)
+    except (FaceModelMissingError, ConfigError) as err:  # said at start, with what to fix
+        print(f"gridward: {args.config}: faces: {err}", file=sys.stderr)
+        return 2
+
+
+def _validate(path: Path, config: CameraConfig) -> int:
+    from edge.camera.detectors import DetectorError, build_detector
+    from edge.camera.ingest import check_source, pipeline_description, scrub
+
+    problem = check_source(config.source)
+    if problem is not None:
+        print(f"gridward: {path}: source.path: {problem}", file=sys.stderr)
+        return 2
+    try:  # a missing or corrupt model file is a config error too
+        build_detector(config.detector).close()
+    except DetectorError as err:
+        print(f"gridward: {path}: detector: {err}", file=sys.stderr)
+        return 2
+    faces = _check_faces(config)
+    if faces.startswith("error: "):
+        print(f"gridward: {path}: faces: {faces[7:]}", file=sys.stderr)
+        return 2
+    print(f"{path}: OK")
+    # the pipeline text holds the RTSP URL: never print its credentials
+    pipeline = scrub(pipeline_description(config.source, config.ingest), config.source)
+    print(f"  pipeline: {pipeline}")
+    print(f"  detector: {config.detector.type}, zones: {[z.id for z in config.zones]}")
+    print(f"  faces: {faces}")
+    return 0
+
+
+def _check_faces(config: CameraConfig) -> str:
+    """The face matching a config sets up, or ``error: <why>`` (models missing or altered,
+    a threshold below the backend's floor)."""
+    if config.faces is None:
+        return "off"
+    from edge.faces.backends import load_backend
+    from edge.faces.matcher import effective_threshold
+    from edge.faces.types import FaceModelMissingError
+
+    try:
+        backend = load_backend(config.faces.backend)
+        threshold = effective_threshold(config.faces.stage_config().matcher,
+                                        default=backend.default_threshold,
+                                        floor=backend.floor, backend=backend.name)
+    except (FaceModelMissingError, ConfigError) as err:
+        return f"error: {err}"
+    matcher = config.faces.matcher
+    return (f"{backend.name}, threshold {threshold:g} (floor {backend.floor:g}), "
+            f"{matcher.k_frames} of {matcher.n_frames} frames, cool-down {matcher.cooldown_s:g} s")
 
 
 def _manifest() -> Any:

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from edge.camera.detectors import DetectorConfig, default_detector
+from edge.camera.faces import FacesConfig
 from edge.camera.homography import HomographyConfig
 from edge.camera.ingest import IngestConfig, SourceConfig
 from edge.camera.motion import MotionConfig
@@ -27,6 +28,8 @@ class CameraConfig(AgentConfig):
     zones: list[ZoneConfig] = Field(default_factory=list, max_length=64)
     homography: HomographyConfig | None = None
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    # face matching against the hub's watchlist bundles; absent: no face is ever looked at
+    faces: FacesConfig | None = None
     position_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     send_positions: bool = True
     # At the end of a file source the agent waits at most this long for the hub to

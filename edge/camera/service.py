@@ -11,10 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 from edge.agent import AgentRuntime
-from edge.alert_details import ZONE_EVENT_DETAILS
+from edge.alert_details import ZONE_EVENT_DETAILS, FaceMatchDetails, build_alert
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import DetectorConfig
 from edge.camera.detectors.default import detector_reason
+from edge.camera.faces import FaceMatchEvent, FaceStage, blur_faces
 from edge.camera.homography import CameraHomography
 from edge.camera.ingest import Frame, FrameSource, source_label
 from edge.camera.lifecycle import log as lifecycle
@@ -22,6 +23,8 @@ from edge.camera.pipeline import FrameProcessor, FrameResult
 from edge.camera.reload import parse_push
 from edge.camera.snapshot import SnapshotError, render_snapshot
 from edge.camera.zones import ZoneEngine, ZoneEvent
+from edge.faces.backends import load_backend
+from edge.faces.watchlist import EdgeWatchlist
 from edge.protocol import (
     AlertKind,
     CmdChannel,
@@ -34,6 +37,7 @@ from edge.protocol import (
     Reply,
     Request,
     RequestAction,
+    Severity,
 )
 from edge.pushed_config import ConfigReloader, PushedConfigFile
 from edge.tracking import TrackIds, track_entity
@@ -71,6 +75,16 @@ class CameraService:
         self.runtime.on_command(CmdChannel.CONFIG, self.reloader.handle)
         self.reloader.restore()
         self._clock = clock
+        self.watchlist: EdgeWatchlist | None = None
+        self.faces: FaceStage | None = None
+        if config.faces is not None:
+            # a missing model or a threshold below the floor stops the agent here, at start,
+            # with the sentence that says what to fix
+            backend = load_backend(config.faces.backend)
+            self.watchlist = EdgeWatchlist(config.faces.watchlist, self.runtime,
+                                           backend.embedder.name)
+            self.faces = FaceStage(config.faces.stage_config(), backend,
+                                   self.watchlist.gallery)
         self._stop = threading.Event()
         self.loop = self.runtime.supervise("frames", self._loop, self._stop)
         self._latest: tuple[Frame, FrameResult | None] | None = None
@@ -89,7 +103,15 @@ class CameraService:
                        cfg.device, cfg.site, source_label(cfg.source), cfg.ingest.width_px,
                        cfg.ingest.height_px, [z.id for z in cfg.zones] or "none")
         lifecycle.info("detector: %s (%s)", detector.type, why)
+        if self.faces is not None:
+            lifecycle.info("face matching: backend %s, threshold %g, %d of %d frames, "
+                           "cool-down %g s", self.faces.backend.name, self.faces.threshold,
+                           cfg.faces.matcher.k_frames if cfg.faces else 0,
+                           cfg.faces.matcher.n_frames if cfg.faces else 0,
+                           cfg.faces.matcher.cooldown_s if cfg.faces else 0)
         self.runtime.start()
+        if self.watchlist is not None:
+            self.watchlist.start()
         self.source.start()
         self.loop.start()
 
@@ -98,6 +120,8 @@ class CameraService:
         self.source.stop()
         self.loop.stop(timeout_s=10)
         pending = self.runtime.outbox.depth()
+        if self.watchlist is not None:
+            self.watchlist.stop()
         self.runtime.stop()
         self.processor.close()
         lifecycle.info("camera %s stopped; %d alert(s) pending in the outbox",
@@ -176,6 +200,8 @@ class CameraService:
             "connected": 1.0 if self.source.connected.is_set() else 0.0,
         }
         metrics.update(self._config_metrics())
+        if self.faces is not None:
+            metrics.update(self.faces.metrics())
         for zone, counts in self.processor.zones.counts.items():
             for name, value in counts.items():
                 metrics[f"zone_{zone}_{name}"[:64]] = float(value)
@@ -213,6 +239,10 @@ class CameraService:
         for event in result.events:
             self.events.append(event)
             self._alert(frame, result, event)
+        if self.faces is not None and result.mode != "skipped":
+            live = {t.id for t in self.processor.tracker.tracks}
+            for match in self.faces.process(frame.image, result.tracks, live):
+                self._face_alert(frame, result, match, self.faces.backend.name)
         if (self.config.send_positions and result.tracks
                 and self.processor.homography is not None
                 and now - self._last_positions >= self.config.position_interval_s):
@@ -268,6 +298,47 @@ class CameraService:
                                  location=location, zone=event.zone,
                                  entity=track_entity(self.config.device, event.track_id),
                                  started_at=started_at, evidence=evidence)
+        self.alerts_sent += 1
+
+    def _face_alert(self, frame: Frame, result: FrameResult, match: FaceMatchEvent,
+                    backend: str) -> None:
+        decision = match.decision
+        boxes = [(t.box, f"#{t.id}") for t in result.tracks]
+        highlight = next((i for i, t in enumerate(result.tracks)
+                          if t.id == decision.track_id), None)
+        evidence = face_crop = None
+        try:
+            # bystanders' faces are blurred: only the matched person is shown to reviewers
+            evidence = render_snapshot(blur_faces(frame.image, match.other_faces), boxes,
+                                       self.config.snapshot, highlight).evidence()
+        except (SnapshotError, ProtocolError) as err:
+            self.runtime.counters["snapshot_failed"] += 1
+            log.warning("face match alert without snapshot: %s", err)
+        if match.crop is not None:
+            try:
+                face_crop = match.crop.evidence()
+            except ProtocolError as err:
+                self.runtime.counters["face_crop_failed"] += 1
+                log.warning("face match alert without face crop: %s", err)
+        track = next((t for t in result.tracks if t.id == decision.track_id), None)
+        location = None
+        lonlat = self.processor.lonlat(track.foot) if track is not None else None
+        if lonlat is not None:
+            location = Location(lon=lonlat[0], lat=lonlat[1], accuracy_m=self._accuracy())
+        details = FaceMatchDetails(
+            entry_id=decision.entry_id, score=round(min(1.0, max(0.0, decision.score)), 4),
+            track_id=decision.track_id, bundle_version=match.bundle_version,
+            threshold=decision.threshold, frames_matched=decision.frames_matched,
+            frames_seen=decision.frames_seen, backend=backend)
+        alert = build_alert(details, site=self.config.site, device=self.config.device,
+                            severity=Severity.HIGH, title="watchlist face match",
+                            location=location,
+                            entity=track_entity(self.config.device, decision.track_id),
+                            evidence=evidence, face_crop=face_crop)
+        self.runtime.send_alert(alert)
+        log.info("face match: entry %s, track %s, score %.3f (%d of %d frames)",
+                 decision.entry_id, decision.track_id, decision.score,
+                 decision.frames_matched, decision.frames_seen)
         self.alerts_sent += 1
 
     # -- hub requests -------------------------------------------------------------------
