@@ -14,6 +14,8 @@ from hub.alerts.service import AlertService
 from hub.audit import AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
+from hub.bundles.service import BundleService
+from hub.bundles.signing import LazySigningKey, key_path
 from hub.classify.classifier import ReportClassifier
 from hub.clock import Clock, SystemClock
 from hub.commands.outbox import CommandOutbox
@@ -69,6 +71,7 @@ class HubContext:
     open311: Open311Service = field(init=False)
     org: OrgService = field(init=False)
     dispatch: DispatchService = field(init=False)  # its sweeper started and stopped by HubService
+    bundles: BundleService = field(init=False)  # its sweeper started and stopped by HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -133,6 +136,15 @@ class HubContext:
         )
         self.org = OrgService(
             engine, self.audit, self.config.incidents, hub_site=self.config.site, clock=self.clock
+        )
+        self.bundles = BundleService(
+            engine,
+            self.audit,
+            self.config.bundles,
+            self.outbox,
+            LazySigningKey(key_path(self.config)),
+            clock=self.clock,
+            hub_id=self.config.client_id,
         )
 
     @property
