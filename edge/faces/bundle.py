@@ -1,0 +1,471 @@
+"""Watchlist bundles: the hub seals one per device, the device opens it. Pure code, no I/O.
+
+Plaintext (never photos; embeddings and entry ids only)::
+
+    b"GWWB" | u8 format (1) | u32 LE header length | header (UTF-8 JSON) | embedding matrix
+
+The header is a JSON object: ``version``, ``issued_at``, ``expires_at`` (ISO 8601 UTC, the same
+instants as the envelope's), ``model`` (embedder name, e.g. ``sface-2021dec``), ``dim``,
+``count``, ``dtype`` (``float16`` or ``float32``), ``ids`` (``count`` entry ids, unique, each
+1-64 characters of ``A-Za-z0-9_-``) and ``expires`` (``count`` entry expiries, integer UNIX
+seconds, floored: the edge drops an entry at the start of its expiry second, never later). The
+matrix follows: ``count`` rows of ``dim`` little-endian values, each row L2-normalised.
+
+float16 is the default: half the bytes of float32, so twice the entries fit in one MQTT
+envelope, for a cosine error below 2e-4 on unit vectors of dimension 128 (bench/faces_search.py
+measures it; thresholds sit near 0.3-0.4, same-person scores are 0.5 and more above
+different-person ones).
+
+Sealing (hub side):
+
+1. X25519 between a fresh ephemeral key (``epk_b64``) and the device's public key.
+2. HKDF-SHA256 over the shared secret, salt = ephemeral public || device public, info = a
+   domain string and the site, device and bundle version: a key for exactly this bundle.
+3. AES-256-GCM with a random 96-bit nonce; the additional data is the canonical encoding of the
+   envelope header (every field but nonce, ciphertext and signature).
+4. Ed25519 over a domain-separated canonical encoding of every envelope field but the signature.
+
+The canonical encoding is a sequence of (u16 LE name length, name, u32 LE value length, value)
+for a fixed list of fields, values as their wire text (integers in decimal, datetimes as
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so no JSON serialiser's choices can change what is signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import NDArray
+
+from edge.errors import GridwardError
+from edge.protocol import PROTOCOL_VERSION, WatchlistBundleEnvelope, encode
+from edge.validators import SEGMENT_RE, check_segment, new_id, utcnow
+
+MAGIC = b"GWWB"
+FORMAT = 1
+_PREFIX = struct.Struct("<4sBI")  # magic, format, header length
+Dtype = Literal["float16", "float32"]
+_DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
+
+# Bounds an edge applies before it allocates anything (a signed bundle is still checked: a hub
+# bug must not exhaust a camera box). The MQTT envelope limit is far lower (see
+# entries_per_envelope); these bound bundles handed over by other means (a file, a benchmark).
+MAX_ENTRIES = 200_000
+MAX_DIM = 1024
+MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 1024 + 100 * MAX_ENTRIES
+MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# A unit vector stored as float16 keeps its norm within ~2e-4; anything further off was not
+# normalised by the hub (a bug or a forgery), and would skew every score.
+NORM_TOLERANCE = 1e-2
+
+NONCE_BYTES = 12
+GCM_TAG_BYTES = 16
+_SIG_DOMAIN = b"gridward/watchlist-bundle/signature/v1\x00"
+_AAD_DOMAIN = b"gridward/watchlist-bundle/aad/v1\x00"
+_HKDF_INFO = b"gridward/watchlist-bundle/key/v1\x00"
+
+# Envelope capacity: ciphertext_b64 may hold this many characters (edge.protocol).
+_MAX_CIPHERTEXT_B64 = 2_000_000
+
+
+class BundleRefusal(StrEnum):
+    """Why an edge refused a bundle; the value is the Reply's ``error`` and a health counter."""
+
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_RECIPIENT = "wrong_recipient"
+    REPLAYED = "replayed"
+    STALE = "stale"
+    EXPIRED = "expired"
+    UNDECRYPTABLE = "undecryptable"
+    MALFORMED = "malformed"
+    WRONG_MODEL = "wrong_model"
+
+
+class BundleRefusedError(GridwardError, ValueError):
+    """A bundle the edge will not apply; ``reason`` says which check failed."""
+
+    def __init__(self, reason: BundleRefusal, message: str = "") -> None:
+        super().__init__(message or reason.value)
+        self.reason = reason
+
+
+class BundleTooLargeError(GridwardError, ValueError):
+    """The sealed bundle does not fit one MQTT envelope; the message says how many entries do."""
+
+
+@dataclass(frozen=True, slots=True)
+class BundleEntry:
+    entry_id: str
+    expires_at: datetime
+    embedding: NDArray[np.float32]  # (dim,), L2-normalised
+
+
+@dataclass(frozen=True, slots=True)
+class BundlePayload:
+    """What a bundle carries. ``matrix`` is the entries' embeddings stacked (count, dim) when
+    the payload was decoded (the entries' embeddings are rows of it); None when built by hand."""
+
+    version: int
+    issued_at: datetime
+    expires_at: datetime
+    model: str
+    dim: int
+    entries: tuple[BundleEntry, ...]
+    matrix: NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+
+    def embeddings(self) -> NDArray[np.float32]:
+        if self.matrix is not None:
+            return self.matrix
+        if not self.entries:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([e.embedding for e in self.entries]).astype(np.float32, copy=False)
+
+
+# -- plaintext ----------------------------------------------------------------------------------
+
+
+def wire_time(value: datetime) -> str:
+    """The one text form of an instant in signed data and in the payload header."""
+    if value.tzinfo is None:
+        raise ValueError("bundle times must be timezone-aware (UTC)")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class MalformedPayloadError(ValueError):
+    """A plaintext that is not a well-formed bundle payload; the message names the problem."""
+
+
+def _parse_time(text: object) -> datetime:
+    if not isinstance(text, str):
+        raise MalformedPayloadError("a time must be a string")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise MalformedPayloadError(f"{text[:40]!r} is not a bundle time") from None
+
+
+def encode_payload(payload: BundlePayload, dtype: Dtype = "float16") -> bytes:
+    """The plaintext of a bundle. Raises ValueError for a payload an edge would refuse."""
+    matrix = payload.embeddings()
+    count = len(payload.entries)
+    if matrix.shape != (count, payload.dim):
+        raise ValueError(f"embeddings are {matrix.shape}, expected ({count}, {payload.dim})")
+    header = {
+        "version": payload.version,
+        "issued_at": wire_time(payload.issued_at),
+        "expires_at": wire_time(payload.expires_at),
+        "model": payload.model,
+        "dim": payload.dim,
+        "count": count,
+        "dtype": dtype,
+        "ids": [e.entry_id for e in payload.entries],
+        "expires": [math.floor(e.expires_at.timestamp()) for e in payload.entries],
+    }
+    body = np.ascontiguousarray(matrix, dtype=_DTYPES[dtype]).tobytes()
+    data = encode_raw_payload(header, body)
+    decode_payload(data)  # the hub refuses to seal what every edge would refuse
+    return data
+
+
+def encode_raw_payload(header: Mapping[str, Any], body: bytes) -> bytes:
+    """Frame a header and a matrix as they are, unchecked (tests build hostile bundles)."""
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return _PREFIX.pack(MAGIC, FORMAT, len(text)) + text + body
+
+
+def decode_payload(data: bytes) -> BundlePayload:
+    """Parse and check a plaintext; :class:`MalformedPayloadError` with the first problem."""
+    header, body = _split(data)
+    version = _bounded_int(header, "version", 1, 2**31 - 1)
+    dim = _bounded_int(header, "dim", 1, MAX_DIM)
+    count = _bounded_int(header, "count", 0, MAX_ENTRIES)
+    model, dtype_name = header.get("model"), header.get("dtype")
+    if not isinstance(model, str) or not MODEL_RE.fullmatch(model):
+        raise MalformedPayloadError("model must be a short lower-case name")
+    if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+        raise MalformedPayloadError(f"dtype must be one of {sorted(_DTYPES)}")
+    issued_at = _parse_time(header.get("issued_at"))
+    expires_at = _parse_time(header.get("expires_at"))
+    ids, expires = _entry_lists(header, count)
+    matrix = _matrix(body, count, dim, dtype_name)
+    entries = tuple(
+        BundleEntry(entry_id, datetime.fromtimestamp(ts, UTC), row)
+        for entry_id, ts, row in zip(ids, expires, matrix, strict=True))
+    return BundlePayload(version, issued_at, expires_at, model, dim, entries, matrix)
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    if len(data) > MAX_PLAINTEXT_BYTES:
+        raise MalformedPayloadError(f"plaintext of {len(data)} bytes exceeds "
+                                    f"{MAX_PLAINTEXT_BYTES}")
+    if len(data) < _PREFIX.size:
+        raise MalformedPayloadError("plaintext too short")
+    magic, fmt, header_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC or fmt != FORMAT:
+        raise MalformedPayloadError("not a gridward watchlist bundle of format 1")
+    if header_len > MAX_HEADER_BYTES or _PREFIX.size + header_len > len(data):
+        raise MalformedPayloadError(f"header length {header_len} out of bounds")
+    try:
+        header = json.loads(data[_PREFIX.size:_PREFIX.size + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MalformedPayloadError(f"header is not JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise MalformedPayloadError("header is not an object")
+    return header, data[_PREFIX.size + header_len:]
+
+
+def _bounded_int(header: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    value = header.get(name)
+    if type(value) is not int or not low <= value <= high:
+        raise MalformedPayloadError(f"{name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _entry_lists(header: Mapping[str, Any], count: int) -> tuple[list[str], list[int]]:
+    ids, expires = header.get("ids"), header.get("expires")
+    if not isinstance(ids, list) or not isinstance(expires, list):
+        raise MalformedPayloadError("ids and expires must be lists")
+    if len(ids) != count or len(expires) != count:
+        raise MalformedPayloadError(
+            f"count is {count} but there are {len(ids)} ids and {len(expires)} expiries")
+    if not all(isinstance(i, str) and SEGMENT_RE.fullmatch(i) for i in ids):
+        raise MalformedPayloadError("an entry id is not 1-64 characters of A-Za-z0-9_-")
+    if len(set(ids)) != count:
+        raise MalformedPayloadError("entry ids are not unique")
+    if not all(type(t) is int and 0 < t < 2**33 for t in expires):
+        raise MalformedPayloadError("an entry expiry is not a plausible integer UNIX time")
+    return ids, expires
+
+
+def _matrix(body: bytes, count: int, dim: int, dtype_name: str) -> NDArray[np.float32]:
+    dtype = _DTYPES[dtype_name]
+    if len(body) != count * dim * dtype.itemsize:
+        raise MalformedPayloadError(
+            f"matrix is {len(body)} bytes, expected {count}x{dim} {dtype_name}")
+    matrix = np.frombuffer(body, dtype=dtype).reshape(count, dim).astype(np.float32)
+    if not np.isfinite(matrix).all():
+        raise MalformedPayloadError("an embedding has a value that is not finite")
+    norms = np.linalg.norm(matrix, axis=1)
+    if count and float(np.abs(norms - 1.0).max()) > NORM_TOLERANCE:
+        raise MalformedPayloadError("an embedding is not L2-normalised")
+    matrix /= norms[:, None]  # exact unit rows again after float16 rounding
+    matrix.flags.writeable = False
+    return matrix
+
+
+# -- sealing ------------------------------------------------------------------------------------
+
+
+def _canonical(fields: Sequence[tuple[str, str]]) -> bytes:
+    out = bytearray()
+    for name, value in fields:
+        n, v = name.encode("ascii"), value.encode("utf-8")
+        out += struct.pack("<H", len(n)) + n + struct.pack("<I", len(v)) + v
+    return bytes(out)
+
+
+def _header_fields(env: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [("v", str(env["v"])), ("id", env["id"]), ("ts", wire_time(env["ts"])),
+            ("site", env["site"]), ("device", env["device"]),
+            ("bundle_version", str(env["bundle_version"])),
+            ("issued_at", wire_time(env["issued_at"])),
+            ("expires_at", wire_time(env["expires_at"])),
+            ("key_id", env["key_id"]), ("epk_b64", env["epk_b64"])]
+
+
+def _aad(env: Mapping[str, Any]) -> bytes:
+    return _AAD_DOMAIN + _canonical(_header_fields(env))
+
+
+def _signed_bytes(env: Mapping[str, Any]) -> bytes:
+    return _SIG_DOMAIN + _canonical([*_header_fields(env), ("nonce_b64", env["nonce_b64"]),
+                                     ("ciphertext_b64", env["ciphertext_b64"])])
+
+
+def _bundle_key(shared: bytes, epk: bytes, recipient: bytes, *, site: str, device: str,
+                version: int) -> bytes:
+    info = _HKDF_INFO + _canonical([("site", site), ("device", device),
+                                    ("bundle_version", str(version))])
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=epk + recipient,
+                info=info).derive(shared)
+
+
+def _raw(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def entries_per_envelope(dim: int = 128, id_chars: int = 36, dtype: Dtype = "float16") -> int:
+    """How many entries of ``dim`` with ids of ``id_chars`` fit one MQTT envelope."""
+    fixed = _PREFIX.size + 400 + GCM_TAG_BYTES  # header keys, times, model: well under 400
+    per_entry = dim * _DTYPES[dtype].itemsize + (id_chars + 3) + 11  # quoted id + comma, expiry
+    return ((_MAX_CIPHERTEXT_B64 // 4) * 3 - fixed) // per_entry
+
+
+def seal_bytes(
+    plaintext: bytes,
+    *,
+    version: int,
+    issued_at: datetime,
+    expires_at: datetime,
+    site: str,
+    device: str,
+    recipient_key: X25519PublicKey,
+    signing_key: Ed25519PrivateKey,
+    key_id: str,
+    check_size: bool = True,
+) -> WatchlistBundleEnvelope:
+    """Encrypt and sign a plaintext as it is (:func:`seal_bundle` checks it first; tests use
+    this to sign hostile payloads). ``check_size=False`` skips the wire limit (benchmarks
+    only: such an envelope cannot be sent)."""
+    check_segment(site, "site")
+    check_segment(device, "device")
+    ephemeral = X25519PrivateKey.generate()
+    epk = _raw(ephemeral.public_key())
+    key = _bundle_key(ephemeral.exchange(recipient_key), epk, _raw(recipient_key), site=site,
+                      device=device, version=version)
+    nonce = os.urandom(NONCE_BYTES)
+    fields: dict[str, Any] = {
+        "site": site, "device": device, "bundle_version": version, "issued_at": issued_at,
+        "expires_at": expires_at, "key_id": key_id, "epk_b64": _b64(epk),
+        "nonce_b64": _b64(nonce),
+    }
+    # The id, ts and v the envelope carries are signed too: fix them before signing.
+    stamped = {**fields, "v": PROTOCOL_VERSION, "id": new_id(), "ts": utcnow()}
+    ciphertext = AESGCM(key).encrypt(nonce, plaintext, _aad(stamped))
+    stamped["ciphertext_b64"] = _b64(ciphertext)
+    if check_size and len(stamped["ciphertext_b64"]) > _MAX_CIPHERTEXT_B64:
+        raise BundleTooLargeError(
+            f"the sealed watchlist bundle is {len(ciphertext)} bytes, more than one MQTT "
+            f"envelope carries ({_MAX_CIPHERTEXT_B64 // 4 * 3} bytes, about "
+            f"{entries_per_envelope()} entries of 128 dimensions)")
+    stamped["signature_b64"] = _b64(signing_key.sign(_signed_bytes(stamped)))
+    if not check_size:
+        return WatchlistBundleEnvelope.model_construct(**stamped)
+    envelope = WatchlistBundleEnvelope.model_validate(stamped)
+    encode(envelope)  # the wire limit of the whole message, checked here rather than at publish
+    return envelope
+
+
+def seal_bundle(
+    payload: BundlePayload,
+    *,
+    site: str,
+    device: str,
+    recipient_key: X25519PublicKey,
+    signing_key: Ed25519PrivateKey,
+    key_id: str,
+    dtype: Dtype = "float16",
+    check_size: bool = True,
+) -> WatchlistBundleEnvelope:
+    """The envelope of ``payload`` for one device (hub side). Raises :class:`BundleTooLargeError`
+    when it does not fit one MQTT message, ValueError for a payload an edge would refuse."""
+    return seal_bytes(encode_payload(payload, dtype), version=payload.version,
+                      issued_at=payload.issued_at, expires_at=payload.expires_at, site=site,
+                      device=device, recipient_key=recipient_key, signing_key=signing_key,
+                      key_id=key_id, check_size=check_size)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+
+def verify_signature(envelope: WatchlistBundleEnvelope,
+                     hub_keys: Mapping[str, Ed25519PublicKey]) -> None:
+    """Checks 1 and 2 of :func:`open_bundle`: a pinned key signed every field."""
+    key = hub_keys.get(envelope.key_id)
+    if key is None:
+        raise BundleRefusedError(BundleRefusal.UNKNOWN_KEY,
+                                 f"signed by key {envelope.key_id!r}, which is not pinned")
+    try:
+        signature = _unb64(envelope.signature_b64)
+        key.verify(signature, _signed_bytes(dict(envelope)))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise BundleRefusedError(BundleRefusal.BAD_SIGNATURE,
+                                 "the signature does not verify") from None
+
+
+def open_bundle(
+    envelope: WatchlistBundleEnvelope,
+    *,
+    site: str,
+    device: str,
+    device_key: X25519PrivateKey,
+    hub_keys: Mapping[str, Ed25519PublicKey],
+    applied_version: int,
+    now: datetime,
+    max_age_s: float,
+    model: str,
+) -> BundlePayload:
+    """Verify, decrypt and check a bundle for this device, in this order: key id pinned,
+    signature, recipient, newer than ``applied_version``, not stale (issued more than
+    ``max_age_s`` before ``now``), not expired, decryptable, well-formed, same model.
+    Raises :class:`BundleRefusedError` with the first failed check."""
+    verify_signature(envelope, hub_keys)
+    if (envelope.site, envelope.device) != (site, device):
+        raise BundleRefusedError(BundleRefusal.WRONG_RECIPIENT,
+                                 f"sealed for {envelope.site}/{envelope.device}")
+    if envelope.bundle_version <= applied_version:
+        raise BundleRefusedError(BundleRefusal.REPLAYED,
+                                 f"version {envelope.bundle_version} is not newer than "
+                                 f"{applied_version}")
+    age_s = (now - envelope.issued_at).total_seconds()
+    if age_s > max_age_s:
+        raise BundleRefusedError(BundleRefusal.STALE, f"issued {age_s:.0f} s ago")
+    if envelope.expires_at <= now:
+        raise BundleRefusedError(BundleRefusal.EXPIRED, "expired")
+    plaintext = _decrypt(envelope, device_key)
+    try:
+        payload = decode_payload(plaintext)
+    except ValueError as err:
+        raise BundleRefusedError(BundleRefusal.MALFORMED, str(err)) from None
+    if (payload.version, payload.issued_at, payload.expires_at) != (
+            envelope.bundle_version, envelope.issued_at, envelope.expires_at):
+        raise BundleRefusedError(BundleRefusal.MALFORMED,
+                                 "the payload's version or validity differs from the envelope's")
+    if payload.model != model:
+        raise BundleRefusedError(BundleRefusal.WRONG_MODEL,
+                                 f"embeddings of {payload.model!r}, this edge runs {model!r}")
+    return payload
+
+
+def _decrypt(envelope: WatchlistBundleEnvelope, device_key: X25519PrivateKey) -> bytes:
+    try:
+        epk = _unb64(envelope.epk_b64)
+        nonce = _unb64(envelope.nonce_b64)
+        ciphertext = _unb64(envelope.ciphertext_b64)
+        if len(nonce) != NONCE_BYTES:
+            raise InvalidTag  # noqa: TRY301 - one refusal for every way decryption cannot work
+        # An all-zero shared secret (a low-order ephemeral key) raises ValueError here.
+        shared = device_key.exchange(X25519PublicKey.from_public_bytes(epk))
+        key = _bundle_key(shared, epk, _raw(device_key.public_key()), site=envelope.site,
+                          device=envelope.device, version=envelope.bundle_version)
+        return AESGCM(key).decrypt(nonce, ciphertext, _aad(dict(envelope)))
+    except (InvalidTag, binascii.Error, ValueError):
+        raise BundleRefusedError(BundleRefusal.UNDECRYPTABLE,
+                                 "not encrypted for this device's key") from None
