@@ -23,6 +23,7 @@ from hub.flood import FloodConfig
 from hub.incidents.config import IncidentsConfig
 from hub.timeseries import InfluxConfig
 from hub.warnings.config import WarningsConfig
+from hub.watchlists.config import WatchlistsConfig
 
 
 class BrokerFilesConfig(StrictModel):
@@ -247,6 +248,10 @@ class HubConfig(StrictModel):
     classify: ClassifierConfig = Field(
         default_factory=ClassifierConfig,
         description="the field-report category classifier (docs/incidents-stats.md)",
+    )
+    watchlists: WatchlistsConfig = Field(
+        default_factory=WatchlistsConfig,
+        description="watchlist governance, enrolment photos and face quality (docs/watchlists.md)",
     )
 
     @field_validator("timezone")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -11,7 +12,7 @@ from sqlalchemy import Engine
 from edge.bus import Bus
 from edge.protocol import AlertKind
 from hub.alerts.service import AlertService
-from hub.audit import AuditTrail
+from hub.audit import AuditPaths, AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
 from hub.bundles.service import BundleService
@@ -38,6 +39,8 @@ from hub.store import Store
 from hub.timeseries import TimeSeriesWriter
 from hub.users.service import UserService
 from hub.warnings.service import WarningService
+from hub.watchlists.photos import KEY_FILE_NAME, PhotoVault
+from hub.watchlists.service import WatchlistService
 from hub.workers import WorkerStatus
 
 
@@ -72,6 +75,7 @@ class HubContext:
     org: OrgService = field(init=False)
     dispatch: DispatchService = field(init=False)  # its sweeper started and stopped by HubService
     bundles: BundleService = field(init=False)  # its sweeper started and stopped by HubService
+    watchlists: WatchlistService = field(init=False)  # its expiry sweeper: HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -146,6 +150,15 @@ class HubContext:
             clock=self.clock,
             hub_id=self.config.client_id,
         )
+        self.watchlists = WatchlistService(
+            engine,
+            self.audit,
+            self.config.watchlists,
+            vault=PhotoVault(self._photo_key_file()),
+            clock=self.clock,
+        )
+        # Approve and revoke re-seal every device's bundle (expiry: the bundles sweeper).
+        self.watchlists.on_change.append(self.bundles.wake)
 
     @property
     def devices(self) -> DeviceService:
@@ -154,6 +167,17 @@ class HubContext:
     @property
     def engine(self) -> Engine:
         return self.store.engine
+
+    def _photo_key_file(self) -> Path:
+        """The watchlist photo key: configured, else beside the audit keys (the hub's
+        secrets directory, outside the database)."""
+        configured = self.config.watchlists.photo_key_file
+        if configured is not None:
+            return configured
+        paths = AuditPaths.resolve(
+            self.config.audit, self.config.resolved_database_url(), self.config.audit_head_file
+        )
+        return paths.key_file.parent / KEY_FILE_NAME
 
     def _incident_changed(self, row: Any, action: str) -> None:
         self.live.publish([incident_event(row, action)])

@@ -11,7 +11,17 @@ from edge.errors import GridwardError
 
 
 class DomainError(GridwardError):
-    """A refusal with a sentence that says what to fix; safe to show to the caller."""
+    """A refusal with a sentence that says what to fix; safe to show to the caller.
+
+    ``code`` (optional, e.g. ``quality.no_face``) names the rule for a client that must tell
+    refusals apart without parsing the sentence; the API returns it beside ``detail``."""
+
+    code: str | None = None
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class NotFound(DomainError):

@@ -842,3 +842,53 @@ bundle_pushes = Table(
     Column("reason", String(64)),
     Column("answered_at", TS),
 )
+
+# --- watchlists (issue 15) -------------------------------------------------------------------
+
+watchlist_entries = Table(
+    # One governed entry: who proposed it, why, on what legal basis, who approved it, until
+    # when. States: pending -> active | refused; active -> revoked | expired. Only active rows
+    # before ``expires_at`` go into bundles. ``embedding`` is float32 bytes of ``dim`` values.
+    "watchlist_entries",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUIDv7
+    Column("label", String(200), nullable=False),
+    Column("category", ID, nullable=False),
+    Column("reason", String(1000), nullable=False),
+    Column("legal_basis", String(500), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("enrolled_by", ID, nullable=False),
+    Column("enrolled_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("approved_by", ID),
+    Column("approved_at", TS),
+    Column("refused_by", ID),
+    Column("refused_at", TS),
+    Column("refuse_reason", String(1000)),
+    Column("revoked_by", ID),
+    Column("revoked_at", TS),
+    Column("revoke_reason", String(1000)),
+    Column("expired_at", TS),  # when the sweeper marked it (``expires_at`` is when it expired)
+    Column("model", String(64), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    Column("quality", JSON, nullable=False),
+    Index("ix_watchlist_entries_status_expires_at", "status", "expires_at"),
+)
+
+watchlist_photos = Table(
+    # The enrolment photo, AES-256-GCM encrypted (the entry id is the associated data, so a
+    # ciphertext moved to another entry does not open); ``key_id`` names the key file's key.
+    "watchlist_photos",
+    metadata,
+    Column(
+        "entry_id",
+        String(36),
+        ForeignKey("watchlist_entries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key_id", String(32), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("content_type", String(32), nullable=False),
+)

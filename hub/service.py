@@ -206,6 +206,7 @@ class HubService:
             self.ctx.dispatch.start()
         if self.config.bundles.enabled:
             self.ctx.bundles.start()
+        self.ctx.watchlists.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -225,6 +226,8 @@ class HubService:
             workers.append(self.ctx.dispatch.worker_status())
         if self.ctx.bundles.started:
             workers.append(self.ctx.bundles.worker_status())
+        if self.ctx.watchlists.started:
+            workers.append(self.ctx.watchlists.worker_status())
         if self.timeseries is not None:
             stats = self.timeseries.stats()
             workers.append(
@@ -283,6 +286,7 @@ class HubService:
         self.timers.stop()
         self.ctx.dispatch.stop()
         self.ctx.bundles.stop()
+        self.ctx.watchlists.stop()
         self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving

@@ -36,6 +36,7 @@ from hub.positions import routes as positions_routes
 from hub.tasks import routes as tasks_routes
 from hub.users import routes as users_routes
 from hub.warnings import routes as warnings_routes
+from hub.watchlists import routes as watchlists_routes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,18 +47,26 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
 GEOJSON_PREFIXES = ("/api/v1/zones", "/api/v1/grid-cells", "/api/v1/poi")
 UPLOAD_PREFIXES = ("/api/v1/field-reports", "/open311/")  # photos and voice notes
+WATCHLIST_ENROL_PATH = "/api/v1/watchlists/entries"
+FORM_FIELDS_BYTES = 64 * 1024  # an enrolment's text fields and multipart framing
 
 
 class BodyLimit:
     """Refuse request bodies over the limit with 413, whether or not Content-Length is sent."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, geojson_max_bytes: int, upload_max_bytes: int = 0
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        geojson_max_bytes: int,
+        upload_max_bytes: int = 0,
+        enrol_max_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.geojson_max_bytes = geojson_max_bytes
         self.upload_max_bytes = upload_max_bytes or max_bytes
+        self.enrol_max_bytes = enrol_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,6 +76,8 @@ class BodyLimit:
         limit = self.geojson_max_bytes if path.startswith(GEOJSON_PREFIXES) else self.max_bytes
         if path.startswith(UPLOAD_PREFIXES):
             limit = self.upload_max_bytes
+        if path == WATCHLIST_ENROL_PATH:
+            limit = self.enrol_max_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -210,6 +221,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         tasks_routes.router,
         dispatch_routes.router,
         bundles_routes.router,
+        watchlists_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.
@@ -248,5 +260,6 @@ def create_app(ctx: HubContext) -> FastAPI:
         max_bytes=ctx.config.api.max_body_bytes,
         geojson_max_bytes=ctx.config.api.max_geojson_bytes,
         upload_max_bytes=ctx.config.field_reports.max_request_bytes,
+        enrol_max_bytes=ctx.config.watchlists.photo_max_bytes + FORM_FIELDS_BYTES,
     )
     return app

@@ -61,7 +61,10 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
-    return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
+    body: dict[str, str] = {"detail": str(exc)}
+    if exc.code is not None:
+        body["code"] = exc.code
+    return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

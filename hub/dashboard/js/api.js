@@ -1,8 +1,10 @@
 // Same-origin calls to the hub API; the HttpOnly session cookie authenticates them.
 export class ApiError extends Error {
-  constructor(status, detail) {
+  // `code` names the hub's rule when it gives one (e.g. "quality.no_face").
+  constructor(status, detail, code = null) {
     super(detail || `HTTP ${status}`);
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -19,13 +21,15 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
   const res = await fetch(path, init);
   if (!res.ok) {
     let detail = "";
+    let code = null;
     try {
       const data = await res.json();
       detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+      code = typeof data.code === "string" ? data.code : null;
     } catch {
       detail = res.statusText;
     }
-    throw new ApiError(res.status, detail);
+    throw new ApiError(res.status, detail, code);
   }
   if (raw) return res;
   if (res.status === 204) return null;

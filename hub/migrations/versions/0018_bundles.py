@@ -1,7 +1,7 @@
 """watchlist bundles: the hub-wide version, versions issued, device bundle keys, pushes (issue 15)
 
 Revision ID: 0018
-Revises: 0016 (relinked to the watchlists migration 0017 when that branch is merged)
+Revises: 0017
 Create Date: 2026-12-01 22:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
