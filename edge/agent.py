@@ -58,6 +58,12 @@ except PackageNotFoundError:  # running from a source tree without installing
     SW_VERSION = "0+unknown"
 
 CommandHandler = Callable[[Message], None]
+FieldsProvider = Callable[[], Mapping[str, Any]]
+
+# DeviceState fields the runtime itself owns: a provider cannot override them.
+_RUNTIME_STATE_FIELDS = frozenset(
+    {"v", "id", "ts", "site", "device", "state", "kind", "sw_version", "config_version",
+     "dead_loops"})
 
 
 class AgentRuntime:
@@ -79,6 +85,8 @@ class AgentRuntime:
         self.config_version: int | None = None
         self.counters: Counter[str] = Counter()
         self._handlers: dict[CmdChannel, CommandHandler] = {}
+        self._state_providers: list[FieldsProvider] = []
+        self._health_providers: list[FieldsProvider] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.loops: dict[str, SupervisedLoop] = {}
@@ -113,6 +121,17 @@ class AgentRuntime:
     def on_command(self, channel: CmdChannel, handler: CommandHandler) -> None:
         """Register the handler for one hub -> device channel (replaces the default)."""
         self._handlers[channel] = handler
+
+    def add_state_provider(self, provider: FieldsProvider) -> None:
+        """Add fields to every DeviceState this runtime publishes (and to its last will), e.g.
+        the watchlist version in force and the device's bundle key. The runtime's own fields
+        win over a provider's."""
+        self._state_providers.append(provider)
+
+    def add_health_provider(self, provider: FieldsProvider) -> None:
+        """Add readings to every heartbeat, like ``health_fields``; ``dropped`` and ``metrics``
+        are merged key by key with the agent's."""
+        self._health_providers.append(provider)
 
     def supervise(self, name: str, body: LoopBody, stop_event: threading.Event
                   ) -> SupervisedLoop:
@@ -245,6 +264,12 @@ class AgentRuntime:
 
     def health_message(self) -> Health:
         fields: dict[str, Any] = dict(self._health_fields() if self._health_fields else {})
+        for provider in self._health_providers:
+            extra = dict(provider())
+            for merged in ("dropped", "metrics"):
+                if merged in extra:
+                    extra[merged] = {**fields.get(merged, {}), **extra[merged]}
+            fields.update(extra)
         dropped = {**self.telemetry.dropped, **fields.pop("dropped", {})}
         dropped["bad_command"] = self.counters["bad_command"]
         # The runtime's own readings are defaults; whatever the agent reports wins.
@@ -271,8 +296,16 @@ class AgentRuntime:
     # -- internals -----------------------------------------------------------------------
 
     def _state_payload(self, status: DeviceStatus) -> bytes:
+        extra: dict[str, Any] = {}
+        for provider in self._state_providers:
+            try:
+                extra.update(provider())
+            except Exception:  # the state (and the last will) must go out without that field
+                self.counters["state_provider_error"] += 1
+                log.exception("state fields provider failed")
         return encode(
             DeviceState(
+                **{k: v for k, v in extra.items() if k not in _RUNTIME_STATE_FIELDS},
                 site=self.site,
                 device=self.device,
                 state=status,

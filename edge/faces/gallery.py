@@ -30,7 +30,8 @@ class Candidate:
 class Gallery:
     """The entries in force: ids, expiries and a unit-row embedding matrix."""
 
-    __slots__ = ("_expiries", "_ids", "_matrix", "dim", "expires_at", "model", "version")
+    __slots__ = ("_expiries", "_first_expiry", "_ids", "_matrix", "dim", "expires_at", "model",
+                 "version")
 
     def __init__(self, *, version: int, model: str, dim: int, expires_at: datetime | None,
                  ids: tuple[str, ...], expiries: NDArray[np.float64],
@@ -43,6 +44,7 @@ class Gallery:
         self.expires_at = expires_at
         self._ids = ids
         self._expiries = expiries  # UNIX seconds, aligned with the rows
+        self._first_expiry = float(expiries.min()) if len(ids) else np.inf
         self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self._matrix.flags.writeable = False
 
@@ -57,10 +59,8 @@ class Gallery:
         """The gallery of an opened bundle; with ``now``, already pruned of expired entries."""
         gallery = cls(
             version=payload.version, model=payload.model, dim=payload.dim,
-            expires_at=payload.expires_at, ids=tuple(e.entry_id for e in payload.entries),
-            expiries=np.array([e.expires_at.timestamp() for e in payload.entries],
-                              dtype=np.float64),
-            matrix=payload.embeddings())
+            expires_at=payload.expires_at, ids=payload.entry_ids(),
+            expiries=payload.expiries_s(), matrix=payload.embeddings())
         return gallery if now is None else gallery.pruned(now)
 
     @property
@@ -79,8 +79,7 @@ class Gallery:
             return None
         if not self._ids:
             return self.expires_at
-        first = datetime.fromtimestamp(float(self._expiries.min()), UTC)
-        return min(first, self.expires_at)
+        return min(datetime.fromtimestamp(self._first_expiry, UTC), self.expires_at)
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -90,9 +89,9 @@ class Gallery:
         gallery once the bundle itself has expired."""
         if self.is_expired(now):
             return Gallery.empty(self.model, self.dim)
-        live = self._expiries > now.timestamp()
-        if live.all():
+        if now.timestamp() < self._first_expiry:
             return self
+        live = self._expiries > now.timestamp()
         return Gallery(version=self.version, model=self.model, dim=self.dim,
                        expires_at=self.expires_at,
                        ids=tuple(i for i, keep in zip(self._ids, live, strict=True) if keep),
@@ -111,10 +110,10 @@ class Gallery:
         norms = np.linalg.norm(queries, axis=1, keepdims=True)
         queries = queries / np.maximum(norms, np.float32(1e-12))
         scores = queries @ self._matrix.T  # (n, size)
-        expired = self._expiries <= now.timestamp()
-        any_expired = bool(expired.any())
+        # Only a gallery the timer has not pruned yet pays for the mask.
+        any_expired = now.timestamp() >= self._first_expiry
         if any_expired:
-            scores[:, expired] = -np.inf
+            scores[:, self._expiries <= now.timestamp()] = -np.inf
         top = min(k, self.size)
         if top < self.size:
             idx = np.argpartition(scores, self.size - top, axis=1)[:, self.size - top:]

@@ -126,3 +126,32 @@ def test_a_failing_health_reading_does_not_end_the_heartbeat(
     finally:
         runtime.stop()
     assert runtime.counters["health_error"] == 2
+
+
+def test_state_and_health_providers_add_fields_but_cannot_override_the_runtime(
+        tmp_path: Path) -> None:
+    """The hooks a face-matching device's watchlist uses: its fields reach the retained state
+    and the heartbeat; the runtime's own fields win, and a failing provider costs only its
+    fields, never the state (which is also the last will)."""
+    cfg = AgentConfig(site="s", device="d", data_dir=tmp_path, mqtt=BusConfig(port=free_port()))
+    runtime = AgentRuntime(cfg, DeviceKind.CAMERA,
+                           health_fields=lambda: {"dropped": {"frames": 1}, "metrics": {"a": 1.0}})
+    runtime.add_state_provider(lambda: {"watchlist_version": 4, "dead_loops": ["forged"],
+                                        "state": "stopped"})
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("provider bug")
+
+    runtime.add_state_provider(broken)
+    runtime.add_health_provider(lambda: {"dropped": {"bundle_stale": 2}, "metrics": {"b": 2.0}})
+    try:
+        state = decode_as(DeviceState, runtime._state_payload(DeviceStatus.ONLINE))
+        health = runtime.health_message()
+    finally:
+        runtime.bus.stop()
+        runtime.outbox.close()
+    assert (state.watchlist_version, state.dead_loops, state.state) == (
+        4, [], DeviceStatus.ONLINE)
+    assert runtime.counters["state_provider_error"] == 1
+    assert (health.dropped["frames"], health.dropped["bundle_stale"]) == (1, 2)
+    assert health.metrics == {"a": 1.0, "b": 2.0}
