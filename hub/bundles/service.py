@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
-from edge.faces.bundle import BundleEntry, BundlePayload, BundleTooLargeError, seal_bundle
+from edge.faces.bundle import BundlePayload, BundleTooLargeError, payload_from_rows, seal_bundle
 from edge.protocol import (
     CmdChannel,
     DeviceState,
@@ -89,7 +88,7 @@ class SyncResult:
 
 @dataclass(frozen=True, slots=True)
 class _Active:
-    entries: tuple[BundleEntry, ...]
+    entries: tuple[ActiveRow, ...]  # sorted by entry id, each embedding of ``dim`` values
     dim: int
     digest: str
     next_expiry: datetime | None
@@ -241,13 +240,13 @@ class BundleService:
                 )
             if version == 0:
                 return SyncResult(0, False, (), ())
-            payload = BundlePayload(
+            payload = payload_from_rows(
+                active.entries,
                 version=version,
                 issued_at=issued_at,
                 expires_at=expires_at,
                 model=self.config.model,
                 dim=active.dim,
-                entries=active.entries,
             )
             for device in repository.needing_push(conn, version, self._kinds):
                 if self._push_one(batch, device, payload, now):
@@ -270,25 +269,23 @@ class BundleService:
 
     def _read_active(self, conn: Connection, now: datetime) -> _Active:
         rows = sorted(self._active_set(conn, self.config.model, now), key=lambda r: r[0])
-        entries: list[BundleEntry] = []
         kept: list[ActiveRow] = []
         dim = 0
         for entry_id, expires_at, blob in rows:
-            vector = np.frombuffer(blob, dtype=np.float32)
-            if vector.size == 0 or (dim and vector.size != dim):
+            size = len(blob) // 4 if len(blob) % 4 == 0 else 0
+            if size == 0 or (dim and size != dim):
                 # An entry of another dimension cannot go in this bundle: left out, counted.
                 self.count("entries_skipped")
                 log.warning(
-                    "watchlist entry %s has a %d-value embedding; left out of the bundle",
+                    "watchlist entry %s has a %d-byte embedding; left out of the bundle",
                     entry_id,
-                    vector.size,
+                    len(blob),
                 )
                 continue
-            dim = dim or vector.size
-            kept.append((entry_id, as_utc(expires_at), blob))
-            entries.append(BundleEntry(entry_id, as_utc(expires_at), vector.copy()))
-        expiries = [e.expires_at for e in entries if e.expires_at > now]
-        return _Active(tuple(entries), dim, _digest(kept), min(expiries) if expiries else None)
+            dim = dim or size
+            kept.append((entry_id, as_utc(expires_at), bytes(blob)))
+        expiries = [expiry for _, expiry, _ in kept if expiry > now]
+        return _Active(tuple(kept), dim, _digest(kept), min(expiries) if expiries else None)
 
     def _new_version_reason(self, state: Any, active: _Active, now: datetime) -> str | None:
         if not state.version:
