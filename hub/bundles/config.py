@@ -21,6 +21,11 @@ class BundlesConfig(StrictModel):
         default=DEFAULT_MODEL,
         description="embedder the bundles carry; an edge with another embedder refuses them",
     )
+    embedding_dim: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=128,
+        description="values per embedding of ``model`` (128 for SFace); an entry of another "
+        "size is left out of the bundle and counted",
+    )
     lifetime_s: Annotated[float, Field(ge=600, le=30 * 86_400)] = Field(
         default=86_400.0,
         description="a bundle's own expiry after it is issued; an edge that hears nothing "

@@ -270,10 +270,11 @@ class BundleService:
     def _read_active(self, conn: Connection, now: datetime) -> _Active:
         rows = sorted(self._active_set(conn, self.config.model, now), key=lambda r: r[0])
         kept: list[ActiveRow] = []
-        dim = 0
+        # From the config, not from the entries: an empty bundle (the last entry revoked) must
+        # still say what it is.
+        dim = self.config.embedding_dim
         for entry_id, expires_at, blob in rows:
-            size = len(blob) // 4 if len(blob) % 4 == 0 else 0
-            if size == 0 or (dim and size != dim):
+            if len(blob) != 4 * dim:  # float32
                 # An entry of another dimension cannot go in this bundle: left out, counted.
                 self.count("entries_skipped")
                 log.warning(
@@ -282,7 +283,6 @@ class BundleService:
                     len(blob),
                 )
                 continue
-            dim = dim or size
             kept.append((entry_id, as_utc(expires_at), bytes(blob)))
         expiries = [expiry for _, expiry, _ in kept if expiry > now]
         return _Active(tuple(kept), dim, _digest(kept), min(expiries) if expiries else None)

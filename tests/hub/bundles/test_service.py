@@ -220,11 +220,15 @@ def test_a_registered_device_gets_the_signed_sealed_version_and_each_change_a_ne
     del rig.watchlist.rows["e1"]  # revoked
     assert rig.service.sync().version == 3
     assert rig.open("cam-1", applied=2) == ["e2"]
+    del rig.watchlist.rows["e2"]  # the last one: an empty bundle still goes out (a regression)
+    assert rig.service.sync().pushed == ("cam-1",)
+    assert rig.open("cam-1", applied=3) == []
     pushes = rig.actions("bundle.push")
     assert [(t, d["version"], d["entries"]) for t, d in pushes] == [
         ("cam-1", 1, 1),
         ("cam-1", 2, 2),
         ("cam-1", 3, 1),
+        ("cam-1", 4, 0),
     ]
     assert all("embedding" not in str(d) for _, d in pushes)
     # Another device's key cannot open cam-1's bundle.
