@@ -149,9 +149,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _watchlist_key(args: argparse.Namespace) -> int:
-    from hub.bundles.signing import key_path, load_or_create
+    from hub.bundles.signing import SigningKeyError, key_path, load_or_create
 
-    key = load_or_create(key_path(_config(args.config)))
+    try:
+        key = load_or_create(key_path(_config(args.config)))
+    except SigningKeyError as err:
+        print(f"gridward hub watchlist-key: {err}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({"key_id": key.key_id, "public_key_b64": key.public_key_b64}))
         return 0

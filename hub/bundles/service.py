@@ -566,12 +566,15 @@ class BundleService:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            sleep_s: float | None = None
             try:
                 self.sync()
             except Exception:  # the database may be away; the next look retries
                 self.count("sync_errors")
                 log.exception("watchlist bundle pass failed")
-            self._wake.wait(self._sleep_s())
+                # Not at once: a due expiry would otherwise retry (and log) in a tight loop.
+                sleep_s = min(5.0, self.config.sweep_max_interval_s)
+            self._wake.wait(sleep_s if sleep_s is not None else self._sleep_s())
             self._wake.clear()
 
     def _sleep_s(self) -> float:
