@@ -5,11 +5,8 @@ audit chain the two wrote together verifies."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -23,35 +20,15 @@ from hub.bundles.service import BundleService, SyncResult
 from hub.bundles.signing import LazySigningKey
 from hub.clock import ManualClock
 from hub.commands.outbox import CommandOutbox
-from hub.schema import bundle_pushes, bundle_versions, command_outbox, devices
+from hub.schema import bundle_pushes, bundle_versions, command_outbox
 from hub.store import Store
-from tests.hub.bundles.test_service import SITE, Watchlist, _vector, inbound
+from tests.hub.bundles.test_service import SITE, Watchlist, _vector, add_device, inbound
+from tests.hub.dispatch.test_replicas import _race
 from tests.support.incident_timers import shared_audit
 from tests.support.postgres import PostgresCluster
 
 DEVICES = ("cam-1", "cam-2", "gl-1")
 ROUNDS = 4
-
-
-def _race(calls: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-    failures: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except BaseException as err:  # noqa: BLE001 - handed to the test thread
-            failures.append(err)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not failures, failures
-    return results
 
 
 @pytest.mark.postgres
@@ -78,21 +55,9 @@ def test_two_replicas_never_issue_a_version_twice(
     ]
     try:
         engine = stores[0].engine
-        with engine.begin() as conn:
-            for device in DEVICES:
-                kind = "glasses" if device.startswith("gl") else "camera"
-                conn.execute(
-                    devices.insert().values(
-                        id=device,
-                        site=SITE,
-                        kind=kind,
-                        name="",
-                        status="active",
-                        created_at=clock.now(),
-                    )
-                )
         for n, device in enumerate(DEVICES):
             kind = "glasses" if device.startswith("gl") else "camera"
+            add_device(engine, device, kind, clock.now())
             state = DeviceState(
                 site=SITE,
                 device=device,

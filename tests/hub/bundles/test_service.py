@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from edge.faces.bundle import BundleRefusedError, open_bundle
 from edge.faces.keys import public_key_b64
@@ -80,17 +80,7 @@ class Rig:
     keys: dict[str, X25519PrivateKey] = field(default_factory=dict)
 
     def add_device(self, device: str, kind: str = "camera") -> None:
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                devices.insert().values(
-                    id=device,
-                    site=SITE,
-                    kind=kind,
-                    name="",
-                    status="active",
-                    created_at=self.clock.now(),
-                )
-            )
+        add_device(self.store.engine, device, kind, self.clock.now())
 
     def state(
         self,
@@ -163,6 +153,16 @@ class Rig:
             return conn.execute(
                 select(bundle_devices).where(bundle_devices.c.device == device)
             ).one()
+
+
+def add_device(engine: Engine, device: str, kind: str, now: datetime) -> None:
+    """A provisioned, active device in the registry (as ``POST /devices`` leaves it)."""
+    with engine.begin() as conn:
+        conn.execute(
+            devices.insert().values(
+                id=device, site=SITE, kind=kind, name="", status="active", created_at=now
+            )
+        )
 
 
 def inbound(kind: str, device: str, channel: Channel, msg: Message) -> Inbound:
