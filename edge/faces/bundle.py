@@ -380,10 +380,12 @@ def _aad(env: Mapping[str, Any]) -> bytes:
     return _AAD_DOMAIN + _canonical(_header_fields(env))
 
 
-def _signed_bytes(env: Mapping[str, Any]) -> bytes:
+def _signed_bytes(env: Mapping[str, Any], ciphertext_ascii: bytes | None = None) -> bytes:
     # The ciphertext enters by its SHA-256: one pass over it, instead of copying megabytes
     # into the message Ed25519 hashes again.
-    digest = hashlib.sha256(env["ciphertext_b64"].encode("ascii")).hexdigest()
+    if ciphertext_ascii is None:
+        ciphertext_ascii = env["ciphertext_b64"].encode("ascii")
+    digest = hashlib.sha256(ciphertext_ascii).hexdigest()
     return _SIG_DOMAIN + _canonical([*_header_fields(env), ("nonce_b64", env["nonce_b64"]),
                                      ("ciphertext_sha256", digest)])
 
@@ -476,7 +478,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def _unb64(text: str | bytes) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
@@ -486,13 +488,18 @@ def _unb64(text: str) -> bytes:
 def verify_signature(envelope: WatchlistBundleEnvelope,
                      hub_keys: Mapping[str, Ed25519PublicKey]) -> None:
     """Checks 1 and 2 of :func:`open_bundle`: a pinned key signed every field."""
+    _verify(envelope, hub_keys, None)
+
+
+def _verify(envelope: WatchlistBundleEnvelope, hub_keys: Mapping[str, Ed25519PublicKey],
+            ciphertext_ascii: bytes | None) -> None:
     key = hub_keys.get(envelope.key_id)
     if key is None:
         raise BundleRefusedError(BundleRefusal.UNKNOWN_KEY,
                                  f"signed by key {envelope.key_id!r}, which is not pinned")
     try:
         signature = _unb64(envelope.signature_b64)
-        key.verify(signature, _signed_bytes(dict(envelope)))
+        key.verify(signature, _signed_bytes(dict(envelope), ciphertext_ascii))
     except (InvalidSignature, binascii.Error, ValueError):
         raise BundleRefusedError(BundleRefusal.BAD_SIGNATURE,
                                  "the signature does not verify") from None
@@ -514,7 +521,13 @@ def open_bundle(
     signature, recipient, newer than ``applied_version``, not stale (issued more than
     ``max_age_s`` before ``now``), not expired, decryptable, well-formed, same model.
     Raises :class:`BundleRefusedError` with the first failed check."""
-    verify_signature(envelope, hub_keys)
+    try:  # encoded once for the signature and the decryption (megabytes)
+        ciphertext_ascii: bytes | None = envelope.ciphertext_b64.encode("ascii")
+    except UnicodeEncodeError:
+        ciphertext_ascii = None  # not base64, so not what the hub signed: check 2 says so
+    _verify(envelope, hub_keys, ciphertext_ascii)
+    if ciphertext_ascii is None:  # _verify refused it already; this narrows the type
+        raise BundleRefusedError(BundleRefusal.BAD_SIGNATURE, "the ciphertext is not base64")
     if (envelope.site, envelope.device) != (site, device):
         raise BundleRefusedError(BundleRefusal.WRONG_RECIPIENT,
                                  f"sealed for {envelope.site}/{envelope.device}")
@@ -527,7 +540,7 @@ def open_bundle(
         raise BundleRefusedError(BundleRefusal.STALE, f"issued {age_s:.0f} s ago")
     if envelope.expires_at <= now:
         raise BundleRefusedError(BundleRefusal.EXPIRED, "expired")
-    plaintext = _decrypt(envelope, device_key)
+    plaintext = _decrypt(envelope, device_key, ciphertext_ascii)
     try:
         payload = decode_payload(plaintext)
     except ValueError as err:
@@ -542,11 +555,12 @@ def open_bundle(
     return payload
 
 
-def _decrypt(envelope: WatchlistBundleEnvelope, device_key: X25519PrivateKey) -> bytes:
+def _decrypt(envelope: WatchlistBundleEnvelope, device_key: X25519PrivateKey,
+             ciphertext_ascii: bytes) -> bytes:
     try:
         epk = _unb64(envelope.epk_b64)
         nonce = _unb64(envelope.nonce_b64)
-        ciphertext = _unb64(envelope.ciphertext_b64)
+        ciphertext = _unb64(ciphertext_ascii)
         if len(nonce) != NONCE_BYTES:
             raise InvalidTag  # noqa: TRY301 - one refusal for every way decryption cannot work
         # An all-zero shared secret (a low-order ephemeral key) raises ValueError here.

@@ -108,7 +108,13 @@ class Gallery:
         if k < 1 or not self.size or self.is_expired(now):
             return [[] for _ in range(n)]
         norms = np.linalg.norm(queries, axis=1, keepdims=True)
-        queries = queries / np.maximum(norms, np.float32(1e-12))
+        # A query that is not a direction (zero, NaN, inf: an embedder fault) matches nothing,
+        # rather than scoring NaN against every entry.
+        unusable = ~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 1e-6))
+        if unusable.any():
+            queries = np.where(unusable[:, None], np.float32(0), queries)
+            norms = np.where(unusable[:, None], np.float32(1), norms)
+        queries = queries / norms
         scores = queries @ self._matrix.T  # (n, size)
         # Only a gallery the timer has not pruned yet pays for the mask.
         any_expired = now.timestamp() >= self._first_expiry
@@ -124,7 +130,11 @@ class Gallery:
         idx = np.take_along_axis(idx, order, axis=1)
         picked = np.take_along_axis(picked, order, axis=1)
         results: list[list[Candidate]] = []
-        for row_idx, row_scores in zip(idx.tolist(), picked.tolist(), strict=True):
+        for row, (row_idx, row_scores) in enumerate(zip(idx.tolist(), picked.tolist(),
+                                                        strict=True)):
+            if unusable[row]:
+                results.append([])
+                continue
             results.append([Candidate(self._ids[i], s) for i, s in zip(row_idx, row_scores,
                                                                         strict=True)
                             if not any_expired or s != -np.inf])

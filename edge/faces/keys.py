@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
-import os
-import secrets
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from edge.errors import GridwardError
+from edge.secret_files import write_new_secret
 
 KEY_BYTES = 32
 KEY_ID_HEX = 16
@@ -136,28 +134,10 @@ def _load_or_create(path: Path, generate: Callable[[], X25519PrivateKey | Ed2551
         pem = generate().private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption())
-        _write_new_private(path, pem)
+        write_new_secret(path, pem, 0o600)
     check_private_file(path)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as err:
         raise BundleKeyError(f"{path}: not a PEM private key ({err})") from None
     return key
-
-
-def _write_new_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (0600) with ``data`` unless it exists. The file gets its name by a hard
-    link only once written and synced, so no reader sees half a key; if another process linked
-    its key first, that one stays."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -3,13 +3,16 @@ and never logged. A missing key file is created on first start."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import stat
 from pathlib import Path
 
+from edge.secret_files import write_new_secret
 from hub.audit.chain import KEY_BYTES
+
+__all__ = ["AuditKeyError", "check_private", "load_existing_key", "load_or_create_key",
+           "parse_key", "write_new_secret"]
 
 
 class AuditKeyError(Exception):
@@ -57,21 +60,3 @@ def load_existing_key(key_file: Path | None, env_name: str | None) -> bytes | No
         return None
     check_private(key_file)
     return parse_key(key_file.read_text(encoding="ascii"), str(key_file))
-
-
-def write_new_secret(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` with ``data`` unless it exists; readers never see a half-written file
-    because it appears under its name (a hard link) only once complete."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # Another process (hub, CLI) may have created it first: then theirs is used.
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

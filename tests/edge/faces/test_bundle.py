@@ -4,6 +4,7 @@ provoked by a hostile bundle, and the order of the checks is pinned."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import math
 import os
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge.faces.bundle import (
     MAX_ENTRIES,
@@ -25,6 +28,8 @@ from edge.faces.bundle import (
     BundleRefusal,
     BundleRefusedError,
     BundleTooLargeError,
+    MalformedPayloadError,
+    decode_payload,
     encode_raw_payload,
     entries_per_envelope,
     open_bundle,
@@ -179,6 +184,8 @@ TAMPERS: dict[str, tuple[Callable[[Keys, WatchlistBundleEnvelope], WatchlistBund
                              BundleRefusal.BAD_SIGNATURE),
     "one bit of the ciphertext": (lambda k, e: _with(
         e, ciphertext_b64=_flip(e.ciphertext_b64, 40)), BundleRefusal.BAD_SIGNATURE),
+    "a non-ASCII ciphertext": (lambda k, e: _with(e, ciphertext_b64="\u00e9" + e.ciphertext_b64),
+                               BundleRefusal.BAD_SIGNATURE),
     "one bit of the nonce": (lambda k, e: _with(e, nonce_b64=_flip(e.nonce_b64, 0)),
                              BundleRefusal.BAD_SIGNATURE),
     "a later expiry in the header": (lambda k, e: _with(
@@ -316,6 +323,15 @@ def test_the_hub_cannot_seal_what_an_edge_would_refuse() -> None:
         p.entries[0], BundleEntry("e0", p.entries[1].expires_at, p.entries[1].embedding)))
     with pytest.raises(ValueError, match="unique"):
         keys.seal(bad)
+    newline = BundlePayload(p.version, p.issued_at, p.expires_at, p.model, p.dim, (
+        p.entries[0], BundleEntry("e1\ne2", p.entries[1].expires_at, p.entries[1].embedding)))
+    with pytest.raises(ValueError, match="count"):
+        keys.seal(newline)  # an id with a newline would split into two on the edge
+    nan = BundlePayload(p.version, p.issued_at, p.expires_at, p.model, p.dim, (
+        p.entries[0], BundleEntry("e1", p.entries[1].expires_at,
+                                  np.full(DIM, np.nan, dtype=np.float32))))
+    with pytest.raises(ValueError, match="finite"):
+        keys.seal(nan)
 
 
 def test_a_bundle_too_big_for_one_envelope_is_refused_at_sealing() -> None:
@@ -384,3 +400,32 @@ def test_hub_keys_are_pinned_by_the_id_of_their_public_key() -> None:
         load_hub_keys({key_id: "%%%"})
     with pytest.raises(BundleKeyError, match="32 bytes"):
         load_hub_keys({key_id: base64.b64encode(raw[:31]).decode()})
+
+
+# -- the decoder against arbitrary bytes ----------------------------------------------------------
+
+_VALID = encode_raw_payload(_header(payload(n=3)), _body(payload(n=3)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_decode_or_are_refused_cleanly(data: bytes) -> None:
+    with contextlib.suppress(MalformedPayloadError):
+        decode_payload(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, len(_VALID) - 1), st.integers(1, 255), st.integers(0, 40))
+def test_a_damaged_plaintext_decodes_or_is_refused_cleanly(at: int, xor: int, cut: int) -> None:
+    """Flip a byte anywhere and drop a tail: only MalformedPayloadError, and whatever decodes
+    still holds unit, finite rows (the gallery's assumptions)."""
+    data = bytearray(_VALID)
+    data[at] ^= xor
+    try:
+        got = decode_payload(bytes(data[:len(data) - cut]))
+    except MalformedPayloadError:
+        return
+    rows = got.embeddings()
+    assert np.isfinite(rows).all()
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    assert len(set(got.entry_ids())) == len(got.entries) == rows.shape[0]

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.faces.gallery import Gallery
 from tests.edge.faces.bundles import DIM, T0, payload, unit_rows
@@ -47,6 +49,17 @@ def test_a_single_query_vector_and_an_unnormalised_one_are_accepted() -> None:
     assert (hit.entry_id, round(hit.score, 5)) == ("e4", 1.0)
     with pytest.raises(ValueError, match="dims"):
         gallery.search(np.ones((1, DIM + 1), dtype=np.float32), 1, NOW)
+
+
+def test_a_query_that_is_not_a_direction_matches_nothing() -> None:
+    """A faulty embedder's zero, NaN or infinite vector: no candidates (not NaN scores, which
+    sort first), and the good queries of the same batch are unaffected."""
+    p = payload(n=10)
+    gallery = Gallery.from_payload(p)
+    queries = np.stack([p.embeddings()[3], np.zeros(DIM), np.full(DIM, np.nan),
+                        np.full(DIM, np.inf), p.embeddings()[7]]).astype(np.float32)
+    found = gallery.search(queries, 3, NOW)
+    assert [row[0].entry_id if row else None for row in found] == ["e3", None, None, None, "e7"]
 
 
 def test_an_expired_entry_is_never_returned_even_before_it_is_pruned() -> None:
@@ -93,3 +106,23 @@ def test_bench_100k_search_meets_its_target_on_one_core() -> None:
     assert result.agree
     assert result.gallery_cpu_p99_ms < 10.0
     assert result.gallery_cpu_p50_ms < result.baseline_cpu_p50_ms
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 12), st.integers(0, 2**32 - 1),
+       st.lists(st.booleans(), min_size=40, max_size=40))
+def test_top_k_with_expired_entries_agrees_with_the_reference(
+        n: int, k: int, seed: int, expired: list[bool]) -> None:
+    """Any size, any k (above the live count too), any subset expired and not yet pruned:
+    the live entries' top k, best first, and nothing expired."""
+    lives = [30.0 if expired[i] else 5000.0 for i in range(n)]
+    p = payload(n=n, seed=seed, valid_s=9000, entry_valid_s=lives)
+    gallery = Gallery.from_payload(p)
+    now = T0 + timedelta(seconds=60)
+    queries = unit_rows(3, seed=seed + 1)
+    found = gallery.search(queries, k, now)
+    live = [i for i in range(n) if not expired[i]]
+    rows = p.embeddings()[live]
+    ids = tuple(gallery.ids[i] for i in live)
+    want = _reference(rows, ids, queries, k) if live else [[], [], []]
+    assert [[c.entry_id for c in row] for row in found] == want

@@ -4,6 +4,7 @@ clock with no hub, and answer a retained bundle over a real Mosquitto."""
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import stat
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from edge.agent import AgentRuntime
 from edge.bus import Bus, BusConfig
 from edge.config import AgentConfig
-from edge.faces.bundle import BundleRefusal
+from edge.faces.bundle import BundleEntry, BundlePayload, BundleRefusal
 from edge.faces.keys import (
     ed25519_public_b64,
     load_or_create_device_key,
@@ -329,3 +330,31 @@ def test_a_retained_bundle_reaches_a_running_agent_which_replies_and_reports(
         hub.publish(cmd_topic(site, device, CmdChannel.WATCHLIST), b"", qos=1,
                     retain=True).wait_for_publish(5)
         hub.stop()
+
+
+def test_no_entry_id_or_embedding_reaches_the_logs(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Apply, refuse, expire and reload a bundle whose ids are distinctive: the logs carry
+    versions, reasons and counts, never an id or a number of an embedding."""
+    base = payload(version=3, n=3, valid_s=600, entry_valid_s=[100, 9000, 9000])
+    secret_ids = ("zz-canary-entry-0", "zz-canary-entry-1", "zz-canary-entry-2")
+    p = BundlePayload(base.version, base.issued_at, base.expires_at, MODEL, base.dim, tuple(
+        BundleEntry(i, e.expires_at, e.embedding)
+        for i, e in zip(secret_ids, base.entries, strict=True)))
+    with caplog.at_level(logging.DEBUG):
+        r = Rig(tmp_path)
+        try:
+            assert r.send(r.keys.seal(p)).ok
+            r.send(Keys(device=r.keys.device).seal(payload(version=4)))  # refused
+            r.clock.advance(100)
+            assert r.watchlist.enforce_expiry()
+            r.restart()
+            r.clock.advance(600)
+            assert r.watchlist.enforce_expiry()
+        finally:
+            r.close()
+    text = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "watchlist bundle version 3 applied" in text  # the logs did speak
+    assert "canary" not in text
+    for value in p.embeddings()[0][:8]:
+        assert f"{value:.4f}" not in text
