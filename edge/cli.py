@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doc.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     doc.set_defaults(func=_protocol_doc)
 
+    from edge.faces.cli import register as register_faces
+
+    register_faces(sub)
     edge = sub.add_parser("edge", help="run an edge agent")
     esub = edge.add_subparsers(dest="kind", required=True)
     sim = esub.add_parser("sim", help="a simulated device walking a route (demo, tests)")

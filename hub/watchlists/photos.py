@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import secrets
 import threading
@@ -28,6 +29,7 @@ from hub.errors import Invalid, TooLarge, Unavailable, Unsupported
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_FILE_NAME = "watchlist-photos.key"
+log = logging.getLogger(__name__)
 JPEG = "image/jpeg"
 PNG = "image/png"
 _MAGIC = ((b"\xff\xd8\xff", JPEG), (b"\x89PNG\r\n\x1a\n", PNG))
@@ -135,6 +137,8 @@ class PhotoVault:
                     check_private(self.key_file)
                     key = bytes.fromhex(self.key_file.read_text(encoding="ascii").strip())
                 except (OSError, ValueError, AuditKeyError) as err:
+                    # The traceback names the file and the cause; never the key.
+                    log.exception("watchlist photo key %s cannot be used", self.key_file)
                     raise PhotoKeyUnavailable(
                         "the watchlist photo key cannot be used: see the hub log"
                     ) from err

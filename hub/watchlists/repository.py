@@ -76,9 +76,7 @@ def page(
     return list(conn.execute(stmt.order_by(c.id.desc()).limit(limit)).all())
 
 
-def transition(
-    conn: Connection, entry_id: str, from_status: str, values: dict[str, Any]
-) -> bool:
+def transition(conn: Connection, entry_id: str, from_status: str, values: dict[str, Any]) -> bool:
     """Set ``values`` if the entry is still ``from_status`` (one winner among concurrent
     approvals, refusals and revocations); True if this call changed it."""
     result = conn.execute(

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from edge.config import ConfigError
 from edge.faces.types import EnrolmentRefusedError, FaceModelMissingError
 from edge.validators import new_id
 from hub.audit import AuditTrail
@@ -98,7 +99,7 @@ class WatchlistService:
         self.audit = audit
         self.config = config
         self.vault = vault
-        self.faces = faces or FaceEngine(config.models_dir, config.quality)
+        self.faces = faces or FaceEngine(config.face, config.quality)
         self.clock: Clock = clock or SystemClock()
         self.on_change: list[Callable[[], None]] = []
         self.stats: Counter[str] = Counter()
@@ -154,8 +155,10 @@ class WatchlistService:
             )
         reason = _text(item.reason, "reason", REASON_MAX, "a reason (why this person is sought)")
         legal_basis = _text(
-            item.legal_basis, "legal_basis", LEGAL_BASIS_MAX, "a legal basis (the warrant, "
-            "order or statute that allows it)"
+            item.legal_basis,
+            "legal_basis",
+            LEGAL_BASIS_MAX,
+            "a legal basis (the warrant, order or statute that allows it)",
         )
         if item.expires_at.tzinfo is None:
             raise GovernanceRefused(
@@ -198,7 +201,7 @@ class WatchlistService:
                 face = self.faces.enrol(photo.data)
             except EnrolmentRefusedError as err:
                 raise QualityRefused(str(err), code=f"quality.{err.reason.value}") from err
-            except FaceModelMissingError as err:
+            except (FaceModelMissingError, ConfigError) as err:
                 raise Unavailable(str(err), code="quality.models_missing") from err
         except (Invalid, Unavailable) as err:
             self.count(f"refused_{err.code or 'other'}")
@@ -257,11 +260,15 @@ class WatchlistService:
         now = self.clock.now()
         with self.audit.change(actor.username, "watchlist.approve", entry_id) as conn:
             row = repo.get(conn, entry_id)
-            if row is None or as_utc(row.expires_at) <= now or not repo.transition(
-                conn,
-                entry_id,
-                repo.PENDING,
-                {"status": repo.ACTIVE, "approved_by": actor.username, "approved_at": now},
+            if (
+                row is None
+                or as_utc(row.expires_at) <= now
+                or not repo.transition(
+                    conn,
+                    entry_id,
+                    repo.PENDING,
+                    {"status": repo.ACTIVE, "approved_by": actor.username, "approved_at": now},
+                )
             ):
                 raise WrongState("the entry changed meanwhile: it is no longer pending")
         self.count("approved")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from hub.auth import Role
@@ -37,7 +37,7 @@ def _open(pages: list[Page], browser: Browser, hub: RunningHub, role: Role) -> P
     return page
 
 
-def _entry(page: Page, label: str) -> object:
+def _entry(page: Page, label: str) -> Locator:
     return page.locator(".wl-entry", has=page.locator("strong", has_text=label))
 
 

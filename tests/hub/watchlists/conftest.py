@@ -35,6 +35,12 @@ def photo(label: str) -> bytes:
     return path.read_bytes()
 
 
+def _decoded(label: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(photo(label), np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return np.asarray(image, np.uint8)
+
+
 def _jpeg(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok
@@ -43,13 +49,13 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 @cache
 def blurred(label: str = "obama", sigma: float = 6.0) -> bytes:
-    image = cv2.imdecode(np.frombuffer(photo(label), np.uint8), cv2.IMREAD_COLOR)
+    image = _decoded(label)
     return _jpeg(cv2.GaussianBlur(image, (0, 0), sigma))
 
 
 @cache
 def shrunk(label: str = "obama", width: int = 180) -> bytes:
-    image = cv2.imdecode(np.frombuffer(photo(label), np.uint8), cv2.IMREAD_COLOR)
+    image = _decoded(label)
     height = round(image.shape[0] * width / image.shape[1])
     return _jpeg(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
 

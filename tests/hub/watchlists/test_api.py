@@ -80,7 +80,7 @@ def test_enrol_approve_and_the_audited_photo(hub: RunningHub) -> None:
     entry = res.json()
     assert entry["status"] == "pending" and entry["enrolled_by"].endswith("-operator")
     assert entry["legal_basis"] == "warrant 2026-WX-0041"
-    assert entry["quality"]["face_px"] >= 80
+    assert entry["quality"]["face_width_px"] >= 80
     # The operator may not approve (no watchlist:approve): the route refuses before any rule.
     assert operator.post(f"{ENTRIES}/{entry['id']}/approve").status_code == 403
     approved = commander.post(f"{ENTRIES}/{entry['id']}/approve")
@@ -135,7 +135,7 @@ def test_governance_refusals_through_the_api(hub: RunningHub) -> None:
     operator = hub.client(Role.OPERATOR)
     far = (datetime.now(UTC) + timedelta(days=91)).isoformat()
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    for overrides, code in [
+    cases: list[tuple[dict[str, str], str]] = [
         ({"reason": ""}, "governance.missing_reason"),
         ({"legal_basis": " "}, "governance.missing_legal_basis"),
         ({"category": "religion"}, "governance.unknown_category"),
@@ -143,8 +143,9 @@ def test_governance_refusals_through_the_api(hub: RunningHub) -> None:
         ({"expires_at": past}, "governance.expiry_in_past"),
         ({"expires_at": "next tuesday"}, "governance.bad_expiry"),
         ({"expires_at": "2027-01-01T00:00:00"}, "governance.expiry_without_zone"),
-    ]:
-        refused(enrol(operator, **overrides), 422, code)
+    ]
+    for overrides, code in cases:
+        refused(enrol(operator, None, "image/jpeg", **overrides), 422, code)
     assert hub.client(Role.AUDITOR).post(ENTRIES, files={"photo": b"x"}).status_code == 403
 
 
@@ -203,7 +204,9 @@ def test_hostile_uploads(hub: RunningHub) -> None:
     res = operator.post(ENTRIES, json={**fields(), "photo": "aGVsbG8="})
     refused(res, 415, "photo.not_multipart")
     res = operator.post(
-        ENTRIES, content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}
+        ENTRIES,
+        content=b"--x\r\nbroken",
+        headers={"content-type": "multipart/form-data; boundary=x"},
     )
     assert res.status_code in (415, 422)
     assert res.status_code != 500

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from edge.faces.backends import FaceBackendConfig
+from edge.faces.quality import QualityConfig
 from hub.audit import AuditTrail
 from hub.auth import Role
 from hub.clock import ManualClock
@@ -19,12 +21,14 @@ from hub.errors import Conflict, Forbidden, Invalid
 from hub.schema import audit_log, watchlist_entries
 from hub.store import Store
 from hub.watchlists import repository as repo
-from hub.watchlists.config import FaceQualityConfig, WatchlistsConfig
-from hub.watchlists.faces import DIM, MODEL, FaceEngine
+from hub.watchlists.config import WatchlistsConfig
+from hub.watchlists.faces import FaceEngine
 from hub.watchlists.photos import PhotoVault
 from hub.watchlists.service import EnrolInput, WatchlistService
 from tests.hub.watchlists.conftest import models_dir, photo, principal
 
+MODEL = "sface-2021dec"
+DIM = 128
 OPERATOR = principal("olga", Role.OPERATOR)
 COMMANDER = principal("chen", Role.COMMANDER)
 COMMANDER2 = principal("wang", Role.COMMANDER)
@@ -62,7 +66,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def engine_faces() -> FaceEngine:
-    return FaceEngine(models_dir(), FaceQualityConfig())
+    return FaceEngine(FaceBackendConfig(models_dir=models_dir()), QualityConfig())
 
 
 def _world(url: str, tmp_path: Path, faces: FaceEngine) -> Iterator[World]:
@@ -188,14 +192,15 @@ GOVERNANCE_CASES: list[tuple[dict[str, object], str]] = [
 def test_governance_refusals_write_nothing(sqlite_world: World) -> None:
     world = sqlite_world
     now = world.clock.now()
-    for overrides, code in GOVERNANCE_CASES:
-        if overrides.get("expires_at") == "too_far":
+    for case, code in GOVERNANCE_CASES:
+        overrides = case
+        if case.get("expires_at") == "too_far":
             overrides = {"expires_at": now + timedelta(days=90, seconds=1)}
-        elif overrides.get("expires_at") == "past":
+        elif case.get("expires_at") == "past":
             overrides = {"expires_at": now - timedelta(seconds=1)}
         with pytest.raises(Invalid) as refused:
             world.service.enrol(OPERATOR, world.item(**overrides))
-        assert refused.value.code == code, overrides
+        assert refused.value.code == code, case
         assert str(refused.value)  # a sentence for the user
     with world.store.engine.connect() as conn:
         assert conn.execute(select(watchlist_entries.c.id)).first() is None
@@ -211,10 +216,10 @@ def test_enrolment_needs_the_permission(sqlite_world: World) -> None:
 
 
 def test_pose_rule_refuses_a_turned_face(sqlite_world: World) -> None:
-    """obama2 is turned (its nose sits ~0.26 of the eye distance off centre): a strict pose
-    limit refuses it as extreme_pose while the frontal obama passes."""
+    """obama2 is turned (about 18 degrees of yaw from its landmarks): a strict pose limit
+    refuses it as extreme_pose while the frontal obama passes."""
     world = sqlite_world
-    strict = FaceEngine(models_dir(), FaceQualityConfig(max_yaw_ratio=0.2))
+    strict = FaceEngine(FaceBackendConfig(models_dir=models_dir()), QualityConfig(max_yaw_deg=12))
     service = WatchlistService(
         world.store.engine,
         AuditTrail(world.store.engine),
@@ -227,3 +232,16 @@ def test_pose_rule_refuses_a_turned_face(sqlite_world: World) -> None:
         service.enrol(OPERATOR, world.item(photo=photo("obama2")))
     assert refused.value.code == "quality.extreme_pose"
     assert service.enrol(OPERATOR, world.item()).status == "pending"
+
+
+def test_a_failing_listener_neither_undoes_nor_hides_the_change(sqlite_world: World) -> None:
+    world = sqlite_world
+
+    def broken() -> None:
+        raise RuntimeError("bundle builder down")
+
+    world.service.on_change.insert(0, broken)
+    entry = world.service.enrol(OPERATOR, world.item())
+    assert world.service.approve(COMMANDER, entry.id).status == "active"
+    assert world.changes == ["changed"]  # the listener after the broken one still ran
+    assert world.service.stats_snapshot()["on_change_errors"] == 1
