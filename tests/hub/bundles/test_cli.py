@@ -4,37 +4,33 @@ prints what an installer pins in each edge's ``hub_keys``."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge.cli import main
 from edge.faces.keys import ed25519_public_b64, key_id_of, load_hub_keys
 
-ROOT = Path(__file__).resolve().parents[3]
+
+def _key(cfg: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    # In process (the parser and handler ``gridward`` runs): a subprocess per call costs seconds.
+    code = main(["hub", "watchlist-key", "--config", str(cfg), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def _key(cfg: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge.cli", "hub", "watchlist-key", "--config", str(cfg), *extra],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def test_watchlist_key_is_created_once_and_printed_for_the_edge_config(tmp_path: Path) -> None:
+def test_watchlist_key_is_created_once_and_printed_for_the_edge_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "hub.yaml"
     cfg.write_text(
         f"database_url: sqlite:///{tmp_path}/hub.sqlite\naudit:\n  directory: {tmp_path}/audit\n"
     )
-    first = _key(cfg, "--json")
-    assert first.returncode == 0, first.stderr
-    printed = json.loads(first.stdout)
+    code, out, err = _key(cfg, capsys, "--json")
+    assert code == 0, err
+    printed = json.loads(out)
     path = tmp_path / "audit" / "watchlist-signing.key"
     assert path.stat().st_mode & 0o777 == 0o600
     private = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -44,13 +40,13 @@ def test_watchlist_key_is_created_once_and_printed_for_the_edge_config(tmp_path:
         "public_key_b64": ed25519_public_b64(private.public_key()),
     }
     # Again: the same key (never replaced), printed as the YAML the edge config takes.
-    second = _key(cfg)
-    assert second.returncode == 0, second.stderr
-    yaml_lines = [line for line in second.stdout.splitlines() if not line.startswith("#")]
+    code, out, err = _key(cfg, capsys)
+    assert code == 0, err
+    yaml_lines = [line for line in out.splitlines() if not line.startswith("#")]
     assert yaml_lines == ["hub_keys:", f"  {printed['key_id']}: {printed['public_key_b64']}"]
     assert load_hub_keys({printed["key_id"]: printed["public_key_b64"]})  # what the edge accepts
     # A key file others can read is refused with the fix, not used.
     path.chmod(0o644)
-    loose = _key(cfg)
-    assert loose.returncode == 1
-    assert "chmod 600" in loose.stderr and "Traceback" not in loose.stderr
+    code, out, err = _key(cfg, capsys)
+    assert code == 1
+    assert "chmod 600" in err and out == ""
