@@ -1,7 +1,7 @@
 """The watchlist page (/ui/watchlists.html) in a real Chromium against a real hub: an
 operator enrols through the form (a group photo is refused with the quality sentence first),
 a commander approves it; the commander's own entry cannot be approved by them (the buttons are
-disabled with the reason); the photo view is shown and audited."""
+disabled with the reason); the photo view is shown and audited; the page speaks zh-CN."""
 
 from __future__ import annotations
 
@@ -101,6 +101,10 @@ def test_enrol_as_operator_approve_as_commander(
     commander.wait_for_function(
         "() => document.querySelector('#wl-photo-img').naturalWidth > 0", timeout=10_000
     )
+
+    commander.select_option(".lang-select", "zh-CN")
+    expect(commander.locator("#wl-tabs button[data-status='active']")).to_have_text("生效中")
+    expect(_entry(commander, "Zhang San").locator(".wl-status")).to_have_text("生效中")
 
     with hub.service.store.engine.connect() as conn:
         actions = [
