@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -22,11 +23,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
-from edge.faces.bundle import BundlePayload, BundleTooLargeError, payload_from_rows, seal_bundle
+from edge.faces.bundle import (
+    NORM_TOLERANCE,
+    BundlePayload,
+    BundleTooLargeError,
+    payload_from_rows,
+    seal_bundle,
+)
 from edge.protocol import (
     CmdChannel,
     DeviceState,
@@ -52,6 +60,7 @@ ActiveRow = tuple[str, datetime, bytes]
 ActiveSet = Callable[[Connection, str, datetime], Sequence[ActiveRow]]
 """(entry id, entry expiry, float32 embedding bytes) of every active entry at ``now``."""
 Sealer = Callable[..., WatchlistBundleEnvelope]
+ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a bundle's id list carries
 
 
 def watchlist_active_set(conn: Connection, model: str, now: datetime) -> Sequence[ActiveRow]:
@@ -103,6 +112,16 @@ def _digest(rows: Iterable[tuple[str, datetime, bytes]]) -> str:
         h.update(as_utc(expires_at).isoformat().encode("ascii") + b"\0")
         h.update(hashlib.sha256(blob).digest())
     return h.hexdigest()
+
+
+def _sealable(entry_id: str, blob: bytes, dim: int) -> bool:
+    """What every edge would accept: a wire id, ``dim`` finite float32 values of unit norm."""
+    if not ENTRY_ID.fullmatch(entry_id) or len(blob) != 4 * dim:
+        return False
+    vector = np.frombuffer(blob, dtype="<f4")
+    if not np.isfinite(vector).all():
+        return False
+    return abs(float(np.sqrt(np.dot(vector, vector))) - 1.0) <= NORM_TOLERANCE / 2
 
 
 def parse_device_key(key_b64: str) -> X25519PublicKey:
@@ -198,7 +217,8 @@ class BundleService:
         now = self.clock.now()
         with self.engine.connect() as conn:
             state = repository.read_state(conn)
-            active = self._read_active(conn, now)
+            # Counted and logged by the read under the lock only: once per pass.
+            active = self._read_active(conn, now, report=False)
             self._next_due = self._due_at(state, active)
             if not self._new_version_reason(state, active, now) and not (
                 state.version and repository.needing_push(conn, state.version, self._kinds)
@@ -267,21 +287,19 @@ class BundleService:
             self.outbox.wake()
         return SyncResult(version, reason is not None, tuple(pushed), tuple(failed))
 
-    def _read_active(self, conn: Connection, now: datetime) -> _Active:
+    def _read_active(self, conn: Connection, now: datetime, *, report: bool = True) -> _Active:
         rows = sorted(self._active_set(conn, self.config.model, now), key=lambda r: r[0])
         kept: list[ActiveRow] = []
         # From the config, not from the entries: an empty bundle (the last entry revoked) must
         # still say what it is.
         dim = self.config.embedding_dim
         for entry_id, expires_at, blob in rows:
-            if len(blob) != 4 * dim:  # float32
-                # An entry of another dimension cannot go in this bundle: left out, counted.
-                self.count("entries_skipped")
-                log.warning(
-                    "watchlist entry %s has a %d-byte embedding; left out of the bundle",
-                    entry_id,
-                    len(blob),
-                )
+            if not _sealable(entry_id, blob, dim):
+                # Left out, counted: one bad row (another dimension, not finite, not unit norm,
+                # an id no bundle carries) must not stop every other entry and each revocation.
+                if report:
+                    self.count("entries_skipped")
+                    log.warning("watchlist entry %r cannot go in a bundle; left out", entry_id[:64])
                 continue
             kept.append((entry_id, as_utc(expires_at), bytes(blob)))
         expiries = [expiry for _, expiry, _ in kept if expiry > now]

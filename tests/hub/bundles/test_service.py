@@ -377,3 +377,23 @@ def test_answers_mark_applied_or_refused_and_a_forged_answer_changes_nothing(rig
     assert listed["cam-1"].version_reported == 1
     with rig.store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(audit_log)).scalar_one() > 0
+
+
+def test_entries_no_edge_would_accept_are_left_out_and_the_rest_still_go(rig: Rig) -> None:
+    """Regression: one such row made every seal fail, so no revocation reached any edge."""
+    exp = rig.clock.now() + 10 * DAY
+    nan = np.frombuffer(_vector(5), dtype=np.float32).copy()
+    nan[3] = np.nan
+    rig.watchlist.rows.update(
+        {
+            "e1": (exp, _vector(1)),
+            "bad-nan": (exp, nan.tobytes()),
+            "bad-norm": (exp, (2 * np.frombuffer(_vector(6), dtype=np.float32)).tobytes()),
+            "bad id\n": (exp, _vector(7)),
+            "bad-size": (exp, _vector(8, dim=512)),
+        }
+    )
+    rig.register("cam-1")
+    assert rig.service.sync().pushed == ("cam-1",)
+    assert rig.open("cam-1") == ["e1"]
+    assert rig.service.stats_snapshot()["entries_skipped"] == 4
