@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     migrate = hsub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--config", type=Path, required=True)
     migrate.set_defaults(func=_migrate)
+    wkey = hsub.add_parser(
+        "watchlist-key",
+        help="print the watchlist bundle signing key (created if missing) to pin in edge configs",
+    )
+    wkey.add_argument("--config", type=Path, required=True)
+    wkey.add_argument("--json", action="store_true", help="as JSON: {key_id, public_key_b64}")
+    wkey.set_defaults(func=_watchlist_key)
 
     device = sub.add_parser("device", help="provision and retire devices")
     dsub = device.add_subparsers(dest="device_cmd", required=True)
@@ -138,6 +145,23 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     service.stop()
     print(f"gridward hub: stopped; ingest {json.dumps(service.ingest.stats.as_dict())}", flush=True)
+    return 0
+
+
+def _watchlist_key(args: argparse.Namespace) -> int:
+    from hub.bundles.signing import SigningKeyError, key_path, load_or_create
+
+    try:
+        key = load_or_create(key_path(_config(args.config)))
+    except SigningKeyError as err:
+        print(f"gridward hub watchlist-key: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"key_id": key.key_id, "public_key_b64": key.public_key_b64}))
+        return 0
+    print(f"# {key.path}: pin this in each face-matching edge's watchlist config")
+    print("hub_keys:")
+    print(f"  {key.key_id}: {key.public_key_b64}")
     return 0
 
 

@@ -13,6 +13,7 @@ from edge.bus_config import BusConfig
 from edge.config import StrictModel
 from edge.validators import SegmentId
 from hub.broker import Account
+from hub.bundles.config import BundlesConfig
 from hub.classify.config import ClassifierConfig
 from hub.commands.config import CommandOutboxConfig
 from hub.dashboard_config import DashboardConfig
@@ -238,6 +239,11 @@ class HubConfig(StrictModel):
     dispatch: DispatchConfig = Field(
         default_factory=DispatchConfig,
         description="who is sent to an incident, widening rings, the commander (docs/dispatch.md)",
+    )
+    bundles: BundlesConfig = Field(
+        default_factory=BundlesConfig,
+        description="signed, encrypted watchlist bundles pushed to face-matching devices "
+        "(docs/watchlists.md, Bundles)",
     )
     classify: ClassifierConfig = Field(
         default_factory=ClassifierConfig,

@@ -15,6 +15,8 @@ from hub.alerts.service import AlertService
 from hub.audit import AuditPaths, AuditTrail
 from hub.auth import LoginRateLimiter
 from hub.broker_stats import BrokerStats
+from hub.bundles.service import BundleService
+from hub.bundles.signing import LazySigningKey, key_path
 from hub.classify.classifier import ReportClassifier
 from hub.clock import Clock, SystemClock
 from hub.commands.outbox import CommandOutbox
@@ -72,6 +74,7 @@ class HubContext:
     open311: Open311Service = field(init=False)
     org: OrgService = field(init=False)
     dispatch: DispatchService = field(init=False)  # its sweeper started and stopped by HubService
+    bundles: BundleService = field(init=False)  # its sweeper started and stopped by HubService
     watchlists: WatchlistService = field(init=False)  # its expiry sweeper: HubService
 
     def __post_init__(self) -> None:
@@ -138,6 +141,15 @@ class HubContext:
         self.org = OrgService(
             engine, self.audit, self.config.incidents, hub_site=self.config.site, clock=self.clock
         )
+        self.bundles = BundleService(
+            engine,
+            self.audit,
+            self.config.bundles,
+            self.outbox,
+            LazySigningKey(key_path(self.config)),
+            clock=self.clock,
+            hub_id=self.config.client_id,
+        )
         self.watchlists = WatchlistService(
             engine,
             self.audit,
@@ -145,6 +157,8 @@ class HubContext:
             vault=PhotoVault(self._photo_key_file()),
             clock=self.clock,
         )
+        # Approve and revoke re-seal every device's bundle (expiry: the bundles sweeper).
+        self.watchlists.on_change.append(self.bundles.wake)
 
     @property
     def devices(self) -> DeviceService:

@@ -770,6 +770,79 @@ dispatch_answers = Table(
     Index("ix_dispatch_answers_outcome", "outcome"),
 )
 
+# --- watchlist bundles (issue 15, item 3) -----------------------------------------------------
+
+bundle_state = Table(
+    # One row (id 1, inserted by the migration): the hub-wide bundle version in force. A new
+    # version is claimed by locking this row in the transaction that pushes it, so two hub
+    # replicas never issue one number twice, and the second of two replicas reacting to one
+    # change finds the digest already current and issues nothing.
+    "bundle_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),  # 0: no bundle issued yet
+    Column("digest", String(64)),  # sha256 of the version's (entry id, expiry) list
+    Column("entries", Integer, nullable=False),
+    Column("issued_at", TS),
+    Column("expires_at", TS),
+    Column("issued_by", ID),  # the hub's client id
+)
+
+bundle_versions = Table(
+    # Every version issued (what changed is in the audit log: entry ids only, never embeddings).
+    "bundle_versions",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("issued_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),  # change | expiry | refresh
+    Column("issued_by", ID, nullable=False),
+)
+
+bundle_devices = Table(
+    # A face-matching device's bundle key (from its DeviceState, bound to the authenticated
+    # device id) and where its bundle stands: pushed, applied (its Reply), reported (its state).
+    "bundle_devices",
+    metadata,
+    Column("device", ID, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("site", ID, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key_b64", String(44)),
+    Column("key_registered_at", TS),
+    Column("key_changed_at", TS),
+    Column("pushed_key_b64", String(44)),  # the key the pushed bundle was sealed for
+    Column("version_pushed", BigInteger),
+    Column("pushed_at", TS),
+    Column("push_command_id", String(36)),
+    Column("push_entries", Integer),
+    Column("version_applied", BigInteger),
+    Column("applied_at", TS),
+    Column("version_reported", BigInteger),  # DeviceState.watchlist_version
+    Column("reported_at", TS),
+    Column("failed_version", BigInteger),  # a version that could not be sent (too large)
+    Column("last_error", String(500)),
+    Column("last_error_at", TS),
+)
+
+bundle_pushes = Table(
+    # One row per sealed envelope sent (its id is the command outbox row's and the Reply's
+    # request_id); a Reply counts only from the device the envelope was sealed for.
+    "bundle_pushes",
+    metadata,
+    Column("command_id", String(36), primary_key=True),
+    Column("device", ID, nullable=False, index=True),
+    Column("version", BigInteger, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("pushed_at", TS, nullable=False),
+    Column("outcome", String(16)),  # None until answered | applied | refused
+    Column("reason", String(64)),
+    Column("answered_at", TS),
+)
+
 # --- watchlists (issue 15) -------------------------------------------------------------------
 
 watchlist_entries = Table(

@@ -132,6 +132,8 @@ class HubService:
         self._open_incidents(batch, result)
         if result.new_answer_ids:
             self.ctx.dispatch.process_answers(result.new_answer_ids)  # counts its own failures
+        if self.config.bundles.enabled:
+            self.ctx.bundles.on_stored(batch)  # device bundle keys and answers; never raises
 
     def _open_incidents(self, batch: list[Inbound], result: BatchResult) -> None:
         """The batch's new alerts through the alert rules (hub/incidents/service.py)."""
@@ -202,6 +204,8 @@ class HubService:
             self.timers.start()
         if self.config.dispatch.enabled:
             self.ctx.dispatch.start()
+        if self.config.bundles.enabled:
+            self.ctx.bundles.start()
         self.ctx.watchlists.start()
 
     def worker_status(self) -> list[WorkerStatus]:
@@ -220,6 +224,8 @@ class HubService:
             workers.append(self.timers.worker_status())
         if self.ctx.dispatch.started:
             workers.append(self.ctx.dispatch.worker_status())
+        if self.ctx.bundles.started:
+            workers.append(self.ctx.bundles.worker_status())
         if self.ctx.watchlists.started:
             workers.append(self.ctx.watchlists.worker_status())
         if self.timeseries is not None:
@@ -279,6 +285,7 @@ class HubService:
         self._threads.clear()
         self.timers.stop()
         self.ctx.dispatch.stop()
+        self.ctx.bundles.stop()
         self.ctx.watchlists.stop()
         self.command_publisher.stop()
         self._housekeeper = None

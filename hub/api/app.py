@@ -17,6 +17,7 @@ from hub.api import docs, errors, routes_ingest, routes_system
 from hub.api.deps import Refusals, enforce_access
 from hub.api.security import HubApp, security_headers
 from hub.audit import routes as audit_routes
+from hub.bundles import routes as bundles_routes
 from hub.classify import routes as classify_routes
 from hub.commands import routes as commands_routes
 from hub.context import HubContext
@@ -219,6 +220,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         incidents_routes.router,
         tasks_routes.router,
         dispatch_routes.router,
+        bundles_routes.router,
         watchlists_routes.router,
     ):
         app.include_router(router, dependencies=guard)

@@ -87,6 +87,7 @@ def stats(ctx: Ctx, request: Request) -> dict[str, Any]:
         "flood": ctx.ingest.flood.stats() if ctx.ingest.flood is not None else None,
         "timers": ctx.timers.stats_snapshot(),
         "dispatch": ctx.dispatch.stats_snapshot(),
+        "bundles": ctx.bundles.stats_snapshot(),
         "broker": ctx.broker_stats.snapshot() if ctx.broker_stats is not None else None,
         "field_reports": ctx.fieldreports.stats(),
         "open311_rate": ctx.open311.stats(),
