@@ -110,14 +110,19 @@ class LonLat(Body):
     lat: Latitude
 
 
-class DeviceCreate(Body):
-    id: Id
+class DeviceFields(Body):
+    """What provisioning takes, by POST (new id) or PUT (repeatable)."""
+
     site: Id
     kind: DeviceKind
     name: Annotated[str, Field(max_length=200)] = ""
     location: LonLat | None = Field(default=None, description="where it is mounted (WGS84)")
     with_password: bool = True
     with_certificate: bool = False
+
+
+class DeviceCreate(DeviceFields):
+    id: Id
 
     model_config = ConfigDict(
         extra="forbid",
@@ -144,15 +149,9 @@ class DeviceRetire(Body):
     reason: Annotated[str, Field(min_length=3, max_length=500, examples=["stolen"])]
 
 
-class DeviceEnsure(Body):
+class DeviceEnsure(DeviceFields):
     """``PUT /devices/{id}``: provision the device if missing, else keep (or rotate) it."""
 
-    site: Id
-    kind: DeviceKind
-    name: Annotated[str, Field(max_length=200)] = ""
-    location: LonLat | None = Field(default=None, description="where it is mounted (WGS84)")
-    with_password: bool = True
-    with_certificate: bool = False
     rotate: bool = Field(
         default=False,
         description="issue new credentials for an existing device (the old password stops "

@@ -24,7 +24,7 @@ from hub.api.models import (
     Paged,
 )
 from hub.auth import Permission
-from hub.devices.service import ConfigPushView
+from hub.devices.service import ConfigPushView, Credentials
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 DeviceId = Annotated[str, Path(pattern=SEGMENT_PATTERN)]
@@ -47,6 +47,17 @@ def _info(row: Any) -> DeviceInfo:
         config_version_applied=row.config_version,
         config_version_pushed=row.pushed,
     )
+
+
+def _secrets(creds: Credentials) -> dict[str, str | None]:
+    return {
+        "device": creds.device,
+        "mqtt_username": creds.mqtt_username,
+        "mqtt_password": creds.mqtt_password,
+        "cert_pem": creds.cert_pem,
+        "key_pem": creds.key_pem,
+        "ca_pem": creds.ca_pem,
+    }
 
 
 def _push_info(view: ConfigPushView) -> ConfigPushInfo:
@@ -109,14 +120,7 @@ def provision_device(body: DeviceCreate, me: Me, ctx: Ctx) -> DeviceCredentials:
         with_certificate=body.with_certificate,
         location=(body.location.lon, body.location.lat) if body.location else None,
     )
-    return DeviceCredentials(
-        device=creds.device,
-        mqtt_username=creds.mqtt_username,
-        mqtt_password=creds.mqtt_password,
-        cert_pem=creds.cert_pem,
-        key_pem=creds.key_pem,
-        ca_pem=creds.ca_pem,
-    )
+    return DeviceCredentials(**_secrets(creds))
 
 
 @router.put(
@@ -149,16 +153,8 @@ def ensure_device(
     )
     if done.created:
         response.status_code = 201
-    creds = done.credentials
     return DeviceIdentity(
-        device=creds.device,
-        mqtt_username=creds.mqtt_username,
-        mqtt_password=creds.mqtt_password,
-        cert_pem=creds.cert_pem,
-        key_pem=creds.key_pem,
-        ca_pem=creds.ca_pem,
-        created=done.created,
-        rotated=done.rotated,
+        **_secrets(done.credentials), created=done.created, rotated=done.rotated
     )
 
 
