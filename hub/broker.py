@@ -183,6 +183,18 @@ def dynsec_document(accounts: Iterable[Account]) -> dict[str, Any]:
     }
 
 
+def verify_password(password: str, digest: str) -> bool:
+    """Whether ``digest`` (a ``$7$`` line of :func:`hash_password`) is the hash of ``password``."""
+    parts = digest.split("$")
+    if len(parts) != 5 or parts[1] != "7" or parts[2] != str(PBKDF2_ITERATIONS):
+        return False
+    try:
+        salt = base64.b64decode(parts[3], validate=True)
+    except ValueError:
+        return False
+    return secrets.compare_digest(hash_password(password, salt), digest)
+
+
 def dynsec_plugin() -> str:
     """Path of the dynamic-security plugin shipped in Debian's mosquitto package."""
     found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wkey.add_argument("--json", action="store_true", help="as JSON: {key_id, public_key_b64}")
     wkey.set_defaults(func=_watchlist_key)
 
+    _register_install(hsub)
+
     device = sub.add_parser("device", help="provision and retire devices")
     dsub = device.add_subparsers(dest="device_cmd", required=True)
     add = dsub.add_parser("add", help="create a device identity and its broker credentials")
@@ -82,6 +84,128 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     uadd.set_defaults(func=_user_add)
 
     _register_audit(sub)
+
+
+def _register_install(hsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands an installer (ansible/roles/hub and broker) runs; each prints ``changed`` or
+    ``unchanged`` so that a repeated run reports no change."""
+    ca = hsub.add_parser("ca", help="create the site CA if missing; optionally a server cert")
+    ca.add_argument("--config", type=Path, required=True)
+    ca.add_argument("--server-cert", metavar="HOST", default=None,
+                    help="issue a server certificate for HOST (the broker's name) if missing")
+    ca.add_argument("--out", type=Path, default=None, help="directory of server.crt/.key")
+    ca.set_defaults(func=_hub_ca)
+    account = hsub.add_parser(
+        "service-account",
+        help="put a hub service's broker login (password on stdin) in service_accounts_file",
+    )
+    account.add_argument("--config", type=Path, required=True)
+    account.add_argument("--username", required=True)
+    account.set_defaults(func=_hub_service_account)
+    files = hsub.add_parser(
+        "broker-files", help="rewrite the broker's password file and ACL from the device registry"
+    )
+    files.add_argument("--config", type=Path, required=True)
+    files.set_defaults(func=_hub_broker_files)
+
+
+def _hub_ca(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from hub.pki import SiteCA
+
+    config = _config(args.config)
+    if config.ca_dir is None:
+        print("gridward: the hub config has no ca_dir", file=sys.stderr)
+        return 2
+    existed = (config.ca_dir / "ca.crt").exists() and (config.ca_dir / "ca.key").exists()
+    ca = SiteCA(config.ca_dir)
+    changed = not existed
+    if args.server_cert is not None:
+        out = args.out or config.ca_dir / "server"
+        cert_file = out / "server.crt"
+        current = None
+        if cert_file.exists() and (out / "server.key").exists():
+            current = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        if current is None or not _names(current, args.server_cert) or _expires_soon(current):
+            out.mkdir(parents=True, exist_ok=True)
+            ca.issue_server(args.server_cert, out)
+            changed = True
+    print("changed" if changed else "unchanged", ca.cert_file)
+    return 0
+
+
+def _names(cert: Any, host: str) -> bool:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        if host in alt.get_values_for_type(x509.DNSName):
+            return True
+    except x509.ExtensionNotFound:
+        pass
+    return any(a.value == host for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
+
+
+def _expires_soon(cert: Any) -> bool:
+    import datetime as dt
+
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    return bool(left < dt.timedelta(days=30))
+
+
+def _hub_service_account(args: argparse.Namespace) -> int:
+    from hub.broker import hash_password, verify_password
+
+    config = _config(args.config)
+    path = config.broker.service_accounts_file if config.broker else None
+    if path is None:
+        print("gridward: the hub config has no broker.service_accounts_file", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("gridward: give the service account's password on stdin", file=sys.stderr)
+        return 2
+    lines = path.read_text().splitlines() if path.exists() else []
+    prefix = f"{args.username}:"
+    kept = [line for line in lines if not line.startswith(prefix)]
+    current = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+    if len(current) == 1 and verify_password(password, current[0]):
+        print("unchanged", path)
+        return 0
+    kept.append(prefix + hash_password(password))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(kept) + "\n")
+    print("changed", path)
+    return 0
+
+
+def _hub_broker_files(args: argparse.Namespace) -> int:
+    from hub.errors import DomainError
+
+    registry, store = _devices(args.config)
+    broker = registry.broker
+    if broker is None:
+        store.close()
+        print("gridward: the hub config has no broker section", file=sys.stderr)
+        return 2
+
+    def contents() -> list[bytes | None]:
+        return [p.read_bytes() if p.exists() else None
+                for p in (broker.password_file, broker.acl_file)]
+
+    before = contents()
+    try:
+        registry.sync_broker()
+    except DomainError as err:
+        print(f"gridward: {err}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print("changed" if contents() != before else "unchanged", broker.password_file)
+    return 0
 
 
 def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -30,6 +30,7 @@ apt_packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev
   dbus libdbus-1-dev libglib2.0-dev
+  debootstrap  # tests/ansible/test_chroot.py (pytest -m provision) builds a Debian 12 chroot
 )
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 

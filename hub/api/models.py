@@ -110,14 +110,19 @@ class LonLat(Body):
     lat: Latitude
 
 
-class DeviceCreate(Body):
-    id: Id
+class DeviceFields(Body):
+    """What provisioning takes, by POST (new id) or PUT (repeatable)."""
+
     site: Id
     kind: DeviceKind
     name: Annotated[str, Field(max_length=200)] = ""
     location: LonLat | None = Field(default=None, description="where it is mounted (WGS84)")
     with_password: bool = True
     with_certificate: bool = False
+
+
+class DeviceCreate(DeviceFields):
+    id: Id
 
     model_config = ConfigDict(
         extra="forbid",
@@ -144,6 +149,23 @@ class DeviceRetire(Body):
     reason: Annotated[str, Field(min_length=3, max_length=500, examples=["stolen"])]
 
 
+class DeviceEnsure(DeviceFields):
+    """``PUT /devices/{id}``: provision the device if missing, else keep (or rotate) it."""
+
+    rotate: bool = Field(
+        default=False,
+        description="issue new credentials for an existing device (the old password stops "
+        "working); without it an existing device keeps its credentials and none are shown",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"site": "demo", "kind": "camera", "name": "North gate camera"}]
+        },
+    )
+
+
 class DeviceCredentials(BaseModel):
     device: str
     mqtt_username: str
@@ -151,6 +173,11 @@ class DeviceCredentials(BaseModel):
     cert_pem: str | None = None
     key_pem: str | None = Field(default=None, description="shown once; the hub keeps no copy")
     ca_pem: str | None = None
+
+
+class DeviceIdentity(DeviceCredentials):
+    created: bool = Field(description="the device did not exist: these are its first credentials")
+    rotated: bool = Field(description="the device existed and got new credentials")
 
 
 class DeviceInfo(BaseModel):

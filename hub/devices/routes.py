@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from edge.validators import SEGMENT_PATTERN
 from hub.api.deps import Ctx, Me, PageDep, encode_cursor, guarded
@@ -14,6 +14,8 @@ from hub.api.models import (
     ConfigPushInfo,
     DeviceCreate,
     DeviceCredentials,
+    DeviceEnsure,
+    DeviceIdentity,
     DeviceInfo,
     DeviceRetire,
     DeviceUpdate,
@@ -22,7 +24,7 @@ from hub.api.models import (
     Paged,
 )
 from hub.auth import Permission
-from hub.devices.service import ConfigPushView
+from hub.devices.service import ConfigPushView, Credentials
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 DeviceId = Annotated[str, Path(pattern=SEGMENT_PATTERN)]
@@ -45,6 +47,17 @@ def _info(row: Any) -> DeviceInfo:
         config_version_applied=row.config_version,
         config_version_pushed=row.pushed,
     )
+
+
+def _secrets(creds: Credentials) -> dict[str, str | None]:
+    return {
+        "device": creds.device,
+        "mqtt_username": creds.mqtt_username,
+        "mqtt_password": creds.mqtt_password,
+        "cert_pem": creds.cert_pem,
+        "key_pem": creds.key_pem,
+        "ca_pem": creds.ca_pem,
+    }
 
 
 def _push_info(view: ConfigPushView) -> ConfigPushInfo:
@@ -107,13 +120,41 @@ def provision_device(body: DeviceCreate, me: Me, ctx: Ctx) -> DeviceCredentials:
         with_certificate=body.with_certificate,
         location=(body.location.lon, body.location.lat) if body.location else None,
     )
-    return DeviceCredentials(
-        device=creds.device,
-        mqtt_username=creds.mqtt_username,
-        mqtt_password=creds.mqtt_password,
-        cert_pem=creds.cert_pem,
-        key_pem=creds.key_pem,
-        ca_pem=creds.ca_pem,
+    return DeviceCredentials(**_secrets(creds))
+
+
+@router.put(
+    "/{device_id}",
+    response_model=DeviceIdentity,
+    **guarded(
+        Permission.DEVICES_WRITE,
+        {
+            201: {"model": DeviceIdentity, "description": "created, with its credentials"},
+            409: {"description": "retired, or provisioned for another site or kind"},
+        },
+    ),
+)
+def ensure_device(
+    device_id: DeviceId, body: DeviceEnsure, me: Me, ctx: Ctx, response: Response
+) -> DeviceIdentity:
+    """Provisioning an installer can repeat: a missing device is created (201, credentials
+    shown once); an existing one answers 200 without secrets, or with new ones when
+    ``rotate`` is true. Each creation and rotation is audited."""
+    done = ctx.registry.ensure(
+        me.username,
+        body.site,
+        body.kind,
+        device_id,
+        body.name,
+        with_password=body.with_password,
+        with_certificate=body.with_certificate,
+        location=(body.location.lon, body.location.lat) if body.location else None,
+        rotate=body.rotate,
+    )
+    if done.created:
+        response.status_code = 201
+    return DeviceIdentity(
+        **_secrets(done.credentials), created=done.created, rotated=done.rotated
     )
 
 

@@ -74,6 +74,44 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class Provisioned:
+    """What a repeatable provisioning did: secrets are set only when created or rotated."""
+
+    credentials: Credentials
+    created: bool
+    rotated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _IssuedCertificate:
+    cert_pem: str
+    key_pem: str
+    ca_pem: str
+    serial: str
+
+
+def _credentials(
+    device: str, password: str | None, cert: _IssuedCertificate | None
+) -> Credentials:
+    if cert is None:
+        return Credentials(device, device, password)
+    return Credentials(device, device, password, cert.cert_pem, cert.key_pem, cert.ca_pem)
+
+
+def _check_same_device(row: Any, site: str, kind: DeviceKind, device: str) -> None:
+    """A repeated provisioning must name the device it provisioned: same site, same kind."""
+    if row is None:
+        raise DeviceNotFound(f"no device {device!r}")
+    if row.status != "active":
+        raise DeviceExists(f"device {device!r} is {row.status}; ids are never reused")
+    if row.site != site or row.kind != kind.value:
+        raise DeviceExists(
+            f"device {device!r} exists as a {row.kind} of site {row.site!r}, "
+            f"not a {kind.value} of site {site!r}: pick another id or retire the old one"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigPushView:
     """A pushed config version, what the device answered, and where its command is."""
 
@@ -162,6 +200,134 @@ class DeviceService:
         with_certificate: bool = False,
         location: tuple[float, float] | None = None,
     ) -> Credentials:
+        kind = self._check_request(site, kind, device, with_password, with_certificate)
+        password = new_password() if with_password else None
+        details: dict[str, Any] = {
+            "site": site,
+            "kind": kind.value,
+            "password": with_password,
+            "certificate": with_certificate,
+        }
+        with self.audit.change(actor, "device.provision", device, details) as conn:
+            existing = repository.get(conn, device)
+            if existing is not None:
+                raise DeviceExists(
+                    f"device {device!r} already exists ({existing.status}); ids are never reused"
+                )
+            cert = self._issue_certificate(device) if with_certificate else None
+            if cert is not None:
+                details["cert_serial"] = cert.serial
+            repository.insert(
+                conn,
+                {
+                    "id": device,
+                    "site": site,
+                    "kind": kind.value,
+                    "name": name,
+                    "status": "active",
+                    "mqtt_password_hash": hash_password(password) if password else None,
+                    "cert_serial": cert.serial if cert else None,
+                    "lon": location[0] if location else None,
+                    "lat": location[1] if location else None,
+                    "created_at": utcnow(),
+                    "created_by": actor,
+                },
+            )
+        self.sync_broker()
+        return _credentials(device, password, cert)
+
+    def ensure(
+        self,
+        actor: str,
+        site: str,
+        kind: DeviceKind | str,
+        device: str,
+        name: str = "",
+        *,
+        with_password: bool = True,
+        with_certificate: bool = False,
+        location: tuple[float, float] | None = None,
+        rotate: bool = False,
+    ) -> Provisioned:
+        """Provisioning that can be repeated (an installer's play runs it on every run): create
+        the device if it is missing (credentials shown once); an existing active device of the
+        same site and kind keeps its credentials (none shown) unless ``rotate`` asks for new
+        ones. A retired id, or one provisioned for another site or kind, is a conflict."""
+        kind = self._check_request(site, kind, device, with_password, with_certificate)
+        with self.engine.connect() as conn:
+            existing = repository.get(conn, device)
+        if existing is None:
+            try:
+                creds = self.add(
+                    actor,
+                    site,
+                    kind,
+                    device,
+                    name,
+                    with_password=with_password,
+                    with_certificate=with_certificate,
+                    location=location,
+                )
+            except DeviceExists:
+                # Another run created it between the read and the insert: it exists now.
+                pass
+            else:
+                return Provisioned(creds, created=True, rotated=False)
+        if not rotate:
+            with self.engine.connect() as conn:
+                _check_same_device(repository.get(conn, device), site, kind, device)
+            return Provisioned(Credentials(device, device, None), created=False, rotated=False)
+        return Provisioned(
+            self.rotate(
+                actor,
+                site,
+                kind,
+                device,
+                with_password=with_password,
+                with_certificate=with_certificate,
+            ),
+            created=False,
+            rotated=True,
+        )
+
+    def rotate(
+        self,
+        actor: str,
+        site: str,
+        kind: DeviceKind,
+        device: str,
+        *,
+        with_password: bool = True,
+        with_certificate: bool = False,
+    ) -> Credentials:
+        """Replace an active device's credentials with new ones of the kinds asked; the old
+        password stops working when the broker re-reads its password file."""
+        password = new_password() if with_password else None
+        details: dict[str, Any] = {"password": with_password, "certificate": with_certificate}
+        with self.audit.change(actor, "device.rotate", device, details) as conn:
+            _check_same_device(repository.get(conn, device), site, kind, device)
+            cert = self._issue_certificate(device) if with_certificate else None
+            if cert is not None:
+                details["cert_serial"] = cert.serial
+            repository.update_fields(
+                conn,
+                device,
+                {
+                    "mqtt_password_hash": hash_password(password) if password else None,
+                    "cert_serial": cert.serial if cert else None,
+                },
+            )
+        self.sync_broker()
+        return _credentials(device, password, cert)
+
+    def _check_request(
+        self,
+        site: str,
+        kind: DeviceKind | str,
+        device: str,
+        with_password: bool,
+        with_certificate: bool,
+    ) -> DeviceKind:
         try:
             check_segment(site, "site")
             check_segment(device, "device")
@@ -178,7 +344,7 @@ class DeviceService:
                 f"device id {device!r} is reserved for positions the hub computes itself"
             )
         try:
-            kind = DeviceKind(kind)
+            checked = DeviceKind(kind)
         except ValueError as err:
             raise ProvisioningError(
                 f"kind {kind!r} is not one of {', '.join(k.value for k in DeviceKind)}"
@@ -187,50 +353,20 @@ class DeviceService:
             raise ProvisioningError("client certificates need the site CA (hub config ca_dir)")
         if not with_password and not with_certificate:
             raise ProvisioningError("a device needs a password, a certificate, or both")
-        password = new_password() if with_password else None
-        details: dict[str, Any] = {
-            "site": site,
-            "kind": kind.value,
-            "password": with_password,
-            "certificate": with_certificate,
-        }
-        with self.audit.change(actor, "device.provision", device, details) as conn:
-            existing = repository.get(conn, device)
-            if existing is not None:
-                raise DeviceExists(
-                    f"device {device!r} already exists ({existing.status}); ids are never reused"
-                )
-            cert_pem = key_pem = ca_pem = None
-            serial = None
-            if with_certificate and self.ca is not None:
-                try:
-                    pair = self.ca.issue_client(device, self.ca.directory / "issued")
-                    cert_pem = pair.cert_file.read_text()
-                    key_pem = pair.key_file.read_text()
-                    pair.key_file.unlink()  # handed to the installer once; the hub keeps none
-                    ca_pem = self.ca.cert_file.read_text()
-                except (OSError, ValueError) as err:  # a missing or damaged CA on this hub
-                    raise Unavailable(f"the site CA cannot issue a certificate: {err}") from err
-                serial = _cert_serial(cert_pem)
-                details["cert_serial"] = serial
-            repository.insert(
-                conn,
-                {
-                    "id": device,
-                    "site": site,
-                    "kind": kind.value,
-                    "name": name,
-                    "status": "active",
-                    "mqtt_password_hash": hash_password(password) if password else None,
-                    "cert_serial": serial,
-                    "lon": location[0] if location else None,
-                    "lat": location[1] if location else None,
-                    "created_at": utcnow(),
-                    "created_by": actor,
-                },
-            )
-        self.sync_broker()
-        return Credentials(device, device, password, cert_pem, key_pem, ca_pem)
+        return checked
+
+    def _issue_certificate(self, device: str) -> _IssuedCertificate:
+        if self.ca is None:  # checked by _check_request; a guard for the type checker
+            raise ProvisioningError("client certificates need the site CA (hub config ca_dir)")
+        try:
+            pair = self.ca.issue_client(device, self.ca.directory / "issued")
+            cert_pem = pair.cert_file.read_text()
+            key_pem = pair.key_file.read_text()
+            pair.key_file.unlink()  # handed to the installer once; the hub keeps none
+            ca_pem = self.ca.cert_file.read_text()
+        except (OSError, ValueError) as err:  # a missing or damaged CA on this hub
+            raise Unavailable(f"the site CA cannot issue a certificate: {err}") from err
+        return _IssuedCertificate(cert_pem, key_pem, ca_pem, _cert_serial(cert_pem))
 
     def update(
         self,
