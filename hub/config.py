@@ -20,6 +20,7 @@ from hub.dispatch.config import DispatchConfig
 from hub.fieldreports.config import FieldReportsConfig
 from hub.flood import FloodConfig
 from hub.incidents.config import IncidentsConfig
+from hub.matches.config import MatchesConfig
 from hub.timeseries import InfluxConfig
 from hub.warnings.config import WarningsConfig
 
@@ -237,6 +238,11 @@ class HubConfig(StrictModel):
     dispatch: DispatchConfig = Field(
         default_factory=DispatchConfig,
         description="who is sent to an incident, widening rings, the commander (docs/dispatch.md)",
+    )
+    matches: MatchesConfig = Field(
+        default_factory=MatchesConfig,
+        description="review of possible face matches, two reviewers, crop retention "
+        "(docs/matches.md)",
     )
     classify: ClassifierConfig = Field(
         default_factory=ClassifierConfig,
