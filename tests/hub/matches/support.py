@@ -12,8 +12,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from edge.alert_details import FaceMatchDetails, build_alert
-from edge.protocol import Alert, Channel, DeviceKind, DeviceTopic, Evidence, Inbound, Location
-from edge.protocol import Severity
+from edge.protocol import (
+    Alert,
+    Channel,
+    DeviceKind,
+    DeviceTopic,
+    Evidence,
+    Inbound,
+    Location,
+    Severity,
+)
 from hub.auth import Principal, Role
 from hub.clock import ManualClock
 from hub.commands.outbox import CommandOutbox
