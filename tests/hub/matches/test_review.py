@@ -75,6 +75,7 @@ def test_a_face_match_alert_is_a_pending_match_and_opens_no_incident(
     # The crop is stored apart (re-encoded), never inside the alert's payload.
     with store.engine.connect() as conn:
         payload = conn.execute(select(alerts.c.payload).where(alerts.c.id == alert.id)).scalar()
+    assert isinstance(payload, dict)
     assert "face_crop" not in payload
     assert hub.count(face_crops, face_crops.c.alert_id == alert.id) == 1
     assert hub.actions(match["id"]) == [("system:matches", "match.new")]
