@@ -5,6 +5,7 @@ dispatch), the officer's outcome, audited image views, the export, and retention
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,10 @@ from edge.protocol import (
     decode_as,
 )
 from edge.validators import utcnow
+from hub import retention
 from hub.auth import Role
 from hub.clock import ManualClock
+from hub.config import RetentionConfig
 from hub.errors import Forbidden, Invalid, NotFound
 from hub.incidents.config import IncidentsConfig
 from hub.matches.config import MatchesConfig
@@ -291,3 +294,17 @@ def test_alert_rules_naming_face_match_are_refused() -> None:
     rule = {"name": "w", "kinds": ["face_match"], "category": "watchlist_match", "level": "high"}
     with pytest.raises(ValueError, match="possible matches for review"):
         IncidentsConfig.model_validate({"alert_rules": [rule]})
+
+
+def test_confirmed_crops_follow_evidence_retention_and_open_incidents_hold_them(
+    store: Store, tmp_path: Path
+) -> None:
+    hub = _hub(store, tmp_path)
+    held, free = face_alert("entry-1"), face_alert("entry-2")
+    hub.ingest(held, free)
+    hub.matches.review("rev-a", hub.match_of(held.id)["id"], Decision.CONFIRM, "")
+    later = utcnow() + timedelta(days=31)
+    deleted = retention.enforce(store.engine, RetentionConfig(), now=later)
+    assert deleted["face_crops"] == 1
+    assert hub.count(face_crops, face_crops.c.alert_id == held.id) == 1  # its incident is open
+    assert hub.count(face_crops, face_crops.c.alert_id == free.id) == 0
