@@ -75,6 +75,7 @@ class Dashboard {
     incidentsButton.hidden = !this.can("incidents:read");
     incidentsButton.addEventListener("click", () => this.incidents.open());
     $("#wall-open").hidden = !this.can("incidents:stats"); // the wall's figures need it
+    $("#review-open").hidden = !this.can("matches:read");
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();
