@@ -45,7 +45,13 @@ M_PER_DEG_LAT = 111_195.0
 
 
 def face_alert(
-    entry_id: str = "entry-1", score: float = 0.78, *, crop: bool = True, **details: Any
+    entry_id: str = "entry-1",
+    score: float = 0.78,
+    *,
+    crop: bool = True,
+    site: str = SITE,
+    device: str = CAMERA,
+    **details: Any,
 ) -> Alert:
     values: dict[str, Any] = {
         "entry_id": entry_id,
@@ -59,8 +65,8 @@ def face_alert(
     }
     return build_alert(
         FaceMatchDetails(**values),
-        site=SITE,
-        device=CAMERA,
+        site=site,
+        device=device,
         severity=Severity.HIGH,
         title="possible watchlist match",
         location=Location(lon=LON, lat=LAT),
