@@ -457,7 +457,7 @@ class MatchService:
         """One pass: matches intake missed, pending matches past their time, and the images of
         rejected or expired matches past ``rejected_crop_ttl_s``."""
         now = now or self.clock.now()
-        done: Counter[str] = Counter()
+        done: Counter[str] = Counter(recovered=0, expired=0, crops_deleted=0)
         with self.engine.connect() as conn:
             missed = repo.alerts_without_match(conn, now - RECOVER_WINDOW, SWEEP_BATCH)
         if missed:

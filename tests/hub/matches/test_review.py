@@ -15,6 +15,7 @@ from edge.protocol import (
     Channel,
     DeviceKind,
     DeviceTopic,
+    Evidence,
     ExpectedAction,
     Inbound,
     Notify,
@@ -308,3 +309,17 @@ def test_confirmed_crops_follow_evidence_retention_and_open_incidents_hold_them(
     assert deleted["face_crops"] == 1
     assert hub.count(face_crops, face_crops.c.alert_id == held.id) == 1  # its incident is open
     assert hub.count(face_crops, face_crops.c.alert_id == free.id) == 0
+
+
+def test_a_crop_that_is_no_jpeg_refuses_the_alert_like_a_bad_snapshot(
+    store: Store, tmp_path: Path
+) -> None:
+    hub = _hub(store, tmp_path)
+    polyglot = b"<svg onload=alert(1)>" + b"\xff\xd8" * 20
+    alert = face_alert().model_copy(update={"face_crop": Evidence.from_jpeg(polyglot)})
+    topic = DeviceTopic("s1", DeviceKind.CAMERA, alert.device, Channel.ALERT)
+    result = store.write_batch([Inbound(topic, alert)])
+    assert [r.reason for r in result.rejected] == ["evidence_not_jpeg"]
+    assert not result.new_alert_ids
+    assert hub.count(alerts) == hub.count(face_crops) == 0
+    assert hub.matches.sweep()["recovered"] == 0
