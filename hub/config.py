@@ -21,6 +21,7 @@ from hub.dispatch.config import DispatchConfig
 from hub.fieldreports.config import FieldReportsConfig
 from hub.flood import FloodConfig
 from hub.incidents.config import IncidentsConfig
+from hub.matches.config import MatchesConfig
 from hub.timeseries import InfluxConfig
 from hub.warnings.config import WarningsConfig
 from hub.watchlists.config import WatchlistsConfig
@@ -244,6 +245,11 @@ class HubConfig(StrictModel):
         default_factory=BundlesConfig,
         description="signed, encrypted watchlist bundles pushed to face-matching devices "
         "(docs/watchlists.md, Bundles)",
+    )
+    matches: MatchesConfig = Field(
+        default_factory=MatchesConfig,
+        description="review of possible face matches, two reviewers, crop retention "
+        "(docs/matches.md)",
     )
     classify: ClassifierConfig = Field(
         default_factory=ClassifierConfig,

@@ -31,6 +31,7 @@ from hub.incidents.timers import ACTIONS, Fired, TimerSweeper
 from hub.ingest import Ingest
 from hub.live import LiveBroadcaster
 from hub.mapview.service import MapService
+from hub.matches.service import MatchService
 from hub.notifications.service import NotificationService
 from hub.open311.service import Open311Service
 from hub.org.service import OrgService
@@ -76,6 +77,7 @@ class HubContext:
     dispatch: DispatchService = field(init=False)  # its sweeper started and stopped by HubService
     bundles: BundleService = field(init=False)  # its sweeper started and stopped by HubService
     watchlists: WatchlistService = field(init=False)  # its expiry sweeper: HubService
+    matches: MatchService = field(init=False)  # its sweeper started and stopped by HubService
 
     def __post_init__(self) -> None:
         engine = self.store.engine
@@ -107,6 +109,14 @@ class HubContext:
             announce_incident=self.incidents.announce,
         )
         self.incidents.in_transaction = self.dispatch.on_incident
+        self.matches = MatchService(
+            engine,
+            self.audit,
+            self.config.matches,
+            incidents=self.incidents,
+            live=self.live,
+            clock=self.clock,
+        )
         self.warnings = WarningService(
             engine,
             self.audit,

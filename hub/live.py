@@ -31,6 +31,7 @@ class Layer(StrEnum):
     WARNINGS = "warnings"  # a grid cell's warning colour changed (hub/warnings/service.py)
     INCIDENTS = "incidents"
     DISPATCH = "dispatch"  # officers notified, answering, widening (hub/dispatch/service.py)
+    MATCHES = "matches"  # possible face matches, reviews, outcomes (hub/matches/service.py)
 
 
 BBox = tuple[float, float, float, float]  # west, south, east, north

@@ -24,6 +24,7 @@ from hub.schema import (
     alerts,
     command_outbox,
     evidence,
+    face_crops,
     health,
     incident_alerts,
     incident_evidence,
@@ -107,7 +108,9 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
     )
     with engine.begin() as conn:
         if config.evidence_days is not None:
-            deleted["evidence"] = _expire_evidence(conn, now - timedelta(days=config.evidence_days))
+            before = now - timedelta(days=config.evidence_days)
+            deleted["evidence"] = _expire_evidence(conn, before)
+            deleted["face_crops"] = _expire_face_crops(conn, before)
         for name, table, ts_col, days, extra in plan:
             if days is None:
                 continue
@@ -122,6 +125,16 @@ def enforce(engine: Engine, config: RetentionConfig, now: datetime | None = None
 
 
 EXPIRE_CHUNK = 500
+
+
+def _expire_face_crops(conn: Connection, before: datetime) -> int:
+    """Face crops age out with the evidence (those of rejected matches went much earlier,
+    hub/matches); a crop whose alert an open incident holds stays."""
+    held = select(incident_alerts.c.alert_id).where(
+        incident_alerts.c.incident_id.in_(_open_incident_ids())
+    )
+    doomed = (face_crops.c.created_at < before) & ~face_crops.c.alert_id.in_(held)
+    return int(conn.execute(delete(face_crops).where(doomed)).rowcount)
 
 
 def _expire_evidence(conn: Connection, before: datetime) -> int:

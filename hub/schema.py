@@ -891,4 +891,76 @@ watchlist_photos = Table(
     Column("nonce", LargeBinary, nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
     Column("content_type", String(32), nullable=False),
+face_crops = Table(
+    # The face crop a face_match alert carried (re-encoded like evidence, hub/snapshots.py),
+    # written in the ingest transaction that stores the alert; never inside the alert payload.
+    # Deleted early for rejected or expired matches (hub/matches), else with the evidence.
+    "face_crops",
+    metadata,
+    Column(
+        "alert_id",
+        String(36),
+        ForeignKey("alerts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("site", ID, nullable=False),
+    Column("device", ID, nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("source_sha256", String(64), nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("size_bytes", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", TS, nullable=False, index=True),
+)
+
+matches = Table(
+    # A face_match alert as a *possible* match until humans decide it: pending -> confirmed
+    # (an incident opened, ``incident_id``) | rejected | expired. No foreign key to the alert:
+    # the match record (who decided what) outlives the alert's retention.
+    "matches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("alert_id", String(36), nullable=False, unique=True),
+    Column("site", ID, nullable=False),
+    Column("device", ID, nullable=False),
+    Column("entry_id", String(64), nullable=False, index=True),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("bundle_version", Integer, nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("frames_matched", Integer, nullable=False),
+    Column("frames_seen", Integer, nullable=False),
+    Column("lon", Float),
+    Column("lat", Float),
+    Column("seen_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reviews_needed", Integer, nullable=False),
+    Column("decided_at", TS),
+    Column("incident_id", String(36), ForeignKey("incidents.id", ondelete="SET NULL")),
+    Column("outcome", String(32)),
+    Column("outcome_note", String(500)),
+    Column("outcome_by", ID),
+    Column("outcome_at", TS),
+    Column("crop_deleted_at", TS),
+    Index("ix_matches_status_seen_at", "status", "seen_at"),
+)
+
+match_reviews = Table(
+    # One decision per reviewer per match: the key makes a second one (a replay, a double
+    # click, another replica) impossible.
+    "match_reviews",
+    metadata,
+    Column(
+        "match_id",
+        String(36),
+        ForeignKey("matches.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("reviewer", ID, primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("note", String(500), nullable=False, default=""),
+    Column("at", TS, nullable=False),
 )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import uvicorn
 
 from edge.bus import Bus
-from edge.protocol import MAX_POSITIONS_PER_BATCH, Inbound, PositionBatch, Reply
+from edge.protocol import MAX_POSITIONS_PER_BATCH, AlertKind, Inbound, PositionBatch, Reply
 from hub import retention
 from hub.api.app import create_app
 from hub.audit import AuditTrail
@@ -140,6 +140,10 @@ class HubService:
         fresh = stored_alerts(batch, result.new_alert_ids)
         if fresh:
             self.ctx.incidents.intake_batch(fresh)  # counts and logs its own failures
+        face_matches = [a.id for a in fresh if a.kind == AlertKind.FACE_MATCH.value]
+        if face_matches:
+            # Possible matches for review, never incidents by themselves (hub/matches).
+            self.ctx.matches.intake_batch(face_matches)  # counts and logs its own failures
 
     def _fuse(self, batch: list[Inbound]) -> None:
         """Multi-gateway wristband positions from the batch's sightings (hub/fusion.py)."""
@@ -207,6 +211,7 @@ class HubService:
         if self.config.bundles.enabled:
             self.ctx.bundles.start()
         self.ctx.watchlists.start()
+        self.ctx.matches.start()
 
     def worker_status(self) -> list[WorkerStatus]:
         """Every worker thread this hub started, alive or not (fusion and the live map run
@@ -217,6 +222,7 @@ class HubService:
             self.warnings_worker.status(),
             # Runs in ingest's after-store callback; "not alive" while its last pass failed.
             WorkerStatus("incident-intake", self.ctx.incidents.intake.healthy),
+            WorkerStatus("match-intake", self.ctx.matches.healthy),
         ]
         if self._housekeeper is not None:
             workers.append(WorkerStatus("retention", thread_alive(self._housekeeper)))
@@ -228,6 +234,8 @@ class HubService:
             workers.append(self.ctx.bundles.worker_status())
         if self.ctx.watchlists.started:
             workers.append(self.ctx.watchlists.worker_status())
+        if self.ctx.matches.started:
+            workers.append(self.ctx.matches.worker_status())
         if self.timeseries is not None:
             stats = self.timeseries.stats()
             workers.append(
@@ -287,6 +295,7 @@ class HubService:
         self.ctx.dispatch.stop()
         self.ctx.bundles.stop()
         self.ctx.watchlists.stop()
+        self.ctx.matches.stop()
         self.command_publisher.stop()
         self._housekeeper = None
         # Store and ack what is queued while the connection is still up; anything arriving

@@ -47,6 +47,7 @@ from hub.schema import (
     dispatch_answers,
     entity_owners,
     evidence,
+    face_crops,
     health,
     latest_positions,
     positions,
@@ -448,6 +449,9 @@ class Store:
         if ev_rows:
             conn.execute(evidence.insert(), ev_rows)
             result.evidence = len(ev_rows)
+        crop_rows = [rows.crops[i] for i in new_ids if i in rows.crops]
+        if crop_rows:
+            conn.execute(face_crops.insert(), crop_rows)
 
     def _write_answers(self, conn: Connection, items: list[Inbound], result: BatchResult) -> None:
         """Insert new answer ids (the first body wins, ever) and ack them like alerts: a resend
@@ -783,6 +787,7 @@ class _BatchRows:
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # first body of each id
     alert_items: list[Inbound] = field(default_factory=list)  # every alert, in batch order
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    crops: dict[str, dict[str, Any]] = field(default_factory=dict)  # face crops by alert id
     position_items: list[tuple[Inbound, PositionBatch]] = field(default_factory=list)
     health: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
@@ -798,6 +803,7 @@ class _BatchRows:
             if isinstance(msg, Alert):
                 try:
                     row, ev = _alert_row(msg, now)
+                    crop = _crop_row(msg, now)
                 except SnapshotRefusedError as err:
                     # Refused before the transaction: not stored, not acked, dead-lettered.
                     result.rejected.append(RejectedItem(item, err.reason, str(err)))
@@ -807,6 +813,8 @@ class _BatchRows:
                     rows.alerts[msg.id] = row
                     if ev is not None:
                         rows.evidence[msg.id] = ev
+                    if crop is not None:
+                        rows.crops[msg.id] = crop
             elif isinstance(msg, PositionBatch):
                 rows.position_items.append((item, msg))
             elif isinstance(msg, Health):
@@ -841,8 +849,11 @@ class _BatchRows:
 
 def _alert_row(msg: Alert, now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The alert's row and, if it carries a snapshot, its evidence row. The payload keeps
-    only a reference to the snapshot (id, digest, size), never the bytes."""
-    payload = json.loads(msg.model_dump_json(exclude_none=True, exclude={"evidence"}))
+    only a reference to the snapshot (id, digest, size), never the bytes (nor a face crop's:
+    :func:`_crop_row`)."""
+    payload = json.loads(
+        msg.model_dump_json(exclude_none=True, exclude={"evidence", "face_crop"})
+    )
     ev_row = None
     if msg.evidence is not None:
         # The stored bytes are the hub's own re-encoding (hub.snapshots); its digest and size
@@ -885,6 +896,27 @@ def _alert_row(msg: Alert, now: datetime) -> tuple[dict[str, Any], dict[str, Any
         "payload": payload,
     }
     return row, ev_row
+
+
+def _crop_row(msg: Alert, now: datetime) -> dict[str, Any] | None:
+    """The face crop of a face_match alert as a ``face_crops`` row (re-encoded like the
+    snapshot; hub/matches links it to the possible match and deletes it early when rejected)."""
+    if msg.face_crop is None:
+        return None
+    snap = reencode_jpeg(msg.face_crop.jpeg())
+    return {
+        "alert_id": msg.id,
+        "site": msg.site,
+        "device": msg.device,
+        "content_type": "image/jpeg",
+        "sha256": snap.sha256,
+        "source_sha256": msg.face_crop.sha256,
+        "width": snap.width,
+        "height": snap.height,
+        "size_bytes": len(snap.data),
+        "data": snap.data,
+        "created_at": now,
+    }
 
 
 def _answer_row(msg: DispatchAnswer, now: datetime) -> dict[str, Any]:

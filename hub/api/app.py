@@ -29,6 +29,7 @@ from hub.geo import routes as geo_routes
 from hub.incidents import routes as incidents_routes
 from hub.incstats import routes as incstats_routes
 from hub.mapview import routes as mapview_routes
+from hub.matches import routes as matches_routes
 from hub.notifications import routes as notifications_routes
 from hub.open311 import routes as open311_routes
 from hub.org import routes as org_routes
@@ -222,6 +223,7 @@ def create_app(ctx: HubContext) -> FastAPI:
         dispatch_routes.router,
         bundles_routes.router,
         watchlists_routes.router,
+        matches_routes.router,
     ):
         app.include_router(router, dependencies=guard)
     # Public like /openapi.json (on PUBLIC_ROUTES): static documentation, no data.

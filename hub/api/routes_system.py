@@ -121,6 +121,7 @@ LAYER_PERMISSIONS: dict[Layer, tuple[Permission, ...]] = {
     Layer.WARNINGS: (Permission.CELLS_READ,),
     Layer.INCIDENTS: (Permission.INCIDENTS_READ,),
     Layer.DISPATCH: (Permission.DISPATCH_READ, Permission.DISPATCH_ANSWER),
+    Layer.MATCHES: (Permission.MATCHES_READ,),
 }
 
 

@@ -68,7 +68,6 @@ K = AlertKind
 L = IncidentLevel
 DEFAULT_ALERT_RULES = [
     _a("sos", [K.SOS], "person_in_distress", L.CRITICAL, group_window_s=300, place="device"),
-    _a("watchlist", [K.FACE_MATCH], "watchlist_match", L.HIGH, group_window_s=300, place="device"),
     _a("intrusion", [K.INTRUSION, K.PERIMETER_BREACH], "intrusion", L.HIGH, min_severity="medium"),
     _a("cloned-device", [K.CLONED_DEVICE], "device_fault", L.HIGH, place="device"),
     _a(
@@ -214,6 +213,13 @@ class IncidentsConfig(Vocabulary):
                 raise ValueError(f"alert rule {rule.name!r}: unknown category {rule.category!r}")
             if len(set(rule.kinds)) != len(rule.kinds):
                 raise ValueError(f"alert rule {rule.name!r}: a kind is listed twice")
+            if AlertKind.FACE_MATCH in rule.kinds:
+                # A face match is a possible match until a human confirms it (hub/matches):
+                # only a confirmation opens its incident, never an alert rule.
+                raise ValueError(
+                    f"alert rule {rule.name!r}: face_match alerts cannot open incidents; they "
+                    "become possible matches for review (docs/matches.md)"
+                )
 
     def _check_routing(self) -> None:
         lines = set(self.line_ids())

@@ -49,6 +49,7 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     UPDATED = "updated"
     DISPATCH = "dispatch"  # an officer notified, answering, widening (hub/dispatch/service.py)
+    MATCH = "match"  # the possible face match it was opened for: confirmed, outcome recorded
 
 
 LEVEL_ORDER = {level: rank for rank, level in enumerate(IncidentLevel)}

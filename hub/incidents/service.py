@@ -230,14 +230,24 @@ class IncidentService:
     # --- opening ----------------------------------------------------------------------------
 
     def open_in(
-        self, conn: Connection, actor: str, new: NewIncident, *, incident_id: str | None = None
+        self,
+        conn: Connection,
+        actor: str,
+        new: NewIncident,
+        *,
+        incident_id: str | None = None,
+        alert: StoredAlert | None = None,
     ) -> Any:
         """Open an incident inside the caller's (audited) transaction; returns its row.
 
         Locates the cell from lon/lat when no cell is given, routes it to a department, and
-        hands it to the deadline hook, all in the caller's transaction.
+        hands it to the deadline hook, all in the caller's transaction. With ``alert`` (a
+        confirmed face match: hub/matches) the incident is opened from that stored alert: it
+        is linked before the hook runs, so dispatch sees the alert it was opened for.
         """
-        return self._insert(conn, actor, new, incident_id or new_id(), self.clock.now())
+        return self._insert(
+            conn, actor, new, incident_id or new_id(), self.clock.now(), alert=alert
+        )
 
     def open(self, actor: str, new: NewIncident) -> Any:
         incident_id = new_id()
@@ -271,6 +281,7 @@ class IncidentService:
         now: datetime,
         *,
         group: dict[str, Any] | None = None,
+        alert: StoredAlert | None = None,
     ) -> Any:
         self._check_new(new)
         cell_id = new.cell_id
@@ -327,11 +338,24 @@ class IncidentService:
                 "tried": [[s.rule, s.reason] for s in decision.trace],
             },
         )
+        if alert is not None:
+            repository.link_alert(conn, incident_id, alert.id, now)
+            repository.set_alert_stats(
+                conn, incident_id, alert_count=1, first_at=alert.ts, last_at=alert.ts, now=now
+            )
+            repository.add_event(
+                conn,
+                incident_id,
+                ts=now,
+                actor=actor,
+                kind=EventKind.ALERT_LINKED,
+                details={"count": 1, "alerts": [alert.id]},
+            )
         row = repository.get(conn, incident_id)
         deadlines.on_change(conn, self.config, row, now)
         row = repository.get(conn, incident_id)
         if group is None and self.in_transaction is not None:
-            self.in_transaction(conn, row, "incident.open", None)
+            self.in_transaction(conn, row, "incident.open", alert.id if alert else None)
         return row
 
     # --- routing ----------------------------------------------------------------------------

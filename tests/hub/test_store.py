@@ -129,6 +129,7 @@ def test_retention_keeps_unacknowledged_alerts(store: Store) -> None:
         "health": 0,
         "replies": 0,
         "evidence": 0,
+        "face_crops": 0,
         "alerts": 1,
         "rejected": 0,
         "commands": 0,

@@ -76,6 +76,7 @@ class Dashboard {
     incidentsButton.addEventListener("click", () => this.incidents.open());
     $("#wall-open").hidden = !this.can("incidents:stats"); // the wall's figures need it
     $("#watchlists-open").hidden = !this.can("watchlist:read");
+    $("#review-open").hidden = !this.can("matches:read");
     this.buildToggles();
     this.buildLegend();
     await this.loadInitial();

@@ -41,7 +41,6 @@ def links(store: Store, incident_id: str) -> int:
     ("kind", "severity", "category", "level"),
     [
         ("sos", "high", "person_in_distress", "critical"),
-        ("face_match", "medium", "watchlist_match", "high"),
         ("intrusion", "medium", "intrusion", "high"),
         ("perimeter_breach", "critical", "intrusion", "high"),
         ("tamper", "low", "device_fault", "medium"),
@@ -67,6 +66,7 @@ def test_each_default_rule_opens_its_incident(
         ("battery_low", "high"),  # no rule names it
         ("loitering", "critical"),
         ("geofence_exit", "high"),
+        ("face_match", "critical"),  # a possible match: reviewed first (hub/matches)
     ],
 )
 def test_alerts_matching_no_rule_open_nothing(store: Store, kind: str, severity: str) -> None:

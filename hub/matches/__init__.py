@@ -1,0 +1,1 @@
+"""Possible face matches: human review, officer verification, crop views, retention."""
