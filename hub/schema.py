@@ -891,6 +891,8 @@ watchlist_photos = Table(
     Column("nonce", LargeBinary, nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
     Column("content_type", String(32), nullable=False),
+)
+
 face_crops = Table(
     # The face crop a face_match alert carried (re-encoded like evidence, hub/snapshots.py),
     # written in the ingest transaction that stores the alert; never inside the alert payload.
