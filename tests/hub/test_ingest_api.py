@@ -160,6 +160,10 @@ def test_worker_liveness_in_health_and_a_failing_callback_does_not_kill_ingest(
         "warnings": {"alive": True, "queue_depth": None},
         "incident-intake": {"alive": True, "queue_depth": None},
         "dispatch": {"alive": True, "queue_depth": None},
+        "watchlists": {"alive": True, "queue_depth": None},
+        "bundles": {"alive": True, "queue_depth": None},
+        "match-intake": {"alive": True, "queue_depth": None},
+        "matches": {"alive": True, "queue_depth": None},
     }
     dev = Device(hub, f"{hub.site}-cam", tmp_path, broker.port)
     service = hub.service
