@@ -57,7 +57,7 @@ from hub.incidents.model import (
 )
 from hub.live import Layer, LiveBroadcaster, LiveEvent
 from hub.notifications.repository import notify as notify_user
-from hub.workers import WorkerStatus, thread_alive
+from hub.workers import Sweeper, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,12 @@ class DispatchService:
         self._stats_lock = threading.Lock()
         self._pending: OrderedDict[str, _Announce] = OrderedDict()
         self._pending_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Sweeper(
+            "dispatch",
+            self.sweep,
+            lambda: self.config.sweep_interval_s,
+            lambda: self.count("sweep_errors"),
+        )
 
     # --- counters ----------------------------------------------------------------------------
 
@@ -1035,7 +1039,7 @@ class DispatchService:
             due = repo.due_rounds(conn, now, SWEEP_BATCH)
         fired = 0
         for round_row in due:
-            if self._stop.is_set():
+            if self._sweeper.stopping:
                 break
             try:
                 if self._fire(round_row, now):
@@ -1081,33 +1085,17 @@ class DispatchService:
         return True
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hub-dispatch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # the database may be away; the next tick retries
-                self.count("sweep_errors")
-                log.exception("dispatch sweep failed")
-            self._stop.wait(self.config.sweep_interval_s)
+        self._sweeper.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._sweeper.stop()
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._sweeper.started
 
     def worker_status(self) -> WorkerStatus:
-        return WorkerStatus("dispatch", thread_alive(self._thread))
+        return self._sweeper.status()
 
     # --- after commit ------------------------------------------------------------------------
 

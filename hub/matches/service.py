@@ -42,7 +42,7 @@ from hub.matches import repository as repo
 from hub.matches.config import MatchesConfig
 from hub.matches.entries import entry_labels
 from hub.notifications.repository import notify as notify_user
-from hub.workers import WorkerStatus, thread_alive
+from hub.workers import Sweeper, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,12 @@ class MatchService:
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self.healthy = True  # False while the last intake failed (the hub reports it)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Sweeper(
+            "matches",
+            self.sweep,
+            lambda: self.config.sweep_interval_s,
+            lambda: self.count("sweep_errors"),
+        )
 
     def count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -498,33 +502,17 @@ class MatchService:
         return dict(done)
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hub-matches", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # the database may be away; the next tick retries
-                self.count("sweep_errors")
-                log.exception("match sweep failed")
-            self._stop.wait(self.config.sweep_interval_s)
+        self._sweeper.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._sweeper.stop()
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._sweeper.started
 
     def worker_status(self) -> WorkerStatus:
-        return WorkerStatus("matches", thread_alive(self._thread))
+        return self._sweeper.status()
 
     # --- after commit ------------------------------------------------------------------------
 

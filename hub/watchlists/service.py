@@ -30,7 +30,7 @@ from hub.watchlists import repository as repo
 from hub.watchlists.config import WatchlistsConfig
 from hub.watchlists.faces import FaceEngine
 from hub.watchlists.photos import PhotoVault, SealedPhoto, check_photo
-from hub.workers import WorkerStatus, thread_alive
+from hub.workers import Sweeper, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,12 @@ class WatchlistService:
         self.on_change: list[Callable[[], None]] = []
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Sweeper(
+            "watchlists",
+            self.expire_due,
+            lambda: self.config.sweep_interval_s,
+            lambda: self.count("sweep_errors"),
+        )
 
     def count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -369,30 +373,14 @@ class WatchlistService:
     # --- sweeper -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hub-watchlists", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.expire_due()
-            except Exception:  # the database may be away; the next tick retries
-                self.count("sweep_errors")
-                log.exception("watchlist expiry sweep failed")
-            self._stop.wait(self.config.sweep_interval_s)
+        self._sweeper.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._sweeper.stop()
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._sweeper.started
 
     def worker_status(self) -> WorkerStatus:
-        return WorkerStatus("watchlists", thread_alive(self._thread))
+        return self._sweeper.status()
