@@ -137,7 +137,7 @@ def test_insightface_code_path_matches_the_default_backend(
         face_backend: FaceBackend, photo: Callable[[str], BgrImage]) -> None:
     """insightface's own router loads the SFace ONNX as an ArcFaceONNX recogniser (a 112x112
     input): the insightface embedder path gives the default backend's vector."""
-    pytest.importorskip("insightface")
+    # Set-up installs insightface (bootstrap.sh): without it this fails rather than skips.
     from edge.faces.align import align_face
     from edge.faces.backends.insightface_pack import InsightfaceEmbedder, classify
     from edge.faces.testdata import SFACE, face_model_path
