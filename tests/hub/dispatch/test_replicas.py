@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from edge.validators import new_id
 from hub.audit import verify
-from hub.auth import Role
 from hub.clock import ManualClock
 from hub.commands.outbox import CommandOutbox
 from hub.dispatch.config import DispatchConfig
@@ -27,69 +26,24 @@ from hub.live import LiveBroadcaster
 from hub.schema import (
     audit_log,
     command_outbox,
-    devices,
     dispatch_answers,
     dispatch_rounds,
     dispatches,
     incidents,
-    latest_positions,
-    officers,
-    users,
 )
 from hub.store import Store
+from tests.hub.dispatch.support import seed_officers
 from tests.hub.incidents.support import T0, add_alert
 from tests.support.incident_timers import shared_audit
 from tests.support.postgres import PostgresCluster
 
 SITE = "s1"
-M_PER_DEG_LAT = 111_195.0
 OFFICERS = {"near-a": 100, "near-b": 300, "mid-a": 1000, "mid-b": 1500}
 
 
 def _seed(store: Store, now: datetime) -> None:
     with store.engine.begin() as conn:
-        for name, north_m in OFFICERS.items():
-            conn.execute(
-                users.insert().values(
-                    username=name,
-                    role=Role.OFFICER.value,
-                    password_hash="!",
-                    active=True,
-                    created_at=now,
-                    display_name=name,
-                )
-            )
-            conn.execute(
-                devices.insert().values(
-                    id=f"gl-{name}",
-                    site=SITE,
-                    kind="glasses",
-                    name="",
-                    status="active",
-                    created_at=now,
-                )
-            )
-            conn.execute(
-                officers.insert().values(
-                    username=name,
-                    device=f"gl-{name}",
-                    on_duty=True,
-                    since=now,
-                    updated_at=now,
-                    updated_by="test",
-                )
-            )
-            conn.execute(
-                latest_positions.insert().values(
-                    site=SITE,
-                    entity=name,
-                    entity_kind="officer",
-                    device=f"gl-{name}",
-                    lon=114.0,
-                    lat=22.5 + north_m / M_PER_DEG_LAT,
-                    ts=now,
-                )
-            )
+        seed_officers(conn, site=SITE, north_m=OFFICERS, now=now, lon=114.0, lat=22.5)
 
 
 def _replica(

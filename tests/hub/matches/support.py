@@ -33,15 +33,15 @@ from hub.incidents.service import IncidentService
 from hub.live import LiveBroadcaster, LiveEvent
 from hub.matches.config import MatchesConfig
 from hub.matches.service import MatchService
-from hub.schema import audit_log, devices, latest_positions, officers, users
+from hub.schema import audit_log, users
 from hub.store import Store
+from tests.hub.dispatch.support import seed_officers
 from tests.support.images import small_jpeg
 from tests.support.incident_timers import shared_audit
 
 SITE = "s1"
 CAMERA = "cam-1"
 LON, LAT = 114.0, 22.5
-M_PER_DEG_LAT = 111_195.0
 
 
 def face_alert(
@@ -167,48 +167,7 @@ def seed_people(store: Store, now: datetime, officers_north_m: dict[str, float])
                     display_name=name,
                 )
             )
-        for name, north_m in officers_north_m.items():
-            conn.execute(
-                users.insert().values(
-                    username=name,
-                    role=Role.OFFICER.value,
-                    password_hash="!",
-                    active=True,
-                    created_at=now,
-                    display_name=name,
-                )
-            )
-            conn.execute(
-                devices.insert().values(
-                    id=f"gl-{name}",
-                    site=SITE,
-                    kind="glasses",
-                    name="",
-                    status="active",
-                    created_at=now,
-                )
-            )
-            conn.execute(
-                officers.insert().values(
-                    username=name,
-                    device=f"gl-{name}",
-                    on_duty=True,
-                    since=now,
-                    updated_at=now,
-                    updated_by="test",
-                )
-            )
-            conn.execute(
-                latest_positions.insert().values(
-                    site=SITE,
-                    entity=name,
-                    entity_kind="officer",
-                    device=f"gl-{name}",
-                    lon=LON,
-                    lat=LAT + north_m / M_PER_DEG_LAT,
-                    ts=now,
-                )
-            )
+        seed_officers(conn, site=SITE, north_m=officers_north_m, now=now, lon=LON, lat=LAT)
 
 
 def principal(username: str, role: Role) -> Principal:
