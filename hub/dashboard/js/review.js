@@ -5,8 +5,9 @@
 // person, no further biometric capture).
 import { api, ApiError } from "./api.js";
 import { fill, h } from "./dom.js";
-import { formatDateTime, onLanguage, preferredLanguage, setLanguage, setTimeZone, t, translateDom, zoneLabel } from "./i18n.js";
+import { formatDateTime, onLanguage, t, zoneLabel } from "./i18n.js";
 import { LiveStream } from "./live.js";
+import { startPage } from "./page.js";
 
 const $ = (sel) => document.querySelector(sel);
 const OUTCOMES = ["identity_confirmed", "not_the_person", "not_found"];
@@ -196,21 +197,9 @@ class Review {
 }
 
 async function boot() {
-  for (const sel of document.querySelectorAll(".lang-select")) sel.addEventListener("change", (ev) => setLanguage(ev.target.value));
-  let me;
-  try {
-    me = await api("/api/v1/auth/me");
-  } catch (err) {
-    await setLanguage(preferredLanguage("en"));
-    translateDom(document);
-    $("#review-signin").hidden = false;
-    if (!(err instanceof ApiError && err.status === 401)) console.error(err);
-    return;
-  }
-  const config = await api("/api/v1/ui/config");
-  setTimeZone(config.timezone || "UTC");
-  await setLanguage(preferredLanguage(config.language));
-  translateDom(document);
+  const started = await startPage({ signin: "#review-signin" });
+  if (!started) return;
+  const { me, config } = started;
   $("#review-site").textContent = config.site || t("header.all_sites");
   $("#review-zone").textContent = zoneLabel();
   if (!me.permissions.includes("matches:read")) {

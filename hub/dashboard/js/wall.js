@@ -5,10 +5,11 @@
 // 3840x2160 show the same layout at their own scale. Each chart has its figures beside it
 // as a table for assistive technology, and every colour carries a text label.
 import * as echarts from "/ui/node_modules/echarts/dist/echarts.esm.min.js";
-import { api, ApiError, fetchAll } from "./api.js";
+import { api, fetchAll } from "./api.js";
 import { fill, h } from "./dom.js";
-import { formatTime, onLanguage, preferredLanguage, setLanguage, t, translateDom } from "./i18n.js";
+import { formatTime, onLanguage, t } from "./i18n.js";
 import { LiveStream } from "./live.js";
+import { startPage } from "./page.js";
 
 const $ = (sel) => document.querySelector(sel);
 const REFRESH_MS = 30000;
@@ -298,20 +299,9 @@ class Wall {
 }
 
 async function boot() {
-  for (const sel of document.querySelectorAll(".lang-select")) sel.addEventListener("change", (ev) => setLanguage(ev.target.value));
-  let me;
-  try {
-    me = await api("/api/v1/auth/me");
-  } catch (err) {
-    await setLanguage(preferredLanguage("en"));
-    $("#wall-signin").hidden = false;
-    $("#wall").hidden = true;
-    if (!(err instanceof ApiError && err.status === 401)) console.error(err);
-    return;
-  }
-  const config = await api("/api/v1/ui/config");
-  await setLanguage(preferredLanguage(config.language));
-  translateDom(document);
+  const started = await startPage({ signin: "#wall-signin", main: "#wall" });
+  if (!started) return;
+  const { me, config } = started;
   $("#wall-site").textContent = config.site || t("header.all_sites");
   const wall = new Wall(config, me);
   await wall.load();

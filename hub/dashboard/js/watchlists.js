@@ -6,10 +6,8 @@
 // for its code, else the hub's own.
 import { api, ApiError } from "./api.js";
 import { fill, h } from "./dom.js";
-import {
-  formatDateTime, fromZoneInput, onLanguage, preferredLanguage, setLanguage, setTimeZone, t,
-  toZoneInput, translateDom,
-} from "./i18n.js";
+import { formatDateTime, fromZoneInput, onLanguage, t, toZoneInput } from "./i18n.js";
+import { startPage } from "./page.js";
 
 const $ = (sel) => document.querySelector(sel);
 const BASE = "/api/v1/watchlists";
@@ -211,21 +209,9 @@ class WatchlistPage {
 }
 
 async function boot() {
-  for (const sel of document.querySelectorAll(".lang-select")) sel.addEventListener("change", (ev) => setLanguage(ev.target.value));
-  let me;
-  try {
-    me = await api("/api/v1/auth/me");
-  } catch (err) {
-    await setLanguage(preferredLanguage("en"));
-    $("#wl-signin").hidden = false;
-    $("#wl").hidden = true;
-    if (!(err instanceof ApiError && err.status === 401)) console.error(err);
-    return;
-  }
-  const config = await api("/api/v1/ui/config");
-  setTimeZone(config.timezone || "UTC");
-  await setLanguage(preferredLanguage(config.language));
-  translateDom(document);
+  const started = await startPage({ signin: "#wl-signin", main: "#wl" });
+  if (!started) return;
+  const { me } = started;
   const settings = await api(`${BASE}/config`);
   const page = new WatchlistPage(me, settings);
   page.init();
