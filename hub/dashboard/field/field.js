@@ -61,10 +61,13 @@ class FieldApp {
     for (const tab of document.querySelectorAll(".tab")) {
       tab.addEventListener("click", () => this.show(tab.dataset.view));
     }
+    // What is typed while the form's vocabulary loads is suggested for once it has arrived.
+    this.bindDescription();
     await this.loadForm();
     this.place = new PlacePicker($("#place-map"), readJson(MAP_KEY) || {}, (p) => this.showPlace(p));
     this.loadOutline();
     this.bindReport();
+    if ($("#description").value.trim()) this.suggest($("#description").value);
     window.addEventListener("online", () => this.online());
     window.addEventListener("offline", () => this.showNet());
     onLanguage(() => this.relabel());
@@ -152,13 +155,16 @@ class FieldApp {
 
   // --- the report form -----------------------------------------------------------------------
 
-  bindReport() {
+  bindDescription() {
     const description = $("#description");
     let timer = null;
     description.addEventListener("input", () => {
       clearTimeout(timer);
       timer = setTimeout(() => this.suggest(description.value), 400);
     });
+  }
+
+  bindReport() {
     $("#category").addEventListener("change", () => {
       this.chosenCategory = $("#category").value !== "";
       if (this.chosenCategory) $("#suggestion").textContent = "";

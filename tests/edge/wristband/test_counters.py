@@ -86,8 +86,10 @@ def test_a_captured_advert_is_refused_after_the_gateway_was_killed(
     try:
         # The attacker replays advert 3, captured before the crash.
         service.submit(_heard(config.company_id, band, 3, 10.0))
-        wait_until(lambda: service.tracker.counters["verdict_replayed"] == 1,
-                   message="the replay refused")
+        # The verdict is counted when the advert is judged; its alert is raised once the
+        # batch's counters are on disk, a moment later: wait for both.
+        wait_until(lambda: service.tracker.counters["verdict_replayed"] == 1 and raised,
+                   message="the replay refused and its alert raised")
         assert service.tracker.counters["verdict_accepted"] == 0
         assert raised == [AlertKind.CLONED_DEVICE]
         assert service.runtime.health_message().metrics["adverts_replayed"] == 1.0
