@@ -516,6 +516,10 @@ class ConfigPush(Message):
     MAX_BYTES: ClassVar[int] = 256 * 1024
 
 
+MAX_BUNDLE_PARTS = 1024
+"""The most parts one bundle version may claim on the wire (an edge's own limit is lower)."""
+
+
 class WatchlistBundleEnvelope(Message):
     """Signed, encrypted bundle of watchlist embeddings (no photos) for the device ``device``.
     The edge refuses an unsigned, tampered, older-than-applied, stale or expired bundle; the
@@ -531,6 +535,15 @@ class WatchlistBundleEnvelope(Message):
     nonce_b64: Annotated[str, Field(max_length=64)]
     ciphertext_b64: Annotated[str, Field(max_length=2_000_000)]
     signature_b64: Annotated[str, Field(max_length=256)]
+    # A bundle too large for one message travels as ``parts`` envelopes (absent: one envelope,
+    # the whole bundle). All three are signed; ``set_sha256`` binds the parts of one sealing.
+    part: Annotated[int, Field(ge=0, lt=MAX_BUNDLE_PARTS)] | None = Field(
+        default=None, description="index of this part, 0-based (only in a bundle of parts)")
+    parts: Annotated[int, Field(ge=2, le=MAX_BUNDLE_PARTS)] | None = Field(
+        default=None, description="how many parts this bundle version was sealed as")
+    set_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="SHA-256 over the SHA-256s of every part's ciphertext_b64, "
+        "in part order: the same in every part of one sealing")
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=None)
     MAX_BYTES: ClassVar[int] = 2_100_000
@@ -539,6 +552,11 @@ class WatchlistBundleEnvelope(Message):
     def _check_window(self) -> WatchlistBundleEnvelope:
         if self.expires_at <= self.issued_at:
             raise ValueError("watchlist bundle expires_at must be after issued_at")
+        present = (self.part is not None, self.parts is not None, self.set_sha256 is not None)
+        if any(present) and not all(present):
+            raise ValueError("watchlist bundle part, parts and set_sha256 go together")
+        if self.part is not None and self.parts is not None and self.part >= self.parts:
+            raise ValueError("watchlist bundle part must be below parts")
         return self
 
 

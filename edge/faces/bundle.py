@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
 from edge.errors import GridwardError
-from edge.protocol import PROTOCOL_VERSION, WatchlistBundleEnvelope, encode
+from edge.protocol import MAX_BUNDLE_PARTS, PROTOCOL_VERSION, WatchlistBundleEnvelope, encode
 from edge.validators import check_segment, new_id, utcnow
 
 MAGIC = b"GWWB"
@@ -91,6 +91,9 @@ _HKDF_INFO = b"gridward/watchlist-bundle/key/v1\x00"
 
 # Envelope capacity: ciphertext_b64 may hold this many characters (edge.protocol).
 _MAX_CIPHERTEXT_B64 = 2_000_000
+PART_PLAINTEXT_BYTES = _MAX_CIPHERTEXT_B64 // 4 * 3 - GCM_TAG_BYTES
+"""The most plaintext one envelope carries; a larger bundle is sealed in parts of this size."""
+DEFAULT_MAX_SKEW_S = 120.0
 
 
 class BundleRefusal(StrEnum):
@@ -105,6 +108,12 @@ class BundleRefusal(StrEnum):
     UNDECRYPTABLE = "undecryptable"
     MALFORMED = "malformed"
     WRONG_MODEL = "wrong_model"
+    FUTURE = "future"
+    # Bundles in parts (the edge's collection of one version's parts):
+    TOO_MANY_PARTS = "too_many_parts"
+    TOO_LARGE = "too_large"
+    PART_MISMATCH = "part_mismatch"
+    INCOMPLETE = "incomplete"
 
 
 class BundleRefusedError(GridwardError, ValueError):
@@ -368,12 +377,16 @@ def _canonical(fields: Sequence[tuple[str, str]]) -> bytes:
 
 
 def _header_fields(env: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [("v", str(env["v"])), ("id", env["id"]), ("ts", wire_time(env["ts"])),
-            ("site", env["site"]), ("device", env["device"]),
-            ("bundle_version", str(env["bundle_version"])),
-            ("issued_at", wire_time(env["issued_at"])),
-            ("expires_at", wire_time(env["expires_at"])),
-            ("key_id", env["key_id"]), ("epk_b64", env["epk_b64"])]
+    fields = [("v", str(env["v"])), ("id", env["id"]), ("ts", wire_time(env["ts"])),
+              ("site", env["site"]), ("device", env["device"]),
+              ("bundle_version", str(env["bundle_version"])),
+              ("issued_at", wire_time(env["issued_at"])),
+              ("expires_at", wire_time(env["expires_at"])),
+              ("key_id", env["key_id"]), ("epk_b64", env["epk_b64"])]
+    # Absent in a one-envelope bundle, so its bytes are those of the format before parts.
+    if env.get("parts") is not None:
+        fields += [("part", str(env["part"])), ("parts", str(env["parts"]))]
+    return fields
 
 
 def _aad(env: Mapping[str, Any]) -> bytes:
@@ -386,8 +399,20 @@ def _signed_bytes(env: Mapping[str, Any], ciphertext_ascii: bytes | None = None)
     if ciphertext_ascii is None:
         ciphertext_ascii = env["ciphertext_b64"].encode("ascii")
     digest = hashlib.sha256(ciphertext_ascii).hexdigest()
-    return _SIG_DOMAIN + _canonical([*_header_fields(env), ("nonce_b64", env["nonce_b64"]),
-                                     ("ciphertext_sha256", digest)])
+    fields = [*_header_fields(env), ("nonce_b64", env["nonce_b64"]),
+              ("ciphertext_sha256", digest)]
+    if env.get("set_sha256") is not None:
+        fields.append(("set_sha256", env["set_sha256"]))
+    return _SIG_DOMAIN + _canonical(fields)
+
+
+def set_digest(ciphertexts_b64: Iterable[str]) -> str:
+    """``set_sha256`` of a bundle in parts: SHA-256 over each part's ciphertext SHA-256, in
+    part order. Not over the plaintext: a digest of the embeddings stays off the wire."""
+    h = hashlib.sha256()
+    for text in ciphertexts_b64:
+        h.update(hashlib.sha256(text.encode("ascii")).digest())
+    return h.hexdigest()
 
 
 def _bundle_key(shared: bytes, epk: bytes, recipient: bytes, *, site: str, device: str,
@@ -410,6 +435,40 @@ def entries_per_envelope(dim: int = 128, id_chars: int = 36, dtype: Dtype = "flo
     return ((_MAX_CIPHERTEXT_B64 // 4) * 3 - fixed) // per_entry
 
 
+def _encrypt(plaintext: bytes, *, version: int, issued_at: datetime, expires_at: datetime,
+             site: str, device: str, recipient_key: X25519PublicKey, key_id: str,
+             part: tuple[int, int] | None) -> dict[str, Any]:
+    """The envelope fields of one sealed plaintext, unsigned."""
+    check_segment(site, "site")
+    check_segment(device, "device")
+    ephemeral = X25519PrivateKey.generate()
+    epk = _raw(ephemeral.public_key())
+    key = _bundle_key(ephemeral.exchange(recipient_key), epk, _raw(recipient_key), site=site,
+                      device=device, version=version)
+    nonce = os.urandom(NONCE_BYTES)
+    # The id, ts and v the envelope carries are signed too: fix them before signing.
+    stamped: dict[str, Any] = {
+        "v": PROTOCOL_VERSION, "id": new_id(), "ts": utcnow(),
+        "site": site, "device": device, "bundle_version": version, "issued_at": issued_at,
+        "expires_at": expires_at, "key_id": key_id, "epk_b64": _b64(epk),
+        "nonce_b64": _b64(nonce),
+    }
+    if part is not None:
+        stamped["part"], stamped["parts"] = part
+    stamped["ciphertext_b64"] = _b64(AESGCM(key).encrypt(nonce, plaintext, _aad(stamped)))
+    return stamped
+
+
+def _signed_envelope(stamped: dict[str, Any], signing_key: Ed25519PrivateKey,
+                     check_size: bool) -> WatchlistBundleEnvelope:
+    stamped["signature_b64"] = _b64(signing_key.sign(_signed_bytes(stamped)))
+    if not check_size:
+        return WatchlistBundleEnvelope.model_construct(**stamped)
+    envelope = WatchlistBundleEnvelope.model_validate(stamped)
+    encode(envelope)  # the wire limit of the whole message, checked here rather than at publish
+    return envelope
+
+
 def seal_bytes(
     plaintext: bytes,
     *,
@@ -426,33 +485,54 @@ def seal_bytes(
     """Encrypt and sign a plaintext as it is (:func:`seal_bundle` checks it first; tests use
     this to sign hostile payloads). ``check_size=False`` skips the wire limit (benchmarks
     only: such an envelope cannot be sent)."""
-    check_segment(site, "site")
-    check_segment(device, "device")
-    ephemeral = X25519PrivateKey.generate()
-    epk = _raw(ephemeral.public_key())
-    key = _bundle_key(ephemeral.exchange(recipient_key), epk, _raw(recipient_key), site=site,
-                      device=device, version=version)
-    nonce = os.urandom(NONCE_BYTES)
-    fields: dict[str, Any] = {
-        "site": site, "device": device, "bundle_version": version, "issued_at": issued_at,
-        "expires_at": expires_at, "key_id": key_id, "epk_b64": _b64(epk),
-        "nonce_b64": _b64(nonce),
-    }
-    # The id, ts and v the envelope carries are signed too: fix them before signing.
-    stamped = {**fields, "v": PROTOCOL_VERSION, "id": new_id(), "ts": utcnow()}
-    ciphertext = AESGCM(key).encrypt(nonce, plaintext, _aad(stamped))
-    stamped["ciphertext_b64"] = _b64(ciphertext)
+    stamped = _encrypt(plaintext, version=version, issued_at=issued_at, expires_at=expires_at,
+                       site=site, device=device, recipient_key=recipient_key, key_id=key_id,
+                       part=None)
     if check_size and len(stamped["ciphertext_b64"]) > _MAX_CIPHERTEXT_B64:
         raise BundleTooLargeError(
-            f"the sealed watchlist bundle is {len(ciphertext)} bytes, more than one MQTT "
-            f"envelope carries ({_MAX_CIPHERTEXT_B64 // 4 * 3} bytes, about "
-            f"{entries_per_envelope()} entries of 128 dimensions)")
-    stamped["signature_b64"] = _b64(signing_key.sign(_signed_bytes(stamped)))
-    if not check_size:
-        return WatchlistBundleEnvelope.model_construct(**stamped)
-    envelope = WatchlistBundleEnvelope.model_validate(stamped)
-    encode(envelope)  # the wire limit of the whole message, checked here rather than at publish
-    return envelope
+            f"the sealed watchlist bundle is {len(plaintext) + GCM_TAG_BYTES} bytes, more than "
+            f"one MQTT envelope carries ({_MAX_CIPHERTEXT_B64 // 4 * 3} bytes, about "
+            f"{entries_per_envelope()} entries of 128 dimensions); seal it in parts")
+    return _signed_envelope(stamped, signing_key, check_size)
+
+
+def seal_parts(
+    plaintext: bytes,
+    *,
+    version: int,
+    issued_at: datetime,
+    expires_at: datetime,
+    site: str,
+    device: str,
+    recipient_key: X25519PublicKey,
+    signing_key: Ed25519PrivateKey,
+    key_id: str,
+    part_bytes: int = PART_PLAINTEXT_BYTES,
+    max_parts: int = MAX_BUNDLE_PARTS,
+) -> list[WatchlistBundleEnvelope]:
+    """A plaintext as one envelope when it fits ``part_bytes`` (the format without parts,
+    byte for byte), else as consecutive slices of ``part_bytes``, each its own envelope (own
+    key agreement, nonce and id) signed over its index, the count and :func:`set_digest`.
+    Raises :class:`BundleTooLargeError` above ``max_parts`` parts."""
+    if not 1 <= part_bytes <= PART_PLAINTEXT_BYTES:
+        raise ValueError(f"part_bytes must be in [1, {PART_PLAINTEXT_BYTES}]")
+    common: dict[str, Any] = {"version": version, "issued_at": issued_at,
+                              "expires_at": expires_at, "site": site, "device": device,
+                              "recipient_key": recipient_key, "key_id": key_id}
+    if len(plaintext) <= part_bytes:
+        return [_signed_envelope(_encrypt(plaintext, **common, part=None), signing_key, True)]
+    count = -(-len(plaintext) // part_bytes)
+    if count > min(max_parts, MAX_BUNDLE_PARTS):
+        raise BundleTooLargeError(
+            f"the watchlist bundle is {len(plaintext)} bytes: {count} parts of {part_bytes} "
+            f"bytes, more than the {min(max_parts, MAX_BUNDLE_PARTS)} allowed")
+    view = memoryview(plaintext)
+    stamped = [_encrypt(bytes(view[i * part_bytes:(i + 1) * part_bytes]), **common,
+                        part=(i, count)) for i in range(count)]
+    digest = set_digest(s["ciphertext_b64"] for s in stamped)
+    for fields in stamped:
+        fields["set_sha256"] = digest
+    return [_signed_envelope(fields, signing_key, True) for fields in stamped]
 
 
 def seal_bundle(
@@ -472,6 +552,26 @@ def seal_bundle(
                       issued_at=payload.issued_at, expires_at=payload.expires_at, site=site,
                       device=device, recipient_key=recipient_key, signing_key=signing_key,
                       key_id=key_id, check_size=check_size)
+
+
+def seal_bundle_parts(
+    payload: BundlePayload,
+    *,
+    site: str,
+    device: str,
+    recipient_key: X25519PublicKey,
+    signing_key: Ed25519PrivateKey,
+    key_id: str,
+    dtype: Dtype = "float16",
+    part_bytes: int = PART_PLAINTEXT_BYTES,
+    max_parts: int = MAX_BUNDLE_PARTS,
+) -> list[WatchlistBundleEnvelope]:
+    """The envelopes of ``payload`` for one device: one when it fits, else parts
+    (:func:`seal_parts`)."""
+    return seal_parts(encode_payload(payload, dtype), version=payload.version,
+                      issued_at=payload.issued_at, expires_at=payload.expires_at, site=site,
+                      device=device, recipient_key=recipient_key, signing_key=signing_key,
+                      key_id=key_id, part_bytes=part_bytes, max_parts=max_parts)
 
 
 def _b64(raw: bytes) -> str:
@@ -516,12 +616,36 @@ def open_bundle(
     now: datetime,
     max_age_s: float,
     model: str,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
 ) -> BundlePayload:
     """Verify, decrypt and check a bundle for this device, in this order: key id pinned,
     signature, recipient, newer than ``applied_version``, not stale (issued more than
-    ``max_age_s`` before ``now``), not expired, decryptable, well-formed, same model.
+    ``max_age_s`` before ``now``), not future-dated (issued more than ``max_skew_s`` after
+    ``now``), not expired, decryptable, well-formed, same model.
     Raises :class:`BundleRefusedError` with the first failed check."""
-    try:  # encoded once for the signature and the decryption (megabytes)
+    if envelope.parts is not None:
+        raise BundleRefusedError(BundleRefusal.MALFORMED,
+                                 "a part of a bundle: collect every part first")
+    plaintext = open_part(envelope, site=site, device=device, device_key=device_key,
+                          hub_keys=hub_keys, applied_version=applied_version, now=now,
+                          max_age_s=max_age_s, max_skew_s=max_skew_s)
+    return check_plaintext(plaintext, envelope, model)
+
+
+def check_envelope(
+    envelope: WatchlistBundleEnvelope,
+    *,
+    site: str,
+    device: str,
+    hub_keys: Mapping[str, Ed25519PublicKey],
+    applied_version: int,
+    now: datetime,
+    max_age_s: float,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
+) -> bytes:
+    """Checks 1-7 of :func:`open_bundle` short of decryption, for one envelope or one part;
+    the ciphertext as ASCII (encoded once: megabytes)."""
+    try:
         ciphertext_ascii: bytes | None = envelope.ciphertext_b64.encode("ascii")
     except UnicodeEncodeError:
         ciphertext_ascii = None  # not base64, so not what the hub signed: check 2 says so
@@ -538,9 +662,59 @@ def open_bundle(
     age_s = (now - envelope.issued_at).total_seconds()
     if age_s > max_age_s:
         raise BundleRefusedError(BundleRefusal.STALE, f"issued {age_s:.0f} s ago")
+    if -age_s > max_skew_s:
+        # A hub clock running ahead, or a bundle made to outlive its window: refused, or it
+        # would stay "fresh" for max_age_s plus however far ahead it claims to be.
+        raise BundleRefusedError(BundleRefusal.FUTURE, f"issued {-age_s:.0f} s in the future")
     if envelope.expires_at <= now:
         raise BundleRefusedError(BundleRefusal.EXPIRED, "expired")
-    plaintext = _decrypt(envelope, device_key, ciphertext_ascii)
+    return ciphertext_ascii
+
+
+def open_part(
+    envelope: WatchlistBundleEnvelope,
+    *,
+    site: str,
+    device: str,
+    device_key: X25519PrivateKey,
+    hub_keys: Mapping[str, Ed25519PublicKey],
+    applied_version: int,
+    now: datetime,
+    max_age_s: float,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
+) -> bytes:
+    """Checks 1-8 of one envelope (a whole bundle or one part): its decrypted plaintext."""
+    ciphertext_ascii = check_envelope(envelope, site=site, device=device, hub_keys=hub_keys,
+                                      applied_version=applied_version, now=now,
+                                      max_age_s=max_age_s, max_skew_s=max_skew_s)
+    return _decrypt(envelope, device_key, ciphertext_ascii)
+
+
+def assemble_parts(parts: Sequence[WatchlistBundleEnvelope], plaintexts: Sequence[bytes],
+                   model: str) -> BundlePayload:
+    """The payload of a complete set of parts, each already opened (:func:`open_part`), in
+    part order: same version, count and set digest in every part, the digest over their
+    ciphertexts, then the payload checks of :func:`open_bundle`."""
+    first = parts[0]
+    if (len(parts) != len(plaintexts) or first.parts != len(parts)
+            or [p.part for p in parts] != list(range(len(parts)))
+            or any((p.bundle_version, p.parts, p.set_sha256, p.issued_at, p.expires_at)
+                   != (first.bundle_version, first.parts, first.set_sha256, first.issued_at,
+                       first.expires_at) for p in parts)):
+        raise BundleRefusedError(BundleRefusal.PART_MISMATCH,
+                                 "the parts are not one complete sealing")
+    if set_digest(p.ciphertext_b64 for p in parts) != first.set_sha256:
+        raise BundleRefusedError(BundleRefusal.PART_MISMATCH,
+                                 "the parts' ciphertexts are not those of their set digest")
+    total = sum(len(p) for p in plaintexts)
+    if total > MAX_PLAINTEXT_BYTES:
+        raise BundleRefusedError(BundleRefusal.TOO_LARGE, f"{total} bytes of plaintext")
+    return check_plaintext(b"".join(plaintexts), first, model)
+
+
+def check_plaintext(plaintext: bytes, envelope: WatchlistBundleEnvelope,
+                    model: str) -> BundlePayload:
+    """Checks 9 and 10 of :func:`open_bundle`: well-formed, matching the envelope, same model."""
     try:
         payload = decode_payload(plaintext)
     except ValueError as err:
