@@ -687,7 +687,7 @@ def open_part(
     ciphertext_ascii = check_envelope(envelope, site=site, device=device, hub_keys=hub_keys,
                                       applied_version=applied_version, now=now,
                                       max_age_s=max_age_s, max_skew_s=max_skew_s)
-    return _decrypt(envelope, device_key, ciphertext_ascii)
+    return decrypt_envelope(envelope, device_key, ciphertext_ascii)
 
 
 def assemble_parts(parts: Sequence[WatchlistBundleEnvelope], plaintexts: Sequence[bytes],
@@ -729,8 +729,9 @@ def check_plaintext(plaintext: bytes, envelope: WatchlistBundleEnvelope,
     return payload
 
 
-def _decrypt(envelope: WatchlistBundleEnvelope, device_key: X25519PrivateKey,
-             ciphertext_ascii: bytes) -> bytes:
+def decrypt_envelope(envelope: WatchlistBundleEnvelope, device_key: X25519PrivateKey,
+                     ciphertext_ascii: bytes) -> bytes:
+    """Check 8: the plaintext of an envelope :func:`check_envelope` passed."""
     try:
         epk = _unb64(envelope.epk_b64)
         nonce = _unb64(envelope.nonce_b64)

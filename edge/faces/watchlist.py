@@ -7,6 +7,10 @@
   each reason counted in health (``dropped["bundle_<reason>"]``);
 - a byte-identical re-delivery of the bundle in force (the retained message, after every
   reconnect) is answered ok again and changes nothing;
+- a bundle sealed in parts is collected in bounded memory (``max_bundle_parts``,
+  ``max_bundle_bytes``), each part answered; the gallery changes only once every part is in and
+  the set verifies, and until then the bundle in force keeps matching. A newer version discards
+  an incomplete older one; a set still incomplete after ``part_timeout_s`` is dropped;
 - the accepted envelope is stored as received (still encrypted, 0600) together with the applied
   version high-water mark, in one file replaced atomically; at start it is verified again like a
   new bundle, and dropped if it is stale, expired or no longer verifies (the high-water mark
@@ -29,6 +33,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,10 +41,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, field_validator
 
 from edge.config import StrictModel
-from edge.faces.bundle import BundleRefusal, BundleRefusedError, open_bundle
+from edge.faces.bundle import (
+    DEFAULT_MAX_SKEW_S,
+    BundlePayload,
+    BundleRefusal,
+    BundleRefusedError,
+    assemble_parts,
+    check_envelope,
+    check_plaintext,
+    decrypt_envelope,
+    open_bundle,
+    open_part,
+)
 from edge.faces.gallery import Gallery
 from edge.faces.keys import load_hub_keys, load_or_create_device_key, public_key_b64
 from edge.protocol import (
+    MAX_BUNDLE_PARTS,
     CmdChannel,
     Message,
     ProtocolError,
@@ -78,6 +95,18 @@ class WatchlistConfig(StrictModel):
         "re-issues bundles well within it)"))] = 7 * DAY_S
     expiry_check_interval_s: Annotated[float, Field(gt=0, le=60, description=(
         "how often the device clock is compared with entry and bundle expiries"))] = 1.0
+    max_clock_skew_s: Annotated[float, Field(ge=0, le=DAY_S, description=(
+        "a bundle issued more than this ahead of the device clock is refused as future"))] = (
+        DEFAULT_MAX_SKEW_S)
+    max_bundle_parts: Annotated[int, Field(ge=2, le=MAX_BUNDLE_PARTS, description=(
+        "the most parts one bundle version may come in (100,000 entries of 128 dimensions "
+        "in float16 take 21)"))] = 64
+    max_bundle_bytes: Annotated[int, Field(ge=1_000_000, le=1 << 30, description=(
+        "the most bytes of received parts held while a bundle in parts is collected"))] = (
+        64 * 1024 * 1024)
+    part_timeout_s: Annotated[float, Field(gt=0, le=DAY_S, description=(
+        "a bundle in parts still incomplete this long after its first part is dropped"))] = (
+        300.0)
 
     @field_validator("hub_keys")
     @classmethod
@@ -90,15 +119,24 @@ class StoreUnreadableError(ValueError):
     """The store file is not one this code wrote (corrupt, or of another format)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBundle:
+    applied_version: int
+    digest: str | None  # of the envelope, or a bundle in parts' set_sha256
+    envelope: str | None  # a one-envelope bundle as received (None once dropped)
+    parts: tuple[str, ...] | None = None  # or the parts of one, in part order
+
+
 class BundleStore:
-    """One file: the applied version high-water mark, the digest of the last accepted envelope
-    and that envelope as received (None once dropped). Replaced atomically."""
+    """One file: the applied version high-water mark, the digest of the last accepted bundle
+    and that bundle as received: one envelope, or its parts (None once dropped). Replaced
+    atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> tuple[int, str | None, str | None] | None:
-        """(applied version, digest, envelope JSON) or None when absent; raises
+    def load(self) -> StoredBundle | None:
+        """What :meth:`save` wrote, or None when absent; raises
         :class:`StoreUnreadableError` for a file that is not one of ours."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -114,13 +152,23 @@ class BundleStore:
             raise StoreUnreadableError("applied_version is not a version")
         if not isinstance(digest, str | None) or not isinstance(envelope, str | None):
             raise StoreUnreadableError("digest and envelope must be strings")
-        return version, digest, envelope
+        parts = data.get("parts")
+        if parts is not None and not (isinstance(parts, list) and parts
+                                      and all(isinstance(p, str) for p in parts)):
+            raise StoreUnreadableError("parts must be a list of strings")
+        return StoredBundle(version, digest, envelope,
+                            tuple(parts) if parts is not None else None)
 
-    def save(self, applied_version: int, digest: str | None, envelope: str | None) -> None:
+    def save(self, applied_version: int, digest: str | None, envelope: str | None,
+             parts: tuple[str, ...] | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        body = json.dumps({"format": STORE_FORMAT, "applied_version": applied_version,
-                           "digest": digest, "envelope": envelope})
+        # "parts" is absent for a one-envelope bundle: the file an older release wrote.
+        record: dict[str, Any] = {"format": STORE_FORMAT, "applied_version": applied_version,
+                                  "digest": digest, "envelope": envelope}
+        if parts is not None:
+            record["parts"] = list(parts)
+        body = json.dumps(record)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
@@ -137,6 +185,23 @@ class BundleStore:
 
 def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(slots=True)
+class _PartSet:
+    """The parts of one sealing of one version received so far (bounded by the config)."""
+
+    version: int
+    set_sha256: str
+    parts: int
+    started: datetime  # device clock at the first part, for part_timeout_s
+    newest_ts: datetime  # the latest envelope ts seen: a later sealing of the version wins
+    last_id: str  # the envelope answered when the set times out
+    envelopes: dict[int, WatchlistBundleEnvelope] = field(default_factory=dict)
+    texts: dict[int, str] = field(default_factory=dict)
+    digests: dict[int, str] = field(default_factory=dict)
+    plaintexts: dict[int, bytes] = field(default_factory=dict)
+    size_bytes: int = 0
 
 
 class EdgeWatchlist:
@@ -161,6 +226,9 @@ class EdgeWatchlist:
         self._applied_version = 0
         self._digest: str | None = None  # of the last accepted envelope, kept once dropped
         self._envelope_json: str | None = None  # in force, as received
+        self._part_texts: tuple[str, ...] | None = None  # or the parts of the one in force
+        self._part_digests: frozenset[str] = frozenset()
+        self._pending: _PartSet | None = None  # a bundle in parts being collected
         self._applied_entries = 0
         self._dropped: BundleRefusal | None = None  # why the last accepted one left, if it did
         self._stop = threading.Event()
@@ -217,6 +285,7 @@ class EdgeWatchlist:
     def _expiry_loop(self) -> None:
         while not self._stop.wait(self.config.expiry_check_interval_s):
             try:
+                self.enforce_part_timeout()
                 self.enforce_expiry()
             except Exception:  # the timer must outlive one bad run (a full disk)
                 self.counters["expiry_error"] += 1
@@ -229,7 +298,10 @@ class EdgeWatchlist:
             self._runtime.send_reply(self.handle(message))
 
     def handle(self, envelope: WatchlistBundleEnvelope) -> Reply:
-        """Apply or refuse one bundle; the Reply to send back."""
+        """Apply or refuse one bundle (or one part of one); the Reply to send back."""
+        self.enforce_part_timeout()
+        if envelope.parts is not None:
+            return self._handle_part(envelope)
         raw = encode(envelope)
         digest = _digest(raw)
         now = self._clock()
@@ -245,21 +317,163 @@ class EdgeWatchlist:
                 payload = open_bundle(
                     envelope, site=self._site, device=self._device, device_key=self._device_key,
                     hub_keys=self._hub_keys, applied_version=self._applied_version, now=now,
-                    max_age_s=self.config.max_bundle_age_s, model=self.model)
+                    max_age_s=self.config.max_bundle_age_s, model=self.model,
+                    max_skew_s=self.config.max_clock_skew_s)
             except BundleRefusedError as err:
                 return self._refuse(envelope, err.reason)
-            gallery = Gallery.from_payload(payload, now)
-            text = raw.decode("utf-8")
-            self._persist(version, digest, text)
-            self._applied_version, self._digest, self._envelope_json = version, digest, text
-            self._applied_entries = len(payload.entries)
-            self._gallery = gallery
-            self._dropped = None
-            self.counters["applied"] += 1
+            gallery = self._apply(payload, digest, raw.decode("utf-8"), None, now)
         log.info("watchlist bundle version %d applied: %d entries in force (%d already expired)",
                  version, gallery.size, len(payload.entries) - gallery.size)
         self._runtime.publish_state()
         return self._reply(envelope, ok=True, entries=gallery.size)
+
+    def _apply(self, payload: BundlePayload, digest: str, text: str | None,
+               parts: tuple[str, ...] | None, now: datetime) -> Gallery:
+        """Make a verified bundle the one in force (under the lock)."""
+        gallery = Gallery.from_payload(payload, now)
+        self._persist(payload.version, digest, text, parts)
+        self._applied_version, self._digest = payload.version, digest
+        self._envelope_json, self._part_texts = text, parts
+        self._part_digests = frozenset(_digest(p.encode("utf-8")) for p in parts or ())
+        self._applied_entries = len(payload.entries)
+        self._gallery = gallery
+        self._dropped = None
+        if self._pending is not None and self._pending.version <= payload.version:
+            self._pending = None  # an older or the same version's parts can no longer apply
+        self.counters["applied"] += 1
+        return gallery
+
+    def _handle_part(self, envelope: WatchlistBundleEnvelope) -> Reply:
+        raw = encode(envelope)
+        digest = _digest(raw)
+        now = self._clock()
+        version = envelope.bundle_version
+        with self._lock:
+            if version == self._applied_version and digest in self._part_digests:
+                refusal = self._redelivery_refusal(envelope, now)
+                if refusal is None:
+                    self.counters["redelivered"] += 1
+                    return self._part_reply(envelope, received=envelope.parts or 0,
+                                            entries=self._gallery.size)
+                return self._refuse(envelope, refusal)
+            try:
+                pending = self._accept_part(envelope, raw, digest, now)
+            except BundleRefusedError as err:
+                return self._refuse(envelope, err.reason)
+            if len(pending.envelopes) < pending.parts:
+                return self._part_reply(envelope, received=len(pending.envelopes))
+            self._pending = None
+            ordered = [pending.envelopes[i] for i in range(pending.parts)]
+            try:
+                payload = assemble_parts(
+                    ordered, [pending.plaintexts[i] for i in range(pending.parts)], self.model)
+            except BundleRefusedError as err:
+                return self._refuse(envelope, err.reason)
+            gallery = self._apply(payload, pending.set_sha256, None,
+                                  tuple(pending.texts[i] for i in range(pending.parts)), now)
+        log.info("watchlist bundle version %d applied from %d parts: %d entries in force "
+                 "(%d already expired)", version, pending.parts, gallery.size,
+                 len(payload.entries) - gallery.size)
+        self._runtime.publish_state()
+        return self._part_reply(envelope, received=pending.parts, entries=gallery.size)
+
+    def _accept_part(self, envelope: WatchlistBundleEnvelope, raw: bytes, digest: str,
+                     now: datetime) -> _PartSet:
+        """Check one part and add it to the set being collected (under the lock)."""
+        ciphertext_ascii = check_envelope(
+            envelope, site=self._site, device=self._device, hub_keys=self._hub_keys,
+            applied_version=self._applied_version, now=now,
+            max_age_s=self.config.max_bundle_age_s, max_skew_s=self.config.max_clock_skew_s)
+        parts, part, set_sha256 = envelope.parts, envelope.part, envelope.set_sha256
+        if parts is None or part is None or set_sha256 is None:  # the contract pairs them
+            raise BundleRefusedError(BundleRefusal.MALFORMED, "not a part")
+        if parts > self.config.max_bundle_parts:
+            raise BundleRefusedError(
+                BundleRefusal.TOO_MANY_PARTS,
+                f"{parts} parts, this edge takes {self.config.max_bundle_parts}")
+        pending = self._pending
+        if pending is not None:
+            if envelope.bundle_version < pending.version:
+                raise BundleRefusedError(BundleRefusal.REPLAYED,
+                                         f"older than version {pending.version} being collected")
+            if envelope.bundle_version == pending.version and (
+                    set_sha256 != pending.set_sha256 or parts != pending.parts):
+                if envelope.ts <= pending.newest_ts:
+                    raise BundleRefusedError(BundleRefusal.PART_MISMATCH,
+                                             "a part of another sealing of this version")
+                self._discard_pending("parts_restarted")  # the hub sealed the version again
+            elif envelope.bundle_version > pending.version:
+                self._discard_pending("parts_superseded")
+        pending = self._pending
+        if pending is not None and part in pending.envelopes:
+            if pending.digests[part] != digest:
+                raise BundleRefusedError(BundleRefusal.PART_MISMATCH,
+                                         f"part {part} came twice with different bytes")
+            self.counters["part_redelivered"] += 1
+            return pending
+        if (pending.size_bytes if pending else 0) + len(raw) > self.config.max_bundle_bytes:
+            self._discard_pending("parts_dropped")
+            raise BundleRefusedError(BundleRefusal.TOO_LARGE,
+                                     f"parts over {self.config.max_bundle_bytes} bytes")
+        plaintext = decrypt_envelope(envelope, self._device_key, ciphertext_ascii)
+        if pending is None:
+            pending = _PartSet(envelope.bundle_version, set_sha256, parts, started=now,
+                               newest_ts=envelope.ts, last_id=envelope.id)
+            self._pending = pending
+        pending.envelopes[part] = envelope
+        pending.texts[part] = raw.decode("utf-8")
+        pending.digests[part] = digest
+        pending.plaintexts[part] = plaintext
+        pending.size_bytes += len(raw)
+        pending.newest_ts = max(pending.newest_ts, envelope.ts)
+        pending.last_id = envelope.id
+        self.counters["parts_received"] += 1
+        return pending
+
+    def _discard_pending(self, counter: str) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self.counters[counter] += 1
+            log.info("watchlist bundle version %d: %d of %d parts discarded (%s)",
+                     pending.version, len(pending.envelopes), pending.parts, counter)
+
+    def enforce_part_timeout(self) -> bool:
+        """Drop a bundle in parts still incomplete ``part_timeout_s`` after its first part;
+        answered (``incomplete``) on the last part received. True when one was dropped."""
+        now = self._clock()
+        with self._lock:
+            pending = self._pending
+            if pending is None or (now - pending.started).total_seconds() < (
+                    self.config.part_timeout_s):
+                return False
+            self._pending = None
+            self.counters[BundleRefusal.INCOMPLETE.value] += 1
+        log.warning("watchlist bundle version %d dropped incomplete: %d of %d parts (version %d "
+                    "stays in force)", pending.version, len(pending.envelopes), pending.parts,
+                    self._gallery.version)
+        self._runtime.send_reply(Reply(
+            site=self._site, device=self._device, request_id=pending.last_id, ok=False,
+            error=BundleRefusal.INCOMPLETE.value,
+            result={"bundle_version": pending.version, "parts": pending.parts,
+                    "received": len(pending.envelopes)}))
+        return True
+
+    def pending_parts(self) -> tuple[int, int, int] | None:
+        """(version, parts received, parts) of a bundle in parts being collected, or None."""
+        pending = self._pending
+        return None if pending is None else (pending.version, len(pending.envelopes),
+                                             pending.parts)
+
+    def _part_reply(self, envelope: WatchlistBundleEnvelope, *, received: int,
+                    entries: int | None = None) -> Reply:
+        result: dict[str, Any] = {"bundle_version": envelope.bundle_version,
+                                  "part": envelope.part, "parts": envelope.parts,
+                                  "received": received, "complete": entries is not None}
+        if entries is not None:
+            result["entries"] = entries
+        return Reply(site=self._site, device=self._device, request_id=envelope.id, ok=True,
+                     result=result)
 
     def _redelivery_refusal(self, envelope: WatchlistBundleEnvelope, now: datetime
                             ) -> BundleRefusal | None:
@@ -267,7 +481,7 @@ class EdgeWatchlist:
         expired, or failed its checks at a restart), the reason it was dropped for."""
         if envelope.expires_at <= now:
             return BundleRefusal.EXPIRED  # even if the timer has not dropped it yet
-        if self._envelope_json is not None:
+        if self._envelope_json is not None or self._part_texts is not None:
             return None
         return self._dropped or BundleRefusal.REPLAYED
 
@@ -282,9 +496,10 @@ class EdgeWatchlist:
         return Reply(site=self._site, device=self._device, request_id=envelope.id, ok=ok,
                      result={"bundle_version": envelope.bundle_version, "entries": entries})
 
-    def _persist(self, version: int, digest: str | None, text: str | None) -> None:
+    def _persist(self, version: int, digest: str | None, text: str | None,
+                 parts: tuple[str, ...] | None = None) -> None:
         try:
-            self._store.save(version, digest, text)
+            self._store.save(version, digest, text, parts)
         except OSError as err:
             # The bundle still applies now (a revocation must not wait for a disk); after a
             # restart the previous one would be in force until the hub's next push.
@@ -305,7 +520,7 @@ class EdgeWatchlist:
             self._gallery = before.pruned(now)
             bundle_gone = self._gallery.version == 0
             if bundle_gone:
-                self._envelope_json = None
+                self._envelope_json, self._part_texts = None, None
                 self._dropped = BundleRefusal.EXPIRED
                 self._persist(self._applied_version, self._digest, None)
         if bundle_gone:
@@ -328,16 +543,22 @@ class EdgeWatchlist:
             return
         if stored is None:
             return
-        self._applied_version, self._digest, text = stored
-        if text is None:
+        self._applied_version, self._digest = stored.applied_version, stored.digest
+        texts = stored.parts if stored.parts is not None else (
+            (stored.envelope,) if stored.envelope is not None else ())
+        if not texts:
             return
         now = self._clock()
         try:
-            envelope = decode_as(WatchlistBundleEnvelope, text.encode("utf-8"))
-            payload = open_bundle(
-                envelope, site=self._site, device=self._device, device_key=self._device_key,
+            envelopes = [decode_as(WatchlistBundleEnvelope, t.encode("utf-8")) for t in texts]
+            plaintexts = [open_part(
+                e, site=self._site, device=self._device, device_key=self._device_key,
                 hub_keys=self._hub_keys, applied_version=self._applied_version - 1, now=now,
-                max_age_s=self.config.max_bundle_age_s, model=self.model)
+                max_age_s=self.config.max_bundle_age_s, max_skew_s=self.config.max_clock_skew_s)
+                for e in envelopes]
+            payload = (check_plaintext(plaintexts[0], envelopes[0], self.model)
+                       if stored.parts is None
+                       else assemble_parts(envelopes, plaintexts, self.model))
         except (BundleRefusedError, ProtocolError) as err:
             reason = err.reason if isinstance(err, BundleRefusedError) else BundleRefusal.MALFORMED
             self.counters[f"reload_{reason}"] += 1
@@ -348,7 +569,8 @@ class EdgeWatchlist:
             return
         # Signed, so trusted to raise the mark (a store written by an older release).
         self._applied_version = max(self._applied_version, payload.version)
-        self._envelope_json = text
+        self._envelope_json, self._part_texts = stored.envelope, stored.parts
+        self._part_digests = frozenset(_digest(p.encode("utf-8")) for p in stored.parts or ())
         self._applied_entries = len(payload.entries)
         self._gallery = Gallery.from_payload(payload, now)
         log.info("watchlist bundle version %d reloaded: %d entries in force",
