@@ -825,6 +825,9 @@ bundle_devices = Table(
     Column("failed_version", BigInteger),  # a version that could not be sent (too large)
     Column("last_error", String(500)),
     Column("last_error_at", TS),
+    Column("push_parts", Integer),  # envelopes the pushed version was sealed as (1: whole)
+    Column("push_set", String(64)),  # that sealing's set_sha256 (None: one envelope)
+    Column("parts_acked", Integer),  # of them answered ok so far
 )
 
 bundle_pushes = Table(
@@ -838,9 +841,12 @@ bundle_pushes = Table(
     Column("entries", Integer, nullable=False),
     Column("size_bytes", Integer, nullable=False),
     Column("pushed_at", TS, nullable=False),
-    Column("outcome", String(16)),  # None until answered | applied | refused
+    Column("outcome", String(16)),  # None until answered | received (a part) | applied | refused
     Column("reason", String(64)),
     Column("answered_at", TS),
+    Column("part", Integer),  # of a bundle in parts: this envelope's index (None: whole)
+    Column("parts", Integer),
+    Column("set_sha256", String(64)),
 )
 
 # --- watchlists (issue 15) -------------------------------------------------------------------

@@ -8,7 +8,8 @@ from typing import Annotated, Self
 from pydantic import Field, model_validator
 
 from edge.config import StrictModel
-from edge.protocol import DeviceKind
+from edge.faces.bundle import PART_PLAINTEXT_BYTES
+from edge.protocol import MAX_BUNDLE_PARTS, DeviceKind
 
 DEFAULT_MODEL = "sface-2021dec"
 
@@ -43,6 +44,16 @@ class BundlesConfig(StrictModel):
     kinds: Annotated[list[DeviceKind], Field(min_length=1, max_length=4)] = Field(
         default_factory=lambda: [DeviceKind.CAMERA, DeviceKind.GLASSES],
         description="device kinds that match faces and so receive bundles",
+    )
+    part_bytes: Annotated[int, Field(ge=1024, le=PART_PLAINTEXT_BYTES)] = Field(
+        default=PART_PLAINTEXT_BYTES,
+        description="plaintext bytes per envelope; a larger bundle is sealed in parts of this "
+        "size (the default fills one MQTT message: about 4,965 entries of 128 dimensions)",
+    )
+    max_parts: Annotated[int, Field(ge=2, le=MAX_BUNDLE_PARTS)] = Field(
+        default=64,
+        description="the most parts a bundle may be sealed as (keep it at or below the edges' "
+        "watchlist.max_bundle_parts); a larger one is not sent and the device keeps its previous",
     )
     signing_key_file: Path | None = Field(
         default=None,

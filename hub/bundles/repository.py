@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import ColumnElement, Connection, or_, select, update
 
 from hub.schema import bundle_devices, bundle_pushes, bundle_state, bundle_versions, devices
 
@@ -120,17 +120,33 @@ def answer_push(
     reason: str | None,
     now: datetime,
 ) -> bool:
-    """Record the first answer of ``device`` to its push; a replayed Reply matches nothing."""
+    """Record the first answer of ``device`` to its push; a replayed Reply matches nothing.
+    A part answered ``received`` may be answered once more: refused, when the device drops
+    its incomplete set."""
+    open_outcomes: list[ColumnElement[bool]] = [bundle_pushes.c.outcome.is_(None)]
+    if outcome == "refused":
+        open_outcomes.append(bundle_pushes.c.outcome == "received")
     res = conn.execute(
         update(bundle_pushes)
         .where(
             bundle_pushes.c.command_id == command_id,
             bundle_pushes.c.device == device,
-            bundle_pushes.c.outcome.is_(None),
+            or_(*open_outcomes),
         )
         .values(outcome=outcome, reason=reason, answered_at=now)
     )
     return res.rowcount == 1
+
+
+def count_part_acked(conn: Connection, device: str, set_sha256: str | None) -> None:
+    """One more part of the device's current push answered ok (a part of an older sealing
+    counts nothing)."""
+    d = bundle_devices
+    conn.execute(
+        update(d)
+        .where(d.c.device == device, d.c.push_set == set_sha256)
+        .values(parts_acked=d.c.parts_acked + 1)
+    )
 
 
 def mark_applied(conn: Connection, device: str, version: int, now: datetime) -> None:
@@ -160,6 +176,8 @@ def status_rows(conn: Connection, kinds: Sequence[str]) -> list[Any]:
             d.c.push_entries,
             d.c.version_applied,
             d.c.applied_at,
+            d.c.push_parts,
+            d.c.parts_acked,
             d.c.version_reported,
             d.c.reported_at,
             d.c.last_error,

@@ -25,6 +25,10 @@ class DeviceBundleOut(BaseModel):
     version_applied: int | None = Field(description="latest version it answered as applied")
     applied_at: UtcDateTime | None
     version_reported: int | None = Field(description="version in force by its DeviceState")
+    parts: int | None = Field(description="envelopes the pushed version was sealed as")
+    parts_acknowledged: int | None = Field(
+        description="of them the device has answered ok (all: applied)"
+    )
     entries: int | None = Field(description="entries in the pushed bundle")
     last_error: str | None = Field(description="why the latest bundle was refused or not sent")
     last_error_at: UtcDateTime | None

@@ -31,9 +31,10 @@ from sqlalchemy import Connection, Engine
 from edge.faces.bundle import (
     NORM_TOLERANCE,
     BundlePayload,
+    BundleRefusal,
     BundleTooLargeError,
     payload_from_rows,
-    seal_bundle,
+    seal_bundle_parts,
 )
 from edge.protocol import (
     CmdChannel,
@@ -59,7 +60,8 @@ ACTOR = "system:bundles"
 ActiveRow = tuple[str, datetime, bytes]
 ActiveSet = Callable[[Connection, str, datetime], Sequence[ActiveRow]]
 """(entry id, entry expiry, float32 embedding bytes) of every active entry at ``now``."""
-Sealer = Callable[..., WatchlistBundleEnvelope]
+Sealer = Callable[..., list[WatchlistBundleEnvelope]]
+"""One device's envelopes of a payload: one, or the parts of one (seal_bundle_parts)."""
 ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a bundle's id list carries
 
 
@@ -81,6 +83,8 @@ class DeviceBundleStatus:
     pushed_at: datetime | None
     version_applied: int | None
     applied_at: datetime | None
+    parts: int | None  # envelopes the pushed version was sealed as (1: one envelope)
+    parts_acknowledged: int | None  # of them the device answered ok
     version_reported: int | None
     entries: int | None
     last_error: str | None
@@ -150,7 +154,7 @@ class BundleService:
         clock: Clock | None = None,
         hub_id: str = "hub",
         active_set: ActiveSet = watchlist_active_set,
-        seal: Sealer = seal_bundle,
+        seal: Sealer = seal_bundle_parts,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -188,6 +192,8 @@ class BundleService:
                 pushed_at=_aware(r.pushed_at),
                 version_applied=r.version_applied,
                 applied_at=_aware(r.applied_at),
+                parts=r.push_parts,
+                parts_acknowledged=r.parts_acked,
                 version_reported=r.version_reported,
                 entries=r.push_entries,
                 last_error=r.last_error,
@@ -330,23 +336,25 @@ class BundleService:
         conn = batch.conn
         key = self.signing_key()
         try:
-            envelope = self._seal(
+            envelopes = self._seal(
                 payload,
                 site=device.site,
                 device=device.device,
                 recipient_key=parse_device_key(device.key_b64),
                 signing_key=key.private,
                 key_id=key.key_id,
+                part_bytes=self.config.part_bytes,
+                max_parts=self.config.max_parts,
             )
-            data = encode(envelope)
+            sizes = [len(encode(envelope)) for envelope in envelopes]
         except (ProtocolError, ValidationError, ValueError) as err:
             too_large = isinstance(err, (BundleTooLargeError, ValidationError)) or (
                 isinstance(err, ProtocolError) and err.reason == "too_large"
             )
             error = (
-                f"bundle version {payload.version} ({len(payload.entries)} entries) is over the "
-                f"wire limit of {WatchlistBundleEnvelope.MAX_BYTES} bytes; the device keeps its "
-                "previous bundle"
+                f"bundle version {payload.version} ({len(payload.entries)} entries) needs more "
+                f"than {self.config.max_parts} parts of {self.config.part_bytes} bytes; the "
+                "device keeps its previous bundle"
                 if too_large
                 else f"bundle version {payload.version} cannot be sealed for this device: {err}"
             )
@@ -373,30 +381,46 @@ class BundleService:
                 },
             )
             return False
-        command_id = self.outbox.enqueue(
-            conn, envelope, CmdChannel.WATCHLIST, created_by=ACTOR, supersede=True
-        )
-        repository.insert_push(
-            conn,
-            {
-                "command_id": command_id,
-                "device": device.device,
-                "version": payload.version,
-                "entries": len(payload.entries),
-                "size_bytes": len(data),
-                "pushed_at": now,
-            },
-        )
+        command_ids: list[str] = []
+        for envelope, size in zip(envelopes, sizes, strict=True):
+            # The first part supersedes every open command on the channel, the parts of an
+            # older version not yet delivered included; the later parts must not supersede it.
+            command_ids.append(
+                self.outbox.enqueue(
+                    conn,
+                    envelope,
+                    CmdChannel.WATCHLIST,
+                    created_by=ACTOR,
+                    supersede=not command_ids,
+                )
+            )
+            repository.insert_push(
+                conn,
+                {
+                    "command_id": envelope.id,
+                    "device": device.device,
+                    "version": payload.version,
+                    "entries": len(payload.entries),
+                    "size_bytes": size,
+                    "pushed_at": now,
+                    "part": envelope.part,
+                    "parts": envelope.parts,
+                    "set_sha256": envelope.set_sha256,
+                },
+            )
         repository.update_device(
             conn,
             device.device,
             {
                 "version_pushed": payload.version,
                 "pushed_at": now,
-                "push_command_id": command_id,
+                "push_command_id": command_ids[-1],
                 "push_entries": len(payload.entries),
                 "pushed_key_b64": device.key_b64,
                 "failed_version": None,
+                "push_parts": len(envelopes),
+                "push_set": envelopes[0].set_sha256,
+                "parts_acked": 0,
             },
         )
         batch.add(
@@ -406,8 +430,9 @@ class BundleService:
             {
                 "version": payload.version,
                 "entries": len(payload.entries),
-                "command_id": command_id,
-                "size_bytes": len(data),
+                "command_id": command_ids[0],
+                "parts": len(envelopes),
+                "size_bytes": sum(sizes),
             },
         )
         return True
@@ -516,14 +541,27 @@ class BundleService:
             return
         now = self.clock.now()
         reason = None if msg.ok else (msg.error or "refused")[:64]
+        # A part the device holds while it waits for the others: progress, not yet applied.
+        received = msg.ok and push.parts is not None and msg.result.get("complete") is not True
         with self.audit.changes() as batch:
             conn = batch.conn
-            outcome = "applied" if msg.ok else "refused"
+            outcome = "received" if received else "applied" if msg.ok else "refused"
             if not repository.answer_push(
                 conn, push.command_id, device, outcome=outcome, reason=reason, now=now
             ):
                 self.count("replies_repeated")
                 return
+            if msg.ok and push.parts is not None:
+                repository.count_part_acked(conn, device, push.set_sha256)
+            if received:
+                self.count("parts_received")
+                return
+            if reason == BundleRefusal.INCOMPLETE and push.parts is not None:
+                # The device gave up waiting for a part (its outbox row may have failed):
+                # seal the version again for it, with every part.
+                repository.update_device(conn, device, {"version_pushed": None})
+                self.count("parts_incomplete")
+                self.wake()
             if msg.ok:
                 repository.mark_applied(conn, device, int(push.version), now)
                 batch.add(
