@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import Connection, Engine, func, select, update
 
-from edge.faces.bundle import BundleRefusedError, open_bundle
+from edge.faces.bundle import BundleRefusedError, assemble_parts, open_bundle, open_part
 from edge.faces.keys import public_key_b64
 from edge.protocol import (
     Channel,
@@ -138,6 +138,13 @@ class Rig:
             model=DEFAULT_MODEL,
         )
         return [e.entry_id for e in payload.entries]
+
+    def open_parts(self, device: str, parts: list[WatchlistBundleEnvelope]) -> list[str]:
+        key = self.service.signing_key()
+        opened = [open_part(p, site=SITE, device=device, device_key=self.keys[device],
+                            hub_keys={key.key_id: key.private.public_key()}, applied_version=0,
+                            now=self.clock.now(), max_age_s=2 * 86_400) for p in parts]
+        return list(assemble_parts(parts, opened, DEFAULT_MODEL).entry_ids())
 
     def actions(self, action: str) -> list[tuple[str, dict[str, object]]]:
         with self.store.engine.connect() as conn:
@@ -314,29 +321,110 @@ def test_unusable_keys_are_counted_and_never_recorded(rig: Rig) -> None:
     assert rig.actions("bundle.device_key_changed") == []
 
 
-def test_a_bundle_over_the_wire_limit_is_not_sent_and_the_previous_one_stays(rig: Rig) -> None:
+def _reply(rig: Rig, device: str, env: WatchlistBundleEnvelope, **kw: object) -> None:
+    msg = Reply(site=SITE, device=device, request_id=env.id, **kw)  # type: ignore[arg-type]
+    rig.service.on_stored([inbound("camera", device, Channel.REPLY, msg)])
+
+
+def _status(rig: Rig, device: str) -> tuple[int | None, int | None, int | None]:
+    listed = {d.device: d for d in rig.service.devices()}[device]
+    return listed.version_applied, listed.parts, listed.parts_acknowledged
+
+
+def test_a_bundle_over_one_envelope_goes_in_parts_with_progress_per_device(rig: Rig) -> None:
+    rig.service.config = BundlesConfig(part_bytes=100_000)
     now = rig.clock.now()
     rig.watchlist.rows["e1"] = (now + 10 * DAY, _vector(1))
     rig.register("cam-1")
     assert rig.service.sync().pushed == ("cam-1",)
     blob = _vector(9)
-    for n in range(6000):  # ~4900 entries of 128 dimensions fit one envelope
+    for n in range(600):  # ~180 KB: 2 parts of 100 KB (the default part fills one message)
+        rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
+    assert rig.service.sync().pushed == ("cam-1",)
+    sent = rig.envelopes("cam-1")
+    # The v1 envelope, never delivered, is superseded; both parts of v2 stay open.
+    assert [(state, e.bundle_version, e.part) for state, e in sent] == [
+        ("superseded", 1, None), ("pending", 2, 0), ("pending", 2, 1)]
+    parts = [e for _, e in sent[1:]]
+    assert rig.open_parts("cam-1", parts)[:2] == ["bulk-00000", "bulk-00001"]
+    assert _status(rig, "cam-1") == (None, 2, 0)
+    _reply(rig, "cam-1", parts[1], ok=True,
+           result={"bundle_version": 2, "part": 1, "parts": 2, "complete": False})
+    assert _status(rig, "cam-1") == (None, 2, 1)  # a part held, not yet applied
+    _reply(rig, "cam-1", parts[0], ok=True, result={
+        "bundle_version": 2, "part": 0, "parts": 2, "complete": True, "entries": 601})
+    assert _status(rig, "cam-1") == (2, 2, 2)
+    assert [d["parts"] for _, d in rig.actions("bundle.push")] == [1, 2]
+
+
+def test_a_revocation_supersedes_the_parts_not_yet_delivered(rig: Rig) -> None:
+    rig.service.config = BundlesConfig(part_bytes=100_000)
+    now = rig.clock.now()
+    blob = _vector(9)
+    for n in range(600):  # 2 parts of 100 KB
+        rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
+    rig.register("cam-1")
+    assert rig.service.sync().pushed == ("cam-1",)
+    old = [e for _, e in rig.envelopes("cam-1")]
+    _reply(rig, "cam-1", old[0], ok=True,
+           result={"bundle_version": 1, "part": 0, "parts": 2, "complete": False})
+    del rig.watchlist.rows["bulk-00000"]  # revoked while part 1 is still in flight
+    assert rig.service.sync().pushed == ("cam-1",)
+    assert [(state, e.bundle_version, e.part) for state, e in rig.envelopes("cam-1")] == [
+        ("superseded", 1, 0), ("superseded", 1, 1), ("pending", 2, 0), ("pending", 2, 1)]
+    assert _status(rig, "cam-1") == (None, 2, 0)
+    # A late answer to the old sealing counts nothing towards the new one.
+    _reply(rig, "cam-1", old[1], ok=True, result={
+        "bundle_version": 1, "part": 1, "parts": 2, "complete": True, "entries": 600})
+    assert _status(rig, "cam-1") == (1, 2, 0)
+    assert "bulk-00000" not in rig.open_parts(
+        "cam-1", [e for _, e in rig.envelopes("cam-1")[2:]])
+
+
+def test_an_incomplete_set_is_sealed_again_for_that_device(rig: Rig) -> None:
+    rig.service.config = BundlesConfig(part_bytes=100_000)
+    now = rig.clock.now()
+    blob = _vector(9)
+    for n in range(600):  # 2 parts of 100 KB
+        rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
+    rig.register("cam-1")
+    assert rig.service.sync().pushed == ("cam-1",)
+    first = [e for _, e in rig.envelopes("cam-1")]
+    _reply(rig, "cam-1", first[0], ok=True,
+           result={"bundle_version": 1, "part": 0, "parts": 2, "complete": False})
+    _reply(rig, "cam-1", first[0], ok=False, error="incomplete",
+           result={"bundle_version": 1, "parts": 2, "received": 1})
+    assert rig.service.stats_snapshot()["parts_incomplete"] == 1
+    result = rig.service.sync()
+    assert (result.version, result.issued, result.pushed) == (1, False, ("cam-1",))
+    again = [e for _, e in rig.envelopes("cam-1")[2:]]
+    assert [e.part for e in again] == [0, 1] and again[0].set_sha256 != first[0].set_sha256
+    assert rig.service.sync().pushed == ()  # once, not on every pass
+
+
+def test_a_bundle_over_the_part_limit_is_not_sent_and_the_previous_one_stays(rig: Rig) -> None:
+    rig.service.config = BundlesConfig(part_bytes=200_000, max_parts=2)
+    now = rig.clock.now()
+    rig.watchlist.rows["e1"] = (now + 10 * DAY, _vector(1))
+    rig.register("cam-1")
+    assert rig.service.sync().pushed == ("cam-1",)
+    blob = _vector(9)
+    for n in range(2000):  # ~600 KB: 3 parts of 200 KB
         rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
     result = rig.service.sync()
     assert (result.version, result.pushed, result.failed) == (2, (), ("cam-1",))
     assert rig.service.stats_snapshot()["too_large"] == 1
     row = rig.device("cam-1")
     assert (row.version_pushed, row.failed_version) == (1, 2)  # type: ignore[attr-defined]
-    assert "wire limit" in row.last_error  # type: ignore[attr-defined]
+    assert "more than 2 parts" in row.last_error  # type: ignore[attr-defined]
     assert [s for s, _ in rig.envelopes("cam-1")] == ["pending"]  # the old one, untouched
     assert rig.open("cam-1") == ["e1"]
     assert [d["reason"] for _, d in rig.actions("bundle.push_failed")] == ["too_large"]
     # Not retried (and not re-logged) on every pass; the next version is tried again.
     assert rig.service.sync().failed == ()
-    for n in range(2000):
+    for n in range(1000):
         del rig.watchlist.rows[f"bulk-{n:05d}"]
     assert rig.service.sync().pushed == ("cam-1",)
-
 
 def test_answers_mark_applied_or_refused_and_a_forged_answer_changes_nothing(rig: Rig) -> None:
     rig.watchlist.rows["e1"] = (rig.clock.now() + 10 * DAY, _vector(1))
