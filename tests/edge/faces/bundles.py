@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from numpy.typing import NDArray
 
-from edge.faces.bundle import BundleEntry, BundlePayload, seal_bundle
+from edge.faces.bundle import BundleEntry, BundlePayload, seal_bundle, seal_bundle_parts
 from edge.faces.keys import key_id_of
 from edge.protocol import WatchlistBundleEnvelope
 
@@ -59,3 +59,11 @@ class Keys:
                            recipient_key=kw.pop("recipient_key", self.device.public_key()),
                            signing_key=kw.pop("signing_key", self.signing),
                            key_id=kw.pop("key_id", self.key_id), **kw)
+
+    def seal_parts(self, p: BundlePayload, *, part_bytes: int, site: str = "s1",
+                   device: str = "cam-1", **kw: Any) -> list[WatchlistBundleEnvelope]:
+        return seal_bundle_parts(p, site=site, device=device,
+                                 recipient_key=kw.pop("recipient_key", self.device.public_key()),
+                                 signing_key=kw.pop("signing_key", self.signing),
+                                 key_id=kw.pop("key_id", self.key_id), part_bytes=part_bytes,
+                                 **kw)
