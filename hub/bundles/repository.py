@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, or_, select, update
+from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
 from hub.schema import bundle_devices, bundle_pushes, bundle_state, bundle_versions, devices
 
@@ -138,14 +138,17 @@ def answer_push(
     return res.rowcount == 1
 
 
-def count_part_acked(conn: Connection, device: str, set_sha256: str | None) -> None:
-    """One more part of the device's current push answered ok (a part of an older sealing
-    counts nothing)."""
+def count_part_acked(
+    conn: Connection, device: str, set_sha256: str | None, command_id: str
+) -> None:
+    """One more envelope of the device's current push answered ok (an answer to an older
+    sealing counts nothing). A push in one envelope is matched by its command id."""
     d = bundle_devices
+    current = d.c.push_set == set_sha256 if set_sha256 else d.c.push_command_id == command_id
     conn.execute(
         update(d)
-        .where(d.c.device == device, d.c.push_set == set_sha256)
-        .values(parts_acked=d.c.parts_acked + 1)
+        .where(d.c.device == device, current)
+        .values(parts_acked=func.coalesce(d.c.parts_acked, 0) + 1)
     )
 
 

@@ -551,8 +551,8 @@ class BundleService:
             ):
                 self.count("replies_repeated")
                 return
-            if msg.ok and push.parts is not None:
-                repository.count_part_acked(conn, device, push.set_sha256)
+            if msg.ok:
+                repository.count_part_acked(conn, device, push.set_sha256, push.command_id)
             if received:
                 self.count("parts_received")
                 return

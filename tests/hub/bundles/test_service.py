@@ -337,20 +337,23 @@ def test_a_bundle_over_one_envelope_goes_in_parts_with_progress_per_device(rig: 
     rig.watchlist.rows["e1"] = (now + 10 * DAY, _vector(1))
     rig.register("cam-1")
     assert rig.service.sync().pushed == ("cam-1",)
+    assert _status(rig, "cam-1") == (None, 1, 0)  # one envelope
+    _reply(rig, "cam-1", rig.latest("cam-1"), ok=True, result={"bundle_version": 1, "entries": 1})
+    assert _status(rig, "cam-1") == (1, 1, 1)
     blob = _vector(9)
     for n in range(600):  # ~180 KB: 2 parts of 100 KB (the default part fills one message)
         rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
     assert rig.service.sync().pushed == ("cam-1",)
     sent = rig.envelopes("cam-1")
-    # The v1 envelope, never delivered, is superseded; both parts of v2 stay open.
+    # The v1 row is superseded (no publisher runs here to mark it answered); both v2 parts open.
     assert [(state, e.bundle_version, e.part) for state, e in sent] == [
         ("superseded", 1, None), ("pending", 2, 0), ("pending", 2, 1)]
     parts = [e for _, e in sent[1:]]
     assert rig.open_parts("cam-1", parts)[:2] == ["bulk-00000", "bulk-00001"]
-    assert _status(rig, "cam-1") == (None, 2, 0)
+    assert _status(rig, "cam-1") == (1, 2, 0)
     _reply(rig, "cam-1", parts[1], ok=True,
            result={"bundle_version": 2, "part": 1, "parts": 2, "complete": False})
-    assert _status(rig, "cam-1") == (None, 2, 1)  # a part held, not yet applied
+    assert _status(rig, "cam-1") == (1, 2, 1)  # a part held, not yet applied
     _reply(rig, "cam-1", parts[0], ok=True, result={
         "bundle_version": 2, "part": 0, "parts": 2, "complete": True, "entries": 601})
     assert _status(rig, "cam-1") == (2, 2, 2)
