@@ -360,14 +360,18 @@ def test_a_bundle_over_one_envelope_goes_in_parts_with_progress_per_device(rig: 
     assert [d["parts"] for _, d in rig.actions("bundle.push")] == [1, 2]
 
 
-def test_a_revocation_supersedes_the_parts_not_yet_delivered(rig: Rig) -> None:
+def _pushed_in_two_parts(rig: Rig) -> None:
     rig.service.config = BundlesConfig(part_bytes=100_000)
     now = rig.clock.now()
     blob = _vector(9)
-    for n in range(600):  # 2 parts of 100 KB
+    for n in range(600):  # ~180 KB: 2 parts of 100 KB
         rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
     rig.register("cam-1")
     assert rig.service.sync().pushed == ("cam-1",)
+
+
+def test_a_revocation_supersedes_the_parts_not_yet_delivered(rig: Rig) -> None:
+    _pushed_in_two_parts(rig)
     old = [e for _, e in rig.envelopes("cam-1")]
     _reply(rig, "cam-1", old[0], ok=True,
            result={"bundle_version": 1, "part": 0, "parts": 2, "complete": False})
@@ -385,13 +389,7 @@ def test_a_revocation_supersedes_the_parts_not_yet_delivered(rig: Rig) -> None:
 
 
 def test_an_incomplete_set_is_sealed_again_for_that_device(rig: Rig) -> None:
-    rig.service.config = BundlesConfig(part_bytes=100_000)
-    now = rig.clock.now()
-    blob = _vector(9)
-    for n in range(600):  # 2 parts of 100 KB
-        rig.watchlist.rows[f"bulk-{n:05d}"] = (now + 10 * DAY, blob)
-    rig.register("cam-1")
-    assert rig.service.sync().pushed == ("cam-1",)
+    _pushed_in_two_parts(rig)
     first = [e for _, e in rig.envelopes("cam-1")]
     _reply(rig, "cam-1", first[0], ok=True,
            result={"bundle_version": 1, "part": 0, "parts": 2, "complete": False})
