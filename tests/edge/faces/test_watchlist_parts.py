@@ -5,6 +5,7 @@ bundles; 12,000 entries in three parts over a real Mosquitto."""
 
 from __future__ import annotations
 
+import json
 import queue
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -93,6 +94,19 @@ def test_parts_out_of_order_swap_the_gallery_only_after_the_last(rig: Rig) -> No
     assert (rig.watchlist.gallery().version, rig.watchlist.gallery().size) == (2, 30)
     assert rig.send(parts[2]).ok and rig.watchlist.counters["redelivered"] == 1
     assert _refused(rig, _parts(rig, 2)[0]) == "replayed"  # another sealing of v2
+
+
+def test_a_stored_set_with_a_spliced_part_is_dropped_at_start(rig: Rig) -> None:
+    for part in _parts(rig, 2):
+        assert rig.send(part).ok
+    store = rig.tmp / "cam-1-watchlist.json"
+    data = json.loads(store.read_text())
+    data["parts"][1] = encode(_parts(rig, 2)[1]).decode()  # signed, but of another sealing
+    store.write_text(json.dumps(data))
+    rig.restart()
+    assert rig.watchlist.gallery().version == 0
+    assert rig.watchlist.counters["reload_part_mismatch"] == 1
+    assert _refused(rig, _parts(rig, 2)[0]) == "replayed"  # the mark stays
 
 
 def test_a_missing_part_leaves_the_gallery_and_times_out(
