@@ -29,10 +29,12 @@ from edge.faces.bundle import (
     BundleRefusedError,
     BundleTooLargeError,
     MalformedPayloadError,
+    assemble_parts,
     decode_payload,
     encode_raw_payload,
     entries_per_envelope,
     open_bundle,
+    open_part,
     payload_from_rows,
     seal_bytes,
     wire_time,
@@ -429,3 +431,40 @@ def test_a_damaged_plaintext_decodes_or_is_refused_cleanly(at: int, xor: int, cu
     assert np.isfinite(rows).all()
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
     assert len(set(got.entry_ids())) == len(got.entries) == rows.shape[0]
+
+
+# -- bundles in parts ---------------------------------------------------------------------------
+
+
+def _open_parts(keys: Keys, parts: list[WatchlistBundleEnvelope]) -> BundlePayload:
+    plain = [open_part(p, site="s1", device="cam-1", device_key=keys.device,
+                       hub_keys=keys.hub_keys, applied_version=0, now=T0 + timedelta(seconds=30),
+                       max_age_s=MAX_AGE_S) for p in parts]
+    return assemble_parts(parts, plain, MODEL)
+
+
+def test_parts_join_to_the_payload_and_only_as_one_complete_sealing() -> None:
+    keys = Keys()
+    p = payload(version=2, n=40)
+    parts = keys.seal_parts(p, part_bytes=4000)
+    assert [(e.part, e.parts) for e in parts] == [(i, len(parts)) for i in range(len(parts))]
+    assert len(parts) == 3
+    assert np.array_equal(_open_parts(keys, parts).embeddings(),
+                          _open(keys, keys.seal(p)).embeddings())
+    # A part alone is not a bundle: open_bundle will not take it.
+    assert _refusal(keys, parts[0]) == BundleRefusal.MALFORMED
+    other = keys.seal_parts(p, part_bytes=4000)  # the same version sealed again
+    for wrong in (parts[:2], [parts[1], parts[0], parts[2]], [parts[0], other[1], parts[2]]):
+        with pytest.raises(BundleRefusedError) as info:
+            _open_parts(keys, wrong)
+        assert info.value.reason == BundleRefusal.PART_MISMATCH
+    with pytest.raises(BundleTooLargeError, match="parts"):
+        keys.seal_parts(p, part_bytes=1000, max_parts=4)
+
+
+def test_a_future_dated_envelope_is_refused_beyond_the_skew() -> None:
+    keys = Keys()
+    now = T0 + timedelta(seconds=30)
+    env = keys.seal(payload(version=1, issued_at=now + timedelta(seconds=121)))
+    assert _refusal(keys, env) == BundleRefusal.FUTURE
+    assert len(_open(keys, env, max_skew_s=130).entries) == 3
