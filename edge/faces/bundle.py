@@ -32,6 +32,12 @@ Sealing (hub side):
 The canonical encoding is a sequence of (u16 LE name length, name, u32 LE value length, value)
 for a fixed list of fields, values as their wire text (integers in decimal, datetimes as
 ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so no JSON serialiser's choices can change what is signed.
+
+A plaintext larger than one envelope carries is sealed in parts (:func:`seal_parts`): slices of
+it, each sealed as above with ``part`` and ``parts`` in the additional data and the signature
+and ``set_sha256`` (:func:`set_digest` over every part's ciphertext) in the signature; the edge
+opens each (:func:`open_part`) and joins them (:func:`assemble_parts`). One that fits is one
+envelope without those fields, the bytes of the format before parts.
 """
 
 from __future__ import annotations

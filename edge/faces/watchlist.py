@@ -102,7 +102,8 @@ class WatchlistConfig(StrictModel):
         "the most parts one bundle version may come in (100,000 entries of 128 dimensions "
         "in float16 take 21)"))] = 64
     max_bundle_bytes: Annotated[int, Field(ge=1_000_000, le=1 << 30, description=(
-        "the most bytes of received parts held while a bundle in parts is collected"))] = (
+        "the most bytes of received parts (as encoded) held while a bundle in parts is "
+        "collected; with their plaintext the device holds about 1.75 times this"))] = (
         64 * 1024 * 1024)
     part_timeout_s: Annotated[float, Field(gt=0, le=DAY_S, description=(
         "a bundle in parts still incomplete this long after its first part is dropped"))] = (
@@ -198,7 +199,6 @@ class _PartSet:
     newest_ts: datetime  # the latest envelope ts seen: a later sealing of the version wins
     last_id: str  # the envelope answered when the set times out
     envelopes: dict[int, WatchlistBundleEnvelope] = field(default_factory=dict)
-    texts: dict[int, str] = field(default_factory=dict)
     digests: dict[int, str] = field(default_factory=dict)
     plaintexts: dict[int, bytes] = field(default_factory=dict)
     size_bytes: int = 0
@@ -369,8 +369,9 @@ class EdgeWatchlist:
                     ordered, [pending.plaintexts[i] for i in range(pending.parts)], self.model)
             except BundleRefusedError as err:
                 return self._refuse(envelope, err.reason)
-            gallery = self._apply(payload, pending.set_sha256, None,
-                                  tuple(pending.texts[i] for i in range(pending.parts)), now)
+            # Encoded again rather than held twice while collecting: the same bytes.
+            texts = tuple(encode(e).decode("utf-8") for e in ordered)
+            gallery = self._apply(payload, pending.set_sha256, None, texts, now)
         log.info("watchlist bundle version %d applied from %d parts: %d entries in force "
                  "(%d already expired)", version, pending.parts, gallery.size,
                  len(payload.entries) - gallery.size)
@@ -421,7 +422,6 @@ class EdgeWatchlist:
                                newest_ts=envelope.ts, last_id=envelope.id)
             self._pending = pending
         pending.envelopes[part] = envelope
-        pending.texts[part] = raw.decode("utf-8")
         pending.digests[part] = digest
         pending.plaintexts[part] = plaintext
         pending.size_bytes += len(raw)
