@@ -59,6 +59,24 @@ class MatchOut(BaseModel):
     crop_deleted_at: UtcDateTime | None
 
 
+class OfficerMatchOut(BaseModel):
+    """A confirmed match as the officer sent to verify it sees it, on their own dispatch
+    (``GET /api/v1/dispatches/mine``): no entry label, face crop, score or reviewer names."""
+
+    id: str
+    alert_id: str = Field(description="the alert whose camera frame the officer may view")
+    entry_id: str
+    device: str
+    seen_at: UtcDateTime
+    status: Status
+    confirmations: int = Field(description="how many reviewers confirmed the match")
+    decided_at: UtcDateTime | None
+    outcome: Outcome | None
+    outcome_note: str | None
+    outcome_by: str | None
+    outcome_at: UtcDateTime | None
+
+
 class ReviewBody(Body):
     decision: Decision
     note: Annotated[str, Field(max_length=NOTE_MAX)] = ""

@@ -51,6 +51,7 @@ def face_alert(
     crop: bool = True,
     site: str = SITE,
     device: str = CAMERA,
+    at: tuple[float, float] = (LON, LAT),
     **details: Any,
 ) -> Alert:
     values: dict[str, Any] = {
@@ -69,7 +70,7 @@ def face_alert(
         device=device,
         severity=Severity.HIGH,
         title="possible watchlist match",
-        location=Location(lon=LON, lat=LAT),
+        location=Location(lon=at[0], lat=at[1]),
         evidence=Evidence.from_jpeg(small_jpeg(64, 48), 64, 48),
         face_crop=Evidence.from_jpeg(small_jpeg(32, 32), 32, 32) if crop else None,
     )
