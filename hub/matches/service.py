@@ -387,7 +387,8 @@ class MatchService:
     ) -> dict[str, Any]:
         """What the officer found at the place (verified by lawful means: identity documents
         checked in person; no further biometric capture). By a reviewer, or by an officer
-        dispatched to the match's incident."""
+        dispatched to the match's incident. Returns the match as the caller may see it: the
+        whole record with ``matches:read``, else the officer's view (:meth:`for_officer`)."""
         note = _note(note)
         now = self.clock.now()
         actor = principal.username
@@ -441,7 +442,10 @@ class MatchService:
             )
         self.count(f"outcome_{outcome.value}")
         self._announce(_Announce([match_id]))
-        return self.get(match_id)
+        if principal.can(Permission.MATCHES_READ):
+            return self.get(match_id)
+        # The officer gets back what their own dispatch shows of the match, no more.
+        return self.for_officer(actor, [str(row.incident_id)])[str(row.incident_id)]
 
     def for_officer(self, officer: str, incident_ids: Collection[str]) -> dict[str, dict[str, Any]]:
         """By incident id, the confirmed match of each incident among ``incident_ids`` that

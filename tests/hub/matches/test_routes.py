@@ -298,6 +298,9 @@ def test_an_officer_records_only_the_outcome_of_a_match_they_are_sent_to(
     officer_client = d.client(Role.OFFICER, sent.officer)
     res = officer_client.post(f"/api/v1/matches/{match['id']}/outcome", json=body)
     assert res.status_code == 200, res.text
+    # The answer shows the officer what their dispatch shows, not the reviewers' record.
+    assert (res.json()["outcome"], res.json()["confirmations"]) == ("not_found", 1)
+    assert not {"entry_label", "score", "reviews"} & set(res.json())
     replay = officer_client.post(
         f"/api/v1/matches/{match['id']}/outcome", json={"outcome": "identity_confirmed"}
     )
