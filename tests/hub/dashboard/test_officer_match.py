@@ -14,16 +14,15 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from sqlalchemy import select
 
 from edge.protocol import Channel, DeviceKind, DeviceTopic, Inbound
 from hub.auth import Role
-from hub.schema import audit_log
 from tests.hub.conftest import RunningHub
 from tests.hub.dashboard.conftest import closing_client, offset
 from tests.hub.dashboard.test_field_page import phone, sign_in, watch_errors
 from tests.hub.dashboard.test_mobile_a11y import NO_SIDEWAYS_SCROLL, serious_violations
-from tests.hub.matches.support import face_alert
+from tests.hub.dashboard.test_officer_hud import bind_glasses
+from tests.hub.matches.support import audit_actions, face_alert
 
 SCENE_AT = (120.0, 60.0)
 MARKUP = '<img src=x onerror="window.__pwned=1">'
@@ -69,14 +68,7 @@ def _confirmed_and_sent(
 def sent(dispatch_hub: RunningHub) -> tuple[Sent, Sent]:
     hub = dispatch_hub
     officer = f"{hub.site}-officer"
-    with closing_client(hub, Role.ADMIN) as admin:
-        device = f"{officer}-glasses"
-        admin.post(
-            "/api/v1/devices", json={"id": device, "site": hub.site, "kind": "glasses"}
-        ).raise_for_status()
-        admin.put(
-            f"/api/v1/officers/{officer}", json={"device": device, "on_duty": True}
-        ).raise_for_status()
+    bind_glasses(hub, officer)
     with closing_client(hub, Role.COMMANDER) as commander:
         return (
             _confirmed_and_sent(hub, commander, officer, "entry-north-gate", "cam-gate"),
@@ -90,13 +82,7 @@ def _match(hub: RunningHub, match_id: str) -> dict[str, Any]:
 
 
 def _audit(hub: RunningHub, target: str) -> list[tuple[str, str]]:
-    with hub.service.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(audit_log.c.actor, audit_log.c.action)
-            .where(audit_log.c.target == target)
-            .order_by(audit_log.c.seq)
-        ).all()
-    return [(r.actor, r.action) for r in rows]
+    return audit_actions(hub.service.store.engine, target)
 
 
 def _card(page: Page, s: Sent) -> Any:

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from edge.alert_details import FaceMatchDetails, build_alert
 from edge.protocol import (
@@ -104,13 +104,7 @@ class Replica:
         return found
 
     def actions(self, target: str) -> list[tuple[str, str]]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(audit_log.c.actor, audit_log.c.action)
-                .where(audit_log.c.target == target)
-                .order_by(audit_log.c.seq)
-            ).all()
-        return [(r.actor, r.action) for r in rows]
+        return audit_actions(self.store.engine, target)
 
     def count(self, table: Any, *where: Any) -> int:
         with self.store.engine.connect() as conn:
@@ -118,6 +112,17 @@ class Replica:
             for w in where:
                 stmt = stmt.where(w)
             return int(conn.execute(stmt).scalar_one())
+
+
+def audit_actions(engine: Engine, target: str) -> list[tuple[str, str]]:
+    """(actor, action) of every audit entry about ``target``, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action)
+            .where(audit_log.c.target == target)
+            .order_by(audit_log.c.seq)
+        ).all()
+    return [(r.actor, r.action) for r in rows]
 
 
 def replica(
