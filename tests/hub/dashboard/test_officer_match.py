@@ -122,8 +122,22 @@ def test_the_officer_verifies_by_lawful_means_and_records_the_outcome(
     assert page.evaluate(SMALL_TARGETS) == []
     assert serious_violations(page) == []
 
+    # The list is read again while the officer types (here: the phone comes online): the
+    # new card keeps the words typed and the caret in the note.
+    note = part.locator(".outcome-note")
+    note.fill("ID card checked")
+    note.evaluate("(el) => { el.dataset.old = '1'; }")
+    page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    page.wait_for_function(
+        '(id) => { const el = document.querySelector(`li[data-id="${id}"] .outcome-note`);'
+        " return el && !el.dataset.old; }",
+        arg=first.dispatch,
+    )
+    assert note.input_value() == "ID card checked"
+    assert note.evaluate("(el) => el === document.activeElement")
+    note.press("End")
+    page.keyboard.type(": another person")
     # The note and the tap reach the hub; the recorded outcome replaces the buttons.
-    part.locator(".outcome-note").fill("ID card checked: another person")
     part.locator('button[data-outcome="not_the_person"]').click()
     expect(part.locator(".outcome-status")).to_have_text("The outcome is recorded.")
     expect(part.locator(".outcome-recorded")).to_contain_text("Outcome recorded: Not the person")
