@@ -223,12 +223,6 @@ def of_officer_incidents(
     ids = sorted(set(incident_ids))
     if not ids:
         return []
-    confirms = (
-        select(func.count())
-        .select_from(R)
-        .where(R.c.match_id == M.c.id, R.c.decision == "confirm")
-        .scalar_subquery()
-    )
     sent = (
         select(dispatches.c.id)
         .where(dispatches.c.incident_id == M.c.incident_id, *_sent(officer))
@@ -237,10 +231,25 @@ def of_officer_incidents(
     out: list[Any] = []
     for start in range(0, len(ids), _IN_CHUNK):
         stmt = (
-            select(M, confirms.label("confirmations"))
+            _with_confirmations()
             .where(M.c.incident_id.in_(ids[start : start + _IN_CHUNK]), M.c.status == "confirmed")
             .where(sent)
             .order_by(M.c.id)
         )
         out.extend(conn.execute(stmt).all())
     return out
+
+
+def with_confirmations(conn: Connection, match_id: str) -> Any | None:
+    """The match row with how many reviewers confirmed it."""
+    return conn.execute(_with_confirmations().where(M.c.id == match_id)).first()
+
+
+def _with_confirmations() -> Any:
+    confirms = (
+        select(func.count())
+        .select_from(R)
+        .where(R.c.match_id == M.c.id, R.c.decision == "confirm")
+        .scalar_subquery()
+    )
+    return select(M, confirms.label("confirmations"))

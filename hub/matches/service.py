@@ -444,8 +444,10 @@ class MatchService:
         self._announce(_Announce([match_id]))
         if principal.can(Permission.MATCHES_READ):
             return self.get(match_id)
-        # The officer gets back what their own dispatch shows of the match, no more.
-        return self.for_officer(actor, [str(row.incident_id)])[str(row.incident_id)]
+        # The officer gets back what their own dispatch shows of the match, no more (read by
+        # id: the dispatch may be called off the moment after this commit).
+        with self.engine.connect() as conn:
+            return officer_match_json(repo.with_confirmations(conn, match_id))
 
     def for_officer(self, officer: str, incident_ids: Collection[str]) -> dict[str, dict[str, Any]]:
         """By incident id, the confirmed match of each incident among ``incident_ids`` that
