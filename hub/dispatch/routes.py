@@ -19,6 +19,7 @@ from hub.api.models import Body, UtcDateTime
 from hub.auth import Permission
 from hub.dispatch.service import NOTE_MAX, OfficerView
 from hub.incidents.routes import IncidentId
+from hub.matches.routes import OfficerMatchOut
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
 Username = Annotated[str, Path(pattern=SEGMENT_PATTERN)]
@@ -86,6 +87,10 @@ class MyDispatchOut(DispatchOut):
     location: Point | None
     issued_at: UtcDateTime
     alert_id: str | None
+    match: OfficerMatchOut | None = Field(
+        description="the confirmed face match this dispatch is sent to verify (the outcome "
+        "goes to POST /api/v1/matches/{id}/outcome)"
+    )
 
 
 class ManualDispatch(Body):
@@ -194,9 +199,12 @@ def cancel(dispatch_id: DispatchId, body: CancelBody, me: Me, ctx: Ctx) -> Dispa
     "/dispatches/mine", response_model=list[MyDispatchOut], **guarded(Permission.DISPATCH_ANSWER)
 )
 def mine(me: Me, ctx: Ctx) -> list[MyDispatchOut]:
-    """The caller's open dispatches, most urgent first, with what their Notify carried."""
+    """The caller's open dispatches, most urgent first, with what their Notify carried and,
+    for one sent to verify a confirmed face match, that match (as an officer may see it)."""
     out = []
-    for row, notify in ctx.dispatch.mine(me.username):
+    rows = ctx.dispatch.mine(me.username)
+    matches = ctx.matches.for_officer(me.username, [str(r.incident_id) for r, _ in rows])
+    for row, notify in rows:
         loc = notify.location if notify is not None else None
         out.append(
             MyDispatchOut(
@@ -208,6 +216,7 @@ def mine(me: Me, ctx: Ctx) -> list[MyDispatchOut]:
                 location=Point(lon=loc.lon, lat=loc.lat) if loc is not None else None,
                 issued_at=row.issued_at,
                 alert_id=row.alert_id,
+                match=matches.get(str(row.incident_id)),
             )
         )
     return out

@@ -195,16 +195,61 @@ def snapshot(conn: Connection, alert_id: str) -> bytes | None:
     return bytes(data) if data is not None else None
 
 
+# Dispatch states in which an officer is no longer sent to the incident (declined, let time
+# out, called off): such an officer neither sees the match nor records its outcome.
+_NOT_SENT = ("rejected", "cancelled", "timed_out")
+
+
+def _sent(officer: str) -> tuple[Any, ...]:
+    return dispatches.c.officer == officer, dispatches.c.state.not_in(_NOT_SENT)
+
+
 def officer_dispatched(conn: Connection, incident_id: str, officer: str) -> bool:
     """Whether the officer was sent to the incident: a dispatch of theirs they did not
     decline, let time out, or see cancelled."""
     stmt = (
         select(func.count())
         .select_from(dispatches)
-        .where(
-            dispatches.c.incident_id == incident_id,
-            dispatches.c.officer == officer,
-            dispatches.c.state.not_in(("rejected", "cancelled", "timed_out")),
-        )
+        .where(dispatches.c.incident_id == incident_id, *_sent(officer))
     )
     return int(conn.execute(stmt).scalar_one()) > 0
+
+
+def of_officer_incidents(
+    conn: Connection, officer: str, incident_ids: Collection[str]
+) -> list[Any]:
+    """The confirmed matches of those of ``incident_ids`` the officer is sent to (the same
+    rule as :func:`officer_dispatched`), with how many reviewers confirmed each."""
+    ids = sorted(set(incident_ids))
+    if not ids:
+        return []
+    sent = (
+        select(dispatches.c.id)
+        .where(dispatches.c.incident_id == M.c.incident_id, *_sent(officer))
+        .exists()
+    )
+    out: list[Any] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        stmt = (
+            _with_confirmations()
+            .where(M.c.incident_id.in_(ids[start : start + _IN_CHUNK]), M.c.status == "confirmed")
+            .where(sent)
+            .order_by(M.c.id)
+        )
+        out.extend(conn.execute(stmt).all())
+    return out
+
+
+def with_confirmations(conn: Connection, match_id: str) -> Any | None:
+    """The match row with how many reviewers confirmed it."""
+    return conn.execute(_with_confirmations().where(M.c.id == match_id)).first()
+
+
+def _with_confirmations() -> Any:
+    confirms = (
+        select(func.count())
+        .select_from(R)
+        .where(R.c.match_id == M.c.id, R.c.decision == "confirm")
+        .scalar_subquery()
+    )
+    return select(M, confirms.label("confirmations"))

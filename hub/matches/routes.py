@@ -59,6 +59,24 @@ class MatchOut(BaseModel):
     crop_deleted_at: UtcDateTime | None
 
 
+class OfficerMatchOut(BaseModel):
+    """A confirmed match as the officer sent to verify it sees it, on their own dispatch
+    (``GET /api/v1/dispatches/mine``): no entry label, face crop, score or reviewer names."""
+
+    id: str
+    alert_id: str = Field(description="the alert whose camera frame the officer may view")
+    entry_id: str
+    device: str
+    seen_at: UtcDateTime
+    status: Status
+    confirmations: int = Field(description="how many reviewers confirmed the match")
+    decided_at: UtcDateTime | None
+    outcome: Outcome | None
+    outcome_note: str | None
+    outcome_by: str | None
+    outcome_at: UtcDateTime | None
+
+
 class ReviewBody(Body):
     decision: Decision
     note: Annotated[str, Field(max_length=NOTE_MAX)] = ""
@@ -153,11 +171,14 @@ def review(match_id: MatchId, body: ReviewBody, me: Me, ctx: Ctx) -> MatchOut:
 # the match's incident through, and refuses everyone else with 403.
 @router.post(
     "/matches/{match_id}/outcome",
-    response_model=MatchOut,
+    response_model=MatchOut | OfficerMatchOut,
     **guarded(Permission.SELF, CONFLICT),
 )
-def outcome(match_id: MatchId, body: OutcomeBody, me: Me, ctx: Ctx) -> MatchOut:
-    """What the officer found, verified by lawful means (identity documents checked)."""
-    return MatchOut.model_validate(
-        ctx.matches.record_outcome(me, match_id, body.outcome, body.note)
-    )
+def outcome(match_id: MatchId, body: OutcomeBody, me: Me, ctx: Ctx) -> MatchOut | OfficerMatchOut:
+    """What the officer found, verified by lawful means (identity documents checked). The
+    answer is the match as the caller may see it: Match with ``matches:read``, else the
+    officer's view of it (as on their dispatch)."""
+    view = ctx.matches.record_outcome(me, match_id, body.outcome, body.note)
+    if me.can(Permission.MATCHES_READ):
+        return MatchOut.model_validate(view)
+    return OfficerMatchOut.model_validate(view)

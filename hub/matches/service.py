@@ -387,23 +387,29 @@ class MatchService:
     ) -> dict[str, Any]:
         """What the officer found at the place (verified by lawful means: identity documents
         checked in person; no further biometric capture). By a reviewer, or by an officer
-        dispatched to the match's incident."""
+        dispatched to the match's incident. Returns the match as the caller may see it: the
+        whole record with ``matches:read``, else the officer's view (:meth:`for_officer`)."""
         note = _note(note)
         now = self.clock.now()
         actor = principal.username
+        reviewer = principal.can(Permission.MATCHES_REVIEW)
         with write_transaction(self.engine) as conn:
             row = repo.lock(conn, match_id)
-            if row is None:
-                raise MatchNotFound(f"no match {match_id!r}")
-            if not principal.can(Permission.MATCHES_REVIEW) and not (
-                principal.can(Permission.DISPATCH_ANSWER)
+            # An officer learns nothing from a guessed id: an unknown match is refused like
+            # another officer's (whether it exists is not theirs to know).
+            if not reviewer and not (
+                row is not None
+                and principal.can(Permission.DISPATCH_ANSWER)
                 and row.incident_id is not None
                 and repo.officer_dispatched(conn, str(row.incident_id), actor)
             ):
+                self.count("outcome_refused")
                 raise Forbidden(
                     "only a reviewer or an officer dispatched to this match's incident may "
                     "record its outcome"
                 )
+            if row is None:
+                raise MatchNotFound(f"no match {match_id!r}")
             if row.status != "confirmed" or row.incident_id is None:
                 raise ReviewRefused(
                     f"match {match_id} is {row.status}: an outcome is recorded for a confirmed "
@@ -436,7 +442,22 @@ class MatchService:
             )
         self.count(f"outcome_{outcome.value}")
         self._announce(_Announce([match_id]))
-        return self.get(match_id)
+        if principal.can(Permission.MATCHES_READ):
+            return self.get(match_id)
+        # The officer gets back what their own dispatch shows of the match, no more (read by
+        # id: the dispatch may be called off the moment after this commit).
+        with self.engine.connect() as conn:
+            return officer_match_json(repo.with_confirmations(conn, match_id))
+
+    def for_officer(self, officer: str, incident_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """By incident id, the confirmed match of each incident among ``incident_ids`` that
+        ``officer`` is sent to: what the officer needs to verify it and no more. No entry label
+        (that is ``watchlist:read``), no face crop and no score (``matches:read``: the
+        reviewers' tools), no reviewer names; the alert id, so the phone can show the camera
+        frame the officer's ``alerts:read`` already allows (that view is audited)."""
+        with self.engine.connect() as conn:
+            rows = repo.of_officer_incidents(conn, officer, incident_ids)
+        return {str(r.incident_id): officer_match_json(r) for r in rows}
 
     # --- export ------------------------------------------------------------------------------
 
@@ -596,4 +617,22 @@ def match_json(
         "outcome_by": row.outcome_by,
         "outcome_at": _iso(row.outcome_at),
         "crop_deleted_at": _iso(row.crop_deleted_at),
+    }
+
+
+def officer_match_json(row: Any) -> dict[str, Any]:
+    """The match as an officer sent to verify it sees it (:meth:`MatchService.for_officer`)."""
+    return {
+        "id": row.id,
+        "alert_id": row.alert_id,
+        "entry_id": row.entry_id,
+        "device": row.device,
+        "seen_at": _iso(row.seen_at),
+        "status": row.status,
+        "confirmations": int(row.confirmations),
+        "decided_at": _iso(row.decided_at),
+        "outcome": row.outcome,
+        "outcome_note": row.outcome_note,
+        "outcome_by": row.outcome_by,
+        "outcome_at": _iso(row.outcome_at),
     }

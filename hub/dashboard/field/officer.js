@@ -6,6 +6,11 @@
 // card says so). Big answer buttons send the officer's answer to the hub; a switch puts them on
 // or off duty. Live `dispatch` events refresh the list; a poll covers a stream that is down or
 // refused. Like "My tasks", this needs the hub: offline, the list says so.
+// A dispatch sent to verify a confirmed face match carries that match (as an officer may see
+// it: entry id, camera, time, how many reviewers confirmed; never the entry's label or the face
+// crop): the card says identity is verified by lawful means only, shows the camera frame the
+// reviewers confirmed, and offers three big outcome buttons with a short note
+// (POST /api/v1/matches/{id}/outcome); once recorded, the outcome replaces the buttons.
 import { api } from "/ui/js/api.js";
 import { h, fill } from "/ui/js/dom.js";
 import { t, formatTime, formatAgo } from "/ui/js/i18n.js";
@@ -16,6 +21,8 @@ export const ANSWERS = ["acknowledge", "on_my_way", "arrived", "verify", "reject
 const SEVERITIES = ["critical", "high", "medium", "low", "info"];
 const ACTIONS = ["attend", "verify", "assist", "observe"];
 const STATES = ["notified", "acknowledged", "en_route", "on_scene", "verified", "rejected", "timed_out", "cancelled", "done"];
+export const OUTCOMES = ["identity_confirmed", "not_the_person", "not_found"];
+const NOTE_MAX = 500; // the hub's limit (hub/matches/service.py NOTE_MAX)
 const POLL_MS = 10000;
 const LIVE_REFRESH_MS = 200;
 const TICK_MS = 15000;
@@ -45,6 +52,9 @@ export class OfficerView {
     this.pose = null; // {lon, lat, accuracy_m, headingDeg}
     this.heading = null;
     this.messages = new Map(); // dispatch id -> {text, cls}
+    this.outcomeMessages = new Map(); // dispatch id -> {text, cls}
+    this.notes = new Map(); // dispatch id -> the outcome note being typed (kept over re-renders)
+    this.recording = new Set(); // dispatch ids whose outcome is on its way to the hub
     this.liveTimer = null;
     this.started = false;
   }
@@ -172,11 +182,17 @@ export class OfficerView {
   }
 
   render() {
-    // A re-render keeps the focused answer button focused (a live refresh lands mid-tap).
+    // A re-render keeps the focused control focused, and the caret in the note (a live refresh
+    // lands mid-tap or mid-word).
     const focused = this.list.contains(document.activeElement) ? document.activeElement : null;
-    const key = focused ? [focused.closest("li")?.dataset.id, focused.dataset.answer] : null;
+    const key = focused?.dataset.focus ? [focused.closest("li")?.dataset.id, focused.dataset.focus] : null;
+    const caret = focused instanceof HTMLInputElement ? [focused.selectionStart, focused.selectionEnd] : null;
     fill(this.list, this.items.map((d) => this.card(d)));
-    if (key) this.list.querySelector(`li[data-id="${CSS.escape(key[0] || "")}"] button[data-answer="${CSS.escape(key[1] || "")}"]`)?.focus();
+    if (key) {
+      const el = this.list.querySelector(`li[data-id="${CSS.escape(key[0] || "")}"] [data-focus="${CSS.escape(key[1])}"]`);
+      el?.focus();
+      if (caret && el instanceof HTMLInputElement) el.setSelectionRange(caret[0], caret[1]);
+    }
     this.renderArrows();
     this.renderTimes();
   }
@@ -187,13 +203,15 @@ export class OfficerView {
     const state = known(STATES, d.state);
     const msg = this.messages.get(d.id);
     const buttons = ANSWERS.map((a) => {
-      const b = h("button", { type: "button", class: `answer answer-${a}`, "data-answer": a }, t(`officer.answer.${a}`));
+      const b = h("button", { type: "button", class: `answer answer-${a}`, "data-answer": a, "data-focus": `answer:${a}` }, t(`officer.answer.${a}`));
       b.addEventListener("click", () => this.answer(d, a, b));
       return b;
     });
-    const evidence = d.alert_id ? h("img", {
-      class: "evidence", src: `/api/v1/alerts/${encodeURIComponent(d.alert_id)}/evidence`,
-      alt: t("officer.evidence_alt"), loading: "lazy",
+    // A hand-sent verify dispatch may not name the alert: the match does.
+    const alertId = d.alert_id || d.match?.alert_id;
+    const evidence = alertId ? h("img", {
+      class: "evidence", src: `/api/v1/alerts/${encodeURIComponent(alertId)}/evidence`,
+      alt: t(d.match ? "officer.match.frame_alt" : "officer.evidence_alt"), loading: "lazy",
     }) : null;
     // No snapshot for this alert: the card does without (a 404 is not an error to show).
     evidence?.addEventListener("error", () => evidence.remove());
@@ -212,8 +230,83 @@ export class OfficerView {
           h("span", { class: "distance" }),
           h("span", { class: "bearing-note hint" }))),
       evidence,
+      d.match ? this.matchPart(d) : null,
       h("div", { class: "answers", role: "group", "aria-label": t("officer.answers") }, buttons),
       h("p", { class: `status ${msg?.cls || ""}`, role: "status" }, msg?.text || ""));
+  }
+
+  // The confirmed face match this dispatch is sent to verify: how (lawful means only), what
+  // to verify against, and the outcome: three buttons and a note, or the outcome recorded.
+  matchPart(d) {
+    const m = d.match;
+    const outcome = known(OUTCOMES, m.outcome);
+    const msg = this.outcomeMessages.get(d.id);
+    const fact = (label, value) => h("div", {}, h("dt", {}, t(label)), h("dd", {}, value));
+    let record;
+    if (m.outcome) {
+      record = h("div", { class: "outcome-recorded", "data-outcome": m.outcome },
+        h("strong", {}, t("officer.match.recorded", {
+          outcome: outcome ? t(`review.outcome.${outcome}`) : String(m.outcome),
+          by: m.outcome_by || "", at: formatTime(m.outcome_at),
+        })),
+        m.outcome_note ? h("p", { class: "outcome-note-text" }, m.outcome_note) : null);
+    } else {
+      const busy = this.recording.has(d.id);
+      const note = h("input", {
+        type: "text", class: "outcome-note", id: `outcome-note-${d.id}`, maxlength: String(NOTE_MAX),
+        autocomplete: "off", "data-focus": "note", value: this.notes.get(d.id) || "",
+      });
+      note.disabled = busy;
+      note.addEventListener("input", () => this.notes.set(d.id, note.value));
+      const buttons = OUTCOMES.map((o) => {
+        const b = h("button", { type: "button", class: `outcome outcome-${o}`, "data-outcome": o, "data-focus": `outcome:${o}` },
+          t(`review.outcome.${o}`));
+        b.disabled = busy;
+        b.addEventListener("click", () => this.recordOutcome(d, o));
+        return b;
+      });
+      record = h("div", { class: "outcome-form" },
+        h("label", { for: note.id }, t("officer.match.note")),
+        note,
+        h("div", { class: "outcomes", role: "group", "aria-label": t("officer.match.outcomes") }, buttons));
+    }
+    return h("section", { class: "match-verify", "data-match": m.id, "aria-label": t("officer.match.title") },
+      h("h3", {}, t("officer.match.title")),
+      h("p", { class: "lawful" }, t("officer.match.lawful")),
+      h("dl", { class: "reference" },
+        fact("officer.match.entry", m.entry_id),
+        fact("officer.match.camera", m.device),
+        fact("officer.match.seen", formatTime(m.seen_at)),
+        fact("officer.match.reviewed", t("officer.match.confirmations", { n: m.confirmations }))),
+      record,
+      h("p", { class: `outcome-status status ${msg?.cls || ""}`, role: "status" }, msg?.text || ""));
+  }
+
+  async recordOutcome(d, outcome) {
+    // One request at a time per match: a second tap while the first is on its way sends
+    // nothing (the hub refuses a second outcome anyway, and says so).
+    if (this.recording.has(d.id)) return;
+    this.recording.add(d.id);
+    this.outcomeMessages.delete(d.id);
+    this.render();
+    const note = (this.notes.get(d.id) || "").trim();
+    try {
+      const fresh = await api(`/api/v1/matches/${encodeURIComponent(d.match.id)}/outcome`, {
+        method: "POST", body: { outcome, note },
+      });
+      this.notes.delete(d.id);
+      this.outcomeMessages.set(d.id, { text: t("officer.match.saved"), cls: "ok" });
+      const i = this.items.findIndex((x) => x.id === d.id);
+      if (i >= 0 && fresh) this.items[i] = { ...this.items[i], match: { ...this.items[i].match, ...fresh } };
+    } catch (err) {
+      this.outcomeMessages.set(d.id, { text: t("officer.match.refused", { reason: err.message }), cls: "error" });
+    } finally {
+      this.recording.delete(d.id);
+    }
+    this.render();
+    // The hub's word: after a refusal (recorded already, by another officer or a reviewer)
+    // the card shows the outcome the hub holds.
+    this.refresh();
   }
 
   // Only the arrows and distances change with the phone's position and heading: the cards (and

@@ -78,14 +78,10 @@ def _dispatch(hub: RunningHub, incident: str, officer: str, action: str = "verif
         return str(res.json()["id"])
 
 
-@pytest.fixture(scope="module")
-def scene(dispatch_hub: RunningHub) -> Scene:
-    hub = dispatch_hub
-    officer, other = f"{hub.site}-officer", f"{hub.site}-officer2"
-    with hub.service.store.engine.begin() as conn:
-        create_user(conn, other, PASSWORD, Role.OFFICER)
+def bind_glasses(hub: RunningHub, *officers: str) -> None:
+    """Register a pair of glasses for each officer, bind it, and put them on duty."""
     with closing_client(hub, Role.ADMIN) as admin:
-        for name in (officer, other):
+        for name in officers:
             device = f"{name}-glasses"
             admin.post(
                 "/api/v1/devices", json={"id": device, "site": hub.site, "kind": "glasses"}
@@ -93,6 +89,15 @@ def scene(dispatch_hub: RunningHub) -> Scene:
             admin.put(
                 f"/api/v1/officers/{name}", json={"device": device, "on_duty": True}
             ).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def scene(dispatch_hub: RunningHub) -> Scene:
+    hub = dispatch_hub
+    officer, other = f"{hub.site}-officer", f"{hub.site}-officer2"
+    with hub.service.store.engine.begin() as conn:
+        create_user(conn, other, PASSWORD, Role.OFFICER)
+    bind_glasses(hub, officer, other)
     incident = _incident(hub, "Fly-tipping at the east gate", SCENE_AT)
     mine = _dispatch(hub, incident["id"], officer)
     elsewhere = _incident(hub, "Somewhere else", (-300, 0))["id"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from edge.alert_details import FaceMatchDetails, build_alert
 from edge.protocol import (
@@ -51,6 +51,7 @@ def face_alert(
     crop: bool = True,
     site: str = SITE,
     device: str = CAMERA,
+    at: tuple[float, float] = (LON, LAT),
     **details: Any,
 ) -> Alert:
     values: dict[str, Any] = {
@@ -69,7 +70,7 @@ def face_alert(
         device=device,
         severity=Severity.HIGH,
         title="possible watchlist match",
-        location=Location(lon=LON, lat=LAT),
+        location=Location(lon=at[0], lat=at[1]),
         evidence=Evidence.from_jpeg(small_jpeg(64, 48), 64, 48),
         face_crop=Evidence.from_jpeg(small_jpeg(32, 32), 32, 32) if crop else None,
     )
@@ -103,13 +104,7 @@ class Replica:
         return found
 
     def actions(self, target: str) -> list[tuple[str, str]]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(audit_log.c.actor, audit_log.c.action)
-                .where(audit_log.c.target == target)
-                .order_by(audit_log.c.seq)
-            ).all()
-        return [(r.actor, r.action) for r in rows]
+        return audit_actions(self.store.engine, target)
 
     def count(self, table: Any, *where: Any) -> int:
         with self.store.engine.connect() as conn:
@@ -117,6 +112,17 @@ class Replica:
             for w in where:
                 stmt = stmt.where(w)
             return int(conn.execute(stmt).scalar_one())
+
+
+def audit_actions(engine: Engine, target: str) -> list[tuple[str, str]]:
+    """(actor, action) of every audit entry about ``target``, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action)
+            .where(audit_log.c.target == target)
+            .order_by(audit_log.c.seq)
+        ).all()
+    return [(r.actor, r.action) for r in rows]
 
 
 def replica(

@@ -180,6 +180,12 @@ def test_outcome_by_the_dispatched_officer_only_and_on_the_timeline(
         hub.matches.record_outcome(
             principal("far-z", Role.OFFICER), match_id, Outcome.IDENTITY_CONFIRMED, ""
         )
+    # The officer's view of the match goes to the officer sent, whatever incidents are asked.
+    incident_id = hub.matches.get(match_id)["incident_id"]
+    assert hub.matches.for_officer("far-z", [incident_id]) == {}
+    seen = hub.matches.for_officer("near-a", [incident_id, "no-such-incident"])
+    assert list(seen) == [incident_id]
+    assert (seen[incident_id]["id"], seen[incident_id]["confirmations"]) == (match_id, 1)
     with pytest.raises(Invalid):
         hub.matches.record_outcome(officer, match_id, Outcome.NOT_THE_PERSON, "x" * 501)
 

@@ -205,3 +205,111 @@ def test_the_review_page_with_two_reviewers_and_the_outcome(
     expect(page.locator("#review-title")).to_have_text("疑似人脸比中")
     assert page.title() != "1"
     assert page.errors == []  # type: ignore[attr-defined]  # CSP violations included
+
+
+def _confirmed_match(d: District, entry_id: str, east_m: float = 0) -> dict[str, Any]:
+    """A face_match alert stored as ingest stores it, taken in, and confirmed by a commander
+    (the confirmation opens the incident and asks the officers nearby to verify)."""
+    hub = d.hub
+    alert = face_alert(entry_id, site=hub.site, device=d.name("cam"), at=offset(east_m))
+    topic = DeviceTopic(hub.site, DeviceKind.CAMERA, alert.device, Channel.ALERT)
+    hub.service.store.write_batch([Inbound(topic, alert)])
+    matches = hub.service.ctx.matches
+    assert matches.intake([alert.id]) == 1
+    match_id = next(
+        m["id"] for m in matches.page(None, limit=50, after=None) if m["alert_id"] == alert.id
+    )
+    res = d.client(Role.COMMANDER).post(
+        f"/api/v1/matches/{match_id}/reviews", json={"decision": "confirm"}
+    )
+    assert res.status_code == 200, res.text
+    return dict(res.json())
+
+
+def _mine(client: Any) -> list[dict[str, Any]]:
+    res = client.get("/api/v1/dispatches/mine")
+    res.raise_for_status()
+    return list(res.json())
+
+
+def test_an_officer_records_only_the_outcome_of_a_match_they_are_sent_to(
+    district: District,
+) -> None:
+    """The officer's own dispatch carries the match to verify (and no more than an officer may
+    see); only an officer sent to the match's incident records its outcome, once. Another
+    officer, one whose dispatch was called off, and one guessing ids are refused alike (403,
+    the same sentence: an unknown id is not told apart from another officer's match)."""
+    d = district
+    sent = d.officer(100)
+    elsewhere = d.officer(50_000)  # beyond every dispatch ring: never asked
+    called_off = d.officer(60_000)
+    match = _confirmed_match(d, "entry-officer")
+    other_match = _confirmed_match(d, "entry-elsewhere", -80_000)  # no officer near it
+    commander = d.client(Role.COMMANDER)
+    # The far officers are sent by hand: one to the other match, one to this match (then
+    # called off), so each holds a real dispatch that is not this match's.
+    for officer, m in ((elsewhere, other_match), (called_off, match)):
+        res = commander.post(
+            f"/api/v1/incidents/{m['incident_id']}/dispatches",
+            json={"officer": officer.officer, "action": "verify", "force": True},
+        )
+        assert res.status_code == 201, res.text
+        if officer is called_off:
+            cancelled = commander.post(
+                f"/api/v1/dispatches/{res.json()['id']}/cancel", json={"reason": "too far"}
+            )
+            assert cancelled.status_code == 200, cancelled.text
+
+    mine = [x for x in _mine(d.client(Role.OFFICER, sent.officer)) if x["match"]]
+    assert [(x["incident_id"], x["action"], x["match"]["id"]) for x in mine] == [
+        (match["incident_id"], "verify", match["id"])
+    ]
+    seen = mine[0]["match"]
+    assert (seen["entry_id"], seen["status"], seen["confirmations"], seen["outcome"]) == (
+        "entry-officer",
+        "confirmed",
+        1,
+        None,
+    )
+    assert seen["alert_id"] == match["alert_id"]  # the frame an officer may view (audited)
+    # What the officer's role may not see stays out: the entry's label, the score, reviewers.
+    assert not {"entry_label", "category", "score", "threshold", "reviews"} & set(seen)
+    assert [x["match"]["id"] for x in _mine(d.client(Role.OFFICER, elsewhere.officer))] == [
+        other_match["id"]
+    ]
+
+    body = {"outcome": "not_found", "note": "nobody at the gate"}
+    refusal = "only a reviewer or an officer dispatched to this match's incident"
+    for officer, match_id in (
+        (elsewhere, match["id"]),  # sent, but to another match
+        (called_off, match["id"]),  # sent to this one, then called off
+        (elsewhere, "0190f3b2-7c1e-7000-8000-000000000000"),  # a guessed id: no such match
+    ):
+        res = d.client(Role.OFFICER, officer.officer).post(
+            f"/api/v1/matches/{match_id}/outcome", json=body
+        )
+        assert res.status_code == 403, (officer.officer, res.text)
+        assert refusal in res.json()["detail"]
+    # A reviewer is told plainly that the id is unknown.
+    res = commander.post("/api/v1/matches/0190f3b2-7c1e-7000-8000-000000000000/outcome", json=body)
+    assert res.status_code == 404
+    assert commander.get(f"/api/v1/matches/{match['id']}").json()["outcome"] is None
+
+    officer_client = d.client(Role.OFFICER, sent.officer)
+    res = officer_client.post(f"/api/v1/matches/{match['id']}/outcome", json=body)
+    assert res.status_code == 200, res.text
+    # The answer shows the officer what their dispatch shows, not the reviewers' record.
+    assert (res.json()["outcome"], res.json()["confirmations"]) == ("not_found", 1)
+    assert not {"entry_label", "score", "reviews"} & set(res.json())
+    replay = officer_client.post(
+        f"/api/v1/matches/{match['id']}/outcome", json={"outcome": "identity_confirmed"}
+    )
+    assert replay.status_code == 409
+    assert "recorded already (not_found)" in replay.json()["detail"]
+    [after] = [x["match"] for x in _mine(officer_client) if x["match"]]
+    assert (after["outcome"], after["outcome_note"], after["outcome_by"]) == (
+        "not_found",
+        "nobody at the gate",
+        sent.officer,
+    )
+    assert _actions(d, match["id"]).count((sent.officer, "match.outcome")) == 1
