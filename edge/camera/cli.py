@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(path: Path, config: CameraConfig) -> int:
     from edge.camera.detectors import DetectorError, build_detector
-    from edge.camera.ingest import check_source, pipeline_description, scrub
+    from edge.vision.ingest import check_source, pipeline_description, scrub
 
     problem = check_source(config.source)
     if problem is not None:

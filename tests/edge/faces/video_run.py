@@ -36,18 +36,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.agent import AgentRuntime
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.default import nanodet_onnx_config
-from edge.camera.faces import FaceCropConfig, encode_face_crop
-from edge.camera.ingest import FileSource, IngestConfig
 from edge.camera.models import models_dir
 from edge.camera.service import CameraService
-from edge.camera.tracker import TrackerConfig
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload, seal_bundle
 from edge.faces.keys import ed25519_public_b64, key_id_of, load_or_create_device_key
+from edge.faces.stage import FaceCropConfig, encode_face_crop
 from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
 from edge.faces.watchlist import EdgeWatchlist
 from edge.protocol import Alert, CmdChannel, DeviceKind, cmd_topic, decode_as, encode
 from edge.validators import utcnow
+from edge.vision.ingest import FileSource, IngestConfig
+from edge.vision.tracker import TrackerConfig
 from tests.edge.faces.face_video import Segment, build_face_video
 from tests.support.broker import BrokerHarness
 from tests.support.flood import raw_client

@@ -31,7 +31,6 @@ from pydantic import Field
 
 from edge import gstreamer
 from edge.backoff import Backoff
-from edge.camera.lifecycle import log as lifecycle
 from edge.config import StrictModel
 from edge.queues import BoundedQueue, QueueClosedError
 
@@ -290,8 +289,11 @@ class FrameSource:
     """Runs one GStreamer pipeline on its own thread; :meth:`read` hands out frames."""
 
     def __init__(self, source: RtspSource | FileSource | V4l2Source | TestPatternSource,
-                 ingest: IngestConfig | None = None, *, name: str = "camera") -> None:
+                 ingest: IngestConfig | None = None, *, name: str = "camera",
+                 lifecycle: logging.Logger | None = None) -> None:
         self.source = source
+        # the agent's lifecycle log (shown at the default level): stream connected, lost, ended
+        self.lifecycle = lifecycle if lifecycle is not None else log
         self.ingest = ingest or IngestConfig()
         self.name = name
         self.description = pipeline_description(source, self.ingest)
@@ -353,9 +355,9 @@ class FrameSource:
                     continue
                 # A file that cannot be played will not play on a retry: say why once, stop.
                 if self.failure is not None:
-                    lifecycle.error("%s; the file source stops here", self.failure)
+                    self.lifecycle.error("%s; the file source stops here", self.failure)
                 else:
-                    lifecycle.info("%s: end of file after %d frames", self.label,
+                    self.lifecycle.info("%s: end of file after %d frames", self.label,
                                    self.counters["frames"])
                 self.ended.set()
                 return
@@ -364,7 +366,7 @@ class FrameSource:
             delay = self._backoff.next_delay()
             reason = str(self.failure) if self.failure is not None else (
                 f"{self.label}: {outcome}")
-            lifecycle.warning("%s: %s; reconnecting in %.1f s (attempt %d)",
+            self.lifecycle.warning("%s: %s; reconnecting in %.1f s (attempt %d)",
                               "stream lost" if self._was_connected else "stream failed",
                               reason, delay, attempt)
             self.failure = None
@@ -443,7 +445,7 @@ class FrameSource:
         self.connected.set()
         self._backoff.reset()
         self.decoder = _find_decoder(pipeline, g)
-        lifecycle.info("stream connected: %s (decoder %s)", self.label, self.decoder)
+        self.lifecycle.info("stream connected: %s (decoder %s)", self.label, self.decoder)
         return _duration_s(pipeline, g)
 
     def _bus_outcome(self, msg: Any, g: Any) -> str:
