@@ -39,7 +39,8 @@ from edge.camera.pipeline import FrameProcessor, FrameResult
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload
 from edge.faces.gallery import Gallery
-from edge.faces.stage import FaceStage, FaceStageConfig
+from edge.faces.stage import FaceStage
+from edge.faces.stage_config import FaceStageConfig
 from edge.faces.testdata import face_photo_path
 from edge.faces.types import BgrImage, FaceBackend
 from edge.validators import utcnow

@@ -11,7 +11,7 @@ from edge.camera.homography import HomographyConfig
 from edge.camera.motion import MotionConfig
 from edge.camera.zones import LineZone, ZoneConfig
 from edge.config import AgentConfig
-from edge.faces.stage import FacesConfig
+from edge.faces.stage_config import FacesConfig
 from edge.vision.ingest import IngestConfig, SourceConfig
 from edge.vision.snapshot import SnapshotConfig
 from edge.vision.tracker import TrackerConfig

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edge import gstreamer
 from edge.backoff import Backoff
@@ -65,6 +65,25 @@ class TestPatternSource(StrictModel):
     num_frames: Annotated[int, Field(ge=-1)] = -1
 
 
+class PipelineSource(StrictModel):
+    """A site's own GStreamer source elements (gst-launch syntax), e.g. a camera only its
+    vendor's element reads; the agent appends conversion, scaling and its appsink."""
+
+    type: Literal["pipeline"] = "pipeline"
+    pipeline: Annotated[str, Field(min_length=3, max_length=2048, pattern=r"^[^\x00-\x1f]+$")]
+
+    @field_validator("pipeline")
+    @classmethod
+    def _only_the_source(cls, value: str) -> str:
+        text = value.strip()
+        if text.endswith("!") or text.startswith("!"):
+            raise ValueError("the pipeline must not start or end with '!': give the source "
+                             "elements only, the agent adds the rest")
+        if "appsink" in text:
+            raise ValueError("the pipeline must not contain an appsink: the agent adds its own")
+        return text
+
+
 SourceConfig = Annotated[RtspSource | FileSource | V4l2Source | TestPatternSource,
                          Field(discriminator="type")]
 
@@ -84,7 +103,7 @@ class IngestError(Exception):
     """GStreamer is missing or a pipeline cannot be built."""
 
 
-AnySource = RtspSource | FileSource | V4l2Source | TestPatternSource
+AnySource = RtspSource | FileSource | V4l2Source | TestPatternSource | PipelineSource
 
 
 def redact_url(url: str) -> str:
@@ -110,6 +129,8 @@ def source_label(source: AnySource) -> str:
         return f"file {source.path}"
     if isinstance(source, V4l2Source):
         return f"v4l2 {source.device}"
+    if isinstance(source, PipelineSource):
+        return f"pipeline {source.pipeline.split(maxsplit=1)[0]}"
     return f"test pattern {source.pattern}"
 
 
@@ -244,7 +265,7 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def pipeline_description(source: RtspSource | FileSource | V4l2Source | TestPatternSource,
+def pipeline_description(source: AnySource,
                          ingest: IngestConfig, *, sync: bool | None = None) -> str:
     """gst-launch syntax for ``source`` ending in ``appsink name=sink`` of BGR frames."""
     decode = "decodebin" + (" force-sw-decoders=true" if ingest.decoder == "software" else "")
@@ -259,6 +280,9 @@ def pipeline_description(source: RtspSource | FileSource | V4l2Source | TestPatt
         live = source.live
     elif isinstance(source, V4l2Source):
         head = f"v4l2src device={_quote(str(source.device))} ! {decode}"
+        live = True
+    elif isinstance(source, PipelineSource):
+        head = source.pipeline
         live = True
     else:
         head = (f"videotestsrc is-live=true pattern={source.pattern} "
@@ -288,7 +312,7 @@ _START_STALL_RETRIES = 2
 class FrameSource:
     """Runs one GStreamer pipeline on its own thread; :meth:`read` hands out frames."""
 
-    def __init__(self, source: RtspSource | FileSource | V4l2Source | TestPatternSource,
+    def __init__(self, source: AnySource,
                  ingest: IngestConfig | None = None, *, name: str = "camera",
                  lifecycle: logging.Logger | None = None) -> None:
         self.source = source

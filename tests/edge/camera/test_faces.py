@@ -23,15 +23,8 @@ from edge.faces.bundle import BundleEntry, BundlePayload
 from edge.faces.gallery import Candidate, Gallery
 from edge.faces.keys import ed25519_public_b64, key_id_of
 from edge.faces.matcher import MatcherConfig, ThresholdBelowFloorError
-from edge.faces.stage import (
-    FaceCropConfig,
-    FacesConfig,
-    FaceStage,
-    FaceStageConfig,
-    GalleryView,
-    blur_faces,
-    encode_face_crop,
-)
+from edge.faces.stage import FaceStage, GalleryView, blur_faces, encode_face_crop
+from edge.faces.stage_config import FaceCropConfig, FacesConfig, FaceStageConfig
 from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
 from edge.vision.tracker import Track
 from tests.edge.faces.face_video import compose

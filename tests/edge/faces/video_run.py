@@ -41,7 +41,8 @@ from edge.camera.service import CameraService
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload, seal_bundle
 from edge.faces.keys import ed25519_public_b64, key_id_of, load_or_create_device_key
-from edge.faces.stage import FaceCropConfig, encode_face_crop
+from edge.faces.stage import encode_face_crop
+from edge.faces.stage_config import FaceCropConfig
 from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
 from edge.faces.watchlist import EdgeWatchlist
 from edge.protocol import Alert, CmdChannel, DeviceKind, cmd_topic, decode_as, encode
