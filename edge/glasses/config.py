@@ -117,8 +117,13 @@ class GlassesFacesConfig(FacesConfig):
 
 def _face_tracker() -> TrackerConfig:
     # a face seen once may already vote (k of n still needs k frames); a few missed frames at
-    # the analysed rate end the track (the wearer turned their head)
-    return TrackerConfig(min_hits=1, max_missed_frames=5)
+    # the analysed rate end the track. A face is small and the wearer's head turns: between
+    # two analysed frames it moves further than its own width more often than a person's
+    # whole box does, hence the wider centre distance, and no "standing still" rule (which
+    # would let only an overlapping box continue a new track: a face moving its own width
+    # per frame would start a new track, and never gather k votes, in every frame).
+    return TrackerConfig(min_hits=1, max_missed_frames=5, max_center_distance_rel=1.5,
+                         still_speed_rel=0.0)
 
 
 class GlassesCameraConfig(StrictModel):
