@@ -47,7 +47,7 @@ from edge.faces.types import BgrImage, FaceBackend, FaceBox
 from edge.protocol import Alert, Evidence, Location, ProtocolError, Severity
 from edge.tracking import track_entity
 from edge.validators import utcnow
-from edge.vision.boxes import Box, Detection, area, iou
+from edge.vision.boxes import Box, Detection, area, center, iou
 from edge.vision.snapshot import (
     Snapshot,
     SnapshotConfig,
@@ -146,6 +146,28 @@ def _contains(box: Box, point: tuple[float, float]) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
+@dataclass(frozen=True, slots=True)
+class _FaceTrack:
+    id: str
+    box: Box
+
+
+def _on_faces(tracks: Sequence[TrackView], faces: Sequence[FaceBox]) -> list[_FaceTrack]:
+    """Each face track with the box of the face it was updated with this frame (the nearest
+    face centre, one face per track): the tracker's filtered box lags a fast face and may
+    no longer hold its centre."""
+    free = [face_rect(f) for f in faces]
+    placed: list[_FaceTrack] = []
+    for track in tracks:
+        if not free:
+            break
+        cx, cy = center(track.box)
+        nearest = min(free, key=lambda b: (center(b)[0] - cx) ** 2 + (center(b)[1] - cy) ** 2)
+        free.remove(nearest)
+        placed.append(_FaceTrack(track.id, nearest))
+    return placed
+
+
 class FaceStage:
     """One agent's face matching; its frame loop owns it (not thread-safe). ``face_tracker``
     is needed only for :meth:`process_frame`."""
@@ -237,7 +259,7 @@ class FaceStage:
             [Detection(face_rect(f), f.score, "face") for f in faces
              if min(f.w, f.h) >= self.config.min_face_px], ts)
         self.matcher.retain({t.id for t in self.face_tracker.tracks})
-        return self._match(image, gallery, tracks, faces, t0)
+        return self._match(image, gallery, _on_faces(tracks, faces), faces, t0)
 
     def _match(self, image: BgrImage, gallery: GalleryView, tracks: Sequence[TrackView],
                faces: list[FaceBox], t0: float) -> list[FaceMatchEvent]:
