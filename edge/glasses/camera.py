@@ -6,8 +6,9 @@ differences: faces are searched in the whole frame and tracked by their own boxe
 person detector on the glasses), and only ``analyse_fps`` frames a second are looked at.
 
 The work runs on its own thread, never the HUD's: the ingest hands over the newest frame only
-(``ingest.policy: latest``, older frames dropped and counted in health as
-``camera_queue_full``), so a slow face model costs analysed frames, not HUD frames.
+(``ingest.policy: latest``, a one-frame buffer: older frames are dropped and counted in
+health as ``camera_frame_not_taken``), so a slow face model costs analysed frames, not HUD
+frames.
 
 A match goes to the hub as the same face_match alert the camera raises, through the durable
 outbox, and nowhere else: it is a *possible* match until people at the hub have reviewed it, so

@@ -140,11 +140,9 @@ class GlassesCameraConfig(StrictModel):
             "elements), file (a recording, for a bench)"))
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analyse_fps: Annotated[float, Field(gt=0, le=30, description=(
-        "frames per second looked at for faces; the rest are not even decoded into the "
-        "face queue"))] = 5.0
-    queue_frames: Annotated[int, Field(ge=1, le=16, description=(
-        "frames waiting for the face worker; when it is slower, the oldest is dropped and "
-        "counted (dropped.faces_queue_full)"))] = 2
+        "frames per second looked at for faces (by the stream's clock); with ingest.policy "
+        "latest the face worker always takes the newest frame, and frames it is too slow for "
+        "are dropped and counted (dropped.camera_frame_not_taken)"))] = 5.0
     tracker: TrackerConfig = Field(default_factory=_face_tracker)
     faces: GlassesFacesConfig | None = None
 
