@@ -132,3 +132,16 @@ def test_the_hud_keeps_rendering_while_face_work_is_stuck(broker: BrokerHarness,
     finally:
         stuck.release.set()
         agent.stop()
+
+
+def test_the_examples_commented_camera_validates_once_uncommented() -> None:
+    example = Path(__file__).resolve().parents[3] / "configs" / "glasses.yaml"
+    text = example.read_text(encoding="utf-8")
+    start = text.index("# camera:")
+    block = "\n".join(line.removeprefix("# ") for line in text[start:].splitlines())
+    key_id, key = next(iter(WATCHLIST["hub_keys"].items()))
+    block = block.replace("hubkey-1", key_id).replace(
+        "<base64 Ed25519 public key: gridward hub watchlist-key>", key)
+    config = parse_config(text[:start] + block + "\n", GlassesConfig, "glasses.yaml")
+    assert config.camera is not None and config.camera.enabled
+    assert parse_config(text, GlassesConfig, "glasses.yaml").camera is None  # as shipped: off
