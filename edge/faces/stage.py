@@ -231,11 +231,9 @@ class FaceStage:
         gallery = self._watch_gallery()
         if gallery is None or not tracks:
             return []
-        self._frames_with_tracks += 1
-        if (self._frames_with_tracks - 1) % self.config.detect_every_n_frames:
+        t0 = self._turn()
+        if t0 is None:
             return []
-        t0 = self._perf()
-        self.counters["face_runs"] += 1
         faces = self._detect(image, tracks)
         return self._match(image, gallery, tracks, faces, t0)
 
@@ -248,11 +246,9 @@ class FaceStage:
         if gallery is None:
             self.matcher.retain(())
             return []
-        self._frames_with_tracks += 1
-        if (self._frames_with_tracks - 1) % self.config.detect_every_n_frames:
+        t0 = self._turn()
+        if t0 is None:
             return []
-        t0 = self._perf()
-        self.counters["face_runs"] += 1
         faces = self.backend.detector.detect(image)
         # too small to match is too small to track: such a face is only blurred as a bystander
         tracks = self.face_tracker.update(
@@ -260,6 +256,15 @@ class FaceStage:
              if min(f.w, f.h) >= self.config.min_face_px], ts)
         self.matcher.retain({t.id for t in self.face_tracker.tracks})
         return self._match(image, gallery, _on_faces(tracks, faces), faces, t0)
+
+    def _turn(self) -> float | None:
+        """Whether the detector runs on this frame (every ``detect_every_n_frames``-th of the
+        frames that could have faces): the run's start time, else None."""
+        self._frames_with_tracks += 1
+        if (self._frames_with_tracks - 1) % self.config.detect_every_n_frames:
+            return None
+        self.counters["face_runs"] += 1
+        return self._perf()
 
     def _match(self, image: BgrImage, gallery: GalleryView, tracks: Sequence[TrackView],
                faces: list[FaceBox], t0: float) -> list[FaceMatchEvent]:

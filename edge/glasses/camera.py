@@ -136,8 +136,8 @@ class GlassesCamera:
             match, frame.image, site=self.runtime.site, device=self.runtime.device,
             backend=self.backend.name, snapshot=self._snapshot,
             boxes=[(match.track_box, f"#{track}")], highlight=0,
-            # the officer's own fix is not the person's position: the hub places the alert
-            # by the device, as for a camera without a homography
+            # no location: the officer's own fix is not the position of the person seen (as
+            # for a camera without a homography)
             location=None, failures=self.counters)
         self.runtime.send_alert(alert)
         self.alerts_sent += 1

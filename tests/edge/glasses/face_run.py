@@ -13,34 +13,20 @@ the agent embedded (box, embedding, the crop its own encoder makes). Once per se
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-
-import paho.mqtt.client as mqtt
 
 from edge.agent import AgentRuntime
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.types import FaceBackend
 from edge.faces.watchlist import EdgeWatchlist
 from edge.glasses.service import GlassesAgent
-from edge.protocol import Alert, CmdChannel, DeviceKind, cmd_topic, decode_as
+from edge.protocol import DeviceKind
 from edge.vision.ingest import Frame
 from tests.edge.faces.face_video import build_face_video
-from tests.edge.faces.video_run import (
-    FaceRun,
-    FaceTrace,
-    TraceRecorder,
-    _new_tmp_files,
-    _read_tree,
-    _Recorder,
-    _seal_obama,
-)
+from tests.edge.faces.video_run import FaceRun, RunRecording, TraceRecorder, seal_obama
 from tests.edge.glasses.support import RecordingRenderer, RecordingSink, glasses_config
 from tests.support.broker import BrokerHarness
-from tests.support.flood import raw_client
 from tests.support.waiting import wait_until
 
 # the camera's video without its group photo: six faces a frame cost the most model time and
@@ -67,7 +53,7 @@ def _make_run(broker: BrokerHarness, site: str, root: Path
     segments = build_face_video(video, PHOTOS, frames_each=5, gap_frames=3)
     backend = load_backend(FaceBackendConfig())
     key_file = data_dir / "watchlist" / "device.key"
-    envelope_bytes, hub_keys = _seal_obama(backend, site, device, key_file)
+    envelope_bytes, hub_keys = seal_obama(backend, site, device, key_file)
     config = glasses_config(
         site, device, broker.add_device(site, DeviceKind.GLASSES, device), data_dir,
         camera={
@@ -83,23 +69,7 @@ def _make_run(broker: BrokerHarness, site: str, root: Path
         })
     assert config.camera is not None and config.camera.faces is not None
 
-    recorder = _Recorder()
-    root_logger = logging.getLogger()
-    old_level = root_logger.level
-    root_logger.addHandler(recorder)
-    root_logger.setLevel(logging.DEBUG)
-    messages: list[tuple[str, bytes]] = []
-    lock = threading.Lock()
-
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with lock:
-            messages.append((msg.topic, bytes(msg.payload)))
-
-    started = time.time()
-    listener = raw_client(broker, "hub", f"{site}-everything")
-    listener.on_message = on_message
-    listener.subscribe([("#", 1), (f"gw/v1/{site}/#", 1)])
-    hub = raw_client(broker, "hub", f"{site}-bundle-push")
+    recording = RunRecording(broker, site)
     renderer = RecordingRenderer()
     agent: GlassesAgent | None = None
     traces = TraceRecorder(backend, config.camera.faces.crop)
@@ -107,8 +77,7 @@ def _make_run(broker: BrokerHarness, site: str, root: Path
         # the hub pushed the bundle (retained, QoS 1) before the video starts: a first short
         # life of the glasses' runtime and watchlist receives and stores it, so the glasses
         # play the video with it in force
-        hub.publish(cmd_topic(site, device, CmdChannel.WATCHLIST), envelope_bytes, qos=1,
-                    retain=True).wait_for_publish(5)
+        recording.push_bundle(device, envelope_bytes)
         runtime = AgentRuntime(config, DeviceKind.GLASSES)
         watchlist = EdgeWatchlist(config.camera.faces.watchlist, runtime,
                                   backend.embedder.name)
@@ -133,46 +102,15 @@ def _make_run(broker: BrokerHarness, site: str, root: Path
         setattr(camera, "handle", numbered)  # noqa: B010 - an instance hook, test only
         agent.start()
         wait_until(camera.finished.is_set, timeout_s=60)
-
-        def alerts_recorded() -> int:
-            with lock:
-                return len({decode_as(Alert, p).id for t, p in messages
-                            if t.endswith("/alert") and p})
-
-        wait_until(lambda: alerts_recorded() >= camera.alerts_sent, timeout_s=10)
+        wait_until(lambda: recording.alerts_recorded() >= camera.alerts_sent, timeout_s=10)
         metrics = dict(agent.runtime.health_message().metrics)
         frames = int(camera.source.counters["frames"])
         agent.tick()  # one more HUD frame with every match raised
     finally:
         if agent is not None:
             agent.stop()
-        hub.publish(cmd_topic(site, device, CmdChannel.WATCHLIST), b"", qos=1,
-                    retain=True).wait_for_publish(5)
-        hub.disconnect()
-        hub.loop_stop()
-        listener.disconnect()
-        listener.loop_stop()
-        root_logger.removeHandler(recorder)
-        root_logger.setLevel(old_level)
-
-    with lock:
-        recorded = list(messages)
-    alerts: dict[str, Alert] = {}  # one per id: the two subscriptions overlap
-    for topic, payload in recorded:
-        if topic.endswith("/alert") and payload:
-            alert = decode_as(Alert, payload)
-            alerts[alert.id] = alert
-    files = _read_tree(run_dir, skip={video})
-    files.update(_new_tmp_files(started, (root,)))
-    seen: list[FaceTrace] = []
-    for frame_no, face, crop, vector in traces.traces:
-        photo = next((seg.photo for seg in segments
-                      if seg.first_frame <= frame_no < seg.first_frame + seg.frames), "none")
-        seen.append(FaceTrace(frame_no, photo, face, crop, vector))
-    run = FaceRun(site=site, device=device, segments=segments, messages=recorded,
-                  alerts=list(alerts.values()), logs=list(recorder.lines), files=files,
-                  outbox_files={p: b for p, b in files.items() if "outbox" in p.name},
-                  traces=seen, health_metrics=metrics, data_dir=data_dir, run_dir=run_dir,
-                  frames_processed=frames)
+        recording.close(device)
+    run = recording.finish(device=device, segments=segments, run_dir=run_dir, root=root,
+                           video=video, data_dir=data_dir, traces=traces,
+                           health_metrics=metrics, frames_processed=frames)
     return run, renderer
-
