@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from edge.config import StrictModel
+from edge.config import ConfigError, StrictModel
 from edge.faces.backends import FaceBackendConfig, threshold_floor
 from edge.faces.matcher import MatcherConfig, ThresholdBelowFloorError
 from edge.faces.watchlist import WatchlistConfig
@@ -71,3 +71,25 @@ class FacesConfig(FaceStageConfig):
         return FaceStageConfig.model_validate(
             {**self.model_dump(exclude={"backend", "watchlist", "matcher"}),
              "matcher": matcher})
+
+
+def describe_faces(faces: FacesConfig | None) -> str:
+    """The face matching a ``faces:`` section sets up, for ``--validate-config``, or
+    ``error: <why>`` (models missing or altered, a threshold below the backend's floor). Loads
+    the backend's models (so OpenCV and the model files must be there)."""
+    if faces is None:
+        return "off"
+    from edge.faces.backends import load_backend
+    from edge.faces.matcher import effective_threshold
+    from edge.faces.types import FaceModelMissingError
+
+    try:
+        backend = load_backend(faces.backend)
+        threshold = effective_threshold(faces.stage_config().matcher,
+                                        default=backend.default_threshold,
+                                        floor=backend.floor, backend=backend.name)
+    except (FaceModelMissingError, ConfigError) as err:
+        return f"error: {err}"
+    matcher = faces.matcher
+    return (f"{backend.name}, threshold {threshold:g} (floor {backend.floor:g}), "
+            f"{matcher.k_frames} of {matcher.n_frames} frames, cool-down {matcher.cooldown_s:g} s")

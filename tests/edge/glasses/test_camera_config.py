@@ -145,3 +145,23 @@ def test_the_examples_commented_camera_validates_once_uncommented() -> None:
     config = parse_config(text[:start] + block + "\n", GlassesConfig, "glasses.yaml")
     assert config.camera is not None and config.camera.enabled
     assert parse_config(text, GlassesConfig, "glasses.yaml").camera is None  # as shipped: off
+
+
+def test_validate_config_loads_the_face_models_and_names_a_missing_recording(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    def write(camera: object) -> str:
+        path = tmp_path / "glasses.yaml"
+        path.write_text(yaml.safe_dump({**BASE, "camera": camera}), encoding="utf-8")
+        return str(path)
+
+    on = {"enabled": True, "faces": {"watchlist": WATCHLIST}}
+    assert main(["edge", "glasses", "--config", write(on), "--validate-config"]) == 0
+    assert "camera: yunet-sface, threshold 0.4 (floor 0.37)" in capsys.readouterr().out
+    assert main(["edge", "glasses", "--config", write({"enabled": False}),
+                 "--validate-config"]) == 0
+    assert "camera: off" in capsys.readouterr().out
+    missing = {**on, "source": {"type": "file", "path": str(tmp_path / "nope.avi")}}
+    assert main(["edge", "glasses", "--config", write(missing), "--validate-config"]) == 2
+    assert "camera.source.path" in capsys.readouterr().err
