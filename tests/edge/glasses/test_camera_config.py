@@ -165,3 +165,21 @@ def test_validate_config_loads_the_face_models_and_names_a_missing_recording(
     missing = {**on, "source": {"type": "file", "path": str(tmp_path / "nope.avi")}}
     assert main(["edge", "glasses", "--config", write(missing), "--validate-config"]) == 2
     assert "camera.source.path" in capsys.readouterr().err
+
+
+def test_the_glasses_config_and_agent_load_without_opencv() -> None:
+    """OpenCV and the face models come with the faces extra: a glasses box without them (its
+    camera off) still loads its config and starts its agent."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, *args):\n"
+            "        if name == 'cv2' or name.startswith('cv2.'):\n"
+            "            raise ImportError('cv2 blocked')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import edge.glasses.config, edge.glasses.service, edge.glasses.cli\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
