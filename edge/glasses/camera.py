@@ -63,7 +63,10 @@ class GlassesCamera:
         self.source = source if source is not None else FrameSource(
             config.source, config.ingest, name=f"{device}-camera", lifecycle=log)
         self._snapshot = SnapshotConfig()  # the camera agent's default evidence size
-        self.counters: Counter[str] = Counter()
+        # every key present from the start: the health thread reads while the worker counts
+        self.counters: Counter[str] = Counter(dict.fromkeys(
+            ("frames_analysed", "frames_skipped_rate", "frame_errors", "snapshot_failed",
+             "face_crop_failed"), 0))
         self.alerts_sent = 0
         self.finished = threading.Event()  # a file source ended and its last frame was seen
         self._last_pts: float | None = None
