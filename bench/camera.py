@@ -29,11 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import Detector, build_detector
 from edge.camera.evaluate import Candidate, candidates
-from edge.camera.ingest import FileSource, FrameSource, IngestConfig
 from edge.camera.models import models_dir
 from edge.camera.motion import MotionConfig
 from edge.camera.pipeline import FrameProcessor
-from edge.camera.snapshot import SnapshotConfig, render_snapshot
 from edge.camera.testdata import fetch_vtest
 from edge.camera.zones import LineZone
 from edge.protocol import (
@@ -48,6 +46,8 @@ from edge.protocol import (
     encode,
 )
 from edge.validators import utcnow
+from edge.vision.ingest import FileSource, FrameSource, IngestConfig
+from edge.vision.snapshot import SnapshotConfig, render_snapshot
 
 W, H = 640, 480
 NATIVE = (768, 576)

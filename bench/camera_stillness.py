@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.camera.config import CameraConfig
-from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.motion import MotionConfig
 from edge.camera.pipeline import FrameProcessor
 from edge.camera.testdata import fetch_vtest
 from edge.tracking import TrackIds
+from edge.vision.ingest import IngestConfig, TestPatternSource
 from tests.edge.camera.clips import Image, panning_clip, vtest_frames
 
 

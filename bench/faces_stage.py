@@ -7,7 +7,7 @@ frames; tests/edge/faces/face_video.py), decoded once with OpenCV. For each roun
 so the machine's load hits all alike, the process CPU time (one thread: OpenCV and onnxruntime
 pinned to one) of:
 - the baseline: the camera's FrameProcessor (NanoDet-m persons + tracker) over the frames;
-- the face stage (edge/camera/faces.py) over the same frames and tracks, with obama.jpg
+- the face stage (edge/faces/stage.py) over the same frames and tracks, with obama.jpg
   enrolled, for ``detect_every_n_frames`` 1 and 2, ``search_region`` person_upper and frame;
 - the same stage with no watchlist in force (what a camera without a bundle pays).
 It prints each as ms per frame and as a ratio to the baseline.
@@ -34,17 +34,18 @@ import numpy as np
 
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.default import nanodet_onnx_config
-from edge.camera.faces import FaceStage, FaceStageConfig
-from edge.camera.ingest import FileSource
 from edge.camera.models import models_dir
 from edge.camera.pipeline import FrameProcessor, FrameResult
-from edge.camera.tracker import TrackerConfig
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload
 from edge.faces.gallery import Gallery
+from edge.faces.stage import FaceStage
+from edge.faces.stage_config import FaceStageConfig
 from edge.faces.testdata import face_photo_path
 from edge.faces.types import BgrImage, FaceBackend
 from edge.validators import utcnow
+from edge.vision.ingest import FileSource
+from edge.vision.tracker import TrackerConfig
 from tests.edge.faces.face_video import build_face_video
 
 

@@ -71,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(path: Path, config: CameraConfig) -> int:
     from edge.camera.detectors import DetectorError, build_detector
-    from edge.camera.ingest import check_source, pipeline_description, scrub
+    from edge.faces.stage_config import describe_faces
+    from edge.vision.ingest import check_source, pipeline_description, scrub
 
     problem = check_source(config.source)
     if problem is not None:
@@ -82,7 +83,7 @@ def _validate(path: Path, config: CameraConfig) -> int:
     except DetectorError as err:
         print(f"gridward: {path}: detector: {err}", file=sys.stderr)
         return 2
-    faces = _check_faces(config)
+    faces = describe_faces(config.faces)
     if faces.startswith("error: "):
         print(f"gridward: {path}: faces: {faces[7:]}", file=sys.stderr)
         return 2
@@ -93,27 +94,6 @@ def _validate(path: Path, config: CameraConfig) -> int:
     print(f"  detector: {config.detector.type}, zones: {[z.id for z in config.zones]}")
     print(f"  faces: {faces}")
     return 0
-
-
-def _check_faces(config: CameraConfig) -> str:
-    """The face matching a config sets up, or ``error: <why>`` (models missing or altered,
-    a threshold below the backend's floor)."""
-    if config.faces is None:
-        return "off"
-    from edge.faces.backends import load_backend
-    from edge.faces.matcher import effective_threshold
-    from edge.faces.types import FaceModelMissingError
-
-    try:
-        backend = load_backend(config.faces.backend)
-        threshold = effective_threshold(config.faces.stage_config().matcher,
-                                        default=backend.default_threshold,
-                                        floor=backend.floor, backend=backend.name)
-    except (FaceModelMissingError, ConfigError) as err:
-        return f"error: {err}"
-    matcher = config.faces.matcher
-    return (f"{backend.name}, threshold {threshold:g} (floor {backend.floor:g}), "
-            f"{matcher.k_frames} of {matcher.n_frames} frames, cool-down {matcher.cooldown_s:g} s")
 
 
 def _manifest() -> Any:

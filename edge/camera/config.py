@@ -7,14 +7,14 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from edge.camera.detectors import DetectorConfig, default_detector
-from edge.camera.faces import FacesConfig
 from edge.camera.homography import HomographyConfig
-from edge.camera.ingest import IngestConfig, SourceConfig
 from edge.camera.motion import MotionConfig
-from edge.camera.snapshot import SnapshotConfig
-from edge.camera.tracker import TrackerConfig
 from edge.camera.zones import LineZone, ZoneConfig
 from edge.config import AgentConfig
+from edge.faces.stage_config import FacesConfig
+from edge.vision.ingest import IngestConfig, SourceConfig
+from edge.vision.snapshot import SnapshotConfig
+from edge.vision.tracker import TrackerConfig
 
 
 class CameraConfig(AgentConfig):

@@ -12,11 +12,11 @@ from pathlib import Path
 from edge.bus import BusConfig
 from edge.camera.config import CameraConfig
 from edge.camera.homography import GroundPoint, HomographyConfig
-from edge.camera.ingest import FileSource, IngestConfig
 from edge.camera.service import CameraService
 from edge.camera.testdata import vtest_path
 from edge.camera.zones import IntrusionZone, LineZone
 from edge.projection import LocalProjection
+from edge.vision.ingest import FileSource, IngestConfig
 
 DEMO_DEVICES: list[str] = ["camera-vtest"]
 

@@ -37,9 +37,9 @@ import yaml
 from numpy.typing import NDArray
 from pydantic import TypeAdapter, ValidationError
 
-from edge.camera.boxes import Box, Detection, area, iou
 from edge.camera.detectors import Detector, DetectorConfig, DetectorError, build_detector
 from edge.camera.detectors.hog import Config as HogConfig
+from edge.vision.boxes import Box, Detection, area, iou
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ class AtThreshold:
 def frames_of(video: Path, width: int, height: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     """(index in decode order, BGR frame) for every frame of a video file, through the same
     GStreamer ingest the agent uses (so frame numbers agree with the labels)."""
-    from edge.camera.ingest import FileSource, FrameSource, IngestConfig
+    from edge.vision.ingest import FileSource, FrameSource, IngestConfig
 
     src = FrameSource(FileSource(path=video), IngestConfig(width_px=width, height_px=height,
                                                            policy="all"))
@@ -366,9 +366,9 @@ def run_video(video: Path, labels: Labels, crossings: CrossingLabels,
     ``pipeline``, inside its own motion-gated pipeline on every frame with the labelled line,
     seeing only detections at or above its operating threshold (``thresholds``)."""
     from edge.camera.config import CameraConfig
-    from edge.camera.ingest import FileSource, IngestConfig
     from edge.camera.pipeline import FrameProcessor
     from edge.camera.zones import LineZone
+    from edge.vision.ingest import FileSource, IngestConfig
 
     w, h = labels.frame_size_px
     if crossings.frame_size_px != (w, h):

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from edge.camera.boxes import iou
 from edge.camera.models import (
     UNPINNED,
     BuildEntry,
@@ -47,6 +46,7 @@ from edge.camera.models import (
     sha256_of,
 )
 from edge.camera.testdata import REPO, TestDataMissingError, cache_dir, vtest_path
+from edge.vision.boxes import iou
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from edge.camera.boxes import Box
 from edge.config import StrictModel
+from edge.vision.boxes import Box
 
 
 class MotionConfig(StrictModel):

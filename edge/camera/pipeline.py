@@ -12,14 +12,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Box, Detection
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import Detector, build_detector
 from edge.camera.homography import CameraHomography
 from edge.camera.motion import MotionGate
-from edge.camera.tracker import Track, Tracker
 from edge.camera.zones import ZoneEngine, ZoneEvent
 from edge.tracking import TrackIds
+from edge.vision.boxes import Box, Detection
+from edge.vision.tracker import Track, Tracker
 
 DetectorMode = Literal["skipped", "gated", "regions", "full", "camera_motion"]
 

@@ -11,19 +11,17 @@ from datetime import timedelta
 from typing import Any
 
 from edge.agent import AgentRuntime
-from edge.alert_details import ZONE_EVENT_DETAILS, FaceMatchDetails, build_alert
+from edge.alert_details import ZONE_EVENT_DETAILS
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import DetectorConfig
 from edge.camera.detectors.default import detector_reason
-from edge.camera.faces import FaceMatchEvent, FaceStage, blur_faces
 from edge.camera.homography import CameraHomography
-from edge.camera.ingest import Frame, FrameSource, source_label
 from edge.camera.lifecycle import log as lifecycle
 from edge.camera.pipeline import FrameProcessor, FrameResult
 from edge.camera.reload import parse_push
-from edge.camera.snapshot import SnapshotError, render_snapshot
 from edge.camera.zones import ZoneEngine, ZoneEvent
 from edge.faces.backends import load_backend
+from edge.faces.stage import FaceMatchEvent, FaceStage, face_match_alert
 from edge.faces.watchlist import EdgeWatchlist
 from edge.protocol import (
     AlertKind,
@@ -37,11 +35,12 @@ from edge.protocol import (
     Reply,
     Request,
     RequestAction,
-    Severity,
 )
 from edge.pushed_config import ConfigReloader, PushedConfigFile
 from edge.tracking import TrackIds, track_entity
 from edge.validators import utcnow
+from edge.vision.ingest import Frame, FrameSource, source_label
+from edge.vision.snapshot import SnapshotError, render_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,8 @@ class CameraService:
         self.config = config
         self.processor = processor or FrameProcessor(config, track_ids=TrackIds.persistent(
             config.data_dir / f"{config.device}-track-runs"))
-        self.source = source or FrameSource(config.source, config.ingest, name=config.device)
+        self.source = source or FrameSource(config.source, config.ingest, name=config.device,
+                                            lifecycle=lifecycle)
         self.runtime = runtime or AgentRuntime(config, DeviceKind.CAMERA,
                                                health_fields=self.health_fields)
         self.runtime.on_command(CmdChannel.REQUEST, self._on_request)
@@ -302,43 +302,19 @@ class CameraService:
 
     def _face_alert(self, frame: Frame, result: FrameResult, match: FaceMatchEvent,
                     backend: str) -> None:
-        decision = match.decision
-        boxes = [(t.box, f"#{t.id}") for t in result.tracks]
-        highlight = next((i for i, t in enumerate(result.tracks)
-                          if t.id == decision.track_id), None)
-        evidence = face_crop = None
-        try:
-            # bystanders' faces are blurred: only the matched person is shown to reviewers
-            evidence = render_snapshot(blur_faces(frame.image, match.other_faces), boxes,
-                                       self.config.snapshot, highlight).evidence()
-        except (SnapshotError, ProtocolError) as err:
-            self.runtime.counters["snapshot_failed"] += 1
-            log.warning("face match alert without snapshot: %s", err)
-        if match.crop is not None:
-            try:
-                face_crop = match.crop.evidence()
-            except ProtocolError as err:
-                self.runtime.counters["face_crop_failed"] += 1
-                log.warning("face match alert without face crop: %s", err)
-        track = next((t for t in result.tracks if t.id == decision.track_id), None)
+        track_id = match.decision.track_id
+        track = next((t for t in result.tracks if t.id == track_id), None)
         location = None
         lonlat = self.processor.lonlat(track.foot) if track is not None else None
         if lonlat is not None:
             location = Location(lon=lonlat[0], lat=lonlat[1], accuracy_m=self._accuracy())
-        details = FaceMatchDetails(
-            entry_id=decision.entry_id, score=round(min(1.0, max(0.0, decision.score)), 4),
-            track_id=decision.track_id, bundle_version=match.bundle_version,
-            threshold=decision.threshold, frames_matched=decision.frames_matched,
-            frames_seen=decision.frames_seen, backend=backend)
-        alert = build_alert(details, site=self.config.site, device=self.config.device,
-                            severity=Severity.HIGH, title="watchlist face match",
-                            location=location,
-                            entity=track_entity(self.config.device, decision.track_id),
-                            evidence=evidence, face_crop=face_crop)
+        alert = face_match_alert(
+            match, frame.image, site=self.config.site, device=self.config.device,
+            backend=backend, snapshot=self.config.snapshot,
+            boxes=[(t.box, f"#{t.id}") for t in result.tracks],
+            highlight=next((i for i, t in enumerate(result.tracks) if t.id == track_id), None),
+            location=location, failures=self.runtime.counters)
         self.runtime.send_alert(alert)
-        log.info("face match: entry %s, track %s, score %.3f (%d of %d frames)",
-                 decision.entry_id, decision.track_id, decision.score,
-                 decision.frames_matched, decision.frames_seen)
         self.alerts_sent += 1
 
     # -- hub requests -------------------------------------------------------------------

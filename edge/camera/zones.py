@@ -19,10 +19,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from edge.camera.tracker import Track
 from edge.config import StrictModel
 from edge.protocol import AlertKind, Severity
 from edge.validators import SegmentId
+from edge.vision.tracker import Track
 
 Point = tuple[float, float]
 PixelPoint = Annotated[tuple[float, float], Field(description="[x, y] in frame pixels")]

@@ -52,6 +52,21 @@ def add_inputs(agent: GlassesAgent, config: GlassesConfig, token: str | None) ->
         agent.add_input(SerialButton(config.inputs.button, agent))
 
 
+def camera_check(config: GlassesConfig) -> str:
+    """What the glasses camera will do (``off``, or the face matching with its backend loaded),
+    or ``error: <why>`` (a missing recording, models missing or altered)."""
+    camera = config.camera
+    if camera is None or not camera.enabled:
+        return "off"
+    from edge.faces.stage_config import describe_faces
+    from edge.vision.ingest import check_source
+
+    problem = check_source(camera.source)
+    if problem is not None:
+        return f"error: camera.source.path: {problem}"
+    return describe_faces(camera.faces)
+
+
 def _check(args: argparse.Namespace) -> tuple[GlassesConfig, HudRenderer, str | None] | str:
     """The config, its renderer and the API token, or what is wrong with them."""
     from edge.glasses.config import GlassesConfig
@@ -75,21 +90,31 @@ def _check(args: argparse.Namespace) -> tuple[GlassesConfig, HudRenderer, str | 
     return config, renderer, token
 
 
+def _validate(args: argparse.Namespace, config: GlassesConfig) -> int:
+    from edge.i18n import translate
+
+    camera = camera_check(config)
+    if camera.startswith("error: "):
+        return _fail(f"{args.config}: {camera.removeprefix('error: ')}")
+    print(translate("glasses.cli.ok", config.language, path=args.config,  # noqa: T201
+                    officer=config.officer.username, source=config.position.source,
+                    sink=config.display.sink.type))
+    print(translate("glasses.cli.camera", config.language, faces=camera))  # noqa: T201
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from edge.faces.types import FaceModelMissingError
     from edge.glasses.service import GlassesAgent
     from edge.glasses.sinks import SinkError, make_sink
     from edge.glasses.speech import Speaker, SpeechError
-    from edge.i18n import translate
 
     checked = _check(args)
     if isinstance(checked, str):
         return _fail(checked)
     config, renderer, token = checked
     if args.validate_config:
-        print(translate("glasses.cli.ok", config.language, path=args.config,  # noqa: T201
-                        officer=config.officer.username, source=config.position.source,
-                        sink=config.display.sink.type))
-        return 0
+        return _validate(args, config)
     speaker = Speaker(config.speech)
     try:
         sink = make_sink(config.display.sink)
@@ -99,8 +124,14 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    agent = GlassesAgent(config, renderer=renderer, sink=sink, position=position_source(config),
-                         speaker=speaker if config.speech.enabled else None)
+    try:
+        agent = GlassesAgent(config, renderer=renderer, sink=sink,
+                             position=position_source(config),
+                             speaker=speaker if config.speech.enabled else None)
+    except (FaceModelMissingError, ConfigError) as err:  # the camera's models, said at start
+        speaker.close()
+        sink.close()
+        return _fail(f"{args.config}: camera.faces: {err}")
     add_inputs(agent, config, token)
     try:
         agent.start()

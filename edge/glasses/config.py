@@ -8,12 +8,22 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from edge.config import AgentConfig, StrictModel
+from edge.faces.stage_config import FacesConfig
 from edge.glasses.hud import MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, Mode
 from edge.glasses.sinks import SinkConfig
 from edge.glasses.speech import SpeechConfig
 from edge.glasses.view import Language
 from edge.protocol import OfficerAnswer
 from edge.validators import SegmentId
+from edge.vision.ingest import (
+    FileSource,
+    IngestConfig,
+    PipelineSource,
+    RtspSource,
+    TestPatternSource,
+    V4l2Source,
+)
+from edge.vision.tracker import TrackerConfig
 
 
 class OfficerConfig(StrictModel):
@@ -98,6 +108,55 @@ class AutoAnswerConfig(StrictModel):
                                  OfficerAnswer.ARRIVED], min_length=1, max_length=6)
 
 
+class GlassesFacesConfig(FacesConfig):
+    """The camera's ``faces:`` section, searched in the whole frame: the glasses run no person
+    detector, so there is no person box to search the upper part of."""
+
+    search_region: Literal["frame"] = "frame"
+
+
+def _face_tracker() -> TrackerConfig:
+    # a face seen once may already vote (k of n still needs k frames); a few missed frames at
+    # the analysed rate end the track. A face is small and the wearer's head turns: between
+    # two analysed frames it moves further than its own width more often than a person's
+    # whole box does, hence the wider centre distance, and no "standing still" rule (which
+    # would let only an overlapping box continue a new track: a face moving its own width
+    # per frame would start a new track, and never gather k votes, in every frame).
+    return TrackerConfig(min_hits=1, max_missed_frames=5, max_center_distance_rel=1.5,
+                         still_speed_rel=0.0)
+
+
+class GlassesCameraConfig(StrictModel):
+    """The glasses' own camera, used only to match faces against the site's watchlist. Off
+    unless the site turns it on: a camera on an officer's head is a site decision (its legal
+    basis, signage and retention are the site's to settle), not a default."""
+
+    enabled: bool = Field(description=(
+        "true only where the site has decided to match faces on the glasses"))
+    source: Annotated[FileSource | V4l2Source | PipelineSource | RtspSource | TestPatternSource,
+                      Field(discriminator="type")] = Field(
+        default_factory=V4l2Source, description=(
+            "v4l2 (the glasses' camera device), pipeline (the site's own GStreamer source "
+            "elements), file (a recording, for a bench)"))
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    analyse_fps: Annotated[float, Field(gt=0, le=30, description=(
+        "frames per second looked at for faces (by the stream's clock); with ingest.policy "
+        "latest the face worker always takes the newest frame, and frames it is too slow for "
+        "are dropped and counted (dropped.camera_frame_not_taken)"))] = 5.0
+    tracker: TrackerConfig = Field(default_factory=_face_tracker)
+    faces: GlassesFacesConfig | None = None
+
+    @model_validator(mode="after")
+    def _faces_when_on(self) -> GlassesCameraConfig:
+        if self.enabled and self.faces is None:
+            raise ValueError("camera.enabled needs camera.faces (backend, matcher, watchlist): "
+                             "the glasses camera exists only to match faces")
+        if isinstance(self.source, FileSource) and self.source.loop:
+            raise ValueError("camera.source.loop: a looping recording would match the same "
+                             "faces again and again; use it once")
+        return self
+
+
 class GlassesConfig(AgentConfig):
     officer: OfficerConfig
     language: Language = "en"
@@ -117,6 +176,8 @@ class GlassesConfig(AgentConfig):
     inputs: InputsConfig = Field(default_factory=InputsConfig)
     demo: bool = Field(default=False, description="allows auto_answer; never on a real officer")
     auto_answer: AutoAnswerConfig | None = None
+    camera: GlassesCameraConfig | None = Field(default=None, description=(
+        "face matching on the glasses' camera; absent or enabled: false, no frame is taken"))
 
     @model_validator(mode="after")
     def _consistent(self) -> GlassesConfig:

@@ -12,7 +12,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.agent import AgentRuntime
 from edge.glasses.config import GlassesConfig
@@ -33,6 +33,9 @@ from edge.protocol import (
     Severity,
 )
 from edge.validators import utcnow
+
+if TYPE_CHECKING:
+    from edge.glasses.camera import GlassesCamera
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,14 @@ class GlassesAgent:
         self.frames = 0
         self.last_view: HudView | None = None
         self._last_sent: Pose | None = None
+        # face matching, only where the site turned the glasses camera on; its matches go to the
+        # hub for review and are never shown here (edge/glasses/camera.py says why)
+        self.camera: GlassesCamera | None = None
+        if config.camera is not None and config.camera.enabled:
+            # OpenCV and the face models are needed only here (the faces extra)
+            from edge.glasses.camera import GlassesCamera
+
+            self.camera = GlassesCamera(config.camera, self.runtime)
         self.render_loop = self.runtime.supervise("render", self._render_run, self._stop)
         self.position_loop = self.runtime.supervise("position", self._position_run, self._stop)
 
@@ -151,6 +162,8 @@ class GlassesAgent:
 
     def start(self) -> None:
         self.runtime.start()
+        if self.camera is not None:
+            self.camera.start()
         if self.position is not None:
             self.position.start()
         self.render_loop.start()
@@ -174,6 +187,8 @@ class GlassesAgent:
         self.position_loop.stop(timeout_s=5)
         if self.position is not None:
             self.position.stop()
+        if self.camera is not None:
+            self.camera.stop()
         self.runtime.stop()
         self.sink.close()
         self.queue.close()

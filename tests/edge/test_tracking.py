@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from edge.bus import BusConfig
-from edge.camera.boxes import Detection
 from edge.camera.config import CameraConfig
-from edge.camera.tracker import Tracker as CameraTracker
 from edge.lidar.clustering import Cluster
 from edge.lidar.tracking import Tracker as LidarTracker
 from edge.lidar.tracking import TrackerParams
 from edge.tracking import TrackIds, track_entity
+from edge.vision.boxes import Detection
+from edge.vision.tracker import Tracker as CameraTracker
 from hub.broker import free_port
 
 

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Box, Detection
+from edge.vision.boxes import Box, Detection
 
 Image = NDArray[np.uint8]
 

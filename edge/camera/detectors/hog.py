@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from edge.camera.boxes import Box, Detection, nms
 from edge.camera.detectors.base import Image
 from edge.config import StrictModel
+from edge.vision.boxes import Box, Detection, nms
 
 KEY = "hog"
 

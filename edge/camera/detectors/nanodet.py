@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Detection, nms
 from edge.camera.detectors.parsers import label_for
+from edge.vision.boxes import Detection, nms
 
 Floats = NDArray[np.floating]
 

@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from edge.camera.boxes import Box, Detection
 from edge.camera.detectors.base import DetectorError, DetectorUnavailableError, Image
 from edge.camera.detectors.nanodet import check_outputs, parse_nanodet
 from edge.camera.detectors.parsers import parse_ssd, parse_yolo
@@ -31,6 +30,7 @@ from edge.camera.detectors.preprocess import (
 )
 from edge.camera.detectors.tflite import labels_for_format, read_labels
 from edge.config import StrictModel
+from edge.vision.boxes import Box, Detection
 
 KEY = "onnx"
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Detection, nms
+from edge.vision.boxes import Detection, nms
 
 Floats = NDArray[np.floating]
 

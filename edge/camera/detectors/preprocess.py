@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Box, Detection
+from edge.vision.boxes import Box, Detection
 
 Resize = Literal["stretch", "letterbox"]
 InputScale = Literal["signed", "unit", "byte", "nanodet"]

@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge.camera.boxes import Box, Detection
 from edge.camera.detectors.base import DetectorError, DetectorUnavailableError, Image
 from edge.camera.detectors.nanodet import check_outputs, parse_nanodet
 from edge.camera.detectors.parsers import parse_raw_ssd, parse_ssd, ssd_anchors
@@ -36,6 +35,7 @@ from edge.camera.detectors.preprocess import (
 )
 from edge.camera.models import COCO80
 from edge.config import StrictModel
+from edge.vision.boxes import Box, Detection
 
 KEY = "tflite"
 RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge.camera.boxes import iou
 from edge.camera.detectors.parsers import ssd_anchors
 from edge.camera.detectors.tflite import load_interpreter_class
 from edge.faces.align import ARCFACE_TEMPLATE
 from edge.faces.types import BgrImage, FaceBox
+from edge.vision.boxes import iou
 
 if TYPE_CHECKING:
     from edge.faces.backends import BackendSpec, FaceBackendConfig

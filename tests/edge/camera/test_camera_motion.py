@@ -11,11 +11,11 @@ from edge.camera.config import CameraConfig
 from edge.camera.detectors.hog import (
     Config as HogConfig,  # the clip's boxes and ids were drawn from HOG's
 )
-from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.motion import MotionConfig, MotionGate
 from edge.camera.pipeline import FrameProcessor
 from edge.camera.zones import LineZone
 from edge.tracking import TrackIds
+from edge.vision.ingest import IngestConfig, TestPatternSource
 from tests.edge.camera.clips import panning_clip, vtest_frames
 
 

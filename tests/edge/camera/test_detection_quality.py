@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Detection
 from edge.camera.detectors import build_detector
 from edge.camera.evaluate import Candidate, Labels, candidates, frames_of, load_labels, score
 from edge.camera.models import models_dir
+from edge.vision.boxes import Detection
 
 pytestmark = pytest.mark.gstreamer
 

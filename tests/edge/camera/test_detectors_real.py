@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
 from edge.camera import detectors
-from edge.camera.boxes import Detection, iou
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import onnx as onnx_plugin
 from edge.camera.detectors import tflite
@@ -45,6 +44,7 @@ from edge.camera.detectors.parsers import parse_raw_ssd, ssd_anchors
 from edge.camera.detectors.preprocess import InputFit, normalise, to_input_rgb
 from edge.camera.pipeline import FrameProcessor
 from edge.config import ConfigError, parse_config
+from edge.vision.boxes import Detection, iou
 
 # -- a real ONNX detector graph ----------------------------------------------------------------
 # Input 64x48 (W x H), a 4 x 3 grid of 16 px cells; frames are 128x96 so every cell is 32 px.
@@ -363,7 +363,7 @@ import sys
 from pathlib import Path
 import cv2
 from edge.camera.detectors import DetectorError, onnx
-from edge.camera.ingest import gst
+from edge.vision.ingest import gst
 gst()  # GStreamer initialised after the plugin import, as in the agent
 try:
     onnx.create(onnx.Config(model=Path(sys.argv[1])))
@@ -393,7 +393,7 @@ def test_onnx_valid_framing_but_bad_graph_is_onnxruntime_s_error(tmp_path: Path)
 def test_onnx_run_error_after_gstreamer_is_an_exception(tmp_path: Path) -> None:
     """In this process GStreamer may already have run (other camera tests); onnxruntime came
     in with the plugin, so an error thrown inside ``run`` still arrives as an exception."""
-    from edge.camera.ingest import gst
+    from edge.vision.ingest import gst
 
     gst()
     model = build_ssd_graph(tmp_path / "ssd.onnx")
@@ -592,7 +592,7 @@ def only_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_tflite_corrupt_model_after_gstreamer_is_a_clear_error(tmp_path: Path) -> None:
     """LiteRT throws a C++ exception for a corrupt file; imported with the plugin (before
     GStreamer initialises) it arrives as a DetectorError even once GStreamer has run here."""
-    from edge.camera.ingest import gst
+    from edge.vision.ingest import gst
 
     gst()
     bad = tmp_path / "bad.tflite"

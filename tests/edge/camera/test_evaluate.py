@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from edge.camera.boxes import Detection
 from edge.camera.evaluate import (
     LABELS,
     LabelBox,
@@ -20,6 +19,7 @@ from edge.camera.evaluate import (
     parse_labels,
     score,
 )
+from edge.vision.boxes import Detection
 
 A = (0.0, 0.0, 10.0, 20.0)
 B = (100.0, 0.0, 110.0, 20.0)

@@ -17,23 +17,16 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from edge.camera.config import CameraConfig
-from edge.camera.faces import (
-    FaceCropConfig,
-    FacesConfig,
-    FaceStage,
-    FaceStageConfig,
-    GalleryView,
-    blur_faces,
-    encode_face_crop,
-)
-from edge.camera.tracker import Track
 from edge.config import load_config
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload
 from edge.faces.gallery import Candidate, Gallery
 from edge.faces.keys import ed25519_public_b64, key_id_of
 from edge.faces.matcher import MatcherConfig, ThresholdBelowFloorError
+from edge.faces.stage import FaceStage, GalleryView, blur_faces, encode_face_crop
+from edge.faces.stage_config import FaceCropConfig, FacesConfig, FaceStageConfig
 from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
+from edge.vision.tracker import Track
 from tests.edge.faces.face_video import compose
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

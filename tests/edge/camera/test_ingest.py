@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.camera.ingest import (
+from edge.vision.ingest import (
     FileSource,
     FrameSource,
     IngestConfig,

@@ -17,12 +17,12 @@ import yaml
 
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.default import choose_default
-from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.models import models_dir
 from edge.camera.service import CameraService
 from edge.cli import main
 from edge.outbox import Outbox
 from edge.protocol import DeviceKind
+from edge.vision.ingest import IngestConfig, TestPatternSource
 from tests.edge.camera.clips import standing_person_clip
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.camera import detectors
-from edge.camera.boxes import Detection, iou, nms
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.parsers import parse_ssd, parse_yolo
 from edge.camera.homography import (
@@ -21,12 +20,13 @@ from edge.camera.homography import (
     apply,
     fit_homography,
 )
-from edge.camera.snapshot import SnapshotConfig, render_snapshot
-from edge.camera.tracker import Tracker, TrackerConfig
 from edge.camera.zones import IntrusionZone, LineZone, LoiteringZone, ZoneEngine, point_in_polygon
 from edge.config import ConfigError, parse_config
 from edge.protocol import AlertKind
 from edge.tracking import TrackIds
+from edge.vision.boxes import Detection, iou, nms
+from edge.vision.snapshot import SnapshotConfig, render_snapshot
+from edge.vision.tracker import Tracker, TrackerConfig
 
 
 def person(x: float, y: float, w: float = 20, h: float = 50, score: float = 1.0) -> Detection:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from edge.camera.boxes import Detection, iou
 from edge.camera.config import CameraConfig
 from edge.camera.detectors import DetectorError, build_detector, choose_default
 from edge.camera.detectors.default import nanodet_tflite_config
 from edge.camera.models import load_manifest, models_dir, verify
 from edge.camera.models_build import build_model
+from edge.vision.boxes import Detection, iou
 
 MODELS = models_dir()
 BUILT = (MODELS / "nanodet-m.onnx").is_file() and (MODELS / "nanodet-m.tflite").is_file()

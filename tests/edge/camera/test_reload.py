@@ -18,15 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.bus import BusConfig
-from edge.camera.boxes import Box
 from edge.camera.config import CameraConfig
-from edge.camera.ingest import FileSource, IngestConfig, TestPatternSource
 from edge.camera.reload import CameraPush, parse_push
 from edge.camera.service import CameraService
-from edge.camera.tracker import Track
 from edge.camera.zones import ZoneEngine
 from edge.config import parse_config
 from edge.pushed_config import PushedConfigFile, PushRejectedError
+from edge.vision.boxes import Box
+from edge.vision.ingest import FileSource, IngestConfig, TestPatternSource
+from edge.vision.tracker import Track
 from hub.auth import Role
 from tests.hub.conftest import RunningHub, start_hub, stop_hub
 from tests.support.broker import BrokerHarness

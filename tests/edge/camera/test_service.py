@@ -16,7 +16,6 @@ from edge.bus import Bus
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.hog import Config as HogConfig
 from edge.camera.homography import GroundPoint, HomographyConfig
-from edge.camera.ingest import FileSource, IngestConfig, TestPatternSource
 from edge.camera.service import CameraService
 from edge.camera.zones import LineZone
 from edge.protocol import (
@@ -35,6 +34,7 @@ from edge.protocol import (
     device_filter,
     encode,
 )
+from edge.vision.ingest import FileSource, IngestConfig, TestPatternSource
 from hub.config import ApiConfig, HubConfig
 from hub.service import HubService
 from tests.support.broker import BrokerHarness

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from edge.camera.boxes import Box, Detection, iou
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.hog import (
     Config as HogConfig,  # the clip's boxes and ids were drawn from HOG's
 )
-from edge.camera.ingest import IngestConfig, TestPatternSource
 from edge.camera.pipeline import FrameProcessor
-from edge.camera.tracker import Tracker, TrackerConfig
 from edge.camera.zones import LoiteringZone
 from edge.tracking import TrackIds
+from edge.vision.boxes import Box, Detection, iou
+from edge.vision.ingest import IngestConfig, TestPatternSource
+from edge.vision.tracker import Tracker, TrackerConfig
 from tests.edge.camera.clips import standing_person_clip
 
 PERSON: Box = (227.0, 60.0, 273.0, 177.0)  # HOG's box of the frozen person in the clip view

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.camera.ingest import (
+from edge.vision.ingest import (
     FileSource,
     FrameSource,
     IngestConfig,
@@ -24,7 +24,7 @@ from tests.edge.camera.conftest import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.gstreamer
-LIFECYCLE = "edge.camera.lifecycle"
+LIFECYCLE = "edge.vision.ingest"  # a bare FrameSource logs its lifecycle here
 # The stall timer is no part of these tests: 3 s once fired first on a loaded CI worker, before
 # GStreamer had named the truncated header (the cause the test checks).
 SMALL = IngestConfig(width_px=160, height_px=120, policy="all", stall_timeout_s=15,

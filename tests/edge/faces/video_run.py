@@ -36,18 +36,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.agent import AgentRuntime
 from edge.camera.config import CameraConfig
 from edge.camera.detectors.default import nanodet_onnx_config
-from edge.camera.faces import FaceCropConfig, encode_face_crop
-from edge.camera.ingest import FileSource, IngestConfig
 from edge.camera.models import models_dir
 from edge.camera.service import CameraService
-from edge.camera.tracker import TrackerConfig
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.bundle import BundleEntry, BundlePayload, seal_bundle
 from edge.faces.keys import ed25519_public_b64, key_id_of, load_or_create_device_key
+from edge.faces.stage import encode_face_crop
+from edge.faces.stage_config import FaceCropConfig
 from edge.faces.types import BgrImage, Embedding, FaceBackend, FaceBox
 from edge.faces.watchlist import EdgeWatchlist
 from edge.protocol import Alert, CmdChannel, DeviceKind, cmd_topic, decode_as, encode
 from edge.validators import utcnow
+from edge.vision.ingest import FileSource, IngestConfig
+from edge.vision.tracker import TrackerConfig
 from tests.edge.faces.face_video import Segment, build_face_video
 from tests.support.broker import BrokerHarness
 from tests.support.flood import raw_client
@@ -160,7 +161,7 @@ def _embedding_of_photo(backend: FaceBackend, image: BgrImage) -> Embedding:
     return backend.embedder.embed(image, max(faces, key=lambda f: f.area))
 
 
-def _seal_obama(backend: FaceBackend, site: str, device: str, key_file: Path
+def seal_obama(backend: FaceBackend, site: str, device: str, key_file: Path
                 ) -> tuple[bytes, dict[str, str]]:
     import cv2
 
@@ -202,6 +203,78 @@ class TraceRecorder:
         return vector
 
 
+class RunRecording:
+    """What a recorded run keeps: every MQTT message the hub account can read, every log
+    record at DEBUG, and (at :meth:`finish`) every file of the run. Shared by the camera's run
+    and the glasses' (tests/edge/glasses/face_run.py)."""
+
+    def __init__(self, broker: BrokerHarness, site: str) -> None:
+        self.site = site
+        self.log = _Recorder()
+        self._root = logging.getLogger()
+        self._old_level = self._root.level
+        self._root.addHandler(self.log)
+        self._root.setLevel(logging.DEBUG)
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.started = time.time()
+        messages, lock = self.messages, self._lock
+
+        # not a bound method: the client would hold the recording in a cycle, and the paho
+        # clients' socket pairs would outlive the run until the garbage collector ran
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            with lock:
+                messages.append((msg.topic, bytes(msg.payload)))
+
+        self._listener = raw_client(broker, "hub", f"{site}-everything")
+        self._listener.on_message = on_message
+        self._listener.subscribe([("#", 1), (f"gw/v1/{site}/#", 1)])
+        self.hub = raw_client(broker, "hub", f"{site}-bundle-push")
+
+    def push_bundle(self, device: str, envelope: bytes) -> None:
+        """The hub's retained bundle for ``device`` (an empty payload clears it)."""
+        self.hub.publish(cmd_topic(self.site, device, CmdChannel.WATCHLIST), envelope, qos=1,
+                         retain=True).wait_for_publish(5)
+
+    def alerts_recorded(self) -> int:
+        with self._lock:
+            return len({decode_as(Alert, p).id for t, p in self.messages
+                        if t.endswith("/alert") and p})
+
+    def close(self, device: str) -> None:
+        self.push_bundle(device, b"")
+        for client in (self.hub, self._listener):
+            client.disconnect()
+            client.loop_stop()
+        self._root.removeHandler(self.log)
+        self._root.setLevel(self._old_level)
+
+    def finish(self, *, device: str, segments: list[Segment], run_dir: Path, root: Path,
+               video: Path, data_dir: Path, traces: TraceRecorder,
+               health_metrics: dict[str, float], frames_processed: int) -> FaceRun:
+        """The run's record, once the agent has stopped and :meth:`close` was called."""
+        with self._lock:
+            recorded = list(self.messages)
+        alerts: dict[str, Alert] = {}  # one per id: the two subscriptions overlap
+        for topic, payload in recorded:
+            if topic.endswith("/alert") and payload:
+                alert = decode_as(Alert, payload)
+                alerts[alert.id] = alert
+        files = _read_tree(run_dir, skip={video})
+        files.update(_new_tmp_files(self.started, (root,)))
+        seen = []
+        for frame_no, face, crop, vector in traces.traces:
+            photo = next((seg.photo for seg in segments
+                          if seg.first_frame <= frame_no < seg.first_frame + seg.frames),
+                         "none")
+            seen.append(FaceTrace(frame_no, photo, face, crop, vector))
+        return FaceRun(site=self.site, device=device, segments=segments, messages=recorded,
+                       alerts=list(alerts.values()), logs=list(self.log.lines), files=files,
+                       outbox_files={p: b for p, b in files.items() if "outbox" in p.name},
+                       traces=seen, health_metrics=health_metrics, data_dir=data_dir,
+                       run_dir=run_dir, frames_processed=frames_processed)
+
+
 _RUN: dict[str, FaceRun] = {}
 
 
@@ -220,28 +293,12 @@ def _make_run(broker: BrokerHarness, site: str, root: Path) -> FaceRun:
     run_dir.mkdir(parents=True)
     segments = build_face_video(video, PHOTOS, frames_each=5, gap_frames=3)
     backend = load_backend(FaceBackendConfig())
-    envelope_bytes, hub_keys = _seal_obama(backend, site, device,
+    envelope_bytes, hub_keys = seal_obama(backend, site, device,
                                            data_dir / "watchlist" / "device.key")
     config = camera_config(site, device, broker, data_dir=data_dir, video=video,
                            hub_keys=hub_keys)
 
-    recorder = _Recorder()
-    root_logger = logging.getLogger()
-    old_level = root_logger.level
-    root_logger.addHandler(recorder)
-    root_logger.setLevel(logging.DEBUG)
-    messages: list[tuple[str, bytes]] = []
-    lock = threading.Lock()
-
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with lock:
-            messages.append((msg.topic, bytes(msg.payload)))
-
-    started = time.time()
-    listener = raw_client(broker, "hub", f"{site}-everything")
-    listener.on_message = on_message
-    listener.subscribe([("#", 1), (f"gw/v1/{site}/#", 1)])
-    hub = raw_client(broker, "hub", f"{site}-bundle-push")
+    recording = RunRecording(broker, site)
     service: CameraService | None = None
     assert config.faces is not None
     recorder_of_traces = TraceRecorder(backend, config.faces.crop)
@@ -249,8 +306,7 @@ def _make_run(broker: BrokerHarness, site: str, root: Path) -> FaceRun:
         # the hub pushed the bundle before the camera's video starts (retained, QoS 1): a
         # first short life of the agent's runtime and watchlist receives and stores it; the
         # camera agent then plays the video with it in force
-        hub.publish(cmd_topic(site, device, CmdChannel.WATCHLIST), envelope_bytes, qos=1,
-                    retain=True).wait_for_publish(5)
+        recording.push_bundle(device, envelope_bytes)
         runtime = AgentRuntime(config, DeviceKind.CAMERA)
         watchlist = EdgeWatchlist(config.faces.watchlist, runtime, backend.embedder.name)
         runtime.start()
@@ -274,44 +330,14 @@ def _make_run(broker: BrokerHarness, site: str, root: Path) -> FaceRun:
         setattr(processor, "process", numbered)  # noqa: B010 - an instance hook, test only
         service.start()
         wait_until(service.finished.is_set, timeout_s=120)
-
-        def alerts_recorded() -> int:
-            with lock:
-                return len({decode_as(Alert, p).id for t, p in messages
-                            if t.endswith("/alert") and p})
-
-        wait_until(lambda: service is not None and alerts_recorded() >= service.alerts_sent,
-                   timeout_s=10)
+        wait_until(lambda: service is not None
+                   and recording.alerts_recorded() >= service.alerts_sent, timeout_s=10)
         metrics = dict(service.runtime.health_message().metrics)
         frames_processed = int(service.source.counters["frames"])
     finally:
         if service is not None:
             service.stop()
-        hub.publish(cmd_topic(site, device, CmdChannel.WATCHLIST), b"", qos=1,
-                    retain=True).wait_for_publish(5)
-        hub.disconnect()
-        hub.loop_stop()
-        listener.disconnect()
-        listener.loop_stop()
-        root_logger.removeHandler(recorder)
-        root_logger.setLevel(old_level)
-
-    with lock:
-        recorded = list(messages)
-    alerts: dict[str, Alert] = {}  # one per id: the two subscriptions overlap
-    for topic, payload in recorded:
-        if topic.endswith("/alert") and payload:
-            alert = decode_as(Alert, payload)
-            alerts[alert.id] = alert
-    files = _read_tree(run_dir, skip={video})
-    files.update(_new_tmp_files(started, (root,)))
-    outbox = {p: b for p, b in files.items() if "outbox" in p.name}
-    traces = []
-    for frame_no, face, crop, vector in recorder_of_traces.traces:
-        photo = next((seg.photo for seg in segments
-                      if seg.first_frame <= frame_no < seg.first_frame + seg.frames), "none")
-        traces.append(FaceTrace(frame_no, photo, face, crop, vector))
-    return FaceRun(site=site, device=device, segments=segments, messages=recorded,
-                   alerts=list(alerts.values()), logs=list(recorder.lines), files=files,
-                   outbox_files=outbox, traces=traces, health_metrics=metrics,
-                   data_dir=data_dir, run_dir=run_dir, frames_processed=frames_processed)
+        recording.close(device)
+    return recording.finish(device=device, segments=segments, run_dir=run_dir, root=root,
+                            video=video, data_dir=data_dir, traces=recorder_of_traces,
+                            health_metrics=metrics, frames_processed=frames_processed)

@@ -27,11 +27,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edge import gstreamer
 from edge.backoff import Backoff
-from edge.camera.lifecycle import log as lifecycle
 from edge.config import StrictModel
 from edge.queues import BoundedQueue, QueueClosedError
 
@@ -66,6 +65,25 @@ class TestPatternSource(StrictModel):
     num_frames: Annotated[int, Field(ge=-1)] = -1
 
 
+class PipelineSource(StrictModel):
+    """A site's own GStreamer source elements (gst-launch syntax), e.g. a camera only its
+    vendor's element reads; the agent appends conversion, scaling and its appsink."""
+
+    type: Literal["pipeline"] = "pipeline"
+    pipeline: Annotated[str, Field(min_length=3, max_length=2048, pattern=r"^[^\x00-\x1f]+$")]
+
+    @field_validator("pipeline")
+    @classmethod
+    def _only_the_source(cls, value: str) -> str:
+        text = value.strip()
+        if text.endswith("!") or text.startswith("!"):
+            raise ValueError("the pipeline must not start or end with '!': give the source "
+                             "elements only, the agent adds the rest")
+        if "appsink" in text:
+            raise ValueError("the pipeline must not contain an appsink: the agent adds its own")
+        return text
+
+
 SourceConfig = Annotated[RtspSource | FileSource | V4l2Source | TestPatternSource,
                          Field(discriminator="type")]
 
@@ -85,7 +103,7 @@ class IngestError(Exception):
     """GStreamer is missing or a pipeline cannot be built."""
 
 
-AnySource = RtspSource | FileSource | V4l2Source | TestPatternSource
+AnySource = RtspSource | FileSource | V4l2Source | TestPatternSource | PipelineSource
 
 
 def redact_url(url: str) -> str:
@@ -111,6 +129,8 @@ def source_label(source: AnySource) -> str:
         return f"file {source.path}"
     if isinstance(source, V4l2Source):
         return f"v4l2 {source.device}"
+    if isinstance(source, PipelineSource):
+        return f"pipeline {source.pipeline.split(maxsplit=1)[0]}"
     return f"test pattern {source.pattern}"
 
 
@@ -245,7 +265,7 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def pipeline_description(source: RtspSource | FileSource | V4l2Source | TestPatternSource,
+def pipeline_description(source: AnySource,
                          ingest: IngestConfig, *, sync: bool | None = None) -> str:
     """gst-launch syntax for ``source`` ending in ``appsink name=sink`` of BGR frames."""
     decode = "decodebin" + (" force-sw-decoders=true" if ingest.decoder == "software" else "")
@@ -260,6 +280,9 @@ def pipeline_description(source: RtspSource | FileSource | V4l2Source | TestPatt
         live = source.live
     elif isinstance(source, V4l2Source):
         head = f"v4l2src device={_quote(str(source.device))} ! {decode}"
+        live = True
+    elif isinstance(source, PipelineSource):
+        head = source.pipeline
         live = True
     else:
         head = (f"videotestsrc is-live=true pattern={source.pattern} "
@@ -289,9 +312,12 @@ _START_STALL_RETRIES = 2
 class FrameSource:
     """Runs one GStreamer pipeline on its own thread; :meth:`read` hands out frames."""
 
-    def __init__(self, source: RtspSource | FileSource | V4l2Source | TestPatternSource,
-                 ingest: IngestConfig | None = None, *, name: str = "camera") -> None:
+    def __init__(self, source: AnySource,
+                 ingest: IngestConfig | None = None, *, name: str = "camera",
+                 lifecycle: logging.Logger | None = None) -> None:
         self.source = source
+        # the agent's lifecycle log (shown at the default level): stream connected, lost, ended
+        self.lifecycle = lifecycle if lifecycle is not None else log
         self.ingest = ingest or IngestConfig()
         self.name = name
         self.description = pipeline_description(source, self.ingest)
@@ -353,9 +379,9 @@ class FrameSource:
                     continue
                 # A file that cannot be played will not play on a retry: say why once, stop.
                 if self.failure is not None:
-                    lifecycle.error("%s; the file source stops here", self.failure)
+                    self.lifecycle.error("%s; the file source stops here", self.failure)
                 else:
-                    lifecycle.info("%s: end of file after %d frames", self.label,
+                    self.lifecycle.info("%s: end of file after %d frames", self.label,
                                    self.counters["frames"])
                 self.ended.set()
                 return
@@ -364,7 +390,7 @@ class FrameSource:
             delay = self._backoff.next_delay()
             reason = str(self.failure) if self.failure is not None else (
                 f"{self.label}: {outcome}")
-            lifecycle.warning("%s: %s; reconnecting in %.1f s (attempt %d)",
+            self.lifecycle.warning("%s: %s; reconnecting in %.1f s (attempt %d)",
                               "stream lost" if self._was_connected else "stream failed",
                               reason, delay, attempt)
             self.failure = None
@@ -443,7 +469,7 @@ class FrameSource:
         self.connected.set()
         self._backoff.reset()
         self.decoder = _find_decoder(pipeline, g)
-        lifecycle.info("stream connected: %s (decoder %s)", self.label, self.decoder)
+        self.lifecycle.info("stream connected: %s (decoder %s)", self.label, self.decoder)
         return _duration_s(pipeline, g)
 
     def _bus_outcome(self, msg: Any, g: Any) -> str:

@@ -17,9 +17,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from edge.camera.boxes import Box, Detection, center, foot_point, iou
 from edge.config import StrictModel
 from edge.tracking import TrackCore, TrackIds, TrackState
+from edge.vision.boxes import Box, Detection, center, foot_point, iou
 
 
 class TrackerConfig(StrictModel):

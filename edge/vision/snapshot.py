@@ -16,9 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from edge.camera.boxes import Box
 from edge.config import StrictModel
 from edge.protocol import EVIDENCE_MAX_BYTES, Evidence
+from edge.vision.boxes import Box
 
 Image = NDArray[np.uint8]
 

@@ -1,11 +1,21 @@
-"""The camera's face stage: on frames with person tracks, find faces (in the upper part of each
-person box, or in the whole frame), tie each face to the person track that contains it, embed,
-search the watchlist gallery, and let the per-track matcher decide.
+"""The face stage shared by the agents that match faces (camera, glasses): find faces, tie each
+to a track, embed, search the watchlist gallery, and let the per-track matcher decide; and the
+face_match alert both agents raise from a decision (:func:`face_match_alert`).
 
-What stays in memory, and for how long: a face's pixels and embedding exist only inside
-:meth:`FaceStage.process` for the frame that produced them; nothing here keeps a list, a cache
-or a debug dump of them. Only a declared match leaves the stage, with a small crop of the
-matched face (:func:`encode_face_crop`). The matcher itself holds entry ids and scores.
+Two ways in, one code path after the detector:
+
+- :meth:`FaceStage.process` (the camera): the frame's person tracks come from the person
+  detector; faces are searched in the upper part of each person box (or the whole frame) and
+  each face belongs to the person track that contains it;
+- :meth:`FaceStage.process_frame` (the glasses, which have no person detector): faces are
+  searched in the whole frame and tracked across frames by their own boxes
+  (:class:`~edge.vision.tracker.Tracker` with label ``face``), so k-of-n votes still count
+  frames of one face.
+
+What stays in memory, and for how long: a face's pixels and embedding exist only inside one
+call for the frame that produced them; nothing here keeps a list, a cache or a debug dump of
+them. Only a declared match leaves the stage, with a small crop of the matched face
+(:func:`encode_face_crop`). The matcher itself holds entry ids and scores.
 
 Without an active watchlist (no bundle, or one whose entries have all expired) the stage does
 not even run the face detector: there is nothing a face could be compared with.
@@ -15,94 +25,50 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated, Literal, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, model_validator
 
-from edge.camera.boxes import Box, area, iou
-from edge.camera.snapshot import Snapshot, SnapshotConfig, SnapshotError, encode_jpeg
-from edge.camera.tracker import Track
-from edge.config import StrictModel
-from edge.faces.backends import FaceBackendConfig, threshold_floor
+from edge.alert_details import FaceMatchDetails, build_alert
 from edge.faces.matcher import (
     FaceMatcher,
     MatchDecision,
-    MatcherConfig,
     ScoredEntry,
-    ThresholdBelowFloorError,
     effective_threshold,
 )
+from edge.faces.stage_config import FaceCropConfig, FaceStageConfig
 from edge.faces.types import BgrImage, FaceBackend, FaceBox
-from edge.faces.watchlist import WatchlistConfig
+from edge.protocol import Alert, Evidence, Location, ProtocolError, Severity
+from edge.tracking import track_entity
 from edge.validators import utcnow
+from edge.vision.boxes import Box, Detection, area, center, iou
+from edge.vision.snapshot import (
+    Snapshot,
+    SnapshotConfig,
+    SnapshotError,
+    encode_jpeg,
+    render_snapshot,
+)
+from edge.vision.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
 
-class FaceCropConfig(StrictModel):
-    """The matched face's crop carried in the alert (``face_crop``) for the reviewers."""
+class TrackView(Protocol):
+    """What the stage needs of a track (a person track on the camera, a face track on the
+    glasses): its id and its box in this frame."""
 
-    size_px: Annotated[int, Field(ge=48, le=512)] = 160
-    pad_rel: Annotated[float, Field(ge=0, le=1, description=(
-        "margin around the face box on each side, relative to the box's longer side"))] = 0.3
-    max_bytes: Annotated[int, Field(ge=4096, le=64 * 1024)] = 16 * 1024
-    quality: Annotated[int, Field(ge=20, le=100)] = 85
+    @property
+    def id(self) -> str: ...
 
-
-class FaceStageConfig(StrictModel):
-    """How the camera looks for faces (the ``faces:`` section without backend and watchlist)."""
-
-    matcher: MatcherConfig = Field(default_factory=MatcherConfig)
-    search_region: Literal["person_upper", "frame"] = Field(default="person_upper", description=(
-        "person_upper: the detector runs on the upper part of each person box (cheaper for few "
-        "people, finds smaller faces); frame: once on the whole frame"))
-    upper_fraction: Annotated[float, Field(gt=0, le=1, description=(
-        "share of a person box's height, from the top, searched for a face"))] = 0.6
-    min_face_px: Annotated[int, Field(ge=16, le=1024, description=(
-        "faces narrower or lower than this are ignored (too few pixels to match reliably)"))] = 40
-    detect_every_n_frames: Annotated[int, Field(ge=1, le=100, description=(
-        "of the frames with person tracks, look for faces on every n-th"))] = 1
-    max_faces_per_frame: Annotated[int, Field(ge=1, le=64, description=(
-        "most faces embedded per frame (the largest first); the rest are counted and skipped"))
-    ] = 8
-    candidates_per_face: Annotated[int, Field(ge=1, le=10)] = 3
-    crop: FaceCropConfig = Field(default_factory=FaceCropConfig)
-
-
-class FacesConfig(FaceStageConfig):
-    """The camera config's ``faces:`` section: matching against the hub's watchlist bundles.
-    Absent: the camera never looks for faces."""
-
-    backend: FaceBackendConfig = Field(default_factory=FaceBackendConfig)
-    watchlist: WatchlistConfig
-
-    @model_validator(mode="after")
-    def _one_threshold_not_below_floor(self) -> FacesConfig:
-        if self.matcher.threshold is not None and self.backend.match_threshold is not None:
-            raise ValueError("set the match threshold once: faces.matcher.threshold "
-                             "(faces.backend.match_threshold is the same setting)")
-        # refused here too, so --validate-config says it before any model is loaded
-        threshold = self.matcher.threshold
-        floor = threshold_floor(self.backend.backend)
-        if threshold is not None and threshold < floor:
-            raise ValueError(str(ThresholdBelowFloorError(threshold, floor,
-                                                          self.backend.backend)))
-        return self
-
-    def stage_config(self) -> FaceStageConfig:
-        """The stage's settings, the threshold taken from either place it may be set."""
-        matcher = self.matcher
-        if matcher.threshold is None and self.backend.match_threshold is not None:
-            matcher = matcher.model_copy(update={"threshold": self.backend.match_threshold})
-        return FaceStageConfig.model_validate(
-            {**self.model_dump(exclude={"backend", "watchlist", "matcher"}),
-             "matcher": matcher})
+    @property
+    def box(self) -> Box: ...
 
 
 class GalleryView(Protocol):
@@ -180,11 +146,35 @@ def _contains(box: Box, point: tuple[float, float]) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
+@dataclass(frozen=True, slots=True)
+class _FaceTrack:
+    id: str
+    box: Box
+
+
+def _on_faces(tracks: Sequence[TrackView], faces: Sequence[FaceBox]) -> list[_FaceTrack]:
+    """Each face track with the box of the face it was updated with this frame (the nearest
+    face centre, one face per track): the tracker's filtered box lags a fast face and may
+    no longer hold its centre."""
+    free = [face_rect(f) for f in faces]
+    placed: list[_FaceTrack] = []
+    for track in tracks:
+        if not free:
+            break
+        cx, cy = center(track.box)
+        nearest = min(free, key=lambda b: (center(b)[0] - cx) ** 2 + (center(b)[1] - cy) ** 2)
+        free.remove(nearest)
+        placed.append(_FaceTrack(track.id, nearest))
+    return placed
+
+
 class FaceStage:
-    """One camera's face matching; the frame loop owns it (not thread-safe)."""
+    """One agent's face matching; its frame loop owns it (not thread-safe). ``face_tracker``
+    is needed only for :meth:`process_frame`."""
 
     def __init__(self, config: FaceStageConfig, backend: FaceBackend,
                  galleries: Callable[[], GalleryView], *,
+                 face_tracker: Tracker | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  perf: Callable[[], float] = time.perf_counter,
                  wall: Callable[[], datetime] = utcnow) -> None:
@@ -194,6 +184,7 @@ class FaceStage:
         self.backend = backend
         self.matcher = FaceMatcher(config.matcher, threshold=threshold, clock=clock)
         self._galleries = galleries
+        self.face_tracker = face_tracker
         self._perf = perf
         self._wall = wall
         self.active = False
@@ -232,7 +223,7 @@ class FaceStage:
         self.active, self.bundle_version, self.entries = active, gallery.version, gallery.size
         return gallery if active else None
 
-    def process(self, image: BgrImage, tracks: Sequence[Track],
+    def process(self, image: BgrImage, tracks: Sequence[TrackView],
                 live_track_ids: Collection[str]) -> list[FaceMatchEvent]:
         """One frame: ``tracks`` are the person tracks seen in it, ``live_track_ids`` every
         track the tracker still holds (the matcher forgets the others)."""
@@ -240,12 +231,44 @@ class FaceStage:
         gallery = self._watch_gallery()
         if gallery is None or not tracks:
             return []
+        t0 = self._turn()
+        if t0 is None:
+            return []
+        faces = self._detect(image, tracks)
+        return self._match(image, gallery, tracks, faces, t0)
+
+    def process_frame(self, image: BgrImage, ts: float) -> list[FaceMatchEvent]:
+        """One frame of an agent without a person detector: faces in the whole frame, tracked
+        by their own boxes (``ts`` in seconds, for the tracker)."""
+        if self.face_tracker is None:
+            raise RuntimeError("process_frame needs the stage built with a face_tracker")
+        gallery = self._watch_gallery()
+        if gallery is None:
+            self.matcher.retain(())
+            return []
+        t0 = self._turn()
+        if t0 is None:
+            return []
+        faces = self.backend.detector.detect(image)
+        # too small to match is too small to track: such a face is only blurred as a bystander
+        tracks = self.face_tracker.update(
+            [Detection(face_rect(f), f.score, "face") for f in faces
+             if min(f.w, f.h) >= self.config.min_face_px], ts)
+        self.matcher.retain({t.id for t in self.face_tracker.tracks})
+        return self._match(image, gallery, _on_faces(tracks, faces), faces, t0)
+
+    def _turn(self) -> float | None:
+        """Whether the detector runs on this frame (every ``detect_every_n_frames``-th of the
+        frames that could have faces): the run's start time, else None."""
         self._frames_with_tracks += 1
         if (self._frames_with_tracks - 1) % self.config.detect_every_n_frames:
-            return []
-        t0 = self._perf()
+            return None
         self.counters["face_runs"] += 1
-        assigned, others = self._faces_of_tracks(image, tracks)
+        return self._perf()
+
+    def _match(self, image: BgrImage, gallery: GalleryView, tracks: Sequence[TrackView],
+               faces: list[FaceBox], t0: float) -> list[FaceMatchEvent]:
+        assigned, others = self._faces_of_tracks(faces, tracks)
         if not assigned:
             self._timed(t0)
             return []
@@ -276,7 +299,7 @@ class FaceStage:
         elapsed_ms = (self._perf() - t0) * 1000.0
         self.inference_ms_avg += (elapsed_ms - self.inference_ms_avg) * 0.1
 
-    def _detect(self, image: BgrImage, tracks: Sequence[Track]) -> list[FaceBox]:
+    def _detect(self, image: BgrImage, tracks: Sequence[TrackView]) -> list[FaceBox]:
         if self.config.search_region == "frame":
             return self.backend.detector.detect(image)
         h, w = image.shape[:2]
@@ -299,13 +322,12 @@ class FaceStage:
                     found.append(moved)
         return found
 
-    def _faces_of_tracks(self, image: BgrImage, tracks: Sequence[Track]
-                         ) -> tuple[list[tuple[Track, FaceBox]], tuple[FaceBox, ...]]:
+    def _faces_of_tracks(self, faces: list[FaceBox], tracks: Sequence[TrackView]
+                         ) -> tuple[list[tuple[TrackView, FaceBox]], tuple[FaceBox, ...]]:
         """(track, face) pairs to embed, at most one face per track, and every other face
         found (only for blurring the evidence)."""
-        faces = self._detect(image, tracks)
         self.counters["faces_detected"] += len(faces)
-        best: dict[str, tuple[Track, FaceBox]] = {}
+        best: dict[str, tuple[TrackView, FaceBox]] = {}
         others: list[FaceBox] = []
         for face in faces:
             if min(face.w, face.h) < self.config.min_face_px:
@@ -334,3 +356,41 @@ class FaceStage:
             others.extend(f for _, f in pairs[limit:])
             pairs = pairs[:limit]
         return pairs, tuple(others)
+
+
+def face_match_alert(match: FaceMatchEvent, image: BgrImage, *, site: str, device: str,
+                     backend: str, snapshot: SnapshotConfig,
+                     boxes: Sequence[tuple[Box, str]], highlight: int | None,
+                     location: Location | None, failures: Counter[str]) -> Alert:
+    """The face_match alert of a declared match, as every matching agent raises it: the
+    decision's details, a frame snapshot with every other face blurred, the matched face's crop.
+    A snapshot or crop that cannot be encoded is left out and counted in ``failures``
+    (``snapshot_failed``, ``face_crop_failed``): the match itself is never dropped for it."""
+    decision = match.decision
+    evidence: Evidence | None = None
+    face_crop: Evidence | None = None
+    try:
+        # bystanders' faces are blurred: only the matched person is shown to reviewers
+        evidence = render_snapshot(blur_faces(image, match.other_faces), boxes, snapshot,
+                                   highlight).evidence()
+    except (SnapshotError, ProtocolError) as err:
+        failures["snapshot_failed"] += 1
+        log.warning("face match alert without snapshot: %s", err)
+    if match.crop is not None:
+        try:
+            face_crop = match.crop.evidence()
+        except ProtocolError as err:
+            failures["face_crop_failed"] += 1
+            log.warning("face match alert without face crop: %s", err)
+    details = FaceMatchDetails(
+        entry_id=decision.entry_id, score=round(min(1.0, max(0.0, decision.score)), 4),
+        track_id=decision.track_id, bundle_version=match.bundle_version,
+        threshold=decision.threshold, frames_matched=decision.frames_matched,
+        frames_seen=decision.frames_seen, backend=backend)
+    log.info("face match: entry %s, track %s, score %.3f (%d of %d frames)",
+             decision.entry_id, decision.track_id, decision.score,
+             decision.frames_matched, decision.frames_seen)
+    return build_alert(details, site=site, device=device, severity=Severity.HIGH,
+                       title="watchlist face match", location=location,
+                       entity=track_entity(device, decision.track_id),
+                       evidence=evidence, face_crop=face_crop)
