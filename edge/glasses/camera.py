@@ -13,7 +13,9 @@ frames.
 A match goes to the hub as the same face_match alert the camera raises, through the durable
 outbox, and nowhere else: it is a *possible* match until people at the hub have reviewed it, so
 it is never shown on the HUD. The officer hears of it, if at all, as an ordinary dispatch.
-A face that matches nothing is dropped with its frame, in memory.
+A face that matches nothing is dropped with its frame, in memory. A match is placed at the
+officer's own fresh fix, its accuracy widened by ``match_range_m`` (the person is a few metres
+away, in an unknown direction); with no fresh fix it has no location.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from typing import TYPE_CHECKING, Any
 from edge.faces.backends import load_backend
 from edge.faces.stage import FaceMatchEvent, FaceStage, face_match_alert
 from edge.faces.watchlist import EdgeWatchlist
+from edge.protocol import Location
 from edge.tracking import TrackIds
 from edge.vision.ingest import Frame, FrameSource
 from edge.vision.snapshot import SnapshotConfig
 from edge.vision.tracker import Tracker
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edge.agent import AgentRuntime
     from edge.faces.types import FaceBackend
     from edge.glasses.config import GlassesCameraConfig
@@ -47,12 +52,14 @@ class GlassesCamera:
     with the sentence that says what to fix) and the configured source is opened."""
 
     def __init__(self, config: GlassesCameraConfig, runtime: AgentRuntime, *,
-                 backend: FaceBackend | None = None, source: FrameSource | None = None) -> None:
+                 backend: FaceBackend | None = None, source: FrameSource | None = None,
+                 officer_fix: Callable[[], Location | None] | None = None) -> None:
         faces = config.faces
         if faces is None:  # the config refuses this; a direct caller gets the same sentence
             raise ValueError("the glasses camera needs its faces settings")
         self.config = config
         self.runtime = runtime
+        self._officer_fix = officer_fix
         device = runtime.device
         self.backend = backend if backend is not None else load_backend(faces.backend)
         self.watchlist = EdgeWatchlist(faces.watchlist, runtime, self.backend.embedder.name)
@@ -66,7 +73,7 @@ class GlassesCamera:
         # every key present from the start: the health thread reads while the worker counts
         self.counters: Counter[str] = Counter(dict.fromkeys(
             ("frames_analysed", "frames_skipped_rate", "frame_errors", "snapshot_failed",
-             "face_crop_failed"), 0))
+             "face_crop_failed", "match_without_fix"), 0))
         self.alerts_sent = 0
         self.finished = threading.Event()  # a file source ended and its last frame was seen
         self._last_pts: float | None = None
@@ -114,6 +121,17 @@ class GlassesCamera:
                 self.counters["frame_errors"] += 1
                 log.exception("glasses camera frame %s failed", frame.seq)
 
+    def _match_location(self) -> Location | None:
+        """Where the matched person is: within ``match_range_m`` of the officer's fresh fix (a
+        face is matched only at a few metres), so the fix's own accuracy is widened by that
+        much. Without a fresh fix the alert has no location rather than a wrong one."""
+        fix = self._officer_fix() if self._officer_fix is not None else None
+        if fix is None:
+            self.counters["match_without_fix"] += 1
+            return None
+        accuracy = (fix.accuracy_m or 0.0) + self.config.match_range_m
+        return Location(lon=fix.lon, lat=fix.lat, accuracy_m=min(accuracy, 100_000.0))
+
     def _due(self, frame: Frame) -> bool:
         """Whether this frame is one of the ``analyse_fps`` a second (by the stream's own
         clock, so a recording is analysed the same way at any decoding speed)."""
@@ -139,8 +157,6 @@ class GlassesCamera:
             match, frame.image, site=self.runtime.site, device=self.runtime.device,
             backend=self.backend.name, snapshot=self._snapshot,
             boxes=[(match.track_box, f"#{track}")], highlight=0,
-            # no location: the officer's own fix is not the position of the person seen (as
-            # for a camera without a homography)
-            location=None, failures=self.counters)
+            location=self._match_location(), failures=self.counters)
         self.runtime.send_alert(alert)
         self.alerts_sent += 1

@@ -145,6 +145,10 @@ class GlassesCameraConfig(StrictModel):
         "are dropped and counted (dropped.camera_frame_not_taken)"))] = 5.0
     tracker: TrackerConfig = Field(default_factory=_face_tracker)
     faces: GlassesFacesConfig | None = None
+    match_range_m: Annotated[float, Field(gt=0, le=100, description=(
+        "how far from the officer a face the camera can match may be: a match is placed at "
+        "the officer's own fresh fix, its accuracy widened by this much (no fresh fix: no "
+        "location)"))] = 10.0
 
     @model_validator(mode="after")
     def _faces_when_on(self) -> GlassesCameraConfig:

@@ -151,7 +151,8 @@ class GlassesAgent:
             # OpenCV and the face models are needed only here (the faces extra)
             from edge.glasses.camera import GlassesCamera
 
-            self.camera = GlassesCamera(config.camera, self.runtime)
+            self.camera = GlassesCamera(config.camera, self.runtime,
+                                        officer_fix=self._officer_fix)
         self.render_loop = self.runtime.supervise("render", self._render_run, self._stop)
         self.position_loop = self.runtime.supervise("position", self._position_run, self._stop)
 
@@ -401,6 +402,12 @@ class GlassesAgent:
     def _position_run(self) -> None:
         while not self._stop.wait(self.config.position_interval_s):
             self.publish_position()
+
+    def _officer_fix(self) -> Location | None:
+        pose = self.position.pose(self._now()) if self.position is not None else None
+        if pose is None:
+            return None
+        return Location(lon=pose.lon, lat=pose.lat, accuracy_m=pose.accuracy_m)
 
     def publish_position(self) -> bool:
         if self.position is None:

@@ -20,8 +20,10 @@ from edge.agent import AgentRuntime
 from edge.faces.backends import FaceBackendConfig, load_backend
 from edge.faces.types import FaceBackend
 from edge.faces.watchlist import EdgeWatchlist
-from edge.glasses.service import GlassesAgent
+from edge.glasses.service import GlassesAgent, PhoneFixes
+from edge.glasses.view import Pose
 from edge.protocol import DeviceKind
+from edge.validators import utcnow
 from edge.vision.ingest import Frame
 from tests.edge.faces.face_video import build_face_video
 from tests.edge.faces.video_run import FaceRun, RunRecording, TraceRecorder, seal_obama
@@ -33,6 +35,7 @@ from tests.support.waiting import wait_until
 # add no case the glasses' tests need (Biden is the face that is not enrolled)
 PHOTOS = ("obama2", "biden", "obama3")
 _RUN: dict[str, tuple[FaceRun, RecordingRenderer]] = {}
+OFFICER_FIX = (114.0571, 22.5431, 4.0)  # lon, lat, accuracy in metres
 
 
 def glasses_face_run(broker: BrokerHarness, site_factory: Callable[[], str], root: Path
@@ -87,6 +90,11 @@ def _make_run(broker: BrokerHarness, site: str, root: Path
         finally:
             runtime.stop()
         agent = GlassesAgent(config, renderer=renderer, sink=RecordingSink())
+        # the officer stands at OFFICER_FIX (a phone fix): a match is placed there
+        fixes = PhoneFixes(max_fix_age_s=3600.0)
+        fixes.update(Pose(lon=OFFICER_FIX[0], lat=OFFICER_FIX[1], fix_at=utcnow(),
+                          accuracy_m=OFFICER_FIX[2]))
+        agent.position = fixes
         camera = agent.camera
         assert camera is not None
         assert camera.watchlist.gallery().version == 1

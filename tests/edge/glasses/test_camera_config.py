@@ -83,6 +83,8 @@ def test_a_pipeline_source_gets_the_agents_conversion_and_sink() -> None:
 class _StuckDetector:
     """A face detector that blocks until released (a face model far too slow for the box)."""
 
+    name = "stuck"
+
     def __init__(self) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()

@@ -20,7 +20,7 @@ from tests.edge.faces.test_canary import (
     embedding_text_hits,
 )
 from tests.edge.faces.video_run import ENROLLED, FaceRun
-from tests.edge.glasses.face_run import glasses_face_run
+from tests.edge.glasses.face_run import OFFICER_FIX, glasses_face_run
 from tests.edge.glasses.support import RecordingRenderer
 from tests.support.broker import BrokerHarness, unique_site
 
@@ -64,6 +64,10 @@ def test_the_enrolled_face_is_matched_across_frames_and_nobody_else(
         assert d.score >= d.threshold >= 0.3
         assert 2 <= d.frames_matched <= d.frames_seen  # k of n frames of one face track
         assert alert.face_crop is not None and alert.evidence is not None
+        # placed at the officer's fix, its accuracy widened by the camera's match range
+        assert alert.location is not None
+        assert (alert.location.lon, alert.location.lat) == OFFICER_FIX[:2]
+        assert alert.location.accuracy_m == pytest.approx(OFFICER_FIX[2] + 10.0)
     # each alert's crop is an Obama face of the video, never a Biden face
     sent = {a.face_crop.jpeg() for a in faces if a.face_crop is not None}
     photos = {t.photo for t in run.traces if t.crop_jpeg in sent}
