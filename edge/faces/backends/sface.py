@@ -1,11 +1,14 @@
 """SFace 2021dec (OpenCV model zoo, Apache-2.0): 128-d identity embeddings of aligned crops.
 
 Two runtimes run the same ONNX file and give the same vector (a test checks it): onnxruntime
-on one thread, or OpenCV's ``FaceRecognizerSF``. ``bench/faces.py`` measures both; the faster
-one on this machine class is the default (see docs/faces.md)."""
+on one thread, on the graph after exact rewrites that make it about 1.8x faster
+(:mod:`edge.faces.backends.onnx_graph`), or OpenCV's ``FaceRecognizerSF``. ``bench/faces.py``
+measures both, and the file as shipped on onnxruntime; the fastest on this machine class is
+the default (see docs/faces.md)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 NAME = "sface-2021dec"
 DIM = 128
 Runtime = Literal["onnxruntime", "opencv"]
+log = logging.getLogger(__name__)
 
 
 def normalise(vector: Any) -> Embedding:
@@ -31,13 +35,12 @@ def normalise(vector: Any) -> Embedding:
     return out
 
 
-def ort_session(model: Path, threads: int) -> Any:
-    """An onnxruntime CPU session on ``threads`` threads.
-
-    SFace lists its weights as graph inputs as well as initialisers, so onnxruntime must treat
-    them as overridable and cannot fold batch norms into the convolutions (it warns once per
-    tensor); with the ``onnx`` package present the weights are dropped from the inputs first
-    (the same numbers, a test checks the embedding)."""
+def ort_session(model: Path, threads: int, *, rewrite: bool = True) -> Any:
+    """An onnxruntime CPU session on ``threads`` threads, on SFace's graph with the exact
+    rewrites of :mod:`edge.faces.backends.onnx_graph` (the weights dropped from the graph
+    inputs, each PRelu as ``a*x + (1-a)*relu(x)``): the same embedding, about 1.8x faster
+    (docs/benchmarks.md). ``rewrite=False`` runs the file as shipped (bench/faces.py's
+    baseline). Without the ``onnx`` package the file runs as shipped, with a warning."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -45,18 +48,21 @@ def ort_session(model: Path, threads: int) -> Any:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     source: str | bytes = str(model)
-    try:
-        import onnx
-    except ImportError:
-        pass
-    else:
-        graph = onnx.load(str(model))
-        weights = {init.name for init in graph.graph.initializer}
-        inputs = [i for i in graph.graph.input if i.name not in weights]
-        if len(inputs) != len(graph.graph.input):
-            del graph.graph.input[:]
-            graph.graph.input.extend(inputs)
-            source = graph.SerializeToString()
+    if rewrite:
+        try:
+            import onnx
+        except ImportError:
+            log.warning("the onnx package is not installed: SFace runs its graph as shipped, "
+                        "about 1.8x slower (install gridward[camera])")
+        else:
+            from edge.faces.backends.onnx_graph import drop_weight_inputs, prelu_as_relu
+
+            graph = onnx.load(str(model))
+            dropped, rewritten = drop_weight_inputs(graph), prelu_as_relu(graph)
+            log.debug("SFace graph: %s weight inputs dropped, %s PRelu rewritten",
+                      dropped, rewritten)
+            if dropped or rewritten:
+                source = graph.SerializeToString()
     return ort.InferenceSession(source, sess_options=options,
                                 providers=["CPUExecutionProvider"])
 
@@ -73,11 +79,12 @@ class SFaceEmbedder:
     name = NAME
     dim = DIM
 
-    def __init__(self, model: Path, runtime: Runtime = "onnxruntime", threads: int = 1) -> None:
+    def __init__(self, model: Path, runtime: Runtime = "onnxruntime", threads: int = 1, *,
+                 rewrite: bool = True) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()  # neither runtime object is documented as thread-safe
         if runtime == "onnxruntime":
-            self._session = ort_session(model, threads)
+            self._session = ort_session(model, threads, rewrite=rewrite)
             self._input = self._session.get_inputs()[0].name
         else:
             import cv2
