@@ -44,7 +44,6 @@ from edge.faces.backends.sface import SFaceEmbedder, crop_blob, ort_session
 from edge.faces.testdata import fetch_face_models, fetch_face_photos
 from edge.faces.types import BgrImage, FaceEmbedder
 
-
 PRE = "baseline: resize + blobFromImage (ms/frame)"
 RAW = "baseline: raw SFace ORT run, as shipped, on a tensor (ms/face)"
 EMBED_CV = "SFace embed, opencv (ms/face)"
