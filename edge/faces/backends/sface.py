@@ -3,7 +3,7 @@
 Two runtimes run the same ONNX file and give the same vector (a test checks it): onnxruntime
 on one thread, on the graph after exact rewrites that make it about 1.8x faster
 (:mod:`edge.faces.backends.onnx_graph`), or OpenCV's ``FaceRecognizerSF``. ``bench/faces.py``
-measures both, and the file as shipped on onnxruntime; the fastest on this machine class is
+measures both, and onnxruntime with SFace's PRelus kept; the fastest on this machine class is
 the default (see docs/faces.md)."""
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ def normalise(vector: Any) -> Embedding:
     return out
 
 
-def ort_session(model: Path, threads: int, *, rewrite: bool = True) -> Any:
-    """An onnxruntime CPU session on ``threads`` threads, on SFace's graph with the exact
-    rewrites of :mod:`edge.faces.backends.onnx_graph` (the weights dropped from the graph
-    inputs, each PRelu as ``a*x + (1-a)*relu(x)``): the same embedding, about 1.8x faster
-    (docs/benchmarks.md). ``rewrite=False`` runs the file as shipped (bench/faces.py's
+def ort_session(model: Path, threads: int, *, rewrite_prelu: bool = True) -> Any:
+    """An onnxruntime CPU session on ``threads`` threads, on SFace's graph after the exact
+    rewrites of :mod:`edge.faces.backends.onnx_graph`: the same embedding, faster.
+
+    SFace lists its weights as graph inputs as well as initialisers, so onnxruntime must treat
+    them as overridable and cannot fold batch norms into the convolutions (it warns once per
+    tensor): they are dropped from the inputs. Each PRelu becomes ``a*x + (1-a)*relu(x)``
+    (about 1.8x faster, docs/benchmarks.md) unless ``rewrite_prelu`` is false (bench/faces.py's
     baseline). Without the ``onnx`` package the file runs as shipped, with a warning."""
     import onnxruntime as ort
 
@@ -48,21 +51,21 @@ def ort_session(model: Path, threads: int, *, rewrite: bool = True) -> Any:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     source: str | bytes = str(model)
-    if rewrite:
-        try:
-            import onnx
-        except ImportError:
-            log.warning("the onnx package is not installed: SFace runs its graph as shipped, "
-                        "about 1.8x slower (install gridward[camera])")
-        else:
-            from edge.faces.backends.onnx_graph import drop_weight_inputs, prelu_as_relu
+    try:
+        import onnx
+    except ImportError:
+        log.warning("the onnx package is not installed: SFace runs its graph as shipped, "
+                    "about 2x slower (install gridward[camera])")
+    else:
+        from edge.faces.backends.onnx_graph import drop_weight_inputs, prelu_as_relu
 
-            graph = onnx.load(str(model))
-            dropped, rewritten = drop_weight_inputs(graph), prelu_as_relu(graph)
-            log.debug("SFace graph: %s weight inputs dropped, %s PRelu rewritten",
-                      dropped, rewritten)
-            if dropped or rewritten:
-                source = graph.SerializeToString()
+        graph = onnx.load(str(model))
+        dropped = drop_weight_inputs(graph)
+        rewritten = prelu_as_relu(graph) if rewrite_prelu else 0
+        log.debug("SFace graph: %s weight inputs dropped, %s PRelu rewritten", dropped,
+                  rewritten)
+        if dropped or rewritten:
+            source = graph.SerializeToString()
     return ort.InferenceSession(source, sess_options=options,
                                 providers=["CPUExecutionProvider"])
 
@@ -80,11 +83,11 @@ class SFaceEmbedder:
     dim = DIM
 
     def __init__(self, model: Path, runtime: Runtime = "onnxruntime", threads: int = 1, *,
-                 rewrite: bool = True) -> None:
+                 rewrite_prelu: bool = True) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()  # neither runtime object is documented as thread-safe
         if runtime == "onnxruntime":
-            self._session = ort_session(model, threads, rewrite=rewrite)
+            self._session = ort_session(model, threads, rewrite_prelu=rewrite_prelu)
             self._input = self._session.get_inputs()[0].name
         else:
             import cv2

@@ -93,7 +93,7 @@ def test_sface_runs_rewritten_and_embeds_every_test_face_as_shipped(
     graph = onnx.load(str(SFACE_MODEL.path()))
     assert drop_weight_inputs(graph) > 0
     assert prelu_as_relu(graph) == 27  # every PRelu of SFace: none left on the slow kernel
-    shipped = SFaceEmbedder(SFACE_MODEL.path(), "onnxruntime", 1, rewrite=False)
+    shipped = SFaceEmbedder(SFACE_MODEL.path(), "onnxruntime", 1, rewrite_prelu=False)
     n = 0
     for label in ("obama", "obama2", "obama3", "biden", "group"):
         image = photo(label)
@@ -118,3 +118,43 @@ def test_without_onnx_sface_runs_as_shipped_and_says_so(
     image = photo("biden")
     face = face_backend.detector.detect(image)[0]
     assert float(plain.embed(image, face) @ face_backend.embedder.embed(image, face)) > 0.99999
+
+
+def test_both_yunet_runtimes_find_the_same_faces(
+        face_models: None, face_backend: FaceBackend, photo: Callable[[str], BgrImage]) -> None:
+    """The onnxruntime path decodes and suppresses YuNet's output itself: it must give
+    FaceDetectorYN's faces, on the photos at their size (shrunk to 1280), letterboxed into a
+    640x480 frame (sides not multiples of 32 are padded) and on a frame with no face."""
+    import cv2
+
+    from edge.faces.backends import FaceBackendConfig, load_backend
+
+    assert face_backend.detector.runtime == "onnxruntime"  # type: ignore[attr-defined]
+    opencv = load_backend(FaceBackendConfig(detector_runtime="opencv")).detector
+    group = photo("group")
+    frames = [photo(label) for label in ("obama", "obama2", "obama3", "biden")]
+    frames += [group, cv2.resize(group, (637, 459)), np.zeros((480, 640, 3), dtype=np.uint8)]
+    found = 0
+    for frame in frames:
+        a, b = face_backend.detector.detect(frame), opencv.detect(frame)
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert x.score == pytest.approx(y.score, abs=1e-4)
+            assert np.allclose([x.x, x.y, x.w, x.h], [y.x, y.y, y.w, y.h], atol=1e-2)
+            assert np.allclose(x.landmarks, y.landmarks, atol=1e-2)
+        found += len(a)
+    assert found == 4 + 6 + 6
+
+
+def test_without_onnx_yunet_runs_on_opencv_and_says_so(
+        face_models: None, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from edge.faces.backends.models import YUNET_MODEL
+    from edge.faces.backends.yunet import YuNetDetector
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with caplog.at_level(logging.WARNING, logger="edge.faces.backends.yunet"):
+        detector = YuNetDetector(YUNET_MODEL.path(), min_score=0.8, nms_iou=0.3, max_faces=5,
+                                 max_side_px=1280)
+    assert detector.runtime == "opencv"
+    assert "onnx package is not installed" in caplog.text
