@@ -133,7 +133,8 @@ def test_both_yunet_runtimes_find_the_same_faces(
     opencv = load_backend(FaceBackendConfig(detector_runtime="opencv")).detector
     group = photo("group")
     frames = [photo(label) for label in ("obama", "obama2", "obama3", "biden")]
-    frames += [group, cv2.resize(group, (637, 459)), np.zeros((480, 640, 3), dtype=np.uint8)]
+    odd: BgrImage = np.asarray(cv2.resize(group, (637, 459)), dtype=np.uint8)
+    frames += [group, odd, np.zeros((480, 640, 3), dtype=np.uint8)]
     found = 0
     for frame in frames:
         a, b = face_backend.detector.detect(frame), opencv.detect(frame)
