@@ -1,6 +1,7 @@
-"""Exact rewrites of an ONNX graph before onnxruntime loads it: the same function, computed
-faster. Each one keeps every output equal up to float32 rounding (tests check the embedding),
-so the model keeps its name and its embedding space; nothing derived is written to disk.
+"""The face models on onnxruntime: one thread's session options, and exact rewrites of a
+graph before onnxruntime loads it: the same function, computed faster. Each rewrite keeps every
+output equal up to float32 rounding (tests check the embedding), so the model keeps its name
+and its embedding space; nothing derived is written to disk.
 
 - :func:`drop_weight_inputs`: SFace lists its weights as graph inputs as well as
   initialisers, so onnxruntime must treat them as overridable and cannot fold batch norms
@@ -19,6 +20,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+
+def session_options(threads: int) -> Any:
+    """CPU session options on ``threads`` intra-op threads, quiet (SFace alone would warn once
+    per weight it lists as an input)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
 
 
 def drop_weight_inputs(model: Any) -> int:
@@ -82,4 +95,4 @@ def prelu_as_relu(model: Any) -> int:
     return replaced
 
 
-__all__ = ["drop_weight_inputs", "prelu_as_relu"]
+__all__ = ["drop_weight_inputs", "prelu_as_relu", "session_options"]

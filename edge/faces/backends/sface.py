@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from edge.faces.align import CROP_PX, align_face
+from edge.faces.backends.onnx_graph import drop_weight_inputs, prelu_as_relu, session_options
 from edge.faces.types import BgrImage, Embedding, FaceBox
 
 if TYPE_CHECKING:
@@ -46,10 +47,6 @@ def ort_session(model: Path, threads: int, *, rewrite_prelu: bool = True) -> Any
     baseline). Without the ``onnx`` package the file runs as shipped, with a warning."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     source: str | bytes = str(model)
     try:
         import onnx
@@ -57,8 +54,6 @@ def ort_session(model: Path, threads: int, *, rewrite_prelu: bool = True) -> Any
         log.warning("the onnx package is not installed: SFace runs its graph as shipped, "
                     "about 2x slower (install gridward[camera])")
     else:
-        from edge.faces.backends.onnx_graph import drop_weight_inputs, prelu_as_relu
-
         graph = onnx.load(str(model))
         dropped = drop_weight_inputs(graph)
         rewritten = prelu_as_relu(graph) if rewrite_prelu else 0
@@ -66,7 +61,7 @@ def ort_session(model: Path, threads: int, *, rewrite_prelu: bool = True) -> Any
                   rewritten)
         if dropped or rewritten:
             source = graph.SerializeToString()
-    return ort.InferenceSession(source, sess_options=options,
+    return ort.InferenceSession(source, sess_options=session_options(threads),
                                 providers=["CPUExecutionProvider"])
 
 

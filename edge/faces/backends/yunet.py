@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.faces.backends.onnx_graph import session_options
 from edge.faces.types import BgrImage, FaceBox
 
 if TYPE_CHECKING:
@@ -79,11 +80,8 @@ class YuNetOnnx:
         for out in graph.graph.output:
             out.type.tensor_type.shape.dim[1].dim_param = "anchors"
         del graph.graph.value_info[:]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(graph.SerializeToString(), sess_options=options,
+        self._session = ort.InferenceSession(graph.SerializeToString(),
+                                             sess_options=session_options(threads),
                                              providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()]
