@@ -54,6 +54,8 @@ class FaceBackendConfig(StrictModel):
     detect_max_side_px: Annotated[int, Field(ge=64, le=8192, description=(
         "frames whose longer side is bigger are shrunk before detection (YuNet)"))] = 1280
     insightface_input_px: Annotated[int, Field(ge=128, le=1280, multiple_of=32)] = 640
+    detector_runtime: Literal["onnxruntime", "opencv"] = Field(default="onnxruntime", description=(
+        "YuNet runtime; both give the same faces, bench/faces.py measures which is faster"))
     embedder_runtime: Literal["onnxruntime", "opencv"] = Field(default="onnxruntime", description=(
         "SFace runtime; both give the same embedding, bench/faces.py measures which is faster"))
     threads: Annotated[int, Field(ge=1, le=64)] = 1

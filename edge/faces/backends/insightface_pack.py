@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from edge.faces.align import align_face
+from edge.faces.backends.onnx_graph import session_options
 from edge.faces.backends.sface import normalise
 from edge.faces.types import BgrImage, Embedding, FaceBox
 
@@ -49,22 +50,12 @@ def classify(model: Path) -> Role:
     return "other"
 
 
-def _session_options(threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return options
-
-
 def get_zoo_model(model: Path, threads: int) -> Any:
     """insightface's router on one file, CPU only, never downloading."""
     from insightface import model_zoo
 
     return model_zoo.get_model(str(model), providers=["CPUExecutionProvider"],
-                               sess_options=_session_options(threads), download=False)
+                               sess_options=session_options(threads), download=False)
 
 
 class InsightfaceEmbedder:

@@ -1,11 +1,14 @@
 """SFace 2021dec (OpenCV model zoo, Apache-2.0): 128-d identity embeddings of aligned crops.
 
 Two runtimes run the same ONNX file and give the same vector (a test checks it): onnxruntime
-on one thread, or OpenCV's ``FaceRecognizerSF``. ``bench/faces.py`` measures both; the faster
-one on this machine class is the default (see docs/faces.md)."""
+on one thread, on the graph after exact rewrites that make it about 1.8x faster
+(:mod:`edge.faces.backends.onnx_graph`), or OpenCV's ``FaceRecognizerSF``. ``bench/faces.py``
+measures both, and onnxruntime with SFace's PRelus kept; the fastest on this machine class is
+the default (see docs/faces.md)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from edge.faces.align import CROP_PX, align_face
+from edge.faces.backends.onnx_graph import drop_weight_inputs, prelu_as_relu, session_options
 from edge.faces.types import BgrImage, Embedding, FaceBox
 
 if TYPE_CHECKING:
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
 NAME = "sface-2021dec"
 DIM = 128
 Runtime = Literal["onnxruntime", "opencv"]
+log = logging.getLogger(__name__)
 
 
 def normalise(vector: Any) -> Embedding:
@@ -31,33 +36,32 @@ def normalise(vector: Any) -> Embedding:
     return out
 
 
-def ort_session(model: Path, threads: int) -> Any:
-    """An onnxruntime CPU session on ``threads`` threads.
+def ort_session(model: Path, threads: int, *, rewrite_prelu: bool = True) -> Any:
+    """An onnxruntime CPU session on ``threads`` threads, on SFace's graph after the exact
+    rewrites of :mod:`edge.faces.backends.onnx_graph`: the same embedding, faster.
 
     SFace lists its weights as graph inputs as well as initialisers, so onnxruntime must treat
     them as overridable and cannot fold batch norms into the convolutions (it warns once per
-    tensor); with the ``onnx`` package present the weights are dropped from the inputs first
-    (the same numbers, a test checks the embedding)."""
+    tensor): they are dropped from the inputs. Each PRelu becomes ``a*x + (1-a)*relu(x)``
+    (about 1.8x faster, docs/benchmarks.md) unless ``rewrite_prelu`` is false (bench/faces.py's
+    baseline). Without the ``onnx`` package the file runs as shipped, with a warning."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     source: str | bytes = str(model)
     try:
         import onnx
     except ImportError:
-        pass
+        log.warning("the onnx package is not installed: SFace runs its graph as shipped, "
+                    "about 2x slower (install gridward[camera])")
     else:
         graph = onnx.load(str(model))
-        weights = {init.name for init in graph.graph.initializer}
-        inputs = [i for i in graph.graph.input if i.name not in weights]
-        if len(inputs) != len(graph.graph.input):
-            del graph.graph.input[:]
-            graph.graph.input.extend(inputs)
+        dropped = drop_weight_inputs(graph)
+        rewritten = prelu_as_relu(graph) if rewrite_prelu else 0
+        log.debug("SFace graph: %s weight inputs dropped, %s PRelu rewritten", dropped,
+                  rewritten)
+        if dropped or rewritten:
             source = graph.SerializeToString()
-    return ort.InferenceSession(source, sess_options=options,
+    return ort.InferenceSession(source, sess_options=session_options(threads),
                                 providers=["CPUExecutionProvider"])
 
 
@@ -73,11 +77,12 @@ class SFaceEmbedder:
     name = NAME
     dim = DIM
 
-    def __init__(self, model: Path, runtime: Runtime = "onnxruntime", threads: int = 1) -> None:
+    def __init__(self, model: Path, runtime: Runtime = "onnxruntime", threads: int = 1, *,
+                 rewrite_prelu: bool = True) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()  # neither runtime object is documented as thread-safe
         if runtime == "onnxruntime":
-            self._session = ort_session(model, threads)
+            self._session = ort_session(model, threads, rewrite_prelu=rewrite_prelu)
             self._input = self._session.get_inputs()[0].name
         else:
             import cv2
