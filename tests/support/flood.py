@@ -160,7 +160,7 @@ def run_flood(
     flood_n: int = 100_000,
     alerts: int = 50,
     positions: int = 500,
-    settle_s: float = 40.0,
+    settle_s: float = 90.0,  # a loaded 2-core box drains the 100k flood slowly
     pace_s: float = 0.004,
 ) -> FloodResult:
     """Run the scenario against a started hub; returns what was sent and what was stored."""
