@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from anyio._backends._asyncio import WorkerThread
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from edge.agent import AgentRuntime
 from edge.bus import BusConfig
@@ -42,6 +42,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# Playwright's 5 s default is short for a hub + broker round trip on a loaded 2-core CI worker;
+# a longer wait changes nothing for a passing test and still fails a wrong one. Every browser
+# test imports this module, so the setting holds for all of them.
+expect.set_options(timeout=15_000)
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 ORIGIN = (114.0570, 22.5430)  # the dashboard's default centre
 M_PER_DEG = 111_320.0

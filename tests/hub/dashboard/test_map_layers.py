@@ -395,7 +395,7 @@ def test_a_track_that_stops_fades_then_disappears(
         fresh = (0xD9, 0xDE, 0xE4)
         blue = (0x56, 0xB4, 0xE9)
         page.wait_for_function(
-            "() => gridwardDiagnostics.render().entities >= 2", timeout=5000
+            "() => gridwardDiagnostics.render().entities >= 2", timeout=15_000
         )
         assert colour_near(page, tx, ty, fresh, radius=1, tol=10)
         before = sum(_rgb_at(page, tx, ty))
