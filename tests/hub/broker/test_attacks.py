@@ -121,7 +121,7 @@ def _agent(hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str) 
     )
     agent = AgentRuntime(cfg, "wristband")  # type: ignore[arg-type]
     agent.start()
-    assert agent.bus.wait_connected(5)
+    assert agent.bus.wait_connected(30)
     return agent
 
 

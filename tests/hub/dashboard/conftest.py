@@ -133,6 +133,12 @@ def detail_panel(page: Page, heading: str) -> Locator:
     return page.get_by_role("region", name=heading, exact=True)
 
 
+def wait_live(page: Page) -> None:
+    """The live stream has said hello. The dashboard opens it after its first load and does
+    not reload on that first hello: a change made before it only shows after a reload."""
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+
+
 def wait_loaded(page: Page) -> None:
     """The app view stops being aria-busy once its layers are loaded and the map is fitted."""
     page.wait_for_selector("#app-view[aria-busy='false']", state="attached", timeout=15_000)
@@ -263,7 +269,7 @@ class District:
         )
         agent = AgentRuntime(cfg, kind, health_fields=health_fields)  # type: ignore[arg-type]
         agent.start()
-        assert agent.bus.wait_connected(5)
+        assert agent.bus.wait_connected(30)
         self.agents[device] = agent
         return agent
 
