@@ -166,7 +166,7 @@ def test_last_will_marks_a_killed_device_offline(broker: BrokerHarness, site: st
         proc.kill()
         proc.wait(5)
         # keepalive 5 s: the broker notices within 1.5 x keepalive and publishes the will
-        wait_until(lambda: states[-1] == DeviceStatus.OFFLINE, timeout_s=10, message="last will")
+        wait_until(lambda: states[-1] == DeviceStatus.OFFLINE, timeout_s=30, message="last will")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -159,7 +159,7 @@ def _retained_state(broker: BrokerHarness, site: str, kind: DeviceKind, device: 
                   lambda _t, p: states.append(decode_as(DeviceState, p)))
     hub.start()
     try:
-        wait_until(lambda: bool(states) and states[-1].dead_loops != [], timeout_s=10,
+        wait_until(lambda: bool(states) and states[-1].dead_loops != [], timeout_s=30,
                    message="retained state naming the dead loop")
     finally:
         hub.stop()

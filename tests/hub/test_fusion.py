@@ -340,7 +340,7 @@ def _wait_until_publishing_allowed(hub: RunningHub, runtimes: list[AgentRuntime]
             runtime.publish_state()
         return not missing
 
-    wait_until(online, timeout_s=10, interval_s=0.5, message="both gateways' state at the hub")
+    wait_until(online, timeout_s=30, interval_s=0.5, message="both gateways' state at the hub")
 
 
 def _errors_m(samples: list[tuple[float, float, float]], air: SimulatedAirwaves) -> list[float]:
@@ -387,7 +387,7 @@ def _walk(
             expected += 2 * len(gateways)
             wait_until(
                 partial(_received_at_least, hub, expected),
-                timeout_s=10,
+                timeout_s=30,
                 message="this tick's positions and sightings at the hub",
             )
         t += 0.5
@@ -425,7 +425,7 @@ def test_two_gateways_two_receivers_each_fused_at_the_hub(
         )
         wait_until(
             lambda: hub.service.ingest.stats.stored_positions >= 2 * ticks,
-            timeout_s=10,
+            timeout_s=30,
             message="the gateways' own positions",
         )
     finally:

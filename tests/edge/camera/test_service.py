@@ -131,7 +131,7 @@ def test_snapshot_request_gets_a_reply_with_evidence(broker: BrokerHarness, site
     try:
         assert hub.wait_connected(30)
         wait_until(lambda: service.source.counters["frames"] >= 3, 20, message="frames")
-        wait_until(lambda: service.runtime.bus.connected, 10, message="agent connected")
+        wait_until(lambda: service.runtime.bus.connected, 30, message="agent connected")
         request = Request(site=site, device=device, action=RequestAction.SNAPSHOT)
         hub.publish(cmd_topic(site, device, CmdChannel.REQUEST), encode(request),
                     qos=1).wait_for_publish(5)

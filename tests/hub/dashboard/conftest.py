@@ -431,7 +431,7 @@ def position(
 
 
 def wait_outbox_empty(agent: AgentRuntime) -> None:
-    wait_until(lambda: agent.outbox.depth() == 0, 10, message="the hub to store the alert")
+    wait_until(lambda: agent.outbox.depth() == 0, 30, message="the hub to store the alert")
 
 
 def js(page: Page, expression: str, arg: Any = None) -> Any:

@@ -96,7 +96,7 @@ def scene(
                 got = {o["username"]: o for o in commander.get("/api/v1/officers").json()}
                 return all(got.get(n, {}).get("last_fix") for n in officers.values())
 
-            wait_until(placed, 10, message="the hub to place every officer")
+            wait_until(placed, 30, message="the hub to place every officer")
         yield Scene(hub, officers, glasses, district)
     finally:
         district.stop()

@@ -434,7 +434,7 @@ def test_device_summary_counts_status_and_health_per_kind(
                 mine = [f for f in feats["features"] if f["id"].endswith("-sum")]
                 return len(mine) == 2 and all(f["properties"]["health"] for f in mine)
 
-            wait_until(heartbeats, 10, message="both devices' heartbeats at the hub")
+            wait_until(heartbeats, 30, message="both devices' heartbeats at the hub")
             features = op.get("/api/v1/ui/devices", params={"site": map_hub.site}).json()
         page = open_dashboard(pages, browser, map_hub, Role.OPERATOR)
         summary = page.locator("#device-summary")

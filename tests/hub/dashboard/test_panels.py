@@ -100,7 +100,7 @@ def scene(
                 )
                 == 10
             ),
-            10,
+            30,
             message="the hub to store officer-9's path",
         )
         lon, lat = offset(-100, 150)
@@ -298,7 +298,7 @@ def test_search_finds_device_by_name_and_id_and_shows_its_health(
         return items
 
     try:
-        wait_until(lambda: len(heartbeats()) >= 9, 10, message="nine heartbeats stored")
+        wait_until(lambda: len(heartbeats()) >= 9, 30, message="nine heartbeats stored")
     finally:
         # Stopped, so the hub's record is final: what the panel draws must be exactly that.
         cam.stop()
