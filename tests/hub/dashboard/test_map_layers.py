@@ -208,7 +208,10 @@ def test_the_base_map_from_mbtiles_and_the_scale_bar_are_shown(
         "() => [...document.querySelectorAll('.leaflet-tile-loaded')].length >= 4"
     )
     x, y = map_view(page).page_point(*ORIGIN)
-    assert colour_near(page, x + 3, y + 3, TILE_CENTRE, radius=1)
+    wait_until(
+        lambda: colour_near(page, x + 3, y + 3, TILE_CENTRE, radius=1),
+        message="the local tile's centre drawn where the map puts it",
+    )
     scale = page.locator(".leaflet-control-scale-line")
     expect(scale).to_be_visible()
     expect(scale).to_have_text(re.compile(r"^\d+ (m|km)$"))  # metric only
@@ -311,24 +314,38 @@ def test_zones_and_camera_lines_are_drawn_as_layers_that_toggle(
     zid = f"{map_hub.site}-school"
     _zone(map_hub, zid, "exclusion", -500, -200)
     cam = f"{map_hub.site}-cam-t"
-    _provision(map_hub, cam, "camera", offset(-470, 270))
+    # Mounted away from its lines: a camera's marker drawn over the point looked at hid the
+    # line when this test ran alone (with the module's earlier camera on the same spot the
+    # two markers were fanned out, uncovering it).
+    _provision(map_hub, cam, "camera", offset(-470, 400))
     _push_camera_zones(map_hub, cam)
     page = open_dashboard(pages, browser, map_hub, Role.OPERATOR)
     _go(page, *offset(-470, 60), 17)
     pink, white = (0xCC, 0x79, 0xA7), (0xF5, 0xF5, 0xF5)
     zone_edge = offset(-500, -170)  # the middle of the zone's west edge
-    line_mid = offset(-480, 276)  # on the camera line, away from the arrow
-    assert shows_colour(page, *zone_edge, pink, radius=3, tol=30)
-    assert shows_colour(page, *line_mid, white, radius=3, tol=20)
+    # On the camera line, away from its arrow and from the earlier test's camera marker at
+    # (-470, 270) (about 23 px at this zoom; a marker is about 22 px across).
+    line_mid = offset(-445, 276)
+
+    # The map applies a new view on the hash change and redraws its canvas on the next
+    # animation frame: each picture is polled until it shows what it must (or times out).
+    def zone_shown() -> bool:
+        return shows_colour(page, *zone_edge, pink, radius=3, tol=30)
+
+    def line_shown() -> bool:
+        return shows_colour(page, *line_mid, white, radius=3, tol=20)
+
+    wait_until(zone_shown, message="the zone drawn")
+    wait_until(line_shown, message="the camera line drawn")
     zones_toggle = page.get_by_label("Zones", exact=True)
     camera_toggle = page.get_by_label("Camera lines", exact=True)
     camera_toggle.uncheck()
-    assert not shows_colour(page, *line_mid, white, radius=3, tol=20)
-    assert shows_colour(page, *zone_edge, pink, radius=3, tol=30)
+    wait_until(lambda: not line_shown(), message="the camera line hidden")
+    assert zone_shown()
     zones_toggle.uncheck()
-    assert not shows_colour(page, *zone_edge, pink, radius=3, tol=30)
+    wait_until(lambda: not zone_shown(), message="the zone hidden")
     camera_toggle.check()
-    assert shows_colour(page, *line_mid, white, radius=3, tol=20)
+    wait_until(line_shown, message="the camera line shown again")
     # Every kind is named in the legend beside its colour, in the operator's language.
     legend = page.locator("#legend")
     expect(legend).to_contain_text("Exclusion geofence")
