@@ -607,6 +607,7 @@ def test_switching_to_chinese_leaves_no_english_in_the_chrome(
             "gridward",
             "English",
             EVIDENCE_TITLE,
+            KIOSK_TITLE,  # the keyboard test's alert, when that test has run first
             "Loitering by the substation",
             "open incidents",
             "Team A",
