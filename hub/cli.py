@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="check the config, print problems with line numbers, exit",
     )
     serve.add_argument("--no-api", action="store_true", help="ingest only (extra replicas)")
+    serve.add_argument(
+        "--broker-wait-s",
+        type=float,
+        default=30.0,
+        help="how long to wait for the broker (connected and subscribed) before saying whether"
+        " the hub is ingesting; it keeps reconnecting either way",
+    )
     serve.set_defaults(func=_serve)
     migrate = hsub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--config", type=Path, required=True)
@@ -265,7 +272,12 @@ def _serve(args: argparse.Namespace) -> int:
     service.start(api=not args.no_api)
     if not args.no_api:
         print(f"gridward hub: API on {config.api.host}:{service.api_port}", flush=True)
-    print("gridward hub: ingesting", flush=True)
+    # "ingesting" means subscribed: a replica that said so before its SUBACK let the other
+    # replicas take every message sent meanwhile (and a supervisor reading the line be wrong).
+    if service.bus.wait_connected(args.broker_wait_s):
+        print("gridward hub: ingesting", flush=True)
+    else:
+        print("gridward hub: broker not reachable yet; ingesting once connected", flush=True)
     stop.wait()
     service.stop()
     print(f"gridward hub: stopped; ingest {json.dumps(service.ingest.stats.as_dict())}", flush=True)

@@ -39,7 +39,7 @@ def test_device_publishes_and_hub_receives(broker: BrokerHarness, site: str) -> 
     hub.start()
     dev.start()
     try:
-        assert hub.wait_connected(5) and dev.wait_connected(5)
+        assert hub.wait_connected(30) and dev.wait_connected(30)
         wait_until(lambda: hub.connect_count >= 1)
         topic = device_topic(site, DeviceKind.CAMERA, f"{site}-cam", Channel.HEALTH)
         dev.publish(topic, b"hello", qos=1).wait_for_publish(5)
@@ -85,7 +85,7 @@ def test_tls_client_certificate_accepted(broker: BrokerHarness, site: str) -> No
     hub.start()
     bus.start()
     try:
-        assert hub.wait_connected(5) and bus.wait_connected(5)
+        assert hub.wait_connected(30) and bus.wait_connected(30)
         topic = device_topic(site, DeviceKind.CAMERA, device, Channel.HEALTH)
         bus.publish(topic, b"over-tls", qos=1).wait_for_publish(5)
         assert got.get(timeout=5)[1] == b"over-tls"
@@ -121,7 +121,7 @@ def test_websockets_listener(broker: BrokerHarness, site: str) -> None:
     bus = Bus(ws_cfg, client_id=f"{site}-ws")
     bus.start()
     try:
-        assert bus.wait_connected(5)
+        assert bus.wait_connected(30)
     finally:
         bus.stop()
 
@@ -137,7 +137,7 @@ AGENT_THAT_DIES = textwrap.dedent(
                               kind=DeviceKind.LIDAR))
     bus = Bus(cfg, client_id=device, will=(topic, will))
     bus.start()
-    assert bus.wait_connected(5)
+    assert bus.wait_connected(30)
     online = encode(DeviceState(site=site, device=device, state=DeviceStatus.ONLINE,
                                 kind=DeviceKind.LIDAR))
     bus.publish(topic, online, qos=1, retain=True).wait_for_publish(5)
@@ -166,7 +166,7 @@ def test_last_will_marks_a_killed_device_offline(broker: BrokerHarness, site: st
         proc.kill()
         proc.wait(5)
         # keepalive 5 s: the broker notices within 1.5 x keepalive and publishes the will
-        wait_until(lambda: states[-1] == DeviceStatus.OFFLINE, timeout_s=10, message="last will")
+        wait_until(lambda: states[-1] == DeviceStatus.OFFLINE, timeout_s=30, message="last will")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -159,7 +159,7 @@ def _retained_state(broker: BrokerHarness, site: str, kind: DeviceKind, device: 
                   lambda _t, p: states.append(decode_as(DeviceState, p)))
     hub.start()
     try:
-        wait_until(lambda: bool(states) and states[-1].dead_loops != [], timeout_s=10,
+        wait_until(lambda: bool(states) and states[-1].dead_loops != [], timeout_s=30,
                    message="retained state naming the dead loop")
     finally:
         hub.stop()
@@ -181,7 +181,7 @@ def test_lidar_scan_loop_survives_a_crash_and_dies_after_a_burst(
     service = LidarService(cfg)
     service.start()
     try:
-        assert service.runtime.bus.wait_connected(5)
+        assert service.runtime.bus.wait_connected(30)
         service.scans.put_drop_oldest(_bad_scan(0.0), reason="test")
         wait_until(lambda: service.loop.health().restarts == 1, message="scan loop restarted")
         service.scans.put_drop_oldest(Scan(0.2, np.array([1.0]), np.array([2.0])),
@@ -218,7 +218,7 @@ def test_wristband_advert_loop_restarts_and_then_is_reported_dead(
     # raises on it (the codec itself only ever raises its own counted errors).
     garbage = HeardAdvert("rx-a", "02:00:00:00:00:01", -60, None, 0.0)  # type: ignore[arg-type]
     try:
-        assert service.runtime.bus.wait_connected(5)
+        assert service.runtime.bus.wait_connected(30)
         service.submit(garbage)
         wait_until(lambda: service.loop.health().restarts == 1, message="advert loop restarted")
         health = service.runtime.health_message()

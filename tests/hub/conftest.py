@@ -78,7 +78,7 @@ def start_hub(
         for role in Role:
             create_user(conn, f"{site}-{role.value}", PASSWORD, role)
     service.start()
-    assert service.bus.wait_connected(10)
+    assert service.bus.wait_connected(30)
     return RunningHub(service, site, f"http://127.0.0.1:{service.api_port}")
 
 
@@ -127,7 +127,7 @@ def provisioned_agent(
     )
     agent = AgentRuntime(cfg, kind)  # type: ignore[arg-type]
     agent.start()
-    assert agent.bus.wait_connected(5)
+    assert agent.bus.wait_connected(30)
     return agent
 
 

@@ -41,7 +41,7 @@ def test_device_cannot_publish_as_another_device(broker: BrokerHarness, site: st
     hub.start()
     dev_a.start()
     try:
-        assert hub.wait_connected(5) and dev_a.wait_connected(5)
+        assert hub.wait_connected(30) and dev_a.wait_connected(30)
         forged = device_topic(site, DeviceKind.CAMERA, f"{site}-b", Channel.ALERT)
         wrong_kind = device_topic(site, DeviceKind.LIDAR, f"{site}-a", Channel.ALERT)
         dev_a.publish(forged, b"forged", qos=1).wait_for_publish(5)
@@ -66,7 +66,7 @@ def test_device_cannot_read_another_devices_commands(broker: BrokerHarness, site
     hub.start()
     dev_a.start()
     try:
-        assert hub.wait_connected(5) and dev_a.wait_connected(5)
+        assert hub.wait_connected(30) and dev_a.wait_connected(30)
         hub.publish(cmd_topic(site, f"{site}-b", "notify"), b"for-b", qos=1).wait_for_publish(5)
         hub.publish(cmd_topic(site, f"{site}-a", "notify"), b"for-a", qos=1).wait_for_publish(5)
         assert own.get(timeout=5)[1] == b"for-a"

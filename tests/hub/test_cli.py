@@ -4,6 +4,8 @@ audit verification that fails loudly on a tampered log."""
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +156,28 @@ def test_cli_role_names_match_the_roles() -> None:
     from hub.cli import ROLE_NAMES
 
     assert [role.value for role in Role] == ROLE_NAMES
+
+
+def test_serve_says_ingesting_only_once_subscribed(tmp_path: Path) -> None:
+    """Before: "ingesting" was printed as the bus thread started, before any SUBACK; two
+    replicas started together could then leave one without a share of a burst (the replicas
+    test waits for the line). With no broker listening the hub must not claim it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens once closed
+    cfg = _config(tmp_path)
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(f"mqtt:\n  port: {closed_port}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "hub", "serve", "--config", str(cfg), "--no-api",
+         "--broker-wait-s", "0.5"],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        status = proc.stdout.readline()  # the only stdout line before a stop
+        assert proc.poll() is None, "the hub must keep running (and reconnecting)"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    assert status.startswith("gridward hub: broker not reachable yet"), status + rest

@@ -81,6 +81,6 @@ def test_snapshots_are_reencoded_or_refused_at_ingest(
         assert decoded_size(img.content) == (80, 60)
         assert b"<html" not in img.content and b"<script" not in img.content
         # The good alert was acked and left the outbox; the refused ones were not acked.
-        wait_until(lambda: cam.outbox.depth() <= 2, timeout_s=10, message="good alert acked")
+        wait_until(lambda: cam.outbox.depth() <= 2, timeout_s=30, message="good alert acked")
     finally:
         cam.stop()

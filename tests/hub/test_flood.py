@@ -198,14 +198,14 @@ def test_the_hub_reads_the_brokers_drop_counter_when_the_broker_drops(
             stuck.loop(timeout=0.05)
         stats.attach()
         bus.start()
-        assert bus.wait_connected(5)
+        assert bus.wait_connected(30)
         payload = b"x" * 1000
         subprocess.run(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(harness.port), "-u", "loud",
              "-i", "loud", "-P", harness.passwords["loud"], "-t", topic, "-q", "0", "-l"],
             input=(payload + b"\n") * 20_000, check=True, timeout=60,
         )  # fmt: skip
-        wait_until(lambda: (stats.dropped() or 0) > 0, timeout_s=10, message="a counted drop")
+        wait_until(lambda: (stats.dropped() or 0) > 0, message="a counted drop")
         snap = stats.snapshot()
         assert snap["clients_connected"] in (2, 3)  # stuck, the reader (and loud, until it left)
         assert isinstance(snap["age_s"], float)
@@ -256,7 +256,7 @@ def test_one_device_flooding_costs_the_others_no_alert_and_under_1pct_of_positio
             assert result.positions_sent[device] == 500
             assert result.position_loss(device) < 0.01, (device, result.summary())
         # The broker reports what it dropped; it dropped nothing for the hub.
-        wait_until(lambda: hub.broker_stats.dropped() is not None, timeout_s=10,
+        wait_until(lambda: hub.broker_stats.dropped() is not None, timeout_s=30,
                    message="broker $SYS counters")  # fmt: skip
         assert hub.broker_stats.dropped() == 0, result.summary()
         # The flooder was cut before decoding, counted by device and reason, and flagged.

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -339,7 +340,7 @@ def _wait_until_publishing_allowed(hub: RunningHub, runtimes: list[AgentRuntime]
             runtime.publish_state()
         return not missing
 
-    wait_until(online, timeout_s=10, interval_s=0.5, message="both gateways' state at the hub")
+    wait_until(online, timeout_s=30, interval_s=0.5, message="both gateways' state at the hub")
 
 
 def _errors_m(samples: list[tuple[float, float, float]], air: SimulatedAirwaves) -> list[float]:
@@ -386,7 +387,7 @@ def _walk(
             expected += 2 * len(gateways)
             wait_until(
                 partial(_received_at_least, hub, expected),
-                timeout_s=10,
+                timeout_s=30,
                 message="this tick's positions and sightings at the hub",
             )
         t += 0.5
@@ -412,7 +413,7 @@ def test_two_gateways_two_receivers_each_fused_at_the_hub(
     try:
         for _, _, _, runtime in gateways.values():
             runtime.start()
-            assert runtime.bus.wait_connected(5)
+            assert runtime.bus.wait_connected(30)
         _wait_until_publishing_allowed(hub, [g[3] for g in gateways.values()])
         alone = _walk(hub, gateways, wall0)
         ticks = len(alone["gw-a"])
@@ -424,7 +425,7 @@ def test_two_gateways_two_receivers_each_fused_at_the_hub(
         )
         wait_until(
             lambda: hub.service.ingest.stats.stored_positions >= 2 * ticks,
-            timeout_s=10,
+            timeout_s=30,
             message="the gateways' own positions",
         )
     finally:
@@ -432,17 +433,29 @@ def test_two_gateways_two_receivers_each_fused_at_the_hub(
             runtime.stop()
 
     officer = hub.client(Role.OFFICER)
-    history = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"entity": "walker", "limit": 500}
-        if cursor:
-            params["cursor"] = cursor
-        page = officer.get("/api/v1/positions/history", params=params).json()
-        history += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+
+    def walker_history() -> list[dict[str, Any]]:
+        history: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, str | int] = {"entity": "walker", "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            page = officer.get("/api/v1/positions/history", params=params).json()
+            history += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return history
+
+    # Fusion counts a fix before the batch's fused rows are committed: wait for the rows.
+    read: list[list[dict[str, Any]]] = []
+
+    def fused_stored() -> bool:
+        read.append(walker_history())
+        return sum(p["device"] == FUSION_DEVICE for p in read[-1]) >= ticks - 2
+
+    wait_until(fused_stored, message="the fused positions stored")
+    history = read[-1]
     fused_rows = [p for p in history if p["device"] == FUSION_DEVICE]
     assert len(fused_rows) >= ticks - 2
     assert {p["device"] for p in history} == {"gw-a", "gw-b", FUSION_DEVICE}

@@ -47,7 +47,7 @@ def hub(broker: BrokerHarness, site: str, tmp_path: Path) -> Iterator[HubService
         )
     )
     service.start()
-    assert service.bus.wait_connected(5)
+    assert service.bus.wait_connected(30)
     yield service
     service.stop()
 
@@ -75,7 +75,7 @@ def test_alerts_positions_health_state_stored_and_acked(
     agent = _agent(broker, site, f"{site}-cam", tmp_path)
     agent.start()
     try:
-        assert agent.bus.wait_connected(5)
+        assert agent.bus.wait_connected(30)
         sent = [agent.alert(kind=AlertKind.INTRUSION, severity=Severity.HIGH) for _ in range(20)]
         agent.send_positions(
             [  # a camera's track ids carry its device id (hub/ownership.py)
@@ -117,7 +117,7 @@ def test_forged_and_malformed_payloads_are_rejected_and_counted(
     bus = Bus(broker.add_device(site, DeviceKind.CAMERA, device), client_id=device)
     bus.start()
     try:
-        assert bus.wait_connected(5)
+        assert bus.wait_connected(30)
         topic = device_topic(site, DeviceKind.CAMERA, device, Channel.ALERT)
         forged = Alert(
             site=site, device=f"{site}-other", kind=AlertKind.SOS, severity=Severity.HIGH
@@ -146,7 +146,7 @@ def test_duplicates_stored_once_and_acked_every_time(
     bus.subscribe(cmd_topic(site, device, CmdChannel.ACK), lambda t, p: acks.append(p))
     bus.start()
     try:
-        assert bus.wait_connected(5)
+        assert bus.wait_connected(30)
         alert = Alert(site=site, device=device, kind=AlertKind.TAMPER, severity=Severity.LOW)
         topic = device_topic(site, DeviceKind.CAMERA, device, Channel.ALERT)
         for _ in range(3):

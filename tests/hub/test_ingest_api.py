@@ -58,7 +58,7 @@ class Device:
         self.bus = Bus(BusConfig(port=port, username=name, password_file=secret), client_id=name)
         self.bus.subscribe(cmd_topic(hub.site, name, CmdChannel.ACK), self._on_ack, 1)
         self.bus.start()
-        assert self.bus.wait_connected(5)
+        assert self.bus.wait_connected(30)
 
     def _on_ack(self, _topic: str, payload: bytes) -> None:
         with self._lock:

@@ -49,7 +49,7 @@ def _replica(broker: BrokerHarness, first: RunningHub, tmp_path: Path, name: str
     service.registry.extra_accounts = lambda: list(broker.accounts.values())
     broker.extra_sources.append(service.registry.device_accounts)
     service.start()
-    assert service.bus.wait_connected(10)
+    assert service.bus.wait_connected(30)
     return RunningHub(service, first.site, f"http://127.0.0.1:{service.api_port}")
 
 
@@ -80,7 +80,7 @@ class LiveSocket:
         assert json.loads(self.ws.recv(timeout=5))["layer"] == "hello"
         self.seen: list[Event] = []
 
-    def until(self, wanted: Callable[[Event], bool], timeout_s: float = 10.0) -> Event:
+    def until(self, wanted: Callable[[Event], bool], timeout_s: float = 30.0) -> Event:
         deadline = time.monotonic() + timeout_s
         while True:
             frame = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))

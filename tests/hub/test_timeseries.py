@@ -604,10 +604,10 @@ def test_points_arrive_with_their_values_tags_and_timestamps(
     try:
         assert writer.write_positions(rows) == 1200
         writer.write_health(health)
-        wait_until(lambda: writer.idle, 10, message="writer idle")
+        wait_until(lambda: writer.idle, 30, message="writer idle")
         wait_until(
             lambda: len(_stored_positions(victoria, config.positions_measurement)) == 1200,
-            10,
+            30,
             message="1200 positions readable",
         )
     finally:
@@ -661,12 +661,12 @@ def test_an_outage_of_the_server_loses_no_points(tmp_path: Path) -> None:
     try:
         for chunk in chunks[:20]:
             writer.write_positions(chunk)
-        wait_until(lambda: writer.stats()["written_points"] >= 1000, 10, message="first writes")
+        wait_until(lambda: writer.stats()["written_points"] >= 1000, 30, message="first writes")
         server.stop()  # outage while the stream goes on
         for chunk in chunks[20:45]:
             writer.write_positions(chunk)
-        wait_until(lambda: writer.stats()["spool_pending_points"] > 0, 10, message="spooling")
-        wait_until(lambda: writer.stats()["retries"] >= 2, 10, message="retrying")
+        wait_until(lambda: writer.stats()["spool_pending_points"] > 0, 30, message="spooling")
+        wait_until(lambda: writer.stats()["retries"] >= 2, 30, message="retrying")
         server.start()  # same port, same data directory
         for chunk in chunks[45:]:
             writer.write_positions(chunk)
@@ -697,7 +697,7 @@ def test_spooled_points_survive_a_writer_restart(victoria: VictoriaMetrics, tmp_
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
     rows = _positions("s3", "cam-1", 900, start)
     writer.write_positions(rows)
-    wait_until(lambda: writer.stats()["spool_pending_points"] > 0, 10, message="spooled")
+    wait_until(lambda: writer.stats()["spool_pending_points"] > 0, 30, message="spooled")
     writer.stop()
     assert writer.stats()["spool_pending_points"] == 900
     assert writer.stats()["queued_points"] == 0
@@ -709,7 +709,7 @@ def test_spooled_points_survive_a_writer_restart(victoria: VictoriaMetrics, tmp_
         wait_until(lambda: again.idle, 15, message="replayed after restart")
         wait_until(
             lambda: len(_stored_positions(victoria, up.positions_measurement)) == 900,
-            10,
+            30,
             message="900 positions readable",
         )
     finally:
@@ -777,7 +777,7 @@ def test_the_spool_survives_a_crash_of_the_hub_process(
         wait_until(lambda: writer.idle, 15, message="replayed after the crash")
         wait_until(
             lambda: len(_stored_positions(victoria, up.positions_measurement)) == count,
-            10,
+            30,
             message="every position readable",
         )
     finally:
@@ -809,7 +809,7 @@ def test_overflow_of_the_memory_queue_goes_to_disk_not_away(
         wait_until(lambda: writer.idle, 15, message="overflow replayed")
         wait_until(
             lambda: len(_stored_positions(victoria, config.positions_measurement)) == 3000,
-            10,
+            30,
             message="3000 positions readable",
         )
     finally:
@@ -837,7 +837,7 @@ def test_a_full_spool_counts_every_lost_point(tmp_path: Path) -> None:
         assert writer.write_positions([*rows, bad]) == 12_000
         wait_until(
             lambda: writer.stats()["queued_points"] == 0 and writer.stats()["lost_points"] > 0,
-            10,
+            30,
             message="spool full",
         )
     finally:
@@ -926,7 +926,7 @@ def test_retry_after_is_honoured(scripted: Scripted, tmp_path: Path) -> None:
     try:
         for n in range(3):
             writer.write_health(_health(n))
-        wait_until(lambda: writer.idle and len(scripted.requests) >= 3, 10, message="delivered")
+        wait_until(lambda: writer.idle and len(scripted.requests) >= 3, 30, message="delivered")
     finally:
         writer.stop()
     times = [t for t, *_ in scripted.requests]
@@ -955,9 +955,9 @@ def test_rejected_points_are_kept_and_counted_not_retried(
     writer.start()
     try:
         writer.write_health(_health(1))
-        wait_until(lambda: writer.stats()["rejected_points"] == 1, 10, message="rejected")
+        wait_until(lambda: writer.stats()["rejected_points"] == 1, 30, message="rejected")
         writer.write_health(_health(2))
-        wait_until(lambda: writer.stats()["written_points"] == 1, 10, message="next one written")
+        wait_until(lambda: writer.stats()["written_points"] == 1, 30, message="next one written")
     finally:
         writer.stop()
     assert len(scripted.requests) == 2
@@ -972,7 +972,7 @@ def test_a_batch_too_large_for_the_server_is_split(scripted: Scripted, tmp_path:
     try:
         for n in range(10):
             writer.write_health(_health(n))
-        wait_until(lambda: writer.stats()["written_points"] == 10, 10, message="written")
+        wait_until(lambda: writer.stats()["written_points"] == 10, 30, message="written")
     finally:
         writer.stop()
     sizes = [len(body.splitlines()) for *_, body in scripted.requests]
@@ -991,7 +991,7 @@ def test_a_split_record_that_half_fails_keeps_only_the_unsent_half(
     try:
         for n in range(10):
             writer.write_health(_health(n))
-        wait_until(lambda: writer.idle and len(scripted.requests) == 5, 10, message="written")
+        wait_until(lambda: writer.idle and len(scripted.requests) == 5, 30, message="written")
     finally:
         writer.stop()
     bodies = [body.splitlines() for *_, body in scripted.requests]
@@ -1018,7 +1018,7 @@ def test_auth_failures_keep_points_and_never_log_the_token(
     writer.start()
     try:
         writer.write_health(_health(1))
-        wait_until(lambda: writer.stats()["written_points"] == 1, 10, message="written")
+        wait_until(lambda: writer.stats()["written_points"] == 1, 30, message="written")
     finally:
         writer.stop()
     assert scripted.requests[0][2]["Authorization"] == "Token s3cr3t-t0ken"
@@ -1043,7 +1043,7 @@ def test_ingest_messages_become_points(scripted: Scripted, tmp_path: Path) -> No
     writer.start()
     try:
         assert writer.write_messages([batch, _health(1), "not a time series"]) == 4
-        wait_until(lambda: writer.stats()["written_points"] == 4, 10, message="written")
+        wait_until(lambda: writer.stats()["written_points"] == 4, 30, message="written")
     finally:
         writer.stop()
     lines = [

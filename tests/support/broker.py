@@ -128,7 +128,7 @@ class BrokerHarness:
     def hub_config(self, **overrides: object) -> BusConfig:
         return self.config_for("hub", **overrides)
 
-    def _wait_login(self, username: str, timeout_s: float = 5.0) -> None:
+    def _wait_login(self, username: str, timeout_s: float = 15.0) -> None:
         """SIGHUP reloads asynchronously: wait until the new account can log in."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -1,4 +1,7 @@
-"""Polling helper: tests wait for a condition with a generous deadline, never for a fixed time."""
+"""Polling helper: tests wait for a condition with a generous deadline, never for a fixed time.
+
+The default deadline is sized for a loaded 2-core CI worker running two test files at once: a
+passing test returns as soon as its condition holds, so only a failing one pays for it."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Callable
 
 def wait_until(
     condition: Callable[[], object],
-    timeout_s: float = 10.0,
+    timeout_s: float = 30.0,
     interval_s: float = 0.02,
     message: str = "condition",
 ) -> None:

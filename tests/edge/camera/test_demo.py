@@ -24,7 +24,7 @@ def test_demo_camera_sends_alerts_and_positions(broker: BrokerHarness, site: str
     got: queue.Queue[tuple[str, bytes]] = queue.Queue()
     hub.subscribe(device_filter(site), lambda t, p: got.put((t, p)), qos=1)
     hub.start()
-    assert hub.wait_connected(5)
+    assert hub.wait_connected(30)
     camera = start_demo(site, configs.__getitem__, tmp_path, ORIGIN)
     alerts: list[Alert] = []
     positions: list[PositionBatch] = []

@@ -125,7 +125,7 @@ def test_missing_file_is_an_error_that_ends_the_source_not_a_crash(tmp_path: Pat
                          IngestConfig(reconnect_min_s=0.05, reconnect_max_s=0.1))
     source.start()
     try:
-        wait_until(source.ended.is_set, 10, message="the source ended")
+        wait_until(source.ended.is_set, 30, message="the source ended")
     finally:
         source.stop()
     assert source.counters["stream_errors"] == 1 and source.counters["reconnects"] == 0

@@ -80,7 +80,7 @@ def test_vtest_line_crossings_match_the_hand_count(broker: BrokerHarness, site: 
     watcher.start()
     hub.start()
     try:
-        assert watcher.wait_connected(5)
+        assert watcher.wait_connected(30)
         service.start()
         wait_until(service.finished.is_set, 150, message="the whole video processed")
         events = list(service.events)
@@ -129,9 +129,9 @@ def test_snapshot_request_gets_a_reply_with_evidence(broker: BrokerHarness, site
     hub.start()
     service.start()
     try:
-        assert hub.wait_connected(5)
+        assert hub.wait_connected(30)
         wait_until(lambda: service.source.counters["frames"] >= 3, 20, message="frames")
-        wait_until(lambda: service.runtime.bus.connected, 10, message="agent connected")
+        wait_until(lambda: service.runtime.bus.connected, 30, message="agent connected")
         request = Request(site=site, device=device, action=RequestAction.SNAPSHOT)
         hub.publish(cmd_topic(site, device, CmdChannel.REQUEST), encode(request),
                     qos=1).wait_for_publish(5)

@@ -33,7 +33,7 @@ def test_demo_lidar_publishes_intrusion_positions_and_counts(
     hub = Bus(broker.hub_config(), client_id=f"{site}-hub")
     hub.subscribe(device_filter(site), lambda t, p: got.put((t, p)), qos=1)
     hub.start()
-    assert hub.wait_connected(5)
+    assert hub.wait_connected(30)
     demo = start_demo(site, configs.__getitem__, tmp_path, ORIGIN)
     alerts: list[Alert] = []
     batches: list[PositionBatch] = []

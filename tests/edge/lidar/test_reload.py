@@ -259,7 +259,7 @@ def test_applied_push_survives_a_restart_and_redelivery_is_ignored(
     assert again.runtime.config_version == v1
     again.start()
     try:
-        wait_until(lambda: again.runtime.counters["config_stale"] >= 1, 10,
+        wait_until(lambda: again.runtime.counters["config_stale"] >= 1, 30,
                    message="the retained push re-delivered and ignored")
         wait_until(lambda: admin.get(f"/api/v1/devices/{device}").json()[
             "config_version_applied"] == v1, 10, message="the state carries the version")

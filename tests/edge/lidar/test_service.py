@@ -63,7 +63,7 @@ def test_agent_survives_corruption_and_unplug_and_alerts(
     hub = Bus(broker.hub_config(), client_id=f"{site}-hub")
     hub.subscribe(device_filter(site), hub_view, qos=1)
     hub.start()
-    assert hub.wait_connected(5)
+    assert hub.wait_connected(30)
     sim.start()
     service = LidarService(cfg)
     service.start()

@@ -53,7 +53,7 @@ def test_demo_gateway_publishes_positions_and_exit_alert(broker: BrokerHarness, 
     hub.start()
     demo = None
     try:
-        assert hub.wait_connected(5)
+        assert hub.wait_connected(30)
         demo = start_demo(site, configs.__getitem__, tmp_path, ORIGIN)
         wait_until(lambda: {"resident-1", "resident-2", "resident-3"} <= set(positions),
                    timeout_s=15, message="positions of all three residents")
@@ -100,7 +100,7 @@ def test_gateway_publishes_sightings_for_hub_fusion(broker: BrokerHarness, site:
     hub.start()
     service = None
     try:
-        assert hub.wait_connected(5)
+        assert hub.wait_connected(30)
         service = WristbandService(config, keys=keys, sources=[SimulatedAirwaves(config, keys)])
         service.start()
         wait_until(lambda: len(receivers.get("resident-1", ())) == 4, timeout_s=15,

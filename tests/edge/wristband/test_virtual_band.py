@@ -183,7 +183,7 @@ def test_bumble_advert_source_feeds_the_pipeline_from_its_own_thread() -> None:
 
     source.start(sink)
     try:
-        wait_until(lambda: len(heard) >= 2, timeout_s=10, message="adverts through the source")
+        wait_until(lambda: len(heard) >= 2, timeout_s=30, message="adverts through the source")
         band: VirtualBand = keys["band"]
 
         async def battery() -> int:

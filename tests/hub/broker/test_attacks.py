@@ -92,7 +92,7 @@ def _connect_ok(port: int, username: str, password: str, client_id: str) -> RawC
         client.close()
         return False
 
-    wait_until(attempt, timeout_s=5, message=f"{username} accepted")
+    wait_until(attempt, timeout_s=15, message=f"{username} accepted")
     return clients[0]
 
 
@@ -121,7 +121,7 @@ def _agent(hub: RunningHub, broker: BrokerHarness, tmp_path: Path, device: str) 
     )
     agent = AgentRuntime(cfg, "wristband")  # type: ignore[arg-type]
     agent.start()
-    assert agent.bus.wait_connected(5)
+    assert agent.bus.wait_connected(30)
     return agent
 
 

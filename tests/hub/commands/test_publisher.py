@@ -65,7 +65,7 @@ class Watcher:
         self.bus = Bus(broker.hub_config(), client_id=f"{name}-watch")
         self.bus.subscribe(cmd_filter(site, device), self._on, 1)
         self.bus.start()
-        assert self.bus.wait_connected(10)
+        assert self.bus.wait_connected(30)
 
     def _on(self, topic: str, payload: bytes) -> None:
         with self._lock:
@@ -90,7 +90,7 @@ def store(db_url: str) -> Iterator[Store]:
 def hub_bus(broker: BrokerHarness, site: str) -> Iterator[Bus]:
     bus = Bus(broker.hub_config(), client_id=f"{site}-pub")
     bus.start()
-    assert bus.wait_connected(10)
+    assert bus.wait_connected(30)
     yield bus
     bus.stop()
 
@@ -296,7 +296,7 @@ def test_two_replicas_publish_each_attempt_once(
     buses = [Bus(broker.hub_config(), client_id=f"{site}-r{i}") for i in range(2)]
     for bus in buses:
         bus.start()
-        assert bus.wait_connected(10)
+        assert bus.wait_connected(30)
     clock = Clock()
     outbox = CommandOutbox(clock)
     publishers = [

@@ -60,7 +60,7 @@ def test_push_to_an_offline_device_is_answered_when_it_comes_online(
     assert (view["status"], view["command_state"]) == ("pending", "sent")
     agent.start()
     try:
-        assert agent.bus.wait_connected(10)
+        assert agent.bus.wait_connected(30)
         wait_until(lambda: command()["state"] == "answered", message="the device's reply")
         assert command()["answer_ok"] is True
         view = commander.get(f"/api/v1/devices/{device}/config").json()

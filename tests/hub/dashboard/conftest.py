@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from anyio._backends._asyncio import WorkerThread
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from edge.agent import AgentRuntime
 from edge.bus import BusConfig
@@ -42,6 +42,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# Playwright's 5 s default is short for a hub + broker round trip on a loaded 2-core CI worker;
+# a longer wait changes nothing for a passing test and still fails a wrong one. Every browser
+# test imports this module, so the setting holds for all of them.
+expect.set_options(timeout=15_000)
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 ORIGIN = (114.0570, 22.5430)  # the dashboard's default centre
 M_PER_DEG = 111_320.0
@@ -127,6 +131,12 @@ def open_dashboard(
 def detail_panel(page: Page, heading: str) -> Locator:
     """The detail panel, by the heading it is labelled with ("Alert", "Device", ...)."""
     return page.get_by_role("region", name=heading, exact=True)
+
+
+def wait_live(page: Page) -> None:
+    """The live stream has said hello. The dashboard opens it after its first load and does
+    not reload on that first hello: a change made before it only shows after a reload."""
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
 
 
 def wait_loaded(page: Page) -> None:
@@ -259,7 +269,7 @@ class District:
         )
         agent = AgentRuntime(cfg, kind, health_fields=health_fields)  # type: ignore[arg-type]
         agent.start()
-        assert agent.bus.wait_connected(5)
+        assert agent.bus.wait_connected(30)
         self.agents[device] = agent
         return agent
 
@@ -421,7 +431,7 @@ def position(
 
 
 def wait_outbox_empty(agent: AgentRuntime) -> None:
-    wait_until(lambda: agent.outbox.depth() == 0, 10, message="the hub to store the alert")
+    wait_until(lambda: agent.outbox.depth() == 0, 30, message="the hub to store the alert")
 
 
 def js(page: Page, expression: str, arg: Any = None) -> Any:

@@ -62,7 +62,7 @@ def test_dashboard_works_under_the_policy_with_no_violation(
     ).id
     wait_outbox_empty(gate)
     item = page.locator("#feed-list .alert-item", has_text="SOS under CSP")
-    item.wait_for(timeout=5000)
+    item.wait_for(timeout=15_000)
     item.locator(".alert-open").click()
     page.wait_for_function(
         "() => document.querySelector('#detail .evidence img')?.naturalWidth === 240"
@@ -70,7 +70,7 @@ def test_dashboard_works_under_the_policy_with_no_violation(
     item.locator("button.ack").click()
     # A row acknowledged with the mouse stays until the pointer leaves the feed (js/feed.js).
     page.mouse.move(1, 1)
-    expect(item).to_have_count(0, timeout=5000)
+    expect(item).to_have_count(0, timeout=15_000)
     admin = hub.client(Role.ADMIN)
     assert admin.get(f"/api/v1/alerts/{alert_id}").json()["status"] == "acknowledged"
 

@@ -27,6 +27,7 @@ from tests.hub.dashboard.conftest import (
     evidence_jpeg,
     offset,
     open_dashboard,
+    wait_live,
     wait_outbox_empty,
 )
 from tests.hub.dashboard.test_field_page import sign_in, watch_errors
@@ -95,7 +96,7 @@ def scene(
                 got = {o["username"]: o for o in commander.get("/api/v1/officers").json()}
                 return all(got.get(n, {}).get("last_fix") for n in officers.values())
 
-            wait_until(placed, 10, message="the hub to place every officer")
+            wait_until(placed, 30, message="the hub to place every officer")
         yield Scene(hub, officers, glasses, district)
     finally:
         district.stop()
@@ -138,9 +139,10 @@ def test_an_operator_follows_dispatches_live_dispatches_by_hand_and_cancels(
 ) -> None:
     hub, who = scene.hub, scene.officers
     page = open_dashboard(pages, browser, hub, Role.OPERATOR)
+    wait_live(page)  # the officer's answer below must reach the open panel live
     incident = open_incident(hub, "Smoke from a bin store", SCENE_AT)
     # The hub asked the nearest officer when the incident opened.
-    wait_until(lambda: len(dispatches_of(hub, incident["id"])) == 1, 10, message="a dispatch")
+    wait_until(lambda: len(dispatches_of(hub, incident["id"])) == 1, message="a dispatch")
     assert dispatches_of(hub, incident["id"])[0]["officer"] == who["near"]
     _open_in_workspace(page, incident["number"])
     expect(_row(page, who["near"]).locator(".disp-state")).to_have_text("Notified")

@@ -82,6 +82,12 @@ def sign_in(page: Page, hub: RunningHub, role: Role = Role.WORKER) -> None:
     page.locator("#app-view").wait_for(state="visible")
 
 
+def wait_form_ready(page: Page) -> None:
+    """The report form's photo, locate and send handlers are bound once its vocabulary has
+    loaded (the categories are filled in the same step): before, a tap on Send is lost."""
+    expect(page.locator("#category option:not([value=''])").first).to_be_attached()
+
+
 def _expected_errors(errors: list[str]) -> list[str]:
     """Without the errors a page must show: the 401 before signing in, failed fetches while
     the context is offline."""
@@ -100,6 +106,7 @@ def test_a_report_filed_offline_arrives_once_with_photo_and_voice(
     page = context.new_page()
     errors = watch_errors(page)
     sign_in(page, hub)
+    wait_form_ready(page)
     # The service worker has installed the shell and controls the page: now the phone may
     # lose its network.
     page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
@@ -353,6 +360,7 @@ def test_a_refused_report_is_shown_and_the_queue_goes_on(
         page = phone(media_browser, contexts).new_page()
         errors = watch_errors(page)
         sign_in(page, hub)
+        wait_form_ready(page)
         page.fill("#description", f"Broken streetlight {hub.site} (bad photo)")
         page.set_input_files(
             "#photo-input",

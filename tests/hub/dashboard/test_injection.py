@@ -169,7 +169,7 @@ def hostile(hub: RunningHub, district: District) -> dict[str, str]:
     wait_outbox_empty(cam)
     wait_until(
         lambda: admin.get(f"/api/v1/devices/{cam.device}").json()["sw_version"] == SHORT,
-        10,
+        30,
         message="the hub to store the device's state",
     )
     values["cell_id"] = cid

@@ -17,6 +17,7 @@ from tests.hub.dashboard.conftest import (
     District,
     clients_closed,
     open_dashboard,
+    wait_live,
     wait_outbox_empty,
 )
 from tests.support.broker import BrokerHarness
@@ -57,6 +58,7 @@ def test_an_ack_and_an_assignment_by_one_operator_appear_for_the_other(
                 live.onLiveEvent('incidents', (ev) => window.seenIncidents.push(ev));
             })"""
         )
+        wait_live(other)  # what the first operator does next reaches the other page live
         first_page.locator("#feed-list .alert-item", has_text="SOS shared").locator(
             "button.ack"
         ).click()

@@ -25,6 +25,7 @@ from tests.hub.dashboard.conftest import (
     open_dashboard,
     pinned_hub,
     position,
+    wait_live,
     wait_outbox_empty,
 )
 from tests.support.broker import BrokerHarness
@@ -111,6 +112,7 @@ def test_times_are_the_sites_and_markers_move_in_any_browser_zone(
     expect(page.locator("#detail .kv")).to_contain_text(shown)
 
     # Live positions, each newer than the stored one, move the marker (west of UTC too).
+    wait_live(page)  # sent before the stream's hello they would never reach the page
     moves = [position(entity, EntityKind.WEARER, 40 * i, 0, dt_s=i) for i in (1, 2, 3)]
     for p in moves:
         band.send_positions([p])

@@ -157,7 +157,7 @@ def _show_all(page: Page, section: str) -> None:
             return
         grew = _grows(page, section)
         more.click()
-        wait_until(grew, 5, message="the next page")
+        wait_until(grew, message="the next page")
     raise AssertionError("show more never ended")
 
 
@@ -212,7 +212,6 @@ def test_filters_narrow_the_list_as_the_api_does(
         want = _api_ids(api, {**site, **params})
         wait_until(
             lambda: set(_shown(page)) >= set(want[:50]) and len(_shown(page)) <= len(want),
-            5,
             message=f"the feed filtered by {params}",
         )
         for section in ("critical", "alerts"):
@@ -274,7 +273,6 @@ def test_an_ack_click_while_alerts_arrive_hits_the_alert_under_the_pointer(
     page.mouse.click(x, y)
     wait_until(
         lambda: _get(api, f"/api/v1/alerts/{target}", {})["status"] == "acknowledged",
-        5,
         message="the hub to record the ack",
     )
     assert _api_count(api, {**site, "status": "acknowledged"}) == acked_before + 1
@@ -286,7 +284,7 @@ def test_an_ack_click_while_alerts_arrive_hits_the_alert_under_the_pointer(
     assert row.bounding_box()["y"] == row_y  # type: ignore[index]
     page.mouse.move(5, 5)
     page.evaluate("document.activeElement.blur()")
-    wait_until(lambda: set(burst) <= set(_shown(page, "alerts")), 5, message="the burst shown")
+    wait_until(lambda: set(burst) <= set(_shown(page, "alerts")), message="the burst shown")
     expect(row).to_have_count(0)
     expect(page.locator("#feed-count")).to_have_text(
         f"{_api_count(api, {**site, 'status': 'new'})} open"
@@ -305,7 +303,7 @@ def test_an_ack_click_while_alerts_arrive_hits_the_alert_under_the_pointer(
     assert keep.bounding_box() == before
     assert js(page, "document.activeElement.classList.contains('alert-open')")
     page.evaluate("document.activeElement.blur()")
-    wait_until(lambda: set(more) <= set(_shown(page, "alerts")), 5, message="the held three")
+    wait_until(lambda: set(more) <= set(_shown(page, "alerts")), message="the held three")
 
     # Scrolled down with nothing held: new rows go in above the view, which stays put.
     page.evaluate("document.querySelector('#feed-list').scrollTop = 600")
@@ -322,7 +320,7 @@ def test_an_ack_click_while_alerts_arrive_hits_the_alert_under_the_pointer(
         for i in range(4)
     ]
     wait_outbox_empty(scene.band)
-    wait_until(lambda: set(late) <= set(_shown(page, "alerts")), 5, message="the late four")
+    wait_until(lambda: set(late) <= set(_shown(page, "alerts")), message="the late four")
     assert abs(row.bounding_box()["y"] - y_before) <= 1  # type: ignore[index]
     assert page.errors == []  # type: ignore[attr-defined]
 

@@ -116,7 +116,7 @@ def scene(
                 res = commander.get("/api/v1/incidents", params={"cell": cell})
                 return list(res.json()["items"])
 
-            wait_until(lambda: len(opened()) == 1, 10, message="the alert rule to open one")
+            wait_until(lambda: len(opened()) == 1, 30, message="the alert rule to open one")
             evidence_incident = opened()[0]["id"]
             hub.service.ctx.warnings.recompute([cell])
         yield Scene(hub, cell, team_cell, evidence_incident, alert)

@@ -11,27 +11,21 @@ from edge.bus import Bus, BusConfig, TlsConfig
 from edge.config import AgentConfig
 from edge.protocol import Alert, AlertKind, Channel, DeviceKind, Severity, device_topic, encode
 from hub.auth import Role
+from tests.hub.broker.test_attacks import RawClient
 from tests.hub.conftest import RunningHub
 from tests.support.broker import BrokerHarness
 from tests.support.waiting import wait_until
 
 
 def _can_connect(port: int, username: str, password_file: Path) -> bool:
-    bus = Bus(
-        BusConfig(
-            port=port,
-            username=username,
-            password_file=password_file,
-            reconnect_min_s=0.05,
-            reconnect_max_s=0.1,
-        ),
-        client_id=username,  # device client ids are bound to usernames
-    )
-    bus.start()
+    """The broker's answer to one login: True on a CONNACK accepting it. It waits for the
+    CONNACK itself, not for a fixed time: a slow answer on a loaded worker is not a refusal."""
+    # Device client ids are bound to their usernames.
+    client = RawClient(port, username, password_file.read_text(encoding="utf-8"), username)
     try:
-        return bus.wait_connected(0.5)
+        return client.connect().connack == 0
     finally:
-        bus.stop()
+        client.close()
 
 
 def _provision(hub: RunningHub, device: str, **extra: object) -> dict[str, str]:
@@ -43,6 +37,27 @@ def _provision(hub: RunningHub, device: str, **extra: object) -> dict[str, str]:
     assert res.status_code == 201, res.text
     body: dict[str, str] = res.json()
     return body
+
+
+def _alert_through_another_device(hub: RunningHub, broker: BrokerHarness, tmp_path: Path) -> None:
+    """Publish an alert as a freshly provisioned device and wait until the hub has stored it."""
+    device = f"{hub.site}-barrier"
+    pw = tmp_path / "barrier-pw"
+    pw.write_text(_provision(hub, device)["mqtt_password"])
+    bus = Bus(BusConfig(port=broker.port, username=device, password_file=pw), client_id=device)
+    bus.start()
+    try:
+        assert bus.wait_connected(30)
+        alert = Alert(site=hub.site, device=device, kind=AlertKind.TAMPER, severity=Severity.LOW)
+        topic = device_topic(hub.site, DeviceKind.CAMERA, device, Channel.ALERT)
+        bus.publish(topic, encode(alert), qos=1).wait_for_publish(30)
+        admin = hub.client(Role.ADMIN)
+        wait_until(
+            lambda: admin.get(f"/api/v1/alerts/{alert.id}").status_code == 200,
+            message="the barrier alert stored",
+        )
+    finally:
+        bus.stop()
 
 
 def test_provision_connect_retire(hub: RunningHub, broker: BrokerHarness, tmp_path: Path) -> None:
@@ -83,19 +98,21 @@ def test_provision_connect_retire(hub: RunningHub, broker: BrokerHarness, tmp_pa
             f"/api/v1/devices/{device}/retire", json={"reason": "stolen from pole 4"}
         )
         assert res.status_code == 204
-        # Within seconds the broker refuses the identity...
-        refused_at = time.monotonic()
+        # Within seconds the broker refuses the identity (seconds on a loaded 2-core CI worker,
+        # where the dynamic-security reload can queue behind another test file's work)...
         wait_until(
             lambda: not _can_connect(broker.port, device, pw),
-            timeout_s=5,
+            timeout_s=15,
             message="broker refuses the retired device",
         )
-        assert time.monotonic() - refused_at < 5
         # ...and an alert the still-running agent sends is never stored.
         sent_before = agent.delivery.sent
         late = agent.alert(kind=AlertKind.TAMPER, severity=Severity.HIGH)
         wait_until(lambda: agent.delivery.sent > sent_before or not agent.bus.connected)
-        time.sleep(1.0)  # a negative: give a wrongly accepted alert time to be stored
+        # A negative needs a barrier, not a pause: a device still provisioned publishes after
+        # the late alert's PUBACK (if there was one); once the hub has stored its alert, it
+        # has also handled anything the broker passed on before it.
+        _alert_through_another_device(hub, broker, tmp_path)
         assert admin.get(f"/api/v1/alerts/{late.id}").status_code == 404
         assert agent.outbox.depth() >= 1
         assert admin.get(f"/api/v1/devices/{device}").json()["status"] == "retired"
@@ -137,8 +154,8 @@ def test_certificate_provisioning(hub: RunningHub, broker: BrokerHarness, tmp_pa
     watcher.start()
     bus.start()
     try:
-        assert bus.wait_connected(5)
-        assert watcher.wait_connected(5)
+        assert bus.wait_connected(30)
+        assert watcher.wait_connected(30)
         bus.publish(topic, b"x", qos=1).wait_for_publish(5)
         wait_until(lambda: got == [b"x"], message="publish allowed by the cert's ACL")
     finally:
@@ -165,7 +182,7 @@ def test_config_push_reports_applied_version(
     agent.start()
     commander = hub.client(Role.COMMANDER)
     try:
-        assert agent.bus.wait_connected(5)
+        assert agent.bus.wait_connected(30)
         for expected in (1, 2):
             res = commander.post(
                 f"/api/v1/devices/{device}/config",
@@ -204,7 +221,7 @@ def test_unknown_devices_are_rejected_and_counted(hub: RunningHub, broker: Broke
     bus = Bus(cfg, client_id=device)
     bus.start()
     try:
-        assert bus.wait_connected(5)
+        assert bus.wait_connected(30)
         alert = Alert(site=hub.site, device=device, kind=AlertKind.SOS, severity=Severity.HIGH)
         bus.publish(
             device_topic(hub.site, DeviceKind.CAMERA, device, Channel.ALERT), encode(alert), qos=1
@@ -251,7 +268,7 @@ from edge.config import AgentConfig
 cfg = AgentConfig.model_validate_json(sys.argv[1])
 agent = AgentRuntime(cfg, "camera")
 agent.start()
-assert agent.bus.wait_connected(10)
+assert agent.bus.wait_connected(30)
 print("up", flush=True)
 time.sleep(120)
 """
@@ -313,7 +330,7 @@ def test_refused_config_is_reported_with_the_reason(hub: RunningHub, broker: Bro
     agent.start()
     commander = hub.client(Role.COMMANDER)
     try:
-        assert agent.bus.wait_connected(5)
+        assert agent.bus.wait_connected(30)
         commander.post(f"/api/v1/devices/{device}/config",
                        json={"config": {"zones": [{"kind": "moat"}]}})
         wait_until(lambda: commander.get(f"/api/v1/devices/{device}/config").json()[

@@ -73,7 +73,7 @@ class Device:
         self.bus = Bus(BusConfig(port=port, username=name, password_file=secret), client_id=name)
         self.bus.subscribe(cmd_topic(hub.site, name, CmdChannel.ACK), self._on_ack, qos=1)
         self.bus.start()
-        assert self.bus.wait_connected(5)
+        assert self.bus.wait_connected(30)
 
     def _on_ack(self, _topic: str, payload: bytes) -> None:
         with self._lock:
@@ -213,7 +213,7 @@ def test_wearers_belong_to_every_gateway_of_their_site(
 
 
 def _live_alerts(
-    ws: ClientConnection, until_id: str, timeout_s: float = 10
+    ws: ClientConnection, until_id: str, timeout_s: float = 30
 ) -> list[dict[str, Any]]:
     """Every alert event up to and including ``until_id``."""
     seen: list[dict[str, Any]] = []

@@ -187,6 +187,9 @@ def test_the_review_page_with_two_reviewers_and_the_outcome(
     expect(page.locator("#review-waiting")).to_be_visible()  # a second, distinct reviewer
     expect(page.locator("#review-body")).to_contain_text("1 of 2 confirmations")
 
+    # The page opens its live stream only after the queue has loaded, and a change made
+    # before the stream's hello never reaches it: the second review waits for it.
+    expect(page.locator("#review-conn")).to_have_attribute("data-state", "live")
     with closing_client(hub, Role.OPERATOR) as operator:
         res = operator.post(f"/api/v1/matches/{match_id}/reviews", json={"decision": "confirm"})
         assert res.status_code == 200 and res.json()["status"] == "confirmed"

@@ -183,7 +183,7 @@ def clocked_hub(broker: BrokerHarness, site: str, tmp_path: Path) -> Iterator[Cl
         for role in Role:
             create_user(conn, f"{site}-{role.value}", PASSWORD, role)
     service.start()
-    assert service.bus.wait_connected(10)
+    assert service.bus.wait_connected(30)
     running = RunningHub(service, site, f"http://127.0.0.1:{service.api_port}")
     yield ClockedHub(running, Warnings(service, clock, site))
     stop_hub(broker, running)
