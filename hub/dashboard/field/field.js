@@ -61,12 +61,13 @@ class FieldApp {
     for (const tab of document.querySelectorAll(".tab")) {
       tab.addEventListener("click", () => this.show(tab.dataset.view));
     }
-    // What is typed while the form's vocabulary loads is suggested for once it has arrived.
-    this.bindDescription();
+    // The form works from the moment it shows: a tap on Send, a photo picked or a description
+    // typed while the vocabulary and the map load is handled, never lost or left to the
+    // browser's own form submit; what was typed is suggested for once the categories are in.
+    this.bindReport();
     await this.loadForm();
     this.place = new PlacePicker($("#place-map"), readJson(MAP_KEY) || {}, (p) => this.showPlace(p));
     this.loadOutline();
-    this.bindReport();
     if ($("#description").value.trim()) this.suggest($("#description").value);
     window.addEventListener("online", () => this.online());
     window.addEventListener("offline", () => this.showNet());
@@ -87,7 +88,7 @@ class FieldApp {
       tab.setAttribute("aria-pressed", String(tab.dataset.view === view));
     }
     for (const name of ["report", "reports", "tasks", "dispatches"]) $(`#${name}-view`).hidden = name !== view;
-    if (view === "report") this.place.invalidate();
+    if (view === "report") this.place?.invalidate();
     if (view === "reports") this.renderReports().then(() => this.refreshStatuses());
     if (view === "tasks") this.tasks.refresh();
     if (view === "dispatches") this.officer?.refresh();
@@ -155,16 +156,13 @@ class FieldApp {
 
   // --- the report form -----------------------------------------------------------------------
 
-  bindDescription() {
+  bindReport() {
     const description = $("#description");
     let timer = null;
     description.addEventListener("input", () => {
       clearTimeout(timer);
       timer = setTimeout(() => this.suggest(description.value), 400);
     });
-  }
-
-  bindReport() {
     $("#category").addEventListener("change", () => {
       this.chosenCategory = $("#category").value !== "";
       if (this.chosenCategory) $("#suggestion").textContent = "";
@@ -200,6 +198,7 @@ class FieldApp {
   async locate() {
     $("#place-text").textContent = t("field.report.locating");
     try {
+      if (!this.place) throw new Error("the map is still loading");
       await this.place.locate();
     } catch {
       $("#place-text").textContent = t("field.report.locate_failed");
@@ -322,9 +321,10 @@ class FieldApp {
     const report = { client_report_id: queue.newReportId(), description };
     const category = $("#category").value;
     if (category) report.category = category;
-    if (this.place.point) {
-      report.lon = Number(this.place.point.lon.toFixed(7));
-      report.lat = Number(this.place.point.lat.toFixed(7));
+    const point = this.place?.point;
+    if (point) {
+      report.lon = Number(point.lon.toFixed(7));
+      report.lat = Number(point.lat.toFixed(7));
     }
     const address = $("#address").value.trim();
     if (address) report.address = address;
@@ -350,7 +350,7 @@ class FieldApp {
     this.photos = [];
     this.renderPhotos();
     this.setVoice(null);
-    this.place.clear();
+    this.place?.clear();
     this.chosenCategory = false;
     $("#suggestion").textContent = "";
     $("#place-text").textContent = "";

@@ -2,7 +2,7 @@
 // with no network, and nothing else. Reports wait in the page's IndexedDB queue (queue.js), not
 // here: the page sends them, so a report is only ever sent with the signed-in user's session.
 // API answers are never cached (they are people's data and change; the page keeps what it needs).
-const VERSION = "gw-field-v3";
+const VERSION = "gw-field-v4";
 const SHELL = [
   "/ui/field/",
   "/ui/field/field.js",

@@ -130,12 +130,14 @@ def test_snapshot_request_gets_a_reply_with_evidence(broker: BrokerHarness, site
     service.start()
     try:
         assert hub.wait_connected(30)
-        wait_until(lambda: service.source.counters["frames"] >= 3, 20, message="frames")
+        # a snapshot is of a processed frame: received is not enough (the reply would be
+        # 'no frame received yet' while the detector is still on the first one)
+        wait_until(lambda: service._latest is not None, 60, message="a frame processed")
         wait_until(lambda: service.runtime.bus.connected, 30, message="agent connected")
         request = Request(site=site, device=device, action=RequestAction.SNAPSHOT)
         hub.publish(cmd_topic(site, device, CmdChannel.REQUEST), encode(request),
                     qos=1).wait_for_publish(5)
-        reply = decode_as(Reply, replies.get(timeout=10))
+        reply = decode_as(Reply, replies.get(timeout=30))
     finally:
         service.stop()
         hub.stop()
