@@ -91,10 +91,20 @@ export class CellsLayer {
     this.cells = new Map();
   }
 
+  // A reload (a resync of the live stream) updates the cells in place and drops only those
+  // gone: clearing and redrawing all would leave every old label fading out over its new one.
   set(features) {
-    this.group.clearLayers();
-    this.cells.clear();
-    for (const f of features) this.upsert(f);
+    const seen = new Set();
+    for (const f of features) {
+      this.upsert(f);
+      seen.add(f.id);
+    }
+    for (const [id, entry] of this.cells) {
+      if (seen.has(id)) continue;
+      this.group.removeLayer(entry.layer);
+      if (entry.casing) this.group.removeLayer(entry.casing);
+      this.cells.delete(id);
+    }
   }
 
   // A changed cell is restyled in place: removing and re-adding it would leave its old

@@ -60,7 +60,9 @@ export class LiveStream {
       if (event.layer === "hello") {
         this.backoffMs = 500;
         this.onState("live");
-        if (this.hadConnection) this.onResync();
+        // Every page loads its data before it opens the stream: what changed between that
+        // load and this hello (the first one too) reached neither, so the page resyncs now.
+        this.onResync();
         this.hadConnection = true;
         return;
       }
