@@ -93,6 +93,9 @@ def test_enrol_as_operator_approve_as_commander(
     theirs.locator(".wl-approve").click()
     expect(commander.locator("#wl-action-result")).to_contain_text("is approved")
     commander.locator("#wl-tabs button[data-status='active']").click()
+    # the tab re-renders the old list at once and the active one when it has loaded: wait
+    # for the second before clicking in it
+    expect(commander.locator("#wl-list .wl-entry:not([data-status='active'])")).to_have_count(0)
     approved = _entry(commander, "Zhang San")
     expect(approved).to_have_attribute("data-status", "active")
     approved.locator(".wl-view").click()
