@@ -31,8 +31,9 @@ def thread_alive(thread: threading.Thread | None) -> bool:
 
 class Sweeper:
     """A daemon thread ``hub-<name>`` that calls ``tick`` every ``interval_s()`` seconds until
-    stopped (read each time: a config swapped at run time applies at the next wait). A tick
-    that raises is counted through ``on_error`` and logged; the next one retries, since the
+    stopped (read each time: a config swapped at run time applies at the next wait), or at
+    once after :meth:`wake`. A tick that raises is counted through ``on_error`` and logged; the
+    next one retries after ``error_interval_s()`` (default: the usual interval), since the
     usual cause is a database that is away for a while."""
 
     def __init__(
@@ -41,12 +42,15 @@ class Sweeper:
         tick: Callable[[], object],
         interval_s: Callable[[], float],
         on_error: Callable[[], None],
+        error_interval_s: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
         self._tick = tick
         self._interval_s = interval_s
+        self._error_interval_s = error_interval_s or interval_s
         self._on_error = on_error
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -58,15 +62,25 @@ class Sweeper:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            wait = self._interval_s
             try:
                 self._tick()
             except Exception:  # the database may be away; the next tick retries
                 self._on_error()
                 log.exception("%s sweep failed", self.name)
-            self._stop.wait(self._interval_s())
+                wait = self._error_interval_s  # not at once: no tight loop of retries and logs
+            if self._stop.is_set():
+                return
+            self._wake.wait(wait())
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Tick now rather than at the end of the wait (a change the sweeper acts on)."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None

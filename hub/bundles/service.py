@@ -52,7 +52,7 @@ from hub.bundles.config import BundlesConfig
 from hub.bundles.signing import LazySigningKey, SigningKey
 from hub.clock import Clock, SystemClock, as_utc
 from hub.commands.outbox import CommandOutbox
-from hub.workers import WorkerStatus, thread_alive
+from hub.workers import Sweeper, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,14 @@ class BundleService:
         self._kinds = [k.value for k in config.kinds]
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Sweeper(
+            "bundles",
+            self.sync,
+            self._sleep_s,
+            lambda: self.count("sync_errors"),
+            # a due expiry would otherwise retry (and log) in a tight loop
+            error_interval_s=lambda: min(5.0, self.config.sweep_max_interval_s),
+        )
         self._next_due: datetime | None = None
 
     # --- reading ---------------------------------------------------------------------------
@@ -596,42 +601,23 @@ class BundleService:
     def wake(self) -> None:
         """A change (approve, revoke, a device key): look now. The watchlists service calls
         this after its commit (``on_change``)."""
-        self._wake.set()
+        self._sweeper.wake()
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._sweeper.started:
             return
         self.signing_key()  # first start creates it; a broken key file stops the hub here
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hub-bundles", daemon=True)
-        self._thread.start()
+        self._sweeper.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._sweeper.stop()
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._sweeper.started
 
     def worker_status(self) -> WorkerStatus:
-        return WorkerStatus("bundles", thread_alive(self._thread))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            sleep_s: float | None = None
-            try:
-                self.sync()
-            except Exception:  # the database may be away; the next look retries
-                self.count("sync_errors")
-                log.exception("watchlist bundle pass failed")
-                # Not at once: a due expiry would otherwise retry (and log) in a tight loop.
-                sleep_s = min(5.0, self.config.sweep_max_interval_s)
-            self._wake.wait(sleep_s if sleep_s is not None else self._sleep_s())
-            self._wake.clear()
+        return self._sweeper.status()
 
     def _sleep_s(self) -> float:
         sleep = self.config.sweep_max_interval_s
